@@ -1,0 +1,150 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// One set of compiler settings for every target: Swift 6 language mode with strict concurrency.
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "conveyor",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "conveyor", targets: ["conveyor"]),
+        .library(name: "ConveyorAgent", targets: ["ConveyorAgent"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-configuration.git", from: "1.4.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "CLibPQ", providers: [.apt(["libpq-dev"])]),
+
+        .target(
+            name: "ConveyorCore",
+            dependencies: [
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ConveyorRedis",
+            dependencies: [
+                "CHiredis", "ConveyorCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ConveyorPostgres",
+            dependencies: [
+                "CLibPQ", "ConveyorCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ConveyorObservability",
+            dependencies: [
+                "ConveyorCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ConveyorCoordinator",
+            dependencies: [
+                "ConveyorCore", "ConveyorRedis", "ConveyorPostgres", "ConveyorObservability",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ConveyorAgent",
+            dependencies: [
+                "ConveyorCore", "ConveyorRedis", "ConveyorObservability",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ConveyorEmbedded",
+            dependencies: [
+                "ConveyorCore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "ConveyorTesting",
+            dependencies: [
+                "ConveyorCore", "ConveyorEmbedded", "ConveyorRedis", "ConveyorPostgres",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "conveyor",
+            dependencies: [
+                "ConveyorCore", "ConveyorRedis", "ConveyorPostgres", "ConveyorObservability",
+                "ConveyorCoordinator", "ConveyorAgent", "ConveyorEmbedded",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(
+            name: "ConveyorCoreTests",
+            dependencies: ["ConveyorCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ConveyorRedisTests",
+            dependencies: ["ConveyorRedis"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ConveyorPostgresTests",
+            dependencies: ["ConveyorPostgres"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ConveyorCoordinatorTests",
+            dependencies: [
+                "ConveyorCoordinator",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "ConveyorTesting", "ConveyorCoordinator", "ConveyorAgent", "ConveyorRedis", "ConveyorPostgres",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

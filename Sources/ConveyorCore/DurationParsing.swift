@@ -1,0 +1,31 @@
+extension Duration {
+    /// Parses durations as written in configuration: `250ms`, `30s`, `5m`, `1h`, or a bare number of
+    /// seconds (`30`, `0.5`). Nil when the text is none of these or negative.
+    public init?(configurationText text: String) {
+        let trimmed = text.trimmingCharacters(in: " ")
+        let units: [(suffix: String, seconds: Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        for unit in units where trimmed.hasSuffix(unit.suffix) {
+            let number = trimmed.dropLast(unit.suffix.count)
+            // "5ms" also ends in "s": only accept the suffix when what precedes it is a number.
+            guard let value = Double(number), value >= 0, value.isFinite else { continue }
+            self = .milliseconds(Int64((value * unit.seconds * 1000).rounded()))
+            return
+        }
+        guard let seconds = Double(trimmed), seconds >= 0, seconds.isFinite else { return nil }
+        self = .milliseconds(Int64((seconds * 1000).rounded()))
+    }
+
+    /// Whole milliseconds, rounded down.
+    public var milliseconds: Int64 {
+        components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in character: Character) -> String {
+        var slice = Substring(self)
+        while slice.first == character { slice = slice.dropFirst() }
+        while slice.last == character { slice = slice.dropLast() }
+        return String(slice)
+    }
+}

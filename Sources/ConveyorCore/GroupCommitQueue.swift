@@ -1,0 +1,143 @@
+import DequeModule
+import Synchronization
+
+/// Adaptive batching between many producers and one consumer (group commit).
+///
+/// A lone item is handed to an idle consumer at once, with no timer. While the consumer is busy flushing
+/// one batch, new items pile up; its next call takes all of them (up to `maximumWeight`). So batches are
+/// small when load is light and grow with load, and latency never includes a fixed sleep.
+///
+/// Items keep their identity: an item is never split, so a group of tasks submitted together is
+/// committed in one transaction. The queue is bounded: producers wait while it holds `capacity` weight,
+/// so memory cannot grow without bound when the consumer is slower than the producers.
+public final class GroupCommitQueue<Item: Sendable>: Sendable {
+    private struct Entry {
+        var item: Item
+        var weight: Int
+    }
+
+    private struct State {
+        var entries: Deque<Entry> = []
+        var weight = 0
+        var consumer: CheckedContinuation<Void, Never>?
+        var producers: Deque<CheckedContinuation<Void, Never>> = []
+        var finished = false
+    }
+
+    private enum EnqueueStep {
+        case added(CheckedContinuation<Void, Never>?)
+        case wait
+        case finished
+    }
+
+    private let state = Mutex(State())
+    private let capacity: Int
+
+    /// - Parameter capacity: the total weight held before producers wait.
+    public init(capacity: Int) {
+        precondition(capacity > 0, "capacity must be positive")
+        self.capacity = capacity
+    }
+
+    /// Adds an item. Suspends while the queue is full; throws ``GroupCommitQueueError/finished`` once the
+    /// consumer has stopped.
+    public func enqueue(_ item: Item, weight: Int = 1) async throws(GroupCommitQueueError) {
+        while true {
+            let step = state.withLock { state -> EnqueueStep in
+                if state.finished { return .finished }
+                // An item heavier than the capacity is still admitted into an empty queue.
+                if state.weight > 0, state.weight + weight > capacity { return .wait }
+                state.entries.append(Entry(item: item, weight: weight))
+                state.weight += weight
+                let consumer = state.consumer
+                state.consumer = nil
+                return .added(consumer)
+            }
+            switch step {
+            case .finished:
+                throw .finished
+            case .added(let consumer):
+                consumer?.resume()
+                return
+            case .wait:
+                await withCheckedContinuation { continuation in
+                    let resumeNow = state.withLock { state -> Bool in
+                        if state.finished || state.weight + weight <= capacity || state.weight == 0 { return true }
+                        state.producers.append(continuation)
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            }
+        }
+    }
+
+    /// Takes every waiting item up to `maximumWeight` (at least one item), waiting for the first one.
+    /// Returns nil once the queue is finished and empty, or when the calling task is cancelled while
+    /// nothing is waiting.
+    public func nextBatch(maximumWeight: Int) async -> [Item]? {
+        while true {
+            if let batch = takeBatch(maximumWeight: maximumWeight) { return batch }
+            if state.withLock({ $0.finished }) || Task.isCancelled { return nil }
+            await withTaskCancellationHandler {
+                await withCheckedContinuation { continuation in
+                    let resumeNow = state.withLock { state -> Bool in
+                        if !state.entries.isEmpty || state.finished { return true }
+                        state.consumer = continuation
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+            } onCancel: {
+                let consumer = state.withLock { state in
+                    defer { state.consumer = nil }
+                    return state.consumer
+                }
+                consumer?.resume()
+            }
+            if Task.isCancelled, let batch = takeBatch(maximumWeight: maximumWeight) { return batch }
+            if Task.isCancelled { return nil }
+        }
+    }
+
+    /// Stops accepting items; items already queued can still be taken with ``nextBatch(maximumWeight:)``.
+    public func finish() {
+        let (consumer, producers) = state.withLock { state in
+            state.finished = true
+            defer {
+                state.consumer = nil
+                state.producers.removeAll()
+            }
+            return (state.consumer, state.producers)
+        }
+        consumer?.resume()
+        for producer in producers { producer.resume() }
+    }
+
+    /// The weight waiting to be taken.
+    public var pendingWeight: Int { state.withLock { $0.weight } }
+
+    private func takeBatch(maximumWeight: Int) -> [Item]? {
+        let (batch, producers) = state.withLock { state -> ([Item]?, Deque<CheckedContinuation<Void, Never>>) in
+            guard !state.entries.isEmpty else { return (nil, []) }
+            var batch: [Item] = []
+            var taken = 0
+            while let first = state.entries.first, batch.isEmpty || taken + first.weight <= maximumWeight {
+                state.entries.removeFirst()
+                taken += first.weight
+                batch.append(first.item)
+            }
+            state.weight -= taken
+            let producers = state.producers
+            state.producers.removeAll()
+            return (batch, producers)
+        }
+        for producer in producers { producer.resume() }
+        return batch
+    }
+}
+
+public enum GroupCommitQueueError: Error, Sendable, Hashable {
+    /// The consumer has shut down; nothing more is accepted.
+    case finished
+}

@@ -1,0 +1,70 @@
+/// A task as it travels through the ready stream: exactly what an agent needs to run one attempt.
+///
+/// Stream entry fields (DESIGN §4): `id`, `type`, `params` (JSON text), `cid` (correlation id),
+/// `attempt` (1-based), `max` (max attempts), `enq` (enqueue time, Unix ms).
+public struct TaskEnvelope: Sendable, Hashable {
+    public var id: TaskID
+    public var type: String
+    /// The params as compact JSON text, exactly as stored in PostgreSQL.
+    public var params: String
+    public var correlationID: String
+    public var attempt: Int
+    public var maxAttempts: Int
+    public var enqueuedAtMillis: Int64
+
+    public init(
+        id: TaskID, type: String, params: String, correlationID: String,
+        attempt: Int, maxAttempts: Int, enqueuedAtMillis: Int64
+    ) {
+        self.id = id
+        self.type = type
+        self.params = params
+        self.correlationID = correlationID
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.enqueuedAtMillis = enqueuedAtMillis
+    }
+
+    /// The field/value pairs written with XADD, in a fixed order.
+    public var fields: [(String, String)] {
+        [
+            ("id", id.description), ("type", type), ("params", params), ("cid", correlationID),
+            ("attempt", String(attempt)), ("max", String(maxAttempts)), ("enq", String(enqueuedAtMillis)),
+        ]
+    }
+
+    /// Decodes a stream entry. Throws when a field is missing or malformed: such an entry is poison and is
+    /// dead-lettered rather than retried.
+    public init(fields: [String: String]) throws(EnvelopeError) {
+        func field(_ name: String) throws(EnvelopeError) -> String {
+            guard let value = fields[name] else { throw EnvelopeError(field: name, reason: "missing") }
+            return value
+        }
+        func number(_ name: String) throws(EnvelopeError) -> Int64 {
+            guard let value = Int64(try field(name)) else { throw EnvelopeError(field: name, reason: "not an integer") }
+            return value
+        }
+        guard let id = TaskID(try field("id")) else { throw EnvelopeError(field: "id", reason: "not a task id") }
+        self.id = id
+        self.type = try field("type")
+        self.params = try field("params")
+        self.correlationID = try field("cid")
+        self.attempt = Int(try number("attempt"))
+        self.maxAttempts = Int(try number("max"))
+        self.enqueuedAtMillis = try number("enq")
+        guard attempt >= 1 else { throw EnvelopeError(field: "attempt", reason: "must be at least 1") }
+    }
+}
+
+/// Why a stream entry could not be decoded.
+public struct EnvelopeError: Error, Sendable, Hashable, CustomStringConvertible {
+    public var field: String
+    public var reason: String
+
+    public init(field: String, reason: String) {
+        self.field = field
+        self.reason = reason
+    }
+
+    public var description: String { "stream entry field '\(field)': \(reason)" }
+}

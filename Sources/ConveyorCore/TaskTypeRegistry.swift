@@ -1,0 +1,184 @@
+import Yams
+
+/// How one task type is run: which queue carries it, how many run at once on one agent, for how long,
+/// how often it is tried, and by which handler.
+public struct TaskTypeDefinition: Sendable, Hashable {
+    public var name: String
+    public var queue: String
+    /// Most tasks of this type running at once on one agent.
+    public var maxConcurrent: Int
+    /// A longer attempt is stopped and counts as failed.
+    public var timeout: Duration
+    public var maxAttempts: Int
+    /// A built-in handler (`noop`, `sleep`, `echo`, `fail`, `command`) or the name an embedding program
+    /// registered an in-process handler under.
+    public var handler: String
+    /// For the `command` handler: the executable and its arguments.
+    public var command: [String]
+    /// For the `command` handler: the most stdout bytes accepted as a result.
+    public var maxOutputBytes: Int
+
+    public static let defaultQueue = "default"
+    public static let defaultMaxConcurrent = 5
+    public static let defaultTimeout = Duration.seconds(300)
+    public static let defaultMaxAttempts = 3
+    public static let defaultMaxOutputBytes = 1 << 20
+
+    public init(
+        name: String, queue: String = defaultQueue, maxConcurrent: Int = defaultMaxConcurrent,
+        timeout: Duration = defaultTimeout, maxAttempts: Int = defaultMaxAttempts, handler: String,
+        command: [String] = [], maxOutputBytes: Int = defaultMaxOutputBytes
+    ) {
+        self.name = name
+        self.queue = queue
+        self.maxConcurrent = maxConcurrent
+        self.timeout = timeout
+        self.maxAttempts = maxAttempts
+        self.handler = handler
+        self.command = command
+        self.maxOutputBytes = maxOutputBytes
+    }
+}
+
+/// Every task type the broker knows. The coordinator rejects unknown types with 422; agents look up
+/// queue, concurrency, timeout and handler here.
+public struct TaskTypeRegistry: Sendable, Hashable {
+    public private(set) var types: [String: TaskTypeDefinition]
+
+    /// Handlers every agent has without any registration.
+    public static let builtInHandlers: Set<String> = ["noop", "sleep", "echo", "fail", "command"]
+
+    public init(_ definitions: [TaskTypeDefinition]) {
+        self.types = Dictionary(definitions.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
+    }
+
+    public subscript(name: String) -> TaskTypeDefinition? { types[name] }
+
+    /// Every queue some type is routed to, sorted.
+    public var queues: [String] { Set(types.values.map(\.queue)).sorted() }
+
+    /// The registry used when `CONVEYOR_TASK_TYPES` is unset: the four built-in demo handlers, each a
+    /// type of the same name on the `default` queue.
+    public static let builtIn = TaskTypeRegistry([
+        TaskTypeDefinition(name: "noop", maxConcurrent: 100, handler: "noop"),
+        TaskTypeDefinition(name: "sleep", maxConcurrent: 50, handler: "sleep"),
+        TaskTypeDefinition(name: "echo", maxConcurrent: 100, handler: "echo"),
+        TaskTypeDefinition(name: "fail", handler: "fail"),
+    ])
+}
+
+// MARK: - YAML
+
+extension TaskTypeRegistry {
+    /// Parses a registry file:
+    ///
+    /// ```yaml
+    /// types:
+    ///   resize_image:
+    ///     queue: images          # default "default"
+    ///     max_concurrent: 5      # per agent, default 5
+    ///     timeout: 60s           # default 5m
+    ///     max_attempts: 3        # default 3
+    ///     handler: command       # noop | sleep | echo | fail | command | <in-process name>
+    ///     command: ["/usr/local/bin/resize", "--fast"]
+    ///     max_output_bytes: 1048576
+    /// ```
+    /// - Parameter source: names the file in error messages.
+    public init(yaml: String, source: String) throws(ConfigurationError) {
+        let root: Any?
+        do {
+            root = try Yams.load(yaml: yaml)
+        } catch {
+            throw ConfigurationError(key: source, "not valid YAML: \(error)")
+        }
+        guard let document = root as? [String: Any] else {
+            throw ConfigurationError(key: source, "expected a mapping with a 'types' key")
+        }
+        let unknownTop = Set(document.keys).subtracting(["types"])
+        if let key = unknownTop.sorted().first {
+            throw ConfigurationError(key: source, "unknown key '\(key)' (expected 'types')")
+        }
+        guard let types = document["types"] as? [String: Any], !types.isEmpty else {
+            throw ConfigurationError(key: source, "'types' must be a non-empty mapping of type name to settings")
+        }
+        var definitions: [TaskTypeDefinition] = []
+        for name in types.keys.sorted() {
+            definitions.append(try Self.definition(name: name, settings: types[name], source: source))
+        }
+        self.init(definitions)
+    }
+
+    private static let knownKeys: Set<String> = [
+        "queue", "max_concurrent", "timeout", "max_attempts", "handler", "command", "max_output_bytes",
+    ]
+
+    private static func definition(name: String, settings: Any?, source: String) throws(ConfigurationError) -> TaskTypeDefinition {
+        let path = "\(source): types.\(name)"
+        guard Self.isValidName(name) else {
+            throw ConfigurationError(key: path, "type names use letters, digits, '_', '-', '.' and ':' (at most 100)")
+        }
+        guard let settings = settings as? [String: Any] else {
+            throw ConfigurationError(key: path, "expected a mapping of settings")
+        }
+        if let key = Set(settings.keys).subtracting(knownKeys).sorted().first {
+            throw ConfigurationError(key: "\(path).\(key)", "unknown setting (known: \(knownKeys.sorted().joined(separator: ", ")))")
+        }
+        func positiveInt(_ key: String, default value: Int) throws(ConfigurationError) -> Int {
+            guard let raw = settings[key] else { return value }
+            guard let number = raw as? Int, number > 0 else {
+                throw ConfigurationError(key: "\(path).\(key)", "must be a positive integer")
+            }
+            return number
+        }
+        guard let handler = settings["handler"] as? String, !handler.isEmpty else {
+            throw ConfigurationError(key: "\(path).handler", "required: one of \(builtInHandlers.sorted().joined(separator: ", ")) or an in-process handler name")
+        }
+        var timeout = TaskTypeDefinition.defaultTimeout
+        if let raw = settings["timeout"] {
+            guard let parsed = Duration(configurationText: "\(raw)"), parsed > .zero else {
+                throw ConfigurationError(key: "\(path).timeout", "must be a duration such as 500ms, 30s, 5m")
+            }
+            timeout = parsed
+        }
+        var queue = TaskTypeDefinition.defaultQueue
+        if let raw = settings["queue"] {
+            guard let text = raw as? String, Self.isValidName(text) else {
+                throw ConfigurationError(key: "\(path).queue", "queue names use letters, digits, '_', '-', '.' and ':'")
+            }
+            queue = text
+        }
+        var command: [String] = []
+        if let raw = settings["command"] {
+            if let text = raw as? String {
+                command = [text]
+            } else if let parts = raw as? [Any], !parts.isEmpty {
+                command = parts.map { "\($0)" }
+            } else {
+                throw ConfigurationError(key: "\(path).command", "must be an executable path or a list [executable, args…]")
+            }
+        }
+        if handler == "command", command.isEmpty {
+            throw ConfigurationError(key: "\(path).command", "required for handler 'command'")
+        }
+        return TaskTypeDefinition(
+            name: name,
+            queue: queue,
+            maxConcurrent: try positiveInt("max_concurrent", default: TaskTypeDefinition.defaultMaxConcurrent),
+            timeout: timeout,
+            maxAttempts: try positiveInt("max_attempts", default: TaskTypeDefinition.defaultMaxAttempts),
+            handler: handler,
+            command: command,
+            maxOutputBytes: try positiveInt("max_output_bytes", default: TaskTypeDefinition.defaultMaxOutputBytes)
+        )
+    }
+
+    /// Type and queue names end up in Redis keys, label values and log lines: keep them plain.
+    public static func isValidName(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= 100 else { return false }
+        return name.utf8.allSatisfy { byte in
+            (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+                || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+                || byte == UInt8(ascii: "_") || byte == UInt8(ascii: "-") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: ":")
+        }
+    }
+}

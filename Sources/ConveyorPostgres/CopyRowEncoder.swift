@@ -1,0 +1,130 @@
+/// Encodes rows in PostgreSQL's COPY text format into one byte buffer.
+///
+/// Columns are separated by tab, rows end with newline, NULL is `\N`, and backslash, tab, newline and
+/// carriage return inside a value are escaped. Hand-written because it runs for every row of every batch
+/// (tasks and events) and a generic serializer would allocate per field.
+public struct CopyRowEncoder: Sendable {
+    public private(set) var bytes: [UInt8] = []
+    private var fieldsInRow = 0
+
+    public init(reservingCapacity capacity: Int = 0) {
+        bytes.reserveCapacity(capacity)
+    }
+
+    public mutating func append(_ value: String?) {
+        separate()
+        guard var value else {
+            bytes.append(UInt8(ascii: "\\"))
+            bytes.append(UInt8(ascii: "N"))
+            return
+        }
+        value.withUTF8 { utf8 in
+            var needsEscape = false
+            for byte in utf8 where byte == 0x5C || byte == 0x09 || byte == 0x0A || byte == 0x0D {
+                needsEscape = true
+                break
+            }
+            if !needsEscape {
+                bytes.append(contentsOf: utf8)
+                return
+            }
+            for byte in utf8 {
+                switch byte {
+                case 0x5C: bytes.append(0x5C); bytes.append(0x5C)
+                case 0x09: bytes.append(0x5C); bytes.append(UInt8(ascii: "t"))
+                case 0x0A: bytes.append(0x5C); bytes.append(UInt8(ascii: "n"))
+                case 0x0D: bytes.append(0x5C); bytes.append(UInt8(ascii: "r"))
+                default: bytes.append(byte)
+                }
+            }
+        }
+    }
+
+    public mutating func append(_ value: Int64) {
+        append(String(value))
+    }
+
+    public mutating func append(_ value: Int) {
+        append(String(value))
+    }
+
+    public mutating func append(_ value: Bool) {
+        append(value ? "t" : "f")
+    }
+
+    /// A timestamptz column from Unix milliseconds.
+    public mutating func append(timestampMillis value: Int64?) {
+        append(value.map(PostgresTimestamp.text(millis:)))
+    }
+
+    public mutating func endRow() {
+        bytes.append(0x0A)
+        fieldsInRow = 0
+    }
+
+    private mutating func separate() {
+        if fieldsInRow > 0 { bytes.append(0x09) }
+        fieldsInRow += 1
+    }
+}
+
+/// Converts Unix milliseconds to PostgreSQL's timestamp text (`2026-11-23 10:04:05.123+00`) without
+/// Foundation's date formatters, which are slow and not meant for a per-row hot path.
+public enum PostgresTimestamp {
+    public static func text(millis: Int64) -> String {
+        let days = floorDivide(millis, 86_400_000)
+        let millisOfDay = millis - days * 86_400_000
+        let (year, month, day) = civil(daysSinceEpoch: days)
+        let hour = millisOfDay / 3_600_000
+        let minute = (millisOfDay / 60_000) % 60
+        let second = (millisOfDay / 1000) % 60
+        let fraction = millisOfDay % 1000
+        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2)) \(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)).\(pad(fraction, 3))+00"
+    }
+
+    /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
+    static func civil(daysSinceEpoch: Int64) -> (Int64, Int64, Int64) {
+        let z = daysSinceEpoch + 719_468
+        let era = floorDivide(z, 146_097)
+        let dayOfEra = z - era * 146_097
+        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
+        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
+        let mp = (5 * dayOfYear + 2) / 153
+        let day = dayOfYear - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
+        return (year, month, day)
+    }
+
+    private static func floorDivide(_ a: Int64, _ b: Int64) -> Int64 {
+        a >= 0 ? a / b : (a - b + 1) / b
+    }
+
+    private static func pad(_ value: Int64, _ width: Int) -> String {
+        let digits = String(value)
+        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+    }
+}
+
+/// Builds a PostgreSQL array literal (`{"a","b"}`) for a text[] or bigint[] parameter.
+public enum PostgresArrayLiteral {
+    public static func text(_ values: some Sequence<String>) -> String {
+        var out = "{"
+        var first = true
+        for value in values {
+            if !first { out += "," }
+            first = false
+            out += "\""
+            for character in value {
+                if character == "\"" || character == "\\" { out += "\\" }
+                out.append(character)
+            }
+            out += "\""
+        }
+        return out + "}"
+    }
+
+    public static func integers(_ values: some Sequence<Int64>) -> String {
+        "{" + values.map(String.init).joined(separator: ",") + "}"
+    }
+}

@@ -1,0 +1,153 @@
+import ConveyorCore
+
+/// Records lifecycle events: appends them to `task_events` and merges each task's newest state into
+/// `tasks`, in one transaction per batch.
+///
+/// Budget (DESIGN §1): COPY is cheap, row updates are not. So the events of one batch are coalesced per
+/// task first (a fast task's `running` and `succeeded` become one update), and the merge only touches a
+/// row when the event moves it forward (``TaskStatus/progress(attempt:)``).
+public struct EventStore: Sendable {
+    public let client: PostgresClient
+
+    public init(client: PostgresClient) {
+        self.client = client
+    }
+
+    /// What one ``record(_:)`` call wrote.
+    public struct Outcome: Sendable, Hashable {
+        /// Events appended to `task_events` (replays excluded when detected).
+        public var eventsAppended: Int
+        /// Rows of `tasks` that moved forward.
+        public var tasksUpdated: Int
+    }
+
+    public func record(_ events: [LifecycleEvent]) async throws -> Outcome {
+        guard !events.isEmpty else { return Outcome(eventsAppended: 0, tasksUpdated: 0) }
+        let history = Self.encodeHistory(events)
+        let merge = Self.encodeMerge(Self.coalesce(events))
+        return try await client.withSession { session in
+            do {
+                return try session.transaction { () throws(PostgresError) -> Outcome in
+                    try session.copy(
+                        "COPY task_events (event_id, task_id, status, attempt, agent, at, detail) FROM STDIN",
+                        data: history, name: "copy task_events")
+                    let updated = try Self.merge(merge, on: session)
+                    return Outcome(eventsAppended: events.count, tasksUpdated: updated)
+                }
+            } catch let error as PostgresError where error.isUniqueViolation {
+                // Some events were recorded before (a replay after a crash between COMMIT and XACK):
+                // take the slower path that skips the ones already there.
+                return try session.transaction { () throws(PostgresError) -> Outcome in
+                    try Self.prepareTemporaryTables(on: session)
+                    try session.copy(
+                        "COPY conveyor_event_batch (event_id, task_id, status, attempt, agent, at, detail) FROM STDIN",
+                        data: history, name: "copy event batch")
+                    let inserted = try session.query("""
+                        INSERT INTO task_events (event_id, task_id, status, attempt, agent, at, detail)
+                        SELECT event_id, task_id, status, attempt, agent, at, detail FROM conveyor_event_batch
+                        ON CONFLICT DO NOTHING
+                        """, name: "insert new events").affected
+                    let updated = try Self.merge(merge, on: session)
+                    return Outcome(eventsAppended: inserted, tasksUpdated: updated)
+                }
+            }
+        }
+    }
+
+    private static func merge(_ rows: [UInt8], on session: PostgresSession) throws(PostgresError) -> Int {
+        try prepareTemporaryTables(on: session)
+        try session.copy(
+            "COPY conveyor_task_merge (id, status, attempt, at, started_at, finished_at, result, error) FROM STDIN",
+            data: rows, name: "copy task merge")
+        return try session.query("""
+            UPDATE tasks t SET
+                status = m.status,
+                attempts = m.attempt,
+                updated_at = m.at,
+                started_at = COALESCE(t.started_at, m.started_at),
+                finished_at = COALESCE(m.finished_at, t.finished_at),
+                result = COALESCE(m.result, t.result),
+                error = COALESCE(m.error, t.error),
+                dispatched = true
+            FROM conveyor_task_merge m
+            WHERE t.id = m.id
+              AND conveyor_progress(m.status, m.attempt) > conveyor_progress(t.status, t.attempts)
+            """, name: "merge task state").affected
+    }
+
+    private static func prepareTemporaryTables(on session: PostgresSession) throws(PostgresError) {
+        guard !session.prepared.contains("event temp tables") else { return }
+        try session.execute("""
+            CREATE TEMP TABLE IF NOT EXISTS conveyor_task_merge (
+                id bigint, status text, attempt integer, at timestamptz, started_at timestamptz,
+                finished_at timestamptz, result jsonb, error text
+            ) ON COMMIT DELETE ROWS;
+            CREATE TEMP TABLE IF NOT EXISTS conveyor_event_batch (
+                event_id text, task_id bigint, status text, attempt integer, agent text, at timestamptz, detail jsonb
+            ) ON COMMIT DELETE ROWS;
+            """, name: "create temp tables")
+        session.prepared.insert("event temp tables")
+    }
+
+    /// One merged state per task: the event with the greatest progress (the latest on a tie), with the
+    /// earliest start time seen for it.
+    static func coalesce(_ events: [LifecycleEvent]) -> [LifecycleEvent] {
+        var latest: [TaskID: LifecycleEvent] = [:]
+        latest.reserveCapacity(events.count)
+        for event in events {
+            guard var current = latest[event.taskID] else {
+                var first = event
+                if first.status == .running, first.startedAtMillis == nil { first.startedAtMillis = first.atMillis }
+                latest[event.taskID] = first
+                continue
+            }
+            let started = [current.startedAtMillis, event.startedAtMillis, event.status == .running ? event.atMillis : nil]
+                .compactMap { $0 }.min()
+            if event.progress > current.progress || (event.progress == current.progress && event.atMillis > current.atMillis) {
+                current = event
+            }
+            current.startedAtMillis = started
+            latest[event.taskID] = current
+        }
+        return latest.values.sorted { $0.taskID < $1.taskID }
+    }
+
+    static func encodeHistory(_ events: [LifecycleEvent]) -> [UInt8] {
+        var encoder = CopyRowEncoder(reservingCapacity: events.count * 120)
+        for event in events {
+            encoder.append(event.eventID)
+            encoder.append(event.taskID.rawValue)
+            encoder.append(event.status.rawValue)
+            encoder.append(event.attempt)
+            encoder.append(event.agent)
+            encoder.append(timestampMillis: event.atMillis)
+            var detail = "{\"cid\":"
+            JSONValue.writeString(event.correlationID, into: &detail)
+            if let error = event.error {
+                detail += ",\"error\":"
+                JSONValue.writeString(error, into: &detail)
+            }
+            if let result = event.result { detail += ",\"result\":" + result }
+            detail += "}"
+            encoder.append(detail)
+            encoder.endRow()
+        }
+        return encoder.bytes
+    }
+
+    static func encodeMerge(_ events: [LifecycleEvent]) -> [UInt8] {
+        var encoder = CopyRowEncoder(reservingCapacity: events.count * 80)
+        for event in events {
+            encoder.append(event.taskID.rawValue)
+            encoder.append(event.status.rawValue)
+            encoder.append(event.attempt)
+            encoder.append(timestampMillis: event.atMillis)
+            encoder.append(timestampMillis: event.startedAtMillis)
+            encoder.append(timestampMillis: event.status.isTerminal ? event.atMillis : nil)
+            encoder.append(event.result)
+            encoder.append(event.error)
+            encoder.endRow()
+        }
+        return encoder.bytes
+    }
+}

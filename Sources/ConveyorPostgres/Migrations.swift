@@ -1,0 +1,128 @@
+/// One versioned schema change.
+public struct Migration: Sendable, Hashable {
+    public var version: Int
+    public var name: String
+    public var sql: String
+}
+
+/// The schema, as an ordered list of migrations. Kept in Swift rather than resource files so the single
+/// `conveyor` binary carries its own schema. Never edit a released migration: append a new one.
+public enum Migrations {
+    /// Ids are allocated in blocks of this many: one `nextval` per block instead of per task.
+    public static let idBlockSize: Int64 = 1000
+
+    public static let all: [Migration] = [
+        Migration(version: 1, name: "tasks and task_events", sql: """
+            CREATE SEQUENCE conveyor_task_ids INCREMENT BY \(idBlockSize) START WITH 1;
+
+            -- The same order as TaskStatus.progress(attempt:) in Swift: the Recorder only applies an event
+            -- whose progress is greater than the task's, so a task's state never moves backwards.
+            CREATE FUNCTION conveyor_progress(status text, attempt integer) RETURNS bigint
+                LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+                SELECT CASE
+                    WHEN status IN ('succeeded', 'failed', 'dead', 'cancelled') THEN 1000000000::bigint
+                    WHEN status = 'running' THEN attempt::bigint * 10 + 1
+                    WHEN status = 'retrying' THEN attempt::bigint * 10 + 2
+                    ELSE attempt::bigint * 10
+                END
+            $$;
+
+            CREATE TABLE tasks (
+                id              bigint PRIMARY KEY,
+                type            text NOT NULL,
+                queue           text NOT NULL,
+                status          text NOT NULL,
+                params          jsonb NOT NULL,
+                correlation_id  text NOT NULL,
+                idempotency_key text,
+                attempts        integer NOT NULL DEFAULT 0,
+                max_attempts    integer NOT NULL,
+                created_at      timestamptz NOT NULL,
+                updated_at      timestamptz NOT NULL,
+                started_at      timestamptz,
+                finished_at     timestamptz,
+                result          jsonb,
+                error           text,
+                dispatched      boolean NOT NULL DEFAULT false
+            ) WITH (fillfactor = 80);
+            -- Few indexes on purpose: every one is paid on each insert. Partial, so keyless tasks cost nothing.
+            CREATE UNIQUE INDEX tasks_idempotency_key ON tasks (idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+            -- Append-only history, partitioned by day so old history is dropped by partition, not DELETE.
+            -- The primary key includes the partition key; event ids are deterministic, so a replay collides.
+            CREATE TABLE task_events (
+                event_id text NOT NULL,
+                task_id  bigint NOT NULL,
+                status   text NOT NULL,
+                attempt  integer NOT NULL,
+                agent    text NOT NULL,
+                at       timestamptz NOT NULL,
+                detail   jsonb,
+                PRIMARY KEY (event_id, at)
+            ) PARTITION BY RANGE (at);
+            CREATE INDEX task_events_task_id ON task_events (task_id);
+            CREATE TABLE task_events_default PARTITION OF task_events DEFAULT;
+
+            -- Creates the daily partitions from yesterday to `days_ahead` days from now.
+            CREATE FUNCTION conveyor_ensure_event_partitions(days_ahead integer) RETURNS void
+                LANGUAGE plpgsql AS $$
+                DECLARE
+                    day date;
+                BEGIN
+                    FOR day IN SELECT generate_series(current_date - 1, current_date + days_ahead, interval '1 day')::date LOOP
+                        EXECUTE format(
+                            'CREATE TABLE IF NOT EXISTS %I PARTITION OF task_events FOR VALUES FROM (%L) TO (%L)',
+                            'task_events_' || to_char(day, 'YYYYMMDD'), day, day + 1);
+                    END LOOP;
+                END
+            $$;
+            SELECT conveyor_ensure_event_partitions(3);
+            """),
+    ]
+}
+
+/// Applies ``Migrations/all`` in order, each in its own transaction.
+///
+/// Safe to run twice and from several processes at once: a session-level advisory lock serialises
+/// migrators, and `conveyor_migrations` records what is applied.
+public enum Migrator {
+    /// The advisory lock key (an arbitrary constant, "conveyor" in ASCII).
+    static let lockKey: Int64 = 0x636F_6E76_6579_6F72
+
+    /// - Returns: the versions applied by this call (empty when the schema was up to date).
+    @discardableResult
+    public static func migrate(_ client: PostgresClient, migrations: [Migration] = Migrations.all) async throws -> [Int] {
+        try await client.withSession { session in try migrate(session, migrations: migrations) }
+    }
+
+    public static func migrate(_ session: PostgresSession, migrations: [Migration] = Migrations.all) throws(PostgresError) -> [Int] {
+        _ = try session.query("SELECT pg_advisory_lock($1)", [String(lockKey)], name: "migrate lock")
+        defer { _ = try? session.query("SELECT pg_advisory_unlock($1)", [String(lockKey)], name: "migrate unlock") }
+        try session.execute("""
+            CREATE TABLE IF NOT EXISTS conveyor_migrations (
+                version    integer PRIMARY KEY,
+                name       text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now()
+            )
+            """, name: "create conveyor_migrations")
+        let applied = Set(try session.query("SELECT version FROM conveyor_migrations").rows.compactMap { $0[0].flatMap { Int($0) } })
+        var done: [Int] = []
+        for migration in migrations.sorted(by: { $0.version < $1.version }) where !applied.contains(migration.version) {
+            try session.transaction { () throws(PostgresError) in
+                try session.execute(migration.sql, name: "migration \(migration.version)")
+                _ = try session.query(
+                    "INSERT INTO conveyor_migrations (version, name) VALUES ($1, $2)",
+                    [String(migration.version), migration.name], name: "record migration")
+            }
+            done.append(migration.version)
+        }
+        return done
+    }
+
+    /// Versions recorded as applied.
+    public static func appliedVersions(_ client: PostgresClient) async throws -> [Int] {
+        try await client.withSession { session in
+            try session.query("SELECT version FROM conveyor_migrations ORDER BY version").rows.compactMap { $0[0].flatMap { Int($0) } }
+        }
+    }
+}

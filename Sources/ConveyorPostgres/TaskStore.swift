@@ -1,0 +1,201 @@
+import ConveyorCore
+
+/// A task to be inserted by the Submitter.
+public struct NewTask: Sendable, Hashable {
+    public var type: String
+    public var queue: String
+    /// Compact JSON text.
+    public var params: String
+    public var correlationID: String
+    public var idempotencyKey: String?
+    public var maxAttempts: Int
+    public var createdAtMillis: Int64
+
+    public init(
+        type: String, queue: String, params: String, correlationID: String, idempotencyKey: String?,
+        maxAttempts: Int, createdAtMillis: Int64
+    ) {
+        self.type = type
+        self.queue = queue
+        self.params = params
+        self.correlationID = correlationID
+        self.idempotencyKey = idempotencyKey
+        self.maxAttempts = maxAttempts
+        self.createdAtMillis = createdAtMillis
+    }
+}
+
+/// The outcome of inserting one ``NewTask``.
+public struct InsertedTask: Sendable, Hashable {
+    public var id: TaskID
+    public var status: TaskStatus
+    /// False when an earlier task with the same idempotency key was returned instead.
+    public var created: Bool
+    /// For an idempotent replay: the existing task's stored fields (they may differ from the request).
+    public var existing: ExistingTask?
+}
+
+/// What a replayed idempotency key finds.
+public struct ExistingTask: Sendable, Hashable {
+    public var queue: String
+    public var type: String
+}
+
+/// A task as stored, for `GET /v1/tasks/{id}`.
+public struct TaskRecord: Sendable, Hashable {
+    public var id: TaskID
+    public var type: String
+    public var queue: String
+    public var status: TaskStatus
+    public var attempts: Int
+    public var maxAttempts: Int
+    public var params: String
+    public var result: String?
+    public var error: String?
+    public var correlationID: String
+    public var idempotencyKey: String?
+    /// RFC 3339 UTC with milliseconds.
+    public var createdAt: String
+    public var updatedAt: String
+    public var startedAt: String?
+    public var finishedAt: String?
+}
+
+/// Reads and writes the `tasks` table.
+public struct TaskStore: Sendable {
+    public let client: PostgresClient
+    private let ids = TaskIDAllocator()
+
+    public init(client: PostgresClient) {
+        self.client = client
+    }
+
+    /// Inserts a batch of tasks in one transaction with one COPY, honouring idempotency keys: a key seen
+    /// before (in the table or earlier in this batch) yields the existing task instead of a new one.
+    ///
+    /// - Returns: one result per input, in order. When this returns, the new rows are committed.
+    public func insert(_ tasks: [NewTask]) async throws -> [InsertedTask] {
+        let ids = self.ids
+        return try await client.withSession { session in
+            // Two coordinators may race on the same new key: the loser's COPY hits the unique index, its
+            // transaction rolls back, and the retry finds the winner's row.
+            var attempt = 0
+            while true {
+                do {
+                    return try Self.insert(tasks, on: session, ids: ids)
+                } catch let error as PostgresError where error.isUniqueViolation && attempt < 3 {
+                    attempt += 1
+                }
+            }
+        }
+    }
+
+    private static func insert(_ tasks: [NewTask], on session: PostgresSession, ids: TaskIDAllocator) throws(PostgresError) -> [InsertedTask] {
+        try session.transaction { () throws(PostgresError) -> [InsertedTask] in
+            let keys = Set(tasks.compactMap(\.idempotencyKey))
+            var known: [String: InsertedTask] = [:]
+            if !keys.isEmpty {
+                let rows = try session.query(
+                    "SELECT idempotency_key, id, status, queue, type FROM tasks WHERE idempotency_key = ANY($1::text[])",
+                    [PostgresArrayLiteral.text(keys)], name: "find idempotency keys")
+                for row in rows.rows {
+                    guard let key = row[0], let id = row[1].flatMap({ TaskID($0) }), let status = row[2].flatMap(TaskStatus.init(rawValue:)) else { continue }
+                    known[key] = InsertedTask(id: id, status: status, created: false, existing: ExistingTask(queue: row[3] ?? "", type: row[4] ?? ""))
+                }
+            }
+            var results: [InsertedTask?] = Array(repeating: nil, count: tasks.count)
+            var fresh: [Int] = []
+            var keysInBatch: [String: Int] = [:]
+            for (index, task) in tasks.enumerated() {
+                if let key = task.idempotencyKey {
+                    if let existing = known[key] {
+                        results[index] = existing
+                        continue
+                    }
+                    if keysInBatch[key] != nil { continue }  // resolved after the first one gets its id
+                    keysInBatch[key] = index
+                }
+                fresh.append(index)
+            }
+            let newIDs = try ids.allocate(fresh.count, on: session)
+            var encoder = CopyRowEncoder(reservingCapacity: fresh.count * 160)
+            for (index, id) in zip(fresh, newIDs) {
+                let task = tasks[index]
+                encoder.append(id.rawValue)
+                encoder.append(task.type)
+                encoder.append(task.queue)
+                encoder.append(TaskStatus.queued.rawValue)
+                encoder.append(task.params)
+                encoder.append(task.correlationID)
+                encoder.append(task.idempotencyKey)
+                encoder.append(0)
+                encoder.append(task.maxAttempts)
+                encoder.append(timestampMillis: task.createdAtMillis)
+                encoder.append(timestampMillis: task.createdAtMillis)
+                encoder.endRow()
+                results[index] = InsertedTask(id: id, status: .queued, created: true, existing: nil)
+            }
+            if !fresh.isEmpty {
+                try session.copy(
+                    "COPY tasks (id, type, queue, status, params, correlation_id, idempotency_key, attempts, max_attempts, created_at, updated_at) FROM STDIN",
+                    data: encoder.bytes, name: "copy tasks")
+            }
+            // A key repeated within the batch gets the task of its first occurrence.
+            for (index, task) in tasks.enumerated() where results[index] == nil {
+                let first = results[keysInBatch[task.idempotencyKey!]!]!
+                results[index] = InsertedTask(id: first.id, status: first.status, created: false, existing: ExistingTask(queue: tasks[keysInBatch[task.idempotencyKey!]!].queue, type: tasks[keysInBatch[task.idempotencyKey!]!].type))
+            }
+            return results.map { $0! }
+        }
+    }
+
+    public func get(_ id: TaskID) async throws -> TaskRecord? {
+        try await client.withSession { session in
+            let rows = try session.query("""
+                SELECT id, type, queue, status, attempts, max_attempts, params::text, result::text, error,
+                       correlation_id, idempotency_key,
+                       \(Self.rfc3339("created_at")), \(Self.rfc3339("updated_at")),
+                       \(Self.rfc3339("started_at")), \(Self.rfc3339("finished_at"))
+                FROM tasks WHERE id = $1
+                """, [id.description], name: "get task")
+            guard let row = rows.rows.first else { return nil }
+            return TaskRecord(
+                id: id, type: row[1] ?? "", queue: row[2] ?? "",
+                status: row[3].flatMap(TaskStatus.init(rawValue:)) ?? .queued,
+                attempts: row[4].flatMap { Int($0) } ?? 0, maxAttempts: row[5].flatMap { Int($0) } ?? 0,
+                params: row[6] ?? "null", result: row[7], error: row[8], correlationID: row[9] ?? "",
+                idempotencyKey: row[10], createdAt: row[11] ?? "", updatedAt: row[12] ?? "",
+                startedAt: row[13], finishedAt: row[14])
+        }
+    }
+
+    /// Task counts by status, optionally only for tasks created at or after `sinceMillis`.
+    public func countByStatus(sinceMillis: Int64? = nil) async throws -> [TaskStatus: Int] {
+        try await client.withSession { session in
+            let rows: PostgresRows
+            if let sinceMillis {
+                rows = try session.query(
+                    "SELECT status, count(*) FROM tasks WHERE created_at >= $1 GROUP BY status",
+                    [PostgresTimestamp.text(millis: sinceMillis)], name: "count by status")
+            } else {
+                rows = try session.query("SELECT status, count(*) FROM tasks GROUP BY status", name: "count by status")
+            }
+            var counts: [TaskStatus: Int] = [:]
+            for row in rows.rows {
+                if let status = row[0].flatMap(TaskStatus.init(rawValue:)), let count = row[1].flatMap({ Int($0) }) {
+                    counts[status] = count
+                }
+            }
+            return counts
+        }
+    }
+
+    /// `SELECT 1`: is PostgreSQL reachable?
+    public func ping() async throws {
+        _ = try await client.withSession { session in try session.query("SELECT 1", name: "ping").rows.count }
+    }
+
+    static func rfc3339(_ column: String) -> String {
+        "to_char(\(column) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+    }
+}

@@ -1,0 +1,160 @@
+import CHiredis
+import ConveyorCore
+
+/// A hiredis 0.14 connection (blocking, RESP2). Confined to one ``BlockingWorkerThread``: it is neither
+/// `Sendable` nor ever handed to another thread, and every pointer it touches stays inside this file.
+final class HiredisContext {
+    private var context: UnsafeMutablePointer<redisContext>?
+    private let configuration: RedisConfiguration
+
+    init(configuration: RedisConfiguration) {
+        self.configuration = configuration
+    }
+
+    deinit { disconnect() }
+
+    var isConnected: Bool { context != nil }
+
+    func disconnect() {
+        if let context { redisFree(context) }
+        context = nil
+    }
+
+    /// Opens the connection, sets the socket timeout, authenticates and selects the database.
+    func connect() throws(RedisError) {
+        disconnect()
+        let timeout = Self.timeval(configuration.connectTimeout)
+        guard let context = redisConnectWithTimeout(configuration.host, Int32(configuration.port), timeout) else {
+            throw RedisError(.connectionFailed, "cannot allocate a hiredis context")
+        }
+        if context.pointee.err != 0 {
+            let message = Self.errorString(context)
+            redisFree(context)
+            throw RedisError(.connectionFailed, "\(configuration.host):\(configuration.port): \(message)")
+        }
+        self.context = context
+        _ = redisSetTimeout(context, Self.timeval(configuration.commandTimeout))
+        _ = redisEnableKeepAlive(context)
+        var setup: [RedisCommand] = []
+        if let password = configuration.password {
+            var auth = RedisCommand("AUTH")
+            if let username = configuration.username { auth.append(username) }
+            auth.append(password)
+            setup.append(auth)
+        }
+        if configuration.database != 0 {
+            setup.append(RedisCommand("SELECT", [String(configuration.database)]))
+        }
+        guard !setup.isEmpty else { return }
+        let (replies, failure) = roundTrip(setup)
+        if let failure {
+            disconnect()
+            throw RedisError(.connectionFailed, failure.message)
+        }
+        for (command, reply) in zip(setup, replies) {
+            if let message = reply.errorMessage {
+                disconnect()
+                throw RedisError(.connectionFailed, "\(command.name) failed: \(message)", command: command.name)
+            }
+        }
+    }
+
+    /// Writes all commands in one pipeline, then reads their replies in order.
+    ///
+    /// Returns the replies read before any failure, and the failure. After a failure the connection is
+    /// dropped: the commands whose replies are missing may or may not have run.
+    func roundTrip(_ commands: [RedisCommand]) -> (replies: [RedisReply], failure: RedisError?) {
+        guard let context else { return ([], RedisError(.connectionLost, "not connected")) }
+        for command in commands {
+            let status = Self.withArgv(command) { argc, argv, lengths in
+                redisAppendCommandArgv(context, argc, argv, lengths)
+            }
+            if status != REDIS_OK {
+                let failure = RedisError(.connectionLost, Self.errorString(context), command: command.name)
+                disconnect()
+                return ([], failure)
+            }
+        }
+        var replies: [RedisReply] = []
+        replies.reserveCapacity(commands.count)
+        for command in commands {
+            var raw: UnsafeMutableRawPointer?
+            guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+                let failure = RedisError(.connectionLost, Self.errorString(context), command: command.name)
+                disconnect()
+                return (replies, failure)
+            }
+            let reply = raw.assumingMemoryBound(to: redisReply.self)
+            replies.append(Self.convert(reply))
+            freeReplyObject(raw)
+        }
+        return (replies, nil)
+    }
+
+    private static func convert(_ pointer: UnsafeMutablePointer<redisReply>) -> RedisReply {
+        let reply = pointer.pointee
+        switch reply.type {
+        case REDIS_REPLY_STRING:
+            return .bulk(bytes(reply.str, reply.len))
+        case REDIS_REPLY_STATUS:
+            return .status(String(decoding: bytes(reply.str, reply.len), as: UTF8.self))
+        case REDIS_REPLY_ERROR:
+            return .error(String(decoding: bytes(reply.str, reply.len), as: UTF8.self))
+        case REDIS_REPLY_INTEGER:
+            return .integer(Int64(reply.integer))
+        case REDIS_REPLY_ARRAY:
+            var elements: [RedisReply] = []
+            elements.reserveCapacity(reply.elements)
+            for index in 0..<reply.elements {
+                if let element = reply.element[index] {
+                    elements.append(convert(element))
+                } else {
+                    elements.append(.null)
+                }
+            }
+            return .array(elements)
+        default:
+            return .null
+        }
+    }
+
+    private static func bytes(_ pointer: UnsafeMutablePointer<CChar>?, _ count: Int) -> [UInt8] {
+        guard let pointer, count > 0 else { return [] }
+        return Array(UnsafeRawBufferPointer(start: pointer, count: count))
+    }
+
+    private static func withArgv<R>(
+        _ command: RedisCommand,
+        _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> R
+    ) -> R {
+        command.bytes.withUnsafeBufferPointer { buffer in
+            // An empty buffer has no base address; any valid pointer does for zero-length arguments.
+            let base = UnsafeRawPointer(buffer.baseAddress) ?? UnsafeRawPointer(bitPattern: 1)!
+            var pointers: [UnsafePointer<CChar>?] = []
+            pointers.reserveCapacity(command.lengths.count)
+            var offset = 0
+            for length in command.lengths {
+                pointers.append((base + offset).assumingMemoryBound(to: CChar.self))
+                offset += length
+            }
+            return pointers.withUnsafeMutableBufferPointer { argv in
+                command.lengths.withUnsafeBufferPointer { lengths in
+                    body(Int32(command.lengths.count), argv.baseAddress!, lengths.baseAddress!)
+                }
+            }
+        }
+    }
+
+    private static func errorString(_ context: UnsafeMutablePointer<redisContext>) -> String {
+        withUnsafeBytes(of: context.pointee.errstr) { raw in
+            let bytes = raw.prefix { $0 != 0 }
+            let text = String(decoding: bytes, as: UTF8.self)
+            return text.isEmpty ? "connection error \(context.pointee.err)" : text
+        }
+    }
+
+    private static func timeval(_ duration: Duration) -> Glibc.timeval {
+        let millis = max(duration.milliseconds, 1)
+        return Glibc.timeval(tv_sec: Int(millis / 1000), tv_usec: Int((millis % 1000) * 1000))
+    }
+}

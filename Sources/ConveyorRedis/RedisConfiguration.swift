@@ -1,0 +1,108 @@
+import ConveyorCore
+
+/// Where and how to reach Redis, parsed from a `redis://[user:password@]host:port/db` URL.
+public struct RedisConfiguration: Sendable, Hashable {
+    public var host: String
+    public var port: Int
+    public var username: String?
+    public var password: String?
+    public var database: Int
+    public var connectTimeout: Duration
+    /// How long one round trip may take before the connection is considered broken.
+    public var commandTimeout: Duration
+
+    public static let defaultURL = "redis://127.0.0.1:6379/0"
+
+    public init(
+        host: String = "127.0.0.1", port: Int = 6379, username: String? = nil, password: String? = nil,
+        database: Int = 0, connectTimeout: Duration = .seconds(2), commandTimeout: Duration = .seconds(10)
+    ) {
+        self.host = host
+        self.port = port
+        self.username = username
+        self.password = password
+        self.database = database
+        self.connectTimeout = connectTimeout
+        self.commandTimeout = commandTimeout
+    }
+
+    /// Parses `redis://[user:password@]host[:port][/db]`.
+    /// - Parameter key: names the setting in the error message.
+    public init(url: String, key: String = "CONVEYOR_REDIS_URL") throws(ConfigurationError) {
+        let prefix = "redis://"
+        guard url.hasPrefix(prefix) else {
+            throw ConfigurationError(key: key, "'\(Self.redacted(url))' is not a redis:// URL (expected redis://[user:password@]host:port/db)")
+        }
+        var rest = Substring(url.dropFirst(prefix.count))
+        self.init()
+        if let at = rest.lastIndex(of: "@") {
+            let credentials = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            if let colon = credentials.firstIndex(of: ":") {
+                let user = String(credentials[..<colon])
+                username = user.isEmpty ? nil : Self.percentDecoded(user)
+                password = Self.percentDecoded(String(credentials[credentials.index(after: colon)...]))
+            } else if !credentials.isEmpty {
+                password = Self.percentDecoded(String(credentials))
+            }
+        }
+        var hostPort = rest
+        if let slash = rest.firstIndex(of: "/") {
+            hostPort = rest[..<slash]
+            let db = rest[rest.index(after: slash)...]
+            if !db.isEmpty {
+                guard let number = Int(db), number >= 0 else {
+                    throw ConfigurationError(key: key, "database '\(db)' in \(Self.redacted(url)) is not a non-negative integer")
+                }
+                database = number
+            }
+        }
+        if let colon = hostPort.lastIndex(of: ":") {
+            let portText = hostPort[hostPort.index(after: colon)...]
+            guard let number = Int(portText), (1...65535).contains(number) else {
+                throw ConfigurationError(key: key, "port '\(portText)' in \(Self.redacted(url)) is not a port number")
+            }
+            port = number
+            hostPort = hostPort[..<colon]
+        }
+        guard !hostPort.isEmpty else { throw ConfigurationError(key: key, "\(Self.redacted(url)) has no host") }
+        host = String(hostPort)
+    }
+
+    /// The URL with any password replaced by `***`, safe to log.
+    public var redactedURL: String {
+        let credentials: String
+        switch (username, password) {
+        case (let user?, _?): credentials = "\(user):***@"
+        case (nil, _?): credentials = ":***@"
+        default: credentials = ""
+        }
+        return "redis://\(credentials)\(host):\(port)/\(database)"
+    }
+
+    static func redacted(_ url: String) -> String {
+        guard let at = url.lastIndex(of: "@"), let scheme = url.range(of: "://") else { return url }
+        return String(url[..<scheme.upperBound]) + "***" + String(url[at...])
+    }
+
+    static func percentDecoded(_ text: String) -> String {
+        text.removingPercentEncodingIfPossible()
+    }
+}
+
+extension String {
+    fileprivate func removingPercentEncodingIfPossible() -> String {
+        var bytes: [UInt8] = []
+        var iterator = utf8.makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
+                let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
+            {
+                bytes.append(value)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}

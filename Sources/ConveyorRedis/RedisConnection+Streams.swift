@@ -1,0 +1,102 @@
+/// Stream commands, built and decoded in one place.
+extension RedisConnection {
+    public static func xadd(stream: String, fields: [(String, String)]) -> RedisCommand {
+        var command = RedisCommand("XADD")
+        command.append(stream)
+        command.append("*")
+        for (field, value) in fields {
+            command.append(field)
+            command.append(value)
+        }
+        return command
+    }
+
+    public static func xack(stream: String, group: String, ids: some Sequence<String>) -> RedisCommand {
+        var command = RedisCommand("XACK", [stream, group])
+        for id in ids { command.append(id) }
+        return command
+    }
+
+    public static func xdel(stream: String, ids: some Sequence<String>) -> RedisCommand {
+        var command = RedisCommand("XDEL", [stream])
+        for id in ids { command.append(id) }
+        return command
+    }
+
+    /// Creates the consumer group (and the stream) if missing. The group starts at id 0, so entries added
+    /// before the group existed are still delivered; an existing group (BUSYGROUP) is left as it is.
+    public func ensureGroup(stream: String, group: String) async throws {
+        let reply = try await send(RedisCommand("XGROUP", ["CREATE", stream, group, "0", "MKSTREAM"]))
+        if let message = reply.errorMessage, !message.hasPrefix("BUSYGROUP") {
+            throw RedisError(.commandFailed, message, command: "XGROUP CREATE")
+        }
+    }
+
+    /// XREADGROUP over several streams.
+    ///
+    /// - Parameters:
+    ///   - ids: `>` for new entries, `0` to re-read this consumer's own pending entries.
+    ///   - count: the most entries per stream.
+    ///   - block: how long to wait when nothing is there; nil returns at once.
+    /// - Returns: the entries per stream, in stream order; streams with nothing are absent.
+    public func readGroup(
+        group: String, consumer: String, streams: [String], id: String = ">", count: Int, block: Duration?
+    ) async throws -> [(stream: String, entries: [StreamEntry])] {
+        var command = RedisCommand("XREADGROUP", ["GROUP", group, consumer, "COUNT", String(max(count, 1))])
+        if let block {
+            command.append("BLOCK")
+            command.append(max(block.milliseconds, 1))
+        }
+        command.append("STREAMS")
+        for stream in streams { command.append(stream) }
+        for _ in streams { command.append(id) }
+        let reply = try await send(command)
+        return try Self.decodeRead(reply, command: "XREADGROUP")
+    }
+
+    static func decodeRead(_ reply: RedisReply, command: String) throws(RedisError) -> [(stream: String, entries: [StreamEntry])] {
+        if reply.isNull { return [] }
+        if let message = reply.errorMessage { throw RedisError(.commandFailed, message, command: command) }
+        guard let streams = reply.array else { throw RedisError(.unexpectedReply, "expected an array", command: command) }
+        var result: [(stream: String, entries: [StreamEntry])] = []
+        for stream in streams {
+            guard let pair = stream.array, pair.count == 2, let name = pair[0].string, let entries = pair[1].array else {
+                throw RedisError(.unexpectedReply, "expected [stream, entries]", command: command)
+            }
+            var decoded: [StreamEntry] = []
+            decoded.reserveCapacity(entries.count)
+            for entry in entries { decoded.append(try StreamEntry(reply: entry)) }
+            result.append((name, decoded))
+        }
+        return result
+    }
+
+    /// XAUTOCLAIM: takes over entries of `group` idle for at least `minIdle`, starting at `cursor`.
+    public func autoClaim(
+        stream: String, group: String, consumer: String, minIdle: Duration, cursor: String = "0-0", count: Int
+    ) async throws -> AutoClaimResult {
+        let reply = try await send(RedisCommand("XAUTOCLAIM", [
+            stream, group, consumer, String(minIdle.milliseconds), cursor, "COUNT", String(count),
+        ]))
+        return try Self.decodeAutoClaim(reply)
+    }
+
+    static func decodeAutoClaim(_ reply: RedisReply) throws(RedisError) -> AutoClaimResult {
+        if let message = reply.errorMessage { throw RedisError(.commandFailed, message, command: "XAUTOCLAIM") }
+        guard let parts = reply.array, parts.count >= 2, let cursor = parts[0].string, let entries = parts[1].array else {
+            throw RedisError(.unexpectedReply, "expected [cursor, entries, deleted?]", command: "XAUTOCLAIM")
+        }
+        var claimed: [StreamEntry] = []
+        var deleted: [String] = []
+        for entry in entries {
+            // Redis 6.2 reports a deleted entry as a nil element in place.
+            if entry.isNull { continue }
+            let decoded = try StreamEntry(reply: entry)
+            if decoded.fields == nil { deleted.append(decoded.id) } else { claimed.append(decoded) }
+        }
+        if parts.count >= 3, let ids = parts[2].array {
+            deleted.append(contentsOf: ids.compactMap(\.string))
+        }
+        return AutoClaimResult(nextCursor: cursor, entries: claimed, deletedIDs: deleted)
+    }
+}

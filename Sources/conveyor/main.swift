@@ -1,0 +1,5 @@
+import AsyncHTTPClient
+import ArgumentParser
+import Configuration
+import Hummingbird
+print("warm")
