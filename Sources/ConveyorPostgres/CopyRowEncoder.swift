@@ -1,3 +1,5 @@
+import ConveyorCore
+
 /// Encodes rows in PostgreSQL's COPY text format into one byte buffer.
 ///
 /// Columns are separated by tab, rows end with newline, NULL is `\N`, and backslash, tab, newline and
@@ -68,41 +70,10 @@ public struct CopyRowEncoder: Sendable {
     }
 }
 
-/// Converts Unix milliseconds to PostgreSQL's timestamp text (`2026-11-23 10:04:05.123+00`) without
-/// Foundation's date formatters, which are slow and not meant for a per-row hot path.
+/// PostgreSQL's timestamptz text for Unix milliseconds (`2026-11-23 10:04:05.123+00`).
 public enum PostgresTimestamp {
     public static func text(millis: Int64) -> String {
-        let days = floorDivide(millis, 86_400_000)
-        let millisOfDay = millis - days * 86_400_000
-        let (year, month, day) = civil(daysSinceEpoch: days)
-        let hour = millisOfDay / 3_600_000
-        let minute = (millisOfDay / 60_000) % 60
-        let second = (millisOfDay / 1000) % 60
-        let fraction = millisOfDay % 1000
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2)) \(pad(hour, 2)):\(pad(minute, 2)):\(pad(second, 2)).\(pad(fraction, 3))+00"
-    }
-
-    /// Howard Hinnant's days-to-civil algorithm (proleptic Gregorian).
-    static func civil(daysSinceEpoch: Int64) -> (Int64, Int64, Int64) {
-        let z = daysSinceEpoch + 719_468
-        let era = floorDivide(z, 146_097)
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yearOfEra + era * 400 + (month <= 2 ? 1 : 0)
-        return (year, month, day)
-    }
-
-    private static func floorDivide(_ a: Int64, _ b: Int64) -> Int64 {
-        a >= 0 ? a / b : (a - b + 1) / b
-    }
-
-    private static func pad(_ value: Int64, _ width: Int) -> String {
-        let digits = String(value)
-        return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+        UTCTime.format(millis: millis, separator: " ", suffix: "+00")
     }
 }
 

@@ -31,14 +31,6 @@ public struct InsertedTask: Sendable, Hashable {
     public var status: TaskStatus
     /// False when an earlier task with the same idempotency key was returned instead.
     public var created: Bool
-    /// For an idempotent replay: the existing task's stored fields (they may differ from the request).
-    public var existing: ExistingTask?
-}
-
-/// What a replayed idempotency key finds.
-public struct ExistingTask: Sendable, Hashable {
-    public var queue: String
-    public var type: String
 }
 
 /// A task as stored, for `GET /v1/tasks/{id}`.
@@ -96,11 +88,11 @@ public struct TaskStore: Sendable {
             var known: [String: InsertedTask] = [:]
             if !keys.isEmpty {
                 let rows = try session.query(
-                    "SELECT idempotency_key, id, status, queue, type FROM tasks WHERE idempotency_key = ANY($1::text[])",
+                    "SELECT idempotency_key, id, status FROM tasks WHERE idempotency_key = ANY($1::text[])",
                     [PostgresArrayLiteral.text(keys)], name: "find idempotency keys")
                 for row in rows.rows {
                     guard let key = row[0], let id = row[1].flatMap({ TaskID($0) }), let status = row[2].flatMap(TaskStatus.init(rawValue:)) else { continue }
-                    known[key] = InsertedTask(id: id, status: status, created: false, existing: ExistingTask(queue: row[3] ?? "", type: row[4] ?? ""))
+                    known[key] = InsertedTask(id: id, status: status, created: false)
                 }
             }
             var results: [InsertedTask?] = Array(repeating: nil, count: tasks.count)
@@ -133,7 +125,7 @@ public struct TaskStore: Sendable {
                 encoder.append(timestampMillis: task.createdAtMillis)
                 encoder.append(timestampMillis: task.createdAtMillis)
                 encoder.endRow()
-                results[index] = InsertedTask(id: id, status: .queued, created: true, existing: nil)
+                results[index] = InsertedTask(id: id, status: .queued, created: true)
             }
             if !fresh.isEmpty {
                 try session.copy(
@@ -142,10 +134,12 @@ public struct TaskStore: Sendable {
             }
             // A key repeated within the batch gets the task of its first occurrence.
             for (index, task) in tasks.enumerated() where results[index] == nil {
-                let first = results[keysInBatch[task.idempotencyKey!]!]!
-                results[index] = InsertedTask(id: first.id, status: first.status, created: false, existing: ExistingTask(queue: tasks[keysInBatch[task.idempotencyKey!]!].queue, type: tasks[keysInBatch[task.idempotencyKey!]!].type))
+                guard let key = task.idempotencyKey, let firstIndex = keysInBatch[key], let first = results[firstIndex] else {
+                    throw PostgresError(.unexpectedResult, "task \(index) of the batch got no id", query: "insert tasks")
+                }
+                results[index] = InsertedTask(id: first.id, status: first.status, created: false)
             }
-            return results.map { $0! }
+            return results.compactMap { $0 }
         }
     }
 
@@ -197,5 +191,17 @@ public struct TaskStore: Sendable {
 
     static func rfc3339(_ column: String) -> String {
         "to_char(\(column) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+    }
+}
+
+extension TaskStore {
+    /// Deletes tasks that were committed but never reached Redis and have not moved since.
+    public func deleteUndispatched(_ ids: [TaskID]) async throws {
+        let literal = PostgresArrayLiteral.integers(ids.map(\.rawValue))
+        _ = try await client.withSession { session in
+            try session.query(
+                "DELETE FROM tasks WHERE id = ANY($1::bigint[]) AND status = 'queued' AND NOT dispatched",
+                [literal], name: "withdraw tasks").affected
+        }
     }
 }

@@ -1,4 +1,7 @@
 import CHiredis
+#if canImport(Glibc)
+import Glibc
+#endif
 import ConveyorCore
 
 /// A hiredis 0.14 connection (blocking, RESP2). Confined to one ``BlockingWorkerThread``: it is neither

@@ -1,0 +1,90 @@
+import ConveyorCore
+import ConveyorPostgres
+import ConveyorRedis
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// A coordinator: the HTTP API plus its background services, wired from one configuration.
+///
+/// Services, in dependency order (the HTTP server runs last, so on SIGTERM it stops first and the
+/// Submitter then drains what was already accepted): PartitionMaintainer, Recorder, Submitter, server.
+public struct Coordinator: Sendable {
+    public let configuration: CoordinatorConfiguration
+    public let postgres: PostgresClient
+    /// Commands of the Submitter and the API (pipelined, never blocking).
+    public let redis: RedisConnection
+    /// The Recorder's own connection: XREADGROUP BLOCK holds it while waiting.
+    public let recorderRedis: RedisConnection
+    public let store: TaskStore
+    public let submitter: Submitter
+    public let recorder: Recorder
+    let logger: Logger
+
+    public init(configuration: CoordinatorConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.postgres = PostgresClient(configuration: configuration.postgres, name: "coordinator-pg", logger: logger)
+        self.redis = RedisConnection(configuration: configuration.redis, name: "coordinator-redis", logger: logger)
+        self.recorderRedis = RedisConnection(configuration: configuration.redis, name: "recorder-redis", logger: logger)
+        self.store = TaskStore(client: postgres)
+        self.submitter = Submitter(
+            store: store, redis: redis, keys: configuration.keys, maxBatchTasks: configuration.submitBatchMaxTasks,
+            logger: logger.with(label: "conveyor.coordinator.submitter"))
+        self.recorder = Recorder(
+            store: EventStore(client: postgres), redis: recorderRedis, keys: configuration.keys,
+            queues: configuration.registry.queues, consumer: configuration.instanceID,
+            batchSize: configuration.recorderBatchSize, logger: logger.with(label: "conveyor.coordinator.recorder"))
+    }
+
+    /// Applies pending migrations (safe with several coordinators starting at once).
+    public func migrate() async throws {
+        let applied = try await Migrator.migrate(postgres)
+        if !applied.isEmpty { logger.info("applied migrations", metadata: ["versions": "\(applied)"]) }
+    }
+
+    /// The Hummingbird application with every coordinator service attached.
+    public func makeApplication(
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let router = Router(context: CoordinatorRequestContext.self)
+        router.add(middleware: CorrelationMiddleware())
+        router.add(middleware: ErrorMiddleware(maxBodyBytes: configuration.maxBodyBytes))
+        HealthRoutes(
+            redis: redis, store: store, keys: configuration.keys, queues: configuration.registry.queues,
+            retryAfterSeconds: configuration.retryAfterSeconds
+        ).register(on: router)
+        let v1 = router.group("v1")
+        if !configuration.authDisabled {
+            v1.add(middleware: AuthMiddleware(tokens: configuration.apiTokens))
+        }
+        TaskRoutes(
+            parser: TaskSubmissionParser(registry: configuration.registry), submitter: submitter, store: store,
+            maxBodyBytes: configuration.maxBodyBytes, retryAfterSeconds: configuration.retryAfterSeconds
+        ).register(on: v1)
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conveyor"),
+            services: [PartitionMaintainer(client: postgres, logger: logger), recorder, submitter],
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+            logger: logger
+        )
+    }
+
+    /// Closes the connections' threads. Call after the application has stopped.
+    public func close() {
+        redis.close()
+        recorderRedis.close()
+        postgres.close()
+    }
+}
+
+extension Logger {
+    /// The same handler and level under another label.
+    package func with(label: String) -> Logger {
+        var copy = Logger(label: label)
+        copy.logLevel = logLevel
+        copy.handler = handler
+        return copy
+    }
+}

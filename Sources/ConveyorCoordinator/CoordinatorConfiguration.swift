@@ -1,0 +1,53 @@
+import ConveyorCore
+import ConveyorPostgres
+import ConveyorRedis
+
+/// Everything a coordinator process needs, validated once at start. Read from the environment and flags
+/// by the CLI (`CoordinatorConfiguration+Environment.swift` in the `conveyor` target); services receive
+/// their slice and never read the environment themselves.
+public struct CoordinatorConfiguration: Sendable {
+    public var host: String = "127.0.0.1"
+    /// 0 picks a free port (tests).
+    public var port: Int = 8080
+    /// Accepted bearer tokens. Empty means every /v1 request is refused, unless ``authDisabled``.
+    public var apiTokens: [String] = []
+    public var authDisabled: Bool = false
+    /// Largest accepted request body.
+    public var maxBodyBytes: Int = 1 << 20
+    public var registry: TaskTypeRegistry = .builtIn
+    public var redis: RedisConfiguration
+    public var postgres: PostgresConfiguration
+    public var keys: RedisKeys = RedisKeys()
+    /// Most tasks the Submitter writes in one transaction.
+    public var submitBatchMaxTasks: Int = 5000
+    /// Most events the Recorder reads per stream per batch.
+    public var recorderBatchSize: Int = 5000
+    /// Names this coordinator in logs and as the Recorder's consumer.
+    public var instanceID: String
+    /// Seconds a client is told to wait (Retry-After) when Redis or PostgreSQL is unavailable.
+    public var retryAfterSeconds: Int = 1
+    /// Most tasks in one `POST /v1/tasks/batch`.
+    public static let maxBatchTasks = 1000
+    /// Highest `max_attempts` a task may ask for.
+    public static let maxAttemptsLimit = 100
+
+    public init(redis: RedisConfiguration, postgres: PostgresConfiguration, instanceID: String) {
+        self.redis = redis
+        self.postgres = postgres
+        self.instanceID = instanceID
+    }
+
+    public func validate() throws(ConfigurationError) {
+        guard (0...65535).contains(port) else { throw ConfigurationError(key: "CONVEYOR_HTTP_PORT", "must be 0–65535") }
+        guard maxBodyBytes >= 1024 else { throw ConfigurationError(key: "CONVEYOR_MAX_BODY_BYTES", "must be at least 1024") }
+        if apiTokens.isEmpty && !authDisabled {
+            throw ConfigurationError(
+                key: "CONVEYOR_API_TOKENS",
+                "no API tokens configured: set CONVEYOR_API_TOKENS=token1,token2 (or CONVEYOR_AUTH_DISABLED=true for a trusted network)")
+        }
+        guard submitBatchMaxTasks >= Self.maxBatchTasks else {
+            throw ConfigurationError(key: "CONVEYOR_SUBMIT_BATCH_MAX", "must be at least \(Self.maxBatchTasks)")
+        }
+        guard recorderBatchSize > 0 else { throw ConfigurationError(key: "CONVEYOR_RECORDER_BATCH", "must be positive") }
+    }
+}

@@ -1,0 +1,94 @@
+import ConveyorCore
+import ConveyorPostgres
+import Foundation
+import Hummingbird
+
+/// `POST /v1/tasks`, `POST /v1/tasks/batch`, `GET /v1/tasks/{id}`.
+struct TaskRoutes: Sendable {
+    let parser: TaskSubmissionParser
+    let submitter: Submitter
+    let store: TaskStore
+    let maxBodyBytes: Int
+    let retryAfterSeconds: Int
+
+    func register(on group: RouterGroup<CoordinatorRequestContext>) {
+        group.post("tasks") { request, context in try await submitOne(request, context: context) }
+        group.post("tasks/batch") { request, context in try await submitBatch(request, context: context) }
+        group.get("tasks/{id}") { request, context in try await get(request, context: context) }
+    }
+
+    private func submitOne(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
+        let body = try await readBody(request)
+        let task = try parser.parseSingle(
+            body, correlationID: context.correlationID, idempotencyKey: request.headers[.idempotencyKey], now: WallClock.nowMillis())
+        let inserted = try await submit([task])[0]
+        let json = "{\"id\":\(inserted.id.rawValue),\"status\":\"\(inserted.status.rawValue)\"}"
+        if inserted.created { return JSONResponse.make(.created, json) }
+        return JSONResponse.make(.ok, json, headers: [.idempotentReplayed: "true"])
+    }
+
+    private func submitBatch(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
+        let body = try await readBody(request)
+        let tasks = try parser.parseBatch(
+            body, correlationID: context.correlationID, idempotencyKey: request.headers[.idempotencyKey], now: WallClock.nowMillis())
+        let inserted = try await submit(tasks)
+        var json = "{\"tasks\":["
+        json.reserveCapacity(inserted.count * 36 + 16)
+        for (index, task) in inserted.enumerated() {
+            if index > 0 { json += "," }
+            json += "{\"id\":\(task.id.rawValue),\"status\":\"\(task.status.rawValue)\"}"
+        }
+        json += "]}"
+        return JSONResponse.make(.created, json)
+    }
+
+    private func submit(_ tasks: [NewTask]) async throws -> [InsertedTask] {
+        do {
+            return try await submitter.submit(tasks)
+        } catch {
+            throw APIError.from(storage: error, retryAfterSeconds: retryAfterSeconds)
+        }
+    }
+
+    private func get(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
+        guard let text = context.parameters.get("id"), let id = TaskID(text) else {
+            throw APIError.notFound("no task with id '\(context.parameters.get("id") ?? "")'")
+        }
+        let record: TaskRecord?
+        do {
+            record = try await store.get(id)
+        } catch {
+            throw APIError.from(storage: error, retryAfterSeconds: retryAfterSeconds)
+        }
+        guard let record else { throw APIError.notFound("no task with id \(id)") }
+        return JSONResponse.make(.ok, Self.json(record))
+    }
+
+    /// Reads the body, refusing more than `maxBodyBytes` (before reading, when Content-Length says so).
+    private func readBody(_ request: Request) async throws -> Data {
+        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBodyBytes {
+            throw APIError.payloadTooLarge(limit: maxBodyBytes)
+        }
+        do {
+            let buffer = try await request.body.collect(upTo: maxBodyBytes)
+            return Data(buffer.readableBytesView)
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            throw APIError.payloadTooLarge(limit: maxBodyBytes)
+        }
+    }
+
+    static func json(_ task: TaskRecord) -> String {
+        func string(_ value: String?) -> String {
+            guard let value else { return "null" }
+            var out = ""
+            JSONValue.writeString(value, into: &out)
+            return out
+        }
+        return "{\"id\":\(task.id.rawValue),\"type\":\(string(task.type)),\"queue\":\(string(task.queue)),"
+            + "\"status\":\"\(task.status.rawValue)\",\"attempts\":\(task.attempts),\"max_attempts\":\(task.maxAttempts),"
+            + "\"params\":\(task.params),\"result\":\(task.result ?? "null"),\"error\":\(string(task.error)),"
+            + "\"correlation_id\":\(string(task.correlationID)),\"idempotency_key\":\(string(task.idempotencyKey)),"
+            + "\"created_at\":\(string(task.createdAt)),\"updated_at\":\(string(task.updatedAt)),"
+            + "\"started_at\":\(string(task.startedAt)),\"finished_at\":\(string(task.finishedAt))}"
+    }
+}

@@ -1,0 +1,145 @@
+import ConveyorCore
+import ConveyorPostgres
+import Foundation
+
+/// The body of `POST /v1/tasks` and of each element of `POST /v1/tasks/batch`.
+struct TaskSubmissionBody: Decodable, Sendable {
+    var type: String
+    var params: JSONValue?
+    var queue: String?
+    var maxAttempts: Int?
+    /// Batch elements only; a single submission uses the `Idempotency-Key` header.
+    var idempotencyKey: String?
+
+    enum CodingKeys: String, CodingKey {
+        case type, params, queue
+        case maxAttempts = "max_attempts"
+        case idempotencyKey = "idempotency_key"
+    }
+}
+
+struct TaskBatchBody: Decodable, Sendable {
+    var tasks: [TaskSubmissionBody]
+}
+
+/// Turns request bodies into validated ``NewTask``s, or the precise ``APIError`` a client should see.
+/// Pure: no I/O, so every 400 and 422 path is unit-tested without a server.
+struct TaskSubmissionParser: Sendable {
+    let registry: TaskTypeRegistry
+    /// Longest accepted idempotency key.
+    static let maxIdempotencyKeyLength = 255
+
+    func parseSingle(_ body: Data, correlationID: String, idempotencyKey: String?, now: Int64) throws(APIError) -> NewTask {
+        let decoded: TaskSubmissionBody = try Self.decode(body)
+        if decoded.idempotencyKey != nil, idempotencyKey != nil {
+            throw .badRequest("use either the Idempotency-Key header or the idempotency_key field, not both")
+        }
+        return try validate(decoded, index: nil, correlationID: correlationID, idempotencyKey: idempotencyKey ?? decoded.idempotencyKey, now: now)
+    }
+
+    /// All elements or none: the first invalid element rejects the batch and is named by its index.
+    /// With an `Idempotency-Key` header, element i gets the key `<header>:<i>` unless it brings its own,
+    /// so retrying the same batch returns the same tasks.
+    func parseBatch(_ body: Data, correlationID: String, idempotencyKey: String?, now: Int64) throws(APIError) -> [NewTask] {
+        let decoded: TaskBatchBody = try Self.decode(body)
+        guard !decoded.tasks.isEmpty else { throw .badRequest("'tasks' must hold at least one task", code: "empty_batch") }
+        guard decoded.tasks.count <= CoordinatorConfiguration.maxBatchTasks else {
+            throw .badRequest("a batch holds at most \(CoordinatorConfiguration.maxBatchTasks) tasks, got \(decoded.tasks.count)", code: "batch_too_large")
+        }
+        var tasks: [NewTask] = []
+        tasks.reserveCapacity(decoded.tasks.count)
+        for (index, element) in decoded.tasks.enumerated() {
+            let key = element.idempotencyKey ?? idempotencyKey.map { "\($0):\(index)" }
+            tasks.append(try validate(element, index: index, correlationID: correlationID, idempotencyKey: key, now: now))
+        }
+        return tasks
+    }
+
+    private func validate(
+        _ body: TaskSubmissionBody, index: Int?, correlationID: String, idempotencyKey: String?, now: Int64
+    ) throws(APIError) -> NewTask {
+        let at = index.map { "tasks[\($0)]." } ?? ""
+        guard let definition = registry[body.type] else {
+            throw .unprocessable("unknown_task_type", "\(at)type: unknown task type '\(body.type)'", index: index)
+        }
+        var queue = definition.queue
+        if let requested = body.queue {
+            guard registry.queues.contains(requested) else {
+                throw .unprocessable("unknown_queue", "\(at)queue: unknown queue '\(requested)' (known: \(registry.queues.joined(separator: ", ")))", index: index)
+            }
+            queue = requested
+        }
+        var maxAttempts = definition.maxAttempts
+        if let requested = body.maxAttempts {
+            guard (1...CoordinatorConfiguration.maxAttemptsLimit).contains(requested) else {
+                throw .badRequest("\(at)max_attempts: must be 1–\(CoordinatorConfiguration.maxAttemptsLimit)", code: "invalid_field", index: index)
+            }
+            maxAttempts = requested
+        }
+        let params = body.params ?? .object([:])
+        guard case .object = params else {
+            throw .badRequest("\(at)params: must be a JSON object", code: "invalid_field", index: index)
+        }
+        if let idempotencyKey {
+            guard !idempotencyKey.isEmpty, idempotencyKey.utf8.count <= Self.maxIdempotencyKeyLength else {
+                throw .badRequest("\(at)idempotency key: must be 1–\(Self.maxIdempotencyKeyLength) bytes", code: "invalid_field", index: index)
+            }
+        }
+        return NewTask(
+            type: definition.name, queue: queue, params: params.serialized, correlationID: correlationID,
+            idempotencyKey: idempotencyKey, maxAttempts: maxAttempts, createdAtMillis: now)
+    }
+
+    static func decode<T: Decodable>(_ body: Data) throws(APIError) -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: body)
+        } catch let error as DecodingError {
+            throw Self.describe(error)
+        } catch {
+            throw .badRequest("the body is not valid JSON", code: "malformed_json")
+        }
+    }
+
+    /// A DecodingError as a client-facing message naming the field path, e.g. `tasks[3].type: expected a string`.
+    static func describe(_ error: DecodingError) -> APIError {
+        func path(_ codingPath: [any CodingKey]) -> String {
+            var out = ""
+            for key in codingPath {
+                if let index = key.intValue {
+                    out += "[\(index)]"
+                } else {
+                    out += out.isEmpty ? key.stringValue : ".\(key.stringValue)"
+                }
+            }
+            return out
+        }
+        func index(_ codingPath: [any CodingKey]) -> Int? {
+            guard codingPath.first?.stringValue == "tasks", codingPath.count > 1 else { return nil }
+            return codingPath[1].intValue
+        }
+        switch error {
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty { return .badRequest("the body is not valid JSON", code: "malformed_json") }
+            return .badRequest("\(path(context.codingPath)): \(context.debugDescription)", code: "invalid_field", index: index(context.codingPath))
+        case .keyNotFound(let key, let context):
+            let full = path(context.codingPath + [key])
+            return .badRequest("\(full): required", code: "missing_field", index: index(context.codingPath))
+        case .typeMismatch(let type, let context):
+            return .badRequest("\(path(context.codingPath)): expected \(describe(type))", code: "invalid_field", index: index(context.codingPath))
+        case .valueNotFound(let type, let context):
+            return .badRequest("\(path(context.codingPath)): expected \(describe(type)), got null", code: "invalid_field", index: index(context.codingPath))
+        @unknown default:
+            return .badRequest("the body does not match the expected shape", code: "invalid_request")
+        }
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type: "an integer"
+        case is [TaskSubmissionBody].Type, is [Any].Type: "an array"
+        case is JSONValue.Type: "a JSON value"
+        default: "an object"
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import ConveyorCore
+import ConveyorObservability
+import ConveyorPostgres
+import ConveyorRedis
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Records what agents report: reads lifecycle events from every queue's events stream in large
+/// batches, writes them to PostgreSQL (COPY into `task_events`, forward-only merge into `tasks`, one
+/// transaction), and only then acknowledges and deletes them in Redis.
+///
+/// Wakes on XREADGROUP … BLOCK. At start, and after any failure, it first re-reads its own pending
+/// entries (`0`) before new ones (`>`): events are acknowledged only after their COMMIT, so a crash or
+/// an outage replays them, and the replay changes nothing (deterministic event ids, forward-only merge).
+/// An undecodable event is logged and dropped rather than blocking the stream forever.
+///
+/// Graceful shutdown: finishes the batch in hand and returns within one BLOCK interval.
+public final class Recorder: Service, Sendable {
+    private let store: EventStore
+    private let redis: RedisConnection
+    private let keys: RedisKeys
+    private let queues: [String]
+    private let consumer: String
+    private let batchSize: Int
+    private let logger: Logger
+    private let stopping = Atomic<Bool>(false)
+
+    static let block = Duration.seconds(1)
+    static let backoff = Backoff(base: .milliseconds(100), maximum: .seconds(5))
+
+    /// - Parameter redis: a connection of its own: XREADGROUP BLOCK holds it while waiting.
+    public init(store: EventStore, redis: RedisConnection, keys: RedisKeys, queues: [String], consumer: String, batchSize: Int, logger: Logger) {
+        self.store = store
+        self.redis = redis
+        self.keys = keys
+        self.queues = queues
+        self.consumer = consumer
+        self.batchSize = batchSize
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await loop()
+        } onGracefulShutdown: {
+            self.stopping.store(true, ordering: .relaxed)
+        }
+    }
+
+    private var shouldStop: Bool { stopping.load(ordering: .relaxed) || Task.isCancelled }
+
+    private func loop() async {
+        let streams = queues.map(keys.events)
+        var failures = 0
+        var groupsReady = false
+        var readingPending = true
+        while !shouldStop {
+            do {
+                if !groupsReady {
+                    for stream in streams { try await redis.ensureGroup(stream: stream, group: RedisKeys.recordersGroup) }
+                    groupsReady = true
+                }
+                let read = try await redis.readGroup(
+                    group: RedisKeys.recordersGroup, consumer: consumer, streams: streams,
+                    id: readingPending ? "0" : ">", count: batchSize, block: readingPending ? nil : Self.block)
+                let total = read.reduce(0) { $0 + $1.entries.count }
+                if total == 0 {
+                    readingPending = false
+                    continue
+                }
+                try await record(read)
+                failures = 0
+            } catch {
+                if failures == 0 || failures % 20 == 0 {
+                    logger.warning("recording events failed; will retry", metadata: [LogKeys.error: "\(error)"])
+                }
+                readingPending = true
+                let delay = Self.backoff.delay(attempt: failures)
+                failures += 1
+                try? await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    private func record(_ read: [(stream: String, entries: [StreamEntry])]) async throws {
+        var events: [LifecycleEvent] = []
+        events.reserveCapacity(read.reduce(0) { $0 + $1.entries.count })
+        for (stream, entries) in read {
+            for entry in entries {
+                guard let fields = entry.fields else { continue }  // deleted meanwhile: nothing to record
+                do {
+                    events.append(try LifecycleEvent(fields: fields))
+                } catch {
+                    logger.error("dropping undecodable lifecycle event", metadata: ["stream": "\(stream)", "entry": "\(entry.id)", LogKeys.error: "\(error)"])
+                }
+            }
+        }
+        if !events.isEmpty {
+            _ = try await store.record(events)
+        }
+        var commands: [RedisCommand] = []
+        for (stream, entries) in read where !entries.isEmpty {
+            let ids = entries.map(\.id)
+            commands.append(RedisConnection.xack(stream: stream, group: RedisKeys.recordersGroup, ids: ids))
+            commands.append(RedisConnection.xdel(stream: stream, ids: ids))
+        }
+        _ = try await redis.send(commands)
+    }
+}

@@ -1,0 +1,127 @@
+import ConveyorCore
+import ConveyorObservability
+import ConveyorPostgres
+import ConveyorRedis
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Turns accepted requests into durable, dispatched tasks, a batch at a time (group commit).
+///
+/// Wakes on the first waiting request. One flush: COPY every waiting task into `tasks` and COMMIT, then
+/// XADD them all to their queues' ready streams in one pipeline, then answer every waiting request. A
+/// lone request is flushed at once; under load, a batch is whatever arrived during the previous flush.
+///
+/// A 201 therefore means committed *and* in Redis. If the XADD fails after the COMMIT (Redis went away
+/// in between), the just-inserted rows are deleted again and the requests get 503, so nothing is left
+/// half-written.
+///
+/// Graceful shutdown: the HTTP server stops first; the Submitter then flushes what is queued, answers
+/// those requests and returns.
+public final class Submitter: Service, Sendable {
+    struct Submission: Sendable {
+        var tasks: [NewTask]
+        var reply: Promise<[InsertedTask]>
+    }
+
+    private let queue: GroupCommitQueue<Submission>
+    private let store: TaskStore
+    private let redis: RedisConnection
+    private let keys: RedisKeys
+    private let maxBatchTasks: Int
+    private let logger: Logger
+    /// Streams whose consumer group is known to exist.
+    private let preparedStreams = Mutex<Set<String>>([])
+
+    public init(store: TaskStore, redis: RedisConnection, keys: RedisKeys, maxBatchTasks: Int, logger: Logger) {
+        self.store = store
+        self.redis = redis
+        self.keys = keys
+        self.maxBatchTasks = maxBatchTasks
+        // Room for a few batches: beyond that, request handlers wait instead of memory growing.
+        self.queue = GroupCommitQueue(capacity: maxBatchTasks * 4)
+        self.logger = logger
+    }
+
+    /// Commits and dispatches `tasks` together; returns one result per task, in order.
+    public func submit(_ tasks: [NewTask]) async throws -> [InsertedTask] {
+        let reply = Promise<[InsertedTask]>()
+        try await queue.enqueue(Submission(tasks: tasks, reply: reply), weight: tasks.count)
+        return try await reply.value
+    }
+
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            while let batch = await queue.nextBatch(maximumWeight: maxBatchTasks) {
+                await flush(batch)
+            }
+        } onGracefulShutdown: {
+            self.queue.finish()
+        }
+        // Anything still queued after cancellation is answered, never dropped silently.
+        queue.finish()
+        while let batch = await queue.nextBatch(maximumWeight: maxBatchTasks) {
+            await flush(batch)
+        }
+    }
+
+    private func flush(_ batch: [Submission]) async {
+        let tasks = batch.flatMap(\.tasks)
+        do {
+            try await prepareStreams(for: tasks)
+            let inserted = try await store.insert(tasks)
+            let fresh = zip(tasks, inserted).filter { $0.1.created }
+            do {
+                try await dispatch(fresh.map { ($0.0, $0.1.id) })
+            } catch {
+                await withdraw(fresh.map(\.1.id), after: error)
+                throw error
+            }
+            var offset = 0
+            for submission in batch {
+                let end = offset + submission.tasks.count
+                submission.reply.succeed(Array(inserted[offset..<end]))
+                offset = end
+            }
+        } catch {
+            logger.warning("submission batch failed", metadata: [LogKeys.count: "\(tasks.count)", LogKeys.error: "\(error)"])
+            for submission in batch { submission.reply.fail(error) }
+        }
+    }
+
+    /// XADDs every task to its queue's ready stream in one pipeline.
+    private func dispatch(_ tasks: [(NewTask, TaskID)]) async throws {
+        guard !tasks.isEmpty else { return }
+        let commands = tasks.map { task, id in
+            RedisConnection.xadd(stream: keys.ready(task.queue), fields: TaskEnvelope(
+                id: id, type: task.type, params: task.params, correlationID: task.correlationID,
+                attempt: 1, maxAttempts: task.maxAttempts, enqueuedAtMillis: task.createdAtMillis
+            ).fields)
+        }
+        let replies = try await redis.send(commands)
+        if let failure = replies.first(where: { $0.errorMessage != nil }) {
+            throw RedisError(.commandFailed, failure.errorMessage!, command: "XADD")
+        }
+    }
+
+    /// Removes tasks that were committed but could not be dispatched, so the client's 503 is the truth.
+    private func withdraw(_ ids: [TaskID], after error: any Error) async {
+        guard !ids.isEmpty else { return }
+        do {
+            try await store.deleteUndispatched(ids)
+            logger.warning("dispatch failed; withdrew committed tasks", metadata: [LogKeys.count: "\(ids.count)", LogKeys.error: "\(error)"])
+        } catch {
+            logger.error("dispatch failed and the tasks could not be withdrawn; they stay queued in PostgreSQL",
+                         metadata: [LogKeys.count: "\(ids.count)", LogKeys.error: "\(error)"])
+        }
+    }
+
+    private func prepareStreams(for tasks: [NewTask]) async throws {
+        let streams = Set(tasks.map { keys.ready($0.queue) })
+        let missing = preparedStreams.withLock { streams.subtracting($0) }
+        for stream in missing {
+            try await redis.ensureGroup(stream: stream, group: RedisKeys.agentsGroup)
+            preparedStreams.withLock { _ = $0.insert(stream) }
+        }
+    }
+}

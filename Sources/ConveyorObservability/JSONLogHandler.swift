@@ -1,0 +1,107 @@
+import ConveyorCore
+import Foundation
+import Logging
+import Synchronization
+
+/// A swift-log handler that writes one JSON object per line to stdout, ready for Loki:
+/// `{"ts":"2026-11-23T10:04:05.123Z","level":"info","msg":"…","service":"coordinator","instance":"…",…}`
+/// followed by the metadata. With `format: .text` it writes a readable line for a terminal instead.
+public struct JSONLogHandler: LogHandler {
+    public enum Format: String, Sendable {
+        case json
+        case text
+    }
+
+    public var metadata: Logger.Metadata = [:]
+    public var logLevel: Logger.Level
+    private let label: String
+    private let service: String
+    private let instance: String
+    private let format: Format
+
+    public init(label: String, service: String, instance: String, format: Format, level: Logger.Level = .info) {
+        self.label = label
+        self.service = service
+        self.instance = instance
+        self.format = format
+        self.logLevel = level
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var merged = self.metadata
+        if let extra = event.metadata {
+            merged.merge(extra) { _, new in new }
+        }
+        let line: String
+        switch format {
+        case .json: line = jsonLine(event.level, event.message.description, merged)
+        case .text: line = textLine(event.level, event.message.description, merged)
+        }
+        StandardOutput.write(line)
+    }
+
+    private func jsonLine(_ level: Logger.Level, _ message: String, _ metadata: Logger.Metadata) -> String {
+        var out = "{\"ts\":\"" + Self.timestamp() + "\",\"level\":\"" + level.rawValue + "\",\"msg\":"
+        JSONValue.writeString(message, into: &out)
+        out += ",\"service\":"
+        JSONValue.writeString(service, into: &out)
+        out += ",\"instance\":"
+        JSONValue.writeString(instance, into: &out)
+        out += ",\"logger\":"
+        JSONValue.writeString(label, into: &out)
+        for key in metadata.keys.sorted() {
+            out += ","
+            JSONValue.writeString(key, into: &out)
+            out += ":"
+            JSONValue.writeString(metadata[key]!.description, into: &out)
+        }
+        return out + "}\n"
+    }
+
+    private func textLine(_ level: Logger.Level, _ message: String, _ metadata: Logger.Metadata) -> String {
+        var out = Self.timestamp() + " " + level.rawValue.uppercased() + " [" + service + "] " + message
+        for key in metadata.keys.sorted() { out += " \(key)=\(metadata[key]!)" }
+        return out + "\n"
+    }
+
+    /// RFC 3339 UTC with milliseconds.
+    static func timestamp() -> String {
+        UTCTime.format(millis: WallClock.nowMillis())
+    }
+}
+
+/// Serialises writes to stdout so lines from concurrent tasks never interleave.
+enum StandardOutput {
+    private static let lock = Mutex(())
+
+    static func write(_ line: String) {
+        lock.withLock { _ in
+            var line = line
+            line.withUTF8 { buffer in
+                var offset = 0
+                while offset < buffer.count {
+                    let written = Foundation.write(1, buffer.baseAddress! + offset, buffer.count - offset)
+                    if written <= 0 { return }
+                    offset += written
+                }
+            }
+        }
+    }
+}
+
+/// Sets up swift-log once per process.
+public enum LoggingSetup {
+    /// - Parameters:
+    ///   - format: nil picks text when stdout is a terminal and JSON otherwise.
+    public static func bootstrap(service: String, instance: String, format: JSONLogHandler.Format?, level: Logger.Level) {
+        let chosen = format ?? (isatty(1) == 1 ? .text : .json)
+        LoggingSystem.bootstrap { label in
+            JSONLogHandler(label: label, service: service, instance: instance, format: chosen, level: level)
+        }
+    }
+}
