@@ -1,0 +1,83 @@
+import ConveyorCore
+import ConveyorRedis
+import Hummingbird
+import Logging
+import ServiceLifecycle
+
+/// An agent: reads tasks from Redis, runs them, reports their outcomes. Needs Redis only.
+///
+/// Services in dependency order; shutdown runs in reverse, so the Consumer stops reading first, the
+/// Executor lets running tasks finish, the Completer flushes every outcome, and the heartbeat entry goes
+/// last: `[health endpoint, heartbeat, completer, executor, consumer]`.
+public struct Agent: Sendable {
+    public let configuration: AgentConfiguration
+    /// For the Completer and heartbeats (pipelined, never blocking).
+    let redis: RedisConnection
+    /// The Consumer's own connection: XREADGROUP BLOCK holds it while waiting.
+    let readerRedis: RedisConnection
+    let executor: Executor
+    let completer: Completer
+    let consumer: Consumer
+    let heartbeat: Heartbeat
+    let logger: Logger
+
+    /// - Throws: ``ConfigurationError`` when the configuration is invalid or a served type has no handler.
+    public init(configuration: AgentConfiguration, handlers: HandlerSet = .builtIns, logger: Logger) throws(ConfigurationError) {
+        try configuration.validate()
+        let resolved = try handlers.resolve(configuration.registry, queues: configuration.servedQueues)
+        self.configuration = configuration
+        self.logger = logger
+        self.redis = RedisConnection(configuration: configuration.redis, name: "agent-redis", logger: logger)
+        self.readerRedis = RedisConnection(configuration: configuration.redis, name: "agent-reader", logger: logger)
+        let slots = SlotPool(capacity: configuration.concurrency)
+        self.completer = Completer(
+            redis: redis, keys: configuration.keys, agentID: configuration.agentID,
+            batchSize: configuration.completerBatchSize, logger: logger)
+        self.executor = Executor(handlers: resolved, registry: configuration.registry, completer: completer, slots: slots, logger: logger)
+        self.consumer = Consumer(
+            redis: readerRedis, keys: configuration.keys, agentID: configuration.agentID,
+            queues: configuration.servedQueues, executor: executor, slots: slots, readBlock: configuration.readBlock, logger: logger)
+        self.heartbeat = Heartbeat(redis: redis, keys: configuration.keys, configuration: configuration, executor: executor, logger: logger)
+    }
+
+    /// Attempts started by this agent since it began (tests and the demo read it).
+    public var executionCount: Int { executor.executionCount }
+
+    /// The agent's services, in start order.
+    public var services: [any Service] {
+        var services: [any Service] = []
+        if let port = configuration.metricsPort {
+            services.append(healthEndpoint(port: port))
+        }
+        services.append(contentsOf: [heartbeat, completer, executor, consumer] as [any Service])
+        return services
+    }
+
+    /// Runs until SIGTERM or SIGINT, then drains within `shutdownGracePeriod`.
+    public func run(shutdownGracePeriod: Duration = .seconds(30)) async throws {
+        var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        groupConfiguration.maximumGracefulShutdownDuration = shutdownGracePeriod
+        groupConfiguration.maximumCancellationDuration = .seconds(10)
+        try await ServiceGroup(configuration: groupConfiguration).run()
+        close()
+    }
+
+    public func close() {
+        redis.close()
+        readerRedis.close()
+    }
+
+    private func healthEndpoint(port: Int) -> some Service {
+        let router = Router()
+        let executor = self.executor
+        let agentID = configuration.agentID
+        router.get("health") { _, _ -> Response in
+            let body = "{\"status\":\"ok\",\"agent\":\"\(agentID)\",\"executions\":\(executor.executionCount)}"
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.metricsHost, port: port), serverName: "conveyor-agent"),
+            logger: logger)
+    }
+}

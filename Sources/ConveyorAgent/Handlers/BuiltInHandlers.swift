@@ -1,0 +1,40 @@
+import ConveyorCore
+
+/// `noop`: does nothing and succeeds. The unit of the throughput benchmarks.
+public struct NoopHandler: TaskHandler {
+    public init() {}
+    public func handle(_ task: TaskContext) async throws -> JSONValue? { nil }
+}
+
+/// `sleep`: waits `{"ms": n}` milliseconds (0–3,600,000) without holding a thread, then succeeds.
+public struct SleepHandler: TaskHandler {
+    public init() {}
+
+    public func handle(_ task: TaskContext) async throws -> JSONValue? {
+        let ms = task.params["ms"]?.intValue ?? 0
+        guard (0...3_600_000).contains(ms) else {
+            throw TaskFailure.permanent("params.ms must be an integer from 0 to 3600000")
+        }
+        try await Task.sleep(for: .milliseconds(ms))
+        return nil
+    }
+}
+
+/// `echo`: succeeds with its params as the result.
+public struct EchoHandler: TaskHandler {
+    public init() {}
+    public func handle(_ task: TaskContext) async throws -> JSONValue? { task.params }
+}
+
+/// `fail`: fails its first `{"times": n}` attempts (default 1), then succeeds. For exercising retries.
+public struct FailHandler: TaskHandler {
+    public init() {}
+
+    public func handle(_ task: TaskContext) async throws -> JSONValue? {
+        let times = task.params["times"]?.intValue ?? 1
+        if task.attempt <= times {
+            throw TaskFailure("failing attempt \(task.attempt) of the first \(times) on purpose")
+        }
+        return .object(["attempt": .integer(Int64(task.attempt))])
+    }
+}

@@ -1,0 +1,44 @@
+import ConveyorCore
+
+/// The handlers an agent can run, by name: the built-ins plus whatever an embedding program registers.
+public struct HandlerSet: Sendable {
+    private var handlers: [String: any TaskHandler]
+
+    /// `noop`, `sleep`, `echo` and `fail`. (`command` is configured per type, see ``resolve(_:)``.)
+    public static var builtIns: HandlerSet {
+        HandlerSet(handlers: ["noop": NoopHandler(), "sleep": SleepHandler(), "echo": EchoHandler(), "fail": FailHandler()])
+    }
+
+    private init(handlers: [String: any TaskHandler]) {
+        self.handlers = handlers
+    }
+
+    /// Registers an in-process handler; a task type whose registry entry says `handler: <name>` runs it.
+    public mutating func register(_ name: String, _ handler: any TaskHandler) {
+        handlers[name] = handler
+    }
+
+    public mutating func register(_ name: String, _ body: @escaping @Sendable (TaskContext) async throws -> JSONValue?) {
+        handlers[name] = ClosureHandler(body)
+    }
+
+    /// The handler for each type carried by `queues`; throws naming every type whose handler is missing,
+    /// so a misconfigured agent stops at start instead of failing tasks later.
+    public func resolve(_ registry: TaskTypeRegistry, queues: [String]) throws(ConfigurationError) -> [String: any TaskHandler] {
+        var resolved: [String: any TaskHandler] = [:]
+        var missing: [String] = []
+        for definition in registry.types.values where queues.contains(definition.queue) {
+            if definition.handler == "command" {
+                resolved[definition.name] = CommandHandler(command: definition.command, maxOutputBytes: definition.maxOutputBytes)
+            } else if let handler = handlers[definition.handler] {
+                resolved[definition.name] = handler
+            } else {
+                missing.append("\(definition.name) (handler '\(definition.handler)')")
+            }
+        }
+        if !missing.isEmpty {
+            throw ConfigurationError(key: "CONVEYOR_TASK_TYPES", "no handler registered for: \(missing.sorted().joined(separator: ", "))")
+        }
+        return resolved
+    }
+}

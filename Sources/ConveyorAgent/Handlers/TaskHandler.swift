@@ -1,0 +1,74 @@
+import ConveyorCore
+import Logging
+
+/// Runs tasks of one type. The public embedding API: a Swift program that embeds an agent registers its
+/// own handlers in a ``HandlerSet`` under the names its task-type registry uses.
+///
+/// Delivery is at-least-once: the same task may run again (after a crash or a lost acknowledgement), so a
+/// handler should be idempotent; ``TaskContext/id`` and ``TaskContext/attempt`` help it be.
+/// A handler must not block its thread: await instead (the agent runs many handlers at once).
+public protocol TaskHandler: Sendable {
+    /// Returns the task's result (stored as JSON), or nil for none. Throw ``TaskFailure`` to fail the
+    /// attempt with a message (and say whether a retry can help); any other error fails it as retryable.
+    func handle(_ task: TaskContext) async throws -> JSONValue?
+}
+
+/// What a handler knows about the task it runs.
+public struct TaskContext: Sendable {
+    public var id: TaskID
+    public var type: String
+    /// 1 for the first attempt.
+    public var attempt: Int
+    public var maxAttempts: Int
+    public var correlationID: String
+    public var params: JSONValue
+    /// The params exactly as submitted (compact JSON), for handlers that pass them on.
+    public var paramsJSON: String
+    /// Carries `correlation_id`, `task_id` and `task_type` metadata.
+    public var logger: Logger
+    /// The attempt is stopped at this time (the type's `timeout`).
+    public var timeout: Duration
+
+    public init(id: TaskID, type: String, attempt: Int, maxAttempts: Int, correlationID: String, params: JSONValue, paramsJSON: String, logger: Logger, timeout: Duration) {
+        self.id = id
+        self.type = type
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.correlationID = correlationID
+        self.params = params
+        self.paramsJSON = paramsJSON
+        self.logger = logger
+        self.timeout = timeout
+    }
+}
+
+/// A failed attempt, as a handler reports it.
+public struct TaskFailure: Error, Sendable, Hashable, CustomStringConvertible {
+    public var message: String
+    /// False when retrying cannot help (bad params, a permanent refusal): the task fails at once.
+    public var retryable: Bool
+
+    public init(_ message: String, retryable: Bool = true) {
+        self.message = message
+        self.retryable = retryable
+    }
+
+    public static func permanent(_ message: String) -> TaskFailure {
+        TaskFailure(message, retryable: false)
+    }
+
+    public var description: String { message }
+}
+
+/// A closure as a handler.
+public struct ClosureHandler: TaskHandler {
+    private let body: @Sendable (TaskContext) async throws -> JSONValue?
+
+    public init(_ body: @escaping @Sendable (TaskContext) async throws -> JSONValue?) {
+        self.body = body
+    }
+
+    public func handle(_ task: TaskContext) async throws -> JSONValue? {
+        try await body(task)
+    }
+}

@@ -1,0 +1,148 @@
+import ConveyorCore
+import ConveyorObservability
+import ConveyorRedis
+import Logging
+import ServiceLifecycle
+
+/// Reports attempts to Redis in batches: acknowledges finished tasks and appends their lifecycle events,
+/// atomically, with one ``Scripts/completeTasks`` call per queue per batch (all in one pipeline).
+///
+/// Wakes on the first completion; a batch is what piled up during the previous flush. A task that
+/// started and finished within one batch gets a single event (its `running` folds into the outcome,
+/// which carries the start time). A failed attempt that may be retried is re-added to the ready stream
+/// with the next attempt number by the same script.
+///
+/// A flush that fails (Redis away) is retried with backoff, never dropped; meanwhile the bounded queue
+/// makes executors wait. Graceful shutdown: runs after the Executor has stopped, flushes everything, then
+/// returns.
+final class Completer: Service, Sendable {
+    enum Item: Sendable {
+        case started(Delivery, atMillis: Int64)
+        case finished(Delivery, AttemptOutcome, startedAtMillis: Int64, atMillis: Int64)
+    }
+
+    private let queue: GroupCommitQueue<Item>
+    private let redis: RedisConnection
+    private let keys: RedisKeys
+    private let agentID: String
+    private let batchSize: Int
+    private let logger: Logger
+
+    static let backoff = Backoff(base: .milliseconds(50), maximum: .seconds(2))
+
+    init(redis: RedisConnection, keys: RedisKeys, agentID: String, batchSize: Int, logger: Logger) {
+        self.redis = redis
+        self.keys = keys
+        self.agentID = agentID
+        self.batchSize = batchSize
+        self.queue = GroupCommitQueue(capacity: batchSize * 4)
+        self.logger = logger
+    }
+
+    func started(_ delivery: Delivery, atMillis: Int64) async {
+        try? await queue.enqueue(.started(delivery, atMillis: atMillis))
+    }
+
+    func finished(_ delivery: Delivery, _ outcome: AttemptOutcome, startedAtMillis: Int64) async {
+        do {
+            try await queue.enqueue(.finished(delivery, outcome, startedAtMillis: startedAtMillis, atMillis: WallClock.nowMillis()))
+        } catch {
+            // Only after shutdown: the entry stays pending and is redelivered, so nothing is lost.
+            logger.warning("completion arrived after shutdown; the task will be redelivered", metadata: [LogKeys.taskID: "\(delivery.envelope.id)"])
+        }
+    }
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            while let batch = await queue.nextBatch(maximumWeight: batchSize) {
+                await flush(batch)
+            }
+        } onGracefulShutdown: {
+            self.queue.finish()
+        }
+        queue.finish()
+        while let batch = await queue.nextBatch(maximumWeight: batchSize) {
+            await flush(batch)
+        }
+    }
+
+    /// Retries until Redis takes the batch, unless the task is cancelled (then the unacknowledged tasks
+    /// are redelivered later: at-least-once).
+    private func flush(_ batch: [Item]) async {
+        let calls = scriptCalls(for: batch)
+        var failures = 0
+        while true {
+            do {
+                let replies = try await redis.evaluate(Scripts.completeTasks, calls)
+                if let error = replies.compactMap(\.errorMessage).first {
+                    throw RedisError(.commandFailed, error, command: "EVALSHA complete_tasks")
+                }
+                return
+            } catch {
+                if failures == 0 || failures % 20 == 0 {
+                    logger.warning("acknowledging tasks failed; retrying", metadata: [LogKeys.count: "\(batch.count)", LogKeys.error: "\(error)"])
+                }
+                if Task.isCancelled { return }
+                try? await Task.sleep(for: Self.backoff.delay(attempt: failures))
+                failures += 1
+            }
+        }
+    }
+
+    func scriptCalls(for batch: [Item]) -> [ScriptCall] {
+        var finishedEntries = Set<String>()
+        for case .finished(let delivery, _, _, _) in batch { finishedEntries.insert(delivery.entryID) }
+        var argumentsByQueue: [String: [String]] = [:]
+        for item in batch {
+            switch item {
+            case .started(let delivery, let at):
+                if finishedEntries.contains(delivery.entryID) { continue }
+                let event = LifecycleEvent(
+                    taskID: delivery.envelope.id, status: .running, attempt: delivery.envelope.attempt, agent: agentID,
+                    atMillis: at, startedAtMillis: at, correlationID: delivery.envelope.correlationID, type: delivery.envelope.type)
+                append(&argumentsByQueue[delivery.queue, default: [RedisKeys.agentsGroup]], ack: "", event: event, requeue: nil)
+            case .finished(let delivery, let outcome, let started, let at):
+                let envelope = delivery.envelope
+                var event = LifecycleEvent(
+                    taskID: envelope.id, status: .succeeded, attempt: envelope.attempt, agent: agentID, atMillis: at,
+                    startedAtMillis: started, correlationID: envelope.correlationID, type: envelope.type)
+                var requeue: TaskEnvelope?
+                switch outcome {
+                case .succeeded(let result):
+                    event.result = result
+                case .failed(let error, let retryable):
+                    event.error = error
+                    if retryable && envelope.attempt < envelope.maxAttempts {
+                        event.status = .retrying
+                        var next = envelope
+                        next.attempt += 1
+                        next.enqueuedAtMillis = at
+                        requeue = next
+                    } else {
+                        event.status = .failed
+                    }
+                }
+                append(&argumentsByQueue[delivery.queue, default: [RedisKeys.agentsGroup]], ack: delivery.entryID, event: event, requeue: requeue)
+            }
+        }
+        return argumentsByQueue.keys.sorted().map { queue in
+            ScriptCall(keys: [keys.ready(queue), keys.events(queue)], arguments: argumentsByQueue[queue]!)
+        }
+    }
+
+    private func append(_ arguments: inout [String], ack: String, event: LifecycleEvent, requeue: TaskEnvelope?) {
+        arguments.append(ack)
+        let fields = event.fields
+        arguments.append(String(fields.count * 2))
+        for (field, value) in fields {
+            arguments.append(field)
+            arguments.append(value)
+        }
+        let requeueFields = requeue?.fields ?? []
+        arguments.append(String(requeueFields.count * 2))
+        for (field, value) in requeueFields {
+            arguments.append(field)
+            arguments.append(value)
+        }
+    }
+}

@@ -1,0 +1,133 @@
+import ConveyorCore
+import ConveyorObservability
+import ConveyorRedis
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Reads tasks from the served queues' ready streams and hands them to the Executor, never more than
+/// there are free slots (the lease clock starts at delivery, not when a handler begins).
+///
+/// Wakes on a free slot. At start it first takes back its own pending entries (left by an earlier run
+/// under the same agent id), then reads new ones with XREADGROUP … BLOCK. An entry that cannot be decoded
+/// is moved to the queue's dead-letter stream and acknowledged: it never crashes the agent and never
+/// loops. Graceful shutdown: the first service to stop; it stops reading within one BLOCK interval.
+final class Consumer: Service, Sendable {
+    private let redis: RedisConnection
+    private let keys: RedisKeys
+    private let agentID: String
+    private let queues: [String]
+    private let executor: Executor
+    private let slots: SlotPool
+    private let readBlock: Duration
+    private let logger: Logger
+    private let rotation = Atomic<Int>(0)
+
+    static let backoff = Backoff(base: .milliseconds(100), maximum: .seconds(5))
+
+    /// - Parameter redis: a connection of its own: XREADGROUP BLOCK holds it while waiting.
+    init(redis: RedisConnection, keys: RedisKeys, agentID: String, queues: [String], executor: Executor, slots: SlotPool, readBlock: Duration, logger: Logger) {
+        self.redis = redis
+        self.keys = keys
+        self.agentID = agentID
+        self.queues = queues
+        self.executor = executor
+        self.slots = slots
+        self.readBlock = readBlock
+        self.logger = logger
+    }
+
+    func run() async throws {
+        var failures = 0
+        var prepared = false
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                if !prepared {
+                    try await prepare()
+                    prepared = true
+                }
+                let free = await cancelWhenGracefulShutdown { await self.slots.waitForFree() }
+                guard free > 0, !Task.isShuttingDownGracefully else { continue }
+                let selection = select(free: free)
+                let read = try await cancelWhenGracefulShutdown {
+                    try await self.redis.readGroup(
+                        group: RedisKeys.agentsGroup, consumer: self.agentID, streams: selection.streams,
+                        count: selection.count, block: self.readBlock)
+                }
+                try await dispatch(read)
+                failures = 0
+            } catch {
+                if Task.isCancelled || Task.isShuttingDownGracefully { break }
+                if failures == 0 || failures % 20 == 0 {
+                    logger.warning("reading tasks failed; retrying", metadata: [LogKeys.error: "\(error)"])
+                }
+                let delay = Self.backoff.delay(attempt: failures)
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: delay) }
+                failures += 1
+            }
+        }
+        executor.stopAccepting()
+    }
+
+    /// Creates the groups this agent needs, then takes back its own pending entries, stream by stream,
+    /// walking forward so an entry already handed over is not read twice.
+    private func prepare() async throws {
+        for queue in queues {
+            try await redis.ensureGroup(stream: keys.ready(queue), group: RedisKeys.agentsGroup)
+            try await redis.ensureGroup(stream: keys.events(queue), group: RedisKeys.recordersGroup)
+        }
+        for queue in queues {
+            var cursor = "0"
+            while !Task.isShuttingDownGracefully {
+                let free = await cancelWhenGracefulShutdown { await self.slots.waitForFree() }
+                guard free > 0 else { return }
+                let read = try await redis.readGroup(
+                    group: RedisKeys.agentsGroup, consumer: agentID, streams: [keys.ready(queue)], id: cursor, count: free, block: nil)
+                guard let last = read.first?.entries.last else { break }
+                cursor = last.id
+                if read.first!.entries.count > 0 {
+                    logger.info("resuming own pending tasks", metadata: [LogKeys.queue: "\(queue)", LogKeys.count: "\(read.first!.entries.count)"])
+                }
+                try await dispatch(read)
+            }
+        }
+    }
+
+    /// Which streams to read and how many entries from each, so that the total can never exceed `free`:
+    /// COUNT applies per stream, so with fewer free slots than queues only some queues are read this
+    /// round (rotating, so none starves).
+    private func select(free: Int) -> (streams: [String], count: Int) {
+        let streams = queues.map(keys.ready)
+        if free >= streams.count { return (streams, free / streams.count) }
+        let start = rotation.add(1, ordering: .relaxed).newValue
+        return ((0..<free).map { streams[(start + $0) % streams.count] }, 1)
+    }
+
+    private func dispatch(_ read: [(stream: String, entries: [StreamEntry])]) async throws {
+        var poison: [RedisCommand] = []
+        for (stream, entries) in read {
+            guard let queue = queues.first(where: { keys.ready($0) == stream }) else { continue }
+            for entry in entries {
+                guard let fields = entry.fields else {
+                    // Deleted after delivery (already completed elsewhere): nothing to run.
+                    poison.append(RedisConnection.xack(stream: stream, group: RedisKeys.agentsGroup, ids: [entry.id]))
+                    continue
+                }
+                do {
+                    let envelope = try TaskEnvelope(fields: fields)
+                    slots.take(1)
+                    executor.submit(Delivery(queue: queue, stream: stream, entryID: entry.id, envelope: envelope))
+                } catch {
+                    logger.error("dead-lettering an undecodable stream entry", metadata: [LogKeys.queue: "\(queue)", "entry": "\(entry.id)", LogKeys.error: "\(error)"])
+                    var deadFields = fields.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+                    deadFields.append(("dead_reason", "\(error)"))
+                    deadFields.append(("dead_entry", entry.id))
+                    poison.append(RedisConnection.xadd(stream: keys.dead(queue), fields: deadFields))
+                    poison.append(RedisConnection.xack(stream: stream, group: RedisKeys.agentsGroup, ids: [entry.id]))
+                    poison.append(RedisConnection.xdel(stream: stream, ids: [entry.id]))
+                }
+            }
+        }
+        if !poison.isEmpty { _ = try await redis.send(poison) }
+    }
+}

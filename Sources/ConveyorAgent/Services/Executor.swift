@@ -1,0 +1,152 @@
+import ConveyorCore
+import ConveyorObservability
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Runs delivered tasks: each in a child task, at most the type's `max_concurrent` at once, stopped at
+/// the type's `timeout`, its outcome handed to the Completer.
+///
+/// Wakes on work from the Consumer. Graceful shutdown: accepts nothing new and lets running tasks
+/// finish; if the group's shutdown deadline passes first, they are cancelled and left unacknowledged, so
+/// another agent (or this one after a restart) runs them again.
+final class Executor: Service, Sendable {
+    private let handlers: [String: any TaskHandler]
+    private let limiters: [String: TypeLimiter]
+    private let registry: TaskTypeRegistry
+    private let completer: Completer
+    private let slots: SlotPool
+    private let logger: Logger
+    private let inbox: AsyncStream<Delivery>
+    private let inboxContinuation: AsyncStream<Delivery>.Continuation
+    private let inFlight = Mutex<[String: Int]>([:])
+    private let executions = Atomic<Int>(0)
+
+    init(handlers: [String: any TaskHandler], registry: TaskTypeRegistry, completer: Completer, slots: SlotPool, logger: Logger) {
+        self.handlers = handlers
+        self.registry = registry
+        self.limiters = handlers.keys.reduce(into: [:]) { limiters, type in
+            limiters[type] = TypeLimiter(limit: registry[type]?.maxConcurrent ?? TaskTypeDefinition.defaultMaxConcurrent)
+        }
+        self.completer = completer
+        self.slots = slots
+        self.logger = logger
+        (inbox, inboxContinuation) = AsyncStream.makeStream(of: Delivery.self)
+    }
+
+    /// Tasks running or waiting for their type's slot, by type.
+    var inFlightByType: [String: Int] { inFlight.withLock { $0.filter { $0.value > 0 } } }
+
+    /// Attempts started since the agent began.
+    var executionCount: Int { executions.load(ordering: .relaxed) }
+
+    /// Takes a task the Consumer read (it already holds one slot for it).
+    func submit(_ delivery: Delivery) {
+        inFlight.withLock { $0[delivery.envelope.type, default: 0] += 1 }
+        if case .terminated = inboxContinuation.yield(delivery) {
+            finishWithoutRunning(delivery)
+        }
+    }
+
+    /// Stops accepting work: the run loop ends once running tasks finish.
+    func stopAccepting() { inboxContinuation.finish() }
+
+    func run() async throws {
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for await delivery in inbox {
+                    group.addTask { await self.execute(delivery) }
+                }
+            }
+        } onGracefulShutdown: {
+            self.stopAccepting()
+        }
+    }
+
+    private func finishWithoutRunning(_ delivery: Delivery) {
+        inFlight.withLock { $0[delivery.envelope.type, default: 1] -= 1 }
+        slots.release()
+    }
+
+    private func execute(_ delivery: Delivery) async {
+        defer { finishWithoutRunning(delivery) }
+        let envelope = delivery.envelope
+        var taskLogger = logger
+        taskLogger[metadataKey: LogKeys.correlationID] = "\(envelope.correlationID)"
+        taskLogger[metadataKey: LogKeys.taskID] = "\(envelope.id)"
+        taskLogger[metadataKey: LogKeys.taskType] = "\(envelope.type)"
+        taskLogger[metadataKey: LogKeys.attempt] = "\(envelope.attempt)"
+        guard let handler = handlers[envelope.type], let limiter = limiters[envelope.type] else {
+            // A type this agent does not serve on this queue: fail it for good rather than loop.
+            taskLogger.error("no handler for task type")
+            await completer.finished(delivery, .failed(error: "no handler for task type '\(envelope.type)' on agent", retryable: false), startedAtMillis: WallClock.nowMillis())
+            return
+        }
+        await limiter.acquire()
+        defer { limiter.release() }
+        let startedAt = WallClock.nowMillis()
+        executions.add(1, ordering: .relaxed)
+        await completer.started(delivery, atMillis: startedAt)
+        let timeout = registry[envelope.type]?.timeout ?? TaskTypeDefinition.defaultTimeout
+        let outcome = await Self.attempt(handler, delivery: delivery, timeout: timeout, logger: taskLogger)
+        guard let outcome else {
+            taskLogger.info("attempt interrupted by shutdown; the task will be redelivered")
+            return
+        }
+        if case .failed(let error, _) = outcome {
+            taskLogger.warning("attempt failed", metadata: [LogKeys.error: "\(error)"])
+        } else {
+            taskLogger.debug("attempt succeeded")
+        }
+        await completer.finished(delivery, outcome, startedAtMillis: startedAt)
+    }
+
+    /// Runs one attempt under its timeout. Nil when the attempt was cancelled by shutdown (not a failure:
+    /// the task is left pending for redelivery).
+    static func attempt(_ handler: any TaskHandler, delivery: Delivery, timeout: Duration, logger: Logger) async -> AttemptOutcome? {
+        let envelope = delivery.envelope
+        let params: JSONValue
+        do {
+            params = try JSONValue.parse(envelope.params)
+        } catch {
+            return .failed(error: "params are not valid JSON", retryable: false)
+        }
+        let context = TaskContext(
+            id: envelope.id, type: envelope.type, attempt: envelope.attempt, maxAttempts: envelope.maxAttempts,
+            correlationID: envelope.correlationID, params: params, paramsJSON: envelope.params, logger: logger, timeout: timeout)
+        let result: Result<JSONValue?, any Error> = await withTaskGroup(of: Result<JSONValue?, any Error>?.self) { group in
+            group.addTask {
+                do { return .success(try await handler.handle(context)) } catch { return .failure(error) }
+            }
+            group.addTask {
+                do {
+                    try await Task.sleep(for: timeout)
+                    return .failure(AttemptTimedOut(timeout: timeout))
+                } catch {
+                    return nil  // cancelled because the handler finished first
+                }
+            }
+            var first: Result<JSONValue?, any Error>?
+            while first == nil, let next = await group.next() { first = next }
+            group.cancelAll()
+            return first ?? .failure(CancellationError())
+        }
+        switch result {
+        case .success(let value):
+            return .succeeded(result: value.map(\.serialized))
+        case .failure(let error as TaskFailure):
+            return .failed(error: error.message, retryable: error.retryable)
+        case .failure(let error as AttemptTimedOut):
+            return .failed(error: "\(error)", retryable: true)
+        case .failure(let error) where error is CancellationError || Task.isCancelled:
+            return Task.isCancelled ? nil : .failed(error: "cancelled", retryable: true)
+        case .failure(let error):
+            return .failed(error: "\(error)", retryable: true)
+        }
+    }
+}
+
+struct AttemptTimedOut: Error, CustomStringConvertible {
+    var timeout: Duration
+    var description: String { "timed out after \(timeout)" }
+}
