@@ -1,0 +1,43 @@
+/// One configuration setting: its environment variable, the flag that overrides it, its default and
+/// what it does. ``Settings/all`` is the single list the CLI reads and the README's table documents
+/// (a test checks that the README names every one).
+public struct Setting: Sendable, Hashable {
+    public var environmentVariable: String
+    public var flag: String?
+    public var defaultValue: String
+    public var summary: String
+
+    /// The swift-configuration key; `EnvironmentVariablesProvider` maps it back to the variable.
+    public var configurationKey: String { environmentVariable.lowercased() }
+}
+
+public enum Settings {
+    public static let redisURL = Setting(environmentVariable: "CONVEYOR_REDIS_URL", flag: "--redis-url", defaultValue: "redis://127.0.0.1:6379/0", summary: "Redis, as redis://[user:password@]host:port/db.")
+    public static let redisPrefix = Setting(environmentVariable: "CONVEYOR_REDIS_PREFIX", flag: nil, defaultValue: "conveyor", summary: "Prefix of every Redis key.")
+    public static let postgresURL = Setting(environmentVariable: "CONVEYOR_POSTGRES_URL", flag: "--postgres-url", defaultValue: "postgres://postgres@127.0.0.1:5432/conveyor", summary: "PostgreSQL, as postgres://user:password@host:port/database (coordinator and migrate only).")
+    public static let postgresPoolSize = Setting(environmentVariable: "CONVEYOR_POSTGRES_POOL_SIZE", flag: nil, defaultValue: "4", summary: "PostgreSQL connections per coordinator.")
+    public static let taskTypes = Setting(environmentVariable: "CONVEYOR_TASK_TYPES", flag: "--task-types", defaultValue: "(built-in: noop, sleep, echo, fail)", summary: "Path of the task-type registry (YAML).")
+    public static let httpHost = Setting(environmentVariable: "CONVEYOR_HTTP_HOST", flag: "--host", defaultValue: "127.0.0.1", summary: "Address the coordinator's HTTP API listens on.")
+    public static let httpPort = Setting(environmentVariable: "CONVEYOR_HTTP_PORT", flag: "--port", defaultValue: "8080", summary: "Port of the coordinator's HTTP API.")
+    public static let apiTokens = Setting(environmentVariable: "CONVEYOR_API_TOKENS", flag: nil, defaultValue: "(none: required)", summary: "Comma-separated bearer tokens accepted by /v1.")
+    public static let authDisabled = Setting(environmentVariable: "CONVEYOR_AUTH_DISABLED", flag: nil, defaultValue: "false", summary: "true lets /v1 run without tokens (trusted networks only).")
+    public static let maxBodyBytes = Setting(environmentVariable: "CONVEYOR_MAX_BODY_BYTES", flag: nil, defaultValue: "1048576", summary: "Largest request body; larger gets 413.")
+    public static let submitBatchMax = Setting(environmentVariable: "CONVEYOR_SUBMIT_BATCH_MAX", flag: nil, defaultValue: "5000", summary: "Most tasks committed in one Submitter transaction.")
+    public static let recorderBatch = Setting(environmentVariable: "CONVEYOR_RECORDER_BATCH", flag: nil, defaultValue: "5000", summary: "Most lifecycle events the Recorder reads per stream per batch.")
+    public static let instanceID = Setting(environmentVariable: "CONVEYOR_INSTANCE_ID", flag: nil, defaultValue: "coordinator-<hostname>", summary: "Coordinator name in logs and as the Recorder's consumer (keep it stable across restarts).")
+    public static let agentID = Setting(environmentVariable: "CONVEYOR_AGENT_ID", flag: "--agent-id", defaultValue: "<hostname>-<pid>", summary: "Agent name: its consumer in the streams and its heartbeat entry.")
+    public static let agentConcurrency = Setting(environmentVariable: "CONVEYOR_AGENT_CONCURRENCY", flag: "--concurrency", defaultValue: "64", summary: "Most tasks one agent runs at once (all types).")
+    public static let agentQueues = Setting(environmentVariable: "CONVEYOR_AGENT_QUEUES", flag: "--queues", defaultValue: "(every queue of the registry)", summary: "Comma-separated queues an agent serves.")
+    public static let metricsPort = Setting(environmentVariable: "CONVEYOR_METRICS_PORT", flag: "--metrics-port", defaultValue: "(none)", summary: "Port of the agent's HTTP endpoint (/health).")
+    public static let shutdownGrace = Setting(environmentVariable: "CONVEYOR_SHUTDOWN_GRACE", flag: nil, defaultValue: "30s", summary: "How long SIGTERM waits for in-flight work before cancelling it.")
+    public static let logLevel = Setting(environmentVariable: "CONVEYOR_LOG_LEVEL", flag: nil, defaultValue: "info", summary: "trace, debug, info, notice, warning, error or critical.")
+    public static let logFormat = Setting(environmentVariable: "CONVEYOR_LOG_FORMAT", flag: nil, defaultValue: "(text on a terminal, else json)", summary: "json or text.")
+    public static let clientURL = Setting(environmentVariable: "CONVEYOR_URL", flag: "--url", defaultValue: "http://127.0.0.1:8080", summary: "Coordinator URL used by `conveyor tasks`.")
+    public static let clientToken = Setting(environmentVariable: "CONVEYOR_API_TOKEN", flag: "--token", defaultValue: "(none)", summary: "Bearer token used by `conveyor tasks`.")
+
+    public static let all: [Setting] = [
+        redisURL, redisPrefix, postgresURL, postgresPoolSize, taskTypes, httpHost, httpPort, apiTokens, authDisabled,
+        maxBodyBytes, submitBatchMax, recorderBatch, instanceID, agentID, agentConcurrency, agentQueues, metricsPort,
+        shutdownGrace, logLevel, logFormat, clientURL, clientToken,
+    ]
+}

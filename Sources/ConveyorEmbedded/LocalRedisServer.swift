@@ -1,0 +1,87 @@
+import ConveyorRedis
+import Foundation
+import Logging
+
+/// A throwaway `redis-server` in a temp folder on a free loopback port, started from the machine's own
+/// binary. For `conveyor dev` and the integration tests; not for production.
+public final class LocalRedisServer: Sendable {
+    public let port: Int
+    public let directory: String
+    private let process: Process.Box
+    public var url: String { "redis://127.0.0.1:\(port)/0" }
+
+    /// - Parameter appendOnly: AOF with fsync every second (what `conveyor dev` uses); off for tests.
+    public static func start(appendOnly: Bool = false, logger: Logger) async throws -> LocalRedisServer {
+        guard let binary = LocalProcess.find(["redis-server", "/usr/bin/redis-server"]) else {
+            throw LocalServerError("redis-server not found: install it with `apt-get install -y redis-server`")
+        }
+        let directory = try await LocalProcess.makeDirectory(prefix: "conveyor-redis", ownedByPostgres: false)
+        var lastError: (any Error)?
+        for _ in 0..<5 {
+            let port = try LocalProcess.freePort()
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = [
+                "--port", String(port), "--bind", "127.0.0.1", "--dir", directory, "--save", "",
+                "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "everysec",
+                "--maxmemory-policy", "noeviction", "--logfile", "\(directory)/redis.log", "--daemonize", "no",
+            ]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            let server = LocalRedisServer(port: port, directory: directory, process: Process.Box(process))
+            do {
+                try await server.waitUntilReady(logger: logger)
+                return server
+            } catch {
+                lastError = error
+                await server.stop(removeDirectory: false)
+            }
+        }
+        throw LocalServerError("redis-server did not start: \(lastError.map { "\($0)" } ?? "unknown")")
+    }
+
+    private init(port: Int, directory: String, process: Process.Box) {
+        self.port = port
+        self.directory = directory
+        self.process = process
+    }
+
+    private func waitUntilReady(logger: Logger) async throws {
+        let connection = RedisConnection(configuration: RedisConfiguration(port: port), name: "redis-probe", logger: logger)
+        defer { connection.close() }
+        for _ in 0..<100 {
+            if !process.value.isRunning { throw LocalServerError("redis-server exited at start; see \(directory)/redis.log") }
+            if (try? await connection.send(RedisCommand("PING")))?.string == "PONG" { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw LocalServerError("redis-server did not answer PING within 5 s")
+    }
+
+    /// Sends SIGKILL: for tests of what a crash costs.
+    public func kill() {
+        if process.value.isRunning { Foundation.kill(process.value.processIdentifier, SIGKILL) }
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL after 5 s) and removes its folder.
+    public func stop(removeDirectory: Bool = true) async {
+        let process = self.process.value
+        if process.isRunning {
+            process.terminate()
+            for _ in 0..<100 where process.isRunning {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+        }
+        if removeDirectory { try? FileManager.default.removeItem(atPath: directory) }
+    }
+}
+
+extension Process {
+    /// `Process` is thread-safe for the calls made here (isRunning, terminate, processIdentifier) but is
+    /// not marked Sendable; this box says so in one place.
+    final class Box: @unchecked Sendable {
+        let value: Process
+        init(_ value: Process) { self.value = value }
+    }
+}

@@ -1,0 +1,95 @@
+import ArgumentParser
+import AsyncHTTPClient
+import ConveyorCore
+import Foundation
+
+struct TasksCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tasks",
+        abstract: "Submit and inspect tasks through a coordinator's HTTP API.",
+        subcommands: [Submit.self, Get.self])
+
+    struct Connection: ParsableArguments {
+        @Option(help: "Coordinator URL. [env: CONVEYOR_URL, default http://127.0.0.1:8080]") var url: String?
+        @Option(help: "Bearer token. [env: CONVEYOR_API_TOKEN]") var token: String?
+
+        func client() -> (APIClient, HTTPClient) {
+            let settings = SettingsReader(overrides: [Settings.clientURL: url, Settings.clientToken: token])
+            let base = settings.string(Settings.clientURL, default: Settings.clientURL.defaultValue)
+            let http = HTTPClient(eventLoopGroupProvider: .singleton)
+            let trimmed = base.hasSuffix("/") ? String(base.dropLast()) : base
+            return (APIClient(baseURL: trimmed, token: settings.string(Settings.clientToken), http: http), http)
+        }
+    }
+
+    struct Submit: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Submit one task; prints the coordinator's JSON reply.")
+
+        @OptionGroup var connection: Connection
+        @Option(help: "Task type.") var type: String
+        @Option(help: "Params, a JSON object.") var params: String = "{}"
+        @Option(help: "Queue (default: the type's).") var queue: String?
+        @Option(help: "Most attempts (default: the type's).") var maxAttempts: Int?
+        @Option(help: "Idempotency key: the same key returns the same task.") var idempotencyKey: String?
+
+        func run() async throws {
+            guard let parsed = try? JSONValue.parse(params), case .object = parsed else {
+                throw ValidationError("--params must be a JSON object")
+            }
+            var body = "{\"type\":"
+            JSONValue.writeString(type, into: &body)
+            body += ",\"params\":" + parsed.serialized
+            if let queue {
+                body += ",\"queue\":"
+                JSONValue.writeString(queue, into: &body)
+            }
+            if let maxAttempts { body += ",\"max_attempts\":\(maxAttempts)" }
+            body += "}"
+            let (client, http) = connection.client()
+            let reply: APIClient.Reply
+            do {
+                reply = try await client.post("/v1/tasks", json: body, headers: idempotencyKey.map { [("Idempotency-Key", $0)] } ?? [])
+            } catch {
+                try? await http.shutdown()
+                throw LocalServerFailureExit("cannot reach \(client.baseURL): \(error)")
+            }
+            try? await http.shutdown()
+            try report(reply)
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one task as JSON.")
+
+        @OptionGroup var connection: Connection
+        @Argument(help: "Task id.") var id: Int64
+
+        func run() async throws {
+            let (client, http) = connection.client()
+            let reply: APIClient.Reply
+            do {
+                reply = try await client.get("/v1/tasks/\(id)")
+            } catch {
+                try? await http.shutdown()
+                throw LocalServerFailureExit("cannot reach \(client.baseURL): \(error)")
+            }
+            try? await http.shutdown()
+            try report(reply)
+        }
+    }
+}
+
+/// Prints the reply; a non-2xx status goes to stderr with a non-zero exit.
+private func report(_ reply: APIClient.Reply) throws {
+    if (200..<300).contains(reply.status) {
+        print(reply.body)
+    } else {
+        FileHandle.standardError.write(Data("HTTP \(reply.status): \(reply.body)\n".utf8))
+        throw ExitCode(1)
+    }
+}
+
+private struct LocalServerFailureExit: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

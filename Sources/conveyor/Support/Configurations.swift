@@ -1,0 +1,105 @@
+import ConveyorAgent
+import ConveyorCoordinator
+import ConveyorCore
+import ConveyorObservability
+import ConveyorPostgres
+import ConveyorRedis
+import Foundation
+import Logging
+
+/// Builds each process's configuration from ``SettingsReader``: the one place where settings become
+/// typed configuration.
+extension SettingsReader {
+    func redisConfiguration() throws(ConfigurationError) -> RedisConfiguration {
+        try RedisConfiguration(url: string(Settings.redisURL, default: Settings.redisURL.defaultValue), key: Settings.redisURL.environmentVariable)
+    }
+
+    func postgresConfiguration() throws(ConfigurationError) -> PostgresConfiguration {
+        try PostgresConfiguration(
+            url: string(Settings.postgresURL, default: Settings.postgresURL.defaultValue),
+            poolSize: try int(Settings.postgresPoolSize, default: PostgresConfiguration.defaultPoolSize, range: 1...64)!,
+            key: Settings.postgresURL.environmentVariable)
+    }
+
+    func keys() -> RedisKeys {
+        RedisKeys(prefix: string(Settings.redisPrefix, default: RedisKeys.defaultPrefix))
+    }
+
+    func coordinatorConfiguration() throws(ConfigurationError) -> CoordinatorConfiguration {
+        var configuration = CoordinatorConfiguration(
+            redis: try redisConfiguration(), postgres: try postgresConfiguration(),
+            instanceID: string(Settings.instanceID, default: "coordinator-\(ProcessInfo.processInfo.hostName)"))
+        configuration.host = string(Settings.httpHost, default: "127.0.0.1")
+        configuration.port = try int(Settings.httpPort, default: 8080, range: 0...65535)!
+        configuration.apiTokens = list(Settings.apiTokens)
+        configuration.authDisabled = try bool(Settings.authDisabled, default: false)
+        configuration.maxBodyBytes = try int(Settings.maxBodyBytes, default: 1 << 20, range: 1024...(1 << 30))!
+        configuration.submitBatchMaxTasks = try int(Settings.submitBatchMax, default: 5000, range: 1000...100_000)!
+        configuration.recorderBatchSize = try int(Settings.recorderBatch, default: 5000, range: 1...100_000)!
+        configuration.registry = try registry()
+        configuration.keys = keys()
+        try configuration.validate()
+        return configuration
+    }
+
+    func agentConfiguration() throws(ConfigurationError) -> AgentConfiguration {
+        let pid = ProcessInfo.processInfo.processIdentifier
+        var configuration = AgentConfiguration(
+            agentID: string(Settings.agentID, default: "\(ProcessInfo.processInfo.hostName)-\(pid)"),
+            redis: try redisConfiguration())
+        configuration.concurrency = try int(Settings.agentConcurrency, default: 64, range: 1...100_000)!
+        configuration.queues = list(Settings.agentQueues)
+        configuration.metricsPort = try int(Settings.metricsPort, range: 0...65535)
+        configuration.registry = try registry()
+        configuration.keys = keys()
+        try configuration.validate()
+        return configuration
+    }
+
+    func shutdownGrace() throws(ConfigurationError) -> Duration {
+        try duration(Settings.shutdownGrace, default: .seconds(30))
+    }
+
+    /// Sets up JSON (or text) logging and returns the process's root logger.
+    func bootstrapLogging(service: String, instance: String) throws(ConfigurationError) -> Logger {
+        let levelText = string(Settings.logLevel, default: "info")
+        guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
+            throw ConfigurationError(key: Settings.logLevel.environmentVariable, "'\(levelText)' is not a log level")
+        }
+        var format: JSONLogHandler.Format?
+        if let text = string(Settings.logFormat) {
+            guard let parsed = JSONLogHandler.Format(rawValue: text.lowercased()) else {
+                throw ConfigurationError(key: Settings.logFormat.environmentVariable, "'\(text)' is not json or text")
+            }
+            format = parsed
+        }
+        LoggingSetup.bootstrap(service: service, instance: instance, format: format, level: level)
+        var logger = Logger(label: "conveyor.\(service)")
+        logger.logLevel = level
+        return logger
+    }
+}
+
+/// Runs a command body, turning a ``ConfigurationError`` into one line on stderr and exit status 2.
+func reportingConfigurationErrors(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as ConfigurationError {
+        FileHandle.standardError.write(Data("conveyor: \(error)\n".utf8))
+        throw CommandExit.configuration
+    } catch let error as LocalServerFailure {
+        FileHandle.standardError.write(Data("conveyor: \(error.message)\n".utf8))
+        throw CommandExit.failure
+    }
+}
+
+/// An error already reported to the user; only the exit status remains to be set.
+enum CommandExit: Error {
+    case configuration
+    case failure
+}
+
+/// A failure worth one line on stderr and a non-zero exit.
+struct LocalServerFailure: Error {
+    var message: String
+}

@@ -1,5 +1,0 @@
-import AsyncHTTPClient
-import ArgumentParser
-import Configuration
-import Hummingbird
-print("warm")
