@@ -5,11 +5,16 @@ import Logging
 /// A throwaway PostgreSQL cluster in a temp folder on a free loopback port, from the machine's own
 /// binaries, with a `conveyor` database. When the process runs as root (CI), `initdb` and the server run
 /// as the `postgres` system user, since PostgreSQL refuses to run as root.
+///
+/// The server runs as a child process, not daemonized by `pg_ctl start`: a daemon would inherit the
+/// descriptors Foundation uses to notice that a child exited, and then no exit is ever reported.
 public final class LocalPostgresServer: Sendable {
     public let port: Int
     public let directory: String
-    private let binDirectory: String
     public let database: String
+    private let binDirectory: String
+    private let settings: [String]
+    private let process: Mutex<Process.Box?>
     public var url: String { "postgres://postgres@127.0.0.1:\(port)/\(database)" }
 
     /// - Parameter durable: false turns fsync and synchronous commit off (tests only: a crash of the
@@ -24,31 +29,72 @@ public final class LocalPostgresServer: Sendable {
             try? FileManager.default.removeItem(atPath: directory)
             throw LocalServerError("initdb failed: \(initdb.output.suffix(500))")
         }
-        var settings = "-c listen_addresses=127.0.0.1 -c max_connections=200 -c shared_buffers=256MB"
-        if !durable { settings += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off" }
-        var lastOutput = ""
+        var settings = ["-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200", "-c", "shared_buffers=256MB", "-k", directory]
+        if !durable { settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"] }
+        var lastError = ""
         for _ in 0..<5 {
             let port = try LocalProcess.freePort()
-            let start = try await runAsPostgres("\(binDirectory)/pg_ctl", [
-                "-D", "\(directory)/data", "-l", "\(directory)/postgres.log", "-w", "-t", "30",
-                "-o", "-p \(port) -k \(directory) \(settings)", "start",
-            ], in: directory)
-            if start.status == 0 {
-                let server = LocalPostgresServer(port: port, directory: directory, binDirectory: binDirectory, database: database)
+            let server = LocalPostgresServer(port: port, directory: directory, binDirectory: binDirectory, database: database, settings: settings)
+            do {
+                try server.spawn()
+                try await server.waitUntilReady(logger: logger)
                 try await server.createDatabase(logger: logger)
                 return server
+            } catch {
+                lastError = "\(error)"
+                await server.stop(removeDirectory: false)
             }
-            lastOutput = start.output
         }
         try? FileManager.default.removeItem(atPath: directory)
-        throw LocalServerError("PostgreSQL did not start: \(lastOutput.suffix(500))")
+        throw LocalServerError("PostgreSQL did not start: \(lastError)")
     }
 
-    private init(port: Int, directory: String, binDirectory: String, database: String) {
+    private init(port: Int, directory: String, binDirectory: String, database: String, settings: [String]) {
         self.port = port
         self.directory = directory
         self.binDirectory = binDirectory
         self.database = database
+        self.settings = settings
+        self.process = Mutex(nil)
+    }
+
+    private func spawn() throws {
+        let postgres = "\(binDirectory)/postgres"
+        let arguments = ["-D", "\(directory)/data", "-p", String(port)] + settings
+        let process = Process()
+        if LocalProcess.isRoot {
+            guard let runuser = LocalProcess.find(["runuser", "/usr/sbin/runuser", "/sbin/runuser"]) else {
+                throw LocalServerError("running as root needs `runuser` to start PostgreSQL as the postgres user")
+            }
+            process.executableURL = URL(fileURLWithPath: runuser)
+            process.arguments = ["-u", "postgres", "--", postgres] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: postgres)
+            process.arguments = arguments
+        }
+        process.currentDirectoryURL = URL(fileURLWithPath: directory)
+        let logPath = "\(directory)/postgres.log"
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = FileHandle(forWritingAtPath: logPath)
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = log ?? FileHandle.nullDevice
+        process.standardError = log ?? FileHandle.nullDevice
+        try process.run()
+        self.process.withLock { $0 = Process.Box(process) }
+    }
+
+    private func waitUntilReady(logger: Logger) async throws {
+        let connection = PostgresConnection(url: "postgres://postgres@127.0.0.1:\(port)/postgres", name: "pg-probe", logger: Logger(label: "conveyor.embedded", factory: { _ in SwiftLogNoOpLogHandler() }))
+        defer { connection.close() }
+        for _ in 0..<300 {
+            if let process = process.withLock({ $0 }), !process.value.isRunning {
+                let log = (try? String(contentsOfFile: "\(directory)/postgres.log", encoding: .utf8)) ?? ""
+                throw LocalServerError("postgres exited at start: \(log.suffix(400))")
+            }
+            if (try? await connection.withSession { session in try session.query("SELECT 1").rows.count }) == 1 { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw LocalServerError("PostgreSQL did not accept connections within 30 s")
     }
 
     private func createDatabase(logger: Logger) async throws {
@@ -61,14 +107,21 @@ public final class LocalPostgresServer: Sendable {
     }
 
     /// Restarts the server on the same port and data (for outage tests).
-    public func restart() async throws {
-        let result = try await Self.runAsPostgres("\(binDirectory)/pg_ctl", ["-D", "\(directory)/data", "-m", "fast", "-w", "restart"], in: directory)
-        guard result.status == 0 else { throw LocalServerError("pg_ctl restart failed: \(result.output.suffix(500))") }
+    public func restart(logger: Logger) async throws {
+        await stop(removeDirectory: false)
+        try spawn()
+        try await waitUntilReady(logger: logger)
     }
 
-    /// Stops the server (fast shutdown) and removes its folder.
+    /// Stops the server (fast shutdown: sessions are disconnected, committed data is safe) and removes
+    /// its folder.
     public func stop(removeDirectory: Bool = true) async {
         _ = try? await Self.runAsPostgres("\(binDirectory)/pg_ctl", ["-D", "\(directory)/data", "-m", "fast", "-w", "-t", "30", "stop"], in: directory)
+        if let process = process.withLock({ $0 }) {
+            for _ in 0..<100 where process.value.isRunning {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
         if removeDirectory { try? FileManager.default.removeItem(atPath: directory) }
     }
 
@@ -97,3 +150,5 @@ public final class LocalPostgresServer: Sendable {
         return nil
     }
 }
+
+import Synchronization

@@ -2,26 +2,35 @@ import Foundation
 
 /// Helpers for starting the machine's own `redis-server` and PostgreSQL binaries.
 enum LocalProcess {
-    /// Runs a command to completion off the cooperative pool and returns its exit status and output.
+    /// Runs a command to completion without blocking the cooperative pool and returns its exit status
+    /// and combined output.
+    ///
+    /// Output goes through a temp file, not a pipe: `pg_ctl start` leaves a daemon that inherits the
+    /// output descriptor, and reading a pipe to its end would then wait for the daemon to exit.
     static func run(_ executable: String, _ arguments: [String], workingDirectory: String? = nil) async throws -> (status: Int32, output: String) {
-        try await withCheckedThrowingContinuation { continuation in
+        let outputPath = "\(ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")/conveyor-cmd-\(UUID().uuidString)"
+        guard FileManager.default.createFile(atPath: outputPath, contents: nil), let output = FileHandle(forWritingAtPath: outputPath) else {
+            throw LocalServerError("cannot create \(outputPath)")
+        }
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
             let process = Process()
             process.executableURL = URL(fileURLWithPath: executable)
             process.arguments = arguments
             if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            process.terminationHandler = { process in
-                let data = pipe.fileHandleForReading.readDataToEndOfFile()
-                continuation.resume(returning: (process.terminationStatus, String(decoding: data, as: UTF8.self)))
-            }
+            process.standardInput = FileHandle.nullDevice
+            process.standardOutput = output
+            process.standardError = output
+            process.terminationHandler = { process in continuation.resume(returning: process.terminationStatus) }
             do {
                 try process.run()
             } catch {
                 continuation.resume(throwing: LocalServerError("cannot run \(executable): \(error)"))
             }
         }
+        try? output.close()
+        let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        return (status, text)
     }
 
     /// The first of `names` found on PATH (or as an absolute path).

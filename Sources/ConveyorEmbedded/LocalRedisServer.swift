@@ -48,7 +48,9 @@ public final class LocalRedisServer: Sendable {
     }
 
     private func waitUntilReady(logger: Logger) async throws {
-        let connection = RedisConnection(configuration: RedisConfiguration(port: port), name: "redis-probe", logger: logger)
+        // Refused connections are expected while the server starts: probe quietly.
+        let quiet = Logger(label: "conveyor.embedded", factory: { _ in SwiftLogNoOpLogHandler() })
+        let connection = RedisConnection(configuration: RedisConfiguration(port: port), name: "redis-probe", logger: quiet)
         defer { connection.close() }
         for _ in 0..<100 {
             if !process.value.isRunning { throw LocalServerError("redis-server exited at start; see \(directory)/redis.log") }

@@ -94,9 +94,10 @@ struct DevCommand: AsyncParsableCommand {
         let demo = DemoLoad(
             listening: listening, token: token, tasks: demoTasks, batch: demoBatch, concurrency: demoConcurrency,
             store: coordinator.store, redisURL: redis.url, postgresURL: postgres.url, agents: agents, exitAfterDemo: exitAfterDemo)
-        var services: [any Service] = [app]
-        for agent in agentList { services.append(contentsOf: agent.services) }
-        services.append(demo)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
+        for agent in agentList { services.append(contentsOf: agent.services.map { .init(service: $0) }) }
+        // The demo ending (after --exit-after-demo) shuts the whole stack down gracefully.
+        services.append(.init(service: demo, successTerminationBehavior: .gracefullyShutdownGroup))
         var group = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         group.maximumGracefulShutdownDuration = .seconds(30)
         group.maximumCancellationDuration = .seconds(10)
