@@ -138,7 +138,7 @@ let package = Package(
         .testTarget(
             name: "ConveyorCoordinatorTests",
             dependencies: [
-                "ConveyorCoordinator",
+                "ConveyorCoordinator", "ConveyorPostgres",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
@@ -146,8 +146,10 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "ConveyorTesting", "ConveyorCoordinator", "ConveyorAgent", "ConveyorRedis", "ConveyorPostgres",
+                "ConveyorTesting", "ConveyorCoordinator", "ConveyorAgent", "ConveyorRedis", "ConveyorPostgres", "ConveyorEmbedded",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings

@@ -125,6 +125,14 @@ public final class LocalPostgresServer: Sendable {
         if removeDirectory { try? FileManager.default.removeItem(atPath: directory) }
     }
 
+    /// A shell command that stops the server at once and removes its folder, for clean-up at process
+    /// exit, when nothing async can run any more.
+    public var stopCommand: String {
+        let pgCtl = "'\(binDirectory)/pg_ctl' -D '\(directory)/data' -m immediate -w stop >/dev/null 2>&1"
+        let stop = LocalProcess.isRoot ? "runuser -u postgres -- \(pgCtl)" : pgCtl
+        return "\(stop); rm -rf '\(directory)'"
+    }
+
     private static func runAsPostgres(_ executable: String, _ arguments: [String], in directory: String) async throws -> (status: Int32, output: String) {
         if LocalProcess.isRoot {
             guard let runuser = LocalProcess.find(["runuser", "/usr/sbin/runuser", "/sbin/runuser"]) else {

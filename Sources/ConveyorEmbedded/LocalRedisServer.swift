@@ -11,14 +11,20 @@ public final class LocalRedisServer: Sendable {
     public var url: String { "redis://127.0.0.1:\(port)/0" }
 
     /// - Parameter appendOnly: AOF with fsync every second (what `conveyor dev` uses); off for tests.
-    public static func start(appendOnly: Bool = false, logger: Logger) async throws -> LocalRedisServer {
+    /// - Parameter port: a fixed port (to restart a server where it was); nil picks a free one.
+    public static func start(appendOnly: Bool = false, port fixedPort: Int? = nil, directory fixedDirectory: String? = nil, logger: Logger) async throws -> LocalRedisServer {
         guard let binary = LocalProcess.find(["redis-server", "/usr/bin/redis-server"]) else {
             throw LocalServerError("redis-server not found: install it with `apt-get install -y redis-server`")
         }
-        let directory = try await LocalProcess.makeDirectory(prefix: "conveyor-redis", ownedByPostgres: false)
+        let directory: String
+        if let fixedDirectory {
+            directory = fixedDirectory
+        } else {
+            directory = try await LocalProcess.makeDirectory(prefix: "conveyor-redis", ownedByPostgres: false)
+        }
         var lastError: (any Error)?
         for _ in 0..<5 {
-            let port = try LocalProcess.freePort()
+            let port = try fixedPort ?? LocalProcess.freePort()
             let process = Process()
             process.executableURL = URL(fileURLWithPath: binary)
             process.arguments = [
@@ -59,6 +65,9 @@ public final class LocalRedisServer: Sendable {
         }
         throw LocalServerError("redis-server did not answer PING within 5 s")
     }
+
+    /// The server's process id.
+    public var pid: Int32 { process.value.processIdentifier }
 
     /// Sends SIGKILL: for tests of what a crash costs.
     public func kill() {

@@ -1,0 +1,99 @@
+import ConveyorCore
+import ConveyorEmbedded
+import ConveyorPostgres
+import ConveyorRedis
+import Foundation
+import Logging
+
+/// One real `redis-server` and one real PostgreSQL per test process, started on first use on free
+/// loopback ports in temp folders, and stopped when the process exits. Tests never share state through
+/// them: each asks for a ``TestEnvironment`` with its own key prefix and its own database.
+public actor TestServers {
+    public static let shared = TestServers()
+
+    private var redis: LocalRedisServer?
+    private var postgres: LocalPostgresServer?
+    private var counter = 0
+
+    public static let quietLogger = Logger(label: "conveyor.test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    /// A logger that prints warnings and errors (CONVEYOR_TEST_LOG_LEVEL overrides), for tests.
+    public static func logger(_ label: String) -> Logger {
+        var logger = Logger(label: label, factory: { StreamLogHandler.standardError(label: $0) })
+        logger.logLevel = ProcessInfo.processInfo.environment["CONVEYOR_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        return logger
+    }
+
+    public func redisServer() async throws -> LocalRedisServer {
+        if let redis { return redis }
+        let server = try await LocalRedisServer.start(appendOnly: false, logger: Self.quietLogger)
+        redis = server
+        ExitCleanup.register(redisPID: server.pid, directory: server.directory)
+        return server
+    }
+
+    public func postgresServer() async throws -> LocalPostgresServer {
+        if let postgres { return postgres }
+        let server = try await LocalPostgresServer.start(durable: false, logger: Self.quietLogger)
+        postgres = server
+        ExitCleanup.register(postgres: server)
+        return server
+    }
+
+    /// A fresh environment: its own Redis key prefix and its own, migrated PostgreSQL database.
+    public func environment(name: String = "test") async throws -> TestEnvironment {
+        let redis = try await redisServer()
+        let postgres = try await postgresServer()
+        counter += 1
+        let suffix = "\(counter)_\(UInt32.random(in: 0...UInt32.max))"
+        let database = "t_\(suffix)"
+        let admin = PostgresConnection(url: "postgres://postgres@127.0.0.1:\(postgres.port)/postgres", name: "test-admin", logger: Self.quietLogger)
+        defer { admin.close() }
+        try await admin.withSession { session in
+            try session.execute("CREATE DATABASE \(database)", name: "create test database")
+        }
+        return TestEnvironment(
+            redis: try RedisConfiguration(url: redis.url),
+            postgres: try PostgresConfiguration(url: "postgres://postgres@127.0.0.1:\(postgres.port)/\(database)", poolSize: 2),
+            keys: RedisKeys(prefix: "\(name)_\(suffix)"),
+            redisServer: redis, postgresServer: postgres)
+    }
+}
+
+/// What one test gets: where Redis and PostgreSQL are, and a key prefix no other test uses.
+public struct TestEnvironment: Sendable {
+    public var redis: RedisConfiguration
+    public var postgres: PostgresConfiguration
+    public var keys: RedisKeys
+    public let redisServer: LocalRedisServer
+    public let postgresServer: LocalPostgresServer
+}
+
+/// Stops the shared servers when the test process exits (Swift Testing has no global tear-down).
+enum ExitCleanup {
+    nonisolated(unsafe) private static var commands: [String] = []
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var installed = false
+
+    static func register(redisPID: Int32, directory: String) {
+        add("kill -TERM \(redisPID) 2>/dev/null; sleep 0.2; rm -rf '\(directory)'")
+    }
+
+    static func register(postgres: LocalPostgresServer) {
+        add(postgres.stopCommand)
+    }
+
+    /// `commands` and `installed` are only touched under `lock`, and the atexit handler runs once, at
+    /// exit, after the tests are done.
+    private static func add(_ command: String) {
+        lock.lock()
+        defer { lock.unlock() }
+        commands.append(command)
+        if !installed {
+            installed = true
+            atexit {
+                for command in ExitCleanup.commands.reversed() { _ = system(command) }
+            }
+        }
+    }
+}

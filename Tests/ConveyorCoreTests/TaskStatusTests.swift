@@ -1,0 +1,61 @@
+import ConveyorCore
+import Testing
+
+@Suite("TaskStatus: forward-only progress")
+struct TaskStatusTests {
+    @Test("terminal statuses beat every non-terminal one, whatever the attempt")
+    func terminalBeatsEverything() {
+        for terminal in TaskStatus.allCases where terminal.isTerminal {
+            for other in TaskStatus.allCases where !other.isTerminal {
+                #expect(terminal.progress(attempt: 1) > other.progress(attempt: 99))
+            }
+        }
+    }
+
+    @Test("within an attempt: queued < running < retrying; a later attempt beats an earlier one")
+    func orderWithinAndAcrossAttempts() {
+        #expect(TaskStatus.queued.progress(attempt: 1) < TaskStatus.running.progress(attempt: 1))
+        #expect(TaskStatus.running.progress(attempt: 1) < TaskStatus.retrying.progress(attempt: 1))
+        #expect(TaskStatus.retrying.progress(attempt: 1) < TaskStatus.running.progress(attempt: 2))
+        #expect(TaskStatus.queued.progress(attempt: 0) < TaskStatus.running.progress(attempt: 1))
+    }
+
+    @Test("a late running event never overwrites succeeded")
+    func lateRunningLoses() {
+        #expect(TaskStatus.running.progress(attempt: 1) < TaskStatus.succeeded.progress(attempt: 1))
+    }
+}
+
+@Suite("Stream entries and lifecycle events")
+struct EnvelopeTests {
+    @Test("a task envelope survives encoding to stream fields and back")
+    func envelopeRoundTrip() throws {
+        let envelope = TaskEnvelope(id: TaskID(42), type: "resize", params: "{\"w\":10}", correlationID: "c1", attempt: 2, maxAttempts: 3, enqueuedAtMillis: 1_700_000_000_000)
+        let decoded = try TaskEnvelope(fields: Dictionary(uniqueKeysWithValues: envelope.fields))
+        #expect(decoded == envelope)
+    }
+
+    @Test("an entry with a missing or malformed field is rejected with the field's name")
+    func envelopeErrors() {
+        #expect(throws: EnvelopeError(field: "type", reason: "missing")) {
+            try TaskEnvelope(fields: ["id": "1", "params": "{}", "cid": "c", "attempt": "1", "max": "3", "enq": "0"])
+        }
+        #expect(throws: EnvelopeError(field: "id", reason: "not a task id")) {
+            try TaskEnvelope(fields: ["id": "x", "type": "t", "params": "{}", "cid": "c", "attempt": "1", "max": "3", "enq": "0"])
+        }
+        #expect(throws: EnvelopeError(field: "attempt", reason: "must be at least 1")) {
+            try TaskEnvelope(fields: ["id": "1", "type": "t", "params": "{}", "cid": "c", "attempt": "0", "max": "3", "enq": "0"])
+        }
+    }
+
+    @Test("a lifecycle event survives encoding, and its id is the same for a replay")
+    func eventRoundTrip() throws {
+        let event = LifecycleEvent(taskID: TaskID(7), status: .succeeded, attempt: 1, agent: "a1", atMillis: 5, startedAtMillis: 3, result: "{\"ok\":true}", error: nil, correlationID: "c", type: "noop")
+        let decoded = try LifecycleEvent(fields: Dictionary(uniqueKeysWithValues: event.fields))
+        #expect(decoded == event)
+        #expect(event.eventID == "7-1-succeeded")
+        var replay = event
+        replay.atMillis = 99
+        #expect(replay.eventID == event.eventID)
+    }
+}

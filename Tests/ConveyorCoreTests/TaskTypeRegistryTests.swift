@@ -1,0 +1,114 @@
+import ConveyorCore
+import Testing
+
+@Suite("Task-type registry (YAML)")
+struct TaskTypeRegistryTests {
+    @Test("reads every setting and fills in the defaults")
+    func parsesSettings() throws {
+        let registry = try TaskTypeRegistry(yaml: """
+            types:
+              resize_image:
+                queue: images
+                max_concurrent: 2
+                timeout: 90s
+                max_attempts: 5
+                handler: command
+                command: ["/usr/local/bin/resize", "--fast"]
+                max_output_bytes: 4096
+              ping:
+                handler: noop
+            """, source: "types.yaml")
+        let resize = try #require(registry["resize_image"])
+        #expect(resize.queue == "images")
+        #expect(resize.maxConcurrent == 2)
+        #expect(resize.timeout == .seconds(90))
+        #expect(resize.maxAttempts == 5)
+        #expect(resize.command == ["/usr/local/bin/resize", "--fast"])
+        #expect(resize.maxOutputBytes == 4096)
+        let ping = try #require(registry["ping"])
+        #expect(ping.queue == "default")
+        #expect(ping.maxConcurrent == TaskTypeDefinition.defaultMaxConcurrent)
+        #expect(ping.maxAttempts == 3)
+        #expect(registry.queues == ["default", "images"])
+    }
+
+    @Test("mistakes are reported with the file and the setting at fault",
+          arguments: [
+              ("types: [1, 2", "not valid YAML"),
+              ("other: 1", "unknown key 'other'"),
+              ("types:\n  t:\n    queue: q", "types.t.handler"),
+              ("types:\n  t:\n    handler: noop\n    max_concurrent: 0", "types.t.max_concurrent"),
+              ("types:\n  t:\n    handler: noop\n    timeout: soon", "types.t.timeout"),
+              ("types:\n  t:\n    handler: command", "types.t.command"),
+              ("types:\n  t:\n    handler: noop\n    colour: red", "types.t.colour"),
+              ("types:\n  'bad name':\n    handler: noop", "type names"),
+          ])
+    func reportsMistakes(yaml: String, expected: String) {
+        do {
+            _ = try TaskTypeRegistry(yaml: yaml, source: "types.yaml")
+            Issue.record("accepted invalid YAML: \(yaml)")
+        } catch {
+            #expect(error.description.contains("types.yaml"))
+            #expect(error.description.contains(expected), "\(error.description)")
+        }
+    }
+}
+
+@Suite("Configuration values")
+struct ConfigurationValueTests {
+    @Test("durations parse as ms, s, m, h or bare seconds", arguments: [
+        ("250ms", Duration.milliseconds(250)), ("30s", .seconds(30)), ("5m", .seconds(300)), ("1h", .seconds(3600)),
+        ("2", .seconds(2)), ("0.5", .milliseconds(500)),
+    ])
+    func durations(text: String, expected: Duration) {
+        #expect(Duration(configurationText: text) == expected)
+    }
+
+    @Test("nonsense durations are rejected", arguments: ["", "soon", "-1s", "5 parsecs"])
+    func badDurations(text: String) {
+        #expect(Duration(configurationText: text) == nil)
+    }
+
+    @Test("backoff with full jitter stays within [0, min(max, base·2ⁿ)]")
+    func backoffBounds() {
+        let backoff = Backoff(base: .milliseconds(100), maximum: .seconds(2))
+        var generator = SeededGenerator(seed: 7)
+        for attempt in 0..<12 {
+            let ceiling = backoff.ceiling(attempt: attempt)
+            #expect(ceiling == min(.seconds(2), .milliseconds(100 << attempt)))
+            for _ in 0..<50 {
+                let delay = backoff.delay(attempt: attempt, using: &generator)
+                #expect(delay >= .zero && delay <= ceiling)
+            }
+        }
+    }
+
+    @Test("correlation ids from clients are kept when printable and short, else replaced")
+    func correlationIDs() {
+        #expect(CorrelationID.sanitize("abc-123") == "abc-123")
+        #expect(CorrelationID.sanitize("has space") == nil)
+        #expect(CorrelationID.sanitize("quote\"") == nil)
+        #expect(CorrelationID.sanitize(String(repeating: "a", count: 129)) == nil)
+        #expect(CorrelationID.make().count == 32)
+    }
+
+    @Test("UTC formatting matches known instants")
+    func utcTime() {
+        #expect(UTCTime.format(millis: 0) == "1970-01-01T00:00:00.000Z")
+        #expect(UTCTime.format(millis: 1_795_000_000_123) == "2026-11-18T11:06:40.123Z")
+        #expect(UTCTime.format(millis: 951_782_400_000, separator: " ", suffix: "+00") == "2000-02-29 00:00:00.000+00")
+    }
+}
+
+/// A deterministic generator (SplitMix64) for reproducible jitter.
+struct SeededGenerator: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,69 @@
+@testable import ConveyorPostgres
+import ConveyorCore
+import Testing
+
+@Suite("COPY encoding and PostgreSQL values")
+struct CopyRowEncoderTests {
+    @Test("fields are tab-separated, rows newline-terminated, NULL is \\N, and specials are escaped")
+    func encodesRows() {
+        var encoder = CopyRowEncoder()
+        encoder.append("plain")
+        encoder.append(nil as String?)
+        encoder.append("tab\there\nnew\\slash\rcr")
+        encoder.append(Int64(-5))
+        encoder.endRow()
+        encoder.append(true)
+        encoder.endRow()
+        #expect(String(decoding: encoder.bytes, as: UTF8.self) == "plain\t\\N\ttab\\there\\nnew\\\\slash\\rcr\t-5\nt\n")
+    }
+
+    @Test("timestamps are written in UTC with milliseconds")
+    func timestamps() {
+        #expect(PostgresTimestamp.text(millis: 1_000) == "1970-01-01 00:00:01.000+00")
+    }
+
+    @Test("array literals quote and escape every element")
+    func arrayLiterals() {
+        #expect(PostgresArrayLiteral.text(["a", "b\"c", "d\\e", ""]) == #"{"a","b\"c","d\\e",""}"#)
+        #expect(PostgresArrayLiteral.integers([1, 2, 3]) == "{1,2,3}")
+    }
+
+    @Test("postgres:// URLs are accepted; other schemes and bad ports are not; passwords are redacted")
+    func configuration() throws {
+        let configuration = try PostgresConfiguration(url: "postgres://app:pw@db:5433/conveyor?sslmode=require")
+        #expect(configuration.redactedURL == "postgres://app:***@db:5433/conveyor?sslmode=require")
+        #expect(throws: ConfigurationError.self) { try PostgresConfiguration(url: "mysql://db/x") }
+        #expect(throws: ConfigurationError.self) { try PostgresConfiguration(url: "postgres://db:port/x") }
+    }
+}
+
+@Suite("Recording: coalescing a batch of events")
+struct EventCoalescingTests {
+    private func event(_ id: Int64, _ status: TaskStatus, attempt: Int = 1, at: Int64) -> LifecycleEvent {
+        LifecycleEvent(taskID: TaskID(id), status: status, attempt: attempt, agent: "a", atMillis: at, correlationID: "c", type: "t")
+    }
+
+    @Test("running and succeeded of one task become one row carrying the start time")
+    func foldsRunningIntoOutcome() {
+        let merged = EventStore.coalesce([event(1, .running, at: 10), event(1, .succeeded, at: 20)])
+        #expect(merged.count == 1)
+        #expect(merged[0].status == .succeeded)
+        #expect(merged[0].startedAtMillis == 10)
+    }
+
+    @Test("a late running event does not replace a terminal one in the same batch")
+    func lateRunningLoses() {
+        let merged = EventStore.coalesce([event(1, .succeeded, at: 20), event(1, .running, at: 10)])
+        #expect(merged[0].status == .succeeded)
+        #expect(merged[0].startedAtMillis == 10)
+    }
+
+    @Test("the latest attempt wins, and different tasks stay apart")
+    func attemptsAndTasks() {
+        let merged = EventStore.coalesce([
+            event(1, .retrying, attempt: 1, at: 5), event(1, .running, attempt: 2, at: 6), event(2, .running, at: 7),
+        ])
+        #expect(merged.map(\.taskID.rawValue) == [1, 2])
+        #expect(merged[0].status == .running && merged[0].attempt == 2)
+    }
+}

@@ -1,0 +1,86 @@
+import ConveyorCore
+import Foundation
+import Testing
+
+@Suite("The command handler")
+struct CommandHandlerTests {
+    /// Writes an executable shell script to a temp file.
+    private func script(_ body: String) throws -> String {
+        let path = NSTemporaryDirectory() + "conveyor-cmd-\(UUID().uuidString).sh"
+        try ("#!/bin/sh\n" + body + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
+        return path
+    }
+
+    private func registry(_ types: [String: String], maxAttempts: Int = 3, timeout: String = "10s") throws -> TaskTypeRegistry {
+        var yaml = "types:\n"
+        for (name, path) in types.sorted(by: { $0.key < $1.key }) {
+            yaml += "  \(name):\n    handler: command\n    command: [\"\(path)\"]\n    max_attempts: \(maxAttempts)\n    timeout: \(timeout)\n    max_output_bytes: 1024\n"
+        }
+        return try TaskTypeRegistry(yaml: yaml, source: "test.yaml")
+    }
+
+    @Test("JSON on stdout becomes the result; the task's id, type, attempt, correlation id and params arrive in the environment")
+    func resultAndEnvironment() async throws {
+        let path = try script(#"printf '{"id":"%s","type":"%s","attempt":%s,"cid":"%s","payload":%s}' "$TASK_ID" "$TASK_TYPE" "$TASK_ATTEMPT" "$CORRELATION_ID" "$PAYLOAD_JSON""#)
+        let stack = try await Stack.start(registry: try registry(["shell": path]))
+        let reply = try await stack.post("/v1/tasks", "{\"type\":\"shell\",\"params\":{\"x\":[1,2]}}", headers: [("X-Correlation-ID", "cmd-corr")])
+        let id = try #require(reply.json?["id"]?.intValue)
+        #expect(try await stack.waitUntilTerminal([id])[id] == .succeeded)
+        let result = try await stack.task(id)["result"]
+        #expect(result?["id"]?.stringValue == String(id))
+        #expect(result?["type"]?.stringValue == "shell")
+        #expect(result?["attempt"]?.intValue == 1)
+        #expect(result?["cid"]?.stringValue == "cmd-corr")
+        #expect(result?["payload"] == .object(["x": .array([.integer(1), .integer(2)])]))
+        try await stack.stop()
+    }
+
+    @Test("a non-zero exit fails the attempt with stderr's tail, and is retried up to max_attempts")
+    func failureCarriesStderr() async throws {
+        let path = try script("echo 'something broke: disk full' >&2\nexit 3")
+        let stack = try await Stack.start(registry: try registry(["broken": path], maxAttempts: 2))
+        let id = try await stack.submit("broken")
+        #expect(try await stack.waitUntilTerminal([id])[id] == .failed)
+        let task = try await stack.task(id)
+        #expect(task["attempts"]?.intValue == 2)
+        #expect(task["error"]?.stringValue?.contains("exit code 3") == true)
+        #expect(task["error"]?.stringValue?.contains("something broke: disk full") == true)
+        try await stack.stop()
+    }
+
+    @Test("exit code 65 fails permanently: no retry")
+    func permanentFailure() async throws {
+        let path = try script("echo 'bad input' >&2\nexit 65")
+        let stack = try await Stack.start(registry: try registry(["picky": path], maxAttempts: 5))
+        let id = try await stack.submit("picky")
+        #expect(try await stack.waitUntilTerminal([id])[id] == .failed)
+        #expect(try await stack.task(id)["attempts"]?.intValue == 1)
+        try await stack.stop()
+    }
+
+    @Test("stdout that is not JSON, or larger than max_output_bytes, fails the task")
+    func badOutput() async throws {
+        let notJSON = try script("echo 'hello there'")
+        let tooBig = try script("yes a | head -c 5000")
+        let stack = try await Stack.start(registry: try registry(["chatty": notJSON, "verbose": tooBig], maxAttempts: 1))
+        let a = try await stack.submit("chatty")
+        let b = try await stack.submit("verbose")
+        let statuses = try await stack.waitUntilTerminal([a, b])
+        #expect(statuses[a] == .failed)
+        #expect(statuses[b] == .failed)
+        #expect(try await stack.task(a)["error"]?.stringValue?.contains("not JSON") == true)
+        #expect(try await stack.task(b)["error"]?.stringValue?.contains("max_output_bytes") == true)
+        try await stack.stop()
+    }
+
+    @Test("a command running past its timeout is stopped and the attempt fails")
+    func timeoutStopsTheCommand() async throws {
+        let path = try script("sleep 30")
+        let stack = try await Stack.start(registry: try registry(["stuck": path], maxAttempts: 1, timeout: "500ms"))
+        let id = try await stack.submit("stuck")
+        #expect(try await stack.waitUntilTerminal([id], timeout: .seconds(20))[id] == .failed)
+        #expect(try await stack.task(id)["error"]?.stringValue?.contains("timed out") == true)
+        try await stack.stop()
+    }
+}

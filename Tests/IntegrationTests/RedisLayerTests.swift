@@ -1,0 +1,83 @@
+import ConveyorCore
+import ConveyorEmbedded
+import ConveyorRedis
+import ConveyorTesting
+import Testing
+
+@Suite("Redis layer against a real redis-server")
+struct RedisLayerTests {
+    private func connection() async throws -> (RedisConnection, RedisKeys) {
+        let environment = try await TestServers.shared.environment(name: "redis")
+        return (RedisConnection(configuration: environment.redis, logger: TestServers.quietLogger), environment.keys)
+    }
+
+    @Test("many concurrent callers are answered correctly, each with its own replies")
+    func concurrentPipelining() async throws {
+        let (redis, keys) = try await connection()
+        defer { redis.close() }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for caller in 0..<50 {
+                group.addTask {
+                    let key = "\(keys.prefix):counter:\(caller)"
+                    let replies = try await redis.send((0..<20).map { _ in RedisCommand("INCR", [key]) })
+                    #expect(replies.map(\.integer) == (1...20).map { Int64($0) })
+                }
+            }
+            try await group.waitForAll()
+        }
+    }
+
+    @Test("XADD, XREADGROUP with COUNT, XACK and XAUTOCLAIM, including the ids of entries deleted while pending")
+    func streamOperations() async throws {
+        let (redis, keys) = try await connection()
+        defer { redis.close() }
+        let stream = keys.ready("q")
+        try await redis.ensureGroup(stream: stream, group: "g")
+        try await redis.ensureGroup(stream: stream, group: "g")  // BUSYGROUP is tolerated
+        _ = try await redis.send((0..<5).map { RedisConnection.xadd(stream: stream, fields: [("n", String($0))]) })
+        let read = try await redis.readGroup(group: "g", consumer: "a", streams: [stream], count: 3, block: nil)
+        #expect(read.count == 1)
+        #expect(read[0].entries.map { $0.fields?["n"] } == ["0", "1", "2"])
+        // Entry 0 is acknowledged, entry 1 is deleted while still pending.
+        _ = try await redis.send([
+            RedisConnection.xack(stream: stream, group: "g", ids: [read[0].entries[0].id]),
+            RedisConnection.xdel(stream: stream, ids: [read[0].entries[1].id]),
+        ])
+        let claimed = try await redis.autoClaim(stream: stream, group: "g", consumer: "b", minIdle: .zero, count: 10)
+        #expect(claimed.entries.map { $0.fields?["n"] } == ["2"])
+        #expect(claimed.deletedIDs == [read[0].entries[1].id])
+        #expect(claimed.nextCursor == "0-0")
+    }
+
+    @Test("a script is loaded on first use and again after SCRIPT FLUSH (EVALSHA falls back)")
+    func scriptReload() async throws {
+        let (redis, keys) = try await connection()
+        defer { redis.close() }
+        let script = RedisScript(name: "echo_key", source: "-- KEYS[1] -> any key\nreturn KEYS[1]")
+        let key = "\(keys.prefix):k"
+        #expect(try await redis.evaluate(script, [ScriptCall(keys: [key], arguments: [])]).first?.string == key)
+        _ = try await redis.send(RedisCommand("SCRIPT", ["FLUSH"]))
+        #expect(try await redis.evaluate(script, [ScriptCall(keys: [key], arguments: [])]).first?.string == key)
+    }
+
+    @Test("a connection reconnects after Redis restarts")
+    func reconnects() async throws {
+        // A private server, so restarting it disturbs no other test.
+        let server = try await LocalRedisServer.start(logger: TestServers.quietLogger)
+        let redis = RedisConnection(configuration: try RedisConfiguration(url: server.url), logger: TestServers.quietLogger)
+        defer { redis.close() }
+        #expect(try await redis.send(RedisCommand("PING")).string == "PONG")
+        let port = server.port
+        await server.stop()
+        await #expect(throws: RedisError.self) { try await redis.send(RedisCommand("PING")) }
+        let restarted = try await LocalRedisServer.start(port: port, logger: TestServers.quietLogger)
+
+        var answer: String?
+        for _ in 0..<60 where answer != "PONG" {
+            answer = try? await redis.send(RedisCommand("PING")).string
+            if answer != "PONG" { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(answer == "PONG")
+        await restarted.stop()
+    }
+}
