@@ -14,7 +14,7 @@ struct GroupCommitQueueTests {
 
     @Test("a batch never splits an item and respects the maximum weight (taking at least one item)")
     func respectsWeights() async throws {
-        let queue = GroupCommitQueue<String>(capacity: 1000)
+        let queue = GroupCommitQueue<String>(capacity: 2000)
         try await queue.enqueue("a", weight: 400)
         try await queue.enqueue("b", weight: 400)
         try await queue.enqueue("c", weight: 300)

@@ -1,0 +1,27 @@
+# The two commands of the README: `make demo` runs the whole broker with a demo load; `make test` runs
+# every test. Both install what is missing first.
+
+.PHONY: deps demo test build release clean
+
+deps:
+	@scripts/install-deps.sh
+
+# Release build, then the embedded default: throwaway Redis + PostgreSQL, a coordinator, 2 agents and
+# 1,000 demo tasks. Ctrl-C stops everything. DEMO_ARGS adds flags (e.g. DEMO_ARGS=--exit-after-demo).
+demo: deps
+	swift build -c release --product conveyor
+	.build/release/conveyor dev --agents 2 --demo-tasks 1000 $(DEMO_ARGS)
+
+# Unit and integration tests; the integration tests start their own Redis and PostgreSQL.
+test: deps
+	swift build --build-tests
+	swift test --skip-build
+
+build: deps
+	swift build
+
+release: deps
+	swift build -c release --product conveyor
+
+clean:
+	rm -rf .build
