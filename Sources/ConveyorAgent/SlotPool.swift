@@ -28,7 +28,7 @@ final class SlotPool: Sendable {
             await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in
                     let resumeNow = state.withLock { state -> Bool in
-                        if state.free > 0 { return true }
+                        if state.free > 0 || Task.isCancelled { return true }
                         state.waiter = continuation
                         return false
                     }

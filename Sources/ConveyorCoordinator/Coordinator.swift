@@ -37,10 +37,12 @@ public struct Coordinator: Sendable {
             batchSize: configuration.recorderBatchSize, logger: logger.with(label: "conveyor.coordinator.recorder"))
     }
 
-    /// Applies pending migrations (safe with several coordinators starting at once).
+    /// Applies pending migrations (safe with several coordinators starting at once) and creates the
+    /// coming days' event partitions before the Recorder writes any event.
     public func migrate() async throws {
         let applied = try await Migrator.migrate(postgres)
         if !applied.isEmpty { logger.info("applied migrations", metadata: ["versions": "\(applied)"]) }
+        try await PartitionMaintainer.ensurePartitions(postgres)
     }
 
     /// The Hummingbird application with every coordinator service attached.

@@ -81,8 +81,10 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
             if state.withLock({ $0.finished }) || Task.isCancelled { return nil }
             await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in
+                    // Checking cancellation under the lock, after the check above: a cancel that came
+                    // in between would otherwise find no continuation to resume.
                     let resumeNow = state.withLock { state -> Bool in
-                        if !state.entries.isEmpty || state.finished { return true }
+                        if !state.entries.isEmpty || state.finished || Task.isCancelled { return true }
                         state.consumer = continuation
                         return false
                     }

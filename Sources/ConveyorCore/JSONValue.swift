@@ -33,6 +33,17 @@ public enum JSONValue: Sendable, Hashable {
         }
     }
 
+    /// Whether a string anywhere inside (keys included) holds a NUL character, which PostgreSQL cannot
+    /// store in jsonb or text.
+    public var containsNUL: Bool {
+        switch self {
+        case .string(let value): value.utf8.contains(0)
+        case .array(let elements): elements.contains { $0.containsNUL }
+        case .object(let members): members.contains { $0.key.utf8.contains(0) || $0.value.containsNUL }
+        default: false
+        }
+    }
+
     public var stringValue: String? {
         if case .string(let value) = self { return value }
         return nil
@@ -84,6 +95,8 @@ public enum JSONValue: Sendable, Hashable {
     }
 
     /// Writes `value` as a JSON string literal, escaping quotes, backslashes and control characters.
+    /// A NUL character is written as U+FFFD: PostgreSQL's jsonb cannot store `\u0000`, and one such value
+    /// must not make a whole batch fail.
     public static func writeString(_ value: String, into out: inout String) {
         out += "\""
         var needsEscape = false
@@ -101,6 +114,7 @@ public enum JSONValue: Sendable, Hashable {
                 case "\n": out += "\\n"
                 case "\r": out += "\\r"
                 case "\t": out += "\\t"
+                case "\u{0}": out += "\\ufffd"
                 case _ where scalar.value < 0x20:
                     let hex = String(scalar.value, radix: 16)
                     out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex

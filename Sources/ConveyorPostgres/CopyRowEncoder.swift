@@ -3,7 +3,8 @@ import ConveyorCore
 /// Encodes rows in PostgreSQL's COPY text format into one byte buffer.
 ///
 /// Columns are separated by tab, rows end with newline, NULL is `\N`, and backslash, tab, newline and
-/// carriage return inside a value are escaped. Hand-written because it runs for every row of every batch
+/// carriage return inside a value are escaped; a NUL byte (which PostgreSQL text cannot hold) becomes
+/// U+FFFD. Hand-written because it runs for every row of every batch
 /// (tasks and events) and a generic serializer would allocate per field.
 public struct CopyRowEncoder: Sendable {
     public private(set) var bytes: [UInt8] = []
@@ -22,7 +23,7 @@ public struct CopyRowEncoder: Sendable {
         }
         value.withUTF8 { utf8 in
             var needsEscape = false
-            for byte in utf8 where byte == 0x5C || byte == 0x09 || byte == 0x0A || byte == 0x0D {
+            for byte in utf8 where byte == 0x5C || byte == 0x09 || byte == 0x0A || byte == 0x0D || byte == 0 {
                 needsEscape = true
                 break
             }
@@ -36,6 +37,8 @@ public struct CopyRowEncoder: Sendable {
                 case 0x09: bytes.append(0x5C); bytes.append(UInt8(ascii: "t"))
                 case 0x0A: bytes.append(0x5C); bytes.append(UInt8(ascii: "n"))
                 case 0x0D: bytes.append(0x5C); bytes.append(UInt8(ascii: "r"))
+                // PostgreSQL text cannot hold NUL: store U+FFFD instead of failing the whole batch.
+                case 0x00: bytes.append(contentsOf: [0xEF, 0xBF, 0xBD])
                 default: bytes.append(byte)
                 }
             }

@@ -26,6 +26,8 @@ public struct EventStore: Sendable {
         let history = Self.encodeHistory(events)
         let merge = Self.encodeMerge(Self.coalesce(events))
         return try await client.withSession { session in
+            // Outside the transaction: created in one, a rollback would drop them behind the flag's back.
+            try Self.prepareTemporaryTables(on: session)
             do {
                 return try session.transaction { () throws(PostgresError) -> Outcome in
                     try session.copy(
@@ -38,7 +40,6 @@ public struct EventStore: Sendable {
                 // Some events were recorded before (a replay after a crash between COMMIT and XACK):
                 // take the slower path that skips the ones already there.
                 return try session.transaction { () throws(PostgresError) -> Outcome in
-                    try Self.prepareTemporaryTables(on: session)
                     try session.copy(
                         "COPY conveyor_event_batch (event_id, task_id, status, attempt, agent, at, detail) FROM STDIN",
                         data: history, name: "copy event batch")
@@ -55,7 +56,6 @@ public struct EventStore: Sendable {
     }
 
     private static func merge(_ rows: [UInt8], on session: PostgresSession) throws(PostgresError) -> Int {
-        try prepareTemporaryTables(on: session)
         try session.copy(
             "COPY conveyor_task_merge (id, status, attempt, at, started_at, finished_at, result, error) FROM STDIN",
             data: rows, name: "copy task merge")
@@ -67,7 +67,7 @@ public struct EventStore: Sendable {
                 started_at = COALESCE(t.started_at, m.started_at),
                 finished_at = COALESCE(m.finished_at, t.finished_at),
                 result = COALESCE(m.result, t.result),
-                error = COALESCE(m.error, t.error),
+                error = CASE WHEN m.status = 'succeeded' THEN NULL ELSE COALESCE(m.error, t.error) END,
                 dispatched = true
             FROM conveyor_task_merge m
             WHERE t.id = m.id

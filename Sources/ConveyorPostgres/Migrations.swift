@@ -63,16 +63,22 @@ public enum Migrations {
             CREATE INDEX task_events_task_id ON task_events (task_id);
             CREATE TABLE task_events_default PARTITION OF task_events DEFAULT;
 
-            -- Creates the daily partitions from yesterday to `days_ahead` days from now.
+            -- Creates the daily partitions from yesterday to `days_ahead` days from now. A day whose rows
+            -- already sit in the default partition cannot get its own; it is skipped with a warning so
+            -- the later days are still created.
             CREATE FUNCTION conveyor_ensure_event_partitions(days_ahead integer) RETURNS void
                 LANGUAGE plpgsql AS $$
                 DECLARE
                     day date;
                 BEGIN
                     FOR day IN SELECT generate_series(current_date - 1, current_date + days_ahead, interval '1 day')::date LOOP
-                        EXECUTE format(
-                            'CREATE TABLE IF NOT EXISTS %I PARTITION OF task_events FOR VALUES FROM (%L) TO (%L)',
-                            'task_events_' || to_char(day, 'YYYYMMDD'), day, day + 1);
+                        BEGIN
+                            EXECUTE format(
+                                'CREATE TABLE IF NOT EXISTS %I PARTITION OF task_events FOR VALUES FROM (%L) TO (%L)',
+                                'task_events_' || to_char(day, 'YYYYMMDD'), day, day + 1);
+                        EXCEPTION WHEN others THEN
+                            RAISE WARNING 'task_events partition for % not created: %', day, SQLERRM;
+                        END;
                     END LOOP;
                 END
             $$;

@@ -76,6 +76,16 @@ struct TaskSubmissionParserTests {
         #expect(!AuthMiddleware.matches(Array("bet".utf8), anyOf: tokens))
         #expect(!AuthMiddleware.matches(Array("betaa".utf8), anyOf: tokens))
         #expect(!AuthMiddleware.matches([], anyOf: tokens))
+        // Lengths differing by a multiple of 256 must not cancel out.
+        #expect(!AuthMiddleware.matches(Array("beta".utf8) + Array(repeating: 0, count: 256), anyOf: tokens))
+    }
+
+    @Test("params holding U+0000 and idempotency keys holding control characters are refused with 400")
+    func refusesWhatPostgresCannotStore() {
+        #expect(throws: APIError.self) { try self.single(#"{"type":"noop","params":{"a":"x\u0000y"}}"#) }
+        #expect(throws: APIError.self) { try self.single(#"{"type":"noop","params":{"a\u0000":1}}"#) }
+        #expect(throws: APIError.self) { try self.single(#"{"type":"noop"}"#, key: "abc\u{0}x") }
+        #expect(throws: APIError.self) { try self.single(#"{"type":"noop"}"#, key: "line\nbreak") }
     }
 }
 

@@ -18,6 +18,13 @@ struct JSONValueTests {
         #expect(try JSONValue.parse(value.serialized) == value)
     }
 
+    @Test("a NUL character is written as U+FFFD, since PostgreSQL cannot store it")
+    func nulBecomesReplacementCharacter() {
+        #expect(JSONValue.string("a\u{0}b").serialized == #""a\ufffdb""#)
+        #expect(JSONValue.object(["k": .array([.string("\u{0}")])]).containsNUL)
+        #expect(!JSONValue.object(["k": .string("fine")]).containsNUL)
+    }
+
     @Test("rejects malformed text")
     func malformed() {
         #expect(throws: (any Error).self) { try JSONValue.parse("{nope") }

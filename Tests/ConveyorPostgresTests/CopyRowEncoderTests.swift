@@ -17,6 +17,14 @@ struct CopyRowEncoderTests {
         #expect(String(decoding: encoder.bytes, as: UTF8.self) == "plain\t\\N\ttab\\there\\nnew\\\\slash\\rcr\t-5\nt\n")
     }
 
+    @Test("a NUL byte, which PostgreSQL text cannot hold, becomes U+FFFD")
+    func nulBytes() {
+        var encoder = CopyRowEncoder()
+        encoder.append("a\u{0}b")
+        encoder.endRow()
+        #expect(String(decoding: encoder.bytes, as: UTF8.self) == "a\u{FFFD}b\n")
+    }
+
     @Test("timestamps are written in UTC with milliseconds")
     func timestamps() {
         #expect(PostgresTimestamp.text(millis: 1_000) == "1970-01-01 00:00:01.000+00")

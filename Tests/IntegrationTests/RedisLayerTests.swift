@@ -81,3 +81,32 @@ struct RedisLayerTests {
         await restarted.stop()
     }
 }
+
+@Suite("The complete_tasks script")
+struct CompleteTasksScriptTests {
+    @Test("a completion repeated after a lost reply acknowledges once and adds its event and next attempt once")
+    func repeatedCompletionAddsNothingTwice() async throws {
+        let environment = try await TestServers.shared.environment(name: "script")
+        let redis = RedisConnection(configuration: environment.redis, logger: TestServers.quietLogger)
+        defer { redis.close() }
+        let keys = environment.keys
+        let ready = keys.ready("q")
+        try await redis.ensureGroup(stream: ready, group: RedisKeys.agentsGroup)
+        _ = try await redis.send(RedisConnection.xadd(stream: ready, fields: [("id", "1")]))
+        let entry = try #require(try await redis.readGroup(group: RedisKeys.agentsGroup, consumer: "a", streams: [ready], count: 1, block: nil).first?.entries.first)
+        let call = ScriptCall(keys: [ready, keys.events("q")], arguments: [
+            RedisKeys.agentsGroup,
+            entry.id, "4", "task", "1", "status", "retrying", "2", "id", "1",
+            "", "2", "task", "9", "0",
+        ])
+        let first = try await redis.evaluate(Scripts.completeTasks, [call])
+        let second = try await redis.evaluate(Scripts.completeTasks, [call])
+        #expect(first.first?.integer == 1)
+        #expect(second.first?.integer == 0)
+        let lengths = try await redis.send([RedisCommand("XLEN", [keys.events("q")]), RedisCommand("XLEN", [ready])])
+        // Events: the retry event once, plus the ack-less event of task 9 from each call.
+        #expect(lengths[0].integer == 3)
+        // Ready: the original entry is deleted; the next attempt was added once.
+        #expect(lengths[1].integer == 1)
+    }
+}

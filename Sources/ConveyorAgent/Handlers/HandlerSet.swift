@@ -22,17 +22,19 @@ public struct HandlerSet: Sendable {
         handlers[name] = ClosureHandler(body)
     }
 
-    /// The handler for each type carried by `queues`; throws naming every type whose handler is missing,
-    /// so a misconfigured agent stops at start instead of failing tasks later.
+    /// The handler of every type this agent can run. A task may be sent to any queue (the submission's
+    /// `queue` overrides its type's), so types of other queues are resolved too; but a missing handler is
+    /// an error only for types whose own queue is served, so a misconfigured agent stops at start
+    /// instead of failing tasks later.
     public func resolve(_ registry: TaskTypeRegistry, queues: [String]) throws(ConfigurationError) -> [String: any TaskHandler] {
         var resolved: [String: any TaskHandler] = [:]
         var missing: [String] = []
-        for definition in registry.types.values where queues.contains(definition.queue) {
+        for definition in registry.types.values {
             if definition.handler == "command" {
                 resolved[definition.name] = CommandHandler(command: definition.command, maxOutputBytes: definition.maxOutputBytes)
             } else if let handler = handlers[definition.handler] {
                 resolved[definition.name] = handler
-            } else {
+            } else if queues.contains(definition.queue) {
                 missing.append("\(definition.name) (handler '\(definition.handler)')")
             }
         }

@@ -39,12 +39,18 @@ final class Consumer: Service, Sendable {
 
     func run() async throws {
         var failures = 0
-        var prepared = false
+        var groupsReady = false
+        var resumedOwnPending = false
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
-                if !prepared {
-                    try await prepare()
-                    prepared = true
+                if !groupsReady {
+                    try await ensureGroups()
+                    groupsReady = true
+                }
+                if !resumedOwnPending {
+                    // Only once: after that, every pending entry of ours is already in the Executor.
+                    try await resumeOwnPending()
+                    resumedOwnPending = true
                 }
                 let free = await cancelWhenGracefulShutdown { await self.slots.waitForFree() }
                 guard free > 0, !Task.isShuttingDownGracefully else { continue }
@@ -58,6 +64,8 @@ final class Consumer: Service, Sendable {
                 failures = 0
             } catch {
                 if Task.isCancelled || Task.isShuttingDownGracefully { break }
+                // The groups may be gone (Redis restarted without its data): create them again.
+                groupsReady = false
                 if failures == 0 || failures % 20 == 0 {
                     logger.warning("reading tasks failed; retrying", metadata: [LogKeys.error: "\(error)"])
                 }
@@ -69,13 +77,17 @@ final class Consumer: Service, Sendable {
         executor.stopAccepting()
     }
 
-    /// Creates the groups this agent needs, then takes back its own pending entries, stream by stream,
-    /// walking forward so an entry already handed over is not read twice.
-    private func prepare() async throws {
+    /// Creates the consumer groups this agent reads and writes through (existing ones are kept).
+    private func ensureGroups() async throws {
         for queue in queues {
             try await redis.ensureGroup(stream: keys.ready(queue), group: RedisKeys.agentsGroup)
             try await redis.ensureGroup(stream: keys.events(queue), group: RedisKeys.recordersGroup)
         }
+    }
+
+    /// Takes back the entries an earlier run under the same agent id left pending, stream by stream,
+    /// walking forward so that an entry already handed over is not read twice.
+    private func resumeOwnPending() async throws {
         for queue in queues {
             var cursor = "0"
             while !Task.isShuttingDownGracefully {

@@ -64,6 +64,8 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         APIError(.serviceUnavailable, code: "unavailable", message, retryAfterSeconds: retryAfterSeconds)
     }
 
+    public static let internalError = APIError(.internalServerError, code: "internal", "internal error; see the coordinator's log")
+
     public static func conflict(_ code: String, _ message: String) -> APIError {
         APIError(.conflict, code: code, message)
     }
@@ -76,12 +78,14 @@ public struct APIError: Error, HTTPResponseError, Sendable {
             return error
         case let error as PostgresError where error.isUnavailable:
             return .unavailable("PostgreSQL is unavailable; nothing was stored", retryAfterSeconds: retryAfterSeconds)
-        case let error as RedisError where error.isUnavailable || error.code == .connectionClosed:
+        case is RedisError:
+            // Unreachable, but also READONLY after a failover, LOADING, OOM: all pass with time.
             return .unavailable("Redis is unavailable; nothing was stored", retryAfterSeconds: retryAfterSeconds)
         case is GroupCommitQueueError:
             return .unavailable("the coordinator is shutting down", retryAfterSeconds: retryAfterSeconds)
         default:
-            return APIError(.internalServerError, code: "internal", "internal error: \(error)")
+            // The details go to the log, never to the client: they may quote other requests' data.
+            return .internalError
         }
     }
 }

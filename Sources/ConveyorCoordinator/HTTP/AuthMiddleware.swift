@@ -24,7 +24,7 @@ struct AuthMiddleware: RouterMiddleware {
     static func matches(_ presented: [UInt8], anyOf tokens: [[UInt8]]) -> Bool {
         var found: UInt8 = 0
         for token in tokens {
-            var difference = UInt8(truncatingIfNeeded: presented.count ^ token.count)
+            var difference: UInt8 = presented.count == token.count ? 0 : 1
             for index in 0..<token.count {
                 let byte = index < presented.count ? presented[index] : 0
                 difference |= byte ^ token[index]

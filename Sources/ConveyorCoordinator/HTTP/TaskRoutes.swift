@@ -2,6 +2,7 @@ import ConveyorCore
 import ConveyorPostgres
 import Foundation
 import Hummingbird
+import Logging
 
 /// `POST /v1/tasks`, `POST /v1/tasks/batch`, `GET /v1/tasks/{id}`.
 struct TaskRoutes: Sendable {
@@ -21,7 +22,7 @@ struct TaskRoutes: Sendable {
         let body = try await readBody(request)
         let task = try parser.parseSingle(
             body, correlationID: context.correlationID, idempotencyKey: request.headers[.idempotencyKey], now: WallClock.nowMillis())
-        let inserted = try await submit([task])[0]
+        let inserted = try await submit([task], logger: context.logger)[0]
         let json = "{\"id\":\(inserted.id.rawValue),\"status\":\"\(inserted.status.rawValue)\"}"
         if inserted.created { return JSONResponse.make(.created, json) }
         return JSONResponse.make(.ok, json, headers: [.idempotentReplayed: "true"])
@@ -31,7 +32,7 @@ struct TaskRoutes: Sendable {
         let body = try await readBody(request)
         let tasks = try parser.parseBatch(
             body, correlationID: context.correlationID, idempotencyKey: request.headers[.idempotencyKey], now: WallClock.nowMillis())
-        let inserted = try await submit(tasks)
+        let inserted = try await submit(tasks, logger: context.logger)
         var json = "{\"tasks\":["
         json.reserveCapacity(inserted.count * 36 + 16)
         for (index, task) in inserted.enumerated() {
@@ -39,14 +40,22 @@ struct TaskRoutes: Sendable {
             json += "{\"id\":\(task.id.rawValue),\"status\":\"\(task.status.rawValue)\"}"
         }
         json += "]}"
+        // Every element an idempotent replay: nothing new was created, as for a single replay.
+        if !inserted.contains(where: \.created) {
+            return JSONResponse.make(.ok, json, headers: [.idempotentReplayed: "true"])
+        }
         return JSONResponse.make(.created, json)
     }
 
-    private func submit(_ tasks: [NewTask]) async throws -> [InsertedTask] {
+    private func submit(_ tasks: [NewTask], logger: Logger) async throws -> [InsertedTask] {
         do {
             return try await submitter.submit(tasks)
         } catch {
-            throw APIError.from(storage: error, retryAfterSeconds: retryAfterSeconds)
+            let apiError = APIError.from(storage: error, retryAfterSeconds: retryAfterSeconds)
+            if apiError.status == .internalServerError {
+                logger.error("submission failed", metadata: ["error": "\(error)"])
+            }
+            throw apiError
         }
     }
 
@@ -58,7 +67,11 @@ struct TaskRoutes: Sendable {
         do {
             record = try await store.get(id)
         } catch {
-            throw APIError.from(storage: error, retryAfterSeconds: retryAfterSeconds)
+            let apiError = APIError.from(storage: error, retryAfterSeconds: retryAfterSeconds)
+            if apiError.status == .internalServerError {
+                context.logger.error("reading a task failed", metadata: ["error": "\(error)"])
+            }
+            throw apiError
         }
         guard let record else { throw APIError.notFound("no task with id \(id)") }
         return JSONResponse.make(.ok, Self.json(record))

@@ -80,9 +80,15 @@ struct TaskSubmissionParser: Sendable {
         guard case .object = params else {
             throw .badRequest("\(at)params: must be a JSON object", code: "invalid_field", index: index)
         }
+        // PostgreSQL cannot store U+0000 in jsonb or text: refuse it here rather than fail a whole batch.
+        guard !params.containsNUL else {
+            throw .badRequest("\(at)params: strings must not contain U+0000", code: "invalid_field", index: index)
+        }
         if let idempotencyKey {
-            guard !idempotencyKey.isEmpty, idempotencyKey.utf8.count <= Self.maxIdempotencyKeyLength else {
-                throw .badRequest("\(at)idempotency key: must be 1–\(Self.maxIdempotencyKeyLength) bytes", code: "invalid_field", index: index)
+            guard !idempotencyKey.isEmpty, idempotencyKey.utf8.count <= Self.maxIdempotencyKeyLength,
+                !idempotencyKey.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F })
+            else {
+                throw .badRequest("\(at)idempotency key: must be 1–\(Self.maxIdempotencyKeyLength) bytes without control characters", code: "invalid_field", index: index)
             }
         }
         return NewTask(

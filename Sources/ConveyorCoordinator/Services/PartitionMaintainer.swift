@@ -18,12 +18,16 @@ public struct PartitionMaintainer: Service {
         self.logger = logger
     }
 
+    static func ensurePartitions(_ client: PostgresClient) async throws {
+        _ = try await client.withSession { session in
+            try session.query("SELECT conveyor_ensure_event_partitions($1)", [String(daysAhead)], name: "ensure partitions").rows.count
+        }
+    }
+
     public func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
-                _ = try await client.withSession { session in
-                    try session.query("SELECT conveyor_ensure_event_partitions($1)", [String(Self.daysAhead)], name: "ensure partitions").rows.count
-                }
+                try await Self.ensurePartitions(client)
             } catch {
                 logger.warning("could not create task_events partitions", metadata: [LogKeys.error: "\(error)"])
             }

@@ -76,6 +76,7 @@ public final class Recorder: Service, Sendable {
                     logger.warning("recording events failed; will retry", metadata: [LogKeys.error: "\(error)"])
                 }
                 readingPending = true
+                groupsReady = false
                 let delay = Self.backoff.delay(attempt: failures)
                 failures += 1
                 try? await Task.sleep(for: delay)
@@ -97,8 +98,31 @@ public final class Recorder: Service, Sendable {
             }
         }
         if !events.isEmpty {
-            _ = try await store.record(events)
+            do {
+                _ = try await store.record(events)
+            } catch let error as PostgresError where !error.isUnavailable {
+                // The data itself was refused. Record event by event and drop what PostgreSQL rejects,
+                // so one bad event cannot stall recording for every queue.
+                try await recordOneByOne(events, after: error)
+            }
         }
+        try await acknowledge(read)
+    }
+
+    private func recordOneByOne(_ events: [LifecycleEvent], after error: PostgresError) async throws {
+        logger.warning("a batch of events was refused; recording them one by one", metadata: [LogKeys.error: "\(error)"])
+        for event in events {
+            do {
+                _ = try await store.record([event])
+            } catch let error as PostgresError where !error.isUnavailable {
+                logger.error("dropping a lifecycle event PostgreSQL refused", metadata: [
+                    LogKeys.taskID: "\(event.taskID)", LogKeys.correlationID: "\(event.correlationID)", LogKeys.error: "\(error)",
+                ])
+            }
+        }
+    }
+
+    private func acknowledge(_ read: [(stream: String, entries: [StreamEntry])]) async throws {
         var commands: [RedisCommand] = []
         for (stream, entries) in read where !entries.isEmpty {
             let ids = entries.map(\.id)

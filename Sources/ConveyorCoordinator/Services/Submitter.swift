@@ -74,6 +74,8 @@ public final class Submitter: Service, Sendable {
             do {
                 try await dispatch(fresh.map { ($0.0, $0.1.id) })
             } catch {
+                // Redis may have lost its data, groups included: prepare the streams again next time.
+                preparedStreams.withLock { $0.removeAll() }
                 await withdraw(fresh.map(\.1.id), after: error)
                 throw error
             }

@@ -130,7 +130,10 @@ struct DemoLoad: Service {
               agents      \(agents)
             """)
         if tasks > 0 {
-            let http = HTTPClient(eventLoopGroupProvider: .singleton)
+            // One connection per concurrent request: the client's default of 8 would cap the load.
+            var httpConfiguration = HTTPClient.Configuration()
+            httpConfiguration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: concurrency)
+            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: httpConfiguration)
             do {
                 try await submitAndReport(APIClient(baseURL: base, token: token, http: http))
             } catch {

@@ -1,0 +1,106 @@
+import ConveyorAgent
+import ConveyorCore
+import ConveyorPostgres
+import ConveyorRedis
+import ConveyorTesting
+import Testing
+
+@Suite("Graceful shutdown and replays")
+struct ShutdownAndReplayTests {
+    @Test("graceful shutdown lets running tasks finish and flushes their outcomes before the agent stops")
+    func drainsOnShutdown() async throws {
+        let log = ExecutionLog()
+        var handlers = HandlerSet.builtIns
+        handlers.register("slow", log.handler(sleep: .milliseconds(800)))
+        let registry = TaskTypeRegistry([TaskTypeDefinition(name: "slow", maxConcurrent: 10, handler: "slow")])
+        let stack = try await Stack.start(registry: registry, agents: 1, handlers: handlers)
+        for _ in 0..<5 { _ = try await stack.submit("slow") }
+        for _ in 0..<100 where log.executions.count < 5 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(log.executions.count == 5, "all five are running")
+        try await stack.stop()
+
+        let redis = RedisConnection(configuration: stack.environment.redis, logger: TestServers.quietLogger)
+        defer { redis.close() }
+        let keys = stack.environment.keys
+        let replies = try await redis.send([
+            RedisCommand("XPENDING", [keys.ready("default"), RedisKeys.agentsGroup]),
+            RedisCommand("XRANGE", [keys.events("default"), "-", "+"]),
+        ])
+        #expect(replies[0].array?.first?.integer == 0, "nothing left unacknowledged")
+        let events = replies[1].array ?? []
+        let outcomes = events.compactMap { entry -> String? in
+            guard let fields = entry.array?[1].array else { return nil }
+            let pairs = stride(from: 0, to: fields.count - 1, by: 2).map { (fields[$0].string ?? "", fields[$0 + 1].string ?? "") }
+            return pairs.first { $0.0 == "status" }?.1
+        }
+        // Events the Recorder had not yet taken, plus those it recorded before stopping, cover all five.
+        let postgres = PostgresClient(configuration: stack.environment.postgres, logger: TestServers.quietLogger)
+        defer { postgres.close() }
+        let recorded = try await TaskStore(client: postgres).countByStatus()[.succeeded] ?? 0
+        #expect(outcomes.filter { $0 == "succeeded" }.count + recorded >= 5)
+    }
+
+    @Test("recording the same events twice changes nothing the second time")
+    func replayIsIgnored() async throws {
+        let environment = try await TestServers.shared.environment(name: "replay")
+        let client = PostgresClient(configuration: environment.postgres, logger: TestServers.quietLogger)
+        defer { client.close() }
+        try await Migrator.migrate(client)
+        let store = TaskStore(client: client)
+        let inserted = try await store.insert([
+            NewTask(type: "noop", queue: "default", params: "{}", correlationID: "c", idempotencyKey: nil, maxAttempts: 3, createdAtMillis: WallClock.nowMillis()),
+        ])
+        let id = inserted[0].id
+        let now = WallClock.nowMillis()
+        let events = [
+            LifecycleEvent(taskID: id, status: .running, attempt: 1, agent: "a", atMillis: now, startedAtMillis: now, correlationID: "c", type: "noop"),
+            LifecycleEvent(taskID: id, status: .succeeded, attempt: 1, agent: "a", atMillis: now + 5, startedAtMillis: now, result: "{\"ok\":1}", correlationID: "c", type: "noop"),
+        ]
+        let recorder = EventStore(client: client)
+        let first = try await recorder.record(events)
+        #expect(first.eventsAppended == 2 && first.tasksUpdated == 1)
+        let again = try await recorder.record(events)
+        #expect(again.eventsAppended == 0 && again.tasksUpdated == 0)
+        // A late running event after success moves nothing either.
+        let late = try await recorder.record([
+            LifecycleEvent(taskID: id, status: .running, attempt: 1, agent: "b", atMillis: now + 10, correlationID: "c", type: "noop"),
+        ])
+        #expect(late.tasksUpdated == 0)
+        let task = try #require(try await store.get(id))
+        #expect(task.status == .succeeded)
+        #expect(task.result == "{\"ok\": 1}")
+        #expect(task.startedAt != nil && task.finishedAt != nil)
+    }
+
+    @Test("an event PostgreSQL refuses is dropped alone: the Recorder records the rest and keeps going")
+    func poisonEventDoesNotStallRecording() async throws {
+        let stack = try await Stack.start(agents: 0)
+        let id = try await stack.submit("noop")
+        let redis = RedisConnection(configuration: stack.environment.redis, logger: TestServers.quietLogger)
+        defer { redis.close() }
+        let now = String(WallClock.nowMillis())
+        let events = stack.environment.keys.events("default")
+        // A result that is not JSON cannot go into jsonb; the good event beside it must still land.
+        _ = try await redis.send([
+            RedisConnection.xadd(stream: events, fields: [
+                ("task", String(id)), ("status", "succeeded"), ("attempt", "1"), ("agent", "x"), ("at", now),
+                ("cid", "c"), ("type", "noop"), ("result", "{not json"),
+            ]),
+            RedisConnection.xadd(stream: events, fields: [
+                ("task", String(id)), ("status", "running"), ("attempt", "1"), ("agent", "x"), ("at", now), ("cid", "c"), ("type", "noop"),
+            ]),
+        ])
+        var status: String?
+        for _ in 0..<100 where status != "running" {
+            status = try await stack.task(id)["status"]?.stringValue
+            if status != "running" { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(status == "running")
+        // And recording goes on for later events.
+        _ = try await redis.send(RedisConnection.xadd(stream: events, fields: [
+            ("task", String(id)), ("status", "succeeded"), ("attempt", "1"), ("agent", "x"), ("at", now), ("cid", "c"), ("type", "noop"),
+        ]))
+        #expect(try await stack.waitUntilTerminal([id])[id] == .succeeded)
+        try await stack.stop()
+    }
+}
