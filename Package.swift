@@ -35,6 +35,7 @@ let package = Package(
             name: "ConveyorCore",
             dependencies: [
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -133,6 +134,11 @@ let package = Package(
         .testTarget(
             name: "ConveyorPostgresTests",
             dependencies: ["ConveyorPostgres"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "ConveyorAgentTests",
+            dependencies: ["ConveyorAgent", "ConveyorRedis"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -31,7 +31,7 @@ public struct Agent: Sendable {
         self.readerRedis = RedisConnection(configuration: configuration.redis, name: "agent-reader", logger: logger)
         let slots = SlotPool(capacity: configuration.concurrency)
         self.completer = Completer(
-            redis: redis, keys: configuration.keys, agentID: configuration.agentID,
+            redis: redis, keys: configuration.keys, registry: configuration.registry, agentID: configuration.agentID,
             batchSize: configuration.completerBatchSize, logger: logger)
         self.executor = Executor(handlers: resolved, registry: configuration.registry, completer: completer, slots: slots, logger: logger)
         self.consumer = Consumer(

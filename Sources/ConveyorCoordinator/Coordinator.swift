@@ -8,7 +8,8 @@ import ServiceLifecycle
 /// A coordinator: the HTTP API plus its background services, wired from one configuration.
 ///
 /// Services, in dependency order (the HTTP server runs last, so on SIGTERM it stops first and the
-/// Submitter then drains what was already accepted): PartitionMaintainer, Recorder, Submitter, server.
+/// Submitter then drains what was already accepted): PartitionMaintainer, Recorder, Forwarder,
+/// Submitter, server.
 public struct Coordinator: Sendable {
     public let configuration: CoordinatorConfiguration
     public let postgres: PostgresClient
@@ -19,6 +20,7 @@ public struct Coordinator: Sendable {
     public let store: TaskStore
     public let submitter: Submitter
     public let recorder: Recorder
+    public let forwarder: Forwarder
     let logger: Logger
 
     public init(configuration: CoordinatorConfiguration, logger: Logger) {
@@ -35,6 +37,9 @@ public struct Coordinator: Sendable {
             store: EventStore(client: postgres), redis: recorderRedis, keys: configuration.keys,
             queues: configuration.registry.queues, consumer: configuration.instanceID,
             batchSize: configuration.recorderBatchSize, logger: logger.with(label: "conveyor.coordinator.recorder"))
+        self.forwarder = Forwarder(
+            redis: redis, keys: configuration.keys, queues: configuration.registry.queues,
+            logger: logger.with(label: "conveyor.coordinator.forwarder"))
     }
 
     /// Applies pending migrations (safe with several coordinators starting at once) and creates the
@@ -67,7 +72,7 @@ public struct Coordinator: Sendable {
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conveyor"),
-            services: [PartitionMaintainer(client: postgres, logger: logger), recorder, submitter],
+            services: [PartitionMaintainer(client: postgres, logger: logger), recorder, forwarder, submitter],
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger
         )

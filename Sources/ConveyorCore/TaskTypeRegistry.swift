@@ -17,17 +17,26 @@ public struct TaskTypeDefinition: Sendable, Hashable {
     public var command: [String]
     /// For the `command` handler: the most stdout bytes accepted as a result.
     public var maxOutputBytes: Int
+    /// Retries wait `random(0, min(backoffMax, backoffBase × 2^(attempt-1)))` (full jitter).
+    public var backoffBase: Duration
+    public var backoffMax: Duration
+
+    /// The backoff between this type's attempts.
+    public var backoff: Backoff { Backoff(base: backoffBase, maximum: backoffMax) }
 
     public static let defaultQueue = "default"
     public static let defaultMaxConcurrent = 5
     public static let defaultTimeout = Duration.seconds(300)
     public static let defaultMaxAttempts = 3
     public static let defaultMaxOutputBytes = 1 << 20
+    public static let defaultBackoffBase = Duration.seconds(1)
+    public static let defaultBackoffMax = Duration.seconds(600)
 
     public init(
         name: String, queue: String = defaultQueue, maxConcurrent: Int = defaultMaxConcurrent,
         timeout: Duration = defaultTimeout, maxAttempts: Int = defaultMaxAttempts, handler: String,
-        command: [String] = [], maxOutputBytes: Int = defaultMaxOutputBytes
+        command: [String] = [], maxOutputBytes: Int = defaultMaxOutputBytes,
+        backoffBase: Duration = defaultBackoffBase, backoffMax: Duration = defaultBackoffMax
     ) {
         self.name = name
         self.queue = queue
@@ -37,6 +46,8 @@ public struct TaskTypeDefinition: Sendable, Hashable {
         self.handler = handler
         self.command = command
         self.maxOutputBytes = maxOutputBytes
+        self.backoffBase = backoffBase
+        self.backoffMax = backoffMax
     }
 }
 
@@ -82,6 +93,8 @@ extension TaskTypeRegistry {
     ///     handler: command       # noop | sleep | echo | fail | command | <in-process name>
     ///     command: ["/usr/local/bin/resize", "--fast"]
     ///     max_output_bytes: 1048576
+    ///     backoff_base: 1s       # retry backoff with full jitter, default 1s …
+    ///     backoff_max: 10m       # … capped at 10m
     /// ```
     /// - Parameter source: names the file in error messages.
     public init(yaml: String, source: String) throws(ConfigurationError) {
@@ -110,6 +123,7 @@ extension TaskTypeRegistry {
 
     private static let knownKeys: Set<String> = [
         "queue", "max_concurrent", "timeout", "max_attempts", "handler", "command", "max_output_bytes",
+        "backoff_base", "backoff_max",
     ]
 
     private static func definition(name: String, settings: Any?, source: String) throws(ConfigurationError) -> TaskTypeDefinition {
@@ -133,12 +147,18 @@ extension TaskTypeRegistry {
         guard let handler = settings["handler"] as? String, !handler.isEmpty else {
             throw ConfigurationError(key: "\(path).handler", "required: one of \(builtInHandlers.sorted().joined(separator: ", ")) or an in-process handler name")
         }
-        var timeout = TaskTypeDefinition.defaultTimeout
-        if let raw = settings["timeout"] {
+        func duration(_ key: String, default value: Duration) throws(ConfigurationError) -> Duration {
+            guard let raw = settings[key] else { return value }
             guard let parsed = Duration(configurationText: "\(raw)"), parsed > .zero else {
-                throw ConfigurationError(key: "\(path).timeout", "must be a duration such as 500ms, 30s, 5m")
+                throw ConfigurationError(key: "\(path).\(key)", "must be a duration such as 500ms, 30s, 5m")
             }
-            timeout = parsed
+            return parsed
+        }
+        let timeout = try duration("timeout", default: TaskTypeDefinition.defaultTimeout)
+        let backoffBase = try duration("backoff_base", default: TaskTypeDefinition.defaultBackoffBase)
+        let backoffMax = try duration("backoff_max", default: TaskTypeDefinition.defaultBackoffMax)
+        guard backoffMax >= backoffBase else {
+            throw ConfigurationError(key: "\(path).backoff_max", "must not be shorter than backoff_base")
         }
         var queue = TaskTypeDefinition.defaultQueue
         if let raw = settings["queue"] {
@@ -168,7 +188,9 @@ extension TaskTypeRegistry {
             maxAttempts: try positiveInt("max_attempts", default: TaskTypeDefinition.defaultMaxAttempts),
             handler: handler,
             command: command,
-            maxOutputBytes: try positiveInt("max_output_bytes", default: TaskTypeDefinition.defaultMaxOutputBytes)
+            maxOutputBytes: try positiveInt("max_output_bytes", default: TaskTypeDefinition.defaultMaxOutputBytes),
+            backoffBase: backoffBase,
+            backoffMax: backoffMax
         )
     }
 

@@ -6,15 +6,16 @@ import Logging
 /// binaries, with a `conveyor` database. When the process runs as root (CI), `initdb` and the server run
 /// as the `postgres` system user, since PostgreSQL refuses to run as root.
 ///
-/// The server runs as a child process, not daemonized by `pg_ctl start`: a daemon would inherit the
-/// descriptors Foundation uses to notice that a child exited, and then no exit is ever reported.
+/// The server runs as a child process (``ChildProcess``), not daemonized by `pg_ctl start`: a daemon
+/// would inherit the descriptors Foundation uses to notice that a child exited, and then no exit is ever
+/// reported.
 public final class LocalPostgresServer: Sendable {
     public let port: Int
     public let directory: String
     public let database: String
     private let binDirectory: String
     private let settings: [String]
-    private let process: Mutex<Process.Box?>
+    private let process: Mutex<ChildProcess?>
     public var url: String { "postgres://postgres@127.0.0.1:\(port)/\(database)" }
 
     /// - Parameter durable: false turns fsync and synchronous commit off (tests only: a crash of the
@@ -61,33 +62,23 @@ public final class LocalPostgresServer: Sendable {
     private func spawn() throws {
         let postgres = "\(binDirectory)/postgres"
         let arguments = ["-D", "\(directory)/data", "-p", String(port)] + settings
-        let process = Process()
+        let process: ChildProcess
         if LocalProcess.isRoot {
             guard let runuser = LocalProcess.find(["runuser", "/usr/sbin/runuser", "/sbin/runuser"]) else {
                 throw LocalServerError("running as root needs `runuser` to start PostgreSQL as the postgres user")
             }
-            process.executableURL = URL(fileURLWithPath: runuser)
-            process.arguments = ["-u", "postgres", "--", postgres] + arguments
+            process = try ChildProcess(executable: runuser, arguments: ["-u", "postgres", "--", postgres] + arguments, workingDirectory: directory, logPath: "\(directory)/postgres.log")
         } else {
-            process.executableURL = URL(fileURLWithPath: postgres)
-            process.arguments = arguments
+            process = try ChildProcess(executable: postgres, arguments: arguments, workingDirectory: directory, logPath: "\(directory)/postgres.log")
         }
-        process.currentDirectoryURL = URL(fileURLWithPath: directory)
-        let logPath = "\(directory)/postgres.log"
-        _ = FileManager.default.createFile(atPath: logPath, contents: nil)
-        let log = FileHandle(forWritingAtPath: logPath)
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = log ?? FileHandle.nullDevice
-        process.standardError = log ?? FileHandle.nullDevice
-        try process.run()
-        self.process.withLock { $0 = Process.Box(process) }
+        self.process.withLock { $0 = process }
     }
 
     private func waitUntilReady(logger: Logger) async throws {
         let connection = PostgresConnection(url: "postgres://postgres@127.0.0.1:\(port)/postgres", name: "pg-probe", logger: Logger(label: "conveyor.embedded", factory: { _ in SwiftLogNoOpLogHandler() }))
         defer { connection.close() }
         for _ in 0..<300 {
-            if let process = process.withLock({ $0 }), !process.value.isRunning {
+            if let process = process.withLock({ $0 }), !process.isRunning {
                 let log = (try? String(contentsOfFile: "\(directory)/postgres.log", encoding: .utf8)) ?? ""
                 throw LocalServerError("postgres exited at start: \(log.suffix(400))")
             }
@@ -118,7 +109,7 @@ public final class LocalPostgresServer: Sendable {
     public func stop(removeDirectory: Bool = true) async {
         _ = try? await Self.runAsPostgres("\(binDirectory)/pg_ctl", ["-D", "\(directory)/data", "-m", "fast", "-w", "-t", "30", "stop"], in: directory)
         if let process = process.withLock({ $0 }) {
-            for _ in 0..<100 where process.value.isRunning {
+            for _ in 0..<100 where process.isRunning {
                 try? await Task.sleep(for: .milliseconds(50))
             }
         }

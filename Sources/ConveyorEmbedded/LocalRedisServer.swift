@@ -7,7 +7,7 @@ import Logging
 public final class LocalRedisServer: Sendable {
     public let port: Int
     public let directory: String
-    private let process: Process.Box
+    private let process: ChildProcess
     public var url: String { "redis://127.0.0.1:\(port)/0" }
 
     /// - Parameter appendOnly: AOF with fsync every second (what `conveyor dev` uses); off for tests.
@@ -25,17 +25,12 @@ public final class LocalRedisServer: Sendable {
         var lastError: (any Error)?
         for _ in 0..<5 {
             let port = try fixedPort ?? LocalProcess.freePort()
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = [
+            let process = try ChildProcess(executable: binary, arguments: [
                 "--port", String(port), "--bind", "127.0.0.1", "--dir", directory, "--save", "",
                 "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "everysec",
                 "--maxmemory-policy", "noeviction", "--logfile", "\(directory)/redis.log", "--daemonize", "no",
-            ]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
-            let server = LocalRedisServer(port: port, directory: directory, process: Process.Box(process))
+            ], workingDirectory: directory, logPath: "\(directory)/redis.out")
+            let server = LocalRedisServer(port: port, directory: directory, process: process)
             do {
                 try await server.waitUntilReady(logger: logger)
                 return server
@@ -47,7 +42,7 @@ public final class LocalRedisServer: Sendable {
         throw LocalServerError("redis-server did not start: \(lastError.map { "\($0)" } ?? "unknown")")
     }
 
-    private init(port: Int, directory: String, process: Process.Box) {
+    private init(port: Int, directory: String, process: ChildProcess) {
         self.port = port
         self.directory = directory
         self.process = process
@@ -59,7 +54,7 @@ public final class LocalRedisServer: Sendable {
         let connection = RedisConnection(configuration: RedisConfiguration(port: port), name: "redis-probe", logger: quiet)
         defer { connection.close() }
         for _ in 0..<100 {
-            if !process.value.isRunning { throw LocalServerError("redis-server exited at start; see \(directory)/redis.log") }
+            if !process.isRunning { throw LocalServerError("redis-server exited at start; see \(directory)/redis.log") }
             if (try? await connection.send(RedisCommand("PING")))?.string == "PONG" { return }
             try await Task.sleep(for: .milliseconds(50))
         }
@@ -67,32 +62,25 @@ public final class LocalRedisServer: Sendable {
     }
 
     /// The server's process id.
-    public var pid: Int32 { process.value.processIdentifier }
+    public var pid: Int32 { process.pid }
 
     /// Sends SIGKILL: for tests of what a crash costs.
     public func kill() {
-        if process.value.isRunning { Foundation.kill(process.value.processIdentifier, SIGKILL) }
+        if process.isRunning { process.signal(SIGKILL) }
     }
 
     /// Stops the server (SIGTERM, then SIGKILL after 5 s) and removes its folder.
     public func stop(removeDirectory: Bool = true) async {
-        let process = self.process.value
         if process.isRunning {
-            process.terminate()
+            process.signal(SIGTERM)
             for _ in 0..<100 where process.isRunning {
                 try? await Task.sleep(for: .milliseconds(50))
             }
-            if process.isRunning { Foundation.kill(process.processIdentifier, SIGKILL) }
+            if process.isRunning { process.signal(SIGKILL) }
+            for _ in 0..<20 where process.isRunning {
+                try? await Task.sleep(for: .milliseconds(50))
+            }
         }
         if removeDirectory { try? FileManager.default.removeItem(atPath: directory) }
-    }
-}
-
-extension Process {
-    /// `Process` is thread-safe for the calls made here (isRunning, terminate, processIdentifier) but is
-    /// not marked Sendable; this box says so in one place.
-    final class Box: @unchecked Sendable {
-        let value: Process
-        init(_ value: Process) { self.value = value }
     }
 }

@@ -3,21 +3,25 @@ public enum Scripts {
     /// Acknowledges finished tasks and records their lifecycle events, atomically, for one queue.
     ///
     /// An agent's Completer runs it once per queue per batch: either a task is acknowledged *and* its
-    /// outcome is on the events stream (and, for a retry, its next attempt is on the ready stream), or
-    /// none of it happened and the task will be redelivered. The acknowledged entry is deleted at once, so
-    /// the ready stream holds only backlog and in-flight work.
+    /// outcome is on the events stream (and, for a retry, its next attempt is in the delayed set), or
+    /// none of it happened and the task will be redelivered. The acknowledged entry is deleted at once,
+    /// so the ready stream holds only backlog and in-flight work.
     ///
     /// The event and the next attempt are added only when this call's XACK acknowledged the entry. So a
     /// call repeated after a lost reply, or a completion of an entry another consumer already finished,
-    /// adds nothing twice.
+    /// adds nothing twice. Due times come from Redis' clock, the one the Forwarder reads.
     public static let completeTasks = RedisScript(name: "complete_tasks", source: """
-        -- KEYS[1] -> conveyor:{<queue>}:ready   (stream)
-        -- KEYS[2] -> conveyor:{<queue>}:events  (stream)
+        -- KEYS[1] -> conveyor:{<queue>}:ready    (stream)
+        -- KEYS[2] -> conveyor:{<queue>}:events   (stream)
+        -- KEYS[3] -> conveyor:{<queue>}:delayed  (sorted set: member = JSON array of entry fields, score = due ms)
         -- ARGV[1] -> consumer group on the ready stream
         -- ARGV[2…] -> per item: ready-entry id to acknowledge ('' for an event without one),
         --             n, then n event field/value strings (XADD to KEYS[2]),
-        --             m, then m entry field/value strings of a next attempt (XADD to KEYS[1]; m = 0 for none)
+        --             m, then, when m > 0, the retry delay in ms and m-1 field/value strings of the next
+        --             attempt (ZADD to KEYS[3], due at now + delay)
         -- Returns the number of entries acknowledged.
+        local time = redis.call('TIME')
+        local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
         local acked = 0
         local i = 2
         while i <= #ARGV do
@@ -35,11 +39,33 @@ public enum Scripts {
                     redis.call('XADD', KEYS[2], '*', unpack(ARGV, i + 2, i + 1 + n))
                 end
                 if m > 0 then
-                    redis.call('XADD', KEYS[1], '*', unpack(ARGV, i + 3 + n, i + 2 + n + m))
+                    local delay = tonumber(ARGV[i + 3 + n])
+                    local fields = {unpack(ARGV, i + 4 + n, i + 2 + n + m)}
+                    redis.call('ZADD', KEYS[3], now + delay, cjson.encode(fields))
                 end
             end
             i = i + 3 + n + m
         end
         return acked
+        """)
+
+    /// Moves retries whose time has come from the delayed set back to the ready stream, atomically, so
+    /// several coordinators can run it at once and each entry moves exactly once.
+    public static let forwardDue = RedisScript(name: "forward_due", source: """
+        -- KEYS[1] -> conveyor:{<queue>}:delayed  (sorted set written by complete_tasks)
+        -- KEYS[2] -> conveyor:{<queue>}:ready    (stream)
+        -- ARGV[1] -> most entries to move
+        -- Returns {moved, ms until the next entry is due (-1 when none is left)}.
+        local time = redis.call('TIME')
+        local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+        local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+        for _, member in ipairs(due) do
+            redis.call('XADD', KEYS[2], '*', unpack(cjson.decode(member)))
+            redis.call('ZREM', KEYS[1], member)
+        end
+        local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+        local wait = -1
+        if next[2] then wait = math.max(0, tonumber(next[2]) - now) end
+        return {#due, wait}
         """)
 }

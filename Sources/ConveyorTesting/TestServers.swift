@@ -11,8 +11,10 @@ import Logging
 public actor TestServers {
     public static let shared = TestServers()
 
-    private var redis: LocalRedisServer?
-    private var postgres: LocalPostgresServer?
+    // Tasks, not values: the actor is reentrant across `await`, so concurrent first callers must share
+    // one start instead of each starting a server of its own.
+    private var redis: Task<LocalRedisServer, any Error>?
+    private var postgres: Task<LocalPostgresServer, any Error>?
     private var counter = 0
 
     public static let quietLogger = Logger(label: "conveyor.test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -25,19 +27,25 @@ public actor TestServers {
     }
 
     public func redisServer() async throws -> LocalRedisServer {
-        if let redis { return redis }
-        let server = try await LocalRedisServer.start(appendOnly: false, logger: Self.quietLogger)
-        redis = server
-        ExitCleanup.register(redisPID: server.pid, directory: server.directory)
-        return server
+        if let redis { return try await redis.value }
+        let start = Task {
+            let server = try await LocalRedisServer.start(appendOnly: false, logger: Self.quietLogger)
+            ExitCleanup.register(redisPID: server.pid, directory: server.directory)
+            return server
+        }
+        redis = start
+        return try await start.value
     }
 
     public func postgresServer() async throws -> LocalPostgresServer {
-        if let postgres { return postgres }
-        let server = try await LocalPostgresServer.start(durable: false, logger: Self.quietLogger)
-        postgres = server
-        ExitCleanup.register(postgres: server)
-        return server
+        if let postgres { return try await postgres.value }
+        let start = Task {
+            let server = try await LocalPostgresServer.start(durable: false, logger: Self.quietLogger)
+            ExitCleanup.register(postgres: server)
+            return server
+        }
+        postgres = start
+        return try await start.value
     }
 
     /// A fresh environment: its own Redis key prefix and its own, migrated PostgreSQL database.
@@ -76,7 +84,7 @@ enum ExitCleanup {
     nonisolated(unsafe) private static var installed = false
 
     static func register(redisPID: Int32, directory: String) {
-        add("kill -TERM \(redisPID) 2>/dev/null; sleep 0.2; rm -rf '\(directory)'")
+        add("kill -KILL \(redisPID) 2>/dev/null; rm -rf '\(directory)'")
     }
 
     static func register(postgres: LocalPostgresServer) {

@@ -2,13 +2,21 @@ import ConveyorCore
 import Foundation
 import Testing
 
+/// A class, so that each test's scripts are removed when its instance goes away.
 @Suite("The command handler")
-struct CommandHandlerTests {
+final class CommandHandlerTests {
+    private var scripts: [String] = []
+
+    deinit {
+        for path in scripts { try? FileManager.default.removeItem(atPath: path) }
+    }
+
     /// Writes an executable shell script to a temp file.
     private func script(_ body: String) throws -> String {
         let path = NSTemporaryDirectory() + "conveyor-cmd-\(UUID().uuidString).sh"
         try ("#!/bin/sh\n" + body + "\n").write(toFile: path, atomically: true, encoding: .utf8)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: path)
+        scripts.append(path)
         return path
     }
 

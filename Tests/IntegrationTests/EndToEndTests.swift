@@ -98,9 +98,12 @@ struct EndToEndTests {
         try await stack.stop()
     }
 
-    @Test("a failing task is retried until it succeeds; one failing every attempt ends failed with its error")
+    @Test("a failing task is retried (through the delayed set) until it succeeds; one failing every attempt ends failed with its error")
     func retriesThenSucceedsOrFails() async throws {
-        let stack = try await Stack.start()
+        let registry = TaskTypeRegistry([
+            TaskTypeDefinition(name: "fail", handler: "fail", backoffBase: .milliseconds(50), backoffMax: .milliseconds(200)),
+        ])
+        let stack = try await Stack.start(registry: registry)
         let once = try await stack.submit("fail", params: "{\"times\":1}")
         let always = try await stack.submit("fail", params: "{\"times\":10}")
         let statuses = try await stack.waitUntilTerminal([once, always])

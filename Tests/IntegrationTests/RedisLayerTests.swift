@@ -82,9 +82,9 @@ struct RedisLayerTests {
     }
 }
 
-@Suite("The complete_tasks script")
-struct CompleteTasksScriptTests {
-    @Test("a completion repeated after a lost reply acknowledges once and adds its event and next attempt once")
+@Suite("The complete_tasks and forward_due scripts")
+struct CompletionScriptTests {
+    @Test("a completion repeated after a lost reply acknowledges once and adds its event and its retry once")
     func repeatedCompletionAddsNothingTwice() async throws {
         let environment = try await TestServers.shared.environment(name: "script")
         let redis = RedisConnection(configuration: environment.redis, logger: TestServers.quietLogger)
@@ -94,19 +94,43 @@ struct CompleteTasksScriptTests {
         try await redis.ensureGroup(stream: ready, group: RedisKeys.agentsGroup)
         _ = try await redis.send(RedisConnection.xadd(stream: ready, fields: [("id", "1")]))
         let entry = try #require(try await redis.readGroup(group: RedisKeys.agentsGroup, consumer: "a", streams: [ready], count: 1, block: nil).first?.entries.first)
-        let call = ScriptCall(keys: [ready, keys.events("q")], arguments: [
+        let call = ScriptCall(keys: [ready, keys.events("q"), keys.delayed("q")], arguments: [
             RedisKeys.agentsGroup,
-            entry.id, "4", "task", "1", "status", "retrying", "2", "id", "1",
+            entry.id, "4", "task", "1", "status", "retrying", "3", "60000", "id", "1",
             "", "2", "task", "9", "0",
         ])
         let first = try await redis.evaluate(Scripts.completeTasks, [call])
         let second = try await redis.evaluate(Scripts.completeTasks, [call])
         #expect(first.first?.integer == 1)
         #expect(second.first?.integer == 0)
-        let lengths = try await redis.send([RedisCommand("XLEN", [keys.events("q")]), RedisCommand("XLEN", [ready])])
+        let lengths = try await redis.send([
+            RedisCommand("XLEN", [keys.events("q")]), RedisCommand("XLEN", [ready]), RedisCommand("ZCARD", [keys.delayed("q")]),
+        ])
         // Events: the retry event once, plus the ack-less event of task 9 from each call.
         #expect(lengths[0].integer == 3)
-        // Ready: the original entry is deleted; the next attempt was added once.
-        #expect(lengths[1].integer == 1)
+        // The original entry is deleted; the next attempt waits in the delayed set, once.
+        #expect(lengths[1].integer == 0)
+        #expect(lengths[2].integer == 1)
+    }
+
+    @Test("forward_due moves only entries that are due, with their fields, and says how long until the next one")
+    func forwardsOnlyDueEntries() async throws {
+        let environment = try await TestServers.shared.environment(name: "script")
+        let redis = RedisConnection(configuration: environment.redis, logger: TestServers.quietLogger)
+        defer { redis.close() }
+        let keys = environment.keys
+        let farFuture = String(WallClock.nowMillis() + 3_600_000)
+        _ = try await redis.send([
+            RedisCommand("ZADD", [keys.delayed("q"), "1", #"["id","1","attempt","2"]"#]),
+            RedisCommand("ZADD", [keys.delayed("q"), farFuture, #"["id","2","attempt","2"]"#]),
+        ])
+        let reply = try await redis.evaluate(Scripts.forwardDue, [ScriptCall(keys: [keys.delayed("q"), keys.ready("q")], arguments: ["100"])])
+        let parts = try #require(reply.first?.array)
+        #expect(parts[0].integer == 1)
+        #expect((parts[1].integer ?? 0) > 3_500_000)
+        let moved = try await redis.send(RedisCommand("XRANGE", [keys.ready("q"), "-", "+"]))
+        let fields = moved.array?.first?.array?[1].array?.compactMap(\.string)
+        #expect(fields == ["id", "1", "attempt", "2"])
+        #expect(try await redis.send(RedisCommand("ZCARD", [keys.delayed("q")])).integer == 1)
     }
 }

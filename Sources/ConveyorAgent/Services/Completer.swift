@@ -9,8 +9,9 @@ import ServiceLifecycle
 ///
 /// Wakes on the first completion; a batch is what piled up during the previous flush. A task that
 /// started and finished within one batch gets a single event (its `running` folds into the outcome,
-/// which carries the start time). A failed attempt that may be retried is re-added to the ready stream
-/// with the next attempt number by the same script.
+/// which carries the start time). A failed attempt that may be retried goes, in the same script, to the
+/// queue's delayed set with the next attempt number, due after the type's backoff with full jitter; the
+/// coordinator's Forwarder moves it back to the ready stream when it is due.
 ///
 /// A flush that fails (Redis away) is retried with backoff, never dropped; meanwhile the bounded queue
 /// makes executors wait. Graceful shutdown: runs after the Executor has stopped, flushes everything, then
@@ -24,15 +25,17 @@ final class Completer: Service, Sendable {
     private let queue: GroupCommitQueue<Item>
     private let redis: RedisConnection
     private let keys: RedisKeys
+    private let registry: TaskTypeRegistry
     private let agentID: String
     private let batchSize: Int
     private let logger: Logger
 
     static let backoff = Backoff(base: .milliseconds(50), maximum: .seconds(2))
 
-    init(redis: RedisConnection, keys: RedisKeys, agentID: String, batchSize: Int, logger: Logger) {
+    init(redis: RedisConnection, keys: RedisKeys, registry: TaskTypeRegistry, agentID: String, batchSize: Int, logger: Logger) {
         self.redis = redis
         self.keys = keys
+        self.registry = registry
         self.agentID = agentID
         self.batchSize = batchSize
         self.queue = GroupCommitQueue(capacity: batchSize * 4)
@@ -53,17 +56,7 @@ final class Completer: Service, Sendable {
     }
 
     func run() async throws {
-        await withGracefulShutdownHandler {
-            while let batch = await queue.nextBatch(maximumWeight: batchSize) {
-                await flush(batch)
-            }
-        } onGracefulShutdown: {
-            self.queue.finish()
-        }
-        queue.finish()
-        while let batch = await queue.nextBatch(maximumWeight: batchSize) {
-            await flush(batch)
-        }
+        await queue.consume(maximumWeight: batchSize) { batch in await flush(batch) }
     }
 
     /// Retries until Redis takes the batch, unless the task is cancelled (then the unacknowledged tasks
@@ -106,7 +99,7 @@ final class Completer: Service, Sendable {
                 var event = LifecycleEvent(
                     taskID: envelope.id, status: .succeeded, attempt: envelope.attempt, agent: agentID, atMillis: at,
                     startedAtMillis: started, correlationID: envelope.correlationID, type: envelope.type)
-                var requeue: TaskEnvelope?
+                var requeue: (envelope: TaskEnvelope, delay: Duration)?
                 switch outcome {
                 case .succeeded(let result):
                     event.result = result
@@ -117,7 +110,9 @@ final class Completer: Service, Sendable {
                         var next = envelope
                         next.attempt += 1
                         next.enqueuedAtMillis = at
-                        requeue = next
+                        let backoff = registry[envelope.type]?.backoff
+                            ?? Backoff(base: TaskTypeDefinition.defaultBackoffBase, maximum: TaskTypeDefinition.defaultBackoffMax)
+                        requeue = (next, backoff.delay(attempt: envelope.attempt - 1))
                     } else {
                         event.status = .failed
                     }
@@ -126,11 +121,12 @@ final class Completer: Service, Sendable {
             }
         }
         return argumentsByQueue.keys.sorted().map { queue in
-            ScriptCall(keys: [keys.ready(queue), keys.events(queue)], arguments: argumentsByQueue[queue]!)
+            ScriptCall(keys: [keys.ready(queue), keys.events(queue), keys.delayed(queue)], arguments: argumentsByQueue[queue]!)
         }
     }
 
-    private func append(_ arguments: inout [String], ack: String, event: LifecycleEvent, requeue: TaskEnvelope?) {
+    /// One item of the script's ARGV: ack id, n, n event strings, m, [delay ms, m-1 entry strings].
+    private func append(_ arguments: inout [String], ack: String, event: LifecycleEvent, requeue: (envelope: TaskEnvelope, delay: Duration)?) {
         arguments.append(ack)
         let fields = event.fields
         arguments.append(String(fields.count * 2))
@@ -138,8 +134,13 @@ final class Completer: Service, Sendable {
             arguments.append(field)
             arguments.append(value)
         }
-        let requeueFields = requeue?.fields ?? []
-        arguments.append(String(requeueFields.count * 2))
+        guard let requeue else {
+            arguments.append("0")
+            return
+        }
+        let requeueFields = requeue.envelope.fields
+        arguments.append(String(requeueFields.count * 2 + 1))
+        arguments.append(String(requeue.delay.milliseconds))
         for (field, value) in requeueFields {
             arguments.append(field)
             arguments.append(value)

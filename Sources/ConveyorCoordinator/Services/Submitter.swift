@@ -51,18 +51,7 @@ public final class Submitter: Service, Sendable {
     }
 
     public func run() async throws {
-        await withGracefulShutdownHandler {
-            while let batch = await queue.nextBatch(maximumWeight: maxBatchTasks) {
-                await flush(batch)
-            }
-        } onGracefulShutdown: {
-            self.queue.finish()
-        }
-        // Anything still queued after cancellation is answered, never dropped silently.
-        queue.finish()
-        while let batch = await queue.nextBatch(maximumWeight: maxBatchTasks) {
-            await flush(batch)
-        }
+        await queue.consume(maximumWeight: maxBatchTasks) { batch in await flush(batch) }
     }
 
     private func flush(_ batch: [Submission]) async {

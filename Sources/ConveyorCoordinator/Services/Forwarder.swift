@@ -1,0 +1,69 @@
+import ConveyorCore
+import ConveyorObservability
+import ConveyorRedis
+import Logging
+import ServiceLifecycle
+
+/// Moves retries whose backoff has passed from each queue's delayed set back to its ready stream, with
+/// the ``Scripts/forwardDue`` script (atomic, so several coordinators may run it at once).
+///
+/// Wakes when the earliest retry is due (the script reports how long until then), at least every
+/// `maximumWait`, and at once again while it still finds full batches. Graceful shutdown: stops after
+/// the current script.
+public final class Forwarder: Service, Sendable {
+    private let redis: RedisConnection
+    private let keys: RedisKeys
+    private let queues: [String]
+    private let batchSize: Int
+    private let maximumWait: Duration
+    private let logger: Logger
+
+    static let backoff = Backoff(base: .milliseconds(100), maximum: .seconds(5))
+
+    public init(redis: RedisConnection, keys: RedisKeys, queues: [String], batchSize: Int = 1000, maximumWait: Duration = .seconds(1), logger: Logger) {
+        self.redis = redis
+        self.keys = keys
+        self.queues = queues
+        self.batchSize = batchSize
+        self.maximumWait = maximumWait
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        var failures = 0
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            var wait = maximumWait
+            do {
+                wait = try await forwardOnce()
+                failures = 0
+            } catch {
+                if failures == 0 || failures % 20 == 0 {
+                    logger.warning("forwarding due retries failed; will retry", metadata: [LogKeys.error: "\(error)"])
+                }
+                wait = Self.backoff.delay(attempt: failures)
+                failures += 1
+            }
+            if wait > .zero {
+                let pause = wait
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+            }
+        }
+    }
+
+    /// Runs the script once per queue (one pipeline) and returns how long to sleep.
+    func forwardOnce() async throws -> Duration {
+        let calls = queues.map { ScriptCall(keys: [keys.delayed($0), keys.ready($0)], arguments: [String(batchSize)]) }
+        let replies = try await redis.evaluate(Scripts.forwardDue, calls)
+        var wait = maximumWait
+        for (queue, reply) in zip(queues, replies) {
+            if let message = reply.errorMessage { throw RedisError(.commandFailed, message, command: "EVALSHA forward_due") }
+            guard let parts = reply.array, parts.count == 2, let moved = parts[0].integer, let next = parts[1].integer else {
+                throw RedisError(.unexpectedReply, "expected {moved, wait}", command: "EVALSHA forward_due")
+            }
+            if moved > 0 { logger.debug("forwarded due retries", metadata: [LogKeys.queue: "\(queue)", LogKeys.count: "\(moved)"]) }
+            if moved >= batchSize { return .zero }
+            if next >= 0 { wait = min(wait, .milliseconds(next)) }
+        }
+        return wait
+    }
+}

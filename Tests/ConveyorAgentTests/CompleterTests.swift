@@ -1,0 +1,68 @@
+@testable import ConveyorAgent
+import ConveyorCore
+import ConveyorRedis
+import Logging
+import Testing
+
+@Suite("Completer: what one batch asks Redis to do")
+struct CompleterTests {
+    private let registry = TaskTypeRegistry([
+        TaskTypeDefinition(name: "t", maxAttempts: 3, handler: "noop", backoffBase: .milliseconds(100), backoffMax: .seconds(1)),
+    ])
+
+    private func completer() -> Completer {
+        // Never connects: scriptCalls(for:) only builds arguments.
+        let redis = RedisConnection(configuration: RedisConfiguration(port: 1), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+        return Completer(redis: redis, keys: RedisKeys(prefix: "p"), registry: registry, agentID: "a1", batchSize: 100, logger: Logger(label: "test"))
+    }
+
+    private func delivery(attempt: Int, entry: String = "1-0") -> Delivery {
+        Delivery(queue: "default", stream: "p:{default}:ready", entryID: entry, envelope: TaskEnvelope(
+            id: TaskID(5), type: "t", params: "{}", correlationID: "c", attempt: attempt, maxAttempts: 3, enqueuedAtMillis: 0))
+    }
+
+    @Test("a task started and finished in one batch yields one event, the outcome, carrying the start time")
+    func startFoldsIntoOutcome() {
+        let calls = completer().scriptCalls(for: [
+            .started(delivery(attempt: 1), atMillis: 10),
+            .finished(delivery(attempt: 1), .succeeded(result: nil), startedAtMillis: 10, atMillis: 20),
+        ])
+        #expect(calls.count == 1)
+        let arguments = calls[0].arguments
+        #expect(arguments[0] == RedisKeys.agentsGroup)
+        #expect(arguments[1] == "1-0")
+        #expect(arguments.contains("succeeded") && !arguments.contains("running"))
+        #expect(arguments.last == "0", "no retry")
+        #expect(calls[0].keys == ["p:{default}:ready", "p:{default}:events", "p:{default}:delayed"])
+    }
+
+    @Test("a retryable failure before max_attempts schedules the next attempt after a backoff within the type's bounds")
+    func retryGetsBackoff() throws {
+        let calls = completer().scriptCalls(for: [
+            .finished(delivery(attempt: 2), .failed(error: "boom", retryable: true), startedAtMillis: 1, atMillis: 2),
+        ])
+        let arguments = calls[0].arguments
+        #expect(arguments.contains("retrying"))
+        let n = try #require(Int(arguments[2]))
+        let m = try #require(Int(arguments[3 + n]))
+        let delay = try #require(Int(arguments[4 + n]))
+        // Attempt 2 failed: full jitter within [0, min(1 s, 100 ms × 2)].
+        #expect((0...200).contains(delay))
+        let fields = Array(arguments[(5 + n)..<(4 + n + m)])
+        #expect(fields.count == m - 1)
+        let envelope = try TaskEnvelope(fields: Dictionary(uniqueKeysWithValues: stride(from: 0, to: fields.count, by: 2).map { (fields[$0], fields[$0 + 1]) }))
+        #expect(envelope.attempt == 3)
+        #expect(envelope.id == TaskID(5))
+    }
+
+    @Test("a failure on the last attempt, or a permanent one, is final: failed, and nothing is scheduled")
+    func finalFailures() {
+        for (attempt, retryable) in [(3, true), (1, false)] {
+            let arguments = completer().scriptCalls(for: [
+                .finished(delivery(attempt: attempt), .failed(error: "boom", retryable: retryable), startedAtMillis: 1, atMillis: 2),
+            ])[0].arguments
+            #expect(arguments.contains("failed"))
+            #expect(arguments.last == "0")
+        }
+    }
+}
