@@ -7,8 +7,9 @@ import ServiceLifecycle
 /// An agent: reads tasks from Redis, runs them, reports their outcomes. Needs Redis only.
 ///
 /// Services in dependency order; shutdown runs in reverse, so the Consumer stops reading first, the
-/// Executor lets running tasks finish, the Completer flushes every outcome, and the heartbeat entry goes
-/// last: `[health endpoint, heartbeat, completer, executor, consumer]`.
+/// Reclaimer stops taking over, the Executor lets running tasks finish while the LeaseKeeper still renews
+/// their leases, the Completer flushes every outcome, and the heartbeat entry goes last:
+/// `[health endpoint, heartbeat, completer, leaseKeeper, executor, reclaimer, consumer]`.
 public struct Agent: Sendable {
     public let configuration: AgentConfiguration
     /// For the Completer and heartbeats (pipelined, never blocking).
@@ -19,6 +20,8 @@ public struct Agent: Sendable {
     let completer: Completer
     let consumer: Consumer
     let heartbeat: Heartbeat
+    let leaseKeeper: LeaseKeeper
+    let reclaimer: Reclaimer
     let logger: Logger
 
     /// - Throws: ``ConfigurationError`` when the configuration is invalid or a served type has no handler.
@@ -38,6 +41,13 @@ public struct Agent: Sendable {
             redis: readerRedis, keys: configuration.keys, agentID: configuration.agentID,
             queues: configuration.servedQueues, executor: executor, slots: slots, readBlock: configuration.readBlock, logger: logger)
         self.heartbeat = Heartbeat(redis: redis, keys: configuration.keys, configuration: configuration, executor: executor, logger: logger)
+        let served = configuration.registry.types.values.filter { configuration.servedQueues.contains($0.queue) }
+        self.leaseKeeper = LeaseKeeper(
+            redis: redis, executor: executor, agentID: configuration.agentID,
+            shortestLease: served.map(\.lease).min() ?? TaskTypeDefinition.defaultLease, logger: logger)
+        self.reclaimer = Reclaimer(
+            redis: redis, keys: configuration.keys, registry: configuration.registry, queues: configuration.servedQueues,
+            agentID: configuration.agentID, executor: executor, slots: slots, logger: logger)
     }
 
     /// Attempts started by this agent since it began (tests and the demo read it).
@@ -49,7 +59,7 @@ public struct Agent: Sendable {
         if let port = configuration.metricsPort {
             services.append(healthEndpoint(port: port))
         }
-        services.append(contentsOf: [heartbeat, completer, executor, consumer] as [any Service])
+        services.append(contentsOf: [heartbeat, completer, leaseKeeper, executor, reclaimer, consumer] as [any Service])
         return services
     }
 

@@ -21,6 +21,10 @@ public struct TaskTypeDefinition: Sendable, Hashable {
     public var backoffBase: Duration
     public var backoffMax: Duration
 
+    /// How long a delivered task may go without its agent renewing it (the pending entry's idle time)
+    /// before another agent takes it over. Agents renew every lease/3 while the task runs.
+    public var lease: Duration
+
     /// The backoff between this type's attempts.
     public var backoff: Backoff { Backoff(base: backoffBase, maximum: backoffMax) }
 
@@ -29,6 +33,7 @@ public struct TaskTypeDefinition: Sendable, Hashable {
     public static let defaultTimeout = Duration.seconds(300)
     public static let defaultMaxAttempts = 3
     public static let defaultMaxOutputBytes = 1 << 20
+    public static let defaultLease = Duration.seconds(30)
     public static let defaultBackoffBase = Duration.seconds(1)
     public static let defaultBackoffMax = Duration.seconds(600)
 
@@ -36,7 +41,8 @@ public struct TaskTypeDefinition: Sendable, Hashable {
         name: String, queue: String = defaultQueue, maxConcurrent: Int = defaultMaxConcurrent,
         timeout: Duration = defaultTimeout, maxAttempts: Int = defaultMaxAttempts, handler: String,
         command: [String] = [], maxOutputBytes: Int = defaultMaxOutputBytes,
-        backoffBase: Duration = defaultBackoffBase, backoffMax: Duration = defaultBackoffMax
+        backoffBase: Duration = defaultBackoffBase, backoffMax: Duration = defaultBackoffMax,
+        lease: Duration = defaultLease
     ) {
         self.name = name
         self.queue = queue
@@ -48,6 +54,7 @@ public struct TaskTypeDefinition: Sendable, Hashable {
         self.maxOutputBytes = maxOutputBytes
         self.backoffBase = backoffBase
         self.backoffMax = backoffMax
+        self.lease = lease
     }
 }
 
@@ -64,6 +71,9 @@ public struct TaskTypeRegistry: Sendable, Hashable {
     }
 
     public subscript(name: String) -> TaskTypeDefinition? { types[name] }
+
+    /// The lease of a type, or the default for an unknown one.
+    public func lease(of type: String) -> Duration { types[type]?.lease ?? TaskTypeDefinition.defaultLease }
 
     /// Every queue some type is routed to, sorted.
     public var queues: [String] { Set(types.values.map(\.queue)).sorted() }
@@ -95,6 +105,7 @@ extension TaskTypeRegistry {
     ///     max_output_bytes: 1048576
     ///     backoff_base: 1s       # retry backoff with full jitter, default 1s …
     ///     backoff_max: 10m       # … capped at 10m
+    ///     lease: 30s             # taken over by another agent after this long without renewal
     /// ```
     /// - Parameter source: names the file in error messages.
     public init(yaml: String, source: String) throws(ConfigurationError) {
@@ -123,7 +134,7 @@ extension TaskTypeRegistry {
 
     private static let knownKeys: Set<String> = [
         "queue", "max_concurrent", "timeout", "max_attempts", "handler", "command", "max_output_bytes",
-        "backoff_base", "backoff_max",
+        "backoff_base", "backoff_max", "lease",
     ]
 
     private static func definition(name: String, settings: Any?, source: String) throws(ConfigurationError) -> TaskTypeDefinition {
@@ -157,6 +168,10 @@ extension TaskTypeRegistry {
         let timeout = try duration("timeout", default: TaskTypeDefinition.defaultTimeout)
         let backoffBase = try duration("backoff_base", default: TaskTypeDefinition.defaultBackoffBase)
         let backoffMax = try duration("backoff_max", default: TaskTypeDefinition.defaultBackoffMax)
+        let lease = try duration("lease", default: TaskTypeDefinition.defaultLease)
+        guard lease >= .milliseconds(300) else {
+            throw ConfigurationError(key: "\(path).lease", "must be at least 300ms")
+        }
         guard backoffMax >= backoffBase else {
             throw ConfigurationError(key: "\(path).backoff_max", "must not be shorter than backoff_base")
         }
@@ -190,7 +205,8 @@ extension TaskTypeRegistry {
             command: command,
             maxOutputBytes: try positiveInt("max_output_bytes", default: TaskTypeDefinition.defaultMaxOutputBytes),
             backoffBase: backoffBase,
-            backoffMax: backoffMax
+            backoffMax: backoffMax,
+            lease: lease
         )
     }
 

@@ -68,4 +68,40 @@ public enum Scripts {
         if next[2] then wait = math.max(0, tonumber(next[2]) - now) end
         return {#due, wait}
         """)
+
+    /// Renews leases: resets the idle time of the entries this consumer still owns (XCLAIM … JUSTID, which
+    /// does not count as a delivery), and never takes an entry another consumer has claimed meanwhile.
+    public static let renewLeases = RedisScript(name: "renew_leases", source: """
+        -- KEYS[1] -> conveyor:{<queue>}:ready  (stream)
+        -- ARGV[1] -> consumer group; ARGV[2] -> this consumer; ARGV[3…] -> entry ids
+        -- Returns the ids whose lease was renewed.
+        local renewed = {}
+        for i = 3, #ARGV do
+            local owned = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+            if #owned == 1 then
+                redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+                renewed[#renewed + 1] = ARGV[i]
+            end
+        end
+        return renewed
+        """)
+
+    /// Dead-letters a ready entry that must not run again (delivered too often without finishing, or
+    /// undecodable): copies it to the dead stream, records the event, acknowledges and deletes it, all at
+    /// once, and only if it is still pending (so two agents cannot both do it).
+    public static let deadLetter = RedisScript(name: "dead_letter", source: """
+        -- KEYS[1] -> conveyor:{<queue>}:ready   (stream)
+        -- KEYS[2] -> conveyor:{<queue>}:events  (stream)
+        -- KEYS[3] -> conveyor:{<queue>}:dead    (stream)
+        -- ARGV[1] -> consumer group; ARGV[2] -> entry id
+        -- ARGV[3] -> n, then n dead-entry field/value strings; then m, then m event field/value strings
+        -- Returns 1 when this call dead-lettered the entry, 0 when it was no longer pending.
+        local n = tonumber(ARGV[3])
+        local m = tonumber(ARGV[4 + n])
+        if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+        redis.call('XDEL', KEYS[1], ARGV[2])
+        if n > 0 then redis.call('XADD', KEYS[3], '*', unpack(ARGV, 4, 3 + n)) end
+        if m > 0 then redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5 + n, 4 + n + m)) end
+        return 1
+        """)
 }

@@ -23,7 +23,9 @@ final class CommandHandlerTests {
     private func registry(_ types: [String: String], maxAttempts: Int = 3, timeout: String = "10s") throws -> TaskTypeRegistry {
         var yaml = "types:\n"
         for (name, path) in types.sorted(by: { $0.key < $1.key }) {
-            yaml += "  \(name):\n    handler: command\n    command: [\"\(path)\"]\n    max_attempts: \(maxAttempts)\n    timeout: \(timeout)\n    max_output_bytes: 1024\n"
+            // Through /bin/sh rather than exec'ing the script itself: a script just written can be
+            // "text file busy" while a process spawned concurrently by another test still holds its fd.
+            yaml += "  \(name):\n    handler: command\n    command: [\"/bin/sh\", \"\(path)\"]\n    max_attempts: \(maxAttempts)\n    timeout: \(timeout)\n    max_output_bytes: 1024\n"
         }
         return try TaskTypeRegistry(yaml: yaml, source: "test.yaml")
     }

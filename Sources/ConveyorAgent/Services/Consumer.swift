@@ -74,7 +74,8 @@ final class Consumer: Service, Sendable {
                 failures += 1
             }
         }
-        executor.stopAccepting()
+        // The Executor stops on its own graceful shutdown, which comes later: a service that returned
+        // before its turn would count as failed.
     }
 
     /// Creates the consumer groups this agent reads and writes through (existing ones are kept).

@@ -20,6 +20,9 @@ final class Executor: Service, Sendable {
     private let inbox: AsyncStream<Delivery>
     private let inboxContinuation: AsyncStream<Delivery>.Continuation
     private let inFlight = Mutex<[String: Int]>([:])
+    /// Deliveries held by this agent (running or waiting for their type's slot), by ready-entry id,
+    /// with the time their lease was last renewed: what the LeaseKeeper keeps alive.
+    private let held = Mutex<[String: HeldDelivery]>([:])
     private let executions = Atomic<Int>(0)
 
     init(handlers: [String: any TaskHandler], registry: TaskTypeRegistry, completer: Completer, slots: SlotPool, logger: Logger) {
@@ -40,8 +43,24 @@ final class Executor: Service, Sendable {
     /// Attempts started since the agent began.
     var executionCount: Int { executions.load(ordering: .relaxed) }
 
-    /// Takes a task the Consumer read (it already holds one slot for it).
+    /// Deliveries whose lease is due for renewal at `now`, with their streams; marks them renewed.
+    func leasesDue(at now: ContinuousClock.Instant) -> [Delivery] {
+        held.withLock { held in
+            var due: [Delivery] = []
+            for (id, entry) in held where now - entry.renewedAt >= registry.lease(of: entry.delivery.envelope.type) / 3 {
+                due.append(entry.delivery)
+                held[id]?.renewedAt = now
+            }
+            return due
+        }
+    }
+
+    /// Whether this agent already holds the entry (so a reclaim of it would be a duplicate).
+    func holds(_ entryID: String) -> Bool { held.withLock { $0[entryID] != nil } }
+
+    /// Takes a task the Consumer or the Reclaimer read (it already holds one slot for it).
     func submit(_ delivery: Delivery) {
+        held.withLock { $0[delivery.entryID] = HeldDelivery(delivery: delivery, renewedAt: .now) }
         inFlight.withLock { $0[delivery.envelope.type, default: 0] += 1 }
         if case .terminated = inboxContinuation.yield(delivery) {
             finishWithoutRunning(delivery)
@@ -64,6 +83,7 @@ final class Executor: Service, Sendable {
     }
 
     private func finishWithoutRunning(_ delivery: Delivery) {
+        held.withLock { _ = $0.removeValue(forKey: delivery.entryID) }
         inFlight.withLock { $0[delivery.envelope.type, default: 1] -= 1 }
         slots.release()
     }
@@ -144,6 +164,11 @@ final class Executor: Service, Sendable {
             return .failed(error: "\(error)", retryable: true)
         }
     }
+}
+
+struct HeldDelivery: Sendable {
+    var delivery: Delivery
+    var renewedAt: ContinuousClock.Instant
 }
 
 struct AttemptTimedOut: Error, CustomStringConvertible {

@@ -68,6 +68,18 @@ final class Stack: Sendable {
         self.running = running
     }
 
+    /// Starts one more agent in a group of its own, so a test can crash it alone.
+    func startAgent(id: String, registry: TaskTypeRegistry, handlers: HandlerSet) throws -> RunningAgent {
+        var configuration = AgentConfiguration(agentID: id, redis: environment.redis)
+        configuration.registry = registry
+        configuration.keys = environment.keys
+        configuration.readBlock = .milliseconds(200)
+        configuration.heartbeatInterval = .milliseconds(200)
+        let agent = try Agent(configuration: configuration, handlers: handlers, logger: TestServers.logger("conveyor.test.agent"))
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: agent.services, logger: TestServers.quietLogger))
+        return RunningAgent(agent: agent, group: group, running: Task { try await group.run() })
+    }
+
     /// Graceful shutdown of everything, then the connections' threads.
     func stop() async throws {
         await group.triggerGracefulShutdown()
@@ -142,6 +154,27 @@ final class Stack: Sendable {
             }
             try await Task.sleep(for: .milliseconds(50))
         }
+    }
+}
+
+/// An agent running in its own ServiceGroup.
+struct RunningAgent: Sendable {
+    let agent: Agent
+    let group: ServiceGroup
+    let running: Task<Void, any Error>
+
+    /// Like SIGKILL as far as the broker can tell: no graceful shutdown, nothing acknowledged or renewed
+    /// any more. (Handlers are cancelled rather than frozen; their outcome is dropped.)
+    func crash() async {
+        running.cancel()
+        _ = try? await running.value
+        agent.close()
+    }
+
+    func stop() async throws {
+        await group.triggerGracefulShutdown()
+        try await running.value
+        agent.close()
     }
 }
 

@@ -1,0 +1,144 @@
+import ConveyorCore
+import ConveyorObservability
+import ConveyorRedis
+import Logging
+import ServiceLifecycle
+
+/// Takes over tasks whose agent stopped renewing their lease (it crashed, hung or lost its network), and
+/// dead-letters entries that keep coming back without ever finishing.
+///
+/// Each entry is judged against its own type's lease, not a global timer: XPENDING lists entries idle
+/// longer than the shortest lease, their types are read, and only those idle past their own lease are
+/// claimed, each with XCLAIM's own idle check so that two agents cannot both take one. An entry
+/// delivered more often than its max_attempts is poison: it goes to the dead stream (status `dead`).
+/// Entries deleted while pending are acknowledged. Claims never exceed the free slots.
+///
+/// Wakes every half of the shortest lease served (at most every 10 s). Graceful shutdown: stops.
+final class Reclaimer: Service, Sendable {
+    private let redis: RedisConnection
+    private let keys: RedisKeys
+    private let registry: TaskTypeRegistry
+    private let queues: [String]
+    private let agentID: String
+    private let executor: Executor
+    private let slots: SlotPool
+    private let interval: Duration
+    private let shortestLease: Duration
+    private let logger: Logger
+
+    static let scanLimit = 500
+
+    init(redis: RedisConnection, keys: RedisKeys, registry: TaskTypeRegistry, queues: [String], agentID: String, executor: Executor, slots: SlotPool, logger: Logger) {
+        self.redis = redis
+        self.keys = keys
+        self.registry = registry
+        self.queues = queues
+        self.agentID = agentID
+        self.executor = executor
+        self.slots = slots
+        let leases = registry.types.values.filter { queues.contains($0.queue) }.map(\.lease)
+        self.shortestLease = leases.min() ?? TaskTypeDefinition.defaultLease
+        self.interval = min(max(shortestLease / 2, .milliseconds(100)), .seconds(10))
+        self.logger = logger
+    }
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            for queue in queues {
+                do {
+                    try await reclaim(queue)
+                } catch {
+                    logger.warning("reclaiming failed", metadata: [LogKeys.queue: "\(queue)", LogKeys.error: "\(error)"])
+                }
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
+        }
+    }
+
+    /// One pass over one queue's pending entries.
+    func reclaim(_ queue: String) async throws {
+        let stream = keys.ready(queue)
+        let pending = try await redis.send(RedisCommand("XPENDING", [
+            stream, RedisKeys.agentsGroup, "IDLE", String(shortestLease.milliseconds), "-", "+", String(Self.scanLimit),
+        ]))
+        if let message = pending.errorMessage, message.hasPrefix("NOGROUP") { return }
+        let candidates: [(id: String, idle: Int64, deliveries: Int64)] = (pending.array ?? []).compactMap { row in
+            guard let parts = row.array, parts.count == 4, let id = parts[0].string, let owner = parts[1].string,
+                let idle = parts[2].integer, let deliveries = parts[3].integer
+            else { return nil }
+            // Our own entries are renewed while we hold them; one we no longer hold is fair game.
+            if owner == agentID && executor.holds(id) { return nil }
+            return (id, idle, deliveries)
+        }
+        guard !candidates.isEmpty else { return }
+        let entries = try await redis.send(candidates.map { RedisCommand("XRANGE", [stream, $0.id, $0.id]) })
+        var gone: [String] = []
+        for (candidate, reply) in zip(candidates, entries) {
+            guard let first = reply.array?.first, let fields = try? decodeFields(first) else {
+                gone.append(candidate.id)
+                continue
+            }
+            let envelope: TaskEnvelope
+            do {
+                envelope = try TaskEnvelope(fields: fields)
+            } catch {
+                try await deadLetter(queue, id: candidate.id, fields: fields, reason: "\(error)", event: nil)
+                continue
+            }
+            let lease = registry.lease(of: envelope.type)
+            guard candidate.idle >= lease.milliseconds else { continue }
+            if candidate.deliveries > Int64(envelope.maxAttempts) {
+                let reason = "delivered \(candidate.deliveries) times without finishing"
+                try await deadLetter(queue, id: candidate.id, fields: fields, reason: reason, event: envelope)
+                continue
+            }
+            guard slots.free > 0 else { continue }
+            try await claim(queue, stream: stream, id: candidate.id, lease: lease)
+        }
+        if !gone.isEmpty {
+            // Deleted while pending (finished and cleaned up elsewhere): drop them from the pending list.
+            _ = try await redis.send(RedisConnection.xack(stream: stream, group: RedisKeys.agentsGroup, ids: gone))
+        }
+    }
+
+    private func claim(_ queue: String, stream: String, id: String, lease: Duration) async throws {
+        // XCLAIM re-checks the idle time atomically: if the owner renewed meanwhile, nothing is claimed.
+        let reply = try await redis.send(RedisCommand("XCLAIM", [stream, RedisKeys.agentsGroup, agentID, String(lease.milliseconds), id]))
+        guard let claimed = reply.array?.first, let fields = try? decodeFields(claimed),
+            let envelope = try? TaskEnvelope(fields: fields)
+        else { return }
+        logger.info("took over a task whose lease expired", metadata: [
+            LogKeys.taskID: "\(envelope.id)", LogKeys.taskType: "\(envelope.type)", LogKeys.correlationID: "\(envelope.correlationID)",
+        ])
+        slots.take(1)
+        executor.submit(Delivery(queue: queue, stream: stream, entryID: id, envelope: envelope))
+    }
+
+    private func deadLetter(_ queue: String, id: String, fields: [String: String], reason: String, event envelope: TaskEnvelope?) async throws {
+        var deadFields = fields.sorted { $0.key < $1.key }.flatMap { [$0.key, $0.value] }
+        deadFields += ["dead_reason", reason, "dead_entry", id, "dead_at", String(WallClock.nowMillis())]
+        var eventFields: [String] = []
+        if let envelope {
+            let event = LifecycleEvent(
+                taskID: envelope.id, status: .dead, attempt: envelope.attempt, agent: agentID, atMillis: WallClock.nowMillis(),
+                error: reason, correlationID: envelope.correlationID, type: envelope.type)
+            eventFields = event.fields.flatMap { [$0.0, $0.1] }
+        }
+        let arguments = [RedisKeys.agentsGroup, id, String(deadFields.count)] + deadFields + [String(eventFields.count)] + eventFields
+        let reply = try await redis.evaluate(Scripts.deadLetter, [ScriptCall(keys: [keys.ready(queue), keys.events(queue), keys.dead(queue)], arguments: arguments)])
+        if reply.first?.integer == 1 {
+            logger.error("dead-lettered a poison entry", metadata: [LogKeys.queue: "\(queue)", "entry": "\(id)", LogKeys.error: "\(reason)"])
+        }
+    }
+
+    private func decodeFields(_ entry: RedisReply) throws -> [String: String] {
+        guard let parts = entry.array, parts.count == 2, let flat = parts[1].array else { throw RedisError(.unexpectedReply, "entry") }
+        var fields: [String: String] = [:]
+        var index = 0
+        while index + 1 < flat.count {
+            if let key = flat[index].string { fields[key] = flat[index + 1].string ?? "" }
+            index += 2
+        }
+        return fields
+    }
+}

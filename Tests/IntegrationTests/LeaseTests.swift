@@ -1,0 +1,83 @@
+import ConveyorAgent
+import ConveyorCore
+import ConveyorRedis
+import ConveyorTesting
+import Testing
+
+@Suite("Leases and reclaiming")
+struct LeaseTests {
+    private let registry = TaskTypeRegistry([
+        TaskTypeDefinition(name: "work", maxConcurrent: 10, maxAttempts: 3, handler: "work", lease: .seconds(1)),
+    ])
+
+    @Test("a task held by an agent that crashed is taken over by another after its lease, and succeeds once")
+    func crashedAgentsTaskIsReclaimed() async throws {
+        let stack = try await Stack.start(registry: registry, agents: 0)
+        let hung = ExecutionLog()
+        var hanging = HandlerSet.builtIns
+        hanging.register("work") { task in
+            hung.begin(task.id)
+            defer { hung.end() }
+            try await Task.sleep(for: .seconds(3600))
+            return nil
+        }
+        let first = try stack.startAgent(id: "doomed", registry: registry, handlers: hanging)
+        let id = try await stack.submit("work")
+        for _ in 0..<100 where hung.executions.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(hung.executions[id] == 1)
+        await first.crash()
+
+        let log = ExecutionLog()
+        var working = HandlerSet.builtIns
+        working.register("work", log.handler())
+        let second = try stack.startAgent(id: "rescuer", registry: registry, handlers: working)
+        #expect(try await stack.waitUntilTerminal([id], timeout: .seconds(30))[id] == .succeeded)
+        #expect(log.executions[id] == 1)
+        let task = try await stack.task(id)
+        #expect(task["attempts"]?.intValue == 1)
+        try await second.stop()
+        try await stack.stop()
+    }
+
+    @Test("a task running longer than its lease keeps it alive and is not taken over")
+    func longTaskKeepsItsLease() async throws {
+        let log = ExecutionLog()
+        var handlers = HandlerSet.builtIns
+        handlers.register("work", log.handler(sleep: .milliseconds(3500)))
+        let stack = try await Stack.start(registry: registry, agents: 2, handlers: handlers)
+        var ids: [Int64] = []
+        for _ in 0..<4 { ids.append(try await stack.submit("work")) }
+        let statuses = try await stack.waitUntilTerminal(ids, timeout: .seconds(40))
+        #expect(statuses.values.allSatisfy { $0 == .succeeded })
+        #expect(log.executions.values.allSatisfy { $0 == 1 }, "no task ran twice: \(log.executions)")
+        try await stack.stop()
+    }
+
+    @Test("an entry delivered more often than its max_attempts without finishing is dead-lettered, never run again")
+    func poisonIsDeadLettered() async throws {
+        let poisonRegistry = TaskTypeRegistry([
+            TaskTypeDefinition(name: "work", maxAttempts: 1, handler: "work", lease: .milliseconds(300)),
+        ])
+        let stack = try await Stack.start(registry: poisonRegistry, agents: 0)
+        let id = try await stack.submit("work")
+        let keys = stack.environment.keys
+        let redis = RedisConnection(configuration: stack.environment.redis, logger: TestServers.quietLogger)
+        defer { redis.close() }
+        // Two consumers took it and vanished: delivered twice, never finished.
+        let read = try await redis.readGroup(group: RedisKeys.agentsGroup, consumer: "ghost-1", streams: [keys.ready("default")], count: 1, block: nil)
+        let entry = try #require(read.first?.entries.first?.id)
+        _ = try await redis.send(RedisCommand("XCLAIM", [keys.ready("default"), RedisKeys.agentsGroup, "ghost-2", "0", entry]))
+
+        let log = ExecutionLog()
+        var handlers = HandlerSet.builtIns
+        handlers.register("work", log.handler())
+        let agent = try stack.startAgent(id: "checker", registry: poisonRegistry, handlers: handlers)
+        #expect(try await stack.waitUntilTerminal([id], timeout: .seconds(20))[id] == .dead)
+        #expect(log.executions.isEmpty, "a poison entry is not run")
+        let dead = try await redis.send(RedisCommand("XRANGE", [keys.dead("default"), "-", "+"]))
+        #expect(dead.array?.count == 1)
+        #expect(try await stack.task(id)["error"]?.stringValue?.contains("delivered 2 times") == true)
+        try await agent.stop()
+        try await stack.stop()
+    }
+}
