@@ -21,6 +21,7 @@ public struct Coordinator: Sendable {
     public let submitter: Submitter
     public let recorder: Recorder
     public let forwarder: Forwarder
+    public let deadLetters: DeadLetterQueue
     let logger: Logger
 
     public init(configuration: CoordinatorConfiguration, logger: Logger) {
@@ -37,6 +38,7 @@ public struct Coordinator: Sendable {
             store: EventStore(client: postgres), redis: recorderRedis, keys: configuration.keys,
             queues: configuration.registry.queues, consumer: configuration.instanceID,
             batchSize: configuration.recorderBatchSize, logger: logger.with(label: "conveyor.coordinator.recorder"))
+        self.deadLetters = DeadLetterQueue(redis: redis, store: store, keys: configuration.keys, registry: configuration.registry)
         self.forwarder = Forwarder(
             redis: redis, keys: configuration.keys, queues: configuration.registry.queues,
             logger: logger.with(label: "conveyor.coordinator.forwarder"))
@@ -69,6 +71,7 @@ public struct Coordinator: Sendable {
             parser: TaskSubmissionParser(registry: configuration.registry), submitter: submitter, store: store,
             maxBodyBytes: configuration.maxBodyBytes, retryAfterSeconds: configuration.retryAfterSeconds
         ).register(on: v1)
+        DeadLetterRoutes(deadLetters: deadLetters, retryAfterSeconds: configuration.retryAfterSeconds).register(on: v1)
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conveyor"),

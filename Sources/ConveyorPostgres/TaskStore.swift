@@ -205,3 +205,75 @@ extension TaskStore {
         }
     }
 }
+
+/// A dead task moved back to `queued` by a redrive: what its next attempt's stream entry needs.
+public struct RedrivenTask: Sendable, Hashable {
+    public var id: TaskID
+    public var type: String
+    public var queue: String
+    public var params: String
+    public var correlationID: String
+    /// Attempts made so far; the redriven attempt is the next one.
+    public var attempts: Int
+    public var maxAttempts: Int
+    public var previousMaxAttempts: Int
+}
+
+extension TaskStore {
+    /// Moves `dead` tasks back to `queued` with a fresh budget of attempts (`freshAttempts(type)` more),
+    /// keeping their id, attempt count and history. Tasks that are not dead are left alone.
+    public func redrive(_ ids: [TaskID], freshAttempts: @escaping @Sendable (String) -> Int) async throws -> [RedrivenTask] {
+        guard !ids.isEmpty else { return [] }
+        let literal = PostgresArrayLiteral.integers(ids.map(\.rawValue))
+        return try await client.withSession { session in
+            try session.transaction { () throws(PostgresError) -> [RedrivenTask] in
+                let rows = try session.query("""
+                    SELECT id, type, queue, params::text, correlation_id, attempts, max_attempts
+                    FROM tasks WHERE id = ANY($1::bigint[]) AND status = 'dead' FOR UPDATE
+                    """, [literal], name: "find dead tasks").rows
+                var tasks: [RedrivenTask] = []
+                for row in rows {
+                    guard let id = row[0].flatMap({ TaskID($0) }), let type = row[1], let queue = row[2],
+                        let attempts = row[5].flatMap({ Int($0) }), let max = row[6].flatMap({ Int($0) })
+                    else { continue }
+                    tasks.append(RedrivenTask(
+                        id: id, type: type, queue: queue, params: row[3] ?? "{}", correlationID: row[4] ?? "",
+                        attempts: attempts, maxAttempts: attempts + freshAttempts(type), previousMaxAttempts: max))
+                }
+                guard !tasks.isEmpty else { return [] }
+                var encoder = CopyRowEncoder()
+                for task in tasks {
+                    encoder.append(task.id.rawValue)
+                    encoder.append(task.maxAttempts)
+                    encoder.endRow()
+                }
+                try session.execute("CREATE TEMP TABLE IF NOT EXISTS conveyor_redrive (id bigint, max_attempts integer) ON COMMIT DELETE ROWS", name: "redrive temp table")
+                try session.copy("COPY conveyor_redrive (id, max_attempts) FROM STDIN", data: encoder.bytes, name: "copy redrive")
+                _ = try session.query("""
+                    UPDATE tasks t SET status = 'queued', max_attempts = r.max_attempts, updated_at = now(), finished_at = NULL
+                    FROM conveyor_redrive r WHERE t.id = r.id
+                    """, name: "redrive tasks")
+                return tasks
+            }
+        }
+    }
+
+    /// Undoes ``redrive(_:freshAttempts:)`` for tasks whose next attempt could not be dispatched.
+    public func revertRedrive(_ tasks: [RedrivenTask]) async throws {
+        for task in tasks {
+            _ = try await client.withSession { session in
+                try session.query(
+                    "UPDATE tasks SET status = 'dead', max_attempts = $2 WHERE id = $1 AND status = 'queued'",
+                    [task.id.description, String(task.previousMaxAttempts)], name: "revert redrive").affected
+            }
+        }
+    }
+
+    /// The status of a task, or nil when there is none.
+    public func status(of id: TaskID) async throws -> TaskStatus? {
+        try await client.withSession { session in
+            try session.query("SELECT status FROM tasks WHERE id = $1", [id.description], name: "task status")
+                .rows.first?[0].flatMap(TaskStatus.init(rawValue:))
+        }
+    }
+}

@@ -21,6 +21,8 @@ public struct RedisKeys: Sendable, Hashable {
     public func delayed(_ queue: String) -> String { "\(prefix):{\(queue)}:delayed" }
     /// Stream of dead-lettered tasks.
     public func dead(_ queue: String) -> String { "\(prefix):{\(queue)}:dead" }
+    /// Hash of task id → its entry id in the dead stream, for redriving one task.
+    public func deadIndex(_ queue: String) -> String { "\(prefix):{\(queue)}:dead-index" }
     /// Stream of lifecycle events waiting to be recorded in PostgreSQL.
     public func events(_ queue: String) -> String { "\(prefix):{\(queue)}:events" }
     /// Hash of agent id → heartbeat.

@@ -7,18 +7,22 @@ public enum Scripts {
     /// none of it happened and the task will be redelivered. The acknowledged entry is deleted at once,
     /// so the ready stream holds only backlog and in-flight work.
     ///
-    /// The event and the next attempt are added only when this call's XACK acknowledged the entry. So a
-    /// call repeated after a lost reply, or a completion of an entry another consumer already finished,
-    /// adds nothing twice. Due times come from Redis' clock, the one the Forwarder reads.
+    /// The event, the next attempt and the dead letter are added only when this call's XACK acknowledged
+    /// the entry. So a call repeated after a lost reply, or a completion of an entry another consumer
+    /// already finished, adds nothing twice. Due times come from Redis' clock, the one the Forwarder reads.
     public static let completeTasks = RedisScript(name: "complete_tasks", source: """
-        -- KEYS[1] -> conveyor:{<queue>}:ready    (stream)
-        -- KEYS[2] -> conveyor:{<queue>}:events   (stream)
-        -- KEYS[3] -> conveyor:{<queue>}:delayed  (sorted set: member = JSON array of entry fields, score = due ms)
+        -- KEYS[1] -> conveyor:{<queue>}:ready       (stream)
+        -- KEYS[2] -> conveyor:{<queue>}:events      (stream)
+        -- KEYS[3] -> conveyor:{<queue>}:delayed     (sorted set: member = JSON array of entry fields, score = due ms)
+        -- KEYS[4] -> conveyor:{<queue>}:dead        (stream)
+        -- KEYS[5] -> conveyor:{<queue>}:dead-index  (hash: task id -> dead entry id)
         -- ARGV[1] -> consumer group on the ready stream
         -- ARGV[2…] -> per item: ready-entry id to acknowledge ('' for an event without one),
         --             n, then n event field/value strings (XADD to KEYS[2]),
         --             m, then, when m > 0, the retry delay in ms and m-1 field/value strings of the next
-        --             attempt (ZADD to KEYS[3], due at now + delay)
+        --             attempt (ZADD to KEYS[3], due at now + delay),
+        --             d, then, when d > 0, the task id and d-1 field/value strings of its dead letter
+        --             (XADD to KEYS[4], indexed in KEYS[5])
         -- Returns the number of entries acknowledged.
         local time = redis.call('TIME')
         local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -28,6 +32,7 @@ public enum Scripts {
             local ack_id = ARGV[i]
             local n = tonumber(ARGV[i + 1])
             local m = tonumber(ARGV[i + 2 + n])
+            local d = tonumber(ARGV[i + 3 + n + m])
             local owned = true
             if ack_id ~= '' then
                 owned = redis.call('XACK', KEYS[1], ARGV[1], ack_id) == 1
@@ -43,8 +48,12 @@ public enum Scripts {
                     local fields = {unpack(ARGV, i + 4 + n, i + 2 + n + m)}
                     redis.call('ZADD', KEYS[3], now + delay, cjson.encode(fields))
                 end
+                if d > 0 then
+                    local dead_id = redis.call('XADD', KEYS[4], '*', unpack(ARGV, i + 5 + n + m, i + 3 + n + m + d))
+                    redis.call('HSET', KEYS[5], ARGV[i + 4 + n + m], dead_id)
+                end
             end
-            i = i + 3 + n + m
+            i = i + 4 + n + m + d
         end
         return acked
         """)
@@ -93,15 +102,38 @@ public enum Scripts {
         -- KEYS[1] -> conveyor:{<queue>}:ready   (stream)
         -- KEYS[2] -> conveyor:{<queue>}:events  (stream)
         -- KEYS[3] -> conveyor:{<queue>}:dead    (stream)
-        -- ARGV[1] -> consumer group; ARGV[2] -> entry id
-        -- ARGV[3] -> n, then n dead-entry field/value strings; then m, then m event field/value strings
+        -- KEYS[4] -> conveyor:{<queue>}:dead-index  (hash: task id -> dead entry id)
+        -- ARGV[1] -> consumer group; ARGV[2] -> entry id; ARGV[3] -> task id ('' when undecodable)
+        -- ARGV[4] -> n, then n dead-entry field/value strings; then m, then m event field/value strings
         -- Returns 1 when this call dead-lettered the entry, 0 when it was no longer pending.
-        local n = tonumber(ARGV[3])
-        local m = tonumber(ARGV[4 + n])
+        local n = tonumber(ARGV[4])
+        local m = tonumber(ARGV[5 + n])
         if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
         redis.call('XDEL', KEYS[1], ARGV[2])
-        if n > 0 then redis.call('XADD', KEYS[3], '*', unpack(ARGV, 4, 3 + n)) end
-        if m > 0 then redis.call('XADD', KEYS[2], '*', unpack(ARGV, 5 + n, 4 + n + m)) end
+        if n > 0 then
+            local dead_id = redis.call('XADD', KEYS[3], '*', unpack(ARGV, 5, 4 + n))
+            if ARGV[3] ~= '' then redis.call('HSET', KEYS[4], ARGV[3], dead_id) end
+        end
+        if m > 0 then redis.call('XADD', KEYS[2], '*', unpack(ARGV, 6 + n, 5 + n + m)) end
         return 1
+        """)
+
+    /// Redrives one dead-lettered task: removes its dead letter and adds its next attempt to the ready
+    /// stream, atomically.
+    public static let redrive = RedisScript(name: "redrive", source: """
+        -- KEYS[1] -> conveyor:{<queue>}:dead        (stream)
+        -- KEYS[2] -> conveyor:{<queue>}:dead-index  (hash: task id -> dead entry id)
+        -- KEYS[3] -> conveyor:{<queue>}:ready       (stream)
+        -- ARGV[1] -> task id; ARGV[2…] -> field/value strings of the next attempt's entry
+        -- Returns 1 when a dead letter was removed, 0 when there was none (Redis lost it): the next
+        -- attempt is added either way, since PostgreSQL says the task is dead.
+        local dead_id = redis.call('HGET', KEYS[2], ARGV[1])
+        if dead_id then
+            redis.call('XDEL', KEYS[1], dead_id)
+            redis.call('HDEL', KEYS[2], ARGV[1])
+        end
+        redis.call('XADD', KEYS[3], '*', unpack(ARGV, 2, #ARGV))
+        if dead_id then return 1 end
+        return 0
         """)
 }

@@ -11,8 +11,8 @@ public struct StreamEntry: Sendable, Hashable {
         self.fields = fields
     }
 
-    /// Decodes `[id, [field, value, …]]`.
-    init(reply: RedisReply) throws(RedisError) {
+    /// Decodes `[id, [field, value, …]]`, as XRANGE, XREADGROUP and XCLAIM return entries.
+    public init(reply: RedisReply) throws(RedisError) {
         guard let parts = reply.array, parts.count == 2, let id = parts[0].string else {
             throw RedisError(.unexpectedReply, "stream entry is not [id, fields]")
         }

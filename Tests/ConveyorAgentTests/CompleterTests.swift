@@ -33,7 +33,7 @@ struct CompleterTests {
         #expect(arguments[1] == "1-0")
         #expect(arguments.contains("succeeded") && !arguments.contains("running"))
         #expect(arguments.last == "0", "no retry")
-        #expect(calls[0].keys == ["p:{default}:ready", "p:{default}:events", "p:{default}:delayed"])
+        #expect(calls[0].keys == ["p:{default}:ready", "p:{default}:events", "p:{default}:delayed", "p:{default}:dead", "p:{default}:dead-index"])
     }
 
     @Test("a retryable failure before max_attempts schedules the next attempt after a backoff within the type's bounds")
@@ -55,14 +55,19 @@ struct CompleterTests {
         #expect(envelope.id == TaskID(5))
     }
 
-    @Test("a failure on the last attempt, or a permanent one, is final: failed, and nothing is scheduled")
-    func finalFailures() {
+    @Test("a failure on the last attempt, or a permanent one, is final: a dead letter, and nothing is scheduled")
+    func finalFailures() throws {
         for (attempt, retryable) in [(3, true), (1, false)] {
             let arguments = completer().scriptCalls(for: [
                 .finished(delivery(attempt: attempt), .failed(error: "boom", retryable: retryable), startedAtMillis: 1, atMillis: 2),
             ])[0].arguments
-            #expect(arguments.contains("failed"))
-            #expect(arguments.last == "0")
+            let n = try #require(Int(arguments[2]))
+            #expect(arguments[3..<(3 + n)].contains("dead"))
+            #expect(arguments[3 + n] == "0", "no retry")
+            let d = try #require(Int(arguments[4 + n]))
+            #expect(d > 1)
+            #expect(arguments[5 + n] == "5", "indexed by task id")
+            #expect(arguments[(6 + n)...].contains("dead_reason"))
         }
     }
 }

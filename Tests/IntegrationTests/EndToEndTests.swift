@@ -98,7 +98,7 @@ struct EndToEndTests {
         try await stack.stop()
     }
 
-    @Test("a failing task is retried (through the delayed set) until it succeeds; one failing every attempt ends failed with its error")
+    @Test("a failing task is retried (through the delayed set) until it succeeds; one failing every attempt ends dead with its error")
     func retriesThenSucceedsOrFails() async throws {
         let registry = TaskTypeRegistry([
             TaskTypeDefinition(name: "fail", handler: "fail", backoffBase: .milliseconds(50), backoffMax: .milliseconds(200)),
@@ -108,7 +108,7 @@ struct EndToEndTests {
         let always = try await stack.submit("fail", params: "{\"times\":10}")
         let statuses = try await stack.waitUntilTerminal([once, always])
         #expect(statuses[once] == .succeeded)
-        #expect(statuses[always] == .failed)
+        #expect(statuses[always] == .dead)
         #expect(try await stack.task(once)["attempts"]?.intValue == 2)
         let failed = try await stack.task(always)
         #expect(failed["attempts"]?.intValue == 3)

@@ -94,10 +94,10 @@ struct CompletionScriptTests {
         try await redis.ensureGroup(stream: ready, group: RedisKeys.agentsGroup)
         _ = try await redis.send(RedisConnection.xadd(stream: ready, fields: [("id", "1")]))
         let entry = try #require(try await redis.readGroup(group: RedisKeys.agentsGroup, consumer: "a", streams: [ready], count: 1, block: nil).first?.entries.first)
-        let call = ScriptCall(keys: [ready, keys.events("q"), keys.delayed("q")], arguments: [
+        let call = ScriptCall(keys: [ready, keys.events("q"), keys.delayed("q"), keys.dead("q"), keys.deadIndex("q")], arguments: [
             RedisKeys.agentsGroup,
-            entry.id, "4", "task", "1", "status", "retrying", "3", "60000", "id", "1",
-            "", "2", "task", "9", "0",
+            entry.id, "4", "task", "1", "status", "retrying", "3", "60000", "id", "1", "0",
+            "", "2", "task", "9", "0", "0",
         ])
         let first = try await redis.evaluate(Scripts.completeTasks, [call])
         let second = try await redis.evaluate(Scripts.completeTasks, [call])

@@ -93,13 +93,14 @@ final class Completer: Service, Sendable {
                 let event = LifecycleEvent(
                     taskID: delivery.envelope.id, status: .running, attempt: delivery.envelope.attempt, agent: agentID,
                     atMillis: at, startedAtMillis: at, correlationID: delivery.envelope.correlationID, type: delivery.envelope.type)
-                append(&argumentsByQueue[delivery.queue, default: [RedisKeys.agentsGroup]], ack: "", event: event, requeue: nil)
+                append(&argumentsByQueue[delivery.queue, default: [RedisKeys.agentsGroup]], ack: "", event: event, requeue: nil, deadLetter: nil)
             case .finished(let delivery, let outcome, let started, let at):
                 let envelope = delivery.envelope
                 var event = LifecycleEvent(
                     taskID: envelope.id, status: .succeeded, attempt: envelope.attempt, agent: agentID, atMillis: at,
                     startedAtMillis: started, correlationID: envelope.correlationID, type: envelope.type)
                 var requeue: (envelope: TaskEnvelope, delay: Duration)?
+                var deadReason: String?
                 switch outcome {
                 case .succeeded(let result):
                     event.result = result
@@ -114,19 +115,37 @@ final class Completer: Service, Sendable {
                             ?? Backoff(base: TaskTypeDefinition.defaultBackoffBase, maximum: TaskTypeDefinition.defaultBackoffMax)
                         requeue = (next, backoff.delay(attempt: envelope.attempt - 1))
                     } else {
-                        event.status = .failed
+                        // Out of attempts, or a permanent failure: a dead letter, redrivable by API and CLI.
+                        event.status = .dead
+                        deadReason = error
                     }
                 }
-                append(&argumentsByQueue[delivery.queue, default: [RedisKeys.agentsGroup]], ack: delivery.entryID, event: event, requeue: requeue)
+                let deadLetter = deadReason.map { reason in
+                    DeadLetter(taskID: envelope.id, fields: envelope.fields + [
+                        ("dead_reason", reason), ("dead_at", String(at)), ("dead_entry", delivery.entryID),
+                    ])
+                }
+                append(&argumentsByQueue[delivery.queue, default: [RedisKeys.agentsGroup]], ack: delivery.entryID, event: event, requeue: requeue, deadLetter: deadLetter)
             }
         }
         return argumentsByQueue.keys.sorted().map { queue in
-            ScriptCall(keys: [keys.ready(queue), keys.events(queue), keys.delayed(queue)], arguments: argumentsByQueue[queue]!)
+            ScriptCall(
+                keys: [keys.ready(queue), keys.events(queue), keys.delayed(queue), keys.dead(queue), keys.deadIndex(queue)],
+                arguments: argumentsByQueue[queue]!)
         }
     }
 
-    /// One item of the script's ARGV: ack id, n, n event strings, m, [delay ms, m-1 entry strings].
-    private func append(_ arguments: inout [String], ack: String, event: LifecycleEvent, requeue: (envelope: TaskEnvelope, delay: Duration)?) {
+    struct DeadLetter {
+        var taskID: TaskID
+        var fields: [(String, String)]
+    }
+
+    /// One item of the script's ARGV: ack id, n, n event strings, m, [delay ms, m-1 entry strings],
+    /// d, [task id, d-1 dead-letter strings].
+    private func append(
+        _ arguments: inout [String], ack: String, event: LifecycleEvent,
+        requeue: (envelope: TaskEnvelope, delay: Duration)?, deadLetter: DeadLetter?
+    ) {
         arguments.append(ack)
         let fields = event.fields
         arguments.append(String(fields.count * 2))
@@ -134,16 +153,26 @@ final class Completer: Service, Sendable {
             arguments.append(field)
             arguments.append(value)
         }
-        guard let requeue else {
+        if let requeue {
+            let requeueFields = requeue.envelope.fields
+            arguments.append(String(requeueFields.count * 2 + 1))
+            arguments.append(String(requeue.delay.milliseconds))
+            for (field, value) in requeueFields {
+                arguments.append(field)
+                arguments.append(value)
+            }
+        } else {
             arguments.append("0")
-            return
         }
-        let requeueFields = requeue.envelope.fields
-        arguments.append(String(requeueFields.count * 2 + 1))
-        arguments.append(String(requeue.delay.milliseconds))
-        for (field, value) in requeueFields {
-            arguments.append(field)
-            arguments.append(value)
+        if let deadLetter {
+            arguments.append(String(deadLetter.fields.count * 2 + 1))
+            arguments.append(deadLetter.taskID.description)
+            for (field, value) in deadLetter.fields {
+                arguments.append(field)
+                arguments.append(value)
+            }
+        } else {
+            arguments.append("0")
         }
     }
 }

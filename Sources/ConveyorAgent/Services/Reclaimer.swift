@@ -124,8 +124,10 @@ final class Reclaimer: Service, Sendable {
                 error: reason, correlationID: envelope.correlationID, type: envelope.type)
             eventFields = event.fields.flatMap { [$0.0, $0.1] }
         }
-        let arguments = [RedisKeys.agentsGroup, id, String(deadFields.count)] + deadFields + [String(eventFields.count)] + eventFields
-        let reply = try await redis.evaluate(Scripts.deadLetter, [ScriptCall(keys: [keys.ready(queue), keys.events(queue), keys.dead(queue)], arguments: arguments)])
+        let arguments = [RedisKeys.agentsGroup, id, envelope?.id.description ?? "", String(deadFields.count)] + deadFields
+            + [String(eventFields.count)] + eventFields
+        let reply = try await redis.evaluate(Scripts.deadLetter, [ScriptCall(
+            keys: [keys.ready(queue), keys.events(queue), keys.dead(queue), keys.deadIndex(queue)], arguments: arguments)])
         if reply.first?.integer == 1 {
             logger.error("dead-lettered a poison entry", metadata: [LogKeys.queue: "\(queue)", "entry": "\(id)", LogKeys.error: "\(reason)"])
         }
