@@ -74,7 +74,7 @@ final class Reclaimer: Service, Sendable {
         let entries = try await redis.send(candidates.map { RedisCommand("XRANGE", [stream, $0.id, $0.id]) })
         var gone: [String] = []
         for (candidate, reply) in zip(candidates, entries) {
-            guard let first = reply.array?.first, let fields = try? decodeFields(first) else {
+            guard let first = reply.array?.first, let fields = try? StreamEntry(reply: first).fields else {
                 gone.append(candidate.id)
                 continue
             }
@@ -104,7 +104,7 @@ final class Reclaimer: Service, Sendable {
     private func claim(_ queue: String, stream: String, id: String, lease: Duration) async throws {
         // XCLAIM re-checks the idle time atomically: if the owner renewed meanwhile, nothing is claimed.
         let reply = try await redis.send(RedisCommand("XCLAIM", [stream, RedisKeys.agentsGroup, agentID, String(lease.milliseconds), id]))
-        guard let claimed = reply.array?.first, let fields = try? decodeFields(claimed),
+        guard let claimed = reply.array?.first, let fields = try? StreamEntry(reply: claimed).fields,
             let envelope = try? TaskEnvelope(fields: fields)
         else { return }
         logger.info("took over a task whose lease expired", metadata: [
@@ -131,16 +131,5 @@ final class Reclaimer: Service, Sendable {
         if reply.first?.integer == 1 {
             logger.error("dead-lettered a poison entry", metadata: [LogKeys.queue: "\(queue)", "entry": "\(id)", LogKeys.error: "\(reason)"])
         }
-    }
-
-    private func decodeFields(_ entry: RedisReply) throws -> [String: String] {
-        guard let parts = entry.array, parts.count == 2, let flat = parts[1].array else { throw RedisError(.unexpectedReply, "entry") }
-        var fields: [String: String] = [:]
-        var index = 0
-        while index + 1 < flat.count {
-            if let key = flat[index].string { fields[key] = flat[index + 1].string ?? "" }
-            index += 2
-        }
-        return fields
     }
 }
