@@ -9,7 +9,7 @@ import ServiceLifecycle
 /// Services in dependency order; shutdown runs in reverse, so the Consumer stops reading first, the
 /// Reclaimer stops taking over, the Executor lets running tasks finish while the LeaseKeeper still renews
 /// their leases, the Completer flushes every outcome, and the heartbeat entry goes last:
-/// `[health endpoint, heartbeat, completer, leaseKeeper, executor, reclaimer, consumer]`.
+/// `[health endpoint, heartbeat, completer, leaseKeeper, cancelWatcher, executor, reclaimer, consumer]`.
 public struct Agent: Sendable {
     public let configuration: AgentConfiguration
     /// For the Completer and heartbeats (pipelined, never blocking).
@@ -22,6 +22,7 @@ public struct Agent: Sendable {
     let heartbeat: Heartbeat
     let leaseKeeper: LeaseKeeper
     let reclaimer: Reclaimer
+    let cancelWatcher: CancelWatcher
     let logger: Logger
 
     /// - Throws: ``ConfigurationError`` when the configuration is invalid or a served type has no handler.
@@ -48,6 +49,7 @@ public struct Agent: Sendable {
         self.reclaimer = Reclaimer(
             redis: redis, keys: configuration.keys, registry: configuration.registry, queues: configuration.servedQueues,
             agentID: configuration.agentID, executor: executor, slots: slots, logger: logger)
+        self.cancelWatcher = CancelWatcher(redis: redis, keys: configuration.keys, executor: executor, logger: logger)
     }
 
     /// Attempts started by this agent since it began (tests and the demo read it).
@@ -59,7 +61,7 @@ public struct Agent: Sendable {
         if let port = configuration.metricsPort {
             services.append(healthEndpoint(port: port))
         }
-        services.append(contentsOf: [heartbeat, completer, leaseKeeper, executor, reclaimer, consumer] as [any Service])
+        services.append(contentsOf: [heartbeat, completer, leaseKeeper, cancelWatcher, executor, reclaimer, consumer] as [any Service])
         return services
     }
 

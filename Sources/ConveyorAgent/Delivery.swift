@@ -8,6 +8,8 @@ public struct Delivery: Sendable, Hashable {
     /// The ready-stream entry id.
     public var entryID: String
     public var envelope: TaskEnvelope
+    /// The task was cancelled before this agent started it: it is acknowledged without running.
+    public var cancelled: Bool = false
 }
 
 /// How an attempt ended.
@@ -15,4 +17,6 @@ enum AttemptOutcome: Sendable, Hashable {
     /// `result` is compact JSON text, or nil.
     case succeeded(result: String?)
     case failed(error: String, retryable: Bool)
+    /// Stopped (or never started) because the task was cancelled through the API.
+    case cancelled
 }

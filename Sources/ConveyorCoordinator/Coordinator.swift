@@ -69,6 +69,7 @@ public struct Coordinator: Sendable {
         }
         TaskRoutes(
             parser: TaskSubmissionParser(registry: configuration.registry), submitter: submitter, store: store,
+            redis: redis, keys: configuration.keys,
             maxBodyBytes: configuration.maxBodyBytes, retryAfterSeconds: configuration.retryAfterSeconds
         ).register(on: v1)
         DeadLetterRoutes(deadLetters: deadLetters, retryAfterSeconds: configuration.retryAfterSeconds).register(on: v1)

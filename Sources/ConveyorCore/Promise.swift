@@ -22,6 +22,16 @@ public final class Promise<Value: Sendable>: Sendable {
         for waiter in waiters { waiter.resume(with: result) }
     }
 
+    /// Whether the promise has been fulfilled, either way.
+    public var isFulfilled: Bool {
+        state.withLock { if case .done = $0 { return true } else { return false } }
+    }
+
+    /// Whether the promise has been fulfilled with a value.
+    public var isSucceeded: Bool {
+        state.withLock { if case .done(.success) = $0 { return true } else { return false } }
+    }
+
     public func succeed(_ value: Value) { complete(.success(value)) }
     public func fail(_ error: any Error) { complete(.failure(error)) }
 

@@ -277,3 +277,25 @@ extension TaskStore {
         }
     }
 }
+
+extension TaskStore {
+    /// The queue and status of a task, or nil when there is none.
+    public func queueAndStatus(of id: TaskID) async throws -> (queue: String, status: TaskStatus)? {
+        try await client.withSession { session -> (queue: String, status: TaskStatus)? in
+            guard let row = try session.query("SELECT queue, status FROM tasks WHERE id = $1", [id.description], name: "task queue").rows.first,
+                let queue = row[0], let status = row[1].flatMap(TaskStatus.init(rawValue:))
+            else { return nil }
+            return (queue, status)
+        }
+    }
+
+    /// Marks a task `cancelled` unless it has already finished; returns whether it did.
+    public func cancel(_ id: TaskID) async throws -> Bool {
+        try await client.withSession { session in
+            try session.query("""
+                UPDATE tasks SET status = 'cancelled', updated_at = now(), finished_at = now(), error = 'cancelled'
+                WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'dead', 'cancelled')
+                """, [id.description], name: "cancel task").affected == 1
+        }
+    }
+}

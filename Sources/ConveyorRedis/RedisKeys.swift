@@ -23,6 +23,8 @@ public struct RedisKeys: Sendable, Hashable {
     public func dead(_ queue: String) -> String { "\(prefix):{\(queue)}:dead" }
     /// Hash of task id → its entry id in the dead stream, for redriving one task.
     public func deadIndex(_ queue: String) -> String { "\(prefix):{\(queue)}:dead-index" }
+    /// Set of ids of cancelled tasks that agents have not dropped yet.
+    public func cancelled(_ queue: String) -> String { "\(prefix):{\(queue)}:cancelled" }
     /// Stream of lifecycle events waiting to be recorded in PostgreSQL.
     public func events(_ queue: String) -> String { "\(prefix):{\(queue)}:events" }
     /// Hash of agent id → heartbeat.

@@ -70,6 +70,7 @@ final class Completer: Service, Sendable {
                 if let error = replies.compactMap(\.errorMessage).first {
                     throw RedisError(.commandFailed, error, command: "EVALSHA complete_tasks")
                 }
+                await forgetCancellations(in: batch)
                 return
             } catch {
                 if failures == 0 || failures % 20 == 0 {
@@ -80,6 +81,16 @@ final class Completer: Service, Sendable {
                 failures += 1
             }
         }
+    }
+
+    /// Cancelled tasks this batch dropped need no longer be remembered in the queue's cancelled set.
+    /// Best effort: a leftover member only costs a few bytes, since a cancelled task never runs again.
+    private func forgetCancellations(in batch: [Item]) async {
+        var commands: [RedisCommand] = []
+        for case .finished(let delivery, .cancelled, _, _) in batch {
+            commands.append(RedisCommand("SREM", [keys.cancelled(delivery.queue), delivery.envelope.id.description]))
+        }
+        if !commands.isEmpty { _ = try? await redis.send(commands) }
     }
 
     func scriptCalls(for batch: [Item]) -> [ScriptCall] {
@@ -104,6 +115,9 @@ final class Completer: Service, Sendable {
                 switch outcome {
                 case .succeeded(let result):
                     event.result = result
+                case .cancelled:
+                    event.status = .cancelled
+                    event.error = "cancelled"
                 case .failed(let error, let retryable):
                     event.error = error
                     if retryable && envelope.attempt < envelope.maxAttempts {

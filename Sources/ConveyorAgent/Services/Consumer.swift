@@ -118,6 +118,7 @@ final class Consumer: Service, Sendable {
 
     private func dispatch(_ read: [(stream: String, entries: [StreamEntry])]) async throws {
         var poison: [RedisCommand] = []
+        var deliveries: [Delivery] = []
         for (stream, entries) in read {
             guard let queue = queues.first(where: { keys.ready($0) == stream }) else { continue }
             for entry in entries {
@@ -128,8 +129,7 @@ final class Consumer: Service, Sendable {
                 }
                 do {
                     let envelope = try TaskEnvelope(fields: fields)
-                    slots.take(1)
-                    executor.submit(Delivery(queue: queue, stream: stream, entryID: entry.id, envelope: envelope))
+                    deliveries.append(Delivery(queue: queue, stream: stream, entryID: entry.id, envelope: envelope))
                 } catch {
                     logger.error("dead-lettering an undecodable stream entry", metadata: [LogKeys.queue: "\(queue)", "entry": "\(entry.id)", LogKeys.error: "\(error)"])
                     var deadFields = fields.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
@@ -142,5 +142,29 @@ final class Consumer: Service, Sendable {
             }
         }
         if !poison.isEmpty { _ = try await redis.send(poison) }
+        guard !deliveries.isEmpty else { return }
+        let cancelled = try await Self.cancelledEntries(deliveries, redis: redis, keys: keys)
+        for var delivery in deliveries {
+            delivery.cancelled = cancelled.contains(delivery.entryID)
+            slots.take(1)
+            executor.submit(delivery)
+        }
+    }
+
+    /// The entries among `deliveries` whose task was cancelled: one SMISMEMBER per queue for the whole
+    /// batch, so checking costs no round trip per task.
+    static func cancelledEntries(_ deliveries: [Delivery], redis: RedisConnection, keys: RedisKeys) async throws -> Set<String> {
+        let byQueue = Dictionary(grouping: deliveries, by: \.queue)
+        let queues = byQueue.keys.sorted()
+        let replies = try await redis.send(queues.map { queue in
+            RedisCommand("SMISMEMBER", [keys.cancelled(queue)] + byQueue[queue]!.map(\.envelope.id.description))
+        })
+        var cancelled = Set<String>()
+        for (queue, reply) in zip(queues, replies) {
+            for (delivery, member) in zip(byQueue[queue]!, reply.array ?? []) where member.integer == 1 {
+                cancelled.insert(delivery.entryID)
+            }
+        }
+        return cancelled
     }
 }

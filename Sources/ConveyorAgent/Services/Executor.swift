@@ -55,12 +55,24 @@ final class Executor: Service, Sendable {
         }
     }
 
+    /// The deliveries held now (for the CancelWatcher).
+    var heldDeliveries: [Delivery] { held.withLock { $0.values.map(\.delivery) } }
+
+    /// Stops held deliveries of cancelled tasks: a running attempt is cancelled (a command gets SIGTERM,
+    /// then SIGKILL), one not started yet never starts.
+    func cancel(entries: some Sequence<String>) {
+        let signals = held.withLock { held in entries.compactMap { held[$0]?.cancel } }
+        for signal in signals { signal.succeed(()) }
+    }
+
     /// Whether this agent already holds the entry (so a reclaim of it would be a duplicate).
     func holds(_ entryID: String) -> Bool { held.withLock { $0[entryID] != nil } }
 
     /// Takes a task the Consumer or the Reclaimer read (it already holds one slot for it).
     func submit(_ delivery: Delivery) {
-        held.withLock { $0[delivery.entryID] = HeldDelivery(delivery: delivery, renewedAt: .now) }
+        let cancel = Promise<Void>()
+        if delivery.cancelled { cancel.succeed(()) }
+        held.withLock { $0[delivery.entryID] = HeldDelivery(delivery: delivery, renewedAt: .now, cancel: cancel) }
         inFlight.withLock { $0[delivery.envelope.type, default: 0] += 1 }
         if case .terminated = inboxContinuation.yield(delivery) {
             finishWithoutRunning(delivery)
@@ -102,28 +114,39 @@ final class Executor: Service, Sendable {
             await completer.finished(delivery, .failed(error: "no handler for task type '\(envelope.type)' on agent", retryable: false), startedAtMillis: WallClock.nowMillis())
             return
         }
+        let cancel = held.withLock { $0[delivery.entryID]?.cancel } ?? Promise<Void>()
+        if cancel.isSucceeded {
+            taskLogger.info("task cancelled before it started")
+            await completer.finished(delivery, .cancelled, startedAtMillis: WallClock.nowMillis())
+            return
+        }
         await limiter.acquire()
         defer { limiter.release() }
+        if cancel.isSucceeded {
+            taskLogger.info("task cancelled before it started")
+            await completer.finished(delivery, .cancelled, startedAtMillis: WallClock.nowMillis())
+            return
+        }
         let startedAt = WallClock.nowMillis()
         executions.add(1, ordering: .relaxed)
         await completer.started(delivery, atMillis: startedAt)
         let timeout = registry[envelope.type]?.timeout ?? TaskTypeDefinition.defaultTimeout
-        let outcome = await Self.attempt(handler, delivery: delivery, timeout: timeout, logger: taskLogger)
+        let outcome = await Self.attempt(handler, delivery: delivery, timeout: timeout, cancel: cancel, logger: taskLogger)
         guard let outcome else {
             taskLogger.info("attempt interrupted by shutdown; the task will be redelivered")
             return
         }
-        if case .failed(let error, _) = outcome {
-            taskLogger.warning("attempt failed", metadata: [LogKeys.error: "\(error)"])
-        } else {
-            taskLogger.debug("attempt succeeded")
+        switch outcome {
+        case .failed(let error, _): taskLogger.warning("attempt failed", metadata: [LogKeys.error: "\(error)"])
+        case .cancelled: taskLogger.info("attempt stopped: the task was cancelled")
+        case .succeeded: taskLogger.debug("attempt succeeded")
         }
         await completer.finished(delivery, outcome, startedAtMillis: startedAt)
     }
 
     /// Runs one attempt under its timeout. Nil when the attempt was cancelled by shutdown (not a failure:
     /// the task is left pending for redelivery).
-    static func attempt(_ handler: any TaskHandler, delivery: Delivery, timeout: Duration, logger: Logger) async -> AttemptOutcome? {
+    static func attempt(_ handler: any TaskHandler, delivery: Delivery, timeout: Duration, cancel: Promise<Void>, logger: Logger) async -> AttemptOutcome? {
         let envelope = delivery.envelope
         let params: JSONValue
         do {
@@ -146,6 +169,15 @@ final class Executor: Service, Sendable {
                     return nil  // cancelled because the handler finished first
                 }
             }
+            group.addTask {
+                // Resolved by the CancelWatcher; when the attempt ends first, cancellation ends this wait.
+                await withTaskCancellationHandler {
+                    _ = try? await cancel.value
+                } onCancel: {
+                    cancel.fail(CancellationError())
+                }
+                return cancel.isSucceeded ? .failure(TaskCancelledByClient()) : nil
+            }
             var first: Result<JSONValue?, any Error>?
             while first == nil, let next = await group.next() { first = next }
             group.cancelAll()
@@ -158,6 +190,8 @@ final class Executor: Service, Sendable {
             return .failed(error: error.message, retryable: error.retryable)
         case .failure(let error as AttemptTimedOut):
             return .failed(error: "\(error)", retryable: true)
+        case .failure(is TaskCancelledByClient):
+            return .cancelled
         case .failure(let error) where error is CancellationError || Task.isCancelled:
             return Task.isCancelled ? nil : .failed(error: "cancelled", retryable: true)
         case .failure(let error):
@@ -169,7 +203,11 @@ final class Executor: Service, Sendable {
 struct HeldDelivery: Sendable {
     var delivery: Delivery
     var renewedAt: ContinuousClock.Instant
+    /// Fulfilled when the task is cancelled through the API.
+    var cancel: Promise<Void>
 }
+
+struct TaskCancelledByClient: Error {}
 
 struct AttemptTimedOut: Error, CustomStringConvertible {
     var timeout: Duration

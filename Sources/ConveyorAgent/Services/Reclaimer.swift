@@ -110,8 +110,10 @@ final class Reclaimer: Service, Sendable {
         logger.info("took over a task whose lease expired", metadata: [
             LogKeys.taskID: "\(envelope.id)", LogKeys.taskType: "\(envelope.type)", LogKeys.correlationID: "\(envelope.correlationID)",
         ])
+        var delivery = Delivery(queue: queue, stream: stream, entryID: id, envelope: envelope)
+        delivery.cancelled = try await Consumer.cancelledEntries([delivery], redis: redis, keys: keys).contains(id)
         slots.take(1)
-        executor.submit(Delivery(queue: queue, stream: stream, entryID: id, envelope: envelope))
+        executor.submit(delivery)
     }
 
     private func deadLetter(_ queue: String, id: String, fields: [String: String], reason: String, event envelope: TaskEnvelope?) async throws {

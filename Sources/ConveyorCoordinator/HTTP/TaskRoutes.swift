@@ -1,5 +1,6 @@
 import ConveyorCore
 import ConveyorPostgres
+import ConveyorRedis
 import Foundation
 import Hummingbird
 import Logging
@@ -9,6 +10,8 @@ struct TaskRoutes: Sendable {
     let parser: TaskSubmissionParser
     let submitter: Submitter
     let store: TaskStore
+    let redis: RedisConnection
+    let keys: RedisKeys
     let maxBodyBytes: Int
     let retryAfterSeconds: Int
 
@@ -16,6 +19,30 @@ struct TaskRoutes: Sendable {
         group.post("tasks") { request, context in try await submitOne(request, context: context) }
         group.post("tasks/batch") { request, context in try await submitBatch(request, context: context) }
         group.get("tasks/{id}") { request, context in try await get(request, context: context) }
+        group.post("tasks/{id}/cancel") { request, context in try await cancel(request, context: context) }
+    }
+
+    /// Cancels a task that has not finished: a queued or delayed one never runs; a running one is told
+    /// to stop by its agent's CancelWatcher. The id goes into the queue's cancelled set before the row
+    /// says `cancelled`, so an agent can never see the status without the signal.
+    private func cancel(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
+        guard let text = context.parameters.get("id"), let id = TaskID(text) else {
+            throw APIError.notFound("no task with id '\(context.parameters.get("id") ?? "")'")
+        }
+        do {
+            guard let (queue, status) = try await store.queueAndStatus(of: id) else { throw APIError.notFound("no task with id \(id)") }
+            guard !status.isTerminal else { throw APIError.conflict("already_finished", "task \(id) is already \(status.rawValue)") }
+            _ = try await redis.send(RedisCommand("SADD", [keys.cancelled(queue), id.description]))
+            guard try await store.cancel(id) else {
+                _ = try? await redis.send(RedisCommand("SREM", [keys.cancelled(queue), id.description]))
+                throw APIError.conflict("already_finished", "task \(id) finished before it could be cancelled")
+            }
+            return JSONResponse.make(.ok, "{\"id\":\(id.rawValue),\"status\":\"cancelled\"}")
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw APIError.from(storage: error, retryAfterSeconds: retryAfterSeconds)
+        }
     }
 
     private func submitOne(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {

@@ -7,7 +7,7 @@ struct TasksCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tasks",
         abstract: "Submit and inspect tasks through a coordinator's HTTP API.",
-        subcommands: [Submit.self, Get.self])
+        subcommands: [Submit.self, Get.self, Cancel.self])
 
     struct Connection: ParsableArguments {
         @Option(help: "Coordinator URL. [env: CONVEYOR_URL, default http://127.0.0.1:8080]") var url: String?
@@ -75,6 +75,19 @@ struct TasksCommand: AsyncParsableCommand {
             }
             try? await http.shutdown()
             try report(reply)
+        }
+    }
+}
+
+extension TasksCommand {
+    struct Cancel: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Cancel a task: a queued one never runs, a running one is stopped.")
+
+        @OptionGroup var connection: Connection
+        @Argument(help: "Task id.") var id: Int64
+
+        func run() async throws {
+            try await call(connection) { try await $0.post("/v1/tasks/\(id)/cancel", json: "{}") }
         }
     }
 }

@@ -204,6 +204,7 @@ final class ExecutionLog: Sendable {
     func end() { state.withLock { $0.running -= 1 } }
 
     var executions: [Int64: Int] { state.withLock { $0.executions } }
+    var running: Int { state.withLock { $0.running } }
     var maxRunning: Int { state.withLock { $0.maxRunning } }
 
     /// A handler that records itself here and then sleeps `sleep`.

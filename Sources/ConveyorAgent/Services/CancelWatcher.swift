@@ -1,0 +1,40 @@
+import ConveyorCore
+import ConveyorObservability
+import ConveyorRedis
+import Logging
+import ServiceLifecycle
+
+/// Stops tasks cancelled through the API while this agent holds them: checks the held tasks against
+/// their queues' cancelled sets (one SMISMEMBER per queue) and tells the Executor to stop the matches.
+///
+/// Wakes every `interval` while the agent holds work. Graceful shutdown: stops.
+final class CancelWatcher: Service, Sendable {
+    private let redis: RedisConnection
+    private let keys: RedisKeys
+    private let executor: Executor
+    private let interval: Duration
+    private let logger: Logger
+
+    init(redis: RedisConnection, keys: RedisKeys, executor: Executor, interval: Duration = .milliseconds(500), logger: Logger) {
+        self.redis = redis
+        self.keys = keys
+        self.executor = executor
+        self.interval = interval
+        self.logger = logger
+    }
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let held = executor.heldDeliveries
+            if !held.isEmpty {
+                do {
+                    let cancelled = try await Consumer.cancelledEntries(held, redis: redis, keys: keys)
+                    if !cancelled.isEmpty { executor.cancel(entries: cancelled) }
+                } catch {
+                    logger.debug("checking for cancelled tasks failed", metadata: [LogKeys.error: "\(error)"])
+                }
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
+        }
+    }
+}
