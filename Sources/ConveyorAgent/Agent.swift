@@ -37,7 +37,17 @@ public struct Agent: Sendable {
         self.completer = Completer(
             redis: redis, keys: configuration.keys, registry: configuration.registry, agentID: configuration.agentID,
             batchSize: configuration.completerBatchSize, logger: logger)
-        self.executor = Executor(handlers: resolved, registry: configuration.registry, completer: completer, slots: slots, logger: logger)
+        var journal: ExecutionJournal?
+        if let path = configuration.executionJournalPath {
+            do {
+                journal = try ExecutionJournal(path: path)
+            } catch {
+                throw ConfigurationError(key: "CONVEYOR_EXECUTION_JOURNAL", "cannot open '\(path)': \(error.localizedDescription)")
+            }
+        }
+        self.executor = Executor(
+            handlers: resolved, registry: configuration.registry, completer: completer, slots: slots,
+            agentID: configuration.agentID, journal: journal, logger: logger)
         self.consumer = Consumer(
             redis: readerRedis, keys: configuration.keys, agentID: configuration.agentID,
             queues: configuration.servedQueues, executor: executor, slots: slots, readBlock: configuration.readBlock, logger: logger)

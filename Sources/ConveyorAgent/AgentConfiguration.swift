@@ -20,6 +20,8 @@ public struct AgentConfiguration: Sendable {
     public var readBlock: Duration = .seconds(1)
     /// Most completions acknowledged in one script call.
     public var completerBatchSize: Int = 2000
+    /// Appends a line per attempt started to this file (a testing aid for counting duplicate runs).
+    public var executionJournalPath: String?
 
     public init(agentID: String, redis: RedisConfiguration) {
         self.agentID = agentID

@@ -9,7 +9,7 @@ import ServiceLifecycle
 ///
 /// Services, in dependency order (the HTTP server runs last, so on SIGTERM it stops first and the
 /// Submitter then drains what was already accepted): PartitionMaintainer, Recorder, Forwarder,
-/// Submitter, server.
+/// Reconciler, Submitter, server.
 public struct Coordinator: Sendable {
     public let configuration: CoordinatorConfiguration
     public let postgres: PostgresClient
@@ -22,6 +22,9 @@ public struct Coordinator: Sendable {
     public let recorder: Recorder
     public let forwarder: Forwarder
     public let deadLetters: DeadLetterQueue
+    public let reconciler: Reconciler
+    /// The Reconciler's own session: it holds the leader lock while it lives.
+    let reconcilerLock: PostgresConnection
     let logger: Logger
 
     public init(configuration: CoordinatorConfiguration, logger: Logger) {
@@ -37,8 +40,13 @@ public struct Coordinator: Sendable {
         self.recorder = Recorder(
             store: EventStore(client: postgres), redis: recorderRedis, keys: configuration.keys,
             queues: configuration.registry.queues, consumer: configuration.instanceID,
-            batchSize: configuration.recorderBatchSize, logger: logger.with(label: "conveyor.coordinator.recorder"))
+            batchSize: configuration.recorderBatchSize, abandonedAfter: configuration.abandonedEventsAfter, logger: logger.with(label: "conveyor.coordinator.recorder"))
         self.deadLetters = DeadLetterQueue(redis: redis, store: store, keys: configuration.keys, registry: configuration.registry)
+        self.reconcilerLock = PostgresConnection(url: configuration.postgres.url, name: "reconciler-pg", logger: logger)
+        self.reconciler = Reconciler(
+            store: store, meta: MetaStore(client: postgres), lock: reconcilerLock, redis: redis, keys: configuration.keys,
+            interval: configuration.reconcileInterval, dispatchGrace: configuration.dispatchGrace,
+            logger: logger.with(label: "conveyor.coordinator.reconciler"))
         self.forwarder = Forwarder(
             redis: redis, keys: configuration.keys, queues: configuration.registry.queues,
             logger: logger.with(label: "conveyor.coordinator.forwarder"))
@@ -76,7 +84,7 @@ public struct Coordinator: Sendable {
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conveyor"),
-            services: [PartitionMaintainer(client: postgres, logger: logger), recorder, forwarder, submitter],
+            services: [PartitionMaintainer(client: postgres, logger: logger), recorder, forwarder, reconciler, submitter],
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger
         )
@@ -86,6 +94,7 @@ public struct Coordinator: Sendable {
     public func close() {
         redis.close()
         recorderRedis.close()
+        reconcilerLock.close()
         postgres.close()
     }
 }

@@ -26,6 +26,13 @@ public struct CoordinatorConfiguration: Sendable {
     public var instanceID: String
     /// Seconds a client is told to wait (Retry-After) when Redis or PostgreSQL is unavailable.
     public var retryAfterSeconds: Int = 1
+    /// How often the leading coordinator's Reconciler looks for tasks Redis does not hold.
+    public var reconcileInterval: Duration = .seconds(5)
+    /// How long a committed task may go without a sign of being in Redis before the Reconciler looks.
+    public var dispatchGrace: Duration = .seconds(30)
+    /// How long lifecycle events may sit pending with another coordinator's Recorder (one that is gone)
+    /// before this one records them.
+    public var abandonedEventsAfter: Duration = .seconds(60)
     /// Most tasks in one `POST /v1/tasks/batch`.
     public static let maxBatchTasks = 1000
     /// Highest `max_attempts` a task may ask for.
@@ -48,6 +55,8 @@ public struct CoordinatorConfiguration: Sendable {
         guard submitBatchMaxTasks >= Self.maxBatchTasks else {
             throw ConfigurationError(key: "CONVEYOR_SUBMIT_BATCH_MAX", "must be at least \(Self.maxBatchTasks)")
         }
+        guard reconcileInterval >= .milliseconds(10) else { throw ConfigurationError(key: "CONVEYOR_RECONCILE_INTERVAL", "must be at least 10ms") }
+        guard dispatchGrace >= .zero else { throw ConfigurationError(key: "CONVEYOR_DISPATCH_GRACE", "must not be negative") }
         guard recorderBatchSize > 0 else { throw ConfigurationError(key: "CONVEYOR_RECORDER_BATCH", "must be positive") }
     }
 }

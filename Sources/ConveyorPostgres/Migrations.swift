@@ -84,6 +84,19 @@ public enum Migrations {
             $$;
             SELECT conveyor_ensure_event_partitions(3);
             """),
+        Migration(version: 2, name: "reconciler", sql: """
+            -- Tasks no agent has reported on yet. The Reconciler looks here for rows committed but never
+            -- dispatched (a coordinator died between COMMIT and XADD). Rows leave the index at their first
+            -- recorded event, so it holds the backlog only, never history.
+            CREATE INDEX tasks_undispatched ON tasks (created_at) WHERE NOT dispatched;
+
+            -- Small facts the coordinators share, such as which Redis the tasks were last reconciled against.
+            CREATE TABLE conveyor_meta (
+                key        text PRIMARY KEY,
+                value      text NOT NULL,
+                updated_at timestamptz NOT NULL DEFAULT now()
+            );
+            """),
     ]
 }
 

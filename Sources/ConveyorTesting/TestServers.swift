@@ -49,9 +49,25 @@ public actor TestServers {
     }
 
     /// A fresh environment: its own Redis key prefix and its own, migrated PostgreSQL database.
-    public func environment(name: String = "test") async throws -> TestEnvironment {
-        let redis = try await redisServer()
-        let postgres = try await postgresServer()
+    ///
+    /// - Parameters:
+    ///   - ownRedis: a redis-server of its own (with AOF), for tests that kill or restart it.
+    ///   - ownPostgres: a PostgreSQL server of its own, for tests that stop or restart it.
+    public func environment(name: String = "test", ownRedis: Bool = false, ownPostgres: Bool = false) async throws -> TestEnvironment {
+        let redis: LocalRedisServer
+        if ownRedis {
+            redis = try await LocalRedisServer.start(appendOnly: true, logger: Self.quietLogger)
+            ExitCleanup.register(redisPID: redis.pid, directory: redis.directory)
+        } else {
+            redis = try await redisServer()
+        }
+        let postgres: LocalPostgresServer
+        if ownPostgres {
+            postgres = try await LocalPostgresServer.start(durable: false, logger: Self.quietLogger)
+            ExitCleanup.register(postgres: postgres)
+        } else {
+            postgres = try await postgresServer()
+        }
         counter += 1
         let suffix = "\(counter)_\(UInt32.random(in: 0...UInt32.max))"
         let database = "t_\(suffix)"
@@ -78,10 +94,15 @@ public struct TestEnvironment: Sendable {
 }
 
 /// Stops the shared servers when the test process exits (Swift Testing has no global tear-down).
-enum ExitCleanup {
+public enum ExitCleanup {
     nonisolated(unsafe) private static var commands: [String] = []
     private static let lock = NSLock()
     nonisolated(unsafe) private static var installed = false
+
+    /// Stops a redis-server at exit (tests that restart their own server register each one).
+    public static func register(redis: LocalRedisServer) {
+        register(redisPID: redis.pid, directory: redis.directory)
+    }
 
     static func register(redisPID: Int32, directory: String) {
         add("kill -KILL \(redisPID) 2>/dev/null; rm -rf '\(directory)'")

@@ -63,6 +63,7 @@ final class Completer: Service, Sendable {
     /// are redelivered later: at-least-once).
     private func flush(_ batch: [Item]) async {
         let calls = scriptCalls(for: batch)
+        FaultInjection.point(.crashBeforeComplete)
         var failures = 0
         while true {
             do {

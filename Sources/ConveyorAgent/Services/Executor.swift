@@ -24,9 +24,16 @@ final class Executor: Service, Sendable {
     /// with the time their lease was last renewed: what the LeaseKeeper keeps alive.
     private let held = Mutex<[String: HeldDelivery]>([:])
     private let executions = Atomic<Int>(0)
+    private let journal: ExecutionJournal?
+    private let agentID: String
 
-    init(handlers: [String: any TaskHandler], registry: TaskTypeRegistry, completer: Completer, slots: SlotPool, logger: Logger) {
+    init(
+        handlers: [String: any TaskHandler], registry: TaskTypeRegistry, completer: Completer, slots: SlotPool,
+        agentID: String, journal: ExecutionJournal?, logger: Logger
+    ) {
         self.handlers = handlers
+        self.agentID = agentID
+        self.journal = journal
         self.registry = registry
         self.limiters = handlers.keys.reduce(into: [:]) { limiters, type in
             limiters[type] = TypeLimiter(limit: registry[type]?.maxConcurrent ?? TaskTypeDefinition.defaultMaxConcurrent)
@@ -129,6 +136,7 @@ final class Executor: Service, Sendable {
         }
         let startedAt = WallClock.nowMillis()
         executions.add(1, ordering: .relaxed)
+        journal?.record(taskID: envelope.id.description, attempt: envelope.attempt, agent: agentID, atMillis: startedAt)
         await completer.started(delivery, atMillis: startedAt)
         let timeout = registry[envelope.type]?.timeout ?? TaskTypeDefinition.defaultTimeout
         let outcome = await Self.attempt(handler, delivery: delivery, timeout: timeout, cancel: cancel, logger: taskLogger)

@@ -15,6 +15,10 @@ import Synchronization
 /// an outage replays them, and the replay changes nothing (deterministic event ids, forward-only merge).
 /// An undecodable event is logged and dropped rather than blocking the stream forever.
 ///
+/// Events left pending by a coordinator that is gone for good (another instance id) would never be
+/// recorded: every `abandonedAfter` the Recorder takes over events idle that long (XAUTOCLAIM) and
+/// records them as its own. Recording twice changes nothing, so taking a slow peer's events is harmless.
+///
 /// Graceful shutdown: finishes the batch in hand and returns within one BLOCK interval.
 public final class Recorder: Service, Sendable {
     private let store: EventStore
@@ -24,13 +28,19 @@ public final class Recorder: Service, Sendable {
     private let consumer: String
     private let batchSize: Int
     private let logger: Logger
+    /// How long an event may sit pending with another Recorder before this one takes it over.
+    private let abandonedAfter: Duration
     private let stopping = Atomic<Bool>(false)
 
     static let block = Duration.seconds(1)
     static let backoff = Backoff(base: .milliseconds(100), maximum: .seconds(5))
 
     /// - Parameter redis: a connection of its own: XREADGROUP BLOCK holds it while waiting.
-    public init(store: EventStore, redis: RedisConnection, keys: RedisKeys, queues: [String], consumer: String, batchSize: Int, logger: Logger) {
+    public init(
+        store: EventStore, redis: RedisConnection, keys: RedisKeys, queues: [String], consumer: String, batchSize: Int,
+        abandonedAfter: Duration = .seconds(60), logger: Logger
+    ) {
+        self.abandonedAfter = abandonedAfter
         self.store = store
         self.redis = redis
         self.keys = keys
@@ -55,11 +65,17 @@ public final class Recorder: Service, Sendable {
         var failures = 0
         var groupsReady = false
         var readingPending = true
+        let clock = ContinuousClock()
+        var lastTakeover = clock.now
         while !shouldStop {
             do {
                 if !groupsReady {
                     for stream in streams { try await redis.ensureGroup(stream: stream, group: RedisKeys.recordersGroup) }
                     groupsReady = true
+                }
+                if clock.now - lastTakeover >= abandonedAfter {
+                    try await takeOverAbandoned(streams)
+                    lastTakeover = clock.now
                 }
                 let read = try await redis.readGroup(
                     group: RedisKeys.recordersGroup, consumer: consumer, streams: streams,
@@ -84,6 +100,25 @@ public final class Recorder: Service, Sendable {
         }
     }
 
+    /// Records the events other Recorders left pending for longer than `abandonedAfter`.
+    private func takeOverAbandoned(_ streams: [String]) async throws {
+        for stream in streams {
+            var cursor = "0-0"
+            repeat {
+                let claimed = try await redis.autoClaim(
+                    stream: stream, group: RedisKeys.recordersGroup, consumer: consumer, minIdle: abandonedAfter,
+                    cursor: cursor, count: batchSize)
+                if !claimed.entries.isEmpty {
+                    logger.notice("recording events another coordinator left pending", metadata: [
+                        "stream": "\(stream)", LogKeys.count: "\(claimed.entries.count)",
+                    ])
+                    try await record([(stream, claimed.entries)])
+                }
+                cursor = claimed.nextCursor
+            } while cursor != "0-0" && !shouldStop
+        }
+    }
+
     private func record(_ read: [(stream: String, entries: [StreamEntry])]) async throws {
         var events: [LifecycleEvent] = []
         events.reserveCapacity(read.reduce(0) { $0 + $1.entries.count })
@@ -105,6 +140,7 @@ public final class Recorder: Service, Sendable {
                 // so one bad event cannot stall recording for every queue.
                 try await recordOneByOne(events, after: error)
             }
+            FaultInjection.point(.crashAfterRecord)
         }
         try await acknowledge(read)
     }

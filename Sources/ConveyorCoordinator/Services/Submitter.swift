@@ -60,6 +60,7 @@ public final class Submitter: Service, Sendable {
             try await prepareStreams(for: tasks)
             let inserted = try await store.insert(tasks)
             let fresh = zip(tasks, inserted).filter { $0.1.created }
+            if !fresh.isEmpty { FaultInjection.point(.crashAfterCommit) }
             do {
                 try await dispatch(fresh.map { ($0.0, $0.1.id) })
             } catch {
@@ -68,6 +69,7 @@ public final class Submitter: Service, Sendable {
                 await withdraw(fresh.map(\.1.id), after: error)
                 throw error
             }
+            FaultInjection.point(.crashAfterDispatch)
             var offset = 0
             for submission in batch {
                 let end = offset + submission.tasks.count

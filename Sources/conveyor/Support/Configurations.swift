@@ -36,10 +36,18 @@ extension SettingsReader {
         configuration.maxBodyBytes = try int(Settings.maxBodyBytes, default: 1 << 20, range: 1024...(1 << 30))!
         configuration.submitBatchMaxTasks = try int(Settings.submitBatchMax, default: 5000, range: 1000...100_000)!
         configuration.recorderBatchSize = try int(Settings.recorderBatch, default: 5000, range: 1...100_000)!
+        configuration.reconcileInterval = try duration(Settings.reconcileInterval, default: .seconds(5))
+        configuration.dispatchGrace = try duration(Settings.dispatchGrace, default: .seconds(30))
         configuration.registry = try registry()
         configuration.keys = keys()
         try configuration.validate()
+        try armFaults()
         return configuration
+    }
+
+    /// Arms the test-only crash points named in `CONVEYOR_FAULT`, if any.
+    func armFaults() throws(ConfigurationError) {
+        if let faults = string(Settings.fault) { try FaultInjection.configure(faults) }
     }
 
     func agentConfiguration() throws(ConfigurationError) -> AgentConfiguration {
@@ -50,9 +58,11 @@ extension SettingsReader {
         configuration.concurrency = try int(Settings.agentConcurrency, default: 64, range: 1...100_000)!
         configuration.queues = list(Settings.agentQueues)
         configuration.metricsPort = try int(Settings.metricsPort, range: 0...65535)
+        configuration.executionJournalPath = string(Settings.executionJournal)
         configuration.registry = try registry()
         configuration.keys = keys()
         try configuration.validate()
+        try armFaults()
         return configuration
     }
 

@@ -24,10 +24,10 @@ final class Stack: Sendable {
 
     static func start(
         registry: TaskTypeRegistry = .builtIn, agents agentCount: Int = 1, concurrency: Int = 64,
-        handlers: HandlerSet = .builtIns, migrate: Bool = true,
+        handlers: HandlerSet = .builtIns, migrate: Bool = true, environment given: TestEnvironment? = nil,
         configure: (inout CoordinatorConfiguration) -> Void = { _ in }
     ) async throws -> Stack {
-        let environment = try await TestServers.shared.environment(name: "stack")
+        let environment = if let given { given } else { try await TestServers.shared.environment(name: "stack") }
         let logger = TestServers.logger("conveyor.test.stack")
         var configuration = CoordinatorConfiguration(redis: environment.redis, postgres: environment.postgres, instanceID: "test-coordinator")
         configuration.port = 0

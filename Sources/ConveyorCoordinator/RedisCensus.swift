@@ -1,0 +1,61 @@
+import ConveyorCore
+import ConveyorRedis
+import Foundation
+
+/// Which tasks of a queue Redis holds anywhere: dead letters, delayed retries, the ready stream
+/// (backlog and in-flight entries alike) and lifecycle events not yet recorded.
+///
+/// The Reconciler compares this with PostgreSQL to find tasks that Redis lost. The keys are read in the
+/// order tasks move between them, so that a task moving during the count is still seen: a redrive moves
+/// dead → ready and the Forwarder delayed → ready, both read before ready; a completion removes the ready
+/// entry and adds its event atomically, and events are read after ready. A task whose event has been
+/// recorded meanwhile has a changed row, which the Reconciler checks afterwards.
+///
+/// Costs one pass over the queue's keys (pages of ``pageSize``): run it only when a reconciliation has
+/// candidates, never on a hot path.
+struct RedisCensus: Sendable {
+    let redis: RedisConnection
+    let keys: RedisKeys
+    var pageSize = 1000
+
+    func taskIDs(in queue: String) async throws -> Set<TaskID> {
+        var ids = Set<TaskID>()
+        let deadIndex = try await redis.send(RedisCommand("HKEYS", [keys.deadIndex(queue)]))
+        for key in deadIndex.array ?? [] {
+            if let id = key.string.flatMap({ TaskID($0) }) { ids.insert(id) }
+        }
+        let delayed = try await redis.send(RedisCommand("ZRANGE", [keys.delayed(queue), "0", "-1"]))
+        for member in delayed.array ?? [] {
+            if let id = member.string.flatMap(Self.taskID(inDelayedMember:)) { ids.insert(id) }
+        }
+        try await scan(stream: keys.ready(queue), field: "id", into: &ids)
+        try await scan(stream: keys.events(queue), field: "task", into: &ids)
+        return ids
+    }
+
+    /// Pages through a whole stream with XRANGE, collecting the task id each entry carries in `field`.
+    private func scan(stream: String, field: String, into ids: inout Set<TaskID>) async throws {
+        var start = "-"
+        while true {
+            let reply = try await redis.send(RedisCommand("XRANGE", [stream, start, "+", "COUNT", String(pageSize)]))
+            if let message = reply.errorMessage { throw RedisError(.commandFailed, message, command: "XRANGE") }
+            let entries = try (reply.array ?? []).map { reply throws(RedisError) in try StreamEntry(reply: reply) }
+            for entry in entries {
+                if let id = entry.fields?[field].flatMap({ TaskID($0) }) { ids.insert(id) }
+            }
+            guard entries.count == pageSize, let last = entries.last else { return }
+            start = "(" + last.id
+        }
+    }
+
+    /// A delayed member is the next attempt's entry fields as a JSON array `[name, value, …]`.
+    static func taskID(inDelayedMember member: String) -> TaskID? {
+        guard let fields = try? JSONDecoder().decode([String].self, from: Data(member.utf8)) else { return nil }
+        var index = 0
+        while index + 1 < fields.count {
+            if fields[index] == "id" { return TaskID(fields[index + 1]) }
+            index += 2
+        }
+        return nil
+    }
+}

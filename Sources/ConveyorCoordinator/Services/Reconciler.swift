@@ -1,0 +1,205 @@
+import ConveyorCore
+import ConveyorObservability
+import ConveyorPostgres
+import ConveyorRedis
+import Foundation
+import Logging
+import ServiceLifecycle
+
+/// Puts back into Redis what PostgreSQL says exists but Redis does not hold: the safety net behind
+/// "every task that got a 201 reaches a terminal state" (DESIGN §3).
+///
+/// Two cases, checked every `interval` by one coordinator at a time (the holder of a PostgreSQL advisory
+/// lock on a connection of its own; the lock goes with the session, so a dead leader is replaced within
+/// an interval):
+/// - **Committed but never dispatched.** A coordinator died between COMMIT and XADD (or the COMMIT's
+///   outcome was unknown). Rows still `queued`, with no event recorded and older than `dispatchGrace`,
+///   are looked up in Redis (``RedisCensus``): present ones are marked dispatched, missing ones are
+///   XADDed again.
+/// - **Redis restarted or lost its data.** Redis' identity is its epoch key (set if missing, so an empty
+///   Redis gets a new one) plus its run id (so a restart from an AOF that lost its last second is noticed
+///   too). When it differs from the identity recorded in `conveyor_meta`, every unfinished task that
+///   was dispatched is looked up, and the missing ones are dispatched again; then the new identity is
+///   recorded. Undispatched ones are left to the first case.
+///
+/// A task found missing is re-read from PostgreSQL before it is dispatched, so one that finished or
+/// moved meanwhile is left alone. What remains is at-least-once: a task whose only copy is an event not
+/// yet recorded may run twice.
+public final class Reconciler: Service, Sendable {
+    /// What one pass did.
+    public struct Report: Sendable, Hashable {
+        public var leader = false
+        public var redisChanged = false
+        /// Tasks looked up in Redis.
+        public var checked = 0
+        /// Tasks put back on a ready stream.
+        public var redispatched = 0
+    }
+
+    private let store: TaskStore
+    private let meta: MetaStore
+    private let lock: PostgresConnection
+    private let redis: RedisConnection
+    private let keys: RedisKeys
+    private let interval: Duration
+    private let dispatchGrace: Duration
+    private let logger: Logger
+
+    static let identityKey = "redis_identity"
+    /// The advisory lock's two keys: "conv" and "recn" in ASCII.
+    static let lockKeys = (Int32(0x636F_6E76), Int32(0x7265_636E))
+    static let pageSize = 5000
+    static let backoff = Backoff(base: .milliseconds(200), maximum: .seconds(10))
+
+    /// - Parameter lock: a connection of its own, holding the leader lock for as long as it lives.
+    public init(
+        store: TaskStore, meta: MetaStore, lock: PostgresConnection, redis: RedisConnection, keys: RedisKeys,
+        interval: Duration, dispatchGrace: Duration, logger: Logger
+    ) {
+        self.store = store
+        self.meta = meta
+        self.lock = lock
+        self.redis = redis
+        self.keys = keys
+        self.interval = interval
+        self.dispatchGrace = dispatchGrace
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        var failures = 0
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            var wait = interval
+            do {
+                let report = try await reconcileOnce()
+                if report.redispatched > 0 || report.redisChanged {
+                    logger.notice("reconciled", metadata: [
+                        "redis_changed": "\(report.redisChanged)", "checked": "\(report.checked)", "redispatched": "\(report.redispatched)",
+                    ])
+                }
+                failures = 0
+            } catch {
+                if failures == 0 || failures % 20 == 0 {
+                    logger.warning("reconciling failed; will retry", metadata: [LogKeys.error: "\(error)"])
+                }
+                wait = min(interval, Self.backoff.delay(attempt: failures))
+                failures += 1
+            }
+            let pause = wait
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+        }
+    }
+
+    /// One pass; does nothing unless this coordinator holds (or can take) the leader lock.
+    public func reconcileOnce() async throws -> Report {
+        var report = Report()
+        guard try await holdLeadership() else { return report }
+        report.leader = true
+        let identity = try await redisIdentity()
+        if try await meta.value(Self.identityKey) != identity {
+            report.redisChanged = true
+            logger.warning("Redis restarted or lost its data; looking for unfinished tasks it no longer holds", metadata: ["identity": "\(identity)"])
+            try await recoverUnfinished(into: &report)
+            try await meta.set(Self.identityKey, to: identity)
+        }
+        try await recoverUndispatched(into: &report)
+        return report
+    }
+
+    // MARK: - Leadership and identity
+
+    private func holdLeadership() async throws -> Bool {
+        let (high, low) = Self.lockKeys
+        return try await lock.withSession { session in
+            // Re-taking a lock we hold would stack it: check first (CASE evaluates lazily).
+            try session.query("""
+                SELECT CASE WHEN EXISTS (
+                    SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()
+                      AND classid::bigint = $1 AND objid::bigint = $2 AND objsubid = 2 AND granted
+                ) THEN true ELSE pg_try_advisory_lock($1::integer, $2::integer) END
+                """, [String(high), String(low)], name: "reconciler lock").rows.first?[0] == "t"
+        }
+    }
+
+    /// `<epoch>/<run id>`; the epoch is created when missing, which is how an emptied Redis shows.
+    private func redisIdentity() async throws -> String {
+        let replies = try await redis.send([
+            RedisCommand("SET", [keys.epoch, UUID().uuidString, "NX"]),
+            RedisCommand("GET", [keys.epoch]),
+            RedisCommand("INFO", ["server"]),
+        ])
+        guard let epoch = replies[1].string, let info = replies[2].string else {
+            throw RedisError(.unexpectedReply, "no epoch or server info", command: "GET/INFO")
+        }
+        let runID = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("run_id:") }?.dropFirst("run_id:".count) ?? "?"
+        return "\(epoch)/\(runID)"
+    }
+
+    // MARK: - The two recoveries
+
+    private func recoverUnfinished(into report: inout Report) async throws {
+        var census: [String: Set<TaskID>] = [:]
+        var after: TaskID?
+        while true {
+            let page = try await store.unfinished(after: after, limit: Self.pageSize)
+            guard let last = page.last else { return }
+            after = last.id
+            // Undispatched ones are the other recovery's: their XADD may still be on its way.
+            let dispatched = page.filter(\.dispatched)
+            report.checked += dispatched.count
+            let missing = try await missing(dispatched, census: &census)
+            let still = try await store.unchanged(missing, undispatchedOnly: false)
+            try await dispatch(still)
+            report.redispatched += still.count
+        }
+    }
+
+    private func recoverUndispatched(into report: inout Report) async throws {
+        let graceMillis = dispatchGrace.milliseconds
+        var census: [String: Set<TaskID>] = [:]
+        while true {
+            let candidates = try await store.undispatched(createdBeforeMillis: WallClock.nowMillis() - graceMillis, limit: Self.pageSize)
+            guard !candidates.isEmpty else { return }
+            report.checked += candidates.count
+            let missing = try await missing(candidates, census: &census)
+            let still = try await store.unchanged(missing, undispatchedOnly: true)
+            try await dispatch(still)
+            report.redispatched += still.count
+            try await store.markDispatched(candidates.map(\.id))
+            if candidates.count < Self.pageSize { return }
+        }
+    }
+
+    /// The tasks among `tasks` that Redis holds nowhere; takes each queue's census once per pass.
+    private func missing(_ tasks: [UnfinishedTask], census: inout [String: Set<TaskID>]) async throws -> [UnfinishedTask] {
+        let counter = RedisCensus(redis: redis, keys: keys)
+        for queue in Set(tasks.map(\.queue)) where census[queue] == nil {
+            census[queue] = try await counter.taskIDs(in: queue)
+        }
+        return tasks.filter { census[$0.queue]?.contains($0.id) != true }
+    }
+
+    /// XADDs the next attempt of each task to its queue's ready stream, in one pipeline.
+    private func dispatch(_ tasks: [UnfinishedTask]) async throws {
+        guard !tasks.isEmpty else { return }
+        for queue in Set(tasks.map(\.queue)) {
+            try await redis.ensureGroup(stream: keys.ready(queue), group: RedisKeys.agentsGroup)
+        }
+        let replies = try await redis.send(tasks.map { task in
+            let attempt = task.nextAttempt
+            return RedisConnection.xadd(stream: keys.ready(task.queue), fields: TaskEnvelope(
+                id: task.id, type: task.type, params: task.params, correlationID: task.correlationID,
+                attempt: attempt, maxAttempts: max(task.maxAttempts, attempt), enqueuedAtMillis: task.createdAtMillis
+            ).fields)
+        })
+        if let failure = replies.first(where: { $0.errorMessage != nil }) {
+            throw RedisError(.commandFailed, failure.errorMessage!, command: "XADD")
+        }
+        for task in tasks {
+            logger.warning("re-dispatched a task Redis did not hold", metadata: [
+                LogKeys.taskID: "\(task.id)", LogKeys.taskType: "\(task.type)", LogKeys.correlationID: "\(task.correlationID)",
+                "status": "\(task.status.rawValue)",
+            ])
+        }
+    }
+}

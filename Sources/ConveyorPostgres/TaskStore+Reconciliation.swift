@@ -1,0 +1,135 @@
+import ConveyorCore
+
+/// An unfinished task as PostgreSQL knows it: enough to put its next attempt on a ready stream again.
+public struct UnfinishedTask: Sendable, Hashable {
+    public var id: TaskID
+    public var type: String
+    public var queue: String
+    public var status: TaskStatus
+    public var params: String
+    public var correlationID: String
+    public var attempts: Int
+    public var maxAttempts: Int
+    public var createdAtMillis: Int64
+    /// Whether an agent reported on it, or a reconciliation found it in Redis.
+    public var dispatched: Bool
+
+    public init(
+        id: TaskID, type: String, queue: String, status: TaskStatus, params: String, correlationID: String,
+        attempts: Int, maxAttempts: Int, createdAtMillis: Int64, dispatched: Bool
+    ) {
+        self.id = id
+        self.type = type
+        self.queue = queue
+        self.status = status
+        self.params = params
+        self.correlationID = correlationID
+        self.attempts = attempts
+        self.maxAttempts = maxAttempts
+        self.createdAtMillis = createdAtMillis
+        self.dispatched = dispatched
+    }
+
+    /// The attempt a re-dispatch runs: a `running` attempt that vanished runs again under its own
+    /// number (its events then merge as a replay); a queued or retrying task runs its next one.
+    public var nextAttempt: Int {
+        status == .running ? max(attempts, 1) : attempts + 1
+    }
+}
+
+extension TaskStore {
+    static let unfinishedColumns = """
+        id, type, queue, status, params::text, correlation_id, attempts, max_attempts,
+        (extract(epoch FROM created_at) * 1000)::bigint, dispatched
+        """
+
+    /// Tasks committed before `createdBeforeMillis` that no agent has reported on and that are not known
+    /// to be in Redis, oldest first (served by the partial index `tasks_undispatched`).
+    public func undispatched(createdBeforeMillis: Int64, limit: Int) async throws -> [UnfinishedTask] {
+        try await client.withSession { session in
+            try session.query("""
+                SELECT \(Self.unfinishedColumns) FROM tasks
+                WHERE NOT dispatched AND created_at < to_timestamp($1::double precision / 1000) AND status = 'queued'
+                ORDER BY created_at LIMIT $2
+                """, [String(createdBeforeMillis), String(limit)], name: "undispatched tasks").rows.compactMap(Self.unfinished)
+        }
+    }
+
+    /// Every task that is not finished, a page at a time by id (after `afterID`).
+    public func unfinished(after afterID: TaskID?, limit: Int) async throws -> [UnfinishedTask] {
+        try await client.withSession { session in
+            try session.query("""
+                SELECT \(Self.unfinishedColumns) FROM tasks
+                WHERE id > $1 AND status IN ('queued', 'running', 'retrying')
+                ORDER BY id LIMIT $2
+                """, [String(afterID?.rawValue ?? 0), String(limit)], name: "unfinished tasks").rows.compactMap(Self.unfinished)
+        }
+    }
+
+    /// The tasks among `tasks` whose row has not moved since it was read (same status and attempts)
+    /// and, when `undispatchedOnly`, is still not marked dispatched: the ones a re-dispatch may still
+    /// concern.
+    public func unchanged(_ tasks: [UnfinishedTask], undispatchedOnly: Bool) async throws -> [UnfinishedTask] {
+        guard !tasks.isEmpty else { return [] }
+        let literal = PostgresArrayLiteral.integers(tasks.map(\.id.rawValue))
+        let current = try await client.withSession { session in
+            try session.query(
+                "SELECT id, status, attempts, dispatched FROM tasks WHERE id = ANY($1::bigint[])",
+                [literal], name: "recheck tasks").rows
+        }
+        var state: [TaskID: (status: String, attempts: Int, dispatched: Bool)] = [:]
+        for row in current {
+            guard let id = row[0].flatMap({ TaskID($0) }), let status = row[1], let attempts = row[2].flatMap({ Int($0) }) else { continue }
+            state[id] = (status, attempts, row[3] == "t")
+        }
+        return tasks.filter { task in
+            guard let now = state[task.id] else { return false }
+            return now.status == task.status.rawValue && now.attempts == task.attempts && !(undispatchedOnly && now.dispatched)
+        }
+    }
+
+    /// Marks tasks as known to be in Redis, so the Reconciler does not look at them again.
+    public func markDispatched(_ ids: [TaskID]) async throws {
+        guard !ids.isEmpty else { return }
+        let literal = PostgresArrayLiteral.integers(ids.map(\.rawValue))
+        _ = try await client.withSession { session in
+            try session.query(
+                "UPDATE tasks SET dispatched = true WHERE id = ANY($1::bigint[]) AND NOT dispatched",
+                [literal], name: "mark dispatched").affected
+        }
+    }
+
+    private static func unfinished(_ row: [String?]) -> UnfinishedTask? {
+        guard let id = row[0].flatMap({ TaskID($0) }), let type = row[1], let queue = row[2],
+            let status = row[3].flatMap(TaskStatus.init(rawValue:)), let attempts = row[6].flatMap({ Int($0) }),
+            let maxAttempts = row[7].flatMap({ Int($0) }), let created = row[8].flatMap({ Int64($0) })
+        else { return nil }
+        return UnfinishedTask(
+            id: id, type: type, queue: queue, status: status, params: row[4] ?? "{}", correlationID: row[5] ?? "",
+            attempts: attempts, maxAttempts: maxAttempts, createdAtMillis: created, dispatched: row[9] == "t")
+    }
+}
+
+/// Small shared facts in `conveyor_meta`.
+public struct MetaStore: Sendable {
+    public let client: PostgresClient
+
+    public init(client: PostgresClient) {
+        self.client = client
+    }
+
+    public func value(_ key: String) async throws -> String? {
+        try await client.withSession { session in
+            try session.query("SELECT value FROM conveyor_meta WHERE key = $1", [key], name: "read meta").rows.first?[0]
+        }
+    }
+
+    public func set(_ key: String, to value: String) async throws {
+        _ = try await client.withSession { session in
+            try session.query("""
+                INSERT INTO conveyor_meta (key, value) VALUES ($1, $2)
+                ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
+                """, [key, value], name: "write meta").affected
+        }
+    }
+}

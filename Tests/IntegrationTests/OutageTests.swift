@@ -1,0 +1,98 @@
+import ConveyorAgent
+import ConveyorCore
+import ConveyorEmbedded
+import ConveyorRedis
+import ConveyorTesting
+import Testing
+
+@Suite("Outages of PostgreSQL and Redis")
+struct OutageTests {
+    private let registry = TaskTypeRegistry([
+        TaskTypeDefinition(name: "work", maxConcurrent: 10, maxAttempts: 3, handler: "work"),
+    ])
+
+    private func eventsWaiting(_ stack: Stack) async throws -> Int64 {
+        try await stack.coordinator.redis.send(RedisCommand("XLEN", [stack.environment.keys.events(TaskTypeDefinition.defaultQueue)])).integer ?? 0
+    }
+
+    @Test("with PostgreSQL down, submissions get 503 with Retry-After, agents finish their tasks, and the Recorder catches up")
+    func postgresDown() async throws {
+        let environment = try await TestServers.shared.environment(name: "pgdown", ownPostgres: true)
+        let release = Promise<Void>()
+        let log = ExecutionLog()
+        var handlers = HandlerSet.builtIns
+        handlers.register("work") { task in
+            log.begin(task.id)
+            defer { log.end() }
+            try await release.value
+            return nil
+        }
+        let stack = try await Stack.start(registry: registry, agents: 1, handlers: handlers, environment: environment)
+        var ids: [Int64] = []
+        for _ in 0..<3 { ids.append(try await stack.submit("work")) }
+        for _ in 0..<200 where log.executions.count < 3 { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(log.executions.count == 3)
+
+        await environment.postgresServer.stop(removeDirectory: false)
+        let refused = try await stack.post("/v1/tasks", #"{"type":"work"}"#)
+        #expect(refused.status == 503)
+        #expect(refused.headers.first(name: "Retry-After") != nil)
+        #expect(refused.json?["error"]?["code"]?.stringValue != nil)
+
+        // The agent needs Redis only: it finishes, and the outcomes wait in the events stream.
+        release.succeed(())
+        var waiting: Int64 = 0
+        for _ in 0..<200 {
+            waiting = try await eventsWaiting(stack)
+            if waiting >= 3 { break }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        #expect(waiting >= 3, "outcomes kept in Redis while PostgreSQL is down")
+
+        try await environment.postgresServer.restart(logger: TestServers.quietLogger)
+        let statuses = try await stack.waitUntilTerminal(ids, timeout: .seconds(30))
+        #expect(statuses.values.allSatisfy { $0 == .succeeded })
+        var accepted = 0
+        for _ in 0..<100 where accepted != 201 {
+            accepted = try await stack.post("/v1/tasks", #"{"type":"work"}"#).status
+            if accepted != 201 { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(accepted == 201)
+        try await stack.stop()
+    }
+
+    @Test("with Redis killed, submissions get 503; after it restarts from its AOF everything reconnects and work flows again")
+    func redisKilled() async throws {
+        let environment = try await TestServers.shared.environment(name: "redisdown", ownRedis: true)
+        let log = ExecutionLog()
+        var handlers = HandlerSet.builtIns
+        handlers.register("work", log.handler())
+        let stack = try await Stack.start(registry: registry, agents: 1, handlers: handlers, environment: environment) { configuration in
+            configuration.reconcileInterval = .milliseconds(200)
+        }
+        let before = try await stack.submit("work")
+        #expect(try await stack.waitUntilTerminal([before])[before] == .succeeded)
+
+        let server = environment.redisServer
+        server.kill()
+        try await Task.sleep(for: .milliseconds(200))
+        let refused = try await stack.post("/v1/tasks", #"{"type":"work"}"#)
+        #expect(refused.status == 503)
+        #expect(refused.headers.first(name: "Retry-After") != nil)
+        try await Task.sleep(for: .seconds(1))  // every loop is backing off, none has crashed
+
+        let restarted = try await LocalRedisServer.start(
+            appendOnly: true, port: server.port, directory: server.directory, logger: TestServers.quietLogger)
+        ExitCleanup.register(redis: restarted)
+        var after: Int64?
+        for _ in 0..<100 where after == nil {
+            let reply = try await stack.post("/v1/tasks", #"{"type":"work"}"#)
+            if reply.status == 201 { after = reply.json?["id"]?.intValue } else { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let id = try #require(after)
+        #expect(try await stack.waitUntilTerminal([id], timeout: .seconds(30))[id] == .succeeded)
+        #expect(log.executions[before] == 1)
+        try await stack.stop()
+        await restarted.stop()
+    }
+}
