@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` runs the whole broker with a demo load; `make test` runs
 # every test. Both install what is missing first.
 
-.PHONY: deps demo test build release clean
+.PHONY: deps demo test chaos build release clean
 
 deps:
 	@scripts/install-deps.sh
@@ -12,10 +12,16 @@ demo: deps
 	swift build -c release --product conveyor
 	.build/release/conveyor dev --agents 2 --demo-tasks 1000 $(DEMO_ARGS)
 
-# Unit and integration tests; the integration tests start their own Redis and PostgreSQL.
+# Unit and integration tests (they start their own Redis and PostgreSQL), then a short chaos run:
+# 3,000 tasks while agents, the coordinator, Redis and PostgreSQL are killed; it fails on any lost task.
 test: deps
 	swift build --build-tests
 	swift test --skip-build
+	.build/debug/conveyor-load chaos --tasks 3000 --duration 15
+
+# The full chaos run (20,000 tasks); CHAOS_ARGS adds flags.
+chaos:
+	LoadTests/chaos.sh $(CHAOS_ARGS)
 
 build: deps
 	swift build

@@ -12,6 +12,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "conveyor", targets: ["conveyor"]),
+        .executable(name: "conveyor-load", targets: ["conveyor-load"]),
         .library(name: "ConveyorAgent", targets: ["ConveyorAgent"]),
     ],
     dependencies: [
@@ -102,6 +103,18 @@ let package = Package(
                 "ConveyorCore", "ConveyorEmbedded", "ConveyorRedis", "ConveyorPostgres",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "conveyor-load",
+            dependencies: [
+                "ConveyorCore", "ConveyorPostgres", "ConveyorEmbedded",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "LoadTests/ConveyorLoad",
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -44,6 +44,11 @@ public enum JSONValue: Sendable, Hashable {
         }
     }
 
+    public var arrayValue: [JSONValue]? {
+        if case .array(let elements) = self { return elements }
+        return nil
+    }
+
     public var stringValue: String? {
         if case .string(let value) = self { return value }
         return nil

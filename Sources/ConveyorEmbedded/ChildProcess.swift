@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,11 +10,13 @@ import Glibc
 /// stays in our process group, so a Ctrl-C in the terminal would reach the servers before our own
 /// graceful shutdown has drained through them. Here the child gets an empty signal mask, default signal
 /// dispositions, and a process group of its own.
-final class ChildProcess: Sendable {
-    let pid: pid_t
+public final class ChildProcess: Sendable {
+    public let pid: pid_t
 
-    /// - Parameter logPath: stdout and stderr are appended there; stdin is /dev/null.
-    init(executable: String, arguments: [String], workingDirectory: String?, logPath: String) throws {
+    /// - Parameters:
+    ///   - logPath: stdout and stderr are appended there; stdin is /dev/null.
+    ///   - environment: variables set on top of this process's own environment.
+    public init(executable: String, arguments: [String], workingDirectory: String?, logPath: String, environment: [String: String] = [:]) throws {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -42,8 +45,12 @@ final class ChildProcess: Sendable {
         }
         let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
+        var variables = ProcessInfo.processInfo.environment
+        variables.merge(environment) { _, new in new }
+        let envp: [UnsafeMutablePointer<CChar>?] = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for pointer in envp { free(pointer) } }
         var pid: pid_t = 0
-        let status = posix_spawn(&pid, program, &actions, &attributes, argv, environ)
+        let status = posix_spawn(&pid, program, &actions, &attributes, argv, envp)
         guard status == 0 else {
             throw LocalServerError("cannot start \(executable): \(String(cString: strerror(status)))")
         }
@@ -51,7 +58,7 @@ final class ChildProcess: Sendable {
     }
 
     /// Whether the child still runs; reaps it once it has exited.
-    var isRunning: Bool {
+    public var isRunning: Bool {
         var status: Int32 = 0
         let result = waitpid(pid, &status, WNOHANG)
         if result == 0 { return true }
@@ -60,7 +67,7 @@ final class ChildProcess: Sendable {
         return kill(pid, 0) == 0
     }
 
-    func signal(_ signal: Int32) {
+    public func signal(_ signal: Int32) {
         _ = kill(pid, signal)
     }
 }

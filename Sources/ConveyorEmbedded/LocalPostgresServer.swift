@@ -98,8 +98,15 @@ public final class LocalPostgresServer: Sendable {
     }
 
     /// Restarts the server on the same port and data (for outage tests).
-    public func restart(logger: Logger) async throws {
+    ///
+    /// - Parameter immediate: stop as a crash would (`pg_ctl -m immediate`: no checkpoint, WAL recovery at
+    ///   start) instead of a fast shutdown.
+    public func restart(immediate: Bool = false, pause: Duration = .zero, logger: Logger) async throws {
+        if immediate {
+            _ = try? await Self.runAsPostgres("\(binDirectory)/pg_ctl", ["-D", "\(directory)/data", "-m", "immediate", "-w", "-t", "30", "stop"], in: directory)
+        }
         await stop(removeDirectory: false)
+        if pause > .zero { try await Task.sleep(for: pause) }
         try spawn()
         try await waitUntilReady(logger: logger)
     }

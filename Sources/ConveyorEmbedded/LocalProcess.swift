@@ -1,7 +1,7 @@
 import Foundation
 
 /// Helpers for starting the machine's own `redis-server` and PostgreSQL binaries.
-enum LocalProcess {
+public enum LocalProcess {
     /// Runs a command to completion without blocking the cooperative pool and returns its exit status
     /// and combined output.
     ///
@@ -50,7 +50,7 @@ enum LocalProcess {
     }
 
     /// A TCP port that was free on 127.0.0.1 a moment ago.
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw LocalServerError("socket() failed") }
         defer { close(fd) }
@@ -74,7 +74,7 @@ enum LocalProcess {
 
     /// A fresh directory under the system temp folder; when running as root it is handed to the
     /// `postgres` user, because PostgreSQL refuses to run as root.
-    static func makeDirectory(prefix: String, ownedByPostgres: Bool) async throws -> String {
+    public static func makeDirectory(prefix: String, ownedByPostgres: Bool) async throws -> String {
         let base = ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp"
         let path = "\(base)/\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

@@ -1,0 +1,189 @@
+import ConveyorEmbedded
+import Foundation
+import Logging
+import Synchronization
+
+/// The cluster under test: its own Redis (AOF) and PostgreSQL, one coordinator and several agents, each
+/// a real `conveyor` process that can be SIGKILLed and started again.
+final class ChaosCluster: Sendable {
+    let directory: String
+    let conveyor: String
+    let port: Int
+    let postgres: LocalPostgresServer
+    let journalPath: String
+    private let registryPath: String
+    private let redisServer: Mutex<LocalRedisServer>
+    private let coordinator = Mutex<(process: ChildProcess, generation: Int)?>(nil)
+    private let agentProcesses = Mutex<[String: ChildProcess]>([:])
+    private let logger = Logger(label: "conveyor.chaos", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    static let token = "chaos"
+    static let instanceID = "chaos-coordinator"
+
+    /// Task types with short leases and backoffs, so a crash costs seconds, and enough attempts that
+    /// repeated kills do not dead-letter a healthy task.
+    static let registry = """
+        types:
+          noop:
+            handler: noop
+            max_concurrent: 64
+            max_attempts: 10
+            lease: 3s
+            backoff_base: 100ms
+            backoff_max: 500ms
+          sleep:
+            handler: sleep
+            max_concurrent: 64
+            max_attempts: 10
+            timeout: 30s
+            lease: 3s
+            backoff_base: 100ms
+            backoff_max: 500ms
+          fail-once:
+            handler: fail
+            max_concurrent: 64
+            max_attempts: 10
+            lease: 3s
+            backoff_base: 100ms
+            backoff_max: 500ms
+        """
+
+    static func start(conveyor: String) async throws -> ChaosCluster {
+        let directory = try await LocalProcess.makeDirectory(prefix: "conveyor-chaos", ownedByPostgres: false)
+        let logger = Logger(label: "conveyor.chaos", factory: { _ in SwiftLogNoOpLogHandler() })
+        async let redis = LocalRedisServer.start(appendOnly: true, logger: logger)
+        async let postgres = LocalPostgresServer.start(durable: true, logger: logger)
+        let cluster = ChaosCluster(
+            directory: directory, conveyor: conveyor, port: try LocalProcess.freePort(),
+            redis: try await redis, postgres: try await postgres)
+        try registry.write(toFile: cluster.registryPath, atomically: true, encoding: .utf8)
+        let migrate = Process()
+        migrate.executableURL = URL(fileURLWithPath: conveyor)
+        migrate.arguments = ["migrate"]
+        migrate.environment = ProcessInfo.processInfo.environment.merging(cluster.coordinatorEnvironment(fault: nil)) { _, new in new }
+        migrate.standardOutput = FileHandle.nullDevice
+        try migrate.run()
+        migrate.waitUntilExit()
+        guard migrate.terminationStatus == 0 else { throw ChaosError("conveyor migrate failed with status \(migrate.terminationStatus)") }
+        return cluster
+    }
+
+    private init(directory: String, conveyor: String, port: Int, redis: LocalRedisServer, postgres: LocalPostgresServer) {
+        self.directory = directory
+        self.conveyor = conveyor
+        self.port = port
+        self.redisServer = Mutex(redis)
+        self.postgres = postgres
+        self.registryPath = "\(directory)/task-types.yaml"
+        self.journalPath = "\(directory)/executions.journal"
+    }
+
+    var redisURL: String { redisServer.withLock { $0.url } }
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    private func coordinatorEnvironment(fault: String?) -> [String: String] {
+        var environment = [
+            "CONVEYOR_REDIS_URL": redisURL, "CONVEYOR_POSTGRES_URL": postgres.url, "CONVEYOR_TASK_TYPES": registryPath,
+            "CONVEYOR_API_TOKENS": Self.token, "CONVEYOR_HTTP_PORT": String(port), "CONVEYOR_INSTANCE_ID": Self.instanceID,
+            "CONVEYOR_RECONCILE_INTERVAL": "1s", "CONVEYOR_DISPATCH_GRACE": "3s", "CONVEYOR_SHUTDOWN_GRACE": "5s",
+            "CONVEYOR_LOG_FORMAT": "json", "CONVEYOR_LOG_LEVEL": "notice",
+        ]
+        environment["CONVEYOR_FAULT"] = fault ?? ""
+        return environment
+    }
+
+    // MARK: - Coordinator
+
+    /// Starts coordinator generation `generation`, armed with `fault` (a CONVEYOR_FAULT value) if any.
+    func startCoordinator(generation: Int, fault: String?) throws {
+        let process = try ChildProcess(
+            executable: conveyor, arguments: ["coordinator"], workingDirectory: nil,
+            logPath: "\(directory)/coordinator-\(generation).log", environment: coordinatorEnvironment(fault: fault))
+        coordinator.withLock { $0 = (process, generation) }
+    }
+
+    /// The running coordinator's generation, or nil when it has exited.
+    var coordinatorGeneration: Int? {
+        coordinator.withLock { current in
+            guard let current, current.process.isRunning else { return nil }
+            return current.generation
+        }
+    }
+
+    var lastCoordinatorGeneration: Int { coordinator.withLock { $0?.generation ?? -1 } }
+
+    func killCoordinator() {
+        coordinator.withLock { current in
+            guard let process = current?.process, process.isRunning else { return }
+            process.signal(SIGKILL)
+        }
+    }
+
+    // MARK: - Agents
+
+    func startAgent(id: String, fault: String?) throws {
+        let environment = [
+            "CONVEYOR_REDIS_URL": redisURL, "CONVEYOR_TASK_TYPES": registryPath, "CONVEYOR_AGENT_ID": id,
+            "CONVEYOR_AGENT_CONCURRENCY": "64", "CONVEYOR_EXECUTION_JOURNAL": journalPath, "CONVEYOR_FAULT": fault ?? "",
+            "CONVEYOR_SHUTDOWN_GRACE": "5s", "CONVEYOR_LOG_FORMAT": "json", "CONVEYOR_LOG_LEVEL": "notice",
+        ]
+        let process = try ChildProcess(
+            executable: conveyor, arguments: ["agent"], workingDirectory: nil, logPath: "\(directory)/agent-\(id).log",
+            environment: environment)
+        agentProcesses.withLock { $0[id] = process }
+    }
+
+    /// Ids of agents whose process has exited (crashed at a fault point, or killed).
+    var exitedAgents: [String] {
+        agentProcesses.withLock { agents in agents.filter { !$0.value.isRunning }.map(\.key).sorted() }
+    }
+
+    var runningAgents: [String] {
+        agentProcesses.withLock { agents in agents.filter { $0.value.isRunning }.map(\.key).sorted() }
+    }
+
+    func forgetAgent(_ id: String) {
+        _ = agentProcesses.withLock { $0.removeValue(forKey: id) }
+    }
+
+    func killAgent(_ id: String) {
+        agentProcesses.withLock { agents in
+            if let process = agents[id], process.isRunning { process.signal(SIGKILL) }
+        }
+    }
+
+    // MARK: - Redis and PostgreSQL
+
+    func killRedis() {
+        redisServer.withLock { $0.kill() }
+    }
+
+    /// Starts Redis again on the same port from the same folder, so it loads its AOF.
+    func restartRedis() async throws {
+        let old = redisServer.withLock { $0 }
+        for _ in 0..<100 where kill(old.pid, 0) == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        let restarted = try await LocalRedisServer.start(appendOnly: true, port: old.port, directory: old.directory, logger: logger)
+        redisServer.withLock { $0 = restarted }
+    }
+
+    func restartPostgres(pause: Duration) async throws {
+        try await postgres.restart(immediate: true, pause: pause, logger: logger)
+    }
+
+    /// Stops every process and server; removes the folder unless `keep`.
+    func shutdown(keep: Bool) async {
+        killCoordinator()
+        agentProcesses.withLock { agents in
+            for process in agents.values where process.isRunning { process.signal(SIGKILL) }
+        }
+        let redis = redisServer.withLock { $0 }
+        await redis.stop(removeDirectory: !keep)
+        await postgres.stop(removeDirectory: !keep)
+        if !keep { try? FileManager.default.removeItem(atPath: directory) }
+    }
+}
+
+struct ChaosError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

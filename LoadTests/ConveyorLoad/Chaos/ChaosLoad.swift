@@ -1,0 +1,129 @@
+import AsyncHTTPClient
+import ConveyorCore
+import Foundation
+import NIOCore
+import Synchronization
+
+/// Submits the chaos mix through `/v1/tasks/batch` at a steady rate, as a careful client would: every
+/// task carries an idempotency key, and a request that fails (refused, reset, 5xx) is sent again, same
+/// body, until it gets its answer. A task counts as accepted once a reply names its id.
+final class ChaosLoad: Sendable {
+    enum Kind: String, CaseIterable, Sendable {
+        case noop, sleep, failOnce = "fail-once"
+    }
+
+    struct Accepted: Sendable {
+        var id: Int64
+        var kind: Kind
+    }
+
+    let total: Int
+    let batchSize = 20
+    let senders = 8
+    let duration: Duration
+    let baseURL: String
+    let runID = String(UUID().uuidString.prefix(8)).lowercased()
+    private let next = Atomic<Int>(0)
+    private let state = Mutex(State())
+
+    private struct State {
+        var accepted: [Accepted] = []
+        var unanswered = 0
+        var rejected: [String] = []
+        /// (sent, answered) in Unix ms of every successful request: recovery times are read from them.
+        var successes: [(sent: Int64, answered: Int64)] = []
+    }
+
+    init(total: Int, duration: Duration, baseURL: String) {
+        self.total = total
+        self.duration = duration
+        self.baseURL = baseURL
+    }
+
+    var accepted: [Accepted] { state.withLock { $0.accepted } }
+    var unanswered: Int { state.withLock { $0.unanswered } }
+    var rejected: [String] { state.withLock { $0.rejected } }
+
+    /// When the first request sent at or after `millis` that succeeded got its answer, if any.
+    func firstSuccess(sentAtOrAfter millis: Int64) -> Int64? {
+        state.withLock { $0.successes.filter { $0.sent >= millis }.map(\.answered).min() }
+    }
+
+    /// The kind of the `index`th task: 60% noop, 25% sleep, 15% fail-once.
+    static func kind(of index: Int) -> Kind {
+        switch index % 20 {
+        case 0..<12: .noop
+        case 12..<17: .sleep
+        default: .failOnce
+        }
+    }
+
+    func run(startedAt: ContinuousClock.Instant) async {
+        let batches = (total + batchSize - 1) / batchSize
+        let interval = duration / batches
+        await withTaskGroup(of: Void.self) { group in
+            for _ in 0..<senders {
+                group.addTask {
+                    while true {
+                        let batch = self.next.add(1, ordering: .relaxed).oldValue
+                        guard batch < batches else { return }
+                        try? await Task.sleep(until: startedAt + interval * batch)
+                        await self.send(batch: batch)
+                    }
+                }
+            }
+        }
+    }
+
+    private func body(batch: Int) -> String {
+        let range = (batch * batchSize)..<min(total, (batch + 1) * batchSize)
+        let elements = range.map { index -> String in
+            let params: String
+            switch Self.kind(of: index) {
+            case .noop: params = "{}"
+            case .sleep: params = "{\"ms\":\(10 + (index * 37) % 190)}"
+            case .failOnce: params = "{\"times\":1}"
+            }
+            return "{\"type\":\"\(Self.kind(of: index).rawValue)\",\"params\":\(params),\"idempotency_key\":\"chaos-\(runID)-\(index)\"}"
+        }
+        return "{\"tasks\":[" + elements.joined(separator: ",") + "]}"
+    }
+
+    private func send(batch: Int) async {
+        let body = body(batch: batch)
+        let first = batch * batchSize
+        let deadline = ContinuousClock.now + .seconds(300)
+        while ContinuousClock.now < deadline {
+            var request = HTTPClientRequest(url: baseURL + "/v1/tasks/batch")
+            request.method = .POST
+            request.headers.add(name: "Authorization", value: "Bearer \(ChaosCluster.token)")
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body))
+            let sent = WallClock.nowMillis()
+            do {
+                let response = try await HTTPClient.shared.execute(request, timeout: .seconds(15))
+                let text = String(buffer: try await response.body.collect(upTo: 1 << 20))
+                switch response.status.code {
+                case 200, 201:
+                    let ids = (try? JSONValue.parse(text))?["tasks"]?.arrayValue?.compactMap { $0["id"]?.intValue } ?? []
+                    state.withLock { state in
+                        for (offset, id) in ids.enumerated() {
+                            state.accepted.append(Accepted(id: id, kind: Self.kind(of: first + offset)))
+                        }
+                        state.successes.append((sent, WallClock.nowMillis()))
+                    }
+                    return
+                case 500...599, 429:
+                    break  // the broker is recovering: send the same batch again
+                default:
+                    state.withLock { $0.rejected.append("batch \(batch): \(response.status.code) \(text.prefix(200))") }
+                    return
+                }
+            } catch {
+                // Connection refused or reset: the coordinator is down or restarting.
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        state.withLock { $0.unanswered += 1 }
+    }
+}

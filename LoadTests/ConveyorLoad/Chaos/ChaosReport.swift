@@ -1,0 +1,127 @@
+import Foundation
+
+/// What a chaos run proved: lost tasks (must be 0), wrong statuses (must be 0), duplicate executions
+/// (at-least-once: counted, not failed), and how long each fault took to recover from.
+struct ChaosReport: Sendable {
+    var text: String
+    var json: String
+    var passed: Bool
+
+    /// One line per execution in the agents' journal.
+    private struct Execution {
+        var task: Int64
+        var attempt: Int
+        var agent: String
+        var atMillis: Int64
+    }
+
+    static func make(
+        plan: ChaosPlan, cluster: ChaosCluster, load: ChaosLoad, faults: [FaultRecord], startMillis: Int64,
+        settledAfter: Duration, allRecorded: Duration
+    ) async throws -> ChaosReport {
+        let accepted = load.accepted
+        let ids = accepted.map(\.id)
+        let rows = try await TaskCensus.rows(url: cluster.postgres.url, ids: ids)
+        let executions = readJournal(cluster.journalPath)
+
+        let missingRows = ids.filter { rows[$0] == nil }.count
+        let unfinished = rows.values.filter { !["succeeded", "failed", "dead", "cancelled"].contains($0.status) }.count
+        let lost = missingRows + unfinished
+        let wrong = rows.values.filter { ["failed", "dead", "cancelled"].contains($0.status) }
+        var statusCounts: [String: Int] = [:]
+        for row in rows.values { statusCounts[row.status, default: 0] += 1 }
+
+        // Duplicates: the same attempt of the same task started more than once.
+        var perAttempt: [String: Int] = [:]
+        for execution in executions { perAttempt["\(execution.task)/\(execution.attempt)", default: 0] += 1 }
+        let duplicateExecutions = perAttempt.values.reduce(0) { $0 + max(0, $1 - 1) }
+        let acceptedSet = Set(ids)
+        let tasksRunTwice = Set(perAttempt.filter { $0.value > 1 }.keys.compactMap { Int64($0.split(separator: "/")[0]) }).count
+        let ghostExecutions = executions.filter { !acceptedSet.contains($0.task) }.count
+        let redispatched = countLines(containing: "re-dispatched a task Redis did not hold", in: cluster.directory, prefix: "coordinator-")
+
+        // Recovery: for agents, until the tasks the dead agent held had finished elsewhere; for the rest,
+        // until the next accepted submission.
+        var lines: [String] = []
+        var faultJSON: [String] = []
+        var agentRecoveries: [Double] = []
+        for fault in faults {
+            let offset = Double(fault.atMillis - startMillis) / 1000
+            var recovery: Double?
+            if let agent = fault.agent {
+                let held = Set(executions.filter { $0.agent == agent && $0.atMillis <= fault.atMillis }.map(\.task))
+                let finishedLater = held.compactMap { rows[$0]?.finishedAtMillis }.filter { $0 > fault.atMillis }
+                if let last = finishedLater.max() {
+                    recovery = Double(last - fault.atMillis) / 1000
+                    agentRecoveries.append(recovery!)
+                }
+            } else if let next = load.firstSuccess(sentAtOrAfter: fault.atMillis) {
+                recovery = Double(next - fault.atMillis) / 1000
+            }
+            let recoveryText = recovery.map { String(format: "%.1f s", $0) } ?? "n/a"
+            if fault.agent == nil {
+                let what = "until a submission sent after it was accepted"
+                lines.append(String(format: "  +%5.1f s  %@ [%@]: recovered in %@ (%@)", offset, fault.kind.rawValue, fault.detail, recoveryText, what))
+            }
+            faultJSON.append("{\"at_s\":\(String(format: "%.2f", offset)),\"kind\":\"\(fault.kind.rawValue)\",\"detail\":\"\(fault.detail)\",\"recovery_s\":\(recovery.map { String(format: "%.2f", $0) } ?? "null")}")
+        }
+        let agentFaults = faults.filter { $0.agent != nil }
+        let sortedAgent = agentRecoveries.sorted()
+        let agentSummary = sortedAgent.isEmpty ? "no task was held at the kill" : String(
+            format: "tasks they held finished elsewhere within %.1f s at most (median %.1f s; lease 3 s)",
+            sortedAgent.last!, sortedAgent[sortedAgent.count / 2])
+
+        let passed = lost == 0 && wrong.isEmpty && load.unanswered == 0 && load.rejected.isEmpty && accepted.count == plan.tasks
+        var text = """
+            ── Conveyor chaos run ──
+            load:        \(plan.tasks) tasks (60% noop, 25% sleep 10–200 ms, 15% fail-once) over \(plan.duration), \(plan.agents) agents
+            accepted:    \(accepted.count) of \(plan.tasks) (never answered: \(load.unanswered), rejected: \(load.rejected.count))
+            statuses:    \(statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            LOST:        \(lost)\(lost > 0 ? "  (missing rows \(missingRows), unfinished \(unfinished))" : "")
+            wrong:       \(wrong.count) (every task of this mix must end succeeded)
+            executions:  \(executions.count) started; duplicate executions \(duplicateExecutions) across \(tasksRunTwice) tasks (at-least-once); \(ghostExecutions) for tasks never accepted
+            reconciler:  \(redispatched) tasks re-dispatched from PostgreSQL
+            finished:    every accepted task terminal \(format(settledAfter)) after the load ended (\(format(allRecorded)) after it began)
+            faults:
+            """
+        text += "\n" + lines.joined(separator: "\n")
+        text += "\n  \(agentFaults.count) agent deaths (\(agentFaults.filter { $0.kind == .agentKilled }.count) SIGKILL, \(agentFaults.filter { $0.kind == .agentCrashed }.count) at crash-before-complete): \(agentSummary)"
+        for rejection in load.rejected.prefix(5) { text += "\n  rejected: \(rejection)" }
+        text += "\nresult:      \(passed ? "PASS" : "FAIL")"
+
+        let json = """
+            {"tasks":\(plan.tasks),"duration_s":\(plan.duration.components.seconds),"agents":\(plan.agents),"accepted":\(accepted.count),\
+            "unanswered":\(load.unanswered),"rejected":\(load.rejected.count),"lost":\(lost),"wrong_status":\(wrong.count),\
+            "executions":\(executions.count),"duplicate_executions":\(duplicateExecutions),"tasks_run_twice":\(tasksRunTwice),\
+            "redispatched":\(redispatched),"settled_s":\(String(format: "%.1f", seconds(settledAfter))),\
+            "agent_recovery_max_s":\(sortedAgent.last.map { String(format: "%.2f", $0) } ?? "null"),\
+            "faults":[\(faultJSON.joined(separator: ","))],"passed":\(passed)}
+            """
+        return ChaosReport(text: text, json: json, passed: passed)
+    }
+
+    private static func readJournal(_ path: String) -> [Execution] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            let parts = line.split(separator: " ")
+            guard parts.count == 4, let task = Int64(parts[0]), let attempt = Int(parts[1]), let at = Int64(parts[3]) else { return nil }
+            return Execution(task: task, attempt: attempt, agent: String(parts[2]), atMillis: at)
+        }
+    }
+
+    private static func countLines(containing needle: String, in directory: String, prefix: String) -> Int {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        return files.filter { $0.hasPrefix(prefix) }.reduce(0) { total, file in
+            let text = (try? String(contentsOfFile: "\(directory)/\(file)", encoding: .utf8)) ?? ""
+            return total + text.split(separator: "\n").filter { $0.contains(needle) }.count
+        }
+    }
+
+    private static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    private static func format(_ duration: Duration) -> String {
+        String(format: "%.1f s", seconds(duration))
+    }
+}

@@ -1,0 +1,46 @@
+import ConveyorPostgres
+import Logging
+
+/// Reads the chaos run's tasks back from PostgreSQL.
+enum TaskCensus {
+    struct Row: Sendable {
+        var id: Int64
+        var status: String
+        var attempts: Int
+        var finishedAtMillis: Int64?
+    }
+
+    private static let logger = Logger(label: "conveyor.chaos", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    static func statusCounts(url: String, ids: [Int64]) async throws -> [String: Int] {
+        let connection = PostgresConnection(url: url, name: "chaos-census", logger: logger)
+        defer { connection.close() }
+        let literal = PostgresArrayLiteral.integers(ids)
+        let rows = try await connection.withSession { session in
+            try session.query("SELECT status, count(*) FROM tasks WHERE id = ANY($1::bigint[]) GROUP BY status", [literal]).rows
+        }
+        var counts: [String: Int] = [:]
+        for row in rows {
+            if let status = row[0], let count = row[1].flatMap({ Int($0) }) { counts[status] = count }
+        }
+        return counts
+    }
+
+    static func rows(url: String, ids: [Int64]) async throws -> [Int64: Row] {
+        let connection = PostgresConnection(url: url, name: "chaos-census", logger: logger)
+        defer { connection.close() }
+        let literal = PostgresArrayLiteral.integers(ids)
+        let rows = try await connection.withSession { session in
+            try session.query("""
+                SELECT id, status, attempts, (extract(epoch FROM finished_at) * 1000)::bigint
+                FROM tasks WHERE id = ANY($1::bigint[])
+                """, [literal]).rows
+        }
+        var result: [Int64: Row] = [:]
+        for row in rows {
+            guard let id = row[0].flatMap({ Int64($0) }), let status = row[1], let attempts = row[2].flatMap({ Int($0) }) else { continue }
+            result[id] = Row(id: id, status: status, attempts: attempts, finishedAtMillis: row[3].flatMap { Int64($0) })
+        }
+        return result
+    }
+}
