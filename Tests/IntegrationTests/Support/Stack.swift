@@ -140,9 +140,10 @@ final class Stack: Sendable {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         let literal = PostgresArrayLiteral.integers(ids)
         while true {
-            let rows = try await coordinator.postgres.withSession { session in
+            // PostgreSQL may be coming back from an outage the test caused: a failed read is retried.
+            let rows = (try? await coordinator.postgres.withSession { session in
                 try session.query("SELECT id, status FROM tasks WHERE id = ANY($1::bigint[])", [literal]).rows
-            }
+            }) ?? []
             var statuses: [Int64: TaskStatus] = [:]
             for row in rows {
                 if let id = row[0].flatMap({ Int64($0) }), let status = row[1].flatMap(TaskStatus.init(rawValue:)) { statuses[id] = status }
