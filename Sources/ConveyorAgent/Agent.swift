@@ -34,6 +34,7 @@ public struct Agent: Sendable {
         self.redis = RedisConnection(configuration: configuration.redis, name: "agent-redis", logger: logger)
         self.readerRedis = RedisConnection(configuration: configuration.redis, name: "agent-reader", logger: logger)
         let slots = SlotPool(capacity: configuration.concurrency)
+        let ownPendingResumed = Promise<Void>()
         self.completer = Completer(
             redis: redis, keys: configuration.keys, registry: configuration.registry, agentID: configuration.agentID,
             batchSize: configuration.completerBatchSize, logger: logger)
@@ -47,10 +48,11 @@ public struct Agent: Sendable {
         }
         self.executor = Executor(
             handlers: resolved, registry: configuration.registry, completer: completer, slots: slots,
-            agentID: configuration.agentID, journal: journal, logger: logger)
+            agentID: configuration.agentID, journal: journal, redis: redis, logger: logger)
         self.consumer = Consumer(
             redis: readerRedis, keys: configuration.keys, agentID: configuration.agentID,
-            queues: configuration.servedQueues, executor: executor, slots: slots, readBlock: configuration.readBlock, logger: logger)
+            queues: configuration.servedQueues, executor: executor, slots: slots, readBlock: configuration.readBlock,
+            ownPendingResumed: ownPendingResumed, logger: logger)
         self.heartbeat = Heartbeat(redis: redis, keys: configuration.keys, configuration: configuration, executor: executor, logger: logger)
         let served = configuration.registry.types.values.filter { configuration.servedQueues.contains($0.queue) }
         self.leaseKeeper = LeaseKeeper(
@@ -58,7 +60,7 @@ public struct Agent: Sendable {
             shortestLease: served.map(\.lease).min() ?? TaskTypeDefinition.defaultLease, logger: logger)
         self.reclaimer = Reclaimer(
             redis: redis, keys: configuration.keys, registry: configuration.registry, queues: configuration.servedQueues,
-            agentID: configuration.agentID, executor: executor, slots: slots, logger: logger)
+            agentID: configuration.agentID, executor: executor, slots: slots, ownPendingResumed: ownPendingResumed, logger: logger)
         self.cancelWatcher = CancelWatcher(redis: redis, keys: configuration.keys, executor: executor, logger: logger)
     }
 

@@ -40,6 +40,37 @@ struct ShutdownAndReplayTests {
         #expect(outcomes.filter { $0 == "succeeded" }.count + recorded >= 5)
     }
 
+    @Test("tasks still running at the shutdown deadline are handed back and run elsewhere at once, not after their lease")
+    func interruptedTasksAreHandedBack() async throws {
+        // A long lease: without the hand-back, the rescuer would wait 60 s for it.
+        let registry = TaskTypeRegistry([
+            TaskTypeDefinition(name: "work", maxConcurrent: 10, maxAttempts: 3, handler: "work", lease: .seconds(60)),
+        ])
+        let stack = try await Stack.start(registry: registry, agents: 0)
+        let hung = ExecutionLog()
+        var hanging = HandlerSet.builtIns
+        hanging.register("work") { task in
+            hung.begin(task.id)
+            defer { hung.end() }
+            try await Task.sleep(for: .seconds(3600))
+            return nil
+        }
+        let leaving = try stack.startAgent(id: "leaving", registry: registry, handlers: hanging, shutdownDeadline: .milliseconds(300))
+        let id = try await stack.submit("work")
+        for _ in 0..<200 where hung.executions.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(hung.executions[id] == 1)
+        try await leaving.stop()
+
+        let log = ExecutionLog()
+        var working = HandlerSet.builtIns
+        working.register("work", log.handler())
+        let rescuer = try stack.startAgent(id: "rescuer", registry: registry, handlers: working)
+        #expect(try await stack.waitUntilTerminal([id], timeout: .seconds(15))[id] == .succeeded)
+        #expect(log.executions[id] == 1)
+        try await rescuer.stop()
+        try await stack.stop()
+    }
+
     @Test("recording the same events twice changes nothing the second time")
     func replayIsIgnored() async throws {
         let environment = try await TestServers.shared.environment(name: "replay")

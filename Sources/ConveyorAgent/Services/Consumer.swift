@@ -22,11 +22,17 @@ final class Consumer: Service, Sendable {
     private let readBlock: Duration
     private let logger: Logger
     private let rotation = Atomic<Int>(0)
+    /// Fulfilled once this agent's own pending entries are back in the Executor (the Reclaimer waits).
+    private let ownPendingResumed: Promise<Void>
 
     static let backoff = Backoff(base: .milliseconds(100), maximum: .seconds(5))
 
     /// - Parameter redis: a connection of its own: XREADGROUP BLOCK holds it while waiting.
-    init(redis: RedisConnection, keys: RedisKeys, agentID: String, queues: [String], executor: Executor, slots: SlotPool, readBlock: Duration, logger: Logger) {
+    init(
+        redis: RedisConnection, keys: RedisKeys, agentID: String, queues: [String], executor: Executor, slots: SlotPool,
+        readBlock: Duration, ownPendingResumed: Promise<Void>, logger: Logger
+    ) {
+        self.ownPendingResumed = ownPendingResumed
         self.redis = redis
         self.keys = keys
         self.agentID = agentID
@@ -51,6 +57,7 @@ final class Consumer: Service, Sendable {
                     // Only once: after that, every pending entry of ours is already in the Executor.
                     try await resumeOwnPending()
                     resumedOwnPending = true
+                    ownPendingResumed.succeed(())
                 }
                 let free = await cancelWhenGracefulShutdown { await self.slots.waitForFree() }
                 guard free > 0, !Task.isShuttingDownGracefully else { continue }

@@ -1,4 +1,5 @@
 import ConveyorCore
+import ConveyorRedis
 import ConveyorObservability
 import Logging
 import ServiceLifecycle
@@ -8,8 +9,10 @@ import Synchronization
 /// the type's `timeout`, its outcome handed to the Completer.
 ///
 /// Wakes on work from the Consumer. Graceful shutdown: accepts nothing new and lets running tasks
-/// finish; if the group's shutdown deadline passes first, they are cancelled and left unacknowledged, so
-/// another agent (or this one after a restart) runs them again.
+/// finish; if the group's shutdown deadline passes first, they are cancelled, left unacknowledged and
+/// handed back: their entries' idle time is set far past any lease (XCLAIM … IDLE … JUSTID, which
+/// does not count as a delivery), so another agent's Reclaimer takes them at its next pass instead of
+/// waiting out the lease.
 final class Executor: Service, Sendable {
     private let handlers: [String: any TaskHandler]
     private let limiters: [String: TypeLimiter]
@@ -26,12 +29,19 @@ final class Executor: Service, Sendable {
     private let executions = Atomic<Int>(0)
     private let journal: ExecutionJournal?
     private let agentID: String
+    private let redis: RedisConnection
+    /// Deliveries whose attempt the shutdown deadline cut short: handed back when the Executor stops.
+    private let interrupted = Mutex<[Delivery]>([])
+
+    /// The idle time a handed-back entry gets: longer than any lease.
+    static let handBackIdle = Duration.seconds(365 * 24 * 3600)
 
     init(
         handlers: [String: any TaskHandler], registry: TaskTypeRegistry, completer: Completer, slots: SlotPool,
-        agentID: String, journal: ExecutionJournal?, logger: Logger
+        agentID: String, journal: ExecutionJournal?, redis: RedisConnection, logger: Logger
     ) {
         self.handlers = handlers
+        self.redis = redis
         self.agentID = agentID
         self.journal = journal
         self.registry = registry
@@ -76,10 +86,22 @@ final class Executor: Service, Sendable {
     func holds(_ entryID: String) -> Bool { held.withLock { $0[entryID] != nil } }
 
     /// Takes a task the Consumer or the Reclaimer read (it already holds one slot for it).
+    ///
+    /// An entry this agent already holds is dropped: at start-up the Reclaimer may claim an entry (then
+    /// owned by this agent) just before the Consumer re-reads its own pending entries, and both hand it
+    /// over. It must run once.
     func submit(_ delivery: Delivery) {
         let cancel = Promise<Void>()
         if delivery.cancelled { cancel.succeed(()) }
-        held.withLock { $0[delivery.entryID] = HeldDelivery(delivery: delivery, renewedAt: .now, cancel: cancel) }
+        let fresh = held.withLock { held -> Bool in
+            guard held[delivery.entryID] == nil else { return false }
+            held[delivery.entryID] = HeldDelivery(delivery: delivery, renewedAt: .now, cancel: cancel)
+            return true
+        }
+        guard fresh else {
+            slots.release()
+            return
+        }
         inFlight.withLock { $0[delivery.envelope.type, default: 0] += 1 }
         if case .terminated = inboxContinuation.yield(delivery) {
             finishWithoutRunning(delivery)
@@ -98,6 +120,25 @@ final class Executor: Service, Sendable {
             }
         } onGracefulShutdown: {
             self.stopAccepting()
+        }
+        await handBackInterrupted()
+    }
+
+    /// Hands the entries of interrupted attempts back to the other agents at once (see the type's doc).
+    /// Best effort: if it fails, the entries are taken over when their lease runs out, as after a crash.
+    private func handBackInterrupted() async {
+        let deliveries = interrupted.withLock { $0 }
+        guard !deliveries.isEmpty else { return }
+        let byStream = Dictionary(grouping: deliveries, by: \.stream)
+        let commands = byStream.keys.sorted().map { stream in
+            RedisCommand("XCLAIM", [stream, RedisKeys.agentsGroup, agentID, "0"] + byStream[stream]!.map(\.entryID)
+                + ["IDLE", String(Self.handBackIdle.milliseconds), "JUSTID"])
+        }
+        do {
+            _ = try await redis.send(commands)
+            logger.notice("handed interrupted tasks back to other agents", metadata: [LogKeys.count: "\(deliveries.count)"])
+        } catch {
+            logger.warning("handing interrupted tasks back failed; they are taken over after their lease", metadata: [LogKeys.error: "\(error)"])
         }
     }
 
@@ -141,7 +182,8 @@ final class Executor: Service, Sendable {
         let timeout = registry[envelope.type]?.timeout ?? TaskTypeDefinition.defaultTimeout
         let outcome = await Self.attempt(handler, delivery: delivery, timeout: timeout, cancel: cancel, logger: taskLogger)
         guard let outcome else {
-            taskLogger.info("attempt interrupted by shutdown; the task will be redelivered")
+            taskLogger.info("attempt interrupted by shutdown; the task is handed back")
+            interrupted.withLock { $0.append(delivery) }
             return
         }
         switch outcome {

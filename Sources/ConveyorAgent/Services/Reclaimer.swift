@@ -25,10 +25,16 @@ final class Reclaimer: Service, Sendable {
     private let interval: Duration
     private let shortestLease: Duration
     private let logger: Logger
+    /// Fulfilled once the Consumer has taken back this agent's own pending entries.
+    private let ownPendingResumed: Promise<Void>
 
     static let scanLimit = 500
 
-    init(redis: RedisConnection, keys: RedisKeys, registry: TaskTypeRegistry, queues: [String], agentID: String, executor: Executor, slots: SlotPool, logger: Logger) {
+    init(
+        redis: RedisConnection, keys: RedisKeys, registry: TaskTypeRegistry, queues: [String], agentID: String, executor: Executor,
+        slots: SlotPool, ownPendingResumed: Promise<Void>, logger: Logger
+    ) {
+        self.ownPendingResumed = ownPendingResumed
         self.redis = redis
         self.keys = keys
         self.registry = registry
@@ -43,6 +49,9 @@ final class Reclaimer: Service, Sendable {
     }
 
     func run() async throws {
+        // Own pending entries first: what this agent claims becomes its own pending too, and the
+        // Consumer's start-up re-read would hand it over a second time.
+        try? await cancelWhenGracefulShutdown { try await self.ownPendingResumed.value }
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             for queue in queues {
                 do {

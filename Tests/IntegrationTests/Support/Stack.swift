@@ -69,14 +69,16 @@ final class Stack: Sendable {
     }
 
     /// Starts one more agent in a group of its own, so a test can crash it alone.
-    func startAgent(id: String, registry: TaskTypeRegistry, handlers: HandlerSet) throws -> RunningAgent {
+    func startAgent(id: String, registry: TaskTypeRegistry, handlers: HandlerSet, shutdownDeadline: Duration? = nil) throws -> RunningAgent {
         var configuration = AgentConfiguration(agentID: id, redis: environment.redis)
         configuration.registry = registry
         configuration.keys = environment.keys
         configuration.readBlock = .milliseconds(200)
         configuration.heartbeatInterval = .milliseconds(200)
         let agent = try Agent(configuration: configuration, handlers: handlers, logger: TestServers.logger("conveyor.test.agent"))
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: agent.services, logger: TestServers.quietLogger))
+        var groupConfiguration = ServiceGroupConfiguration(services: agent.services, logger: TestServers.quietLogger)
+        groupConfiguration.maximumGracefulShutdownDuration = shutdownDeadline
+        let group = ServiceGroup(configuration: groupConfiguration)
         return RunningAgent(agent: agent, group: group, running: Task { try await group.run() })
     }
 
