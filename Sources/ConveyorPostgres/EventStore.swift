@@ -71,6 +71,7 @@ public struct EventStore: Sendable {
                 dispatched = true
             FROM conveyor_task_merge m
             WHERE t.id = m.id
+              AND m.attempt > t.redrive_floor
               AND conveyor_progress(m.status, m.attempt) > conveyor_progress(t.status, t.attempts)
             """, name: "merge task state").affected
     }

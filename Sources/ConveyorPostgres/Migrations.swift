@@ -90,6 +90,10 @@ public enum Migrations {
             -- recorded event, so it holds the backlog only, never history.
             CREATE INDEX tasks_undispatched ON tasks (created_at) WHERE NOT dispatched;
 
+            -- A redrive starts a task over from `queued`: events of the attempts before it (a late replay of
+            -- the old `dead` event, say) must not apply any more. The merge ignores attempts up to here.
+            ALTER TABLE tasks ADD COLUMN redrive_floor integer NOT NULL DEFAULT 0;
+
             -- Small facts the coordinators share, such as which Redis the tasks were last reconciled against.
             CREATE TABLE conveyor_meta (
                 key        text PRIMARY KEY,

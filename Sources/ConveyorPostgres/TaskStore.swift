@@ -250,7 +250,8 @@ extension TaskStore {
                 try session.execute("CREATE TEMP TABLE IF NOT EXISTS conveyor_redrive (id bigint, max_attempts integer) ON COMMIT DELETE ROWS", name: "redrive temp table")
                 try session.copy("COPY conveyor_redrive (id, max_attempts) FROM STDIN", data: encoder.bytes, name: "copy redrive")
                 _ = try session.query("""
-                    UPDATE tasks t SET status = 'queued', max_attempts = r.max_attempts, updated_at = now(), finished_at = NULL
+                    UPDATE tasks t SET status = 'queued', max_attempts = r.max_attempts, updated_at = now(), finished_at = NULL,
+                        redrive_floor = t.attempts
                     FROM conveyor_redrive r WHERE t.id = r.id
                     """, name: "redrive tasks")
                 return tasks

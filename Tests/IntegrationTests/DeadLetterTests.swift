@@ -43,6 +43,28 @@ struct DeadLetterTests {
         try await stack.stop()
     }
 
+    @Test("after a redrive, a late replay of the old attempt's dead event does not make the task dead again")
+    func lateDeadEventAfterRedriveIsIgnored() async throws {
+        let stack = try await Stack.start(registry: registry)
+        let id = try await stack.submit("flaky", params: "{\"times\":2}")
+        #expect(try await stack.waitUntilTerminal([id])[id] == .dead)
+        try await stack.stop()
+
+        let postgres = PostgresClient(configuration: stack.environment.postgres, logger: TestServers.quietLogger)
+        defer { postgres.close() }
+        let store = TaskStore(client: postgres)
+        #expect(try await store.redrive([TaskID(rawValue: id)]) { _ in 1 }.count == 1)
+        let now = WallClock.nowMillis()
+        func event(_ status: TaskStatus, attempt: Int) -> LifecycleEvent {
+            LifecycleEvent(taskID: TaskID(rawValue: id), status: status, attempt: attempt, agent: "a", atMillis: now, startedAtMillis: now,
+                           error: status == .dead ? "late" : nil, correlationID: "c", type: "flaky")
+        }
+        _ = try await EventStore(client: postgres).record([event(.dead, attempt: 2)])
+        #expect(try await store.status(of: TaskID(rawValue: id)) == .queued, "the replay of attempt 2 is ignored")
+        _ = try await EventStore(client: postgres).record([event(.succeeded, attempt: 3)])
+        #expect(try await store.status(of: TaskID(rawValue: id)) == .succeeded, "the redriven attempt still applies")
+    }
+
     @Test("redriving a task that is not dead is 409; an unknown task is 404")
     func redriveErrors() async throws {
         let stack = try await Stack.start()

@@ -80,4 +80,31 @@ struct LeaseTests {
         try await agent.stop()
         try await stack.stop()
     }
+
+    @Test("an undecodable entry is dead-lettered with its reason, never crashes the agent and never comes back")
+    func undecodableEntryIsDeadLettered() async throws {
+        let log = ExecutionLog()
+        var handlers = HandlerSet.builtIns
+        handlers.register("work", log.handler())
+        let stack = try await Stack.start(registry: registry, agents: 1, handlers: handlers)
+        let keys = stack.environment.keys
+        let redis = RedisConnection(configuration: stack.environment.redis, logger: TestServers.quietLogger)
+        defer { redis.close() }
+        _ = try await redis.send(RedisConnection.xadd(stream: keys.ready("default"), fields: [("id", "not-a-number"), ("junk", "yes")]))
+        let after = try await stack.submit("work")
+        #expect(try await stack.waitUntilTerminal([after])[after] == .succeeded, "the agent keeps working")
+
+        var dead: [RedisReply] = []
+        for _ in 0..<100 where dead.isEmpty {
+            dead = try await redis.send(RedisCommand("XRANGE", [keys.dead("default"), "-", "+"])).array ?? []
+            if dead.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(dead.count == 1)
+        let fields = try #require(dead.first.flatMap { try? StreamEntry(reply: $0) }?.fields)
+        #expect(fields["dead_reason"]?.contains("id") == true, "\(fields)")
+        let pending = try await redis.send(RedisCommand("XPENDING", [keys.ready("default"), RedisKeys.agentsGroup]))
+        #expect(pending.array?.first?.integer == 0, "nothing left to loop on")
+        #expect(try await redis.send(RedisCommand("XLEN", [keys.ready("default")])).integer == 0)
+        try await stack.stop()
+    }
 }
