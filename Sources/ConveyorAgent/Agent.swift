@@ -64,6 +64,11 @@ public struct Agent: Sendable {
         self.cancelWatcher = CancelWatcher(redis: redis, keys: configuration.keys, executor: executor, logger: logger)
     }
 
+    /// What in Redis' configuration puts tasks at risk (logged at start).
+    public func durabilityWarnings() async -> [String] {
+        await redis.durabilityWarnings()
+    }
+
     /// Attempts started by this agent since it began (tests and the demo read it).
     public var executionCount: Int { executor.executionCount }
 

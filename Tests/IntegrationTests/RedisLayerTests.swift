@@ -134,3 +134,21 @@ struct CompletionScriptTests {
         #expect(try await redis.send(RedisCommand("ZCARD", [keys.delayed("q")])).integer == 1)
     }
 }
+
+@Suite("Redis durability check")
+struct RedisDurabilityCheckTests {
+    @Test("a Redis without AOF is reported at start; one with AOF and noeviction is not")
+    func warnsAboutMissingAOF() async throws {
+        let shared = try await TestServers.shared.environment(name: "durability")
+        let plain = RedisConnection(configuration: shared.redis, logger: TestServers.quietLogger)
+        defer { plain.close() }
+        let warnings = await plain.durabilityWarnings()
+        #expect(warnings.count == 1 && warnings[0].contains("AOF"), "\(warnings)")
+
+        let durable = try await TestServers.shared.environment(name: "durability", ownRedis: true)
+        let aof = RedisConnection(configuration: durable.redis, logger: TestServers.quietLogger)
+        defer { aof.close() }
+        #expect(await aof.durabilityWarnings().isEmpty)
+        await durable.redisServer.stop()
+    }
+}

@@ -24,6 +24,7 @@ struct AgentCommand: AsyncParsableCommand {
             let logger = try settings.bootstrapLogging(service: "agent", instance: configuration.agentID)
             let grace = try settings.shutdownGrace()
             let agent = try Agent(configuration: configuration, logger: logger)
+            for warning in await agent.durabilityWarnings() { logger.warning("\(warning)") }
             logger.info("agent started", metadata: [
                 "queues": "\(configuration.servedQueues.joined(separator: ","))", "concurrency": "\(configuration.concurrency)",
             ])

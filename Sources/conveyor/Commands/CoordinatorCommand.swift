@@ -27,6 +27,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
             let coordinator = Coordinator(configuration: configuration, logger: logger)
             defer { coordinator.close() }
             try await migrate(coordinator, logger: logger)
+            for warning in await coordinator.redis.durabilityWarnings() { logger.warning("\(warning)") }
             let app = coordinator.makeApplication { port in
                 logger.info("coordinator listening", metadata: ["host": "\(configuration.host)", "port": "\(port)"])
             }

@@ -1,0 +1,27 @@
+extension RedisConnection {
+    /// What in the server's configuration puts tasks at risk (DESIGN §2, pitfall 8): an eviction policy
+    /// other than `noeviction` lets Redis drop stream entries under memory pressure, and without AOF a
+    /// restart loses everything not yet recorded (the Reconciler then re-dispatches from PostgreSQL, but
+    /// in-flight outcomes are lost and run again).
+    ///
+    /// Empty when all is well, or when the server does not allow CONFIG GET (some managed services):
+    /// then nothing can be said, and nothing is claimed.
+    public func durabilityWarnings() async -> [String] {
+        guard let replies = try? await send([
+            RedisCommand("CONFIG", ["GET", "maxmemory-policy"]),
+            RedisCommand("CONFIG", ["GET", "appendonly"]),
+        ]) else { return [] }
+        func value(_ reply: RedisReply) -> String? {
+            guard let pair = reply.array, pair.count == 2 else { return nil }
+            return pair[1].string
+        }
+        var warnings: [String] = []
+        if let policy = value(replies[0]), policy != "noeviction" {
+            warnings.append("Redis maxmemory-policy is '\(policy)': set it to noeviction, or Redis may evict queued tasks under memory pressure")
+        }
+        if let appendOnly = value(replies[1]), appendOnly != "yes" {
+            warnings.append("Redis runs without AOF (appendonly \(appendOnly)): a Redis restart loses queued work until the Reconciler re-dispatches it, and in-flight outcomes")
+        }
+        return warnings
+    }
+}
