@@ -25,6 +25,8 @@ public struct Coordinator: Sendable {
     public let reconciler: Reconciler
     /// The Reconciler's own session: it holds the leader lock while it lives.
     let reconcilerLock: PostgresConnection
+    /// The Reconciler's own Redis connection (a census reads whole streams).
+    let reconcilerRedis: RedisConnection
     let logger: Logger
 
     public init(configuration: CoordinatorConfiguration, logger: Logger) {
@@ -43,8 +45,9 @@ public struct Coordinator: Sendable {
             batchSize: configuration.recorderBatchSize, abandonedAfter: configuration.abandonedEventsAfter, logger: logger.with(label: "conveyor.coordinator.recorder"))
         self.deadLetters = DeadLetterQueue(redis: redis, store: store, keys: configuration.keys, registry: configuration.registry)
         self.reconcilerLock = PostgresConnection(url: configuration.postgres.url, name: "reconciler-pg", logger: logger)
+        self.reconcilerRedis = RedisConnection(configuration: configuration.redis, name: "reconciler-redis", logger: logger)
         self.reconciler = Reconciler(
-            store: store, meta: MetaStore(client: postgres), lock: reconcilerLock, redis: redis, keys: configuration.keys,
+            store: store, meta: MetaStore(client: postgres), lock: reconcilerLock, redis: reconcilerRedis, keys: configuration.keys,
             interval: configuration.reconcileInterval, dispatchGrace: configuration.dispatchGrace,
             logger: logger.with(label: "conveyor.coordinator.reconciler"))
         self.forwarder = Forwarder(
@@ -95,6 +98,7 @@ public struct Coordinator: Sendable {
         redis.close()
         recorderRedis.close()
         reconcilerLock.close()
+        reconcilerRedis.close()
         postgres.close()
     }
 }

@@ -56,6 +56,9 @@ public struct CoordinatorConfiguration: Sendable {
             throw ConfigurationError(key: "CONVEYOR_SUBMIT_BATCH_MAX", "must be at least \(Self.maxBatchTasks)")
         }
         guard reconcileInterval >= .milliseconds(10) else { throw ConfigurationError(key: "CONVEYOR_RECONCILE_INTERVAL", "must be at least 10ms") }
+        guard abandonedEventsAfter >= .milliseconds(100) else {
+            throw ConfigurationError(key: "CONVEYOR_RECORDER_TAKEOVER_AFTER", "must be at least 100ms")
+        }
         guard dispatchGrace >= .zero else { throw ConfigurationError(key: "CONVEYOR_DISPATCH_GRACE", "must not be negative") }
         guard recorderBatchSize > 0 else { throw ConfigurationError(key: "CONVEYOR_RECORDER_BATCH", "must be positive") }
     }

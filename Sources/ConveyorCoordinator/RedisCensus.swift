@@ -11,8 +11,11 @@ import Foundation
 /// entry and adds its event atomically, and events are read after ready. A task whose event has been
 /// recorded meanwhile has a changed row, which the Reconciler checks afterwards.
 ///
+/// The Reconciler relies on each candidate row having been read from PostgreSQL *before* the census:
+/// then a task that moved on meanwhile shows as a changed row when it is read again.
+///
 /// Costs one pass over the queue's keys (pages of ``pageSize``): run it only when a reconciliation has
-/// candidates, never on a hot path.
+/// candidates, on a connection of its own (its large replies would hold up a shared pipeline).
 struct RedisCensus: Sendable {
     let redis: RedisConnection
     let keys: RedisKeys
@@ -20,11 +23,11 @@ struct RedisCensus: Sendable {
 
     func taskIDs(in queue: String) async throws -> Set<TaskID> {
         var ids = Set<TaskID>()
-        let deadIndex = try await redis.send(RedisCommand("HKEYS", [keys.deadIndex(queue)]))
+        let deadIndex = try await checked(RedisCommand("HKEYS", [keys.deadIndex(queue)]))
         for key in deadIndex.array ?? [] {
             if let id = key.string.flatMap({ TaskID($0) }) { ids.insert(id) }
         }
-        let delayed = try await redis.send(RedisCommand("ZRANGE", [keys.delayed(queue), "0", "-1"]))
+        let delayed = try await checked(RedisCommand("ZRANGE", [keys.delayed(queue), "0", "-1"]))
         for member in delayed.array ?? [] {
             if let id = member.string.flatMap(Self.taskID(inDelayedMember:)) { ids.insert(id) }
         }
@@ -37,8 +40,7 @@ struct RedisCensus: Sendable {
     private func scan(stream: String, field: String, into ids: inout Set<TaskID>) async throws {
         var start = "-"
         while true {
-            let reply = try await redis.send(RedisCommand("XRANGE", [stream, start, "+", "COUNT", String(pageSize)]))
-            if let message = reply.errorMessage { throw RedisError(.commandFailed, message, command: "XRANGE") }
+            let reply = try await checked(RedisCommand("XRANGE", [stream, start, "+", "COUNT", String(pageSize)]))
             let entries = try (reply.array ?? []).map { reply throws(RedisError) in try StreamEntry(reply: reply) }
             for entry in entries {
                 if let id = entry.fields?[field].flatMap({ TaskID($0) }) { ids.insert(id) }
@@ -46,6 +48,13 @@ struct RedisCensus: Sendable {
             guard entries.count == pageSize, let last = entries.last else { return }
             start = "(" + last.id
         }
+    }
+
+    /// An error reply must not read as "nothing there": every task would then look missing.
+    private func checked(_ command: RedisCommand) async throws -> RedisReply {
+        let reply = try await redis.send(command)
+        if let message = reply.errorMessage { throw RedisError(.commandFailed, message, command: command.name) }
+        return reply
     }
 
     /// A delayed member is the next attempt's entry fields as a JSON array `[name, value, …]`.

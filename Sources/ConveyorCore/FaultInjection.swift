@@ -22,8 +22,14 @@ public enum FaultPoint: String, Sendable, CaseIterable {
 public enum FaultInjection {
     private static let plan = Mutex<[FaultPoint: Double]>([:])
 
-    /// Parses a `CONVEYOR_FAULT` value; empty turns every fault off.
+    /// Arms the points of a `CONVEYOR_FAULT` value; empty turns every fault off.
     public static func configure(_ specification: String) throws(ConfigurationError) {
+        let parsed = try parse(specification)
+        plan.withLock { $0 = parsed }
+    }
+
+    /// The points and chances a `CONVEYOR_FAULT` value names.
+    public static func parse(_ specification: String) throws(ConfigurationError) -> [FaultPoint: Double] {
         var parsed: [FaultPoint: Double] = [:]
         for item in specification.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !item.isEmpty {
             let parts = item.split(separator: ":", maxSplits: 1).map(String.init)
@@ -40,7 +46,7 @@ public enum FaultInjection {
             }
             parsed[point] = chance
         }
-        plan.withLock { $0 = parsed }
+        return parsed
     }
 
     /// Crashes the process here if this point is armed (and its chance comes up).

@@ -31,6 +31,7 @@ public enum Settings {
     public static let metricsPort = Setting(environmentVariable: "CONVEYOR_METRICS_PORT", flag: "--metrics-port", defaultValue: "(none)", summary: "Port of the agent's HTTP endpoint (/health).")
     public static let reconcileInterval = Setting(environmentVariable: "CONVEYOR_RECONCILE_INTERVAL", flag: nil, defaultValue: "5s", summary: "How often the leading coordinator compares PostgreSQL with Redis (lost or undispatched tasks).")
     public static let dispatchGrace = Setting(environmentVariable: "CONVEYOR_DISPATCH_GRACE", flag: nil, defaultValue: "30s", summary: "Age after which a committed task with no sign of being in Redis is looked up and dispatched again.")
+    public static let recorderTakeoverAfter = Setting(environmentVariable: "CONVEYOR_RECORDER_TAKEOVER_AFTER", flag: nil, defaultValue: "60s", summary: "How long lifecycle events may wait with another coordinator's Recorder (one that is gone) before this one records them.")
     public static let fault = Setting(environmentVariable: "CONVEYOR_FAULT", flag: nil, defaultValue: "(none)", summary: "Testing only: crash with SIGKILL at named points, e.g. crash-after-commit:0.05 (see docs/architecture.md).")
     public static let executionJournal = Setting(environmentVariable: "CONVEYOR_EXECUTION_JOURNAL", flag: nil, defaultValue: "(none)", summary: "Testing only: an agent appends `task attempt agent ms` per attempt started to this file.")
     public static let shutdownGrace = Setting(environmentVariable: "CONVEYOR_SHUTDOWN_GRACE", flag: nil, defaultValue: "30s", summary: "How long SIGTERM waits for in-flight work before cancelling it.")
@@ -42,6 +43,6 @@ public enum Settings {
     public static let all: [Setting] = [
         redisURL, redisPrefix, postgresURL, postgresPoolSize, taskTypes, httpHost, httpPort, apiTokens, authDisabled,
         maxBodyBytes, submitBatchMax, recorderBatch, instanceID, agentID, agentConcurrency, agentQueues, metricsPort,
-        reconcileInterval, dispatchGrace, shutdownGrace, logLevel, logFormat, clientURL, clientToken, fault, executionJournal,
+        reconcileInterval, dispatchGrace, recorderTakeoverAfter, shutdownGrace, logLevel, logFormat, clientURL, clientToken, fault, executionJournal,
     ]
 }

@@ -104,9 +104,13 @@ public struct EventStore: Sendable {
             }
             let started = [current.startedAtMillis, event.startedAtMillis, event.status == .running ? event.atMillis : nil]
                 .compactMap { $0 }.min()
-            if event.progress > current.progress || (event.progress == current.progress && event.atMillis > current.atMillis) {
-                current = event
-            }
+            // A later attempt outranks an earlier one even when the earlier one is terminal: after a redrive
+            // a replayed `dead` of the old attempt must not hide the new attempt's event (the merge then
+            // drops the old one under `redrive_floor`). Within an attempt, progress decides, then time.
+            let newer = event.attempt != current.attempt
+                ? event.attempt > current.attempt
+                : event.progress > current.progress || (event.progress == current.progress && event.atMillis > current.atMillis)
+            if newer { current = event }
             current.startedAtMillis = started
             latest[event.taskID] = current
         }

@@ -43,27 +43,30 @@ extension TaskStore {
         (extract(epoch FROM created_at) * 1000)::bigint, dispatched
         """
 
-    /// Tasks committed before `createdBeforeMillis` that no agent has reported on and that are not known
-    /// to be in Redis, oldest first (served by the partial index `tasks_undispatched`).
-    public func undispatched(createdBeforeMillis: Int64, limit: Int) async throws -> [UnfinishedTask] {
+    /// Tasks older than `age` (by PostgreSQL's clock) that no agent has reported on and that are not
+    /// known to be in Redis, oldest first (served by the partial index `tasks_undispatched`).
+    public func undispatched(olderThan age: Duration, limit: Int) async throws -> [UnfinishedTask] {
         try await client.withSession { session in
             try session.query("""
                 SELECT \(Self.unfinishedColumns) FROM tasks
-                WHERE NOT dispatched AND created_at < to_timestamp($1::double precision / 1000) AND status = 'queued'
+                WHERE NOT dispatched AND created_at < now() - $1::bigint * interval '1 millisecond' AND status = 'queued'
                 ORDER BY created_at LIMIT $2
-                """, [String(createdBeforeMillis), String(limit)], name: "undispatched tasks").rows.compactMap(Self.unfinished)
+                """, [String(age.milliseconds), String(limit)], name: "undispatched tasks").rows.compactMap(Self.unfinished)
         }
     }
 
-    /// Every task that is not finished, a page at a time by id (after `afterID`).
-    public func unfinished(after afterID: TaskID?, limit: Int) async throws -> [UnfinishedTask] {
-        try await client.withSession { session in
+    /// A page of the tasks that are not finished, by id after `afterID`, and the last id the page
+    /// covered (nil when there are no more). Walks the primary key: its cost grows with the table, so
+    /// it is for the rare pass after Redis restarted, never for a periodic one.
+    public func unfinished(after afterID: TaskID?, limit: Int) async throws -> (tasks: [UnfinishedTask], lastID: TaskID?) {
+        let rows = try await client.withSession { session in
             try session.query("""
                 SELECT \(Self.unfinishedColumns) FROM tasks
                 WHERE id > $1 AND status IN ('queued', 'running', 'retrying')
                 ORDER BY id LIMIT $2
-                """, [String(afterID?.rawValue ?? 0), String(limit)], name: "unfinished tasks").rows.compactMap(Self.unfinished)
+                """, [String(afterID?.rawValue ?? 0), String(limit)], name: "unfinished tasks").rows
         }
+        return (rows.compactMap(Self.unfinished), rows.last?[0].flatMap { TaskID($0) })
     }
 
     /// The tasks among `tasks` whose row has not moved since it was read (same status and attempts)
@@ -107,29 +110,5 @@ extension TaskStore {
         return UnfinishedTask(
             id: id, type: type, queue: queue, status: status, params: row[4] ?? "{}", correlationID: row[5] ?? "",
             attempts: attempts, maxAttempts: maxAttempts, createdAtMillis: created, dispatched: row[9] == "t")
-    }
-}
-
-/// Small shared facts in `conveyor_meta`.
-public struct MetaStore: Sendable {
-    public let client: PostgresClient
-
-    public init(client: PostgresClient) {
-        self.client = client
-    }
-
-    public func value(_ key: String) async throws -> String? {
-        try await client.withSession { session in
-            try session.query("SELECT value FROM conveyor_meta WHERE key = $1", [key], name: "read meta").rows.first?[0]
-        }
-    }
-
-    public func set(_ key: String, to value: String) async throws {
-        _ = try await client.withSession { session in
-            try session.query("""
-                INSERT INTO conveyor_meta (key, value) VALUES ($1, $2)
-                ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
-                """, [key, value], name: "write meta").affected
-        }
     }
 }

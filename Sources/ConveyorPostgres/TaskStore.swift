@@ -251,7 +251,9 @@ extension TaskStore {
                 try session.copy("COPY conveyor_redrive (id, max_attempts) FROM STDIN", data: encoder.bytes, name: "copy redrive")
                 _ = try session.query("""
                     UPDATE tasks t SET status = 'queued', max_attempts = r.max_attempts, updated_at = now(), finished_at = NULL,
-                        redrive_floor = t.attempts
+                        -- Not known to be in Redis until the redrive script has run: should the script and the
+                        -- revert both fail, the Reconciler finds the row and dispatches it.
+                        redrive_floor = t.attempts, dispatched = false
                     FROM conveyor_redrive r WHERE t.id = r.id
                     """, name: "redrive tasks")
                 return tasks
@@ -264,7 +266,7 @@ extension TaskStore {
         for task in tasks {
             _ = try await client.withSession { session in
                 try session.query(
-                    "UPDATE tasks SET status = 'dead', max_attempts = $2 WHERE id = $1 AND status = 'queued'",
+                    "UPDATE tasks SET status = 'dead', max_attempts = $2, dispatched = true WHERE id = $1 AND status = 'queued'",
                     [task.id.description, String(task.previousMaxAttempts)], name: "revert redrive").affected
             }
         }
@@ -294,7 +296,7 @@ extension TaskStore {
     public func cancel(_ id: TaskID) async throws -> Bool {
         try await client.withSession { session in
             try session.query("""
-                UPDATE tasks SET status = 'cancelled', updated_at = now(), finished_at = now(), error = 'cancelled'
+                UPDATE tasks SET status = 'cancelled', updated_at = now(), finished_at = now(), error = 'cancelled', dispatched = true
                 WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'dead', 'cancelled')
                 """, [id.description], name: "cancel task").affected == 1
         }

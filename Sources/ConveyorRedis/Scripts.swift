@@ -95,6 +95,24 @@ public enum Scripts {
         return renewed
         """)
 
+    /// Hands entries back at an agent's shutdown deadline: sets their idle time far past any lease, so
+    /// another agent's Reclaimer takes them at once. Only entries this consumer still owns (one another
+    /// agent has claimed meanwhile is left alone), and JUSTID, so it does not count as a delivery.
+    public static let handBack = RedisScript(name: "hand_back", source: """
+        -- KEYS[1] -> conveyor:{<queue>}:ready  (stream)
+        -- ARGV[1] -> consumer group; ARGV[2] -> this consumer; ARGV[3] -> idle time to set, ms; ARGV[4…] -> entry ids
+        -- Returns how many entries were handed back.
+        local handed = 0
+        for i = 4, #ARGV do
+            local owned = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1, ARGV[2])
+            if #owned == 1 then
+                redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'IDLE', ARGV[3], 'JUSTID')
+                handed = handed + 1
+            end
+        end
+        return handed
+        """)
+
     /// Dead-letters a ready entry that must not run again (delivered too often without finishing, or
     /// undecodable): copies it to the dead stream, records the event, acknowledges and deletes it, all at
     /// once, and only if it is still pending (so two agents cannot both do it).

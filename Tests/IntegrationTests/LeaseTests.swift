@@ -7,7 +7,8 @@ import Testing
 @Suite("Leases and reclaiming")
 struct LeaseTests {
     private let registry = TaskTypeRegistry([
-        TaskTypeDefinition(name: "work", maxConcurrent: 10, maxAttempts: 3, handler: "work", lease: .seconds(1)),
+        // Two seconds: renewals every 0.67 s then survive the stalls of a loaded 2-core test machine.
+        TaskTypeDefinition(name: "work", maxConcurrent: 10, maxAttempts: 3, handler: "work", lease: .seconds(2)),
     ])
 
     @Test("a task held by an agent that crashed is taken over by another after its lease, and succeeds once")
@@ -43,7 +44,7 @@ struct LeaseTests {
     func longTaskKeepsItsLease() async throws {
         let log = ExecutionLog()
         var handlers = HandlerSet.builtIns
-        handlers.register("work", log.handler(sleep: .milliseconds(3500)))
+        handlers.register("work", log.handler(sleep: .milliseconds(4500)))
         let stack = try await Stack.start(registry: registry, agents: 2, handlers: handlers)
         var ids: [Int64] = []
         for _ in 0..<4 { ids.append(try await stack.submit("work")) }

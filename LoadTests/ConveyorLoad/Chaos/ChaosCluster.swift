@@ -60,7 +60,7 @@ final class ChaosCluster: Sendable {
         let migrate = Process()
         migrate.executableURL = URL(fileURLWithPath: conveyor)
         migrate.arguments = ["migrate"]
-        migrate.environment = ProcessInfo.processInfo.environment.merging(cluster.coordinatorEnvironment(fault: nil)) { _, new in new }
+        migrate.environment = ProcessInfo.processInfo.environment.merging(cluster.coordinatorEnvironment(generation: 0, fault: nil)) { _, new in new }
         migrate.standardOutput = FileHandle.nullDevice
         try migrate.run()
         migrate.waitUntilExit()
@@ -81,10 +81,14 @@ final class ChaosCluster: Sendable {
     var redisURL: String { redisServer.withLock { $0.url } }
     var baseURL: String { "http://127.0.0.1:\(port)" }
 
-    private func coordinatorEnvironment(fault: String?) -> [String: String] {
+    /// Each generation gets an instance id of its own, as a replacement host would: the events a dead
+    /// generation left pending are then recorded by the next one's takeover (after 5 s), not by a
+    /// restart under the same name.
+    private func coordinatorEnvironment(generation: Int, fault: String?) -> [String: String] {
         var environment = [
             "CONVEYOR_REDIS_URL": redisURL, "CONVEYOR_POSTGRES_URL": postgres.url, "CONVEYOR_TASK_TYPES": registryPath,
-            "CONVEYOR_API_TOKENS": Self.token, "CONVEYOR_HTTP_PORT": String(port), "CONVEYOR_INSTANCE_ID": Self.instanceID,
+            "CONVEYOR_API_TOKENS": Self.token, "CONVEYOR_HTTP_PORT": String(port), "CONVEYOR_INSTANCE_ID": "\(Self.instanceID)-g\(generation)",
+            "CONVEYOR_RECORDER_TAKEOVER_AFTER": "5s",
             "CONVEYOR_RECONCILE_INTERVAL": "1s", "CONVEYOR_DISPATCH_GRACE": "3s", "CONVEYOR_SHUTDOWN_GRACE": "5s",
             "CONVEYOR_LOG_FORMAT": "json", "CONVEYOR_LOG_LEVEL": "notice",
         ]
@@ -98,7 +102,7 @@ final class ChaosCluster: Sendable {
     func startCoordinator(generation: Int, fault: String?) throws {
         let process = try ChildProcess(
             executable: conveyor, arguments: ["coordinator"], workingDirectory: nil,
-            logPath: "\(directory)/coordinator-\(generation).log", environment: coordinatorEnvironment(fault: fault))
+            logPath: "\(directory)/coordinator-\(generation).log", environment: coordinatorEnvironment(generation: generation, fault: fault))
         coordinator.withLock { $0 = (process, generation) }
     }
 

@@ -39,6 +39,7 @@ struct ChaosReport: Sendable {
         let tasksRunTwice = Set(perAttempt.filter { $0.value > 1 }.keys.compactMap { Int64($0.split(separator: "/")[0]) }).count
         let ghostExecutions = executions.filter { !acceptedSet.contains($0.task) }.count
         let redispatched = countLines(containing: "re-dispatched a task Redis did not hold", in: cluster.directory, prefix: "coordinator-")
+        let takeovers = countLines(containing: "recording events another coordinator left pending", in: cluster.directory, prefix: "coordinator-")
 
         // Recovery: for agents, until the tasks the dead agent held had finished elsewhere; for the rest,
         // until the next accepted submission.
@@ -80,7 +81,7 @@ struct ChaosReport: Sendable {
             LOST:        \(lost)\(lost > 0 ? "  (missing rows \(missingRows), unfinished \(unfinished))" : "")
             wrong:       \(wrong.count) (every task of this mix must end succeeded)
             executions:  \(executions.count) started; duplicate executions \(duplicateExecutions) across \(tasksRunTwice) tasks (at-least-once); \(ghostExecutions) for tasks never accepted
-            reconciler:  \(redispatched) tasks re-dispatched from PostgreSQL
+            reconciler:  \(redispatched) tasks re-dispatched from PostgreSQL; \(takeovers) batches of events taken over from dead coordinators
             finished:    every accepted task terminal \(format(settledAfter)) after the load ended (\(format(allRecorded)) after it began)
             faults:
             """
@@ -93,7 +94,7 @@ struct ChaosReport: Sendable {
             {"tasks":\(plan.tasks),"duration_s":\(plan.duration.components.seconds),"agents":\(plan.agents),"accepted":\(accepted.count),\
             "unanswered":\(load.unanswered),"rejected":\(load.rejected.count),"lost":\(lost),"wrong_status":\(wrong.count),\
             "executions":\(executions.count),"duplicate_executions":\(duplicateExecutions),"tasks_run_twice":\(tasksRunTwice),\
-            "redispatched":\(redispatched),"settled_s":\(String(format: "%.1f", seconds(settledAfter))),\
+            "redispatched":\(redispatched),"event_takeovers":\(takeovers),"settled_s":\(String(format: "%.1f", seconds(settledAfter))),\
             "agent_recovery_max_s":\(sortedAgent.last.map { String(format: "%.2f", $0) } ?? "null"),\
             "faults":[\(faultJSON.joined(separator: ","))],"passed":\(passed)}
             """

@@ -39,7 +39,8 @@ final class ChaosRun: Sendable {
     private let finished = Atomic<Bool>(false)
 
     /// CONVEYOR_FAULT of each coordinator generation: the first three die at the narrow windows.
-    static let coordinatorFaults = ["crash-after-commit:0.05", "crash-after-dispatch:0.05", "crash-after-record:0.05"]
+    /// (Recorder batches are fewer than submission batches, hence its higher chance per pass.)
+    static let coordinatorFaults = ["crash-after-commit:0.05", "crash-after-dispatch:0.1", "crash-after-record:0.3"]
     static let agentFault = "crash-before-complete:0.005"
 
     init(plan: ChaosPlan, conveyor: String) {

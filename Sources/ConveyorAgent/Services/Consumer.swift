@@ -44,6 +44,9 @@ final class Consumer: Service, Sendable {
     }
 
     func run() async throws {
+        // Stopping before the resume (shutdown while Redis is away) must release the waiting Reclaimer;
+        // after a success this does nothing.
+        defer { ownPendingResumed.fail(CancellationError()) }
         var failures = 0
         var groupsReady = false
         var resumedOwnPending = false

@@ -130,12 +130,11 @@ final class Executor: Service, Sendable {
         let deliveries = interrupted.withLock { $0 }
         guard !deliveries.isEmpty else { return }
         let byStream = Dictionary(grouping: deliveries, by: \.stream)
-        let commands = byStream.keys.sorted().map { stream in
-            RedisCommand("XCLAIM", [stream, RedisKeys.agentsGroup, agentID, "0"] + byStream[stream]!.map(\.entryID)
-                + ["IDLE", String(Self.handBackIdle.milliseconds), "JUSTID"])
+        let calls = byStream.keys.sorted().map { stream in
+            ScriptCall(keys: [stream], arguments: [RedisKeys.agentsGroup, agentID, String(Self.handBackIdle.milliseconds)] + byStream[stream]!.map(\.entryID))
         }
         do {
-            _ = try await redis.send(commands)
+            _ = try await redis.evaluate(Scripts.handBack, calls)
             logger.notice("handed interrupted tasks back to other agents", metadata: [LogKeys.count: "\(deliveries.count)"])
         } catch {
             logger.warning("handing interrupted tasks back failed; they are taken over after their lease", metadata: [LogKeys.error: "\(error)"])
@@ -177,7 +176,8 @@ final class Executor: Service, Sendable {
         }
         let startedAt = WallClock.nowMillis()
         executions.add(1, ordering: .relaxed)
-        journal?.record(taskID: envelope.id.description, attempt: envelope.attempt, agent: agentID, atMillis: startedAt)
+        // An attempt started in a task the shutdown deadline already cancelled ends at once: not a run.
+        if !Task.isCancelled { journal?.record(taskID: envelope.id.description, attempt: envelope.attempt, agent: agentID, atMillis: startedAt) }
         await completer.started(delivery, atMillis: startedAt)
         let timeout = registry[envelope.type]?.timeout ?? TaskTypeDefinition.defaultTimeout
         let outcome = await Self.attempt(handler, delivery: delivery, timeout: timeout, cancel: cancel, logger: taskLogger)

@@ -18,13 +18,14 @@ import ServiceLifecycle
 ///   XADDed again.
 /// - **Redis restarted or lost its data.** Redis' identity is its epoch key (set if missing, so an empty
 ///   Redis gets a new one) plus its run id (so a restart from an AOF that lost its last second is noticed
-///   too). When it differs from the identity recorded in `conveyor_meta`, every unfinished task that
-///   was dispatched is looked up, and the missing ones are dispatched again; then the new identity is
-///   recorded. Undispatched ones are left to the first case.
+///   too; servers that refuse INFO are judged by the epoch alone). When it differs from the identity
+///   recorded in `conveyor_meta`, every unfinished task that was dispatched is read, then looked up,
+///   and the missing ones are dispatched again; then the new identity is recorded. Undispatched ones are
+///   left to the first case.
 ///
-/// A task found missing is re-read from PostgreSQL before it is dispatched, so one that finished or
-/// moved meanwhile is left alone. What remains is at-least-once: a task whose only copy is an event not
-/// yet recorded may run twice.
+/// Every candidate row is read before the census and re-read after it, so a task that finished or moved
+/// meanwhile is left alone. The leader lock is checked again before each dispatch. What remains is
+/// at-least-once: a task may run twice, never zero times.
 public final class Reconciler: Service, Sendable {
     /// What one pass did.
     public struct Report: Sendable, Hashable {
@@ -39,6 +40,7 @@ public final class Reconciler: Service, Sendable {
     private let store: TaskStore
     private let meta: MetaStore
     private let lock: PostgresConnection
+    /// A connection of its own: a census reads whole streams, which would hold up a shared pipeline.
     private let redis: RedisConnection
     private let keys: RedisKeys
     private let interval: Duration
@@ -51,7 +53,9 @@ public final class Reconciler: Service, Sendable {
     static let pageSize = 5000
     static let backoff = Backoff(base: .milliseconds(200), maximum: .seconds(10))
 
-    /// - Parameter lock: a connection of its own, holding the leader lock for as long as it lives.
+    /// - Parameters:
+    ///   - lock: a connection of its own, holding the leader lock for as long as it lives.
+    ///   - redis: a connection of its own (see ``redis``).
     public init(
         store: TaskStore, meta: MetaStore, lock: PostgresConnection, redis: RedisConnection, keys: RedisKeys,
         interval: Duration, dispatchGrace: Duration, logger: Logger
@@ -96,9 +100,14 @@ public final class Reconciler: Service, Sendable {
         guard try await holdLeadership() else { return report }
         report.leader = true
         let identity = try await redisIdentity()
-        if try await meta.value(Self.identityKey) != identity {
+        let known = try await meta.value(Self.identityKey)
+        if known != identity {
             report.redisChanged = true
-            logger.warning("Redis restarted or lost its data; looking for unfinished tasks it no longer holds", metadata: ["identity": "\(identity)"])
+            if known == nil {
+                logger.notice("first reconciliation against this Redis", metadata: ["identity": "\(identity)"])
+            } else {
+                logger.warning("Redis restarted or lost its data; looking for unfinished tasks it no longer holds", metadata: ["identity": "\(identity)"])
+            }
             try await recoverUnfinished(into: &report)
             try await meta.set(Self.identityKey, to: identity)
         }
@@ -128,37 +137,45 @@ public final class Reconciler: Service, Sendable {
             RedisCommand("GET", [keys.epoch]),
             RedisCommand("INFO", ["server"]),
         ])
-        guard let epoch = replies[1].string, let info = replies[2].string else {
-            throw RedisError(.unexpectedReply, "no epoch or server info", command: "GET/INFO")
+        guard let epoch = replies[1].string else {
+            throw RedisError(.unexpectedReply, replies[1].errorMessage ?? "no epoch", command: "GET")
         }
-        let runID = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("run_id:") }?.dropFirst("run_id:".count) ?? "?"
+        // Some managed servers refuse INFO: then only the epoch tells, and a restart that kept the data
+        // but lost its last second goes unnoticed.
+        let info = replies[2].string ?? ""
+        let runID = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("run_id:") }?.dropFirst("run_id:".count) ?? "-"
         return "\(epoch)/\(runID)"
     }
 
     // MARK: - The two recoveries
 
     private func recoverUnfinished(into report: inout Report) async throws {
-        var census: [String: Set<TaskID>] = [:]
+        // Every row first, then one census: a row read after the census could belong to a task that
+        // moved (and was recorded) while the census ran, and would look missing without being so.
+        var candidates: [UnfinishedTask] = []
         var after: TaskID?
-        while true {
+        repeat {
+            guard !Task.isShuttingDownGracefully else { throw CancellationError() }
             let page = try await store.unfinished(after: after, limit: Self.pageSize)
-            guard let last = page.last else { return }
-            after = last.id
             // Undispatched ones are the other recovery's: their XADD may still be on its way.
-            let dispatched = page.filter(\.dispatched)
-            report.checked += dispatched.count
-            let missing = try await missing(dispatched, census: &census)
-            let still = try await store.unchanged(missing, undispatchedOnly: false)
+            candidates.append(contentsOf: page.tasks.filter(\.dispatched))
+            after = page.lastID
+        } while after != nil
+        report.checked += candidates.count
+        var census: [String: Set<TaskID>] = [:]
+        let missing = try await missing(candidates, census: &census)
+        for start in stride(from: 0, to: missing.count, by: Self.pageSize) {
+            let chunk = Array(missing[start..<min(start + Self.pageSize, missing.count)])
+            let still = try await store.unchanged(chunk, undispatchedOnly: false)
             try await dispatch(still)
             report.redispatched += still.count
         }
     }
 
     private func recoverUndispatched(into report: inout Report) async throws {
-        let graceMillis = dispatchGrace.milliseconds
         var census: [String: Set<TaskID>] = [:]
         while true {
-            let candidates = try await store.undispatched(createdBeforeMillis: WallClock.nowMillis() - graceMillis, limit: Self.pageSize)
+            let candidates = try await store.undispatched(olderThan: dispatchGrace, limit: Self.pageSize)
             guard !candidates.isEmpty else { return }
             report.checked += candidates.count
             let missing = try await missing(candidates, census: &census)
@@ -179,9 +196,11 @@ public final class Reconciler: Service, Sendable {
         return tasks.filter { census[$0.queue]?.contains($0.id) != true }
     }
 
-    /// XADDs the next attempt of each task to its queue's ready stream, in one pipeline.
+    /// XADDs the next attempt of each task to its queue's ready stream, in one pipeline, if this
+    /// coordinator still leads (a leader whose session died mid-pass must not dispatch next to the new one).
     private func dispatch(_ tasks: [UnfinishedTask]) async throws {
         guard !tasks.isEmpty else { return }
+        guard try await holdLeadership() else { throw ReconcilerError.leadershipLost }
         for queue in Set(tasks.map(\.queue)) {
             try await redis.ensureGroup(stream: keys.ready(queue), group: RedisKeys.agentsGroup)
         }
@@ -202,4 +221,10 @@ public final class Reconciler: Service, Sendable {
             ])
         }
     }
+}
+
+enum ReconcilerError: Error, CustomStringConvertible {
+    case leadershipLost
+
+    var description: String { "lost the leader lock during a pass; the new leader carries on" }
 }

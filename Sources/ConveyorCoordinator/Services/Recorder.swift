@@ -114,6 +114,10 @@ public final class Recorder: Service, Sendable {
                     ])
                     try await record([(stream, claimed.entries)])
                 }
+                if !claimed.deletedIDs.isEmpty {
+                    // Redis 6.2 leaves deleted entries in the pending list (7 drops them itself).
+                    _ = try await redis.send(RedisConnection.xack(stream: stream, group: RedisKeys.recordersGroup, ids: claimed.deletedIDs))
+                }
                 cursor = claimed.nextCursor
             } while cursor != "0-0" && !shouldStop
         }
