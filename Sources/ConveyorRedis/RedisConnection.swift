@@ -25,7 +25,7 @@ public final class RedisConnection: Sendable {
     private let worker: BlockingWorkerThread<Request>
 
     /// The wait between reconnect attempts while Redis is unreachable.
-    public static let reconnectBackoff = Backoff(base: .milliseconds(50), maximum: .seconds(2))
+    public static let reconnectBackoff = Backoff(base: .milliseconds(50), maximum: .seconds(1))
 
     public init(configuration: RedisConfiguration, name: String = "redis", logger: Logger) {
         self.configuration = configuration

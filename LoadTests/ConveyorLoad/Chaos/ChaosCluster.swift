@@ -3,22 +3,24 @@ import Foundation
 import Logging
 import Synchronization
 
-/// The cluster under test: its own Redis (AOF) and PostgreSQL, one coordinator and several agents, each
-/// a real `conveyor` process that can be SIGKILLed and started again.
+/// The cluster under test: its own Redis (AOF) and PostgreSQL, two coordinators (so the Reconciler's
+/// leader lock changes hands when one dies) and several agents, each a real `conveyor` process that can
+/// be SIGKILLed and started again.
 final class ChaosCluster: Sendable {
     let directory: String
     let conveyor: String
-    let port: Int
+    /// The coordinators' HTTP ports, one per slot.
+    let ports: [Int]
     let postgres: LocalPostgresServer
     let journalPath: String
     private let registryPath: String
     private let redisServer: Mutex<LocalRedisServer>
-    private let coordinator = Mutex<(process: ChildProcess, generation: Int)?>(nil)
+    private let coordinators = Mutex<[Int: (process: ChildProcess, generation: Int)]>([:])
     private let agentProcesses = Mutex<[String: ChildProcess]>([:])
     private let logger = Logger(label: "conveyor.chaos", factory: { _ in SwiftLogNoOpLogHandler() })
 
     static let token = "chaos"
-    static let instanceID = "chaos-coordinator"
+    static let coordinatorSlots = 2
 
     /// Task types with short leases and backoffs, so a crash costs seconds, and enough attempts that
     /// repeated kills do not dead-letter a healthy task.
@@ -54,13 +56,13 @@ final class ChaosCluster: Sendable {
         async let redis = LocalRedisServer.start(appendOnly: true, logger: logger)
         async let postgres = LocalPostgresServer.start(durable: true, logger: logger)
         let cluster = ChaosCluster(
-            directory: directory, conveyor: conveyor, port: try LocalProcess.freePort(),
+            directory: directory, conveyor: conveyor, ports: try (0..<coordinatorSlots).map { _ in try LocalProcess.freePort() },
             redis: try await redis, postgres: try await postgres)
         try registry.write(toFile: cluster.registryPath, atomically: true, encoding: .utf8)
         let migrate = Process()
         migrate.executableURL = URL(fileURLWithPath: conveyor)
         migrate.arguments = ["migrate"]
-        migrate.environment = ProcessInfo.processInfo.environment.merging(cluster.coordinatorEnvironment(generation: 0, fault: nil)) { _, new in new }
+        migrate.environment = ProcessInfo.processInfo.environment.merging(cluster.coordinatorEnvironment(slot: 0, generation: 0, fault: nil)) { _, new in new }
         migrate.standardOutput = FileHandle.nullDevice
         try migrate.run()
         migrate.waitUntilExit()
@@ -68,10 +70,10 @@ final class ChaosCluster: Sendable {
         return cluster
     }
 
-    private init(directory: String, conveyor: String, port: Int, redis: LocalRedisServer, postgres: LocalPostgresServer) {
+    private init(directory: String, conveyor: String, ports: [Int], redis: LocalRedisServer, postgres: LocalPostgresServer) {
         self.directory = directory
         self.conveyor = conveyor
-        self.port = port
+        self.ports = ports
         self.redisServer = Mutex(redis)
         self.postgres = postgres
         self.registryPath = "\(directory)/task-types.yaml"
@@ -79,15 +81,15 @@ final class ChaosCluster: Sendable {
     }
 
     var redisURL: String { redisServer.withLock { $0.url } }
-    var baseURL: String { "http://127.0.0.1:\(port)" }
+    var baseURLs: [String] { ports.map { "http://127.0.0.1:\($0)" } }
 
     /// Each generation gets an instance id of its own, as a replacement host would: the events a dead
     /// generation left pending are then recorded by the next one's takeover (after 5 s), not by a
     /// restart under the same name.
-    private func coordinatorEnvironment(generation: Int, fault: String?) -> [String: String] {
+    private func coordinatorEnvironment(slot: Int, generation: Int, fault: String?) -> [String: String] {
         var environment = [
             "CONVEYOR_REDIS_URL": redisURL, "CONVEYOR_POSTGRES_URL": postgres.url, "CONVEYOR_TASK_TYPES": registryPath,
-            "CONVEYOR_API_TOKENS": Self.token, "CONVEYOR_HTTP_PORT": String(port), "CONVEYOR_INSTANCE_ID": "\(Self.instanceID)-g\(generation)",
+            "CONVEYOR_API_TOKENS": Self.token, "CONVEYOR_HTTP_PORT": String(ports[slot]), "CONVEYOR_INSTANCE_ID": "chaos-coordinator-\(slot)-g\(generation)",
             "CONVEYOR_RECORDER_TAKEOVER_AFTER": "5s",
             "CONVEYOR_RECONCILE_INTERVAL": "1s", "CONVEYOR_DISPATCH_GRACE": "3s", "CONVEYOR_SHUTDOWN_GRACE": "5s",
             "CONVEYOR_LOG_FORMAT": "json", "CONVEYOR_LOG_LEVEL": "notice",
@@ -98,27 +100,27 @@ final class ChaosCluster: Sendable {
 
     // MARK: - Coordinator
 
-    /// Starts coordinator generation `generation`, armed with `fault` (a CONVEYOR_FAULT value) if any.
-    func startCoordinator(generation: Int, fault: String?) throws {
+    /// Starts generation `generation` of the coordinator in `slot`, armed with `fault` (a CONVEYOR_FAULT
+    /// value) if any.
+    func startCoordinator(slot: Int, generation: Int, fault: String?) throws {
         let process = try ChildProcess(
             executable: conveyor, arguments: ["coordinator"], workingDirectory: nil,
-            logPath: "\(directory)/coordinator-\(generation).log", environment: coordinatorEnvironment(generation: generation, fault: fault))
-        coordinator.withLock { $0 = (process, generation) }
+            logPath: "\(directory)/coordinator-\(slot)-g\(generation).log",
+            environment: coordinatorEnvironment(slot: slot, generation: generation, fault: fault))
+        coordinators.withLock { $0[slot] = (process, generation) }
     }
 
-    /// The running coordinator's generation, or nil when it has exited.
-    var coordinatorGeneration: Int? {
-        coordinator.withLock { current in
-            guard let current, current.process.isRunning else { return nil }
-            return current.generation
-        }
+    /// Whether the coordinator in `slot` runs.
+    func coordinatorRuns(_ slot: Int) -> Bool {
+        coordinators.withLock { $0[slot]?.process.isRunning ?? false }
     }
 
-    var lastCoordinatorGeneration: Int { coordinator.withLock { $0?.generation ?? -1 } }
+    /// The last generation started in `slot` (-1 before the first).
+    func lastGeneration(_ slot: Int) -> Int { coordinators.withLock { $0[slot]?.generation ?? -1 } }
 
-    func killCoordinator() {
-        coordinator.withLock { current in
-            guard let process = current?.process, process.isRunning else { return }
+    func killCoordinator(_ slot: Int) {
+        coordinators.withLock { coordinators in
+            guard let process = coordinators[slot]?.process, process.isRunning else { return }
             process.signal(SIGKILL)
         }
     }
@@ -176,7 +178,7 @@ final class ChaosCluster: Sendable {
 
     /// Stops every process and server; removes the folder unless `keep`.
     func shutdown(keep: Bool) async {
-        killCoordinator()
+        for slot in 0..<Self.coordinatorSlots { killCoordinator(slot) }
         agentProcesses.withLock { agents in
             for process in agents.values where process.isRunning { process.signal(SIGKILL) }
         }

@@ -6,7 +6,8 @@ import Synchronization
 
 /// Submits the chaos mix through `/v1/tasks/batch` at a steady rate, as a careful client would: every
 /// task carries an idempotency key, and a request that fails (refused, reset, 5xx) is sent again, same
-/// body, until it gets its answer. A task counts as accepted once a reply names its id.
+/// body, to the next coordinator, until it gets its answer. A task counts as accepted once a reply
+/// names its id.
 final class ChaosLoad: Sendable {
     enum Kind: String, CaseIterable, Sendable {
         case noop, sleep, failOnce = "fail-once"
@@ -21,7 +22,7 @@ final class ChaosLoad: Sendable {
     let batchSize = 20
     let senders = 8
     let duration: Duration
-    let baseURL: String
+    let baseURLs: [String]
     let runID = String(UUID().uuidString.prefix(8)).lowercased()
     private let next = Atomic<Int>(0)
     private let state = Mutex(State())
@@ -34,10 +35,10 @@ final class ChaosLoad: Sendable {
         var successes: [(sent: Int64, answered: Int64)] = []
     }
 
-    init(total: Int, duration: Duration, baseURL: String) {
+    init(total: Int, duration: Duration, baseURLs: [String]) {
         self.total = total
         self.duration = duration
-        self.baseURL = baseURL
+        self.baseURLs = baseURLs
     }
 
     var accepted: [Accepted] { state.withLock { $0.accepted } }
@@ -93,7 +94,10 @@ final class ChaosLoad: Sendable {
         let body = body(batch: batch)
         let first = batch * batchSize
         let deadline = ContinuousClock.now + .seconds(300)
+        var attempt = 0
         while ContinuousClock.now < deadline {
+            let baseURL = baseURLs[(batch + attempt) % baseURLs.count]
+            attempt += 1
             var request = HTTPClientRequest(url: baseURL + "/v1/tasks/batch")
             request.method = .POST
             request.headers.add(name: "Authorization", value: "Bearer \(ChaosCluster.token)")
@@ -122,7 +126,7 @@ final class ChaosLoad: Sendable {
             } catch {
                 // Connection refused or reset: the coordinator is down or restarting.
             }
-            try? await Task.sleep(for: .milliseconds(200))
+            try? await Task.sleep(for: .milliseconds(100))
         }
         state.withLock { $0.unanswered += 1 }
     }

@@ -56,12 +56,14 @@ struct ChaosReport: Sendable {
                     recovery = Double(last - fault.atMillis) / 1000
                     agentRecoveries.append(recovery!)
                 }
+            } else if fault.slot != nil {
+                recovery = fault.recoveredAtMillis.map { Double($0 - fault.atMillis) / 1000 }
             } else if let next = load.firstSuccess(sentAtOrAfter: fault.atMillis) {
                 recovery = Double(next - fault.atMillis) / 1000
             }
             let recoveryText = recovery.map { String(format: "%.1f s", $0) } ?? "n/a"
             if fault.agent == nil {
-                let what = "until a submission sent after it was accepted"
+                let what = fault.slot != nil ? "until it answered /ready again, 0.3 s restart delay included" : "until a submission sent after it was accepted"
                 lines.append(String(format: "  +%5.1f s  %@ [%@]: recovered in %@ (%@)", offset, fault.kind.rawValue, fault.detail, recoveryText, what))
             }
             faultJSON.append("{\"at_s\":\(String(format: "%.2f", offset)),\"kind\":\"\(fault.kind.rawValue)\",\"detail\":\"\(fault.detail)\",\"recovery_s\":\(recovery.map { String(format: "%.2f", $0) } ?? "null")}")
@@ -75,7 +77,7 @@ struct ChaosReport: Sendable {
         let passed = lost == 0 && wrong.isEmpty && load.unanswered == 0 && load.rejected.isEmpty && accepted.count == plan.tasks
         var text = """
             ── Conveyor chaos run ──
-            load:        \(plan.tasks) tasks (60% noop, 25% sleep 10–200 ms, 15% fail-once) over \(plan.duration), \(plan.agents) agents
+            load:        \(plan.tasks) tasks (60% noop, 25% sleep 10–200 ms, 15% fail-once) over \(plan.duration), \(ChaosCluster.coordinatorSlots) coordinators, \(plan.agents) agents
             accepted:    \(accepted.count) of \(plan.tasks) (never answered: \(load.unanswered), rejected: \(load.rejected.count))
             statuses:    \(statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             LOST:        \(lost)\(lost > 0 ? "  (missing rows \(missingRows), unfinished \(unfinished))" : "")

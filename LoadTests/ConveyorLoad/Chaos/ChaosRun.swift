@@ -28,6 +28,9 @@ struct FaultRecord: Sendable {
     var detail: String
     /// For agent faults: the agent that died.
     var agent: String?
+    /// For coordinator faults: the coordinator slot, and when it answered /ready again.
+    var slot: Int?
+    var recoveredAtMillis: Int64?
 }
 
 /// Drives one chaos run: starts the cluster, submits the load, injects the faults, restarts whatever
@@ -60,21 +63,48 @@ final class ChaosRun: Sendable {
         }
     }
 
-    private func record(_ kind: FaultRecord.Kind, _ detail: String, agent: String? = nil) {
-        let fault = FaultRecord(kind: kind, atMillis: WallClock.nowMillis(), detail: detail, agent: agent)
-        faults.withLock { $0.append(fault) }
+    @discardableResult
+    private func record(_ kind: FaultRecord.Kind, _ detail: String, agent: String? = nil, slot: Int? = nil) -> Int {
+        let fault = FaultRecord(kind: kind, atMillis: WallClock.nowMillis(), detail: detail, agent: agent, slot: slot)
         print("[chaos] \(kind.rawValue): \(detail)")
+        return faults.withLock { faults in
+            faults.append(fault)
+            return faults.count - 1
+        }
+    }
+
+    /// Marks fault `index` recovered once the coordinator at `url` answers /ready.
+    private func watchRecovery(of index: Int, url: String) -> Task<Void, Never> {
+        Task {
+            for _ in 0..<1200 {
+                if await Self.isReady(url) {
+                    let now = WallClock.nowMillis()
+                    faults.withLock { $0[index].recoveredAtMillis = now }
+                    return
+                }
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+        }
+    }
+
+    private static func isReady(_ url: String) async -> Bool {
+        var request = HTTPClientRequest(url: url + "/ready")
+        request.method = .GET
+        guard let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(2)) else { return false }
+        return response.status.code == 200
     }
 
     private func drive(_ cluster: ChaosCluster) async throws -> ChaosReport {
-        try cluster.startCoordinator(generation: 0, fault: Self.coordinatorFaults[0])
+        // Slot 0 crashes at the fault points; slot 1 runs clean, so the leader lock changes hands.
+        try cluster.startCoordinator(slot: 0, generation: 0, fault: Self.coordinatorFaults[0])
+        for slot in 1..<ChaosCluster.coordinatorSlots { try cluster.startCoordinator(slot: slot, generation: 0, fault: nil) }
         for slot in 0..<plan.agents { try cluster.startAgent(id: "agent-\(slot)-g0", fault: Self.agentFault) }
         try await waitUntilReady(cluster)
 
-        let load = ChaosLoad(total: plan.tasks, duration: plan.duration, baseURL: cluster.baseURL)
+        let load = ChaosLoad(total: plan.tasks, duration: plan.duration, baseURLs: cluster.baseURLs)
         let start = ContinuousClock.now
         let startMillis = WallClock.nowMillis()
-        print("[chaos] submitting \(plan.tasks) tasks over \(plan.duration) to \(plan.agents) agents; folder \(cluster.directory)")
+        print("[chaos] submitting \(plan.tasks) tasks over \(plan.duration) to \(ChaosCluster.coordinatorSlots) coordinators and \(plan.agents) agents; folder \(cluster.directory)")
         let supervisor = Task { await supervise(cluster, start: start) }
         await load.run(startedAt: start)
         let loadEnded = ContinuousClock.now
@@ -88,13 +118,14 @@ final class ChaosRun: Sendable {
     }
 
     private func waitUntilReady(_ cluster: ChaosCluster) async throws {
-        for _ in 0..<600 {
-            var request = HTTPClientRequest(url: cluster.baseURL + "/ready")
-            request.method = .GET
-            if let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(2)), response.status.code == 200 { return }
-            try await Task.sleep(for: .milliseconds(100))
+        for url in cluster.baseURLs {
+            var ready = false
+            for _ in 0..<600 where !ready {
+                ready = await Self.isReady(url)
+                if !ready { try await Task.sleep(for: .milliseconds(100)) }
+            }
+            guard ready else { throw ChaosError("the coordinator at \(url) did not become ready within 60 s") }
         }
-        throw ChaosError("the coordinator did not become ready within 60 s")
     }
 
     /// Polls PostgreSQL until every accepted id is terminal; returns how long that took after the load.
@@ -120,34 +151,48 @@ final class ChaosRun: Sendable {
     /// Injects the scheduled faults and restarts whatever died, until the run is over.
     private func supervise(_ cluster: ChaosCluster, start: ContinuousClock.Instant) async {
         let duration = plan.duration
+        let slots = ChaosCluster.coordinatorSlots
         var generations = [Int](repeating: 0, count: plan.agents)
         var killedByUs = Set<String>()
         var nextAgentKill = start + .seconds(1)
         var killSlot = 0
-        var coordinatorKilled = false
+        // Each coordinator slot is SIGKILLed once, at a different time; Redis and PostgreSQL once each.
+        var coordinatorKills = (0..<slots).map { start + duration * (0.5 + 0.1 * Double($0)) }
         var redisKilled = false
         var postgresRestarted = false
         var background: [Task<Void, Never>] = []
-        var coordinatorDownSince: ContinuousClock.Instant?
+        var downSince = [ContinuousClock.Instant?](repeating: nil, count: slots)
+        var faultOfOutage = [Int?](repeating: nil, count: slots)
         var armed: [Int: String] = [0: Self.coordinatorFaults[0]]
 
         while !finished.load(ordering: .relaxed) {
             let now = ContinuousClock.now
             let inWindow = now < start + duration
 
-            // The coordinator: restart whatever generation died, the next one armed with the next fault.
-            if cluster.coordinatorGeneration == nil {
-                if coordinatorDownSince == nil {
+            // Coordinators: restart whatever generation died; slot 0's next one armed with the next fault.
+            for slot in 0..<slots where !cluster.coordinatorRuns(slot) {
+                if downSince[slot] == nil {
                     // Not killed by us: it crashed at its armed fault point.
-                    coordinatorDownSince = now
-                    let generation = cluster.lastCoordinatorGeneration
-                    record(.coordinatorCrashed, "generation \(generation) died (armed: \(armed[generation] ?? "nothing"))")
-                } else if now - coordinatorDownSince! >= .milliseconds(300) {
-                    let generation = cluster.lastCoordinatorGeneration + 1
-                    let fault = inWindow && generation < Self.coordinatorFaults.count ? Self.coordinatorFaults[generation] : nil
-                    try? cluster.startCoordinator(generation: generation, fault: fault)
-                    armed[generation] = fault
-                    coordinatorDownSince = nil
+                    downSince[slot] = now
+                    let generation = cluster.lastGeneration(slot)
+                    let point = slot == 0 ? armed[generation] ?? "nothing" : "nothing"
+                    faultOfOutage[slot] = record(.coordinatorCrashed, "coordinator \(slot) generation \(generation) died (armed: \(point))", slot: slot)
+                } else if now - downSince[slot]! >= .milliseconds(300) {
+                    let generation = cluster.lastGeneration(slot) + 1
+                    let fault = slot == 0 && inWindow && generation < Self.coordinatorFaults.count ? Self.coordinatorFaults[generation] : nil
+                    try? cluster.startCoordinator(slot: slot, generation: generation, fault: fault)
+                    if slot == 0 { armed[generation] = fault }
+                    if let index = faultOfOutage[slot] { background.append(watchRecovery(of: index, url: cluster.baseURLs[slot])) }
+                    downSince[slot] = nil
+                    faultOfOutage[slot] = nil
+                }
+            }
+            for slot in 0..<slots where now >= coordinatorKills[slot] {
+                coordinatorKills[slot] = .now + .seconds(365 * 24 * 3600)
+                if cluster.coordinatorRuns(slot), downSince[slot] == nil {
+                    faultOfOutage[slot] = record(.coordinatorKilled, "coordinator \(slot) generation \(cluster.lastGeneration(slot))", slot: slot)
+                    cluster.killCoordinator(slot)
+                    downSince[slot] = now
                 }
             }
 
@@ -159,7 +204,6 @@ final class ChaosRun: Sendable {
                 generations[slot] += 1
                 try? cluster.startAgent(id: "agent-\(slot)-g\(generations[slot])", fault: nil)
             }
-
             if inWindow && now >= nextAgentKill {
                 let running = cluster.runningAgents
                 if !running.isEmpty {
@@ -181,17 +225,7 @@ final class ChaosRun: Sendable {
                     do { try await cluster.restartRedis() } catch { print("[chaos] Redis did not restart: \(error)") }
                 })
             }
-
-            if !coordinatorKilled && now >= start + duration * 0.5 {
-                coordinatorKilled = true
-                if cluster.coordinatorGeneration != nil {
-                    record(.coordinatorKilled, "generation \(cluster.lastCoordinatorGeneration)")
-                    cluster.killCoordinator()
-                    coordinatorDownSince = now
-                }
-            }
-
-            if !postgresRestarted && now >= start + duration * 0.7 {
+            if !postgresRestarted && now >= start + duration * 0.75 {
                 postgresRestarted = true
                 record(.postgresRestarted, "down for 1 s")
                 background.append(Task {
