@@ -102,11 +102,20 @@ public final class LocalPostgresServer: Sendable {
     /// - Parameter immediate: stop as a crash would (`pg_ctl -m immediate`: no checkpoint, WAL recovery at
     ///   start) instead of a fast shutdown.
     public func restart(immediate: Bool = false, pause: Duration = .zero, logger: Logger) async throws {
-        if immediate {
-            _ = try? await Self.runAsPostgres("\(binDirectory)/pg_ctl", ["-D", "\(directory)/data", "-m", "immediate", "-w", "-t", "30", "stop"], in: directory)
-        }
+        if immediate { await crash() }
         await stop(removeDirectory: false)
         if pause > .zero { try await Task.sleep(for: pause) }
+        try await start(logger: logger)
+    }
+
+    /// Stops the server as a crash would (`pg_ctl -m immediate`: no checkpoint; WAL recovery at the next
+    /// start), keeping its data.
+    public func crash() async {
+        _ = try? await Self.runAsPostgres("\(binDirectory)/pg_ctl", ["-D", "\(directory)/data", "-m", "immediate", "-w", "-t", "30", "stop"], in: directory)
+    }
+
+    /// Starts a stopped server again on its port and data.
+    public func start(logger: Logger) async throws {
         try spawn()
         try await waitUntilReady(logger: logger)
     }

@@ -172,8 +172,12 @@ final class ChaosCluster: Sendable {
         redisServer.withLock { $0 = restarted }
     }
 
-    func restartPostgres(pause: Duration) async throws {
-        try await postgres.restart(immediate: true, pause: pause, logger: logger)
+    func crashPostgres() async {
+        await postgres.crash()
+    }
+
+    func startPostgres() async throws {
+        try await postgres.start(logger: logger)
     }
 
     /// Stops every process and server; removes the folder unless `keep`.

@@ -227,9 +227,12 @@ final class ChaosRun: Sendable {
             }
             if !postgresRestarted && now >= start + duration * 0.75 {
                 postgresRestarted = true
-                record(.postgresRestarted, "down for 1 s")
                 background.append(Task {
-                    do { try await cluster.restartPostgres(pause: .seconds(1)) } catch { print("[chaos] PostgreSQL did not restart: \(error)") }
+                    // The fault counts from the moment the server is down, not from the order to stop it.
+                    await cluster.crashPostgres()
+                    self.record(.postgresRestarted, "down for 1 s")
+                    try? await Task.sleep(for: .seconds(1))
+                    do { try await cluster.startPostgres() } catch { print("[chaos] PostgreSQL did not restart: \(error)") }
                 })
             }
 
