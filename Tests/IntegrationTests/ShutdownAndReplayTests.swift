@@ -3,6 +3,7 @@ import ConveyorCore
 import ConveyorPostgres
 import ConveyorRedis
 import ConveyorTesting
+import Synchronization
 import Testing
 
 @Suite("Graceful shutdown and replays")
@@ -71,6 +72,44 @@ struct ShutdownAndReplayTests {
         try await stack.stop()
     }
 
+    @Test("a coordinator shut down under load answers what it accepted: every 201 is committed and on its stream")
+    func coordinatorDrainsAcceptedSubmissions() async throws {
+        let stack = try await Stack.start(agents: 0)
+        let accepted = AcceptedIDs()
+        let load = Task {
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<16 {
+                    group.addTask {
+                        // An in-process server's keep-alive connections outlive it: a request sent after the
+                        // stop would wait out its timeout, so the submitters stop sending first.
+                        for _ in 0..<50 where !accepted.stopped {
+                            guard let reply = try? await stack.post("/v1/tasks", #"{"type":"noop"}"#, timeout: .seconds(5)) else { return }
+                            if reply.status == 201, let id = reply.json?["id"]?.intValue { accepted.append(id) }
+                        }
+                    }
+                }
+            }
+        }
+        for _ in 0..<200 where accepted.all.count < 50 { try await Task.sleep(for: .milliseconds(10)) }
+        accepted.stop()
+        try await stack.stop()
+        await load.value
+
+        let ids = accepted.all
+        #expect(ids.count >= 50)
+        let postgres = PostgresClient(configuration: stack.environment.postgres, logger: TestServers.quietLogger)
+        defer { postgres.close() }
+        let stored = try await postgres.withSession { session in
+            try session.query("SELECT count(*) FROM tasks WHERE id = ANY($1::bigint[])", [PostgresArrayLiteral.integers(ids)]).rows.first?[0]
+        }
+        #expect(stored == String(ids.count), "every 201 is committed")
+        let redis = RedisConnection(configuration: stack.environment.redis, logger: TestServers.quietLogger)
+        defer { redis.close() }
+        let entries = try await redis.send(RedisCommand("XRANGE", [stack.environment.keys.ready("default"), "-", "+"])).array ?? []
+        let onStream = Set(entries.compactMap { try? StreamEntry(reply: $0).fields?["id"] }.compactMap { Int64($0) })
+        #expect(Set(ids).isSubset(of: onStream), "every 201 is on its stream")
+    }
+
     @Test("recording the same events twice changes nothing the second time")
     func replayIsIgnored() async throws {
         let environment = try await TestServers.shared.environment(name: "replay")
@@ -134,4 +173,14 @@ struct ShutdownAndReplayTests {
         #expect(try await stack.waitUntilTerminal([id])[id] == .succeeded)
         try await stack.stop()
     }
+}
+
+/// Ids collected by concurrent submitters.
+private final class AcceptedIDs: Sendable {
+    private let ids = Mutex<[Int64]>([])
+    private let stopping = Atomic<Bool>(false)
+    func append(_ id: Int64) { ids.withLock { $0.append(id) } }
+    var all: [Int64] { ids.withLock { $0 } }
+    func stop() { stopping.store(true, ordering: .relaxed) }
+    var stopped: Bool { stopping.load(ordering: .relaxed) }
 }

@@ -99,7 +99,10 @@ final class Stack: Sendable {
         var json: JSONValue? { try? JSONValue.parse(body) }
     }
 
-    func request(_ method: HTTPMethod, _ path: String, body: String? = nil, token: String? = "test-token", headers: [(String, String)] = []) async throws -> Reply {
+    func request(
+        _ method: HTTPMethod, _ path: String, body: String? = nil, token: String? = "test-token", headers: [(String, String)] = [],
+        timeout: Duration = .seconds(60)
+    ) async throws -> Reply {
         var request = HTTPClientRequest(url: baseURL + path)
         request.method = method
         if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
@@ -108,13 +111,13 @@ final class Stack: Sendable {
             request.headers.add(name: "Content-Type", value: "application/json")
             request.body = .bytes(ByteBuffer(string: body))
         }
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+        let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(timeout.milliseconds))
         let buffer = try await response.body.collect(upTo: 64 << 20)
         return Reply(status: Int(response.status.code), body: String(buffer: buffer), headers: response.headers)
     }
 
-    func post(_ path: String, _ body: String, headers: [(String, String)] = []) async throws -> Reply {
-        try await request(.POST, path, body: body, headers: headers)
+    func post(_ path: String, _ body: String, headers: [(String, String)] = [], timeout: Duration = .seconds(60)) async throws -> Reply {
+        try await request(.POST, path, body: body, headers: headers, timeout: timeout)
     }
 
     func get(_ path: String) async throws -> Reply {
