@@ -64,6 +64,9 @@ public final class LocalRedisServer: Sendable {
     /// The server's process id.
     public var pid: Int32 { process.pid }
 
+    /// Whether the server process still runs (a killed one is reaped here, not left a zombie).
+    public var isRunning: Bool { process.isRunning }
+
     /// Sends SIGKILL: for tests of what a crash costs.
     public func kill() {
         if process.isRunning { process.signal(SIGKILL) }

@@ -167,7 +167,7 @@ final class ChaosCluster: Sendable {
     /// Starts Redis again on the same port from the same folder, so it loads its AOF.
     func restartRedis() async throws {
         let old = redisServer.withLock { $0 }
-        for _ in 0..<100 where kill(old.pid, 0) == 0 { try await Task.sleep(for: .milliseconds(20)) }
+        for _ in 0..<100 where old.isRunning { try await Task.sleep(for: .milliseconds(20)) }
         let restarted = try await LocalRedisServer.start(appendOnly: true, port: old.port, directory: old.directory, logger: logger)
         redisServer.withLock { $0 = restarted }
     }

@@ -73,6 +73,14 @@ final class ChaosRun: Sendable {
         }
     }
 
+    /// Notes in fault `index` when its server answered again (the rest of its recovery is Conveyor's).
+    private func noteServerBack(_ index: Int) {
+        let now = WallClock.nowMillis()
+        faults.withLock { faults in
+            faults[index].detail += String(format: "; answering again after %.1f s", Double(now - faults[index].atMillis) / 1000)
+        }
+    }
+
     /// Marks fault `index` recovered once the coordinator at `url` answers /ready.
     private func watchRecovery(of index: Int, url: String) -> Task<Void, Never> {
         Task {
@@ -218,11 +226,14 @@ final class ChaosRun: Sendable {
 
             if !redisKilled && now >= start + duration * 0.3 {
                 redisKilled = true
-                record(.redisKilled, "down for 1 s")
+                let index = record(.redisKilled, "down for 1 s")
                 cluster.killRedis()
                 background.append(Task {
                     try? await Task.sleep(for: .seconds(1))
-                    do { try await cluster.restartRedis() } catch { print("[chaos] Redis did not restart: \(error)") }
+                    do {
+                        try await cluster.restartRedis()
+                        self.noteServerBack(index)
+                    } catch { print("[chaos] Redis did not restart: \(error)") }
                 })
             }
             if !postgresRestarted && now >= start + duration * 0.75 {
@@ -230,9 +241,12 @@ final class ChaosRun: Sendable {
                 background.append(Task {
                     // The fault counts from the moment the server is down, not from the order to stop it.
                     await cluster.crashPostgres()
-                    self.record(.postgresRestarted, "down for 1 s")
+                    let index = self.record(.postgresRestarted, "down for 1 s")
                     try? await Task.sleep(for: .seconds(1))
-                    do { try await cluster.startPostgres() } catch { print("[chaos] PostgreSQL did not restart: \(error)") }
+                    do {
+                        try await cluster.startPostgres()
+                        self.noteServerBack(index)
+                    } catch { print("[chaos] PostgreSQL did not restart: \(error)") }
                 })
             }
 
