@@ -17,7 +17,7 @@ public final class PostgresConnection: Sendable {
     private let worker: BlockingWorkerThread<Job>
     private let queued = Atomic<Int>(0)
 
-    public static let reconnectBackoff = Backoff(base: .milliseconds(100), maximum: .seconds(3))
+    public static let reconnectBackoff = Backoff(base: .milliseconds(100), maximum: .seconds(1))
 
     public init(url: String, name: String = "postgres", logger: Logger) {
         self.worker = BlockingWorkerThread(name: "conveyor-\(name)") { worker in
