@@ -164,10 +164,17 @@ final class ChaosCluster: Sendable {
         redisServer.withLock { $0.kill() }
     }
 
-    /// Starts Redis again on the same port from the same folder, so it loads its AOF.
-    func restartRedis() async throws {
+    /// Starts Redis again on the same port from the same folder, so it loads its AOF; or, with `wipe`,
+    /// without its data, as a replaced Redis host would come back.
+    func restartRedis(wipe: Bool = false) async throws {
         let old = redisServer.withLock { $0 }
         for _ in 0..<100 where old.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        if wipe {
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: old.directory)) ?? []
+            for file in files where file.hasPrefix("appendonly") || file.hasSuffix(".rdb") {
+                try FileManager.default.removeItem(atPath: "\(old.directory)/\(file)")
+            }
+        }
         let restarted = try await LocalRedisServer.start(appendOnly: true, port: old.port, directory: old.directory, logger: logger)
         redisServer.withLock { $0 = restarted }
     }

@@ -20,6 +20,7 @@ struct FaultRecord: Sendable {
         case coordinatorCrashed = "coordinator crashed at a fault point"
         case coordinatorKilled = "coordinator SIGKILL"
         case redisKilled = "Redis SIGKILL, restarted from its AOF"
+        case redisWiped = "Redis SIGKILL, restarted without its data"
         case postgresRestarted = "PostgreSQL restarted (immediate stop)"
     }
 
@@ -167,6 +168,7 @@ final class ChaosRun: Sendable {
         // Each coordinator slot is SIGKILLed once, at a different time; Redis and PostgreSQL once each.
         var coordinatorKills = (0..<slots).map { start + duration * (0.5 + 0.1 * Double($0)) }
         var redisKilled = false
+        var redisWiped = false
         var postgresRestarted = false
         var background: [Task<Void, Never>] = []
         var downSince = [ContinuousClock.Instant?](repeating: nil, count: slots)
@@ -232,6 +234,18 @@ final class ChaosRun: Sendable {
                     try? await Task.sleep(for: .seconds(1))
                     do {
                         try await cluster.restartRedis()
+                        self.noteServerBack(index)
+                    } catch { print("[chaos] Redis did not restart: \(error)") }
+                })
+            }
+            if !redisWiped && now >= start + duration * 0.4 {
+                redisWiped = true
+                let index = record(.redisWiped, "down for 1 s, AOF deleted")
+                cluster.killRedis()
+                background.append(Task {
+                    try? await Task.sleep(for: .seconds(1))
+                    do {
+                        try await cluster.restartRedis(wipe: true)
                         self.noteServerBack(index)
                     } catch { print("[chaos] Redis did not restart: \(error)") }
                 })
