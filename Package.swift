@@ -27,10 +27,13 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swiftlang/swift-subprocess.git", from: "1.0.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "CLibPQ", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         .target(
             name: "ConveyorCore",
@@ -61,14 +64,17 @@ let package = Package(
         .target(
             name: "ConveyorObservability",
             dependencies: [
-                "ConveyorCore",
+                "ConveyorCore", "CZlib",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),
         .target(
             name: "ConveyorCoordinator",
             dependencies: [
+                .product(name: "Metrics", package: "swift-metrics"),
                 "ConveyorCore", "ConveyorRedis", "ConveyorPostgres", "ConveyorObservability",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -80,6 +86,7 @@ let package = Package(
         .target(
             name: "ConveyorAgent",
             dependencies: [
+                .product(name: "Metrics", package: "swift-metrics"),
                 "ConveyorCore", "ConveyorRedis", "ConveyorObservability",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Subprocess", package: "swift-subprocess"),

@@ -1,7 +1,9 @@
 import ConveyorCore
 import ConveyorRedis
 import Hummingbird
+import ConveyorObservability
 import Logging
+import Metrics
 import ServiceLifecycle
 
 /// An agent: reads tasks from Redis, runs them, reports their outcomes. Needs Redis only.
@@ -28,6 +30,8 @@ public struct Agent: Sendable {
     /// - Throws: ``ConfigurationError`` when the configuration is invalid or a served type has no handler.
     public init(configuration: AgentConfiguration, handlers: HandlerSet = .builtIns, logger: Logger) throws(ConfigurationError) {
         try configuration.validate()
+        // Before any service creates a metric: one created earlier would stay a no-op.
+        MetricsExposition.bootstrap()
         let resolved = try handlers.resolve(configuration.registry, queues: configuration.servedQueues)
         self.configuration = configuration
         self.logger = logger
@@ -103,6 +107,13 @@ public struct Agent: Sendable {
         router.get("health") { _, _ -> Response in
             let body = "{\"status\":\"ok\",\"agent\":\"\(agentID)\",\"executions\":\(executor.executionCount)}"
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
+        }
+        router.get("metrics") { request, _ -> Response in
+            Gauge(label: MetricsCatalog.inFlight.name, dimensions: [("agent", agentID)]).record(executor.heldDeliveries.count)
+            let (body, gzipped) = MetricsExposition.render(acceptEncoding: request.headers[.acceptEncoding])
+            var headers: HTTPFields = [.contentType: MetricsExposition.contentType]
+            if gzipped { headers[.contentEncoding] = "gzip" }
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
         return Application(
             router: router,

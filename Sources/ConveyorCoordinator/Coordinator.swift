@@ -1,4 +1,5 @@
 import ConveyorCore
+import ConveyorObservability
 import ConveyorPostgres
 import ConveyorRedis
 import Hummingbird
@@ -30,6 +31,8 @@ public struct Coordinator: Sendable {
     let logger: Logger
 
     public init(configuration: CoordinatorConfiguration, logger: Logger) {
+        // Before any service creates a metric: one created earlier would stay a no-op.
+        MetricsExposition.bootstrap()
         self.configuration = configuration
         self.logger = logger
         self.postgres = PostgresClient(configuration: configuration.postgres, name: "coordinator-pg", logger: logger)
@@ -68,12 +71,14 @@ public struct Coordinator: Sendable {
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
     ) -> some ApplicationProtocol {
         let router = Router(context: CoordinatorRequestContext.self)
+        router.add(middleware: MetricsMiddleware())
         router.add(middleware: CorrelationMiddleware())
         router.add(middleware: ErrorMiddleware(maxBodyBytes: configuration.maxBodyBytes))
         HealthRoutes(
             redis: redis, store: store, keys: configuration.keys, queues: configuration.registry.queues,
             retryAfterSeconds: configuration.retryAfterSeconds
         ).register(on: router)
+        MetricsRoutes(sampler: QueueSampler(redis: redis, keys: configuration.keys, queues: configuration.registry.queues)).register(on: router)
         let v1 = router.group("v1")
         if !configuration.authDisabled {
             v1.add(middleware: AuthMiddleware(tokens: configuration.apiTokens))

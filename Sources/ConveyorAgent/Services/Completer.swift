@@ -2,6 +2,7 @@ import ConveyorCore
 import ConveyorObservability
 import ConveyorRedis
 import Logging
+import Metrics
 import ServiceLifecycle
 
 /// Reports attempts to Redis in batches: acknowledges finished tasks and appends their lifecycle events,
@@ -71,6 +72,7 @@ final class Completer: Service, Sendable {
                 if let error = replies.compactMap(\.errorMessage).first {
                     throw RedisError(.commandFailed, error, command: "EVALSHA complete_tasks")
                 }
+                Self.recordMetrics(batch)
                 await forgetCancellations(in: batch)
                 return
             } catch {
@@ -80,6 +82,34 @@ final class Completer: Service, Sendable {
                 if Task.isCancelled { return }
                 try? await Task.sleep(for: Self.backoff.delay(attempt: failures))
                 failures += 1
+            }
+        }
+    }
+
+    /// Outcomes, run times and end-to-end times of a reported batch, counted per type and outcome so
+    /// that a batch costs one counter update per (type, outcome), not one per task.
+    static func recordMetrics(_ batch: [Item]) {
+        var outcomes: [String: [String: Int]] = [:]
+        for case .finished(let delivery, let outcome, let started, let at) in batch {
+            let envelope = delivery.envelope
+            let status: String
+            switch outcome {
+            case .succeeded: status = "succeeded"
+            case .cancelled: status = "cancelled"
+            case .failed(_, let retryable): status = retryable && envelope.attempt < envelope.maxAttempts ? "retrying" : "dead"
+            }
+            outcomes[envelope.type, default: [:]][status, default: 0] += 1
+            Timer(label: MetricsCatalog.taskRun.name, dimensions: [("type", envelope.type)]).recordMilliseconds(max(0, at - started))
+            if status != "retrying" {
+                // From the enqueue of this attempt: the submission for a first attempt, the retry's due time otherwise.
+                Timer(label: MetricsCatalog.taskEndToEnd.name, dimensions: [("type", envelope.type)])
+                    .recordMilliseconds(max(0, at - envelope.enqueuedAtMillis))
+            }
+        }
+        for (type, counts) in outcomes {
+            for (status, count) in counts {
+                Counter(label: MetricsCatalog.tasksCompleted.name, dimensions: [("type", type), ("outcome", status)]).increment(by: count)
+                if status == "retrying" { Counter(label: MetricsCatalog.retries.name, dimensions: [("type", type)]).increment(by: count) }
             }
         }
     }

@@ -2,6 +2,7 @@ import ConveyorCore
 import ConveyorRedis
 import ConveyorObservability
 import Logging
+import Metrics
 import ServiceLifecycle
 import Synchronization
 
@@ -186,6 +187,9 @@ final class Executor: Service, Sendable {
             interrupted.withLock { $0.append(delivery) }
             return
         }
+        if case .failed(let error, _) = outcome, error.hasPrefix(AttemptTimedOut.prefix) {
+            Counter(label: MetricsCatalog.timeouts.name, dimensions: [("type", envelope.type)]).increment()
+        }
         switch outcome {
         case .failed(let error, _): taskLogger.warning("attempt failed", metadata: [LogKeys.error: "\(error)"])
         case .cancelled: taskLogger.info("attempt stopped: the task was cancelled")
@@ -261,5 +265,6 @@ struct TaskCancelledByClient: Error {}
 
 struct AttemptTimedOut: Error, CustomStringConvertible {
     var timeout: Duration
-    var description: String { "timed out after \(timeout)" }
+    static let prefix = "timed out after"
+    var description: String { "\(Self.prefix) \(timeout)" }
 }

@@ -2,6 +2,7 @@ import ConveyorCore
 import ConveyorObservability
 import ConveyorRedis
 import Logging
+import Metrics
 import ServiceLifecycle
 
 /// Takes over tasks whose agent stopped renewing their lease (it crashed, hung or lost its network), and
@@ -116,6 +117,7 @@ final class Reclaimer: Service, Sendable {
         guard let claimed = reply.array?.first, let fields = try? StreamEntry(reply: claimed).fields,
             let envelope = try? TaskEnvelope(fields: fields)
         else { return }
+        Counter(label: MetricsCatalog.reclaims.name, dimensions: [("queue", queue)]).increment()
         logger.info("took over a task whose lease expired", metadata: [
             LogKeys.taskID: "\(envelope.id)", LogKeys.taskType: "\(envelope.type)", LogKeys.correlationID: "\(envelope.correlationID)",
         ])

@@ -4,6 +4,7 @@ import ConveyorPostgres
 import ConveyorRedis
 import Foundation
 import Logging
+import Metrics
 import ServiceLifecycle
 
 /// Puts back into Redis what PostgreSQL says exists but Redis does not hold: the safety net behind
@@ -214,6 +215,7 @@ public final class Reconciler: Service, Sendable {
         if let failure = replies.first(where: { $0.errorMessage != nil }) {
             throw RedisError(.commandFailed, failure.errorMessage!, command: "XADD")
         }
+        Counter(label: MetricsCatalog.reconciled.name).increment(by: tasks.count)
         for task in tasks {
             logger.warning("re-dispatched a task Redis did not hold", metadata: [
                 LogKeys.taskID: "\(task.id)", LogKeys.taskType: "\(task.type)", LogKeys.correlationID: "\(task.correlationID)",

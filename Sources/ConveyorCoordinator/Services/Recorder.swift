@@ -3,6 +3,7 @@ import ConveyorObservability
 import ConveyorPostgres
 import ConveyorRedis
 import Logging
+import Metrics
 import ServiceLifecycle
 import Synchronization
 
@@ -138,7 +139,10 @@ public final class Recorder: Service, Sendable {
         }
         if !events.isEmpty {
             do {
+                let started = ContinuousClock.now
                 _ = try await store.record(events)
+                Submitter.recordBatch(operation: "record_events", table: "task_events", rows: events.count, since: started)
+                Counter(label: MetricsCatalog.eventsRecorded.name).increment(by: events.count)
             } catch let error as PostgresError where !error.isUnavailable {
                 // The data itself was refused. Record event by event and drop what PostgreSQL rejects,
                 // so one bad event cannot stall recording for every queue.

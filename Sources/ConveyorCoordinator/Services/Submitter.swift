@@ -3,6 +3,7 @@ import ConveyorObservability
 import ConveyorPostgres
 import ConveyorRedis
 import Logging
+import Metrics
 import ServiceLifecycle
 import Synchronization
 
@@ -58,7 +59,9 @@ public final class Submitter: Service, Sendable {
         let tasks = batch.flatMap(\.tasks)
         do {
             try await prepareStreams(for: tasks)
+            let started = ContinuousClock.now
             let inserted = try await store.insert(tasks)
+            Self.recordBatch(operation: "insert_tasks", table: "tasks", rows: tasks.count, since: started)
             let fresh = zip(tasks, inserted).filter { $0.1.created }
             if !fresh.isEmpty { FaultInjection.point(.crashAfterCommit) }
             do {
@@ -70,6 +73,9 @@ public final class Submitter: Service, Sendable {
                 throw error
             }
             FaultInjection.point(.crashAfterDispatch)
+            for (type, count) in Dictionary(grouping: fresh, by: \.0.type).mapValues(\.count) {
+                Counter(label: MetricsCatalog.tasksSubmitted.name, dimensions: [("type", type)]).increment(by: count)
+            }
             var offset = 0
             for submission in batch {
                 let end = offset + submission.tasks.count
@@ -80,6 +86,13 @@ public final class Submitter: Service, Sendable {
             logger.warning("submission batch failed", metadata: [LogKeys.count: "\(tasks.count)", LogKeys.error: "\(error)"])
             for submission in batch { submission.reply.fail(error) }
         }
+    }
+
+    /// PostgreSQL write-batch metrics (rows, size, time) for one transaction.
+    static func recordBatch(operation: String, table: String, rows: Int, since started: ContinuousClock.Instant) {
+        Counter(label: MetricsCatalog.postgresRows.name, dimensions: [("table", table)]).increment(by: rows)
+        Metrics.Recorder(label: MetricsCatalog.postgresBatch.name, dimensions: [("operation", operation)]).record(rows)
+        Timer(label: MetricsCatalog.postgresDuration.name, dimensions: [("operation", operation)]).recordInterval(since: started)
     }
 
     /// XADDs every task to its queue's ready stream in one pipeline.

@@ -69,8 +69,11 @@ final class Stack: Sendable {
     }
 
     /// Starts one more agent in a group of its own, so a test can crash it alone.
-    func startAgent(id: String, registry: TaskTypeRegistry, handlers: HandlerSet, shutdownDeadline: Duration? = nil) throws -> RunningAgent {
+    func startAgent(
+        id: String, registry: TaskTypeRegistry, handlers: HandlerSet, shutdownDeadline: Duration? = nil, metricsPort: Int? = nil
+    ) throws -> RunningAgent {
         var configuration = AgentConfiguration(agentID: id, redis: environment.redis)
+        configuration.metricsPort = metricsPort
         configuration.registry = registry
         configuration.keys = environment.keys
         configuration.readBlock = .milliseconds(200)

@@ -1,0 +1,25 @@
+import ConveyorObservability
+import Hummingbird
+
+/// `GET /metrics`: the Prometheus text format, gzip-compressed when the scraper asks. Unauthenticated,
+/// like `/health`: it carries counts, never task data. Queue gauges are sampled from Redis first.
+struct MetricsRoutes: Sendable {
+    let sampler: QueueSampler
+
+    func register(on router: Router<CoordinatorRequestContext>) {
+        router.get("metrics") { request, _ -> Response in
+            await sampler.sample()
+            return MetricsResponse.make(acceptEncoding: request.headers[.acceptEncoding])
+        }
+    }
+}
+
+/// A `/metrics` response for any Hummingbird router (the coordinator's and the agent's).
+public enum MetricsResponse {
+    public static func make(acceptEncoding: String?) -> Response {
+        let (body, gzipped) = MetricsExposition.render(acceptEncoding: acceptEncoding)
+        var headers: HTTPFields = [.contentType: MetricsExposition.contentType]
+        if gzipped { headers[.contentEncoding] = "gzip" }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}
