@@ -48,6 +48,7 @@ let package = Package(
         .target(
             name: "ConveyorRedis",
             dependencies: [
+                .product(name: "Metrics", package: "swift-metrics"),
                 "CHiredis", "ConveyorCore",
                 .product(name: "Logging", package: "swift-log"),
             ],

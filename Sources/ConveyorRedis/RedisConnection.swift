@@ -1,5 +1,6 @@
 import ConveyorCore
 import Logging
+import Metrics
 
 /// An async, `Sendable` Redis connection that pipelines.
 ///
@@ -30,7 +31,7 @@ public final class RedisConnection: Sendable {
     public init(configuration: RedisConfiguration, name: String = "redis", logger: Logger) {
         self.configuration = configuration
         self.worker = BlockingWorkerThread(name: "conveyor-\(name)") { worker in
-            Self.serve(worker: worker, configuration: configuration, logger: logger)
+            Self.serve(worker: worker, configuration: configuration, name: name, logger: logger)
         }
     }
 
@@ -55,8 +56,13 @@ public final class RedisConnection: Sendable {
 
     /// Runs on the worker thread for the connection's whole life.
     private static func serve(
-        worker: BlockingWorkerThread<Request>, configuration: RedisConfiguration, logger: Logger
+        worker: BlockingWorkerThread<Request>, configuration: RedisConfiguration, name: String, logger: Logger
     ) {
+        // Names as in MetricsCatalog (ConveyorObservability), which this module does not import.
+        // Made at the first round trip, after the process has bootstrapped its metrics. A blocking read
+        // (XREADGROUP BLOCK) counts its wait as round-trip time: the `connection` label tells them apart.
+        var pipelineSize: Recorder?
+        var roundTrip: Timer?
         let context = HiredisContext(configuration: configuration)
         let clock = ContinuousClock()
         var failures = 0
@@ -88,7 +94,15 @@ public final class RedisConnection: Sendable {
                 }
             }
             let commands = requests.flatMap(\.commands)
+            let started = clock.now
             let (replies, failure) = context.roundTrip(commands)
+            if pipelineSize == nil {
+                pipelineSize = Recorder(label: "conveyor_redis_pipeline_commands", dimensions: [("connection", name)])
+                roundTrip = Timer(label: "conveyor_redis_roundtrip_seconds", dimensions: [("connection", name)])
+            }
+            pipelineSize?.record(commands.count)
+            let elapsed = clock.now - started
+            roundTrip?.recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
             var offset = 0
             for request in requests {
                 let end = offset + request.commands.count

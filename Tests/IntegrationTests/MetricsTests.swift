@@ -56,6 +56,7 @@ struct MetricsTests {
             #"conveyor_queue_ready{queue="default"}"#, "conveyor_agents_live", "conveyor_recorder_lag_seconds",
             "conveyor_task_run_seconds_bucket", "conveyor_task_end_to_end_seconds_bucket", "conveyor_postgres_copy_rows_total",
             "process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds",
+            #"conveyor_redis_pipeline_commands_bucket{connection="coordinator-redis""#, "conveyor_redis_roundtrip_seconds_bucket",
         ] {
             #expect(scrape.body.contains(expected), "missing \(expected)")
         }
