@@ -165,7 +165,7 @@ let package = Package(
         .testTarget(
             name: "ConveyorCoordinatorTests",
             dependencies: [
-                "ConveyorCoordinator", "ConveyorPostgres",
+                "ConveyorCoordinator", "ConveyorPostgres", "ConveyorObservability",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

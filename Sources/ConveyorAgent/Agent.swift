@@ -109,6 +109,7 @@ public struct Agent: Sendable {
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
         }
         router.get("metrics") { request, _ -> Response in
+            guard Observability.isEnabled else { return Response(status: .notFound) }
             Gauge(label: MetricsCatalog.inFlight.name, dimensions: [("agent", agentID)]).record(executor.heldDeliveries.count)
             let (body, gzipped) = MetricsExposition.render(acceptEncoding: request.headers[.acceptEncoding])
             var headers: HTTPFields = [.contentType: MetricsExposition.contentType]

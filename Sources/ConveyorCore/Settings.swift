@@ -28,13 +28,14 @@ public enum Settings {
     public static let agentID = Setting(environmentVariable: "CONVEYOR_AGENT_ID", flag: "--agent-id", defaultValue: "<hostname>-<pid>", summary: "Agent name: its consumer in the streams and its heartbeat entry.")
     public static let agentConcurrency = Setting(environmentVariable: "CONVEYOR_AGENT_CONCURRENCY", flag: "--concurrency", defaultValue: "64", summary: "Most tasks one agent runs at once (all types).")
     public static let agentQueues = Setting(environmentVariable: "CONVEYOR_AGENT_QUEUES", flag: "--queues", defaultValue: "(every queue of the registry)", summary: "Comma-separated queues an agent serves.")
-    public static let metricsPort = Setting(environmentVariable: "CONVEYOR_METRICS_PORT", flag: "--metrics-port", defaultValue: "(none)", summary: "Port of the agent's HTTP endpoint (/health).")
+    public static let metricsPort = Setting(environmentVariable: "CONVEYOR_METRICS_PORT", flag: "--metrics-port", defaultValue: "(none)", summary: "Port of the agent's HTTP endpoint (/health and /metrics).")
     public static let reconcileInterval = Setting(environmentVariable: "CONVEYOR_RECONCILE_INTERVAL", flag: nil, defaultValue: "5s", summary: "How often the leading coordinator compares PostgreSQL with Redis (lost or undispatched tasks).")
     public static let dispatchGrace = Setting(environmentVariable: "CONVEYOR_DISPATCH_GRACE", flag: nil, defaultValue: "30s", summary: "Age after which a committed task with no sign of being in Redis is looked up and dispatched again.")
     public static let recorderTakeoverAfter = Setting(environmentVariable: "CONVEYOR_RECORDER_TAKEOVER_AFTER", flag: nil, defaultValue: "60s", summary: "How long lifecycle events may wait with another coordinator's Recorder (one that is gone) before this one records them.")
     public static let fault = Setting(environmentVariable: "CONVEYOR_FAULT", flag: nil, defaultValue: "(none)", summary: "Testing only: crash with SIGKILL at named points, e.g. crash-after-commit:0.05 (see docs/architecture.md).")
     public static let executionJournal = Setting(environmentVariable: "CONVEYOR_EXECUTION_JOURNAL", flag: nil, defaultValue: "(none)", summary: "Testing only: an agent appends `task attempt agent ms` per attempt started to this file.")
     public static let shutdownGrace = Setting(environmentVariable: "CONVEYOR_SHUTDOWN_GRACE", flag: nil, defaultValue: "30s", summary: "How long SIGTERM waits for in-flight work before cancelling it.")
+    public static let observabilityEnabled = Setting(environmentVariable: "CONVEYOR_OBSERVABILITY_ENABLED", flag: nil, defaultValue: "true", summary: "false turns metrics (/metrics answers 404) and per-task log lines below warning off.")
     public static let logLevel = Setting(environmentVariable: "CONVEYOR_LOG_LEVEL", flag: nil, defaultValue: "info", summary: "trace, debug, info, notice, warning, error or critical.")
     public static let logFormat = Setting(environmentVariable: "CONVEYOR_LOG_FORMAT", flag: nil, defaultValue: "(text on a terminal, else json)", summary: "json or text.")
     public static let clientURL = Setting(environmentVariable: "CONVEYOR_URL", flag: "--url", defaultValue: "http://127.0.0.1:8080", summary: "Coordinator URL used by `conveyor tasks`.")
@@ -43,6 +44,6 @@ public enum Settings {
     public static let all: [Setting] = [
         redisURL, redisPrefix, postgresURL, postgresPoolSize, taskTypes, httpHost, httpPort, apiTokens, authDisabled,
         maxBodyBytes, submitBatchMax, recorderBatch, instanceID, agentID, agentConcurrency, agentQueues, metricsPort,
-        reconcileInterval, dispatchGrace, recorderTakeoverAfter, shutdownGrace, logLevel, logFormat, clientURL, clientToken, fault, executionJournal,
+        reconcileInterval, dispatchGrace, recorderTakeoverAfter, shutdownGrace, observabilityEnabled, logLevel, logFormat, clientURL, clientToken, fault, executionJournal,
     ]
 }

@@ -1,4 +1,5 @@
 import ConveyorCore
+import ConveyorObservability
 import Foundation
 import Testing
 
@@ -13,6 +14,18 @@ struct SettingsDocumentationTests {
             if let flag = setting.flag {
                 #expect(readme.contains("`\(flag)`"), "README lacks \(flag)")
             }
+        }
+    }
+}
+
+@Suite("Metrics documentation")
+struct MetricsDocumentationTests {
+    @Test("the README's metrics table names every metric of the catalog")
+    func readmeNamesEveryMetric() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        for entry in MetricsCatalog.all {
+            #expect(readme.contains("| `\(entry.name)` |"), "README lacks \(entry.name)")
         }
     }
 }

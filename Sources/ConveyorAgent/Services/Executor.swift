@@ -156,6 +156,7 @@ final class Executor: Service, Sendable {
         taskLogger[metadataKey: LogKeys.taskID] = "\(envelope.id)"
         taskLogger[metadataKey: LogKeys.taskType] = "\(envelope.type)"
         taskLogger[metadataKey: LogKeys.attempt] = "\(envelope.attempt)"
+        if !Observability.isEnabled { taskLogger.logLevel = max(taskLogger.logLevel, .warning) }
         guard let handler = handlers[envelope.type], let limiter = limiters[envelope.type] else {
             // A type this agent does not serve on this queue: fail it for good rather than loop.
             taskLogger.error("no handler for task type")

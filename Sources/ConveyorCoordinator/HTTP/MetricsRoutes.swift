@@ -8,6 +8,7 @@ struct MetricsRoutes: Sendable {
 
     func register(on router: Router<CoordinatorRequestContext>) {
         router.get("metrics") { request, _ -> Response in
+            guard Observability.isEnabled else { throw APIError.notFound("metrics are off (CONVEYOR_OBSERVABILITY_ENABLED=false)") }
             await sampler.sample()
             return MetricsResponse.make(acceptEncoding: request.headers[.acceptEncoding])
         }

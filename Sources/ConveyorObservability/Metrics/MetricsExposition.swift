@@ -13,7 +13,11 @@ public enum MetricsExposition {
         state.withLock { state in
             if let registry = state { return registry }
             let registry = PrometheusCollectorRegistry()
-            MetricsSystem.bootstrap(ConveyorMetricsFactory(registry: registry))
+            if Observability.isEnabled {
+                MetricsSystem.bootstrap(ConveyorMetricsFactory(registry: registry))
+            } else {
+                MetricsSystem.bootstrap(NOOPMetricsHandler.instance)
+            }
             state = registry
             return registry
         }

@@ -73,6 +73,7 @@ extension SettingsReader {
 
     /// Sets up JSON (or text) logging and returns the process's root logger.
     func bootstrapLogging(service: String, instance: String) throws(ConfigurationError) -> Logger {
+        Observability.configure(enabled: try bool(Settings.observabilityEnabled, default: true))
         let levelText = string(Settings.logLevel, default: "info")
         guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
             throw ConfigurationError(key: Settings.logLevel.environmentVariable, "'\(levelText)' is not a log level")
