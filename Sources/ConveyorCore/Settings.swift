@@ -36,6 +36,7 @@ public enum Settings {
     public static let executionJournal = Setting(environmentVariable: "CONVEYOR_EXECUTION_JOURNAL", flag: nil, defaultValue: "(none)", summary: "Testing only: an agent appends `task attempt agent ms` per attempt started to this file.")
     public static let shutdownGrace = Setting(environmentVariable: "CONVEYOR_SHUTDOWN_GRACE", flag: nil, defaultValue: "30s", summary: "How long SIGTERM waits for in-flight work before cancelling it.")
     public static let observabilityEnabled = Setting(environmentVariable: "CONVEYOR_OBSERVABILITY_ENABLED", flag: nil, defaultValue: "true", summary: "false turns metrics (/metrics answers 404) and per-task log lines below warning off.")
+    public static let taskLogSample = Setting(environmentVariable: "CONVEYOR_TASK_LOG_SAMPLE", flag: nil, defaultValue: "1", summary: "Fraction of tasks (0–1, chosen by task id, the same in every process) whose per-task info lines are logged; warnings and errors always are.")
     public static let logLevel = Setting(environmentVariable: "CONVEYOR_LOG_LEVEL", flag: nil, defaultValue: "info", summary: "trace, debug, info, notice, warning, error or critical.")
     public static let logFormat = Setting(environmentVariable: "CONVEYOR_LOG_FORMAT", flag: nil, defaultValue: "(text on a terminal, else json)", summary: "json or text.")
     public static let clientURL = Setting(environmentVariable: "CONVEYOR_URL", flag: "--url", defaultValue: "http://127.0.0.1:8080", summary: "Coordinator URL used by `conveyor tasks`.")
@@ -44,6 +45,6 @@ public enum Settings {
     public static let all: [Setting] = [
         redisURL, redisPrefix, postgresURL, postgresPoolSize, taskTypes, httpHost, httpPort, apiTokens, authDisabled,
         maxBodyBytes, submitBatchMax, recorderBatch, instanceID, agentID, agentConcurrency, agentQueues, metricsPort,
-        reconcileInterval, dispatchGrace, recorderTakeoverAfter, shutdownGrace, observabilityEnabled, logLevel, logFormat, clientURL, clientToken, fault, executionJournal,
+        reconcileInterval, dispatchGrace, recorderTakeoverAfter, shutdownGrace, observabilityEnabled, taskLogSample, logLevel, logFormat, clientURL, clientToken, fault, executionJournal,
     ]
 }

@@ -194,7 +194,10 @@ final class Executor: Service, Sendable {
         switch outcome {
         case .failed(let error, _): taskLogger.warning("attempt failed", metadata: [LogKeys.error: "\(error)"])
         case .cancelled: taskLogger.info("attempt stopped: the task was cancelled")
-        case .succeeded: taskLogger.debug("attempt succeeded")
+        case .succeeded:
+            if TaskLogSampling.includes(envelope.id) {
+                taskLogger.info("attempt succeeded", metadata: ["run_ms": "\(WallClock.nowMillis() - startedAt)"])
+            }
         }
         await completer.finished(delivery, outcome, startedAtMillis: startedAt)
     }

@@ -73,6 +73,12 @@ public final class Submitter: Service, Sendable {
                 throw error
             }
             FaultInjection.point(.crashAfterDispatch)
+            for (task, result) in fresh where TaskLogSampling.includes(result.id) {
+                logger.info("task accepted", metadata: [
+                    LogKeys.taskID: "\(result.id)", LogKeys.taskType: "\(task.type)", LogKeys.correlationID: "\(task.correlationID)",
+                    LogKeys.queue: "\(task.queue)",
+                ])
+            }
             for (type, count) in Dictionary(grouping: fresh, by: \.0.type).mapValues(\.count) {
                 Counter(label: MetricsCatalog.tasksSubmitted.name, dimensions: [("type", type)]).increment(by: count)
             }

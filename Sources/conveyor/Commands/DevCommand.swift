@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import ConveyorAgent
 import ConveyorCoordinator
 import ConveyorCore
+import ConveyorObservability
 import ConveyorEmbedded
 import ConveyorPostgres
 import ConveyorRedis
@@ -39,6 +40,8 @@ struct DevCommand: AsyncParsableCommand {
         try await reportingConfigurationErrors {
             let settings = SettingsReader()
             let logger = try settings.bootstrapLogging(service: "dev", instance: "dev")
+            // The demo submits thousands of tasks: show a sample of their lines unless asked otherwise.
+            if settings.string(Settings.taskLogSample) == nil { TaskLogSampling.configure(fraction: 0.01) }
             let registry = try settings.registry()
             print("conveyor dev: starting Redis and PostgreSQL in a temp folder…")
             let redis: LocalRedisServer

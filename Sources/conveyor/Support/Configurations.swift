@@ -74,6 +74,12 @@ extension SettingsReader {
     /// Sets up JSON (or text) logging and returns the process's root logger.
     func bootstrapLogging(service: String, instance: String) throws(ConfigurationError) -> Logger {
         Observability.configure(enabled: try bool(Settings.observabilityEnabled, default: true))
+        if let text = string(Settings.taskLogSample) {
+            guard let fraction = Double(text), (0...1).contains(fraction) else {
+                throw ConfigurationError(key: Settings.taskLogSample.environmentVariable, "'\(text)' must be a number from 0 to 1")
+            }
+            TaskLogSampling.configure(fraction: fraction)
+        }
         let levelText = string(Settings.logLevel, default: "info")
         guard let level = Logger.Level(rawValue: levelText.lowercased()) else {
             throw ConfigurationError(key: Settings.logLevel.environmentVariable, "'\(levelText)' is not a log level")
