@@ -166,6 +166,7 @@ let package = Package(
             name: "ConveyorCoordinatorTests",
             dependencies: [
                 "ConveyorCoordinator", "ConveyorPostgres", "ConveyorObservability",
+                .product(name: "Yams", package: "Yams"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

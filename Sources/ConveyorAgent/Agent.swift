@@ -32,6 +32,14 @@ public struct Agent: Sendable {
         try configuration.validate()
         // Before any service creates a metric: one created earlier would stay a no-op.
         MetricsExposition.bootstrap()
+        // Counters exist from the start at 0, so a rate over them is 0 rather than no data.
+        for queue in configuration.servedQueues {
+            Counter(label: MetricsCatalog.reclaims.name, dimensions: [("queue", queue)]).increment(by: 0)
+        }
+        for type in configuration.registry.types.values where configuration.servedQueues.contains(type.queue) {
+            Counter(label: MetricsCatalog.retries.name, dimensions: [("type", type.name)]).increment(by: 0)
+            Counter(label: MetricsCatalog.timeouts.name, dimensions: [("type", type.name)]).increment(by: 0)
+        }
         let resolved = try handlers.resolve(configuration.registry, queues: configuration.servedQueues)
         self.configuration = configuration
         self.logger = logger

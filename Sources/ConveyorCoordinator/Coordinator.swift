@@ -4,6 +4,7 @@ import ConveyorPostgres
 import ConveyorRedis
 import Hummingbird
 import Logging
+import Metrics
 import ServiceLifecycle
 
 /// A coordinator: the HTTP API plus its background services, wired from one configuration.
@@ -33,6 +34,11 @@ public struct Coordinator: Sendable {
     public init(configuration: CoordinatorConfiguration, logger: Logger) {
         // Before any service creates a metric: one created earlier would stay a no-op.
         MetricsExposition.bootstrap()
+        // Counters exist from the start at 0, so a rate over them is 0 rather than no data.
+        Counter(label: MetricsCatalog.reconciled.name).increment(by: 0)
+        for type in configuration.registry.types.keys {
+            Counter(label: MetricsCatalog.tasksSubmitted.name, dimensions: [("type", type)]).increment(by: 0)
+        }
         self.configuration = configuration
         self.logger = logger
         self.postgres = PostgresClient(configuration: configuration.postgres, name: "coordinator-pg", logger: logger)

@@ -34,6 +34,7 @@ public enum Settings {
     public static let recorderTakeoverAfter = Setting(environmentVariable: "CONVEYOR_RECORDER_TAKEOVER_AFTER", flag: nil, defaultValue: "60s", summary: "How long lifecycle events may wait with another coordinator's Recorder (one that is gone) before this one records them.")
     public static let fault = Setting(environmentVariable: "CONVEYOR_FAULT", flag: nil, defaultValue: "(none)", summary: "Testing only: crash with SIGKILL at named points, e.g. crash-after-commit:0.05 (see docs/architecture.md).")
     public static let executionJournal = Setting(environmentVariable: "CONVEYOR_EXECUTION_JOURNAL", flag: nil, defaultValue: "(none)", summary: "Testing only: an agent appends `task attempt agent ms` per attempt started to this file.")
+    public static let metricsHost = Setting(environmentVariable: "CONVEYOR_METRICS_HOST", flag: nil, defaultValue: "127.0.0.1", summary: "Address the agent's HTTP endpoint listens on (0.0.0.0 in a container).")
     public static let shutdownGrace = Setting(environmentVariable: "CONVEYOR_SHUTDOWN_GRACE", flag: nil, defaultValue: "30s", summary: "How long SIGTERM waits for in-flight work before cancelling it.")
     public static let observabilityEnabled = Setting(environmentVariable: "CONVEYOR_OBSERVABILITY_ENABLED", flag: nil, defaultValue: "true", summary: "false turns metrics (/metrics answers 404) and per-task log lines below warning off.")
     public static let taskLogSample = Setting(environmentVariable: "CONVEYOR_TASK_LOG_SAMPLE", flag: nil, defaultValue: "1", summary: "Fraction of tasks (0–1, chosen by task id, the same in every process) whose per-task info lines are logged; warnings and errors always are.")
@@ -44,7 +45,7 @@ public enum Settings {
 
     public static let all: [Setting] = [
         redisURL, redisPrefix, postgresURL, postgresPoolSize, taskTypes, httpHost, httpPort, apiTokens, authDisabled,
-        maxBodyBytes, submitBatchMax, recorderBatch, instanceID, agentID, agentConcurrency, agentQueues, metricsPort,
+        maxBodyBytes, submitBatchMax, recorderBatch, instanceID, agentID, agentConcurrency, agentQueues, metricsPort, metricsHost,
         reconcileInterval, dispatchGrace, recorderTakeoverAfter, shutdownGrace, observabilityEnabled, taskLogSample, logLevel, logFormat, clientURL, clientToken, fault, executionJournal,
     ]
 }
