@@ -95,8 +95,11 @@ public struct Agent: Sendable {
     }
 
     /// Runs until SIGTERM or SIGINT, then drains within `shutdownGracePeriod`.
-    public func run(shutdownGracePeriod: Duration = .seconds(30)) async throws {
-        var groupConfiguration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+    ///
+    /// - Parameter leadingServices: started before the agent's own and stopped after them (the Loki
+    ///   shipper, so it ships what the agent logs while stopping).
+    public func run(shutdownGracePeriod: Duration = .seconds(30), leadingServices: [any Service] = []) async throws {
+        var groupConfiguration = ServiceGroupConfiguration(services: leadingServices + services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         groupConfiguration.maximumGracefulShutdownDuration = shutdownGracePeriod
         groupConfiguration.maximumCancellationDuration = .seconds(10)
         try await ServiceGroup(configuration: groupConfiguration).run()

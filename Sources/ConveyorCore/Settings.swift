@@ -38,6 +38,7 @@ public enum Settings {
     public static let shutdownGrace = Setting(environmentVariable: "CONVEYOR_SHUTDOWN_GRACE", flag: nil, defaultValue: "30s", summary: "How long SIGTERM waits for in-flight work before cancelling it.")
     public static let observabilityEnabled = Setting(environmentVariable: "CONVEYOR_OBSERVABILITY_ENABLED", flag: nil, defaultValue: "true", summary: "false turns metrics (/metrics answers 404) and per-task log lines below warning off.")
     public static let taskLogSample = Setting(environmentVariable: "CONVEYOR_TASK_LOG_SAMPLE", flag: nil, defaultValue: "1", summary: "Fraction of tasks (0–1, chosen by task id, the same in every process) whose per-task info lines are logged; warnings and errors always are.")
+    public static let lokiURL = Setting(environmentVariable: "CONVEYOR_LOKI_URL", flag: nil, defaultValue: "(none)", summary: "Also push log lines to this Loki (http://loki:3100): batched, gzip, labels service and level; dropped and counted when Loki is away.")
     public static let logLevel = Setting(environmentVariable: "CONVEYOR_LOG_LEVEL", flag: nil, defaultValue: "info", summary: "trace, debug, info, notice, warning, error or critical.")
     public static let logFormat = Setting(environmentVariable: "CONVEYOR_LOG_FORMAT", flag: nil, defaultValue: "(text on a terminal, else json)", summary: "json or text.")
     public static let clientURL = Setting(environmentVariable: "CONVEYOR_URL", flag: "--url", defaultValue: "http://127.0.0.1:8080", summary: "Coordinator URL used by `conveyor tasks`.")
@@ -46,6 +47,6 @@ public enum Settings {
     public static let all: [Setting] = [
         redisURL, redisPrefix, postgresURL, postgresPoolSize, taskTypes, httpHost, httpPort, apiTokens, authDisabled,
         maxBodyBytes, submitBatchMax, recorderBatch, instanceID, agentID, agentConcurrency, agentQueues, metricsPort, metricsHost,
-        reconcileInterval, dispatchGrace, recorderTakeoverAfter, shutdownGrace, observabilityEnabled, taskLogSample, logLevel, logFormat, clientURL, clientToken, fault, executionJournal,
+        reconcileInterval, dispatchGrace, recorderTakeoverAfter, shutdownGrace, observabilityEnabled, taskLogSample, lokiURL, logLevel, logFormat, clientURL, clientToken, fault, executionJournal,
     ]
 }

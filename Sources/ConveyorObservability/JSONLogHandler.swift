@@ -18,8 +18,10 @@ public struct JSONLogHandler: LogHandler {
     private let service: String
     private let instance: String
     private let format: Format
+    private let loki: LokiShipper?
 
-    public init(label: String, service: String, instance: String, format: Format, level: Logger.Level = .info) {
+    public init(label: String, service: String, instance: String, format: Format, level: Logger.Level = .info, loki: LokiShipper? = nil) {
+        self.loki = loki
         self.label = label
         self.service = service
         self.instance = instance
@@ -37,12 +39,9 @@ public struct JSONLogHandler: LogHandler {
         if let extra = event.metadata {
             merged.merge(extra) { _, new in new }
         }
-        let line: String
-        switch format {
-        case .json: line = jsonLine(event.level, event.message.description, merged)
-        case .text: line = textLine(event.level, event.message.description, merged)
-        }
-        StandardOutput.write(line)
+        let json = format == .json || loki != nil ? jsonLine(event.level, event.message.description, merged) : ""
+        StandardOutput.write(format == .json ? json : textLine(event.level, event.message.description, merged))
+        loki?.enqueue(level: event.level, line: json)
     }
 
     private func jsonLine(_ level: Logger.Level, _ message: String, _ metadata: Logger.Metadata) -> String {
@@ -98,10 +97,17 @@ enum StandardOutput {
 public enum LoggingSetup {
     /// - Parameters:
     ///   - format: nil picks text when stdout is a terminal and JSON otherwise.
-    public static func bootstrap(service: String, instance: String, format: JSONLogHandler.Format?, level: Logger.Level) {
+    private static let shipper = Mutex<LokiShipper?>(nil)
+
+    /// The Loki shipper set up by ``bootstrap(service:instance:format:level:loki:)``, to run as a service.
+    public static var lokiShipper: LokiShipper? { shipper.withLock { $0 } }
+
+    /// - Parameter loki: also ship every line to Loki; run it as a service of the process.
+    public static func bootstrap(service: String, instance: String, format: JSONLogHandler.Format?, level: Logger.Level, loki: LokiShipper? = nil) {
+        shipper.withLock { $0 = loki }
         let chosen = format ?? (isatty(1) == 1 ? .text : .json)
         LoggingSystem.bootstrap { label in
-            JSONLogHandler(label: label, service: service, instance: instance, format: chosen, level: level)
+            JSONLogHandler(label: label, service: service, instance: instance, format: chosen, level: level, loki: loki)
         }
     }
 }

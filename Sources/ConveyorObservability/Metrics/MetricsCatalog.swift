@@ -45,6 +45,7 @@ public enum MetricsCatalog {
     // Both
     public static let redisPipeline = Entry(name: "conveyor_redis_pipeline_commands", help: "Commands per Redis round trip (pipeline), by connection.", buckets: sizeBuckets)
     public static let redisRoundTrip = Entry(name: "conveyor_redis_roundtrip_seconds", help: "Time of one Redis pipeline round trip, by connection.", buckets: latencyBuckets)
+    public static let logLinesDropped = Entry(name: "conveyor_log_lines_dropped_total", help: "Log lines not shipped to Loki (Loki away, or the buffer full).")
     public static let processCPU = Entry(name: "process_cpu_seconds_total", help: "User and system CPU time spent by the process, in seconds.")
     public static let processResident = Entry(name: "process_resident_memory_bytes", help: "Resident memory of the process, in bytes.")
     public static let processOpenFDs = Entry(name: "process_open_fds", help: "Open file descriptors of the process.")
@@ -53,7 +54,7 @@ public enum MetricsCatalog {
     public static let all: [Entry] = [
         tasksSubmitted, enqueueDuration, httpRequests, httpDuration, eventsRecorded, recorderLag, queueReady, queuePending,
         queueDelayed, queueDead, agentsLive, reconciled, postgresRows, postgresBatch, postgresDuration, tasksCompleted, taskRun,
-        taskEndToEnd, retries, timeouts, reclaims, inFlight, redisPipeline, redisRoundTrip, processCPU, processResident,
+        taskEndToEnd, retries, timeouts, reclaims, inFlight, redisPipeline, redisRoundTrip, logLinesDropped, processCPU, processResident,
         processOpenFDs, processStart,
     ]
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import ConveyorAgent
 import ConveyorCore
+import ConveyorObservability
 
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -28,7 +29,7 @@ struct AgentCommand: AsyncParsableCommand {
             logger.info("agent started", metadata: [
                 "queues": "\(configuration.servedQueues.joined(separator: ","))", "concurrency": "\(configuration.concurrency)",
             ])
-            try await agent.run(shutdownGracePeriod: grace)
+            try await agent.run(shutdownGracePeriod: grace, leadingServices: LoggingSetup.lokiShipper.map { [$0] } ?? [])
         }
     }
 }

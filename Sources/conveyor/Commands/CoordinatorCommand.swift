@@ -1,6 +1,7 @@
 import ArgumentParser
 import ConveyorCoordinator
 import ConveyorCore
+import ConveyorObservability
 import Logging
 import ServiceLifecycle
 
@@ -31,7 +32,9 @@ struct CoordinatorCommand: AsyncParsableCommand {
             let app = coordinator.makeApplication { port in
                 logger.info("coordinator listening", metadata: ["host": "\(configuration.host)", "port": "\(port)"])
             }
-            var group = ServiceGroupConfiguration(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            // The Loki shipper first, so it stops last and ships what the others logged while stopping.
+            let services: [any Service] = (LoggingSetup.lokiShipper.map { [$0] } ?? []) + [app]
+            var group = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
             group.maximumGracefulShutdownDuration = grace
             group.maximumCancellationDuration = .seconds(10)
             try await ServiceGroup(configuration: group).run()

@@ -92,7 +92,14 @@ extension SettingsReader {
             }
             format = parsed
         }
-        LoggingSetup.bootstrap(service: service, instance: instance, format: format, level: level)
+        var loki: LokiShipper?
+        if let url = string(Settings.lokiURL) {
+            guard let parsed = URL(string: url), parsed.scheme == "http" || parsed.scheme == "https", parsed.host != nil else {
+                throw ConfigurationError(key: Settings.lokiURL.environmentVariable, "'\(url)' is not an http(s) URL")
+            }
+            loki = LokiShipper(url: url, service: service)
+        }
+        LoggingSetup.bootstrap(service: service, instance: instance, format: format, level: level, loki: loki)
         var logger = Logger(label: "conveyor.\(service)")
         logger.logLevel = level
         return logger
