@@ -1,7 +1,7 @@
 /// A task as it travels through the ready stream: exactly what an agent needs to run one attempt.
 ///
 /// Stream entry fields (DESIGN §4): `id`, `type`, `params` (JSON text), `cid` (correlation id),
-/// `attempt` (1-based), `max` (max attempts), `enq` (enqueue time, Unix ms).
+/// `attempt` (1-based), `max` (max attempts), `enq` (submission time, Unix ms; kept across retries, reset by a redrive).
 public struct TaskEnvelope: Sendable, Hashable {
     public var id: TaskID
     public var type: String

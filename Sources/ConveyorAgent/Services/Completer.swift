@@ -101,7 +101,7 @@ final class Completer: Service, Sendable {
             outcomes[envelope.type, default: [:]][status, default: 0] += 1
             Timer(label: MetricsCatalog.taskRun.name, dimensions: [("type", envelope.type)]).recordMilliseconds(max(0, at - started))
             if status != "retrying" {
-                // From the enqueue of this attempt: the submission for a first attempt, the retry's due time otherwise.
+                // From the submission (retries keep it), or from the redrive for a redriven task.
                 Timer(label: MetricsCatalog.taskEndToEnd.name, dimensions: [("type", envelope.type)])
                     .recordMilliseconds(max(0, at - envelope.enqueuedAtMillis))
             }
@@ -155,7 +155,6 @@ final class Completer: Service, Sendable {
                         event.status = .retrying
                         var next = envelope
                         next.attempt += 1
-                        next.enqueuedAtMillis = at
                         let backoff = registry[envelope.type]?.backoff
                             ?? Backoff(base: TaskTypeDefinition.defaultBackoffBase, maximum: TaskTypeDefinition.defaultBackoffMax)
                         requeue = (next, backoff.delay(attempt: envelope.attempt - 1))

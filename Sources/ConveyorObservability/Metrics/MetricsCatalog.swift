@@ -36,7 +36,7 @@ public enum MetricsCatalog {
     // Agent
     public static let tasksCompleted = Entry(name: "conveyor_tasks_completed_total", help: "Attempts finished by agents, by type and outcome (succeeded, retrying, dead, cancelled).")
     public static let taskRun = Entry(name: "conveyor_task_run_seconds", help: "Handler run time of one attempt, by type.", buckets: runBuckets)
-    public static let taskEndToEnd = Entry(name: "conveyor_task_end_to_end_seconds", help: "From submission to an attempt's final outcome (succeeded, dead or cancelled), by type.", buckets: runBuckets)
+    public static let taskEndToEnd = Entry(name: "conveyor_task_end_to_end_seconds", help: "From submission (or redrive) to the final outcome (succeeded, dead or cancelled), retries included, by type.", buckets: runBuckets)
     public static let retries = Entry(name: "conveyor_task_retries_total", help: "Failed attempts scheduled for a retry, by type.")
     public static let timeouts = Entry(name: "conveyor_task_timeouts_total", help: "Attempts stopped at their type's timeout, by type.")
     public static let reclaims = Entry(name: "conveyor_reclaims_total", help: "Tasks taken over from an agent whose lease expired, by queue.")
