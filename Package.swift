@@ -174,6 +174,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "ConveyorLoadTests",
+            dependencies: ["conveyor-load"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "IntegrationTests",
             dependencies: [
                 "ConveyorTesting", "ConveyorCoordinator", "ConveyorAgent", "ConveyorRedis", "ConveyorPostgres", "ConveyorEmbedded",
