@@ -42,13 +42,11 @@ struct LokiShipperTests {
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
             let port = try #require(client.port)
-            let shipper = LokiShipper(url: "http://127.0.0.1:\(port)/", service: "coordinator", interval: .milliseconds(50))
-            let running = Task { try await shipper.run() }
+            let shipper = LokiShipper(url: "http://127.0.0.1:\(port)/", service: "coordinator")
             shipper.enqueue(level: .info, line: #"{"msg":"task accepted","correlation_id":"c-42","task_id":"7"}"# + "\n")
             shipper.enqueue(level: .warning, line: #"{"msg":"attempt failed","correlation_id":"c-42"}"# + "\n")
-            for _ in 0..<100 where received.pushes.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(20)) }
-            running.cancel()
-            _ = try? await running.value
+            // What the service's loop does every interval (a cancelled run would cut a push short).
+            await shipper.flush()
 
             let pushes = received.pushes.withLock { $0 }
             let push = try #require(pushes.first)
@@ -64,6 +62,29 @@ struct LokiShipperTests {
                 #expect(values.allSatisfy { $0.count == 2 && Int64($0[0]) != nil && $0[1].contains("c-42") && !$0[1].hasSuffix("\n") })
             }
             #expect(shipper.droppedLines == 0)
+        }
+    }
+
+    @Test("the running service pushes what was logged within its interval")
+    func serviceShipsOnItsOwn() async throws {
+        let received = Received()
+        let router = Router()
+        router.post("loki/api/v1/push") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1 << 24)
+            received.pushes.withLock { $0.append((request.headers[.contentEncoding], Array(buffer: body))) }
+            return Response(status: .noContent)
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            let port = try #require(client.port)
+            let shipper = LokiShipper(url: "http://127.0.0.1:\(port)", service: "agent", interval: .milliseconds(50))
+            let running = Task { try await shipper.run() }
+            shipper.enqueue(level: .info, line: #"{"msg":"attempt succeeded","correlation_id":"c-7"}"#)
+            for _ in 0..<200 where received.pushes.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(20)) }
+            running.cancel()
+            _ = try? await running.value
+            let push = try #require(received.pushes.withLock { $0.first })
+            #expect(try gunzip(push.body).contains("c-7"))
         }
     }
 
