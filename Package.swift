@@ -167,7 +167,7 @@ let package = Package(
         .testTarget(
             name: "ConveyorCoordinatorTests",
             dependencies: [
-                "ConveyorCoordinator", "ConveyorPostgres", "ConveyorObservability",
+                "ConveyorCoordinator", "ConveyorPostgres", "ConveyorObservability", "ConveyorTesting",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

@@ -98,13 +98,8 @@ public final class LocalPostgresServer: Sendable {
     }
 
     /// Restarts the server on the same port and data (for outage tests).
-    ///
-    /// - Parameter immediate: stop as a crash would (`pg_ctl -m immediate`: no checkpoint, WAL recovery at
-    ///   start) instead of a fast shutdown.
-    public func restart(immediate: Bool = false, pause: Duration = .zero, logger: Logger) async throws {
-        if immediate { await crash() }
+    public func restart(logger: Logger) async throws {
         await stop(removeDirectory: false)
-        if pause > .zero { try await Task.sleep(for: pause) }
         try await start(logger: logger)
     }
 

@@ -1,3 +1,4 @@
+import ConveyorTesting
 import Foundation
 import Testing
 
@@ -9,17 +10,7 @@ struct AlertRulesTests {
         .appendingPathComponent("Grafana/prometheus")
 
     private func promtool(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["promtool"] + arguments
-        process.currentDirectoryURL = Self.directory
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, printed)
+        try ToolRun.run(["promtool"] + arguments, in: Self.directory)
     }
 
     @Test("the alert rules are valid (promtool check rules)")

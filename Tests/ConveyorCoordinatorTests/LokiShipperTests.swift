@@ -1,4 +1,5 @@
 @testable import ConveyorObservability
+import ConveyorTesting
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -15,33 +16,27 @@ struct LokiShipperTests {
     }
 
     private func gunzip(_ bytes: [UInt8]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["gzip", "-dc"]
-        let input = Pipe()
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        try process.run()
-        input.fileHandleForWriting.write(Data(bytes))
-        try input.fileHandleForWriting.close()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return text
+        try ToolRun.run(["gzip", "-dc"], input: bytes).output
     }
 
-    @Test("lines are pushed in gzip batches, one stream per level, labelled by service and level only")
-    func pushesBatches() async throws {
+    /// Runs `body` with a stand-in for Loki's push endpoint listening on the given port.
+    private func withFakeLoki(_ body: @escaping @Sendable (Int, Received) async throws -> Void) async throws {
         let received = Received()
         let router = Router()
         router.post("loki/api/v1/push") { request, _ -> Response in
-            let body = try await request.body.collect(upTo: 1 << 24)
-            received.pushes.withLock { $0.append((request.headers[.contentEncoding], Array(buffer: body))) }
+            let bytes = try await request.body.collect(upTo: 1 << 24)
+            received.pushes.withLock { $0.append((request.headers[.contentEncoding], Array(buffer: bytes))) }
             return Response(status: .noContent)
         }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
-            let port = try #require(client.port)
+            try await body(try #require(client.port), received)
+        }
+    }
+
+    @Test("lines are pushed in gzip batches, one stream per level, labelled by service and level only")
+    func pushesBatches() async throws {
+        try await withFakeLoki { port, received in
             let shipper = LokiShipper(url: "http://127.0.0.1:\(port)/", service: "coordinator")
             shipper.enqueue(level: .info, line: #"{"msg":"task accepted","correlation_id":"c-42","task_id":"7"}"# + "\n")
             shipper.enqueue(level: .warning, line: #"{"msg":"attempt failed","correlation_id":"c-42"}"# + "\n")
@@ -67,16 +62,7 @@ struct LokiShipperTests {
 
     @Test("the running service pushes what was logged within its interval")
     func serviceShipsOnItsOwn() async throws {
-        let received = Received()
-        let router = Router()
-        router.post("loki/api/v1/push") { request, _ -> Response in
-            let body = try await request.body.collect(upTo: 1 << 24)
-            received.pushes.withLock { $0.append((request.headers[.contentEncoding], Array(buffer: body))) }
-            return Response(status: .noContent)
-        }
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
-        try await app.test(.live) { client in
-            let port = try #require(client.port)
+        try await withFakeLoki { port, received in
             let shipper = LokiShipper(url: "http://127.0.0.1:\(port)", service: "agent", interval: .milliseconds(50))
             let running = Task { try await shipper.run() }
             shipper.enqueue(level: .info, line: #"{"msg":"attempt succeeded","correlation_id":"c-7"}"#)

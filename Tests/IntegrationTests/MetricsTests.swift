@@ -16,20 +16,7 @@ struct MetricsTests {
 
     /// Runs `promtool check metrics` on a scrape; returns its exit status and output.
     private func promtoolCheck(_ text: String) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["promtool", "check", "metrics"]
-        let input = Pipe()
-        let output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        input.fileHandleForWriting.write(Data(text.utf8))
-        try input.fileHandleForWriting.close()
-        process.waitUntilExit()
-        let printed = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return (process.terminationStatus, printed)
+        try ToolRun.run(["promtool", "check", "metrics"], input: Array(text.utf8))
     }
 
     @Test("the coordinator's /metrics after a load passes promtool check metrics and names every outcome")
@@ -76,19 +63,9 @@ struct MetricsTests {
         let compressed = Array(buffer: try await response.body.collect(upTo: 16 << 20))
         try await client.shutdown()
         #expect(compressed.starts(with: [0x1f, 0x8b]), "a gzip member")
-        let gunzip = Process()
-        gunzip.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        gunzip.arguments = ["gzip", "-dc"]
-        let input = Pipe()
-        let output = Pipe()
-        gunzip.standardInput = input
-        gunzip.standardOutput = output
-        try gunzip.run()
-        input.fileHandleForWriting.write(Data(compressed))
-        try input.fileHandleForWriting.close()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        gunzip.waitUntilExit()
-        #expect(gunzip.terminationStatus == 0)
+        let gunzip = try ToolRun.run(["gzip", "-dc"], input: compressed)
+        #expect(gunzip.status == 0)
+        let text = gunzip.output
         #expect(text.contains("# HELP conveyor_http_requests_total"))
         try await stack.stop()
     }

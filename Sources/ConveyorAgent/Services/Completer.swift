@@ -90,6 +90,9 @@ final class Completer: Service, Sendable {
     /// that a batch costs one counter update per (type, outcome), not one per task.
     static func recordMetrics(_ batch: [Item]) {
         var outcomes: [String: [String: Int]] = [:]
+        // Each handle costs a registry lookup under a lock: one per type per batch, not one per task.
+        var runTimers: [String: Timer] = [:]
+        var endToEndTimers: [String: Timer] = [:]
         for case .finished(let delivery, let outcome, let started, let at) in batch {
             let envelope = delivery.envelope
             let status: String
@@ -99,11 +102,13 @@ final class Completer: Service, Sendable {
             case .failed(_, let retryable): status = retryable && envelope.attempt < envelope.maxAttempts ? "retrying" : "dead"
             }
             outcomes[envelope.type, default: [:]][status, default: 0] += 1
-            Timer(label: MetricsCatalog.taskRun.name, dimensions: [("type", envelope.type)]).recordMilliseconds(max(0, at - started))
+            let type = envelope.type
+            if runTimers[type] == nil { runTimers[type] = Timer(label: MetricsCatalog.taskRun.name, dimensions: [("type", type)]) }
+            runTimers[type]!.recordMilliseconds(max(0, at - started))
             if status != "retrying" {
                 // From the submission (retries keep it), or from the redrive for a redriven task.
-                Timer(label: MetricsCatalog.taskEndToEnd.name, dimensions: [("type", envelope.type)])
-                    .recordMilliseconds(max(0, at - envelope.enqueuedAtMillis))
+                if endToEndTimers[type] == nil { endToEndTimers[type] = Timer(label: MetricsCatalog.taskEndToEnd.name, dimensions: [("type", type)]) }
+                endToEndTimers[type]!.recordMilliseconds(max(0, at - envelope.enqueuedAtMillis))
             }
         }
         for (type, counts) in outcomes {

@@ -27,11 +27,3 @@ struct MetricsMiddleware: RouterMiddleware {
         return response
     }
 }
-
-extension Timer {
-    /// Records the time elapsed since `start`.
-    func recordInterval(since start: ContinuousClock.Instant) {
-        let elapsed = ContinuousClock.now - start
-        recordNanoseconds(elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000)
-    }
-}

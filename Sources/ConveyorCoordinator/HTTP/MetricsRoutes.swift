@@ -16,8 +16,8 @@ struct MetricsRoutes: Sendable {
 }
 
 /// A `/metrics` response for any Hummingbird router (the coordinator's and the agent's).
-public enum MetricsResponse {
-    public static func make(acceptEncoding: String?) -> Response {
+enum MetricsResponse {
+    static func make(acceptEncoding: String?) -> Response {
         let (body, gzipped) = MetricsExposition.render(acceptEncoding: acceptEncoding)
         var headers: HTTPFields = [.contentType: MetricsExposition.contentType]
         if gzipped { headers[.contentEncoding] = "gzip" }

@@ -141,7 +141,7 @@ public final class Recorder: Service, Sendable {
             do {
                 let started = ContinuousClock.now
                 _ = try await store.record(events)
-                Submitter.recordBatch(operation: "record_events", table: "task_events", rows: events.count, since: started)
+                PostgresBatchMetrics.record(operation: "record_events", table: "task_events", rows: events.count, since: started)
                 Counter(label: MetricsCatalog.eventsRecorded.name).increment(by: events.count)
             } catch let error as PostgresError where !error.isUnavailable {
                 // The data itself was refused. Record event by event and drop what PostgreSQL rejects,

@@ -61,7 +61,7 @@ public final class Submitter: Service, Sendable {
             try await prepareStreams(for: tasks)
             let started = ContinuousClock.now
             let inserted = try await store.insert(tasks)
-            Self.recordBatch(operation: "insert_tasks", table: "tasks", rows: tasks.count, since: started)
+            PostgresBatchMetrics.record(operation: "insert_tasks", table: "tasks", rows: tasks.count, since: started)
             let fresh = zip(tasks, inserted).filter { $0.1.created }
             if !fresh.isEmpty { FaultInjection.point(.crashAfterCommit) }
             do {
@@ -92,13 +92,6 @@ public final class Submitter: Service, Sendable {
             logger.warning("submission batch failed", metadata: [LogKeys.count: "\(tasks.count)", LogKeys.error: "\(error)"])
             for submission in batch { submission.reply.fail(error) }
         }
-    }
-
-    /// PostgreSQL write-batch metrics (rows, size, time) for one transaction.
-    static func recordBatch(operation: String, table: String, rows: Int, since started: ContinuousClock.Instant) {
-        Counter(label: MetricsCatalog.postgresRows.name, dimensions: [("table", table)]).increment(by: rows)
-        Metrics.Recorder(label: MetricsCatalog.postgresBatch.name, dimensions: [("operation", operation)]).record(rows)
-        Timer(label: MetricsCatalog.postgresDuration.name, dimensions: [("operation", operation)]).recordInterval(since: started)
     }
 
     /// XADDs every task to its queue's ready stream in one pipeline.
