@@ -4,6 +4,22 @@ import Foundation
 import NIOCore
 import Synchronization
 
+/// What to send: where, how fast, how much, in what shape.
+struct LoadPlan: Sendable {
+    var baseURL: String
+    var token: String?
+    /// Tasks per second (open loop), or nil for closed loop.
+    var rate: Double?
+    var duration: Duration?
+    /// Stop after this many tasks (whichever of duration and count comes first).
+    var count: Int?
+    var batch: Int
+    var concurrency: Int
+    var mix: [MixEntry]
+    /// Print a progress line every second.
+    var progress = true
+}
+
 /// Drives a coordinator with submissions, open loop or closed loop, and measures enqueue latency.
 ///
 /// Open loop (`rate` set): request `i` is due at `start + i × interval`, whether or not earlier ones
@@ -11,94 +27,215 @@ import Synchronization
 /// stall by slowing the client down (no coordinated omission). Closed loop (`rate` nil): `concurrency`
 /// senders each send the next request as soon as the previous one is answered, to find the ceiling.
 final class LoadRun: Sendable {
+    /// One second of the run, for the progress line and the chart.
+    struct Second: Sendable, Codable {
+        var second: Int
+        var accepted: Int
+        var failed: Int
+        var inFlight: Int
+        var enqueueP50Milliseconds: Double
+        var enqueueP99Milliseconds: Double
+    }
+
     struct Result: Sendable {
         var acceptedIDs: [Int64]
-        var failedRequests: Int
-        /// Enqueue latency of each answered request, milliseconds, sorted.
-        var latencies: [Double]
+        var submittedTasks: Int
+        var failedTasks: Int
+        /// Failed requests by cause ("HTTP 503", "timeout", …).
+        var errors: [String: Int]
+        var enqueue: LatencyHistogram
+        var timeline: [Second]
         var elapsed: Duration
+        var startedAtMillis: Int64
     }
 
-    let baseURL: String
-    let token: String?
-    let rate: Double?
-    let duration: Duration
-    let batch: Int
-    let concurrency: Int
-    let mix: [(type: String, share: Double)]
+    private struct Tally: Sendable {
+        var ids: [Int64] = []
+        var submitted = 0
+        var failed = 0
+        var errors: [String: Int] = [:]
+        var total = LatencyHistogram()
+        var interval = LatencyHistogram()
+        var acceptedInInterval = 0
+        var failedInInterval = 0
+        var inFlight = 0
+    }
+
+    let plan: LoadPlan
     private let next = Atomic<Int>(0)
-    private let state = Mutex<(ids: [Int64], failed: Int, latencies: [Double])>(([], 0, []))
+    private let tally = Mutex(Tally())
+    private let sendersDone = Atomic<Bool>(false)
+    private let timeline = Mutex<[Second]>([])
+    private let http: HTTPClient
 
-    init(baseURL: String, token: String?, rate: Double?, duration: Duration, batch: Int, concurrency: Int, mix: [(type: String, share: Double)]) {
-        self.baseURL = baseURL
-        self.token = token
-        self.rate = rate
-        self.duration = duration
-        self.batch = batch
-        self.concurrency = concurrency
-        self.mix = mix
+    init(plan: LoadPlan) {
+        self.plan = plan
+        // One connection per sender: the client's default pool (8 per host) would cap the load.
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: plan.concurrency)
+        configuration.timeout = .init(connect: .seconds(5), read: .seconds(30))
+        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
+
+    /// Requests the run may send at most (from `count`), or nil for no limit.
+    private var requestLimit: Int? { plan.count.map { ($0 + plan.batch - 1) / plan.batch } }
 
     func run() async -> Result {
+        let startedAtMillis = WallClock.nowMillis()
         let start = ContinuousClock.now
-        let end = start + duration
+        let end = plan.duration.map { start + $0 }
         // Requests per second = tasks per second / tasks per request.
-        let interval = rate.map { Duration.nanoseconds(Int64(1e9 * Double(batch) / $0)) }
-        await withTaskGroup(of: Void.self) { group in
-            for _ in 0..<concurrency {
-                group.addTask {
-                    while true {
-                        let index = self.next.add(1, ordering: .relaxed).oldValue
-                        let intended: ContinuousClock.Instant
-                        if let interval {
-                            intended = start + interval * index
-                            guard intended < end else { return }
-                            try? await Task.sleep(until: intended)
-                        } else {
-                            intended = .now
-                            guard intended < end else { return }
-                        }
-                        await self.send(index: index, intended: intended)
+        let interval = plan.rate.map { Duration.nanoseconds(Int64(1e9 * Double(plan.batch) / $0)) }
+        await withTaskGroup(of: Void.self) { outer in
+            outer.addTask {
+                await withTaskGroup(of: Void.self) { group in
+                    for _ in 0..<self.plan.concurrency {
+                        group.addTask { await self.sendUntilDone(start: start, end: end, interval: interval) }
                     }
+                }
+                self.sendersDone.store(true, ordering: .releasing)
+            }
+            outer.addTask {
+                var second = 0
+                while !self.sendersDone.load(ordering: .acquiring) {
+                    second += 1
+                    try? await Task.sleep(until: start + .seconds(second))
+                    let point = self.closeSecond(second)
+                    self.timeline.withLock { $0.append(point) }
+                    if self.plan.progress { self.printProgress(point) }
                 }
             }
         }
-        let (ids, failed, latencies) = state.withLock { $0 }
-        return Result(acceptedIDs: ids, failedRequests: failed, latencies: latencies.sorted(), elapsed: ContinuousClock.now - start)
+        try? await http.shutdown()
+        let final = tally.withLock { $0 }
+        return Result(
+            acceptedIDs: final.ids, submittedTasks: final.submitted, failedTasks: final.failed, errors: final.errors,
+            enqueue: final.total, timeline: timeline.withLock { $0 }, elapsed: ContinuousClock.now - start,
+            startedAtMillis: startedAtMillis)
     }
 
-    private func body(index: Int) -> (path: String, body: String) {
-        func task(_ number: Int) -> String {
-            "{\"type\":\"\(LoadShape.type(at: number, in: mix))\"}"
+    private func sendUntilDone(start: ContinuousClock.Instant, end: ContinuousClock.Instant?, interval: Duration?) async {
+        while true {
+            let index = next.add(1, ordering: .relaxed).oldValue
+            if let limit = requestLimit, index >= limit { return }
+            let intended: ContinuousClock.Instant
+            if let interval {
+                intended = start + interval * index
+                if let end, intended >= end { return }
+                try? await Task.sleep(until: intended)
+            } else {
+                intended = .now
+                if let end, intended >= end { return }
+            }
+            await send(index: index, intended: intended)
         }
-        if batch == 1 { return ("/v1/tasks", task(index)) }
-        let tasks = (0..<batch).map { task(index * batch + $0) }
-        return ("/v1/tasks/batch", "{\"tasks\":[" + tasks.joined(separator: ",") + "]}")
+    }
+
+    private func closeSecond(_ second: Int) -> Second {
+        tally.withLock { tally in
+            let point = Second(
+                second: second, accepted: tally.acceptedInInterval, failed: tally.failedInInterval, inFlight: tally.inFlight,
+                enqueueP50Milliseconds: tally.interval.milliseconds(at: 50), enqueueP99Milliseconds: tally.interval.milliseconds(at: 99))
+            tally.interval = LatencyHistogram()
+            tally.acceptedInInterval = 0
+            tally.failedInInterval = 0
+            return point
+        }
+    }
+
+    private func printProgress(_ point: Second) {
+        let errors = tally.withLock { $0.failed }
+        let line = String(
+            format: "%5d s  %8d tasks/s accepted  %6d in flight  enqueue p50 %7.2f ms  p99 %8.2f ms  failed %d (total %d)\n",
+            point.second, point.accepted, point.inFlight, point.enqueueP50Milliseconds, point.enqueueP99Milliseconds, point.failed, errors)
+        // Unbuffered, so the line shows when stdout is a pipe or a file (print would hold it back).
+        FileHandle.standardOutput.write(Data(line.utf8))
+    }
+
+    /// Tasks in request `index`: `batch`, except a last, partial request under `count`.
+    private func tasks(in index: Int) -> Int {
+        guard let count = plan.count else { return plan.batch }
+        return min(plan.batch, count - index * plan.batch)
+    }
+
+    private func body(index: Int, tasks: Int) -> (path: String, body: String) {
+        if plan.batch == 1 { return ("/v1/tasks", LoadShape.entry(at: index, in: plan.mix).json) }
+        let items = (0..<tasks).map { LoadShape.entry(at: index * plan.batch + $0, in: plan.mix).json }
+        return ("/v1/tasks/batch", "{\"tasks\":[" + items.joined(separator: ",") + "]}")
     }
 
     private func send(index: Int, intended: ContinuousClock.Instant) async {
-        let (path, text) = body(index: index)
-        var request = HTTPClientRequest(url: baseURL + path)
+        let count = tasks(in: index)
+        let (path, text) = body(index: index, tasks: count)
+        var request = HTTPClientRequest(url: plan.baseURL + path)
         request.method = .POST
-        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        if let token = plan.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         request.headers.add(name: "Content-Type", value: "application/json")
         request.body = .bytes(ByteBuffer(string: text))
+        tally.withLock {
+            $0.inFlight += 1
+            $0.submitted += count
+        }
+        var cause: String?
+        var ids: [Int64] = []
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-            let reply = String(buffer: try await response.body.collect(upTo: 4 << 20))
-            let latency = ContinuousClock.now - intended
-            let milliseconds = Double(latency.components.seconds) * 1000 + Double(latency.components.attoseconds) / 1e15
-            guard response.status.code == 201 || response.status.code == 200, let json = try? JSONValue.parse(reply) else {
-                state.withLock { $0.failed += 1 }
-                return
+            let response = try await http.execute(request, timeout: .seconds(30))
+            let reply = try await response.body.collect(upTo: 16 << 20)
+            if response.status.code == 201 || response.status.code == 200 {
+                ids = Self.acceptedIDs(in: reply, single: plan.batch == 1)
+                if ids.count != count { cause = "reply without \(count) ids" }
+            } else {
+                cause = "HTTP \(response.status.code)"
             }
-            let ids = batch == 1 ? [json["id"]?.intValue].compactMap { $0 } : (json["tasks"]?.arrayValue ?? []).compactMap { $0["id"]?.intValue }
-            state.withLock { state in
-                state.ids.append(contentsOf: ids)
-                state.latencies.append(milliseconds)
-            }
+        } catch let error as HTTPClientError {
+            cause = error == .deadlineExceeded || error == .readTimeout ? "timeout" : "\(error)"
         } catch {
-            state.withLock { $0.failed += 1 }
+            cause = "\(type(of: error))"
+        }
+        let latency = ContinuousClock.now - intended
+        let milliseconds = Double(latency.components.seconds) * 1000 + Double(latency.components.attoseconds) / 1e15
+        tally.withLock { tally in
+            tally.inFlight -= 1
+            if let cause {
+                tally.failed += count
+                tally.failedInInterval += count
+                tally.errors[cause, default: 0] += 1
+            } else {
+                tally.ids.append(contentsOf: ids)
+                tally.acceptedInInterval += ids.count
+                tally.total.record(milliseconds: milliseconds)
+                tally.interval.record(milliseconds: milliseconds)
+            }
+        }
+    }
+
+    /// The ids in a reply: `{"id":…}` for a single submission, `{"tasks":[{"id":…},…]}` for a batch.
+    /// Scans for `"id":` rather than decoding the whole reply: at the ceiling the load generator shares
+    /// the machine with what it measures, and a full JSON decode per reply would cost it throughput.
+    static func acceptedIDs(in reply: ByteBuffer, single: Bool) -> [Int64] {
+        reply.withUnsafeReadableBytes { bytes in
+            var ids: [Int64] = []
+            let key: [UInt8] = Array("\"id\":".utf8)
+            var index = 0
+            let end = bytes.count
+            while index + key.count < end {
+                if bytes[index] == key[0], bytes[index + 1] == key[1], bytes[index + 2] == key[2], bytes[index + 3] == key[3], bytes[index + 4] == key[4] {
+                    index += key.count
+                    while index < end, bytes[index] == UInt8(ascii: " ") { index += 1 }
+                    var value: Int64 = 0
+                    var digits = 0
+                    while index < end, bytes[index] >= UInt8(ascii: "0"), bytes[index] <= UInt8(ascii: "9") {
+                        value = value * 10 + Int64(bytes[index] - UInt8(ascii: "0"))
+                        index += 1
+                        digits += 1
+                    }
+                    if digits > 0 { ids.append(value) }
+                    if single { break }
+                } else {
+                    index += 1
+                }
+            }
+            return ids
         }
     }
 }

@@ -1,67 +1,166 @@
 import ArgumentParser
 import Foundation
 
-/// `conveyor-load run`: load against a running coordinator, open loop at a fixed rate or closed loop
-/// at the ceiling; reports throughput and enqueue latency percentiles, and, given the database, checks
-/// that every accepted task finished.
+/// `conveyor-load run`: load against a coordinator (one it starts itself with `--embedded`, or a running
+/// one with `--url`), open loop at a fixed rate or closed loop at the ceiling. Reports throughput,
+/// enqueue and end-to-end latency, what became of every accepted task, and each process's CPU and memory.
 struct RunCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Submit tasks to a coordinator at a fixed rate (open loop) or as fast as it answers (--max).")
+        abstract: "Submit tasks at a fixed rate (open loop) or as fast as the coordinator answers (--max), and report.",
+        discussion: """
+            Presets (--preset; any flag given as well overrides the preset's):
+              seed        1,000 tasks/min for 60 s, 10 agents, --slo p95=200ms (the seed's own load test)
+              max         closed loop through /v1/tasks/batch: 500 tasks per request, 8 in flight, 60 s, 2 agents
+              max-single  closed loop through single POSTs, 64 in flight, 60 s, 2 agents
+              soak        60,000 tasks/min for an hour, mix noop=90,sleep:5ms=10, 2 agents, --slo p99=10ms
+            Presets run --embedded unless --url is given.
+            Exit status: 0 when every accepted task finished and every --slo was met; 1 otherwise.
+            """)
 
-    @Option(help: "Coordinator URL.") var url = ProcessInfo.processInfo.environment["CONVEYOR_URL"] ?? "http://127.0.0.1:8080"
-    @Option(help: "Bearer token (default: CONVEYOR_API_TOKEN).") var token = ProcessInfo.processInfo.environment["CONVEYOR_API_TOKEN"]
+    @Option(help: "A named load: \(LoadPreset.names.joined(separator: ", ")).") var preset: String?
+    @Flag(help: "Start the whole stack here (Redis, PostgreSQL, a coordinator and --agents agents, each its own process).") var embedded = false
+    @Option(help: "Coordinator URL of a running stack (default: CONVEYOR_URL, or http://127.0.0.1:8080).") var url: String?
+    @Option(help: "Bearer token (default: CONVEYOR_API_TOKEN).") var token: String?
+    @Option(help: "PostgreSQL URL of a running stack: check every accepted task and measure end-to-end latency.") var postgresURL: String?
+    @Option(help: "Agents to start with --embedded (default 2).") var agents: Int?
+    @Option(help: "Concurrency of each embedded agent.") var agentConcurrency = 64
     @Option(help: "Arrival rate, e.g. 1000/min or 20000/s (open loop: latency counts from each request's intended send time).") var rate: String?
     @Flag(help: "Closed loop: send as fast as the coordinator answers, to find the ceiling.") var max = false
-    @Option(help: "Seconds to submit for.") var duration = 60
-    @Option(help: "Tasks per request: 1 uses POST /v1/tasks, more uses /v1/tasks/batch.") var batch = 1
-    @Option(help: "Concurrent senders.") var concurrency = 64
-    @Option(help: "Task mix, e.g. noop=90,sleep=10.") var mix = "noop=100"
-    @Option(help: "PostgreSQL URL: after the run, wait until every accepted task is terminal and report the lost ones.") var postgresURL: String?
-    @Option(help: "Seconds to wait for accepted tasks to finish (with --postgres-url).") var settle = 120
+    @Option(help: "Seconds to submit for (default 60).") var duration: Int?
+    @Option(help: "Tasks to submit (ends the load early if reached before --duration).") var count: Int?
+    @Option(help: "Tasks per request: 1 uses POST /v1/tasks, more uses /v1/tasks/batch (default 1).") var batch: Int?
+    @Option(help: "Concurrent requests (default 64).") var concurrency: Int?
+    @Option(help: "Task mix, e.g. noop=90,sleep:5ms=10 (default noop=100).") var mix: String?
+    @Option(help: "Latency objectives, e.g. p95=200ms,p99.9=1s,e2e-p99=100ms: the run fails if one is breached.") var slo: String?
+    @Option(help: "Seconds to wait after the load for accepted tasks to finish.") var settle = 120
+    @Option(help: "Write the report as JSON to this file.") var json: String?
+    @Option(help: "Draw throughput and latency over time to this SVG file.") var chart: String?
+    @Option(help: "The conveyor binary for --embedded (default: next to conveyor-load).") var conveyor: String?
+    @Option(parsing: .singleValue, help: "An environment variable for the embedded coordinator and agents, NAME=VALUE (repeatable).") var env: [String] = []
+    @Flag(help: "Keep the embedded stack's folder (logs, journal, data).") var keep = false
+    @Flag(help: "No progress line every second.") var quiet = false
 
-    func validate() throws {
-        guard (rate != nil) != max else { throw ValidationError("give either --rate or --max") }
-        guard duration > 0, batch >= 1, batch <= 1000, concurrency >= 1 else {
-            throw ValidationError("--duration must be positive, --batch 1–1000, --concurrency at least 1")
-        }
+    /// The settings after the preset is applied under the flags.
+    struct Resolved {
+        var embedded: Bool
+        var rate: Double?
+        var rateText: String?
+        var duration: Int?
+        var count: Int?
+        var agents: Int
+        var batch: Int
+        var concurrency: Int
+        var mixText: String
+        var mix: [MixEntry]
+        var objectives: [ServiceLevelObjective]
     }
 
-    func run() async throws {
-        let tasksPerSecond: Double?
-        let shares: [(type: String, share: Double)]
+    func resolve() throws -> Resolved {
+        var base = LoadPreset(duration: 60, agents: 2)
+        if let preset {
+            guard let named = LoadPreset.named(preset) else {
+                throw ValidationError("unknown preset '\(preset)': use one of \(LoadPreset.names.joined(separator: ", "))")
+            }
+            base = named
+        }
+        let closedLoop = max || (rate == nil && base.closedLoop)
+        let rateText = closedLoop ? nil : (rate ?? base.rate)
+        guard closedLoop || rateText != nil else { throw ValidationError("give --rate, --max or a --preset") }
+        guard !(max && rate != nil) else { throw ValidationError("give either --rate or --max, not both") }
+        let resolved: Resolved
         do {
-            tasksPerSecond = try rate.map(LoadShape.rate)
-            shares = try LoadShape.mix(mix)
+            let mixText = mix ?? base.mix
+            resolved = Resolved(
+                embedded: embedded || (preset != nil && url == nil), rate: try rateText.map(LoadShape.rate), rateText: rateText,
+                duration: count != nil && duration == nil ? nil : (duration ?? base.duration), count: count, agents: agents ?? base.agents,
+                batch: batch ?? base.batch, concurrency: concurrency ?? base.concurrency, mixText: mixText, mix: try LoadShape.mix(mixText),
+                objectives: try (slo ?? base.slo).map(LoadShape.objectives) ?? [])
         } catch {
             throw ValidationError("\(error)")
         }
-        let load = LoadRun(
-            baseURL: url, token: token, rate: tasksPerSecond, duration: .seconds(duration), batch: batch,
-            concurrency: concurrency, mix: shares)
-        let result = await load.run()
-        let seconds = Double(result.elapsed.components.seconds) + Double(result.elapsed.components.attoseconds) / 1e18
-        let latencies = result.latencies
-        print("""
-            ── conveyor-load run ──
-            mode:      \(max ? "closed loop, \(concurrency) senders" : "open loop at \(rate!)"), \(batch == 1 ? "single POSTs" : "batches of \(batch)"), mix \(mix)
-            accepted:  \(result.acceptedIDs.count) tasks in \(String(format: "%.1f", seconds)) s = \(String(format: "%.0f", Double(result.acceptedIDs.count) / seconds)) tasks/s (\(String(format: "%.0f", Double(result.acceptedIDs.count) / seconds * 60)) per minute); failed requests \(result.failedRequests)
-            enqueue:   p50 \(String(format: "%.2f", LoadShape.percentile(latencies, 0.5))) ms, p95 \(String(format: "%.2f", LoadShape.percentile(latencies, 0.95))) ms, p99 \(String(format: "%.2f", LoadShape.percentile(latencies, 0.99))) ms, max \(String(format: "%.2f", latencies.last ?? 0)) ms (per request, from its intended send time)
-            """)
-        if let postgresURL {
-            let deadline = ContinuousClock.now + .seconds(settle)
-            var terminal = 0
-            var counts: [String: Int] = [:]
-            while ContinuousClock.now < deadline {
-                counts = (try? await TaskCensus.statusCounts(url: postgresURL, ids: result.acceptedIDs)) ?? [:]
-                terminal = ["succeeded", "failed", "dead", "cancelled"].reduce(0) { $0 + (counts[$1] ?? 0) }
-                if terminal == result.acceptedIDs.count { break }
-                try await Task.sleep(for: .milliseconds(500))
-            }
-            let lost = result.acceptedIDs.count - terminal
-            print("finished:  \(terminal) of \(result.acceptedIDs.count) terminal (\(counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))); LOST \(lost)")
-            if lost > 0 { throw ExitCode(1) }
+        guard resolved.duration.map({ $0 > 0 }) ?? true, resolved.count.map({ $0 > 0 }) ?? true else {
+            throw ValidationError("--duration and --count must be positive")
         }
-        if result.failedRequests > 0 { throw ExitCode(1) }
+        guard (1...1000).contains(resolved.batch) else { throw ValidationError("--batch must be 1–1000") }
+        guard resolved.concurrency >= 1, (1...64).contains(resolved.agents), agentConcurrency >= 1 else {
+            throw ValidationError("--concurrency and --agent-concurrency must be at least 1, --agents 1–64")
+        }
+        guard !(resolved.embedded && url != nil) else { throw ValidationError("give either --embedded or --url, not both") }
+        for item in env where !item.contains("=") { throw ValidationError("--env '\(item)' must look like NAME=VALUE") }
+        return resolved
+    }
+
+    func validate() throws { _ = try resolve() }
+
+    func run() async throws {
+        let settings = try resolve()
+        var stack: LoadStack?
+        if settings.embedded {
+            let binary = conveyor ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("conveyor").path
+            guard FileManager.default.isExecutableFile(atPath: binary) else {
+                throw ValidationError("no conveyor binary at \(binary): build it (swift build -c release) or pass --conveyor")
+            }
+            var environment: [String: String] = [:]
+            for item in env {
+                let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
+                environment[parts[0]] = parts.count > 1 ? parts[1] : ""
+            }
+            print("conveyor-load: starting Redis, PostgreSQL, a coordinator and \(settings.agents) agents…")
+            stack = try await LoadStack.start(conveyor: binary, agents: settings.agents, agentConcurrency: agentConcurrency, environment: environment)
+        }
+        let report: LoadReport
+        do {
+            report = try await measure(settings, stack: stack)
+        } catch {
+            await stack?.shutdown(keep: keep)
+            throw error
+        }
+        await stack?.shutdown(keep: keep)
+        if keep, let stack { print("kept \(stack.directory)") }
+        print(report.table)
+        if let json {
+            try report.json().write(to: URL(fileURLWithPath: json))
+            print("report written to \(json)")
+        }
+        if let chart {
+            try LoadChart.svg(report).write(toFile: chart, atomically: true, encoding: .utf8)
+            print("chart written to \(chart)")
+        }
+        if !report.passed { throw ExitCode(1) }
+    }
+
+    private func measure(_ settings: Resolved, stack: LoadStack?) async throws -> LoadReport {
+        let baseURL = stack?.baseURL ?? url ?? ProcessInfo.processInfo.environment["CONVEYOR_URL"] ?? "http://127.0.0.1:8080"
+        let plan = LoadPlan(
+            baseURL: baseURL, token: stack == nil ? (token ?? ProcessInfo.processInfo.environment["CONVEYOR_API_TOKEN"]) : LoadStack.token, rate: settings.rate,
+            duration: settings.duration.map { .seconds($0) }, count: settings.count, batch: settings.batch,
+            concurrency: settings.concurrency, mix: settings.mix, progress: !quiet)
+        let sampler = stack.map { ProcessSampler(processes: $0.watched) }
+        let probe = stack == nil ? CoordinatorProcessProbe(baseURL: baseURL) : nil
+        let watch = Task {
+            await withTaskGroup(of: Void.self) { group in
+                if let sampler { group.addTask { await sampler.run() } }
+                if let probe { group.addTask { await probe.run() } }
+            }
+        }
+        let result = await LoadRun(plan: plan).run()
+        watch.cancel()
+        await watch.value
+        sampler?.sample()
+        await probe?.sample()
+
+        var outcome: Outcome?
+        if let postgres = stack?.postgres.url ?? postgresURL {
+            outcome = try await OutcomeCheck.check(
+                postgresURL: postgres, ids: result.acceptedIDs, startedAtMillis: result.startedAtMillis, settle: .seconds(settle),
+                journalPath: stack?.journalPath, progress: !quiet)
+        }
+        let load = settings.rateText.map { "open loop at \($0)" } ?? "closed loop, \(settings.concurrency) requests in flight"
+        let shape = settings.batch == 1 ? "single POSTs" : "batches of \(settings.batch)"
+        let target = stack.map { _ in "embedded: 1 coordinator, \(settings.agents) agents" } ?? baseURL
+        return LoadReport(
+            mode: "\(load), \(shape), \(target)", mix: settings.mixText, load: result, outcome: outcome,
+            processes: (sampler?.usage ?? []) + (probe?.usage ?? []), objectives: settings.objectives)
     }
 }

@@ -1,0 +1,124 @@
+import Foundation
+
+/// The outcome of `conveyor-load run`: the final table, `--json`, and whether the run passed.
+struct LoadReport: Sendable, Codable {
+    struct Percentiles: Sendable, Codable {
+        var p50: Double
+        var p95: Double
+        var p99: Double
+        var p999: Double
+        var max: Double
+
+        init(_ histogram: LatencyHistogram) {
+            p50 = histogram.milliseconds(at: 50)
+            p95 = histogram.milliseconds(at: 95)
+            p99 = histogram.milliseconds(at: 99)
+            p999 = histogram.milliseconds(at: 99.9)
+            max = histogram.maxMilliseconds
+        }
+    }
+
+    struct Verdict: Sendable, Codable {
+        var objective: String
+        var measuredMilliseconds: Double
+        var met: Bool
+    }
+
+    var mode: String
+    var mix: String
+    var loadSeconds: Double
+    var submitted: Int
+    var accepted: Int
+    var rejected: Int
+    var errors: [String: Int]
+    var succeeded: Int?
+    var failed: Int?
+    var lost: Int?
+    var duplicates: Int?
+    /// Accepted tasks per second over the load.
+    var acceptedPerSecond: Double
+    /// Succeeded tasks per second, from the first submission to the last task recorded finished.
+    var endToEndPerSecond: Double?
+    /// Milliseconds, per request, from its intended send time.
+    var enqueueMilliseconds: Percentiles
+    /// Milliseconds, per task, from PostgreSQL's `created_at` to `finished_at`.
+    var endToEndMilliseconds: Percentiles?
+    var processes: [ProcessUsage]
+    var objectives: [Verdict]
+    var timeline: [LoadRun.Second]
+    var finishedPerSecond: [Int]
+    var endToEndP99PerSecond: [Double]
+    var passed: Bool
+
+    init(mode: String, mix: String, load: LoadRun.Result, outcome: Outcome?, processes: [ProcessUsage], objectives: [ServiceLevelObjective]) {
+        self.mode = mode
+        self.mix = mix
+        loadSeconds = Double(load.elapsed.components.seconds) + Double(load.elapsed.components.attoseconds) / 1e18
+        submitted = load.submittedTasks
+        accepted = load.acceptedIDs.count
+        rejected = load.failedTasks
+        errors = load.errors
+        acceptedPerSecond = Double(accepted) / max(loadSeconds, 0.001)
+        enqueueMilliseconds = Percentiles(load.enqueue)
+        succeeded = outcome?.succeeded
+        failed = outcome?.failed
+        lost = outcome?.lost
+        duplicates = outcome?.duplicates
+        if let outcome {
+            endToEndMilliseconds = Percentiles(outcome.endToEnd)
+            endToEndPerSecond = Double(outcome.succeeded) / max(outcome.lastFinishedSecond, loadSeconds, 0.001)
+        }
+        self.processes = processes
+        timeline = load.timeline
+        finishedPerSecond = outcome?.finishedPerSecond ?? []
+        endToEndP99PerSecond = outcome?.endToEndP99PerSecond ?? []
+        self.objectives = objectives.map { objective in
+            let histogram = objective.measure == .enqueue ? load.enqueue : (outcome?.endToEnd ?? LatencyHistogram())
+            let measured = histogram.milliseconds(at: objective.percentile)
+            return Verdict(objective: objective.description, measuredMilliseconds: measured, met: histogram.count > 0 && measured <= objective.limitMilliseconds)
+        }
+        passed = (outcome?.lost ?? 0) == 0 && self.objectives.allSatisfy(\.met) && accepted > 0
+    }
+
+    var table: String {
+        func number(_ value: Int?) -> String { value.map { $0.formatted(.number) } ?? "n/a" }
+        func milliseconds(_ value: Double) -> String { String(format: value < 10 ? "%.2f ms" : "%.1f ms", value) }
+        func row(_ name: String, _ value: String) -> String { name.padding(toLength: 26, withPad: " ", startingAt: 0) + value }
+        var lines = ["", "── conveyor-load run ──", row("mode", mode), row("mix", mix)]
+        lines.append(row("load", String(format: "%.1f s", loadSeconds)))
+        lines.append(row("submitted", number(submitted)))
+        lines.append(row("accepted", number(accepted)))
+        lines.append(row("rejected", number(rejected) + (errors.isEmpty ? "" : "  (" + errors.sorted { $0.value > $1.value }.prefix(4).map { "\($0.key): \($0.value) requests" }.joined(separator: ", ") + ")")))
+        lines.append(row("succeeded", number(succeeded)))
+        lines.append(row("failed", number(failed)))
+        lines.append(row("lost", lost.map { $0 == 0 ? "0" : "\($0)  ← LOST" } ?? "n/a (no PostgreSQL to check)"))
+        lines.append(row("duplicates", duplicates.map(String.init) ?? "n/a (needs the agents' execution journal: --embedded)"))
+        lines.append(row("throughput", String(format: "%.0f tasks/s accepted (%.0f per minute)", acceptedPerSecond, acceptedPerSecond * 60)))
+        if let endToEndPerSecond {
+            lines.append(row("", String(format: "%.0f tasks/s succeeded end to end (%.0f per minute)", endToEndPerSecond, endToEndPerSecond * 60)))
+        }
+        let enqueue = enqueueMilliseconds
+        lines.append(row("enqueue latency", "P50 \(milliseconds(enqueue.p50))  P95 \(milliseconds(enqueue.p95))  P99 \(milliseconds(enqueue.p99))  P99.9 \(milliseconds(enqueue.p999))  max \(milliseconds(enqueue.max))"))
+        if let endToEnd = endToEndMilliseconds {
+            lines.append(row("end-to-end latency", "P50 \(milliseconds(endToEnd.p50))  P95 \(milliseconds(endToEnd.p95))  P99 \(milliseconds(endToEnd.p99))  max \(milliseconds(endToEnd.max))"))
+        }
+        if !processes.isEmpty {
+            lines.append(row("processes", "CPU (% of one core, average)   memory now / peak"))
+            for process in processes {
+                lines.append(row("  " + process.name, String(format: "%6.1f %%                       %6.1f MiB / %.1f MiB", process.cpuPercent, process.residentMiB, process.peakResidentMiB)))
+            }
+        }
+        for verdict in objectives {
+            lines.append(row("SLO " + verdict.objective, "\(milliseconds(verdict.measuredMilliseconds)): \(verdict.met ? "met" : "BREACHED")"))
+        }
+        lines.append(row("result", passed ? "PASS" : "FAIL"))
+        return lines.joined(separator: "\n")
+    }
+
+    func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        return try encoder.encode(self)
+    }
+}

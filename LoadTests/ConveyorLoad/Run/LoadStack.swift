@@ -1,0 +1,143 @@
+import AsyncHTTPClient
+import ConveyorEmbedded
+import Foundation
+import Logging
+
+/// `--embedded`: the whole stack on this machine, as `conveyor dev` runs it, but each part a process of
+/// its own so its CPU and memory can be told apart: Redis (AOF, fsync every second), PostgreSQL (fsync
+/// on), one `conveyor coordinator` and N `conveyor agent` processes, all with their default settings.
+final class LoadStack: Sendable {
+    let directory: String
+    let redis: LocalRedisServer
+    let postgres: LocalPostgresServer
+    let port: Int
+    let coordinator: ChildProcess
+    let agents: [ChildProcess]
+    let journalPath: String
+    static let token = "load"
+
+    var baseURL: String { "http://127.0.0.1:\(port)" }
+
+    /// - Parameters:
+    ///   - agentConcurrency: CONVEYOR_AGENT_CONCURRENCY of each agent.
+    ///   - environment: added to every coordinator and agent's environment (to try a setting).
+    static func start(conveyor: String, agents count: Int, agentConcurrency: Int, environment: [String: String]) async throws -> LoadStack {
+        let logger = Logger(label: "conveyor.load", factory: { _ in SwiftLogNoOpLogHandler() })
+        let directory = try await LocalProcess.makeDirectory(prefix: "conveyor-load", ownedByPostgres: false)
+        async let startedRedis = LocalRedisServer.start(appendOnly: true, logger: logger)
+        async let startedPostgres = LocalPostgresServer.start(durable: true, logger: logger)
+        let redis = try await startedRedis
+        let postgres: LocalPostgresServer
+        do {
+            postgres = try await startedPostgres
+        } catch {
+            await redis.stop()
+            throw error
+        }
+        let port = try LocalProcess.freePort()
+        let journalPath = "\(directory)/executions.journal"
+        // Per-task info lines are sampled as in `conveyor dev`: at 15,000 tasks a second, one line per
+        // task would measure the terminal, not the broker.
+        var common = ["CONVEYOR_REDIS_URL": redis.url, "CONVEYOR_LOG_FORMAT": "json", "CONVEYOR_TASK_LOG_SAMPLE": "0.01"]
+        common.merge(environment) { _, new in new }
+        let coordinatorEnvironment = common.merging([
+            "CONVEYOR_POSTGRES_URL": postgres.url, "CONVEYOR_API_TOKENS": token, "CONVEYOR_HTTP_PORT": String(port),
+            "CONVEYOR_INSTANCE_ID": "load-coordinator",
+        ]) { _, new in new }
+        do {
+            let migrate = try ChildProcess(
+                executable: conveyor, arguments: ["migrate"], workingDirectory: nil, logPath: "\(directory)/migrate.log",
+                environment: coordinatorEnvironment)
+            while migrate.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+            let coordinator = try ChildProcess(
+                executable: conveyor, arguments: ["coordinator"], workingDirectory: nil, logPath: "\(directory)/coordinator.log",
+                environment: coordinatorEnvironment)
+            var agents: [ChildProcess] = []
+            for index in 1...count {
+                agents.append(try ChildProcess(
+                    executable: conveyor, arguments: ["agent"], workingDirectory: nil, logPath: "\(directory)/agent-\(index).log",
+                    environment: common.merging([
+                        "CONVEYOR_AGENT_ID": "load-agent-\(index)", "CONVEYOR_AGENT_CONCURRENCY": String(agentConcurrency),
+                        "CONVEYOR_EXECUTION_JOURNAL": journalPath,
+                    ]) { _, new in new }))
+            }
+            let stack = LoadStack(
+                directory: directory, redis: redis, postgres: postgres, port: port, coordinator: coordinator, agents: agents,
+                journalPath: journalPath)
+            try await stack.waitUntilReady()
+            return stack
+        } catch {
+            await redis.stop()
+            await postgres.stop()
+            throw error
+        }
+    }
+
+    private init(directory: String, redis: LocalRedisServer, postgres: LocalPostgresServer, port: Int, coordinator: ChildProcess, agents: [ChildProcess], journalPath: String) {
+        self.directory = directory
+        self.redis = redis
+        self.postgres = postgres
+        self.port = port
+        self.coordinator = coordinator
+        self.agents = agents
+        self.journalPath = journalPath
+    }
+
+    /// Waits until the coordinator answers `/ready` (PostgreSQL and Redis reachable, migrations applied).
+    private func waitUntilReady() async throws {
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            guard coordinator.isRunning else {
+                throw LoadError("the coordinator exited at start; see \(directory)/coordinator.log")
+            }
+            if let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: baseURL + "/ready"), timeout: .seconds(2)),
+               response.status == .ok {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw LoadError("the coordinator did not answer /ready within 30 s; see \(directory)/coordinator.log")
+    }
+
+    /// The processes to watch, by name: the coordinator, each agent, Redis and PostgreSQL (its postmaster;
+    /// the sampler adds its backends).
+    var watched: [WatchedProcess] {
+        var list = [WatchedProcess(name: "coordinator", pid: coordinator.pid, includeChildren: false)]
+        for (index, agent) in agents.enumerated() {
+            list.append(WatchedProcess(name: "agent-\(index + 1)", pid: agent.pid, includeChildren: false))
+        }
+        list.append(WatchedProcess(name: "redis", pid: redis.pid, includeChildren: false))
+        if let postmaster = postgresPID { list.append(WatchedProcess(name: "postgres (all processes)", pid: postmaster, includeChildren: true)) }
+        list.append(WatchedProcess(name: "conveyor-load", pid: getpid(), includeChildren: false))
+        return list
+    }
+
+    /// The postmaster's pid: the first line of `postmaster.pid` in the data folder.
+    private var postgresPID: pid_t? {
+        let candidates = ["\(postgres.directory)/data/postmaster.pid", "\(postgres.directory)/postmaster.pid"]
+        for path in candidates {
+            if let text = try? String(contentsOfFile: path, encoding: .utf8), let first = text.split(separator: "\n").first, let pid = pid_t(first) {
+                return pid
+            }
+        }
+        return nil
+    }
+
+    /// Stops the coordinator and agents gracefully (SIGTERM), then the servers; removes the folder unless `keep`.
+    func shutdown(keep: Bool) async {
+        for process in agents + [coordinator] where process.isRunning { process.signal(SIGTERM) }
+        let deadline = ContinuousClock.now + .seconds(15)
+        while ContinuousClock.now < deadline, (agents + [coordinator]).contains(where: \.isRunning) {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        for process in agents + [coordinator] where process.isRunning { process.signal(SIGKILL) }
+        await redis.stop(removeDirectory: !keep)
+        await postgres.stop(removeDirectory: !keep)
+        if !keep { try? FileManager.default.removeItem(atPath: directory) }
+    }
+}
+
+struct LoadError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

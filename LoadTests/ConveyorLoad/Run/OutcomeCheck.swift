@@ -1,0 +1,148 @@
+import ConveyorPostgres
+import Foundation
+import Logging
+
+/// What became of the accepted tasks, read back from PostgreSQL after the load.
+struct Outcome: Sendable {
+    var succeeded = 0
+    /// `failed`, `dead` or `cancelled`.
+    var failed = 0
+    /// Accepted but not terminal when the wait ended (or missing from PostgreSQL altogether).
+    var lost = 0
+    /// Executions beyond one per attempt (at-least-once), from the agents' journal; nil without it.
+    var duplicates: Int?
+    /// Submission to final outcome, from the row's `created_at` and `finished_at`.
+    var endToEnd = LatencyHistogram()
+    /// Tasks reaching a terminal status in each second of the run (index 0 = the first second).
+    var finishedPerSecond: [Int] = []
+    /// The end-to-end P99 of the tasks finishing in each second, milliseconds.
+    var endToEndP99PerSecond: [Double] = []
+    /// When the last task finished, seconds after the load started.
+    var lastFinishedSecond: Double = 0
+}
+
+/// Waits until every accepted task is terminal in PostgreSQL (up to a bound), then reads each one's
+/// timestamps. Ids are looked up in chunks, so a million-task run never builds one giant query.
+enum OutcomeCheck {
+    private static let chunk = 20_000
+    private static let logger = Logger(label: "conveyor.load", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    static func check(
+        postgresURL: String, ids: [Int64], startedAtMillis: Int64, settle: Duration, journalPath: String?, progress: Bool
+    ) async throws -> Outcome {
+        let connection = PostgresConnection(url: postgresURL, name: "load-outcome", logger: logger)
+        defer { connection.close() }
+        var pending = ids
+        var rows: [Row] = []
+        rows.reserveCapacity(ids.count)
+        let deadline = ContinuousClock.now + settle
+        while true {
+            let found = try await terminalRows(pending, connection: connection)
+            rows.append(contentsOf: found)
+            let done = Set(found.map(\.id))
+            pending.removeAll { done.contains($0) }
+            if pending.isEmpty || ContinuousClock.now >= deadline { break }
+            if progress { print("waiting for \(pending.count) accepted tasks to finish…") }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+
+        var outcome = Outcome()
+        outcome.lost = pending.count
+        var perSecond: [Int: LatencyHistogram] = [:]
+        for row in rows {
+            if row.status == "succeeded" { outcome.succeeded += 1 } else { outcome.failed += 1 }
+            let latency = Double(row.finishedMillis - row.createdMillis)
+            outcome.endToEnd.record(milliseconds: latency)
+            let second = max(0, Int((row.finishedMillis - startedAtMillis) / 1000))
+            perSecond[second, default: LatencyHistogram()].record(milliseconds: latency)
+            outcome.lastFinishedSecond = max(outcome.lastFinishedSecond, Double(row.finishedMillis - startedAtMillis) / 1000)
+        }
+        let seconds = (perSecond.keys.max() ?? -1) + 1
+        outcome.finishedPerSecond = (0..<seconds).map { perSecond[$0]?.count ?? 0 }
+        outcome.endToEndP99PerSecond = (0..<seconds).map { perSecond[$0]?.milliseconds(at: 99) ?? 0 }
+        if let journalPath {
+            outcome.duplicates = try await duplicates(journalPath: journalPath, ids: Set(ids), connection: connection)
+        }
+        return outcome
+    }
+
+    private struct Row: Sendable {
+        var id: Int64
+        var status: String
+        var createdMillis: Int64
+        var finishedMillis: Int64
+    }
+
+    /// The terminal ones among `ids`, with their timestamps.
+    private static func terminalRows(_ ids: [Int64], connection: PostgresConnection) async throws -> [Row] {
+        var result: [Row] = []
+        for start in stride(from: 0, to: ids.count, by: chunk) {
+            let literal = PostgresArrayLiteral.integers(ids[start..<min(start + chunk, ids.count)])
+            let rows = try await connection.withSession { session in
+                try session.query("""
+                    SELECT id, status, (extract(epoch FROM created_at) * 1000)::bigint, (extract(epoch FROM finished_at) * 1000)::bigint
+                    FROM tasks WHERE id = ANY($1::bigint[]) AND status IN ('succeeded', 'failed', 'dead', 'cancelled')
+                    """, [literal], name: "load outcome").rows
+            }
+            for row in rows {
+                guard let id = row[0].flatMap({ Int64($0) }), let status = row[1], let created = row[2].flatMap({ Int64($0) }) else { continue }
+                result.append(Row(id: id, status: status, createdMillis: created, finishedMillis: row[3].flatMap { Int64($0) } ?? created))
+            }
+        }
+        return result
+    }
+
+    /// Executions beyond what each task's attempts explain: an attempt run twice (a lease that expired
+    /// under a live agent, a crash between running and acknowledging) counts once per extra run. A task
+    /// retried after a failure has one legitimate execution per attempt, so retries are subtracted, read
+    /// from its `retrying` events.
+    private static func duplicates(journalPath: String, ids: Set<Int64>, connection: PostgresConnection) async throws -> Int {
+        let executions = ExecutionJournalFile.executionsPerTask(path: journalPath)
+        let repeated = executions.filter { $0.value > 1 && ids.contains($0.key) }
+        guard !repeated.isEmpty else { return 0 }
+        let literal = PostgresArrayLiteral.integers(Array(repeated.keys))
+        let rows = try await connection.withSession { session in
+            try session.query("""
+                SELECT task_id, count(*) FROM task_events WHERE task_id = ANY($1::bigint[]) AND status = 'retrying' GROUP BY task_id
+                """, [literal], name: "load retries").rows
+        }
+        var retries: [Int64: Int] = [:]
+        for row in rows {
+            if let id = row[0].flatMap({ Int64($0) }), let count = row[1].flatMap({ Int($0) }) { retries[id] = count }
+        }
+        return repeated.reduce(0) { $0 + max(0, $1.value - 1 - (retries[$1.key] ?? 0)) }
+    }
+}
+
+/// Reads the agents' execution journal (`CONVEYOR_EXECUTION_JOURNAL`): one line per attempt started,
+/// `<task id> <attempt> <agent> <unix ms>`.
+enum ExecutionJournalFile {
+    static func executionsPerTask(path: String) -> [Int64: Int] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [:] }
+        var counts: [Int64: Int] = [:]
+        data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
+            var value: Int64 = 0
+            var atLineStart = true
+            var inFirstField = true
+            for byte in bytes {
+                if byte == UInt8(ascii: "\n") {
+                    atLineStart = true
+                    inFirstField = true
+                    continue
+                }
+                if atLineStart {
+                    value = 0
+                    atLineStart = false
+                }
+                guard inFirstField else { continue }
+                if byte == UInt8(ascii: " ") {
+                    counts[value, default: 0] += 1
+                    inFirstField = false
+                } else if byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
+                    value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+                }
+            }
+        }
+        return counts
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import Synchronization
+
+/// A process whose CPU and memory the run reports.
+struct WatchedProcess: Sendable {
+    var name: String
+    var pid: pid_t
+    /// Add the process's children (PostgreSQL's backends, checkpointer, WAL writer).
+    var includeChildren: Bool
+}
+
+/// CPU and resident memory of one watched process (with its children) over the load.
+struct ProcessUsage: Sendable, Codable {
+    var name: String
+    /// Average CPU over the load, in percent of one core.
+    var cpuPercent: Double
+    /// Resident memory at the end of the load, and the most seen, in MiB. For a process with children it
+    /// is the sum of their proportional set sizes (shared pages split between the processes sharing them),
+    /// so PostgreSQL's shared buffers are counted once.
+    var residentMiB: Double
+    var peakResidentMiB: Double
+}
+
+/// Reads `/proc` once a second: CPU time (utime + stime) and resident memory of each watched process.
+final class ProcessSampler: Sendable {
+    private struct Reading: Sendable {
+        var cpuSeconds: Double
+        var residentMiB: Double
+    }
+
+    private struct State: Sendable {
+        var first: [String: (at: ContinuousClock.Instant, cpu: Double)] = [:]
+        var last: [String: (at: ContinuousClock.Instant, reading: Reading)] = [:]
+        var peak: [String: Double] = [:]
+    }
+
+    let processes: [WatchedProcess]
+    private let state = Mutex(State())
+    private static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
+
+    init(processes: [WatchedProcess]) {
+        self.processes = processes
+    }
+
+    /// Samples until cancelled.
+    func run() async {
+        sample()
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            sample()
+        }
+    }
+
+    func sample() {
+        let now = ContinuousClock.now
+        let childrenByParent = processes.contains(where: \.includeChildren) ? Self.children() : [:]
+        for process in processes {
+            var pids = [process.pid]
+            if process.includeChildren { pids += childrenByParent[process.pid] ?? [] }
+            let readings = pids.compactMap { Self.read(pid: $0, proportional: process.includeChildren) }
+            guard !readings.isEmpty else { continue }
+            let reading = Reading(
+                cpuSeconds: readings.reduce(0) { $0 + $1.cpuSeconds }, residentMiB: readings.reduce(0) { $0 + $1.residentMiB })
+            state.withLock { state in
+                if state.first[process.name] == nil { state.first[process.name] = (now, reading.cpuSeconds) }
+                state.last[process.name] = (now, reading)
+                state.peak[process.name] = max(state.peak[process.name] ?? 0, reading.residentMiB)
+            }
+        }
+    }
+
+    /// Usage from the first sample to the last.
+    var usage: [ProcessUsage] {
+        state.withLock { state in
+            processes.compactMap { process in
+                guard let first = state.first[process.name], let last = state.last[process.name] else { return nil }
+                let wall = Double((last.at - first.at).components.seconds) + Double((last.at - first.at).components.attoseconds) / 1e18
+                let cpu = wall > 0 ? (last.reading.cpuSeconds - first.cpu) / wall * 100 : 0
+                return ProcessUsage(
+                    name: process.name, cpuPercent: cpu, residentMiB: last.reading.residentMiB,
+                    peakResidentMiB: state.peak[process.name] ?? last.reading.residentMiB)
+            }
+        }
+    }
+
+    /// CPU seconds and resident MiB of one process: RSS from `status`, or PSS from `smaps_rollup`.
+    private static func read(pid: pid_t, proportional: Bool) -> Reading? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        // Fields after the command name: state is field 3, utime 14, stime 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        let memoryFile = proportional ? "/proc/\(pid)/smaps_rollup" : "/proc/\(pid)/status"
+        let key = proportional ? "Pss:" : "VmRSS:"
+        var kilobytes = 0.0
+        if let text = try? String(contentsOfFile: memoryFile, encoding: .utf8),
+           let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }) {
+            kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        }
+        return Reading(cpuSeconds: (user + system) / ticksPerSecond, residentMiB: kilobytes / 1024)
+    }
+
+    /// Every process's children, by parent pid.
+    private static func children() -> [pid_t: [pid_t]] {
+        var result: [pid_t: [pid_t]] = [:]
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        for entry in entries {
+            guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            if fields.count > 1, let parent = pid_t(fields[1]) { result[parent, default: []].append(pid) }
+        }
+        return result
+    }
+}
