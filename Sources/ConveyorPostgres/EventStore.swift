@@ -92,7 +92,7 @@ public struct EventStore: Sendable {
 
     /// One merged state per task: the event with the greatest progress (the latest on a tie), with the
     /// earliest start time seen for it.
-    static func coalesce(_ events: [LifecycleEvent]) -> [LifecycleEvent] {
+    package static func coalesce(_ events: [LifecycleEvent]) -> [LifecycleEvent] {
         var latest: [TaskID: LifecycleEvent] = [:]
         latest.reserveCapacity(events.count)
         for event in events {
@@ -117,7 +117,7 @@ public struct EventStore: Sendable {
         return latest.values.sorted { $0.taskID < $1.taskID }
     }
 
-    static func encodeHistory(_ events: [LifecycleEvent]) -> [UInt8] {
+    package static func encodeHistory(_ events: [LifecycleEvent]) -> [UInt8] {
         var encoder = CopyRowEncoder(reservingCapacity: events.count * 120)
         for event in events {
             encoder.append(event.eventID)
@@ -140,7 +140,7 @@ public struct EventStore: Sendable {
         return encoder.bytes
     }
 
-    static func encodeMerge(_ events: [LifecycleEvent]) -> [UInt8] {
+    package static func encodeMerge(_ events: [LifecycleEvent]) -> [UInt8] {
         var encoder = CopyRowEncoder(reservingCapacity: events.count * 80)
         for event in events {
             encoder.append(event.taskID.rawValue)

@@ -110,27 +110,13 @@ public struct TaskStore: Sendable {
                 fresh.append(index)
             }
             let newIDs = try ids.allocate(fresh.count, on: session)
-            var encoder = CopyRowEncoder(reservingCapacity: fresh.count * 160)
             for (index, id) in zip(fresh, newIDs) {
-                let task = tasks[index]
-                encoder.append(id.rawValue)
-                encoder.append(task.type)
-                encoder.append(task.queue)
-                encoder.append(TaskStatus.queued.rawValue)
-                encoder.append(task.params)
-                encoder.append(task.correlationID)
-                encoder.append(task.idempotencyKey)
-                encoder.append(0)
-                encoder.append(task.maxAttempts)
-                encoder.append(timestampMillis: task.createdAtMillis)
-                encoder.append(timestampMillis: task.createdAtMillis)
-                encoder.endRow()
                 results[index] = InsertedTask(id: id, status: .queued, created: true)
             }
             if !fresh.isEmpty {
                 try session.copy(
                     "COPY tasks (id, type, queue, status, params, correlation_id, idempotency_key, attempts, max_attempts, created_at, updated_at) FROM STDIN",
-                    data: encoder.bytes, name: "copy tasks")
+                    data: copyRows(zip(fresh.lazy.map { tasks[$0] }, newIDs)), name: "copy tasks")
             }
             // A key repeated within the batch gets the task of its first occurrence.
             for (index, task) in tasks.enumerated() where results[index] == nil {
@@ -141,6 +127,26 @@ public struct TaskStore: Sendable {
             }
             return results.compactMap { $0 }
         }
+    }
+
+    /// The COPY text of new task rows, in the column order of the `COPY tasks` above.
+    package static func copyRows(_ rows: some Sequence<(NewTask, TaskID)>) -> [UInt8] {
+        var encoder = CopyRowEncoder(reservingCapacity: rows.underestimatedCount * 160)
+        for (task, id) in rows {
+            encoder.append(id.rawValue)
+            encoder.append(task.type)
+            encoder.append(task.queue)
+            encoder.append(TaskStatus.queued.rawValue)
+            encoder.append(task.params)
+            encoder.append(task.correlationID)
+            encoder.append(task.idempotencyKey)
+            encoder.append(0)
+            encoder.append(task.maxAttempts)
+            encoder.append(timestampMillis: task.createdAtMillis)
+            encoder.append(timestampMillis: task.createdAtMillis)
+            encoder.endRow()
+        }
+        return encoder.bytes
     }
 
     public func get(_ id: TaskID) async throws -> TaskRecord? {

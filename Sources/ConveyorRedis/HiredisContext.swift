@@ -94,7 +94,7 @@ final class HiredisContext {
         return (replies, nil)
     }
 
-    private static func convert(_ pointer: UnsafeMutablePointer<redisReply>) -> RedisReply {
+    static func convert(_ pointer: UnsafeMutablePointer<redisReply>) -> RedisReply {
         let reply = pointer.pointee
         switch reply.type {
         case REDIS_REPLY_STRING:
@@ -126,7 +126,7 @@ final class HiredisContext {
         return Array(UnsafeRawBufferPointer(start: pointer, count: count))
     }
 
-    private static func withArgv<R>(
+    static func withArgv<R>(
         _ command: RedisCommand,
         _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> R
     ) -> R {

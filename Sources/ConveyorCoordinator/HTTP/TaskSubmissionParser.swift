@@ -24,12 +24,17 @@ struct TaskBatchBody: Decodable, Sendable {
 
 /// Turns request bodies into validated ``NewTask``s, or the precise ``APIError`` a client should see.
 /// Pure: no I/O, so every 400 and 422 path is unit-tested without a server.
-struct TaskSubmissionParser: Sendable {
+package struct TaskSubmissionParser: Sendable {
     let registry: TaskTypeRegistry
+
+    package init(registry: TaskTypeRegistry) {
+        self.registry = registry
+    }
+
     /// Longest accepted idempotency key.
     static let maxIdempotencyKeyLength = 255
 
-    func parseSingle(_ body: Data, correlationID: String, idempotencyKey: String?, now: Int64) throws(APIError) -> NewTask {
+    package func parseSingle(_ body: Data, correlationID: String, idempotencyKey: String?, now: Int64) throws(APIError) -> NewTask {
         let decoded: TaskSubmissionBody = try Self.decode(body)
         if decoded.idempotencyKey != nil, idempotencyKey != nil {
             throw .badRequest("use either the Idempotency-Key header or the idempotency_key field, not both")
@@ -40,7 +45,7 @@ struct TaskSubmissionParser: Sendable {
     /// All elements or none: the first invalid element rejects the batch and is named by its index.
     /// With an `Idempotency-Key` header, element i gets the key `<header>:<i>` unless it brings its own,
     /// so retrying the same batch returns the same tasks.
-    func parseBatch(_ body: Data, correlationID: String, idempotencyKey: String?, now: Int64) throws(APIError) -> [NewTask] {
+    package func parseBatch(_ body: Data, correlationID: String, idempotencyKey: String?, now: Int64) throws(APIError) -> [NewTask] {
         let decoded: TaskBatchBody = try Self.decode(body)
         guard !decoded.tasks.isEmpty else { throw .badRequest("'tasks' must hold at least one task", code: "empty_batch") }
         guard decoded.tasks.count <= CoordinatorConfiguration.maxBatchTasks else {
