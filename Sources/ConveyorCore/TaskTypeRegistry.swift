@@ -81,7 +81,7 @@ public struct TaskTypeRegistry: Sendable, Hashable {
     /// The registry used when `CONVEYOR_TASK_TYPES` is unset: the four built-in demo handlers, each a
     /// type of the same name on the `default` queue.
     public static let builtIn = TaskTypeRegistry([
-        TaskTypeDefinition(name: "noop", maxConcurrent: 100, handler: "noop"),
+        TaskTypeDefinition(name: "noop", maxConcurrent: 1000, handler: "noop"),
         TaskTypeDefinition(name: "sleep", maxConcurrent: 50, handler: "sleep"),
         TaskTypeDefinition(name: "echo", maxConcurrent: 100, handler: "echo"),
         TaskTypeDefinition(name: "fail", handler: "fail"),

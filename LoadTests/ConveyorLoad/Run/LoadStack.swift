@@ -8,12 +8,15 @@ import Logging
 /// on), one `conveyor coordinator` and N `conveyor agent` processes, all with their default settings.
 final class LoadStack: Sendable {
     let directory: String
-    let redis: LocalRedisServer
+    /// nil when the stack uses a Redis it did not start (`--redis-url`).
+    let redis: LocalRedisServer?
     let postgres: LocalPostgresServer
     let port: Int
     let coordinator: ChildProcess
     let agents: [ChildProcess]
-    let journalPath: String
+    /// The agents' execution journals, one file each (two agents appending to one file would contend
+    /// for its lock on every task).
+    let journalPaths: [String]
     static let token = "load"
 
     var baseURL: String { "http://127.0.0.1:\(port)" }
@@ -21,24 +24,30 @@ final class LoadStack: Sendable {
     /// - Parameters:
     ///   - agentConcurrency: CONVEYOR_AGENT_CONCURRENCY of each agent.
     ///   - environment: added to every coordinator and agent's environment (to try a setting).
-    static func start(conveyor: String, agents count: Int, agentConcurrency: Int, environment: [String: String]) async throws -> LoadStack {
+    ///   - redisURL: a running Redis to use instead of starting one (its keys are left behind).
+    static func start(conveyor: String, agents count: Int, agentConcurrency: Int, redisURL: String?, environment: [String: String]) async throws -> LoadStack {
         let logger = Logger(label: "conveyor.load", factory: { _ in SwiftLogNoOpLogHandler() })
         let directory = try await LocalProcess.makeDirectory(prefix: "conveyor-load", ownedByPostgres: false)
-        async let startedRedis = LocalRedisServer.start(appendOnly: true, logger: logger)
         async let startedPostgres = LocalPostgresServer.start(durable: true, logger: logger)
-        let redis = try await startedRedis
+        let redis: LocalRedisServer?
         let postgres: LocalPostgresServer
+        do {
+            redis = redisURL == nil ? try await LocalRedisServer.start(appendOnly: true, logger: logger) : nil
+        } catch {
+            if let postgres = try? await startedPostgres { await postgres.stop() }
+            throw error
+        }
         do {
             postgres = try await startedPostgres
         } catch {
-            await redis.stop()
+            await redis?.stop()
             throw error
         }
         let port = try LocalProcess.freePort()
-        let journalPath = "\(directory)/executions.journal"
+        let journalPaths = (1...count).map { "\(directory)/executions-\($0).journal" }
         // Per-task info lines are sampled as in `conveyor dev`: at 15,000 tasks a second, one line per
         // task would measure the terminal, not the broker.
-        var common = ["CONVEYOR_REDIS_URL": redis.url, "CONVEYOR_LOG_FORMAT": "json", "CONVEYOR_TASK_LOG_SAMPLE": "0.01"]
+        var common = ["CONVEYOR_REDIS_URL": redisURL ?? redis?.url ?? "", "CONVEYOR_LOG_FORMAT": "json", "CONVEYOR_TASK_LOG_SAMPLE": "0.01"]
         common.merge(environment) { _, new in new }
         let coordinatorEnvironment = common.merging([
             "CONVEYOR_POSTGRES_URL": postgres.url, "CONVEYOR_API_TOKENS": token, "CONVEYOR_HTTP_PORT": String(port),
@@ -58,29 +67,29 @@ final class LoadStack: Sendable {
                     executable: conveyor, arguments: ["agent"], workingDirectory: nil, logPath: "\(directory)/agent-\(index).log",
                     environment: common.merging([
                         "CONVEYOR_AGENT_ID": "load-agent-\(index)", "CONVEYOR_AGENT_CONCURRENCY": String(agentConcurrency),
-                        "CONVEYOR_EXECUTION_JOURNAL": journalPath,
+                        "CONVEYOR_EXECUTION_JOURNAL": journalPaths[index - 1],
                     ]) { _, new in new }))
             }
             let stack = LoadStack(
                 directory: directory, redis: redis, postgres: postgres, port: port, coordinator: coordinator, agents: agents,
-                journalPath: journalPath)
+                journalPaths: journalPaths)
             try await stack.waitUntilReady()
             return stack
         } catch {
-            await redis.stop()
+            await redis?.stop()
             await postgres.stop()
             throw error
         }
     }
 
-    private init(directory: String, redis: LocalRedisServer, postgres: LocalPostgresServer, port: Int, coordinator: ChildProcess, agents: [ChildProcess], journalPath: String) {
+    private init(directory: String, redis: LocalRedisServer?, postgres: LocalPostgresServer, port: Int, coordinator: ChildProcess, agents: [ChildProcess], journalPaths: [String]) {
         self.directory = directory
         self.redis = redis
         self.postgres = postgres
         self.port = port
         self.coordinator = coordinator
         self.agents = agents
-        self.journalPath = journalPath
+        self.journalPaths = journalPaths
     }
 
     /// Waits until the coordinator answers `/ready` (PostgreSQL and Redis reachable, migrations applied).
@@ -106,7 +115,7 @@ final class LoadStack: Sendable {
         for (index, agent) in agents.enumerated() {
             list.append(WatchedProcess(name: "agent-\(index + 1)", pid: agent.pid, includeChildren: false))
         }
-        list.append(WatchedProcess(name: "redis", pid: redis.pid, includeChildren: false))
+        if let redis { list.append(WatchedProcess(name: "redis", pid: redis.pid, includeChildren: false)) }
         if let postmaster = postgresPID { list.append(WatchedProcess(name: "postgres (all processes)", pid: postmaster, includeChildren: true)) }
         list.append(WatchedProcess(name: "conveyor-load", pid: getpid(), includeChildren: false))
         return list
@@ -131,7 +140,7 @@ final class LoadStack: Sendable {
             try? await Task.sleep(for: .milliseconds(50))
         }
         for process in agents + [coordinator] where process.isRunning { process.signal(SIGKILL) }
-        await redis.stop(removeDirectory: !keep)
+        await redis?.stop(removeDirectory: !keep)
         await postgres.stop(removeDirectory: !keep)
         if !keep { try? FileManager.default.removeItem(atPath: directory) }
     }

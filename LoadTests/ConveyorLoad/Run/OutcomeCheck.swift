@@ -28,7 +28,7 @@ enum OutcomeCheck {
     private static let logger = Logger(label: "conveyor.load", factory: { _ in SwiftLogNoOpLogHandler() })
 
     static func check(
-        postgresURL: String, ids: [Int64], startedAtMillis: Int64, settle: Duration, journalPath: String?, progress: Bool
+        postgresURL: String, ids: [Int64], startedAtMillis: Int64, settle: Duration, journalPaths: [String]?, progress: Bool
     ) async throws -> Outcome {
         let connection = PostgresConnection(url: postgresURL, name: "load-outcome", logger: logger)
         defer { connection.close() }
@@ -60,8 +60,8 @@ enum OutcomeCheck {
         let seconds = (perSecond.keys.max() ?? -1) + 1
         outcome.finishedPerSecond = (0..<seconds).map { perSecond[$0]?.count ?? 0 }
         outcome.endToEndP99PerSecond = (0..<seconds).map { perSecond[$0]?.milliseconds(at: 99) ?? 0 }
-        if let journalPath {
-            outcome.duplicates = try await duplicates(journalPath: journalPath, ids: Set(ids), connection: connection)
+        if let journalPaths {
+            outcome.duplicates = try await duplicates(journalPaths: journalPaths, ids: Set(ids), connection: connection)
         }
         return outcome
     }
@@ -96,8 +96,11 @@ enum OutcomeCheck {
     /// under a live agent, a crash between running and acknowledging) counts once per extra run. A task
     /// retried after a failure has one legitimate execution per attempt, so retries are subtracted, read
     /// from its `retrying` events.
-    private static func duplicates(journalPath: String, ids: Set<Int64>, connection: PostgresConnection) async throws -> Int {
-        let executions = ExecutionJournalFile.executionsPerTask(path: journalPath)
+    private static func duplicates(journalPaths: [String], ids: Set<Int64>, connection: PostgresConnection) async throws -> Int {
+        var executions: [Int64: Int] = [:]
+        for path in journalPaths {
+            executions.merge(ExecutionJournalFile.executionsPerTask(path: path), uniquingKeysWith: +)
+        }
         let repeated = executions.filter { $0.value > 1 && ids.contains($0.key) }
         guard !repeated.isEmpty else { return 0 }
         let literal = PostgresArrayLiteral.integers(Array(repeated.keys))

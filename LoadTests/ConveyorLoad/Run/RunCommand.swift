@@ -11,8 +11,9 @@ struct RunCommand: AsyncParsableCommand {
         discussion: """
             Presets (--preset; any flag given as well overrides the preset's):
               seed        1,000 tasks/min for 60 s, 10 agents, --slo p95=200ms (the seed's own load test)
-              max         closed loop through /v1/tasks/batch: 500 tasks per request, 8 in flight, 60 s, 2 agents
-              max-single  closed loop through single POSTs, 64 in flight, 60 s, 2 agents
+              max         closed loop through /v1/tasks/batch: 500 tasks per request, 8 in flight, 60 s,
+                          2 agents of concurrency 1000
+              max-single  closed loop through single POSTs, 64 in flight, 60 s, 2 agents of concurrency 1000
               soak        60,000 tasks/min for an hour, mix noop=90,sleep:5ms=10, 2 agents, --slo p99=10ms
             Presets run --embedded unless --url is given.
             Exit status: 0 when every accepted task finished and every --slo was met; 1 otherwise.
@@ -24,7 +25,8 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "Bearer token (default: CONVEYOR_API_TOKEN).") var token: String?
     @Option(help: "PostgreSQL URL of a running stack: check every accepted task and measure end-to-end latency.") var postgresURL: String?
     @Option(help: "Agents to start with --embedded (default 2).") var agents: Int?
-    @Option(help: "Concurrency of each embedded agent.") var agentConcurrency = 64
+    @Option(help: "With --embedded: use this running Redis instead of starting one.") var redisURL: String?
+    @Option(help: "Concurrency of each embedded agent (default 64; 1000 in the max presets).") var agentConcurrency: Int?
     @Option(help: "Arrival rate, e.g. 1000/min or 20000/s (open loop: latency counts from each request's intended send time).") var rate: String?
     @Flag(help: "Closed loop: send as fast as the coordinator answers, to find the ceiling.") var max = false
     @Option(help: "Seconds to submit for (default 60).") var duration: Int?
@@ -49,6 +51,7 @@ struct RunCommand: AsyncParsableCommand {
         var duration: Int?
         var count: Int?
         var agents: Int
+        var agentConcurrency: Int
         var batch: Int
         var concurrency: Int
         var mixText: String
@@ -73,7 +76,7 @@ struct RunCommand: AsyncParsableCommand {
             let mixText = mix ?? base.mix
             resolved = Resolved(
                 embedded: embedded || (preset != nil && url == nil), rate: try rateText.map(LoadShape.rate), rateText: rateText,
-                duration: count != nil && duration == nil ? nil : (duration ?? base.duration), count: count, agents: agents ?? base.agents,
+                duration: count != nil && duration == nil ? nil : (duration ?? base.duration), count: count, agents: agents ?? base.agents, agentConcurrency: agentConcurrency ?? base.agentConcurrency,
                 batch: batch ?? base.batch, concurrency: concurrency ?? base.concurrency, mixText: mixText, mix: try LoadShape.mix(mixText),
                 objectives: try (slo ?? base.slo).map(LoadShape.objectives) ?? [])
         } catch {
@@ -83,10 +86,11 @@ struct RunCommand: AsyncParsableCommand {
             throw ValidationError("--duration and --count must be positive")
         }
         guard (1...1000).contains(resolved.batch) else { throw ValidationError("--batch must be 1–1000") }
-        guard resolved.concurrency >= 1, (1...64).contains(resolved.agents), agentConcurrency >= 1 else {
+        guard resolved.concurrency >= 1, (1...64).contains(resolved.agents), resolved.agentConcurrency >= 1 else {
             throw ValidationError("--concurrency and --agent-concurrency must be at least 1, --agents 1–64")
         }
         guard !(resolved.embedded && url != nil) else { throw ValidationError("give either --embedded or --url, not both") }
+        guard resolved.embedded || redisURL == nil else { throw ValidationError("--redis-url goes with --embedded") }
         for item in env where !item.contains("=") { throw ValidationError("--env '\(item)' must look like NAME=VALUE") }
         return resolved
     }
@@ -107,7 +111,7 @@ struct RunCommand: AsyncParsableCommand {
                 environment[parts[0]] = parts.count > 1 ? parts[1] : ""
             }
             print("conveyor-load: starting Redis, PostgreSQL, a coordinator and \(settings.agents) agents…")
-            stack = try await LoadStack.start(conveyor: binary, agents: settings.agents, agentConcurrency: agentConcurrency, environment: environment)
+            stack = try await LoadStack.start(conveyor: binary, agents: settings.agents, agentConcurrency: settings.agentConcurrency, redisURL: redisURL, environment: environment)
         }
         let report: LoadReport
         do {
@@ -154,7 +158,7 @@ struct RunCommand: AsyncParsableCommand {
         if let postgres = stack?.postgres.url ?? postgresURL {
             outcome = try await OutcomeCheck.check(
                 postgresURL: postgres, ids: result.acceptedIDs, startedAtMillis: result.startedAtMillis, settle: .seconds(settle),
-                journalPath: stack?.journalPath, progress: !quiet)
+                journalPaths: stack?.journalPaths, progress: !quiet)
         }
         let load = settings.rateText.map { "open loop at \($0)" } ?? "closed loop, \(settings.concurrency) requests in flight"
         let shape = settings.batch == 1 ? "single POSTs" : "batches of \(settings.batch)"

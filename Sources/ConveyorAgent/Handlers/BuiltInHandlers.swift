@@ -3,6 +3,7 @@ import ConveyorCore
 /// `noop`: does nothing and succeeds. The unit of the throughput benchmarks.
 public struct NoopHandler: TaskHandler {
     public init() {}
+    public var returnsWithoutSuspending: Bool { true }
     public func handle(_ task: TaskContext) async throws -> JSONValue? { nil }
 }
 
@@ -23,12 +24,14 @@ public struct SleepHandler: TaskHandler {
 /// `echo`: succeeds with its params as the result.
 public struct EchoHandler: TaskHandler {
     public init() {}
+    public var returnsWithoutSuspending: Bool { true }
     public func handle(_ task: TaskContext) async throws -> JSONValue? { task.params }
 }
 
 /// `fail`: fails its first `{"times": n}` attempts (default 1), then succeeds. For exercising retries.
 public struct FailHandler: TaskHandler {
     public init() {}
+    public var returnsWithoutSuspending: Bool { true }
 
     public func handle(_ task: TaskContext) async throws -> JSONValue? {
         let times = task.params["times"]?.intValue ?? 1

@@ -11,6 +11,16 @@ public protocol TaskHandler: Sendable {
     /// Returns the task's result (stored as JSON), or nil for none. Throw ``TaskFailure`` to fail the
     /// attempt with a message (and say whether a retry can help); any other error fails it as retryable.
     func handle(_ task: TaskContext) async throws -> JSONValue?
+
+    /// True for a handler that returns without suspending (it never awaits I/O, a sleep or a child
+    /// process), so it can neither outlive its timeout nor be worth cancelling mid-run. The Executor then
+    /// calls it directly, without the three child tasks and the timer that watch an ordinary attempt:
+    /// at the throughput ceiling those cost the agent more than the task itself. Defaults to false.
+    var returnsWithoutSuspending: Bool { get }
+}
+
+extension TaskHandler {
+    public var returnsWithoutSuspending: Bool { false }
 }
 
 /// What a handler knows about the task it runs.

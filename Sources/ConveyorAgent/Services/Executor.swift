@@ -215,7 +215,32 @@ final class Executor: Service, Sendable {
         let context = TaskContext(
             id: envelope.id, type: envelope.type, attempt: envelope.attempt, maxAttempts: envelope.maxAttempts,
             correlationID: envelope.correlationID, params: params, paramsJSON: envelope.params, logger: logger, timeout: timeout)
-        let result: Result<JSONValue?, any Error> = await withTaskGroup(of: Result<JSONValue?, any Error>?.self) { group in
+        let result: Result<JSONValue?, any Error>
+        if handler.returnsWithoutSuspending {
+            do { result = .success(try await handler.handle(context)) } catch { result = .failure(error) }
+        } else {
+            result = await watched(handler, context: context, timeout: timeout, cancel: cancel)
+        }
+        switch result {
+        case .success(let value):
+            return .succeeded(result: value.map(\.serialized))
+        case .failure(let error as TaskFailure):
+            return .failed(error: error.message, retryable: error.retryable)
+        case .failure(let error as AttemptTimedOut):
+            return .failed(error: "\(error)", retryable: true)
+        case .failure(is TaskCancelledByClient):
+            return .cancelled
+        case .failure(let error) where error is CancellationError || Task.isCancelled:
+            return Task.isCancelled ? nil : .failed(error: "cancelled", retryable: true)
+        case .failure(let error):
+            return .failed(error: "\(error)", retryable: true)
+        }
+    }
+
+    /// Runs the handler beside its timeout and the API's cancel signal; the first of the three to finish
+    /// decides the attempt.
+    private static func watched(_ handler: any TaskHandler, context: TaskContext, timeout: Duration, cancel: Promise<Void>) async -> Result<JSONValue?, any Error> {
+        await withTaskGroup(of: Result<JSONValue?, any Error>?.self) { group in
             group.addTask {
                 do { return .success(try await handler.handle(context)) } catch { return .failure(error) }
             }
@@ -240,20 +265,6 @@ final class Executor: Service, Sendable {
             while first == nil, let next = await group.next() { first = next }
             group.cancelAll()
             return first ?? .failure(CancellationError())
-        }
-        switch result {
-        case .success(let value):
-            return .succeeded(result: value.map(\.serialized))
-        case .failure(let error as TaskFailure):
-            return .failed(error: error.message, retryable: error.retryable)
-        case .failure(let error as AttemptTimedOut):
-            return .failed(error: "\(error)", retryable: true)
-        case .failure(is TaskCancelledByClient):
-            return .cancelled
-        case .failure(let error) where error is CancellationError || Task.isCancelled:
-            return Task.isCancelled ? nil : .failed(error: "cancelled", retryable: true)
-        case .failure(let error):
-            return .failed(error: "\(error)", retryable: true)
         }
     }
 }
