@@ -100,3 +100,36 @@ extension RedisConnection {
         return AutoClaimResult(nextCursor: cursor, entries: claimed, deletedIDs: deleted)
     }
 }
+
+/// Backlog of a consumer group: entries not yet delivered to it.
+extension RedisConnection {
+    /// `XINFO GROUPS <stream>`: read its reply with ``undelivered(in:group:)``.
+    public static func xinfoGroups(stream: String) -> RedisCommand {
+        RedisCommand("XINFO", ["GROUPS", stream])
+    }
+
+    /// The group's `lag` from an XINFO GROUPS reply: entries added to the stream and not yet delivered to
+    /// the group. Nil when the group does not exist or Redis cannot tell (after an XDEL inside the
+    /// undelivered range, Redis 7 reports no lag); the caller then falls back to XLEN − pending.
+    ///
+    /// Why not XLEN − pending: acknowledged entries stay in the stream until every older one is
+    /// acknowledged too (they are trimmed, not deleted one by one), so the length overstates the backlog.
+    public static func undelivered(in reply: RedisReply, group: String) -> Int64? {
+        for info in reply.array ?? [] {
+            guard let fields = info.array else { continue }
+            var name: String?
+            var lag: Int64?
+            var index = 0
+            while index + 1 < fields.count {
+                switch fields[index].string {
+                case "name": name = fields[index + 1].string
+                case "lag": lag = fields[index + 1].integer
+                default: break
+                }
+                index += 2
+            }
+            if name == group { return lag }
+        }
+        return nil
+    }
+}

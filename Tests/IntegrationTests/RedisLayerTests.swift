@@ -108,9 +108,52 @@ struct CompletionScriptTests {
         ])
         // Events: the retry event once, plus the ack-less event of task 9 from each call.
         #expect(lengths[0].integer == 3)
-        // The original entry is deleted; the next attempt waits in the delayed set, once.
+        // The original entry is trimmed away; the next attempt waits in the delayed set, once.
         #expect(lengths[1].integer == 0)
         #expect(lengths[2].integer == 1)
+    }
+
+    @Test("finished entries are trimmed, not deleted one by one: an older entry still in flight keeps the newer ones, and the backlog is the group's lag")
+    func finishedEntriesAreTrimmed() async throws {
+        let environment = try await TestServers.shared.environment(name: "trim")
+        let redis = RedisConnection(configuration: environment.redis, logger: TestServers.quietLogger)
+        defer { redis.close() }
+        let keys = environment.keys
+        let ready = keys.ready("q")
+        try await redis.ensureGroup(stream: ready, group: RedisKeys.agentsGroup)
+        _ = try await redis.send((1...4).map { RedisConnection.xadd(stream: ready, fields: [("id", String($0))]) })
+        let entries = try #require(try await redis.readGroup(group: RedisKeys.agentsGroup, consumer: "a", streams: [ready], count: 3, block: nil).first?.entries)
+        func complete(_ entry: StreamEntry) async throws {
+            let call = ScriptCall(keys: [ready, keys.events("q"), keys.delayed("q"), keys.dead("q"), keys.deadIndex("q")], arguments: [
+                RedisKeys.agentsGroup, entry.id, "2", "task", entry.fields?["id"] ?? "", "0", "0",
+            ])
+            _ = try await redis.evaluate(Scripts.completeTasks, [call])
+        }
+        func state() async throws -> (length: Int64?, undelivered: Int64?) {
+            let replies = try await redis.send([RedisCommand("XLEN", [ready]), RedisConnection.xinfoGroups(stream: ready)])
+            return (replies[0].integer, RedisConnection.undelivered(in: replies[1], group: RedisKeys.agentsGroup))
+        }
+        // Entries 2 and 3 finish while 1 is still in flight: nothing older than 1 exists, so all stay.
+        try await complete(entries[1])
+        try await complete(entries[2])
+        #expect(try await state() == (4, 1))
+        // The entry in flight can still be taken over with its fields.
+        let claimed = try await redis.autoClaim(stream: ready, group: RedisKeys.agentsGroup, consumer: "b", minIdle: .zero, count: 10)
+        #expect(claimed.entries.map { $0.fields?["id"] } == ["1"])
+        // Entry 1 finishes: 1–3 are trimmed; the undelivered entry 4 stays.
+        try await complete(entries[0])
+        #expect(try await state() == (1, 1))
+        let left = try await redis.send(RedisCommand("XRANGE", [ready, "-", "+"]))
+        #expect(left.array?.first?.array?[1].array?.compactMap(\.string) == ["id", "4"])
+
+        // Recorded events are acknowledged and trimmed the same way.
+        let events = keys.events("q")
+        try await redis.ensureGroup(stream: events, group: RedisKeys.recordersGroup)
+        let read = try #require(try await redis.readGroup(group: RedisKeys.recordersGroup, consumer: "r", streams: [events], count: 10, block: nil).first?.entries)
+        #expect(read.count == 3)
+        let acked = try await redis.evaluate(Scripts.acknowledgeEvents, [ScriptCall(keys: [events], arguments: [RedisKeys.recordersGroup] + read.map(\.id))])
+        #expect(acked.first?.integer == 3)
+        #expect(try await redis.send(RedisCommand("XLEN", [events])).integer == 0)
     }
 
     @Test("forward_due moves only entries that are due, with their fields, and says how long until the next one")

@@ -55,6 +55,7 @@ struct HealthRoutes: Sendable {
             commands.append(RedisCommand("XPENDING", [keys.ready(queue), RedisKeys.agentsGroup]))
             commands.append(RedisCommand("ZCARD", [keys.delayed(queue)]))
             commands.append(RedisCommand("XLEN", [keys.dead(queue)]))
+            commands.append(RedisConnection.xinfoGroups(stream: keys.ready(queue)))
         }
         let replies: [RedisReply]
         do {
@@ -79,7 +80,7 @@ struct HealthRoutes: Sendable {
         }
         var queueJSON: [String] = []
         for (offset, queue) in queues.enumerated() {
-            let base = 1 + offset * 4
+            let base = 1 + offset * 5
             let length = replies[base].integer ?? 0
             // XPENDING's summary form: [count, smallest id, greatest id, consumers]; an error when the group is missing.
             let pending = replies[base + 1].array?.first?.integer ?? 0
@@ -87,7 +88,8 @@ struct HealthRoutes: Sendable {
             let dead = replies[base + 3].integer ?? 0
             var name = ""
             JSONValue.writeString(queue, into: &name)
-            queueJSON.append("\(name):{\"ready\":\(max(0, length - pending)),\"in_flight\":\(pending),\"delayed\":\(delayed),\"dead\":\(dead)}")
+            let undelivered = RedisConnection.undelivered(in: replies[base + 4], group: RedisKeys.agentsGroup) ?? max(0, length - pending)
+            queueJSON.append("\(name):{\"ready\":\(undelivered),\"in_flight\":\(pending),\"delayed\":\(delayed),\"dead\":\(dead)}")
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

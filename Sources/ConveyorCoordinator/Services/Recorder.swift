@@ -166,13 +166,11 @@ public final class Recorder: Service, Sendable {
         }
     }
 
+    /// Acknowledges the recorded events and trims them from their streams (`Scripts.acknowledgeEvents`).
     private func acknowledge(_ read: [(stream: String, entries: [StreamEntry])]) async throws {
-        var commands: [RedisCommand] = []
-        for (stream, entries) in read where !entries.isEmpty {
-            let ids = entries.map(\.id)
-            commands.append(RedisConnection.xack(stream: stream, group: RedisKeys.recordersGroup, ids: ids))
-            commands.append(RedisConnection.xdel(stream: stream, ids: ids))
+        let calls = read.filter { !$0.entries.isEmpty }.map { stream, entries in
+            ScriptCall(keys: [stream], arguments: [RedisKeys.recordersGroup] + entries.map(\.id))
         }
-        _ = try await redis.send(commands)
+        _ = try await redis.evaluate(Scripts.acknowledgeEvents, calls)
     }
 }
