@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,6 +13,7 @@ import Glibc
 /// dispositions, and a process group of its own.
 public final class ChildProcess: Sendable {
     public let pid: pid_t
+    private let exitStatus = Mutex<Int32?>(nil)
 
     /// - Parameters:
     ///   - logPath: stdout and stderr are appended there; stdin is /dev/null.
@@ -59,12 +61,28 @@ public final class ChildProcess: Sendable {
 
     /// Whether the child still runs; reaps it once it has exited.
     public var isRunning: Bool {
-        var status: Int32 = 0
-        let result = waitpid(pid, &status, WNOHANG)
-        if result == 0 { return true }
-        if result == pid { return false }
-        // Already reaped elsewhere, or not our child any more: ask the kernel.
-        return kill(pid, 0) == 0
+        exitStatus.withLock { exitStatus in
+            if exitStatus != nil { return false }
+            var status: Int32 = 0
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == 0 { return true }
+            if result == pid {
+                // WIFEXITED: the exit code; otherwise 128 + the signal, as a shell reports it.
+                exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+                return false
+            }
+            // Already reaped elsewhere, or not our child any more: ask the kernel.
+            return kill(pid, 0) == 0
+        }
+    }
+
+    /// Waits (polling, without blocking a thread) until the child exits; returns its exit status.
+    ///
+    /// Why polling rather than Foundation's `Process.terminationHandler`: that handler was seen never to
+    /// fire for a short-lived `initdb`, leaving `conveyor-load` waiting forever.
+    public func waitForExit() async -> Int32 {
+        while isRunning { try? await Task.sleep(for: .milliseconds(10)) }
+        return exitStatus.withLock { $0 } ?? -1
     }
 
     public func signal(_ signal: Int32) {

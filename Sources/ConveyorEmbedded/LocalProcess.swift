@@ -9,26 +9,9 @@ public enum LocalProcess {
     /// output descriptor, and reading a pipe to its end would then wait for the daemon to exit.
     static func run(_ executable: String, _ arguments: [String], workingDirectory: String? = nil) async throws -> (status: Int32, output: String) {
         let outputPath = "\(ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")/conveyor-cmd-\(UUID().uuidString)"
-        guard FileManager.default.createFile(atPath: outputPath, contents: nil), let output = FileHandle(forWritingAtPath: outputPath) else {
-            throw LocalServerError("cannot create \(outputPath)")
-        }
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.arguments = arguments
-            if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
-            process.standardInput = FileHandle.nullDevice
-            process.standardOutput = output
-            process.standardError = output
-            process.terminationHandler = { process in continuation.resume(returning: process.terminationStatus) }
-            do {
-                try process.run()
-            } catch {
-                continuation.resume(throwing: LocalServerError("cannot run \(executable): \(error)"))
-            }
-        }
-        try? output.close()
+        let process = try ChildProcess(executable: executable, arguments: arguments, workingDirectory: workingDirectory, logPath: outputPath)
+        let status = await process.waitForExit()
         let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
         return (status, text)
     }
