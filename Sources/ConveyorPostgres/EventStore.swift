@@ -56,6 +56,11 @@ public struct EventStore: Sendable {
     }
 
     private static func merge(_ rows: [UInt8], on session: PostgresSession) throws(PostgresError) -> Int {
+        // A temp table has no statistics, so the planner guessed a hash join over a sequential scan of
+        // all of `tasks`: every batch then read the whole table (LoadTests/profile.sh at 1,000 tasks/s:
+        // PostgreSQL busy in ExecHashTableInsert and HeapTupleSatisfiesVisibility, its CPU growing with
+        // the table). A batch touches a few thousand rows at most: one primary-key lookup each.
+        try session.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off", name: "merge plan")
         try session.copy(
             "COPY conveyor_task_merge (id, status, attempt, at, started_at, finished_at, result, error) FROM STDIN",
             data: rows, name: "copy task merge")
