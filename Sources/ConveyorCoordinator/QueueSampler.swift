@@ -32,8 +32,7 @@ struct QueueSampler: Sendable {
             let dimensions = [("queue", queue)]
             // XPENDING's summary: [count, first id, last id, consumers]; NOGROUP before the first task.
             let pending = replies[base + 1].array?.first?.integer ?? 0
-            let undelivered = RedisConnection.undelivered(in: replies[base + 5], group: RedisKeys.agentsGroup)
-                ?? max(0, (replies[base].integer ?? 0) - pending)
+            let undelivered = RedisConnection.backlog(length: replies[base], pending: pending, groups: replies[base + 5], group: RedisKeys.agentsGroup)
             Gauge(label: MetricsCatalog.queueReady.name, dimensions: dimensions).record(undelivered + pending)
             Gauge(label: MetricsCatalog.queuePending.name, dimensions: dimensions).record(pending)
             Gauge(label: MetricsCatalog.queueDelayed.name, dimensions: dimensions).record(replies[base + 2].integer ?? 0)

@@ -80,8 +80,12 @@ public final class ChildProcess: Sendable {
     ///
     /// Why polling rather than Foundation's `Process.terminationHandler`: that handler was seen never to
     /// fire for a short-lived `initdb`, leaving `conveyor-load` waiting forever.
+    /// Returns -1 when cancelled first (the child is left running) or when it was reaped elsewhere.
     public func waitForExit() async -> Int32 {
-        while isRunning { try? await Task.sleep(for: .milliseconds(10)) }
+        while isRunning {
+            if Task.isCancelled { return -1 }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
         return exitStatus.withLock { $0 } ?? -1
     }
 

@@ -103,6 +103,12 @@ extension RedisConnection {
 
 /// Backlog of a consumer group: entries not yet delivered to it.
 extension RedisConnection {
+    /// Entries of a ready stream not yet delivered to `group`: its lag, or, when Redis cannot tell, the
+    /// stream's length (XLEN reply) less the group's pending entries.
+    public static func backlog(length: RedisReply, pending: Int64, groups: RedisReply, group: String) -> Int64 {
+        undelivered(in: groups, group: group) ?? max(0, (length.integer ?? 0) - pending)
+    }
+
     /// `XINFO GROUPS <stream>`: read its reply with ``undelivered(in:group:)``.
     public static func xinfoGroups(stream: String) -> RedisCommand {
         RedisCommand("XINFO", ["GROUPS", stream])

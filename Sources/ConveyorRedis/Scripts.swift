@@ -29,7 +29,7 @@ public enum Scripts {
         local time = redis.call('TIME')
         local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
         local acked = 0
-        local last_acked = nil
+        local acked_ids = {}
         local i = 2
         while i <= #ARGV do
             local ack_id = ARGV[i]
@@ -41,7 +41,7 @@ public enum Scripts {
                 owned = redis.call('XACK', KEYS[1], ARGV[1], ack_id) == 1
                 if owned then
                     acked = acked + 1
-                    if not last_acked or id_less(last_acked, ack_id) then last_acked = ack_id end
+                    acked_ids[acked] = ack_id
                 end
             end
             if owned then
@@ -60,14 +60,14 @@ public enum Scripts {
             end
             i = i + 4 + n + m + d
         end
-        trim_finished(KEYS[1], ARGV[1], last_acked)
-        return acked
+        trim_finished(KEYS[1], ARGV[1], acked_ids)
+        return #acked_ids
         """)
 
-    /// Lua shared by the scripts that acknowledge stream entries: after a call that acknowledged something
-    /// (`last_acked` set), `trim_finished(stream, group, last_acked)` removes the entries the group is
-    /// done with: those older than its oldest pending entry or, when none is pending, every entry up to
-    /// the last one delivered to the group.
+    /// Lua shared by the scripts that acknowledge stream entries: after a call that acknowledged
+    /// `acked_ids`, `trim_finished(stream, group, acked_ids)` removes the entries the group is done with:
+    /// those older than its oldest pending entry or, when none is pending, every entry up to the last one
+    /// delivered to the group; and deletes the acknowledged entries the trim could not reach.
     ///
     /// Why not XDEL each acknowledged entry: XDEL finds an entry by walking its listpack node from the
     /// start, about 10 µs each, and was the largest single cost in Redis at the throughput ceiling
@@ -94,15 +94,27 @@ public enum Scripts {
                 if name == group then return last end
             end
         end
-        local function trim_finished(stream, group, last_acked)
-            if not last_acked then return end
+        local function trim_finished(stream, group, acked_ids)
+            if #acked_ids == 0 then return end
             local summary = redis.call('XPENDING', stream, group)
             local floor = summary[2]
             if not floor then
-                local ms, seq = id_parts(last_delivered(stream, group) or last_acked)
+                local last = last_delivered(stream, group)
+                if not last then return end
+                local ms, seq = id_parts(last)
                 floor = ms .. '-' .. string.format('%d', seq + 1)
             end
             redis.call('XTRIM', stream, 'MINID', floor)
+            -- Behind an older entry still in flight (a long task, a dead agent's entry awaiting its lease),
+            -- finished entries are not trimmed yet: delete those one by one, so the stream cannot grow
+            -- without bound meanwhile. In the common case every acknowledged id is below the floor.
+            local above = {}
+            for _, id in ipairs(acked_ids) do
+                if not id_less(id, floor) then above[#above + 1] = id end
+            end
+            for start = 1, #above, 1000 do
+                redis.call('XDEL', stream, unpack(above, start, math.min(start + 999, #above)))
+            end
         end
         """
 
@@ -113,16 +125,12 @@ public enum Scripts {
         -- ARGV[2…] -> entry ids
         -- Returns the number of entries acknowledged.
         \(trimFinishedLua)
-        local last_acked = nil
-        local acked = 0
+        local acked_ids = {}
         for i = 2, #ARGV do
-            if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then
-                acked = acked + 1
-                if not last_acked or id_less(last_acked, ARGV[i]) then last_acked = ARGV[i] end
-            end
+            if redis.call('XACK', KEYS[1], ARGV[1], ARGV[i]) == 1 then acked_ids[#acked_ids + 1] = ARGV[i] end
         end
-        trim_finished(KEYS[1], ARGV[1], last_acked)
-        return acked
+        trim_finished(KEYS[1], ARGV[1], acked_ids)
+        return #acked_ids
         """)
 
     /// Moves retries whose time has come from the delayed set back to the ready stream, atomically, so

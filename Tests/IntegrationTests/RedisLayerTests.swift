@@ -113,7 +113,7 @@ struct CompletionScriptTests {
         #expect(lengths[2].integer == 1)
     }
 
-    @Test("finished entries are trimmed, not deleted one by one: an older entry still in flight keeps the newer ones, and the backlog is the group's lag")
+    @Test("finished entries are trimmed, not deleted one by one; behind an older entry still in flight they are deleted; the backlog is the group's lag")
     func finishedEntriesAreTrimmed() async throws {
         let environment = try await TestServers.shared.environment(name: "trim")
         let redis = RedisConnection(configuration: environment.redis, logger: TestServers.quietLogger)
@@ -129,18 +129,21 @@ struct CompletionScriptTests {
             ])
             _ = try await redis.evaluate(Scripts.completeTasks, [call])
         }
-        func state() async throws -> (length: Int64?, undelivered: Int64?) {
-            let replies = try await redis.send([RedisCommand("XLEN", [ready]), RedisConnection.xinfoGroups(stream: ready)])
-            return (replies[0].integer, RedisConnection.undelivered(in: replies[1], group: RedisKeys.agentsGroup))
+        func state() async throws -> (length: Int64?, backlog: Int64) {
+            let replies = try await redis.send([
+                RedisCommand("XLEN", [ready]), RedisCommand("XPENDING", [ready, RedisKeys.agentsGroup]), RedisConnection.xinfoGroups(stream: ready),
+            ])
+            let pending = replies[1].array?.first?.integer ?? 0
+            return (replies[0].integer, RedisConnection.backlog(length: replies[0], pending: pending, groups: replies[2], group: RedisKeys.agentsGroup))
         }
-        // Entries 2 and 3 finish while 1 is still in flight: nothing older than 1 exists, so all stay.
+        // Entries 2 and 3 finish while 1 is still in flight: the trim cannot pass 1, so they are deleted.
         try await complete(entries[1])
         try await complete(entries[2])
-        #expect(try await state() == (4, 1))
+        #expect(try await state() == (2, 1))
         // The entry in flight can still be taken over with its fields.
         let claimed = try await redis.autoClaim(stream: ready, group: RedisKeys.agentsGroup, consumer: "b", minIdle: .zero, count: 10)
         #expect(claimed.entries.map { $0.fields?["id"] } == ["1"])
-        // Entry 1 finishes: 1–3 are trimmed; the undelivered entry 4 stays.
+        // Entry 1 finishes and is trimmed; the undelivered entry 4 stays.
         try await complete(entries[0])
         #expect(try await state() == (1, 1))
         let left = try await redis.send(RedisCommand("XRANGE", [ready, "-", "+"]))

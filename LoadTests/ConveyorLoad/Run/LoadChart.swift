@@ -71,7 +71,7 @@ enum LoadChart {
     }
 
     private static func label(_ value: Double) -> String {
-        value >= 1000 ? String(format: "%.0fk", value / 1000) : value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
+        value >= 1000 ? String(format: "%gk", value / 1000) : value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
     }
 
     private static func format(_ value: Double) -> String { String(format: "%.1f", value) }

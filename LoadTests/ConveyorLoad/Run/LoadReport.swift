@@ -39,7 +39,7 @@ struct LoadReport: Sendable, Codable {
     var acceptedPerSecond: Double
     /// Succeeded tasks per second, from the first submission to the last task recorded finished.
     var endToEndPerSecond: Double?
-    /// Milliseconds, per request, from its intended send time.
+    /// Milliseconds, per request (failed ones included), from its intended send time.
     var enqueueMilliseconds: Percentiles
     /// Milliseconds, per task, from PostgreSQL's `created_at` to `finished_at`.
     var endToEndMilliseconds: Percentiles?
@@ -77,7 +77,7 @@ struct LoadReport: Sendable, Codable {
             let measured = histogram.milliseconds(at: objective.percentile)
             return Verdict(objective: objective.description, measuredMilliseconds: measured, met: histogram.count > 0 && measured <= objective.limitMilliseconds)
         }
-        passed = (outcome?.lost ?? 0) == 0 && self.objectives.allSatisfy(\.met) && accepted > 0
+        passed = (outcome?.lost ?? 0) == 0 && rejected == 0 && self.objectives.allSatisfy(\.met) && accepted > 0
     }
 
     var table: String {

@@ -66,6 +66,7 @@ final class LoadRun: Sendable {
     private let tally = Mutex(Tally())
     private let sendersDone = Atomic<Bool>(false)
     private let timeline = Mutex<[Second]>([])
+    private let loadEnded = Mutex<ContinuousClock.Instant?>(nil)
     private let http: HTTPClient
 
     init(plan: LoadPlan) {
@@ -93,6 +94,7 @@ final class LoadRun: Sendable {
                         group.addTask { await self.sendUntilDone(start: start, end: end, interval: interval) }
                     }
                 }
+                self.loadEnded.withLock { $0 = ContinuousClock.now }
                 self.sendersDone.store(true, ordering: .releasing)
             }
             outer.addTask {
@@ -110,7 +112,7 @@ final class LoadRun: Sendable {
         let final = tally.withLock { $0 }
         return Result(
             acceptedIDs: final.ids, submittedTasks: final.submitted, failedTasks: final.failed, errors: final.errors,
-            enqueue: final.total, timeline: timeline.withLock { $0 }, elapsed: ContinuousClock.now - start,
+            enqueue: final.total, timeline: timeline.withLock { $0 }, elapsed: (loadEnded.withLock { $0 } ?? .now) - start,
             startedAtMillis: startedAtMillis)
     }
 
@@ -196,6 +198,10 @@ final class LoadRun: Sendable {
         let milliseconds = Double(latency.components.seconds) * 1000 + Double(latency.components.attoseconds) / 1e15
         tally.withLock { tally in
             tally.inFlight -= 1
+            // A failed request counts in the latency too (a timeout at its full wait): leaving it out
+            // would let an overloaded run show a low P99.
+            tally.total.record(milliseconds: milliseconds)
+            tally.interval.record(milliseconds: milliseconds)
             if let cause {
                 tally.failed += count
                 tally.failedInInterval += count
@@ -203,8 +209,6 @@ final class LoadRun: Sendable {
             } else {
                 tally.ids.append(contentsOf: ids)
                 tally.acceptedInInterval += ids.count
-                tally.total.record(milliseconds: milliseconds)
-                tally.interval.record(milliseconds: milliseconds)
             }
         }
     }

@@ -53,22 +53,27 @@ final class LoadStack: Sendable {
             "CONVEYOR_POSTGRES_URL": postgres.url, "CONVEYOR_API_TOKENS": token, "CONVEYOR_HTTP_PORT": String(port),
             "CONVEYOR_INSTANCE_ID": "load-coordinator",
         ]) { _, new in new }
+        var started: [ChildProcess] = []
         do {
             let migrate = try ChildProcess(
                 executable: conveyor, arguments: ["migrate"], workingDirectory: nil, logPath: "\(directory)/migrate.log",
                 environment: coordinatorEnvironment)
-            while migrate.isRunning { try await Task.sleep(for: .milliseconds(50)) }
+            let status = await migrate.waitForExit()
+            guard status == 0 else { throw LoadError("conveyor migrate failed with status \(status); see \(directory)/migrate.log") }
             let coordinator = try ChildProcess(
                 executable: conveyor, arguments: ["coordinator"], workingDirectory: nil, logPath: "\(directory)/coordinator.log",
                 environment: coordinatorEnvironment)
+            started.append(coordinator)
             var agents: [ChildProcess] = []
             for index in 1...count {
-                agents.append(try ChildProcess(
+                let agent = try ChildProcess(
                     executable: conveyor, arguments: ["agent"], workingDirectory: nil, logPath: "\(directory)/agent-\(index).log",
                     environment: common.merging([
                         "CONVEYOR_AGENT_ID": "load-agent-\(index)", "CONVEYOR_AGENT_CONCURRENCY": String(agentConcurrency),
                         "CONVEYOR_EXECUTION_JOURNAL": journalPaths[index - 1],
-                    ]) { _, new in new }))
+                    ]) { _, new in new })
+                started.append(agent)
+                agents.append(agent)
             }
             let stack = LoadStack(
                 directory: directory, redis: redis, postgres: postgres, port: port, coordinator: coordinator, agents: agents,
@@ -76,6 +81,8 @@ final class LoadStack: Sendable {
             try await stack.waitUntilReady()
             return stack
         } catch {
+            // Each child runs in a process group of its own: nothing else would stop them.
+            for process in started where process.isRunning { process.signal(SIGKILL) }
             await redis?.stop()
             await postgres.stop()
             throw error

@@ -57,7 +57,9 @@ final class ProcessSampler: Sendable {
         for process in processes {
             var pids = [process.pid]
             if process.includeChildren { pids += childrenByParent[process.pid] ?? [] }
-            let readings = pids.compactMap { Self.read(pid: $0, proportional: process.includeChildren) }
+            // The parent also counts the CPU of children it has reaped (PostgreSQL's autovacuum workers and
+            // closed backends), which would otherwise vanish from the sum between two samples.
+            let readings = pids.compactMap { Self.read(pid: $0, proportional: process.includeChildren, reapedChildren: process.includeChildren && $0 == process.pid) }
             guard !readings.isEmpty else { continue }
             let reading = Reading(
                 cpuSeconds: readings.reduce(0) { $0 + $1.cpuSeconds }, residentMiB: readings.reduce(0) { $0 + $1.residentMiB })
@@ -84,12 +86,14 @@ final class ProcessSampler: Sendable {
     }
 
     /// CPU seconds and resident MiB of one process: RSS from `status`, or PSS from `smaps_rollup`.
-    private static func read(pid: pid_t, proportional: Bool) -> Reading? {
+    private static func read(pid: pid_t, proportional: Bool, reapedChildren: Bool) -> Reading? {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return nil }
-        // Fields after the command name: state is field 3, utime 14, stime 15.
+        // Fields after the command name: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
         let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        guard fields.count > 14, var user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        // cutime and cstime: CPU of the children this process has waited for.
+        if reapedChildren, let childUser = Double(fields[13]), let childSystem = Double(fields[14]) { user += childUser + childSystem }
         let memoryFile = proportional ? "/proc/\(pid)/smaps_rollup" : "/proc/\(pid)/status"
         let key = proportional ? "Pss:" : "VmRSS:"
         var kilobytes = 0.0

@@ -113,13 +113,17 @@ struct RunCommand: AsyncParsableCommand {
             print("conveyor-load: starting Redis, PostgreSQL, a coordinator and \(settings.agents) agents…")
             stack = try await LoadStack.start(conveyor: binary, agents: settings.agents, agentConcurrency: settings.agentConcurrency, redisURL: redisURL, environment: environment)
         }
+        // Ctrl-C or SIGTERM: the stack's processes run in process groups of their own, so stop them here.
+        let interrupt = stack.map { stack in InterruptHandler { await stack.shutdown(keep: false) } }
         let report: LoadReport
         do {
             report = try await measure(settings, stack: stack)
         } catch {
+            interrupt?.cancel()
             await stack?.shutdown(keep: keep)
             throw error
         }
+        interrupt?.cancel()
         await stack?.shutdown(keep: keep)
         if keep, let stack { print("kept \(stack.directory)") }
         print(report.table)

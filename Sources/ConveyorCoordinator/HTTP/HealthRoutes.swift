@@ -81,14 +81,13 @@ struct HealthRoutes: Sendable {
         var queueJSON: [String] = []
         for (offset, queue) in queues.enumerated() {
             let base = 1 + offset * 5
-            let length = replies[base].integer ?? 0
             // XPENDING's summary form: [count, smallest id, greatest id, consumers]; an error when the group is missing.
             let pending = replies[base + 1].array?.first?.integer ?? 0
             let delayed = replies[base + 2].integer ?? 0
             let dead = replies[base + 3].integer ?? 0
             var name = ""
             JSONValue.writeString(queue, into: &name)
-            let undelivered = RedisConnection.undelivered(in: replies[base + 4], group: RedisKeys.agentsGroup) ?? max(0, length - pending)
+            let undelivered = RedisConnection.backlog(length: replies[base], pending: pending, groups: replies[base + 4], group: RedisKeys.agentsGroup)
             queueJSON.append("\(name):{\"ready\":\(undelivered),\"in_flight\":\(pending),\"delayed\":\(delayed),\"dead\":\(dead)}")
         }
         let encoder = JSONEncoder()
