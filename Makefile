@@ -1,7 +1,7 @@
 # The two commands of the README: `make demo` runs the whole broker with a demo load; `make test` runs
 # every test. Both install what is missing first.
 
-.PHONY: deps demo test chaos build release clean
+.PHONY: deps demo test chaos build release load bench celery profile clean
 
 deps:
 	@scripts/install-deps.sh
@@ -28,6 +28,23 @@ build: deps
 
 release: deps
 	swift build -c release --product conveyor
+	swift build -c release --product conveyor-load
+
+# The load generator on the release build; LOAD_ARGS picks the load (default: the batch ceiling).
+load: release
+	.build/release/conveyor-load run $(or $(LOAD_ARGS),--preset max)
+
+# The package-benchmark suites of the hot path (Benchmarks/): throughput and allocations.
+bench: deps
+	swift package --disable-sandbox benchmark
+
+# Conveyor against Celery 5 on the same Redis and machine (Celery installed from PyPI into .build-celery).
+celery: deps
+	LoadTests/celery-compare.sh $(CELERY_TASKS)
+
+# Where the CPU goes at the ceiling (perf); PROFILE_ARGS are conveyor-load run flags.
+profile: deps
+	LoadTests/profile.sh $(PROFILE_ARGS)
 
 clean:
 	rm -rf .build

@@ -86,7 +86,7 @@ final class LoadRun: Sendable {
         let start = ContinuousClock.now
         let end = plan.duration.map { start + $0 }
         // Requests per second = tasks per second / tasks per request.
-        let interval = plan.rate.map { Duration.nanoseconds(Int64(1e9 * Double(plan.batch) / $0)) }
+        let interval = plan.rate.map { Duration.nanoseconds(Int64((1e9 * Double(plan.batch) / $0).rounded())) }
         await withTaskGroup(of: Void.self) { outer in
             outer.addTask {
                 await withTaskGroup(of: Void.self) { group in
