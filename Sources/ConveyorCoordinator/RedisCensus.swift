@@ -3,7 +3,7 @@ import ConveyorRedis
 import Foundation
 
 /// Which tasks of a queue Redis holds anywhere: dead letters, delayed retries, the ready stream
-/// (backlog and in-flight entries alike) and lifecycle events not yet recorded.
+/// (backlog and in-flight entries alike) and outcome events not yet recorded.
 ///
 /// The Reconciler compares this with PostgreSQL to find tasks that Redis lost. The keys are read in the
 /// order tasks move between them, so that a task moving during the count is still seen: a redrive moves
@@ -32,17 +32,21 @@ struct RedisCensus: Sendable {
             if let id = member.string.flatMap(Self.taskID(inDelayedMember:)) { ids.insert(id) }
         }
         try await scan(stream: keys.ready(queue), field: "id", into: &ids)
-        try await scan(stream: keys.events(queue), field: "task", into: &ids)
+        // A `running` event proves nothing: an attempt started before Redis lost its data still reports
+        // it. Only an outcome (written together with the XACK of the ready entry) means the task moved on.
+        try await scan(stream: keys.events(queue), field: "task", skippingStatus: TaskStatus.running.rawValue, into: &ids)
         return ids
     }
 
-    /// Pages through a whole stream with XRANGE, collecting the task id each entry carries in `field`.
-    private func scan(stream: String, field: String, into ids: inout Set<TaskID>) async throws {
+    /// Pages through a whole stream with XRANGE, collecting the task id each entry carries in `field`
+    /// (except entries whose `status` is `skippingStatus`).
+    private func scan(stream: String, field: String, skippingStatus: String? = nil, into ids: inout Set<TaskID>) async throws {
         var start = "-"
         while true {
             let reply = try await checked(RedisCommand("XRANGE", [stream, start, "+", "COUNT", String(pageSize)]))
             let entries = try (reply.array ?? []).map { reply throws(RedisError) in try StreamEntry(reply: reply) }
             for entry in entries {
+                if let skippingStatus, entry.fields?["status"] == skippingStatus { continue }
                 if let id = entry.fields?[field].flatMap({ TaskID($0) }) { ids.insert(id) }
             }
             guard entries.count == pageSize, let last = entries.last else { return }

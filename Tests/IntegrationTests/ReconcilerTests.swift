@@ -91,6 +91,37 @@ struct ReconcilerTests {
         try await stack.stop()
     }
 
+    @Test("after Redis lost its data, an attempt still reporting `running` does not hide its task, and the lookup repeats for the grace period")
+    func orphanedAttemptDoesNotHideTask() async throws {
+        let stack = try await Stack.start(registry: registry, agents: 0) { configuration in
+            configuration.dispatchGrace = .seconds(2)
+            configuration.reconcileInterval = .seconds(3600)
+        }
+        var ids: [Int64] = []
+        for _ in 0..<2 { ids.append(try await stack.submit("work")) }
+        try await Task.sleep(for: .seconds(2))
+        _ = try await stack.coordinator.reconciler.reconcileOnce()  // marks them dispatched (they are in Redis)
+
+        let keys = try await stack.coordinator.redis.send(RedisCommand("KEYS", [stack.environment.keys.prefix + ":*"]))
+        _ = try await stack.coordinator.redis.send(RedisCommand("DEL", (keys.array ?? []).compactMap(\.string)))
+        // An agent that was running the first task before the loss reports it to the new Redis.
+        let events = stack.environment.keys.events(TaskTypeDefinition.defaultQueue)
+        _ = try await stack.coordinator.redis.send(RedisConnection.xadd(stream: events, fields: LifecycleEvent(
+            taskID: TaskID(rawValue: ids[0]), status: .running, attempt: 1, agent: "orphan", atMillis: WallClock.nowMillis(),
+            correlationID: "c", type: "work").fields))
+
+        let report = try await stack.coordinator.reconciler.reconcileOnce()
+        #expect(report.redisChanged && report.redispatched == 2)
+        // Within the grace period every pass looks again: entries lost again are put back again.
+        _ = try await stack.coordinator.redis.send(RedisCommand("DEL", [stack.environment.keys.ready(TaskTypeDefinition.defaultQueue)]))
+        let again = try await stack.coordinator.reconciler.reconcileOnce()
+        #expect(!again.redisChanged && again.redispatched == 2)
+        try await Task.sleep(for: .seconds(2))
+        let later = try await stack.coordinator.reconciler.reconcileOnce()
+        #expect(later.checked == 0, "after the grace period only undispatched rows are looked at")
+        try await stack.stop()
+    }
+
     @Test("only one coordinator reconciles at a time; another takes over when the leader's session ends")
     func oneLeaderAtATime() async throws {
         let stack = try await Stack.start(registry: registry, agents: 0) { configuration in

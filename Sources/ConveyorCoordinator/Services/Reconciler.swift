@@ -6,6 +6,7 @@ import Foundation
 import Logging
 import Metrics
 import ServiceLifecycle
+import Synchronization
 
 /// Puts back into Redis what PostgreSQL says exists but Redis does not hold: the safety net behind
 /// "every task that got a 201 reaches a terminal state" (DESIGN §3).
@@ -22,7 +23,8 @@ import ServiceLifecycle
 ///   too; servers that refuse INFO are judged by the epoch alone). When it differs from the identity
 ///   recorded in `conveyor_meta`, every unfinished task that was dispatched is read, then looked up,
 ///   and the missing ones are dispatched again; then the new identity is recorded. Undispatched ones are
-///   left to the first case.
+///   left to the first case. The lookup is repeated on every pass for `dispatchGrace` afterwards (see
+///   ``recheckUntil``).
 ///
 /// Every candidate row is read before the census and re-read after it, so a task that finished or moved
 /// meanwhile is left alone. The leader lock is checked again before each dispatch. What remains is
@@ -47,6 +49,12 @@ public final class Reconciler: Service, Sendable {
     private let interval: Duration
     private let dispatchGrace: Duration
     private let logger: Logger
+    /// After Redis lost data, the unfinished tasks are looked up again on every pass until then. An
+    /// attempt an agent was running when Redis went away still reports `running` to the new Redis (its
+    /// completion, whose XACK no longer matches, reports nothing), so its row can change during the first
+    /// pass and be skipped as "moved on"; a later pass finds it unchanged and missing. Kept in memory: a
+    /// new leader only rechecks after a Redis change it sees itself.
+    private let recheckUntil = Mutex<ContinuousClock.Instant?>(nil)
 
     static let identityKey = "redis_identity"
     /// The advisory lock's two keys: "conv" and "recn" in ASCII.
@@ -111,6 +119,9 @@ public final class Reconciler: Service, Sendable {
             }
             try await recoverUnfinished(into: &report)
             try await meta.set(Self.identityKey, to: identity)
+            recheckUntil.withLock { $0 = .now + dispatchGrace }
+        } else if let until = recheckUntil.withLock({ $0 }), ContinuousClock.now < until {
+            try await recoverUnfinished(into: &report)
         }
         try await recoverUndispatched(into: &report)
         return report
