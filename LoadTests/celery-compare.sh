@@ -17,7 +17,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tasks="${1:-100000}"
 scripts/install-deps.sh
-command -v python3 >/dev/null || { echo "celery-compare: python3 is needed (apt-get install -y python3 python3-venv)" >&2; exit 1; }
+if ! command -v python3 >/dev/null || ! python3 -m venv --help >/dev/null 2>&1; then
+  echo "celery-compare: installing python3 and python3-venv"
+  apt-get update -qq && apt-get install -y -qq python3 python3-venv >/dev/null
+fi
 
 venv=".build-celery/venv"
 if [ ! -x "$venv/bin/celery" ]; then
