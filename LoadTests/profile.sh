@@ -63,11 +63,11 @@ while read -r name pid; do
   echo
   echo "── hottest functions of $name (pid $pid), self time, share of all samples ──"
   perf report -i "$out/perf.data" --pid "$pid" --no-children --sort symbol --stdio -g none 2>/dev/null </dev/null \
-    | grep -E '^ +[0-9]' | head -25 | swift-demangle --simplified | cut -c1-180
+    | grep -E '^ +[0-9]' | head -25 | swift-demangle --simplified | cut -c1-180 || true  # head closes the pipe early
 done <"$out/pids.txt"
 echo
 echo "── hottest functions of redis-server and postgres ──"
 perf report -i "$out/perf.data" --comm redis-server,postgres --no-children --sort comm,symbol --stdio -g none 2>/dev/null \
-  | grep -E '^ +[0-9]' | head -20 | cut -c1-150
+  | grep -E '^ +[0-9]' | head -20 | cut -c1-150 || true
 echo
 echo "perf data: $out/perf.data (perf report -i $out/perf.data)"
