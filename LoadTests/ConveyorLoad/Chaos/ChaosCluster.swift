@@ -59,14 +59,11 @@ final class ChaosCluster: Sendable {
             directory: directory, conveyor: conveyor, ports: try (0..<coordinatorSlots).map { _ in try LocalProcess.freePort() },
             redis: try await redis, postgres: try await postgres)
         try registry.write(toFile: cluster.registryPath, atomically: true, encoding: .utf8)
-        let migrate = Process()
-        migrate.executableURL = URL(fileURLWithPath: conveyor)
-        migrate.arguments = ["migrate"]
-        migrate.environment = ProcessInfo.processInfo.environment.merging(cluster.coordinatorEnvironment(slot: 0, generation: 0, fault: nil)) { _, new in new }
-        migrate.standardOutput = FileHandle.nullDevice
-        try migrate.run()
-        migrate.waitUntilExit()
-        guard migrate.terminationStatus == 0 else { throw ChaosError("conveyor migrate failed with status \(migrate.terminationStatus)") }
+        let migrate = try ChildProcess(
+            executable: conveyor, arguments: ["migrate"], workingDirectory: nil, logPath: "\(directory)/migrate.log",
+            environment: cluster.coordinatorEnvironment(slot: 0, generation: 0, fault: nil))
+        let status = await migrate.waitForExit()
+        guard status == 0 else { throw ChaosError("conveyor migrate failed with status \(status); see \(directory)/migrate.log") }
         return cluster
     }
 

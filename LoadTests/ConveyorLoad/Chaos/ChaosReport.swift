@@ -1,3 +1,4 @@
+import ConveyorCore
 import Foundation
 
 /// What a chaos run proved: lost tasks (must be 0), wrong statuses (must be 0), duplicate executions
@@ -7,14 +8,6 @@ struct ChaosReport: Sendable {
     var json: String
     var passed: Bool
 
-    /// One line per execution in the agents' journal.
-    private struct Execution {
-        var task: Int64
-        var attempt: Int
-        var agent: String
-        var atMillis: Int64
-    }
-
     static func make(
         plan: ChaosPlan, cluster: ChaosCluster, load: ChaosLoad, faults: [FaultRecord], startMillis: Int64,
         settledAfter: Duration, allRecorded: Duration
@@ -22,7 +15,7 @@ struct ChaosReport: Sendable {
         let accepted = load.accepted
         let ids = accepted.map(\.id)
         let rows = try await TaskCensus.rows(url: cluster.postgres.url, ids: ids)
-        let executions = readJournal(cluster.journalPath)
+        let executions = ExecutionJournalFile.executions(path: cluster.journalPath)
 
         let missingRows = ids.filter { rows[$0] == nil }.count
         let unfinished = rows.values.filter { !["succeeded", "failed", "dead", "cancelled"].contains($0.status) }.count
@@ -96,20 +89,11 @@ struct ChaosReport: Sendable {
             {"tasks":\(plan.tasks),"duration_s":\(plan.duration.components.seconds),"agents":\(plan.agents),"accepted":\(accepted.count),\
             "unanswered":\(load.unanswered),"rejected":\(load.rejected.count),"lost":\(lost),"wrong_status":\(wrong.count),\
             "executions":\(executions.count),"duplicate_executions":\(duplicateExecutions),"tasks_run_twice":\(tasksRunTwice),\
-            "redispatched":\(redispatched),"event_takeovers":\(takeovers),"settled_s":\(String(format: "%.1f", seconds(settledAfter))),\
+            "redispatched":\(redispatched),"event_takeovers":\(takeovers),"settled_s":\(String(format: "%.1f", settledAfter.seconds)),\
             "agent_recovery_max_s":\(sortedAgent.last.map { String(format: "%.2f", $0) } ?? "null"),\
             "faults":[\(faultJSON.joined(separator: ","))],"passed":\(passed)}
             """
         return ChaosReport(text: text, json: json, passed: passed)
-    }
-
-    private static func readJournal(_ path: String) -> [Execution] {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { line in
-            let parts = line.split(separator: " ")
-            guard parts.count == 4, let task = Int64(parts[0]), let attempt = Int(parts[1]), let at = Int64(parts[3]) else { return nil }
-            return Execution(task: task, attempt: attempt, agent: String(parts[2]), atMillis: at)
-        }
     }
 
     private static func countLines(containing needle: String, in directory: String, prefix: String) -> Int {
@@ -120,11 +104,7 @@ struct ChaosReport: Sendable {
         }
     }
 
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
-
     private static func format(_ duration: Duration) -> String {
-        String(format: "%.1f s", seconds(duration))
+        String(format: "%.1f s", duration.seconds)
     }
 }

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import ConveyorCore
 import Foundation
 import Synchronization
@@ -86,7 +85,7 @@ final class ChaosRun: Sendable {
     private func watchRecovery(of index: Int, url: String) -> Task<Void, Never> {
         Task {
             for _ in 0..<1200 {
-                if await Self.isReady(url) {
+                if await CoordinatorReadiness.isReady(url) {
                     let now = WallClock.nowMillis()
                     faults.withLock { $0[index].recoveredAtMillis = now }
                     return
@@ -94,13 +93,6 @@ final class ChaosRun: Sendable {
                 try? await Task.sleep(for: .milliseconds(50))
             }
         }
-    }
-
-    private static func isReady(_ url: String) async -> Bool {
-        var request = HTTPClientRequest(url: url + "/ready")
-        request.method = .GET
-        guard let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(2)) else { return false }
-        return response.status.code == 200
     }
 
     private func drive(_ cluster: ChaosCluster) async throws -> ChaosReport {
@@ -130,7 +122,7 @@ final class ChaosRun: Sendable {
         for url in cluster.baseURLs {
             var ready = false
             for _ in 0..<600 where !ready {
-                ready = await Self.isReady(url)
+                ready = await CoordinatorReadiness.isReady(url)
                 if !ready { try await Task.sleep(for: .milliseconds(100)) }
             }
             guard ready else { throw ChaosError("the coordinator at \(url) did not become ready within 60 s") }

@@ -5,14 +5,8 @@ import Synchronization
 /// `--url` mode: the coordinator runs elsewhere, so its CPU and memory come from its own `/metrics`
 /// (`process_cpu_seconds_total`, `process_resident_memory_bytes`), scraped once a second.
 final class CoordinatorProcessProbe: Sendable {
-    private struct State: Sendable {
-        var first: (at: ContinuousClock.Instant, cpu: Double)?
-        var last: (at: ContinuousClock.Instant, cpu: Double, residentMiB: Double)?
-        var peakMiB = 0.0
-    }
-
     let metricsURL: String
-    private let state = Mutex(State())
+    private let window = Mutex(UsageWindow())
 
     init(baseURL: String) {
         metricsURL = baseURL + "/metrics"
@@ -32,21 +26,11 @@ final class CoordinatorProcessProbe: Sendable {
         guard let cpu = Self.value(of: "process_cpu_seconds_total", in: text),
               let resident = Self.value(of: "process_resident_memory_bytes", in: text) else { return }
         let now = ContinuousClock.now
-        state.withLock { state in
-            if state.first == nil { state.first = (now, cpu) }
-            state.last = (now, cpu, resident / 1_048_576)
-            state.peakMiB = max(state.peakMiB, resident / 1_048_576)
-        }
+        window.withLock { $0.record(at: now, cpuSeconds: cpu, residentMiB: resident / 1_048_576) }
     }
 
     var usage: [ProcessUsage] {
-        state.withLock { state in
-            guard let first = state.first, let last = state.last else { return [] }
-            let wall = Double((last.at - first.at).components.seconds) + Double((last.at - first.at).components.attoseconds) / 1e18
-            return [ProcessUsage(
-                name: "coordinator (its /metrics)", cpuPercent: wall > 0 ? (last.cpu - first.cpu) / wall * 100 : 0,
-                residentMiB: last.residentMiB, peakResidentMiB: state.peakMiB)]
-        }
+        window.withLock { $0.usage(name: "coordinator (its /metrics)").map { [$0] } ?? [] }
     }
 
     /// The value of an unlabelled sample in Prometheus text.

@@ -1,3 +1,4 @@
+import ConveyorCore
 import Foundation
 
 /// The outcome of `conveyor-load run`: the final table, `--json`, and whether the run passed.
@@ -53,7 +54,7 @@ struct LoadReport: Sendable, Codable {
     init(mode: String, mix: String, load: LoadRun.Result, outcome: Outcome?, processes: [ProcessUsage], objectives: [ServiceLevelObjective]) {
         self.mode = mode
         self.mix = mix
-        loadSeconds = Double(load.elapsed.components.seconds) + Double(load.elapsed.components.attoseconds) / 1e18
+        loadSeconds = load.elapsed.seconds
         submitted = load.submittedTasks
         accepted = load.acceptedIDs.count
         rejected = load.failedTasks

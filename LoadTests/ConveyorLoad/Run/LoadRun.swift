@@ -195,7 +195,7 @@ final class LoadRun: Sendable {
             cause = "\(type(of: error))"
         }
         let latency = ContinuousClock.now - intended
-        let milliseconds = Double(latency.components.seconds) * 1000 + Double(latency.components.attoseconds) / 1e15
+        let milliseconds = latency.seconds * 1000
         tally.withLock { tally in
             tally.inFlight -= 1
             // A failed request counts in the latency too (a timeout at its full wait): leaving it out

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import ConveyorEmbedded
 import Foundation
 import Logging
@@ -106,10 +105,7 @@ final class LoadStack: Sendable {
             guard coordinator.isRunning else {
                 throw LoadError("the coordinator exited at start; see \(directory)/coordinator.log")
             }
-            if let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: baseURL + "/ready"), timeout: .seconds(2)),
-               response.status == .ok {
-                return
-            }
+            if await CoordinatorReadiness.isReady(baseURL) { return }
             try await Task.sleep(for: .milliseconds(100))
         }
         throw LoadError("the coordinator did not answer /ready within 30 s; see \(directory)/coordinator.log")

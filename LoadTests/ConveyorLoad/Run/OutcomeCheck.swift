@@ -116,36 +116,3 @@ enum OutcomeCheck {
         return repeated.reduce(0) { $0 + max(0, $1.value - 1 - (retries[$1.key] ?? 0)) }
     }
 }
-
-/// Reads the agents' execution journal (`CONVEYOR_EXECUTION_JOURNAL`): one line per attempt started,
-/// `<task id> <attempt> <agent> <unix ms>`.
-enum ExecutionJournalFile {
-    static func executionsPerTask(path: String) -> [Int64: Int] {
-        guard let data = FileManager.default.contents(atPath: path) else { return [:] }
-        var counts: [Int64: Int] = [:]
-        data.withUnsafeBytes { (bytes: UnsafeRawBufferPointer) in
-            var value: Int64 = 0
-            var atLineStart = true
-            var inFirstField = true
-            for byte in bytes {
-                if byte == UInt8(ascii: "\n") {
-                    atLineStart = true
-                    inFirstField = true
-                    continue
-                }
-                if atLineStart {
-                    value = 0
-                    atLineStart = false
-                }
-                guard inFirstField else { continue }
-                if byte == UInt8(ascii: " ") {
-                    counts[value, default: 0] += 1
-                    inFirstField = false
-                } else if byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") {
-                    value = value * 10 + Int64(byte - UInt8(ascii: "0"))
-                }
-            }
-        }
-        return counts
-    }
-}

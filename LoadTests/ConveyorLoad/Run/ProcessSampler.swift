@@ -28,14 +28,8 @@ final class ProcessSampler: Sendable {
         var residentMiB: Double
     }
 
-    private struct State: Sendable {
-        var first: [String: (at: ContinuousClock.Instant, cpu: Double)] = [:]
-        var last: [String: (at: ContinuousClock.Instant, reading: Reading)] = [:]
-        var peak: [String: Double] = [:]
-    }
-
     let processes: [WatchedProcess]
-    private let state = Mutex(State())
+    private let windows = Mutex<[String: UsageWindow]>([:])
     private static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
 
     init(processes: [WatchedProcess]) {
@@ -63,26 +57,13 @@ final class ProcessSampler: Sendable {
             guard !readings.isEmpty else { continue }
             let reading = Reading(
                 cpuSeconds: readings.reduce(0) { $0 + $1.cpuSeconds }, residentMiB: readings.reduce(0) { $0 + $1.residentMiB })
-            state.withLock { state in
-                if state.first[process.name] == nil { state.first[process.name] = (now, reading.cpuSeconds) }
-                state.last[process.name] = (now, reading)
-                state.peak[process.name] = max(state.peak[process.name] ?? 0, reading.residentMiB)
-            }
+            windows.withLock { $0[process.name, default: UsageWindow()].record(at: now, cpuSeconds: reading.cpuSeconds, residentMiB: reading.residentMiB) }
         }
     }
 
     /// Usage from the first sample to the last.
     var usage: [ProcessUsage] {
-        state.withLock { state in
-            processes.compactMap { process in
-                guard let first = state.first[process.name], let last = state.last[process.name] else { return nil }
-                let wall = Double((last.at - first.at).components.seconds) + Double((last.at - first.at).components.attoseconds) / 1e18
-                let cpu = wall > 0 ? (last.reading.cpuSeconds - first.cpu) / wall * 100 : 0
-                return ProcessUsage(
-                    name: process.name, cpuPercent: cpu, residentMiB: last.reading.residentMiB,
-                    peakResidentMiB: state.peak[process.name] ?? last.reading.residentMiB)
-            }
-        }
+        windows.withLock { windows in processes.compactMap { windows[$0.name]?.usage(name: $0.name) } }
     }
 
     /// CPU seconds and resident MiB of one process: RSS from `status`, or PSS from `smaps_rollup`.
