@@ -162,7 +162,10 @@ let package = Package(
 
         .testTarget(
             name: "ConveyorCoreTests",
-            dependencies: ["ConveyorCore"],
+            dependencies: [
+                "ConveyorCore", "ConveyorTesting",
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -27,8 +27,12 @@ public struct Agent: Sendable {
     let cancelWatcher: CancelWatcher
     let logger: Logger
 
+    /// - Parameter clock: what the periodic services (heartbeat, lease renewal, reclaim, cancel checks)
+    ///   sleep on; tests pass a `MockClock`.
     /// - Throws: ``ConfigurationError`` when the configuration is invalid or a served type has no handler.
-    public init(configuration: AgentConfiguration, handlers: HandlerSet = .builtIns, logger: Logger) throws(ConfigurationError) {
+    public init(
+        configuration: AgentConfiguration, handlers: HandlerSet = .builtIns, clock: any Clock<Duration> = ContinuousClock(), logger: Logger
+    ) throws(ConfigurationError) {
         try configuration.validate()
         // Before any service creates a metric: one created earlier would stay a no-op.
         MetricsExposition.bootstrap()
@@ -43,13 +47,13 @@ public struct Agent: Sendable {
         let resolved = try handlers.resolve(configuration.registry, queues: configuration.servedQueues)
         self.configuration = configuration
         self.logger = logger
-        self.redis = RedisConnection(configuration: configuration.redis, name: "agent-redis", logger: logger)
-        self.readerRedis = RedisConnection(configuration: configuration.redis, name: "agent-reader", logger: logger)
+        self.redis = RedisConnection(configuration: configuration.redis, name: "agent-redis", logger: logger.with(label: "conveyor.agent.redis"))
+        self.readerRedis = RedisConnection(configuration: configuration.redis, name: "agent-reader", logger: logger.with(label: "conveyor.agent.redis"))
         let slots = SlotPool(capacity: configuration.concurrency)
         let ownPendingResumed = Promise<Void>()
         self.completer = Completer(
             redis: redis, keys: configuration.keys, registry: configuration.registry, agentID: configuration.agentID,
-            batchSize: configuration.completerBatchSize, logger: logger)
+            batchSize: configuration.completerBatchSize, logger: logger.with(label: "conveyor.agent.completer"))
         var journal: ExecutionJournal?
         if let path = configuration.executionJournalPath {
             do {
@@ -60,20 +64,22 @@ public struct Agent: Sendable {
         }
         self.executor = Executor(
             handlers: resolved, registry: configuration.registry, completer: completer, slots: slots,
-            agentID: configuration.agentID, journal: journal, redis: redis, logger: logger)
+            agentID: configuration.agentID, journal: journal, redis: redis, logger: logger.with(label: "conveyor.agent.executor"))
         self.consumer = Consumer(
             redis: readerRedis, keys: configuration.keys, agentID: configuration.agentID,
             queues: configuration.servedQueues, executor: executor, slots: slots, readBlock: configuration.readBlock,
-            ownPendingResumed: ownPendingResumed, logger: logger)
-        self.heartbeat = Heartbeat(redis: redis, keys: configuration.keys, configuration: configuration, executor: executor, logger: logger)
+            ownPendingResumed: ownPendingResumed, logger: logger.with(label: "conveyor.agent.consumer"))
+        self.heartbeat = Heartbeat(redis: redis, keys: configuration.keys, configuration: configuration, executor: executor, clock: clock, logger: logger.with(label: "conveyor.agent.heartbeat"))
         let served = configuration.registry.types.values.filter { configuration.servedQueues.contains($0.queue) }
         self.leaseKeeper = LeaseKeeper(
             redis: redis, executor: executor, agentID: configuration.agentID,
-            shortestLease: served.map(\.lease).min() ?? TaskTypeDefinition.defaultLease, logger: logger)
+            shortestLease: served.map(\.lease).min() ?? TaskTypeDefinition.defaultLease, clock: clock,
+            logger: logger.with(label: "conveyor.agent.lease-keeper"))
         self.reclaimer = Reclaimer(
             redis: redis, keys: configuration.keys, registry: configuration.registry, queues: configuration.servedQueues,
-            agentID: configuration.agentID, executor: executor, slots: slots, ownPendingResumed: ownPendingResumed, logger: logger)
-        self.cancelWatcher = CancelWatcher(redis: redis, keys: configuration.keys, executor: executor, logger: logger)
+            agentID: configuration.agentID, executor: executor, slots: slots, ownPendingResumed: ownPendingResumed, clock: clock,
+            logger: logger.with(label: "conveyor.agent.reclaimer"))
+        self.cancelWatcher = CancelWatcher(redis: redis, keys: configuration.keys, executor: executor, clock: clock, logger: logger.with(label: "conveyor.agent.cancel-watcher"))
     }
 
     /// What in Redis' configuration puts tasks at risk (logged at start).

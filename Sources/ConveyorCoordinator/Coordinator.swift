@@ -29,9 +29,13 @@ public struct Coordinator: Sendable {
     let reconcilerLock: PostgresConnection
     /// The Reconciler's own Redis connection (a census reads whole streams).
     let reconcilerRedis: RedisConnection
+    let clock: any Clock<Duration>
     let logger: Logger
 
-    public init(configuration: CoordinatorConfiguration, logger: Logger) {
+    /// - Parameter clock: what the periodic services (Forwarder, Reconciler, PartitionMaintainer) sleep
+    ///   on; tests pass a `MockClock`.
+    public init(configuration: CoordinatorConfiguration, clock: any Clock<Duration> = ContinuousClock(), logger: Logger) {
+        self.clock = clock
         // Before any service creates a metric: one created earlier would stay a no-op.
         MetricsExposition.bootstrap()
         // Counters exist from the start at 0, so a rate over them is 0 rather than no data.
@@ -41,9 +45,9 @@ public struct Coordinator: Sendable {
         }
         self.configuration = configuration
         self.logger = logger
-        self.postgres = PostgresClient(configuration: configuration.postgres, name: "coordinator-pg", logger: logger)
-        self.redis = RedisConnection(configuration: configuration.redis, name: "coordinator-redis", logger: logger)
-        self.recorderRedis = RedisConnection(configuration: configuration.redis, name: "recorder-redis", logger: logger)
+        self.postgres = PostgresClient(configuration: configuration.postgres, name: "coordinator-pg", logger: logger.with(label: "conveyor.coordinator.postgres"))
+        self.redis = RedisConnection(configuration: configuration.redis, name: "coordinator-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
+        self.recorderRedis = RedisConnection(configuration: configuration.redis, name: "recorder-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
         self.store = TaskStore(client: postgres)
         self.submitter = Submitter(
             store: store, redis: redis, keys: configuration.keys, maxBatchTasks: configuration.submitBatchMaxTasks,
@@ -53,14 +57,14 @@ public struct Coordinator: Sendable {
             queues: configuration.registry.queues, consumer: configuration.instanceID,
             batchSize: configuration.recorderBatchSize, abandonedAfter: configuration.abandonedEventsAfter, logger: logger.with(label: "conveyor.coordinator.recorder"))
         self.deadLetters = DeadLetterQueue(redis: redis, store: store, keys: configuration.keys, registry: configuration.registry)
-        self.reconcilerLock = PostgresConnection(url: configuration.postgres.url, name: "reconciler-pg", logger: logger)
-        self.reconcilerRedis = RedisConnection(configuration: configuration.redis, name: "reconciler-redis", logger: logger)
+        self.reconcilerLock = PostgresConnection(url: configuration.postgres.url, name: "reconciler-pg", logger: logger.with(label: "conveyor.coordinator.postgres"))
+        self.reconcilerRedis = RedisConnection(configuration: configuration.redis, name: "reconciler-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
         self.reconciler = Reconciler(
             store: store, meta: MetaStore(client: postgres), lock: reconcilerLock, redis: reconcilerRedis, keys: configuration.keys,
-            interval: configuration.reconcileInterval, dispatchGrace: configuration.dispatchGrace,
+            interval: configuration.reconcileInterval, dispatchGrace: configuration.dispatchGrace, clock: clock,
             logger: logger.with(label: "conveyor.coordinator.reconciler"))
         self.forwarder = Forwarder(
-            redis: redis, keys: configuration.keys, queues: configuration.registry.queues,
+            redis: redis, keys: configuration.keys, queues: configuration.registry.queues, clock: clock,
             logger: logger.with(label: "conveyor.coordinator.forwarder"))
     }
 
@@ -98,7 +102,7 @@ public struct Coordinator: Sendable {
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conveyor"),
-            services: [PartitionMaintainer(client: postgres, logger: logger), recorder, forwarder, reconciler, submitter],
+            services: [PartitionMaintainer(client: postgres, clock: clock, logger: logger.with(label: "conveyor.coordinator.partitions")), recorder, forwarder, reconciler, submitter],
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger
         )
@@ -111,15 +115,5 @@ public struct Coordinator: Sendable {
         reconcilerLock.close()
         reconcilerRedis.close()
         postgres.close()
-    }
-}
-
-extension Logger {
-    /// The same handler and level under another label.
-    package func with(label: String) -> Logger {
-        var copy = Logger(label: label)
-        copy.logLevel = logLevel
-        copy.handler = handler
-        return copy
     }
 }

@@ -29,6 +29,13 @@ public struct JSONLogHandler: LogHandler {
         self.logLevel = level
     }
 
+    /// The same handler (service, instance, format, level, metadata, Loki) under another logger label.
+    public func relabelled(_ label: String) -> JSONLogHandler {
+        var copy = JSONLogHandler(label: label, service: service, instance: instance, format: format, level: logLevel, loki: loki)
+        copy.metadata = metadata
+        return copy
+    }
+
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
         set { metadata[key] = newValue }
@@ -109,5 +116,20 @@ public enum LoggingSetup {
         LoggingSystem.bootstrap { label in
             JSONLogHandler(label: label, service: service, instance: instance, format: chosen, level: level, loki: loki)
         }
+    }
+}
+
+extension Logger {
+    /// The same output and level under another label (`conveyor.<process>.<service>`), so every line
+    /// says which service wrote it. A JSON handler is remade with the new label; another handler (a
+    /// test's) is shared as it is.
+    package func with(label: String) -> Logger {
+        if let json = handler as? JSONLogHandler {
+            return Logger(label: label) { json.relabelled($0) }
+        }
+        var copy = Logger(label: label)
+        copy.logLevel = logLevel
+        copy.handler = handler
+        return copy
     }
 }

@@ -13,28 +13,32 @@ final class CancelWatcher: Service, Sendable {
     private let keys: RedisKeys
     private let executor: Executor
     private let interval: Duration
+    private let clock: any Clock<Duration>
     private let logger: Logger
 
-    init(redis: RedisConnection, keys: RedisKeys, executor: Executor, interval: Duration = .milliseconds(500), logger: Logger) {
+    init(
+        redis: RedisConnection, keys: RedisKeys, executor: Executor, interval: Duration = .milliseconds(500),
+        clock: any Clock<Duration> = ContinuousClock(), logger: Logger
+    ) {
         self.redis = redis
         self.keys = keys
         self.executor = executor
         self.interval = interval
+        self.clock = clock
         self.logger = logger
     }
 
     func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            let held = executor.heldDeliveries
-            if !held.isEmpty {
-                do {
-                    let cancelled = try await Consumer.cancelledEntries(held, redis: redis, keys: keys)
-                    if !cancelled.isEmpty { executor.cancel(entries: cancelled) }
-                } catch {
-                    logger.debug("checking for cancelled tasks failed", metadata: [LogKeys.error: "\(error)"])
-                }
-            }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
-        }
+        await PeriodicService(name: "checking for cancelled tasks", interval: interval, clock: clock, logger: logger) { _ in
+            try await self.checkOnce()
+            return nil
+        }.run()
+    }
+
+    func checkOnce() async throws {
+        let held = executor.heldDeliveries
+        guard !held.isEmpty else { return }
+        let cancelled = try await Consumer.cancelledEntries(held, redis: redis, keys: keys)
+        if !cancelled.isEmpty { executor.cancel(entries: cancelled) }
     }
 }

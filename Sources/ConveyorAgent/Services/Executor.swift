@@ -61,13 +61,20 @@ final class Executor: Service, Sendable {
     /// Attempts started since the agent began.
     var executionCount: Int { executions.load(ordering: .relaxed) }
 
-    /// Deliveries whose lease is due for renewal at `now`, with their streams; marks them renewed.
-    func leasesDue(at now: ContinuousClock.Instant) -> [Delivery] {
+    /// Ages every held lease by `elapsed` and returns the deliveries whose lease has gone a third of its
+    /// length unrenewed; marks them renewed. Counting on the LeaseKeeper's clock, not reading a clock
+    /// here, is what lets a test drive renewals; an entry held for part of a tick counts it whole, so a
+    /// renewal may come early, never late.
+    func leasesDue(after elapsed: Duration) -> [Delivery] {
         held.withLock { held in
             var due: [Delivery] = []
-            for (id, entry) in held where now - entry.renewedAt >= registry.lease(of: entry.delivery.envelope.type) / 3 {
-                due.append(entry.delivery)
-                held[id]?.renewedAt = now
+            for id in held.keys {
+                held[id]!.sinceRenewal += elapsed
+                let entry = held[id]!
+                if entry.sinceRenewal >= registry.lease(of: entry.delivery.envelope.type) / 3 {
+                    due.append(entry.delivery)
+                    held[id]!.sinceRenewal = .zero
+                }
             }
             return due
         }
@@ -96,7 +103,7 @@ final class Executor: Service, Sendable {
         if delivery.cancelled { cancel.succeed(()) }
         let fresh = held.withLock { held -> Bool in
             guard held[delivery.entryID] == nil else { return false }
-            held[delivery.entryID] = HeldDelivery(delivery: delivery, renewedAt: .now, cancel: cancel)
+            held[delivery.entryID] = HeldDelivery(delivery: delivery, sinceRenewal: .zero, cancel: cancel)
             return true
         }
         guard fresh else {
@@ -271,7 +278,8 @@ final class Executor: Service, Sendable {
 
 struct HeldDelivery: Sendable {
     var delivery: Delivery
-    var renewedAt: ContinuousClock.Instant
+    /// Time counted since the lease was last renewed (see ``Executor/leasesDue(after:)``).
+    var sinceRenewal: Duration
     /// Fulfilled when the task is cancelled through the API.
     var cancel: Promise<Void>
 }

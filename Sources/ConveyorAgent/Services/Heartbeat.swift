@@ -17,11 +17,17 @@ final class Heartbeat: Service, Sendable {
     private let logger: Logger
     private let startedAt = WallClock.nowMillis()
 
-    init(redis: RedisConnection, keys: RedisKeys, configuration: AgentConfiguration, executor: Executor, logger: Logger) {
+    private let clock: any Clock<Duration>
+
+    init(
+        redis: RedisConnection, keys: RedisKeys, configuration: AgentConfiguration, executor: Executor,
+        clock: any Clock<Duration> = ContinuousClock(), logger: Logger
+    ) {
         self.redis = redis
         self.keys = keys
         self.configuration = configuration
         self.executor = executor
+        self.clock = clock
         self.logger = logger
     }
 
@@ -30,20 +36,19 @@ final class Heartbeat: Service, Sendable {
         encoder.outputFormatting = [.sortedKeys]
         let host = ProcessInfo.processInfo.hostName
         let pid = ProcessInfo.processInfo.processIdentifier
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+        let (redis, keys, configuration, executor, startedAt) = (self.redis, self.keys, self.configuration, self.executor, self.startedAt)
+        await PeriodicService(
+            name: "heartbeat", interval: configuration.heartbeatInterval, clock: clock, logger: logger,
+            onShutdown: { _ = try? await redis.send(RedisCommand("HDEL", [keys.agents, configuration.agentID])) }
+        ) { _ in
             let now = WallClock.nowMillis()
             let beat = AgentHeartbeat(
                 id: configuration.agentID, host: host, pid: pid, queues: configuration.servedQueues,
                 concurrency: configuration.concurrency, inFlight: executor.inFlightByType, startedAt: startedAt,
                 at: now, expiresAt: now + 3 * configuration.heartbeatInterval.milliseconds)
-            do {
-                let json = String(decoding: try encoder.encode(beat), as: UTF8.self)
-                _ = try await redis.send(RedisCommand("HSET", [keys.agents, configuration.agentID, json]))
-            } catch {
-                logger.debug("heartbeat failed", metadata: [LogKeys.error: "\(error)"])
-            }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.configuration.heartbeatInterval) }
-        }
-        _ = try? await redis.send(RedisCommand("HDEL", [keys.agents, configuration.agentID]))
+            let json = String(decoding: try encoder.encode(beat), as: UTF8.self)
+            _ = try await redis.send(RedisCommand("HSET", [keys.agents, configuration.agentID, json]))
+            return nil
+        }.run()
     }
 }

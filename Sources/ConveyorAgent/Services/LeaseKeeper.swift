@@ -13,26 +13,40 @@ final class LeaseKeeper: Service, Sendable {
     private let redis: RedisConnection
     private let executor: Executor
     private let agentID: String
-    private let tick: Duration
+    let tick: Duration
+    private let clock: any Clock<Duration>
     private let logger: Logger
+    /// Fired after every pass (tests wait on it).
+    let passes = TestSignal<PeriodicService.PassOutcome>()
 
-    init(redis: RedisConnection, executor: Executor, agentID: String, shortestLease: Duration, logger: Logger) {
+    init(
+        redis: RedisConnection, executor: Executor, agentID: String, shortestLease: Duration,
+        clock: any Clock<Duration> = ContinuousClock(), logger: Logger
+    ) {
         self.redis = redis
         self.executor = executor
         self.agentID = agentID
-        self.tick = min(max(shortestLease / 6, .milliseconds(50)), .seconds(5))
+        self.tick = Self.tick(shortestLease: shortestLease)
+        self.clock = clock
         self.logger = logger
     }
 
-    func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            await renewDueLeases()
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.tick) }
-        }
+    /// A sixth of the shortest lease, so a lease (renewed at a third of it) is never more than half a
+    /// tick late; within 50 ms … 5 s.
+    static func tick(shortestLease: Duration) -> Duration {
+        min(max(shortestLease / 6, .milliseconds(50)), .seconds(5))
     }
 
-    func renewDueLeases() async {
-        let due = executor.leasesDue(at: .now)
+    func run() async throws {
+        await PeriodicService(name: "renewing leases", interval: tick, clock: clock, logger: logger, passes: passes) { sincePreviousPass in
+            await self.renewDueLeases(after: sincePreviousPass)
+            return nil
+        }.run()
+    }
+
+    /// Renews the leases that have gone a third of their length unrenewed, counting `elapsed` more.
+    func renewDueLeases(after elapsed: Duration) async {
+        let due = executor.leasesDue(after: elapsed)
         guard !due.isEmpty else { return }
         let byStream = Dictionary(grouping: due, by: \.stream)
         let calls = byStream.keys.sorted().map { stream in

@@ -23,9 +23,12 @@ final class Reclaimer: Service, Sendable {
     private let agentID: String
     private let executor: Executor
     private let slots: SlotPool
-    private let interval: Duration
+    let interval: Duration
     private let shortestLease: Duration
+    private let clock: any Clock<Duration>
     private let logger: Logger
+    /// Fired after every pass (tests wait on it).
+    let passes = TestSignal<PeriodicService.PassOutcome>()
     /// Fulfilled once the Consumer has taken back this agent's own pending entries.
     private let ownPendingResumed: Promise<Void>
 
@@ -33,8 +36,9 @@ final class Reclaimer: Service, Sendable {
 
     init(
         redis: RedisConnection, keys: RedisKeys, registry: TaskTypeRegistry, queues: [String], agentID: String, executor: Executor,
-        slots: SlotPool, ownPendingResumed: Promise<Void>, logger: Logger
+        slots: SlotPool, ownPendingResumed: Promise<Void>, clock: any Clock<Duration> = ContinuousClock(), logger: Logger
     ) {
+        self.clock = clock
         self.ownPendingResumed = ownPendingResumed
         self.redis = redis
         self.keys = keys
@@ -45,24 +49,37 @@ final class Reclaimer: Service, Sendable {
         self.slots = slots
         let leases = registry.types.values.filter { queues.contains($0.queue) }.map(\.lease)
         self.shortestLease = leases.min() ?? TaskTypeDefinition.defaultLease
-        self.interval = min(max(shortestLease / 2, .milliseconds(100)), .seconds(10))
+        self.interval = Self.interval(shortestLease: shortestLease)
         self.logger = logger
+    }
+
+    /// Half of the shortest lease served, within 100 ms … 10 s: an entry is taken over at most half a
+    /// lease after it expired.
+    static func interval(shortestLease: Duration) -> Duration {
+        min(max(shortestLease / 2, .milliseconds(100)), .seconds(10))
     }
 
     func run() async throws {
         // Own pending entries first: what this agent claims becomes its own pending too, and the
         // Consumer's start-up re-read would hand it over a second time.
         try? await cancelWhenGracefulShutdown { try await self.ownPendingResumed.value }
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            for queue in queues {
-                do {
-                    try await reclaim(queue)
-                } catch {
-                    logger.warning("reclaiming failed", metadata: [LogKeys.queue: "\(queue)", LogKeys.error: "\(error)"])
-                }
+        await PeriodicService(name: "reclaiming", interval: interval, clock: clock, logger: logger, passes: passes) { _ in
+            try await self.reclaimOnce()
+            return nil
+        }.run()
+    }
+
+    /// One pass over every served queue; a queue that fails does not keep the others from their turn.
+    func reclaimOnce() async throws {
+        var failure: (any Error)?
+        for queue in queues {
+            do {
+                try await reclaim(queue)
+            } catch {
+                failure = failure ?? error
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
         }
+        if let failure { throw failure }
     }
 
     /// One pass over one queue's pending entries.

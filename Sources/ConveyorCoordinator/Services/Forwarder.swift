@@ -16,38 +16,31 @@ public final class Forwarder: Service, Sendable {
     private let queues: [String]
     private let batchSize: Int
     private let maximumWait: Duration
+    private let clock: any Clock<Duration>
     private let logger: Logger
+    /// Fired after every pass (tests wait on it).
+    public let passes = TestSignal<PeriodicService.PassOutcome>()
 
     static let backoff = Backoff(base: .milliseconds(100), maximum: .seconds(5))
 
-    public init(redis: RedisConnection, keys: RedisKeys, queues: [String], batchSize: Int = 1000, maximumWait: Duration = .seconds(1), logger: Logger) {
+    public init(
+        redis: RedisConnection, keys: RedisKeys, queues: [String], batchSize: Int = 1000, maximumWait: Duration = .seconds(1),
+        clock: any Clock<Duration> = ContinuousClock(), logger: Logger
+    ) {
         self.redis = redis
         self.keys = keys
         self.queues = queues
         self.batchSize = batchSize
         self.maximumWait = maximumWait
+        self.clock = clock
         self.logger = logger
     }
 
     public func run() async throws {
-        var failures = 0
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            var wait = maximumWait
-            do {
-                wait = try await forwardOnce()
-                failures = 0
-            } catch {
-                if failures == 0 || failures % 20 == 0 {
-                    logger.warning("forwarding due retries failed; will retry", metadata: [LogKeys.error: "\(error)"])
-                }
-                wait = Self.backoff.delay(attempt: failures)
-                failures += 1
-            }
-            if wait > .zero {
-                let pause = wait
-                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
-            }
-        }
+        await PeriodicService(
+            name: "forwarding due retries", interval: maximumWait, failureBackoff: Self.backoff, clock: clock, logger: logger,
+            passes: passes
+        ) { _ in try await self.forwardOnce() }.run()
     }
 
     /// Runs the script once per queue (one pipeline) and returns how long to sleep.

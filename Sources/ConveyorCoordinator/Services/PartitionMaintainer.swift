@@ -1,4 +1,4 @@
-import ConveyorObservability
+import ConveyorCore
 import ConveyorPostgres
 import Logging
 import ServiceLifecycle
@@ -10,11 +10,13 @@ import ServiceLifecycle
 public struct PartitionMaintainer: Service {
     let client: PostgresClient
     let logger: Logger
+    let clock: any Clock<Duration>
     var interval: Duration = .seconds(3600)
     static let daysAhead = 3
 
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: PostgresClient, clock: any Clock<Duration> = ContinuousClock(), logger: Logger) {
         self.client = client
+        self.clock = clock
         self.logger = logger
     }
 
@@ -25,13 +27,10 @@ public struct PartitionMaintainer: Service {
     }
 
     public func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            do {
-                try await Self.ensurePartitions(client)
-            } catch {
-                logger.warning("could not create task_events partitions", metadata: [LogKeys.error: "\(error)"])
-            }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.interval) }
-        }
+        let client = self.client
+        await PeriodicService(name: "creating task_events partitions", interval: interval, clock: clock, logger: logger) { _ in
+            try await Self.ensurePartitions(client)
+            return nil
+        }.run()
     }
 }

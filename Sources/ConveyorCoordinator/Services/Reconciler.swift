@@ -48,7 +48,10 @@ public final class Reconciler: Service, Sendable {
     private let keys: RedisKeys
     private let interval: Duration
     private let dispatchGrace: Duration
+    private let clock: any Clock<Duration>
     private let logger: Logger
+    /// Fired after every pass (tests wait on it).
+    public let passes = TestSignal<PeriodicService.PassOutcome>()
     /// After Redis lost data, the unfinished tasks are looked up again on every pass until then. An
     /// attempt an agent was running when Redis went away still reports `running` to the new Redis (its
     /// completion, whose XACK no longer matches, reports nothing), so its row can change during the first
@@ -67,8 +70,9 @@ public final class Reconciler: Service, Sendable {
     ///   - redis: a connection of its own (see ``redis``).
     public init(
         store: TaskStore, meta: MetaStore, lock: PostgresConnection, redis: RedisConnection, keys: RedisKeys,
-        interval: Duration, dispatchGrace: Duration, logger: Logger
+        interval: Duration, dispatchGrace: Duration, clock: any Clock<Duration> = ContinuousClock(), logger: Logger
     ) {
+        self.clock = clock
         self.store = store
         self.meta = meta
         self.lock = lock
@@ -80,27 +84,17 @@ public final class Reconciler: Service, Sendable {
     }
 
     public func run() async throws {
-        var failures = 0
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            var wait = interval
-            do {
-                let report = try await reconcileOnce()
-                if report.redispatched > 0 || report.redisChanged {
-                    logger.notice("reconciled", metadata: [
-                        "redis_changed": "\(report.redisChanged)", "checked": "\(report.checked)", "redispatched": "\(report.redispatched)",
-                    ])
-                }
-                failures = 0
-            } catch {
-                if failures == 0 || failures % 20 == 0 {
-                    logger.warning("reconciling failed; will retry", metadata: [LogKeys.error: "\(error)"])
-                }
-                wait = min(interval, Self.backoff.delay(attempt: failures))
-                failures += 1
+        await PeriodicService(
+            name: "reconciling", interval: interval, failureBackoff: Self.backoff, clock: clock, logger: logger, passes: passes
+        ) { _ in
+            let report = try await self.reconcileOnce()
+            if report.redispatched > 0 || report.redisChanged {
+                self.logger.notice("reconciled", metadata: [
+                    "redis_changed": "\(report.redisChanged)", "checked": "\(report.checked)", "redispatched": "\(report.redispatched)",
+                ])
             }
-            let pause = wait
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
-        }
+            return nil
+        }.run()
     }
 
     /// One pass; does nothing unless this coordinator holds (or can take) the leader lock.

@@ -1,0 +1,207 @@
+@testable import ConveyorAgent
+import ConveyorCoordinator
+import ConveyorCore
+import ConveyorPostgres
+import ConveyorRedis
+import ConveyorTesting
+import Logging
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+/// The periodic services' timing, driven by a ``MockClock`` against real Redis and PostgreSQL: what
+/// each does on a pass, and that the next pass comes exactly when it should, never earlier.
+@Suite("Periodic services on a test clock")
+struct ServiceTimingTests {
+    private static let logger = TestServers.logger("conveyor.test.timing")
+
+    /// Puts a task envelope on the queue's ready stream and delivers it to a consumer that will never
+    /// renew it (a crashed agent), with the given idle time already on its lease.
+    private static func strandedEntry(
+        _ redis: RedisConnection, keys: RedisKeys, id: Int64, type: String, idle: Duration = .zero
+    ) async throws -> String {
+        let stream = keys.ready("default")
+        try await redis.ensureGroup(stream: stream, group: RedisKeys.agentsGroup)
+        let envelope = TaskEnvelope(id: TaskID(id), type: type, params: "{}", correlationID: "c-\(id)", attempt: 1, maxAttempts: 3, enqueuedAtMillis: 0)
+        let entry = try await redis.send(RedisConnection.xadd(stream: stream, fields: envelope.fields)).string!
+        _ = try await redis.send(RedisCommand("XREADGROUP", ["GROUP", RedisKeys.agentsGroup, "ghost", "COUNT", "1", "STREAMS", stream, ">"]))
+        if idle > .zero { try await setIdle(redis, stream: stream, entry: entry, owner: "ghost", idle: idle) }
+        return entry
+    }
+
+    /// XCLAIM … IDLE: makes an entry look idle for `idle` without waiting that long.
+    private static func setIdle(_ redis: RedisConnection, stream: String, entry: String, owner: String, idle: Duration) async throws {
+        _ = try await redis.send(RedisCommand("XCLAIM", [
+            stream, RedisKeys.agentsGroup, owner, "0", entry, "IDLE", String(idle.milliseconds), "JUSTID",
+        ]))
+    }
+
+    private static func idle(_ redis: RedisConnection, stream: String, entry: String) async throws -> Int64 {
+        let reply = try await redis.send(RedisCommand("XPENDING", [stream, RedisKeys.agentsGroup, entry, entry, "1"]))
+        return reply.array?.first?.array?[2].integer ?? -1
+    }
+
+    private static func agent(
+        _ environment: TestEnvironment, registry: TaskTypeRegistry, handlers: HandlerSet, clock: MockClock
+    ) throws -> (Agent, ServiceGroup, Task<Void, any Error>) {
+        var configuration = AgentConfiguration(agentID: "timed", redis: environment.redis)
+        configuration.registry = registry
+        configuration.keys = environment.keys
+        configuration.readBlock = .milliseconds(100)
+        let agent = try Agent(configuration: configuration, handlers: handlers, clock: clock, logger: logger)
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: agent.services, logger: TestServers.quietLogger))
+        return (agent, group, Task { try await group.run() })
+    }
+
+    @Test("Forwarder: sleeps until the earliest retry is due (at most maximumWait) and runs again at once after a full batch")
+    func forwarderTiming() async throws {
+        let environment = try await TestServers.shared.environment(name: "fwd")
+        let redis = RedisConnection(configuration: environment.redis, logger: Self.logger)
+        defer { redis.close() }
+        let keys = environment.keys
+        let now = try await redis.send(RedisCommand("TIME")).array!.compactMap(\.string)
+        let nowMillis = Int64(now[0])! * 1000 + Int64(now[1])! / 1000
+        for index in 0..<3 {
+            let member = "[\"id\",\"\(index)\",\"type\",\"noop\"]"
+            _ = try await redis.send(RedisCommand("ZADD", [keys.delayed("default"), String(nowMillis - 1000), member]))
+        }
+        _ = try await redis.send(RedisCommand("ZADD", [keys.delayed("default"), String(nowMillis + 60_000), "[\"id\",\"9\",\"type\",\"noop\"]"]))
+        let clock = MockClock()
+        let forwarder = Forwarder(redis: redis, keys: keys, queues: ["default"], batchSize: 2, maximumWait: .seconds(5), clock: clock, logger: Self.logger)
+        var passes = forwarder.passes.values().makeAsyncIterator()
+        let running = Task { try await forwarder.run() }
+
+        // Two of three due entries: a full batch, so the next pass follows at once.
+        #expect(await passes.next()?.nextWait == .zero)
+        #expect(try await redis.send(RedisCommand("XLEN", [keys.ready("default")])).integer == 2)
+        // The third; the next retry is a minute away, so it sleeps maximumWait.
+        #expect(await passes.next()?.nextWait == .seconds(5))
+        #expect(try await redis.send(RedisCommand("XLEN", [keys.ready("default")])).integer == 3)
+        await clock.waitForSleepers()
+        #expect(clock.pendingWaits == [.seconds(5)])
+        clock.advance(by: .milliseconds(4999))
+        #expect(clock.sleepers == 1)
+        clock.advance(by: .milliseconds(1))
+        #expect(await passes.next()?.nextWait == .seconds(5))
+
+        // A retry due in 2 s: the forwarder wakes for it, not after maximumWait.
+        let soon = try await redis.send(RedisCommand("TIME")).array!.compactMap(\.string)
+        let soonMillis = Int64(soon[0])! * 1000 + Int64(soon[1])! / 1000 + 2000
+        _ = try await redis.send(RedisCommand("ZADD", [keys.delayed("default"), String(soonMillis), "[\"id\",\"5\",\"type\",\"noop\"]"]))
+        await clock.advanceToNextSleeper()
+        let wait = await passes.next()!.nextWait
+        #expect(wait > .seconds(1) && wait <= .seconds(2))
+        running.cancel()
+        _ = try? await running.value
+    }
+
+    @Test("Reclaimer: passes every half lease and takes over a stranded entry on the first pass after its lease ran out")
+    func reclaimerTiming() async throws {
+        let environment = try await TestServers.shared.environment(name: "reclaim")
+        let registry = TaskTypeRegistry([TaskTypeDefinition(name: "work", handler: "work", lease: .seconds(10))])
+        let ran = Promise<Int64>()
+        var handlers = HandlerSet.builtIns
+        handlers.register("work") { task in
+            ran.succeed(task.id.rawValue)
+            return nil
+        }
+        let redis = RedisConnection(configuration: environment.redis, logger: Self.logger)
+        defer { redis.close() }
+        let entry = try await Self.strandedEntry(redis, keys: environment.keys, id: 41, type: "work")
+        let clock = MockClock()
+        let (agent, group, running) = try Self.agent(environment, registry: registry, handlers: handlers, clock: clock)
+        var passes = agent.reclaimer.passes.values().makeAsyncIterator()
+        #expect(agent.reclaimer.interval == .seconds(5))
+
+        // The first pass finds the entry idle for less than its lease and leaves it.
+        #expect(await passes.next()?.failed == false)
+        #expect(!ran.isFulfilled)
+        try await Self.setIdle(redis, stream: environment.keys.ready("default"), entry: entry, owner: "ghost", idle: .seconds(11))
+        await clock.waitForSleepers(4)
+        // Reclaimer, lease keeper, heartbeat and cancel watcher are all asleep; only the reclaimer's
+        // five seconds matter here.
+        #expect(clock.pendingWaits.contains(.seconds(5)))
+        clock.advance(by: .milliseconds(4999))
+        #expect(!ran.isFulfilled)
+        clock.advance(by: .milliseconds(1))
+        #expect(await passes.next()?.failed == false)
+        #expect(try await ran.value == 41)
+        await group.triggerGracefulShutdown()
+        try await running.value
+        agent.close()
+    }
+
+    @Test("LeaseKeeper: ticks every sixth of the lease and renews a held lease once a third of it has passed")
+    func leaseKeeperTiming() async throws {
+        let environment = try await TestServers.shared.environment(name: "lease")
+        let registry = TaskTypeRegistry([TaskTypeDefinition(name: "work", handler: "work", lease: .seconds(6))])
+        let started = Promise<Void>()
+        let release = Promise<Void>()
+        var handlers = HandlerSet.builtIns
+        handlers.register("work") { _ in
+            started.succeed(())
+            try await release.value
+            return nil
+        }
+        let redis = RedisConnection(configuration: environment.redis, logger: Self.logger)
+        defer { redis.close() }
+        let stream = environment.keys.ready("default")
+        try await redis.ensureGroup(stream: stream, group: RedisKeys.agentsGroup)
+        let envelope = TaskEnvelope(id: TaskID(7), type: "work", params: "{}", correlationID: "c", attempt: 1, maxAttempts: 3, enqueuedAtMillis: 0)
+        let entry = try await redis.send(RedisConnection.xadd(stream: stream, fields: envelope.fields)).string!
+        let clock = MockClock()
+        let (agent, group, running) = try Self.agent(environment, registry: registry, handlers: handlers, clock: clock)
+        #expect(agent.leaseKeeper.tick == .seconds(1))
+        try await started.value
+        var passes = agent.leaseKeeper.passes.values().makeAsyncIterator()
+        // Pretend the lease is already 5 of its 6 seconds old in Redis; only a renewal makes it young.
+        try await Self.setIdle(redis, stream: stream, entry: entry, owner: "timed", idle: .seconds(5))
+
+        // One tick counted: less than a third of the lease, nothing renewed.
+        await clock.waitForSleepers(4)
+        clock.advance(by: .seconds(1))
+        _ = await passes.next()
+        #expect(try await Self.idle(redis, stream: stream, entry: entry) >= 5000)
+        // Two ticks: a third of the lease, renewed (idle back near zero).
+        await clock.waitForSleepers(4)
+        clock.advance(by: .seconds(1))
+        _ = await passes.next()
+        #expect(try await Self.idle(redis, stream: stream, entry: entry) < 5000)
+        release.succeed(())
+        await group.triggerGracefulShutdown()
+        try await running.value
+        agent.close()
+    }
+
+    @Test("Reconciler: one pass per interval; a committed task Redis never got is dispatched on the next pass")
+    func reconcilerTiming() async throws {
+        let environment = try await TestServers.shared.environment(name: "recon")
+        var configuration = CoordinatorConfiguration(redis: environment.redis, postgres: environment.postgres, instanceID: "timed")
+        configuration.keys = environment.keys
+        configuration.reconcileInterval = .seconds(30)
+        configuration.dispatchGrace = .zero
+        let clock = MockClock()
+        let coordinator = Coordinator(configuration: configuration, clock: clock, logger: Self.logger)
+        defer { coordinator.close() }
+        try await coordinator.migrate()
+        var passes = coordinator.reconciler.passes.values().makeAsyncIterator()
+        let running = Task { try await coordinator.reconciler.run() }
+        #expect(await passes.next()?.failed == false)
+        await clock.waitForSleepers()
+        #expect(clock.pendingWaits == [.seconds(30)])
+
+        // A committed row that never reached Redis (as after a crash between COMMIT and XADD).
+        let inserted = try await coordinator.store.insert([NewTask(
+            type: "noop", queue: "default", params: "{}", correlationID: "c", idempotencyKey: nil, maxAttempts: 3, createdAtMillis: 0)])
+        let ready = environment.keys.ready("default")
+        clock.advance(by: .milliseconds(29_999))
+        #expect(try await coordinator.redis.send(RedisCommand("XLEN", [ready])).integer == 0)
+        clock.advance(by: .milliseconds(1))
+        #expect(await passes.next()?.failed == false)
+        let entries = try await coordinator.redis.send(RedisCommand("XRANGE", [ready, "-", "+"]))
+        #expect(entries.array?.count == 1)
+        #expect(try StreamEntry(reply: entries.array![0]).fields?["id"] == inserted[0].id.description)
+        running.cancel()
+        _ = try? await running.value
+    }
+}
