@@ -45,6 +45,10 @@ public struct Coordinator: Sendable {
         }
         self.configuration = configuration
         self.logger = logger
+        if !configuration.unnamedTokens.isEmpty {
+            logger.warning("tokens without a name and scope get the admin scope; configure name:scope:secret for least privilege",
+                           metadata: ["tokens": "\(configuration.unnamedTokens.joined(separator: ","))"])
+        }
         self.postgres = PostgresClient(configuration: configuration.postgres, name: "coordinator-pg", logger: logger.with(label: "conveyor.coordinator.postgres"))
         self.redis = RedisConnection(configuration: configuration.redis, name: "coordinator-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
         self.recorderRedis = RedisConnection(configuration: configuration.redis, name: "recorder-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
@@ -57,7 +61,7 @@ public struct Coordinator: Sendable {
             queues: configuration.registry.queues, consumer: configuration.instanceID,
             batchSize: configuration.recorderBatchSize, abandonedAfter: configuration.abandonedEventsAfter, logger: logger.with(label: "conveyor.coordinator.recorder"))
         self.deadLetters = DeadLetterQueue(redis: redis, store: store, keys: configuration.keys, registry: configuration.registry)
-        self.reconcilerLock = PostgresConnection(url: configuration.postgres.url, name: "reconciler-pg", logger: logger.with(label: "conveyor.coordinator.postgres"))
+        self.reconcilerLock = PostgresConnection(configuration: configuration.postgres, name: "reconciler-pg", logger: logger.with(label: "conveyor.coordinator.postgres"))
         self.reconcilerRedis = RedisConnection(configuration: configuration.redis, name: "reconciler-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
         self.reconciler = Reconciler(
             store: store, meta: MetaStore(client: postgres), lock: reconcilerLock, redis: reconcilerRedis, keys: configuration.keys,
@@ -84,14 +88,18 @@ public struct Coordinator: Sendable {
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: CorrelationMiddleware())
         router.add(middleware: ErrorMiddleware(maxBodyBytes: configuration.maxBodyBytes))
+        let health = router.group()
+        if !configuration.authDisabled {
+            health.add(middleware: AuthMiddleware(tokens: configuration.apiTokens, required: false))
+        }
         HealthRoutes(
             redis: redis, store: store, keys: configuration.keys, queues: configuration.registry.queues,
             retryAfterSeconds: configuration.retryAfterSeconds
-        ).register(on: router)
+        ).register(on: health)
         MetricsRoutes(sampler: QueueSampler(redis: redis, keys: configuration.keys, queues: configuration.registry.queues)).register(on: router)
         let v1 = router.group("v1")
         if !configuration.authDisabled {
-            v1.add(middleware: AuthMiddleware(tokens: configuration.apiTokens))
+            v1.add(middleware: AuthMiddleware(tokens: configuration.apiTokens, required: true))
         }
         TaskRoutes(
             parser: TaskSubmissionParser(registry: configuration.registry), submitter: submitter, store: store,

@@ -9,8 +9,11 @@ public struct CoordinatorConfiguration: Sendable {
     public var host: String = "127.0.0.1"
     /// 0 picks a free port (tests).
     public var port: Int = 8080
-    /// Accepted bearer tokens. Empty means every /v1 request is refused, unless ``authDisabled``.
-    public var apiTokens: [String] = []
+    /// Accepted bearer tokens, each with a name and scopes. Empty means every /v1 request is refused,
+    /// unless ``authDisabled``.
+    public var apiTokens: [APIToken] = []
+    /// Names given to tokens configured in the old bare form (admin scope): logged as a warning at start.
+    public var unnamedTokens: [String] = []
     public var authDisabled: Bool = false
     /// Largest accepted request body.
     public var maxBodyBytes: Int = 1 << 20
@@ -50,7 +53,7 @@ public struct CoordinatorConfiguration: Sendable {
         if apiTokens.isEmpty && !authDisabled {
             throw ConfigurationError(
                 key: "CONVEYOR_API_TOKENS",
-                "no API tokens configured: set CONVEYOR_API_TOKENS=token1,token2 (or CONVEYOR_AUTH_DISABLED=true for a trusted network)")
+                "no API tokens configured: set CONVEYOR_API_TOKENS=name:scope:secret,… or CONVEYOR_API_TOKENS_FILE (or CONVEYOR_AUTH_DISABLED=true for a trusted network)")
         }
         guard submitBatchMaxTasks >= Self.maxBatchTasks else {
             throw ConfigurationError(key: "CONVEYOR_SUBMIT_BATCH_MAX", "must be at least \(Self.maxBatchTasks)")

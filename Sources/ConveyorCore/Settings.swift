@@ -6,20 +6,40 @@ public struct Setting: Sendable, Hashable {
     public var flag: String?
     public var defaultValue: String
     public var summary: String
+    /// Read when ``environmentVariable`` is not set: the name a hosting platform uses (`DATABASE_URL`).
+    public var fallbackEnvironmentVariable: String?
+    /// Whether the value is a secret (a password in a URL, a token): never logged or echoed.
+    public var isSecret: Bool
+
+    public init(
+        environmentVariable: String, flag: String?, defaultValue: String, summary: String,
+        fallbackEnvironmentVariable: String? = nil, isSecret: Bool = false
+    ) {
+        self.environmentVariable = environmentVariable
+        self.flag = flag
+        self.defaultValue = defaultValue
+        self.summary = summary
+        self.fallbackEnvironmentVariable = fallbackEnvironmentVariable
+        self.isSecret = isSecret
+    }
 
     /// The swift-configuration key; `EnvironmentVariablesProvider` maps it back to the variable.
     public var configurationKey: String { environmentVariable.lowercased() }
 }
 
 public enum Settings {
-    public static let redisURL = Setting(environmentVariable: "CONVEYOR_REDIS_URL", flag: "--redis-url", defaultValue: "redis://127.0.0.1:6379/0", summary: "Redis, as redis://[user:password@]host:port/db.")
+    public static let redisURL = Setting(environmentVariable: "CONVEYOR_REDIS_URL", flag: "--redis-url", defaultValue: "redis://127.0.0.1:6379/0", summary: "Redis, as redis://[user:password@]host:port/db; REDIS_URL is read when this is unset.", fallbackEnvironmentVariable: "REDIS_URL", isSecret: true)
     public static let redisPrefix = Setting(environmentVariable: "CONVEYOR_REDIS_PREFIX", flag: nil, defaultValue: "conveyor", summary: "Prefix of every Redis key.")
-    public static let postgresURL = Setting(environmentVariable: "CONVEYOR_POSTGRES_URL", flag: "--postgres-url", defaultValue: "postgres://postgres@127.0.0.1:5432/conveyor", summary: "PostgreSQL, as postgres://user:password@host:port/database (coordinator and migrate only).")
+    public static let postgresURL = Setting(environmentVariable: "CONVEYOR_POSTGRES_URL", flag: "--postgres-url", defaultValue: "postgres://postgres@127.0.0.1:5432/conveyor", summary: "PostgreSQL, as postgres://user:password@host:port/database (coordinator and migrate only); DATABASE_URL is read when this is unset.", fallbackEnvironmentVariable: "DATABASE_URL", isSecret: true)
+    public static let redisTimeout = Setting(environmentVariable: "CONVEYOR_REDIS_TIMEOUT", flag: nil, defaultValue: "3s", summary: "How long a Redis round trip may wait for its replies (beyond a blocking read's own wait) before the connection is dropped and the caller gets an error (a submission: 503).")
+    public static let postgresStatementTimeout = Setting(environmentVariable: "CONVEYOR_POSTGRES_STATEMENT_TIMEOUT", flag: nil, defaultValue: "5s", summary: "How long one PostgreSQL statement may wait for an answer before its connection is dropped (the server's own statement_timeout is 1 s less); migrations get 10 min.")
+    public static let postgresConnectTimeout = Setting(environmentVariable: "CONVEYOR_POSTGRES_CONNECT_TIMEOUT", flag: nil, defaultValue: "3s", summary: "How long opening a PostgreSQL connection may take (libpq connect_timeout, at least 2 s); TCP keepalives are on.")
     public static let postgresPoolSize = Setting(environmentVariable: "CONVEYOR_POSTGRES_POOL_SIZE", flag: nil, defaultValue: "4", summary: "PostgreSQL connections per coordinator.")
     public static let taskTypes = Setting(environmentVariable: "CONVEYOR_TASK_TYPES", flag: "--task-types", defaultValue: "(built-in: noop, sleep, echo, fail)", summary: "Path of the task-type registry (YAML).")
     public static let httpHost = Setting(environmentVariable: "CONVEYOR_HTTP_HOST", flag: "--host", defaultValue: "127.0.0.1", summary: "Address the coordinator's HTTP API listens on.")
     public static let httpPort = Setting(environmentVariable: "CONVEYOR_HTTP_PORT", flag: "--port", defaultValue: "8080", summary: "Port of the coordinator's HTTP API.")
-    public static let apiTokens = Setting(environmentVariable: "CONVEYOR_API_TOKENS", flag: nil, defaultValue: "(none: required)", summary: "Comma-separated bearer tokens accepted by /v1.")
+    public static let apiTokens = Setting(environmentVariable: "CONVEYOR_API_TOKENS", flag: nil, defaultValue: "(none: required)", summary: "Bearer tokens accepted by /v1, comma-separated, each name:scope[+scope]:secret with scopes submit, read, admin (a bare secret is an admin token, for compatibility).", isSecret: true)
+    public static let apiTokensFile = Setting(environmentVariable: "CONVEYOR_API_TOKENS_FILE", flag: nil, defaultValue: "(none)", summary: "A file of more tokens, one name:scope:secret per line (# comments); keeps secrets out of the environment.")
     public static let authDisabled = Setting(environmentVariable: "CONVEYOR_AUTH_DISABLED", flag: nil, defaultValue: "false", summary: "true lets /v1 run without tokens (trusted networks only).")
     public static let maxBodyBytes = Setting(environmentVariable: "CONVEYOR_MAX_BODY_BYTES", flag: nil, defaultValue: "1048576", summary: "Largest request body; larger gets 413.")
     public static let submitBatchMax = Setting(environmentVariable: "CONVEYOR_SUBMIT_BATCH_MAX", flag: nil, defaultValue: "5000", summary: "Most tasks committed in one Submitter transaction.")
@@ -42,10 +62,10 @@ public enum Settings {
     public static let logLevel = Setting(environmentVariable: "CONVEYOR_LOG_LEVEL", flag: nil, defaultValue: "info", summary: "trace, debug, info, notice, warning, error or critical.")
     public static let logFormat = Setting(environmentVariable: "CONVEYOR_LOG_FORMAT", flag: nil, defaultValue: "(text on a terminal, else json)", summary: "json or text.")
     public static let clientURL = Setting(environmentVariable: "CONVEYOR_URL", flag: "--url", defaultValue: "http://127.0.0.1:8080", summary: "Coordinator URL used by `conveyor tasks`.")
-    public static let clientToken = Setting(environmentVariable: "CONVEYOR_API_TOKEN", flag: "--token", defaultValue: "(none)", summary: "Bearer token used by `conveyor tasks`.")
+    public static let clientToken = Setting(environmentVariable: "CONVEYOR_API_TOKEN", flag: "--token", defaultValue: "(none)", summary: "Bearer token used by `conveyor tasks`.", isSecret: true)
 
     public static let all: [Setting] = [
-        redisURL, redisPrefix, postgresURL, postgresPoolSize, taskTypes, httpHost, httpPort, apiTokens, authDisabled,
+        redisURL, redisPrefix, redisTimeout, postgresURL, postgresPoolSize, postgresStatementTimeout, postgresConnectTimeout, taskTypes, httpHost, httpPort, apiTokens, apiTokensFile, authDisabled,
         maxBodyBytes, submitBatchMax, recorderBatch, instanceID, agentID, agentConcurrency, agentQueues, metricsPort, metricsHost,
         reconcileInterval, dispatchGrace, recorderTakeoverAfter, shutdownGrace, observabilityEnabled, taskLogSample, lokiURL, logLevel, logFormat, clientURL, clientToken, fault, executionJournal,
     ]

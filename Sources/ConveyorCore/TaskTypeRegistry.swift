@@ -24,6 +24,8 @@ public struct TaskTypeDefinition: Sendable, Hashable {
     /// How long a delivered task may go without its agent renewing it (the pending entry's idle time)
     /// before another agent takes it over. Agents renew every lease/3 while the task runs.
     public var lease: Duration
+    /// For `command` types: variables the command gets besides the task's own (the registry's `env:`).
+    public var environment: [String: String]
 
     /// The backoff between this type's attempts.
     public var backoff: Backoff { Backoff(base: backoffBase, maximum: backoffMax) }
@@ -42,8 +44,9 @@ public struct TaskTypeDefinition: Sendable, Hashable {
         timeout: Duration = defaultTimeout, maxAttempts: Int = defaultMaxAttempts, handler: String,
         command: [String] = [], maxOutputBytes: Int = defaultMaxOutputBytes,
         backoffBase: Duration = defaultBackoffBase, backoffMax: Duration = defaultBackoffMax,
-        lease: Duration = defaultLease
+        lease: Duration = defaultLease, environment: [String: String] = [:]
     ) {
+        self.environment = environment
         self.name = name
         self.queue = queue
         self.maxConcurrent = maxConcurrent
@@ -106,6 +109,8 @@ extension TaskTypeRegistry {
     ///     backoff_base: 1s       # retry backoff with full jitter, default 1s …
     ///     backoff_max: 10m       # … capped at 10m
     ///     lease: 30s             # taken over by another agent after this long without renewal
+    ///     env:                   # command types only: variables the command gets (besides TASK_* …)
+    ///       GIT_AUTHOR_NAME: conveyor
     /// ```
     /// - Parameter source: names the file in error messages.
     public init(yaml: String, source: String) throws(ConfigurationError) {
@@ -134,7 +139,7 @@ extension TaskTypeRegistry {
 
     private static let knownKeys: Set<String> = [
         "queue", "max_concurrent", "timeout", "max_attempts", "handler", "command", "max_output_bytes",
-        "backoff_base", "backoff_max", "lease",
+        "backoff_base", "backoff_max", "lease", "env",
     ]
 
     private static func definition(name: String, settings: Any?, source: String) throws(ConfigurationError) -> TaskTypeDefinition {
@@ -192,6 +197,24 @@ extension TaskTypeRegistry {
                 throw ConfigurationError(key: "\(path).command", "must be an executable path or a list [executable, args…]")
             }
         }
+        var environment: [String: String] = [:]
+        if let raw = settings["env"] {
+            guard let mapping = raw as? [String: Any] else {
+                throw ConfigurationError(key: "\(path).env", "must be a mapping of variable names to values")
+            }
+            for (name, value) in mapping {
+                guard Self.isValidVariableName(name) else {
+                    throw ConfigurationError(key: "\(path).env.\(name)", "variable names use letters, digits and '_', not starting with a digit")
+                }
+                guard !name.hasPrefix("TASK_"), !["CORRELATION_ID", "PAYLOAD_FILE", "PAYLOAD_JSON"].contains(name) else {
+                    throw ConfigurationError(key: "\(path).env.\(name)", "is set by the agent for every task")
+                }
+                guard value is String || value is Int || value is Double || value is Bool else {
+                    throw ConfigurationError(key: "\(path).env.\(name)", "must be a single value")
+                }
+                environment[name] = "\(value)"
+            }
+        }
         if handler == "command", command.isEmpty {
             throw ConfigurationError(key: "\(path).command", "required for handler 'command'")
         }
@@ -206,8 +229,17 @@ extension TaskTypeRegistry {
             maxOutputBytes: try positiveInt("max_output_bytes", default: TaskTypeDefinition.defaultMaxOutputBytes),
             backoffBase: backoffBase,
             backoffMax: backoffMax,
-            lease: lease
+            lease: lease,
+            environment: environment
         )
+    }
+
+    static func isValidVariableName(_ name: String) -> Bool {
+        guard let first = name.utf8.first, !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else { return false }
+        return name.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_")
+        }
     }
 
     /// Type and queue names end up in Redis keys, label values and log lines: keep them plain.

@@ -101,6 +101,11 @@ public enum Migrations {
                 updated_at timestamptz NOT NULL DEFAULT now()
             );
             """),
+        Migration(version: 3, name: "task owner", sql: """
+            -- The name of the API token that submitted the task: a token with only the submit scope reads
+            -- its own tasks and no others. NULL when authentication is disabled.
+            ALTER TABLE tasks ADD COLUMN submitted_by text;
+            """),
     ]
 }
 
@@ -115,8 +120,14 @@ public enum Migrator {
     /// - Returns: the versions applied by this call (empty when the schema was up to date).
     @discardableResult
     public static func migrate(_ client: PostgresClient, migrations: [Migration] = Migrations.all) async throws -> [Int] {
-        try await client.withSession { session in try migrate(session, migrations: migrations) }
+        try await client.withSession { session in
+            // Waiting for another coordinator's migration, or rewriting a large table, may take long.
+            try session.withStatementTimeout(migrationTimeout) { () throws(PostgresError) in try migrate(session, migrations: migrations) }
+        }
     }
+
+    /// The deadline of one migration statement (the lock wait included).
+    public static let migrationTimeout = Duration.seconds(600)
 
     public static func migrate(_ session: PostgresSession, migrations: [Migration] = Migrations.all) throws(PostgresError) -> [Int] {
         _ = try session.query("SELECT pg_advisory_lock($1)", [String(lockKey)], name: "migrate lock")

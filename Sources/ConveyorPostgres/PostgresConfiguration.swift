@@ -6,9 +6,34 @@ public struct PostgresConfiguration: Sendable, Hashable {
     public var url: String
     /// Connections in the pool.
     public var poolSize: Int
+    /// How long opening a connection may take (libpq `connect_timeout`, whole seconds, at least 2).
+    public var connectTimeout: Duration = defaultConnectTimeout
+    /// How long one statement may wait for an answer before its connection is dropped and the caller
+    /// gets ``PostgresError/Code/timedOut`` (the server's own `statement_timeout` is a second less).
+    public var statementTimeout: Duration = defaultStatementTimeout
 
     public static let defaultURL = "postgres://postgres@127.0.0.1:5432/conveyor"
     public static let defaultPoolSize = 4
+    public static let defaultConnectTimeout = Duration.seconds(3)
+    public static let defaultStatementTimeout = Duration.seconds(5)
+
+    /// What libpq gets: the URL plus a connect timeout and TCP keepalives (a peer that vanished is
+    /// noticed in about 25 s even while idle), unless the URL sets them itself.
+    public static func connectionString(url: String, connectTimeout: Duration = defaultConnectTimeout) -> String {
+        let seconds = max(2, Int((connectTimeout.milliseconds + 999) / 1000))
+        let defaults = [
+            ("connect_timeout", String(seconds)), ("keepalives", "1"), ("keepalives_idle", "10"),
+            ("keepalives_interval", "5"), ("keepalives_count", "3"),
+        ]
+        let query = url.firstIndex(of: "?").map { url[url.index(after: $0)...] } ?? ""
+        let present = Set(query.split(separator: "&").map { String($0.prefix { $0 != "=" }) })
+        let added = defaults.filter { !present.contains($0.0) }.map { "\($0.0)=\($0.1)" }
+        guard !added.isEmpty else { return url }
+        return url + (url.contains("?") ? "&" : "?") + added.joined(separator: "&")
+    }
+
+    /// ``connectionString(url:connectTimeout:)`` for this configuration.
+    public var connectionString: String { Self.connectionString(url: url, connectTimeout: connectTimeout) }
 
     public init(url: String, poolSize: Int = defaultPoolSize, key: String = "CONVEYOR_POSTGRES_URL") throws(ConfigurationError) {
         guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {

@@ -19,10 +19,23 @@ public final class PostgresConnection: Sendable {
 
     public static let reconnectBackoff = Backoff(base: .milliseconds(100), maximum: .seconds(1))
 
-    public init(url: String, name: String = "postgres", logger: Logger) {
+    /// - Parameters:
+    ///   - url: a `postgres://` URL; a connect timeout and keepalives are added unless it sets them.
+    ///   - statementTimeout: how long one statement may wait for an answer (nil: without bound).
+    public init(
+        url: String, name: String = "postgres", connectTimeout: Duration = PostgresConfiguration.defaultConnectTimeout,
+        statementTimeout: Duration? = PostgresConfiguration.defaultStatementTimeout, logger: Logger
+    ) {
+        let connectionString = PostgresConfiguration.connectionString(url: url, connectTimeout: connectTimeout)
         self.worker = BlockingWorkerThread(name: "conveyor-\(name)") { worker in
-            Self.serve(worker: worker, url: url, logger: logger)
+            Self.serve(worker: worker, url: connectionString, statementTimeout: statementTimeout, logger: logger)
         }
+    }
+
+    public convenience init(configuration: PostgresConfiguration, name: String = "postgres", logger: Logger) {
+        self.init(
+            url: configuration.url, name: name, connectTimeout: configuration.connectTimeout,
+            statementTimeout: configuration.statementTimeout, logger: logger)
     }
 
     deinit { worker.close() }
@@ -50,8 +63,8 @@ public final class PostgresConnection: Sendable {
 
     public func close() { worker.close() }
 
-    private static func serve(worker: BlockingWorkerThread<Job>, url: String, logger: Logger) {
-        let session = PostgresSession(url: url)
+    private static func serve(worker: BlockingWorkerThread<Job>, url: String, statementTimeout: Duration?, logger: Logger) {
+        let session = PostgresSession(url: url, statementTimeout: statementTimeout)
         let clock = ContinuousClock()
         var failures = 0
         var nextAttempt = clock.now
@@ -89,7 +102,7 @@ public final class PostgresClient: Sendable {
     public init(configuration: PostgresConfiguration, name: String = "postgres", logger: Logger) {
         self.configuration = configuration
         self.connections = (0..<configuration.poolSize).map {
-            PostgresConnection(url: configuration.url, name: "\(name)-\($0)", logger: logger)
+            PostgresConnection(configuration: configuration, name: "\(name)-\($0)", logger: logger)
         }
     }
 

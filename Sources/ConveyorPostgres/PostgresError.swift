@@ -3,7 +3,7 @@
 public struct PostgresError: Error, Sendable, Hashable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         private enum Base: String, Sendable, Hashable {
-            case connectionFailed, connectionLost, connectionClosed, queryFailed, unexpectedResult
+            case connectionFailed, connectionLost, connectionClosed, queryFailed, unexpectedResult, timedOut
         }
 
         private let base: Base
@@ -17,6 +17,10 @@ public struct PostgresError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let connectionClosed = Code(.connectionClosed)
         /// The server rejected a statement (see ``PostgresError/sqlState``).
         public static let queryFailed = Code(.queryFailed)
+        /// The server did not answer within the statement's deadline (frozen, or the network black-holed):
+        /// the connection was dropped. Its transaction did not commit, unless the statement that timed out
+        /// was the COMMIT itself, whose outcome is then unknown (as for ``connectionLost``).
+        public static let timedOut = Code(.timedOut)
         /// A result did not have the expected shape.
         public static let unexpectedResult = Code(.unexpectedResult)
 
@@ -39,7 +43,7 @@ public struct PostgresError: Error, Sendable, Hashable, CustomStringConvertible 
 
     /// True when PostgreSQL may simply be unreachable right now.
     public var isUnavailable: Bool {
-        code == .connectionFailed || code == .connectionLost
+        code == .connectionFailed || code == .connectionLost || code == .timedOut
             || sqlState.map { $0.hasPrefix("08") || $0 == "57P01" || $0 == "57P03" } == true
     }
 

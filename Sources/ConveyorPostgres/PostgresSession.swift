@@ -13,10 +13,34 @@ public final class PostgresSession {
     /// Session-level set-up already done on this connection (temporary tables and the like); cleared
     /// whenever the connection is replaced.
     var prepared: Set<String> = []
+    /// How long one statement may wait for the server before the connection is dropped (see
+    /// ``StatementWatchdog``); nil waits without bound (only for migrations, under their own lock).
+    public var statementTimeout: Duration?
+    private let defaultStatementTimeout: Duration?
 
-    init(url: String) {
+    init(url: String, statementTimeout: Duration?) {
         self.url = url
+        self.statementTimeout = statementTimeout
+        self.defaultStatementTimeout = statementTimeout
     }
+
+    /// Runs `body` with another statement deadline (longer for maintenance such as retention), then
+    /// restores the default. The server-side `statement_timeout` follows, so a live server cancels a
+    /// runaway statement itself before the client gives up on the connection.
+    public func withStatementTimeout<T>(_ timeout: Duration?, _ body: () throws(PostgresError) -> T) throws(PostgresError) -> T {
+        let previous = statementTimeout
+        try execute("SET statement_timeout = \(timeout?.milliseconds ?? 0)", name: "set statement_timeout")
+        statementTimeout = timeout.map { $0 + Self.clientGrace }
+        defer {
+            statementTimeout = previous
+            if isConnected { try? execute("SET statement_timeout = \(previous.map { max(($0 - Self.clientGrace).milliseconds, 1) } ?? 0)", name: "reset statement_timeout") }
+        }
+        return try body()
+    }
+
+    /// The client waits this much longer than the server's own `statement_timeout`, so that a server that
+    /// is alive answers with its clean cancellation first.
+    static let clientGrace = Duration.seconds(1)
 
     deinit { disconnect() }
 
@@ -42,40 +66,74 @@ public final class PostgresSession {
             throw PostgresError(.connectionFailed, message)
         }
         self.connection = connection
-        // Keep NOTICEs (for example "relation already exists, skipping") off stderr.
-        try execute("SET client_min_messages = warning", name: "session setup")
+        statementTimeout = defaultStatementTimeout
+        // Keep NOTICEs (for example "relation already exists, skipping") off stderr; a live server
+        // cancels its own statements a little before the client would drop the connection.
+        let serverTimeout = defaultStatementTimeout.map { max(($0 - Self.clientGrace).milliseconds, 1) } ?? 0
+        try execute("SET client_min_messages = warning; SET statement_timeout = \(serverTimeout)", name: "session setup")
+    }
+
+    /// Runs one blocking libpq call under the statement deadline. When the deadline fired, the socket
+    /// was shut down: the call's own error is replaced by a ``PostgresError/Code/timedOut`` that says so,
+    /// and the dead connection is dropped (the next job reconnects).
+    private func guarded<T>(_ name: String, _ call: (OpaquePointer) throws(PostgresError) -> T) throws(PostgresError) -> T {
+        let connection = try live()
+        guard let timeout = statementTimeout else { return try call(connection) }
+        let socket = PQsocket(connection)
+        let token = StatementWatchdog.shared.arm(socket: socket, timeout: timeout)
+        let result: Result<T, PostgresError>
+        do throws(PostgresError) {
+            result = .success(try call(connection))
+        } catch {
+            result = .failure(error)
+        }
+        if StatementWatchdog.shared.disarm(token) {
+            disconnect()
+            throw PostgresError(.timedOut, "no answer within \(timeout); the connection was dropped", query: name)
+        }
+        return try result.get()
     }
 
     // MARK: - Statements
 
     /// Runs one or more statements without parameters.
     public func execute(_ sql: String, name: String? = nil) throws(PostgresError) {
-        let connection = try live()
-        guard let result = PQexec(connection, sql) else { throw lost(name) }
-        defer { PQclear(result) }
-        try check(result, name: name ?? Self.name(of: sql), expecting: [PGRES_COMMAND_OK, PGRES_TUPLES_OK])
+        let label = name ?? Self.name(of: sql)
+        try guarded(label) { connection throws(PostgresError) in
+            guard let result = PQexec(connection, sql) else { throw lost(name) }
+            defer { PQclear(result) }
+            try check(result, name: label, expecting: [PGRES_COMMAND_OK, PGRES_TUPLES_OK])
+        }
     }
 
     /// Runs one statement with text parameters (`$1`, `$2`, …; nil is NULL) and returns its rows as text.
     public func query(_ sql: String, _ parameters: [String?] = [], name: String? = nil) throws(PostgresError) -> PostgresRows {
-        let connection = try live()
+        let label = name ?? Self.name(of: sql)
+        return try guarded(label) { connection throws(PostgresError) in try query(sql, parameters, label: label, on: connection) }
+    }
+
+    private func query(_ sql: String, _ parameters: [String?], label: String, on connection: OpaquePointer) throws(PostgresError) -> PostgresRows {
         let cStrings = parameters.map { $0.flatMap { strdup($0) } }
         defer { for pointer in cStrings { free(pointer) } }
         let values = cStrings.map { UnsafePointer($0) }
         let result = values.withUnsafeBufferPointer { buffer in
             PQexecParams(connection, sql, Int32(parameters.count), nil, buffer.baseAddress, nil, nil, 0)
         }
-        guard let result else { throw lost(name) }
+        guard let result else { throw lost(label) }
         defer { PQclear(result) }
-        try check(result, name: name ?? Self.name(of: sql), expecting: [PGRES_COMMAND_OK, PGRES_TUPLES_OK])
+        try check(result, name: label, expecting: [PGRES_COMMAND_OK, PGRES_TUPLES_OK])
         return Self.rows(of: result)
     }
 
     /// Streams `data` (COPY text format) into `sql`, a `COPY … FROM STDIN` statement, in chunks of 256 KiB
     /// so that the server parses one chunk while the next is sent.
     public func copy(_ sql: String, data: [UInt8], name: String? = nil) throws(PostgresError) {
-        let connection = try live()
         let label = name ?? Self.name(of: sql)
+        try guarded(label) { connection throws(PostgresError) in try copy(sql, data: data, label: label, on: connection) }
+    }
+
+    private func copy(_ sql: String, data: [UInt8], label: String, on connection: OpaquePointer) throws(PostgresError) {
+        let name: String? = label
         guard let start = PQexec(connection, sql) else { throw lost(name) }
         let startStatus = PQresultStatus(start)
         if startStatus != PGRES_COPY_IN {

@@ -17,31 +17,52 @@ public final class TaskIDAllocator: Sendable {
     public init() {}
 
     /// Returns `count` ids, reserving as many new blocks as needed in one statement on `session`.
+    ///
+    /// Safe for concurrent callers on different sessions: the check for enough ids and the taking of them
+    /// happen under one lock, so a caller never takes ids another caller counted on. A caller that finds
+    /// too few reserves what it lacks (outside the lock: it is a round trip) and tries again; under
+    /// contention that may reserve a block more than needed, which only leaves a gap.
     public func allocate(_ count: Int, on session: PostgresSession) throws(PostgresError) -> [TaskID] {
-        let available = blocks.withLock { $0.reduce(0) { $0 + $1.remaining } }
-        if available < Int64(count) {
-            let missing = Int64(count) - available
-            let blockCount = (missing + Migrations.idBlockSize - 1) / Migrations.idBlockSize
-            let rows = try session.query(
-                "SELECT nextval('conveyor_task_ids') FROM generate_series(1, $1)", [String(blockCount)], name: "allocate ids")
-            let starts = rows.rows.compactMap { $0[0].flatMap { Int64($0) } }
-            guard starts.count == Int(blockCount) else {
-                throw PostgresError(.unexpectedResult, "expected \(blockCount) id blocks, got \(starts.count)", query: "allocate ids")
+        guard count > 0 else { return [] }
+        while true {
+            let outcome = blocks.withLock { blocks -> Result<[TaskID], Shortfall> in
+                let available = blocks.reduce(0) { $0 + $1.remaining }
+                guard available >= Int64(count) else { return .failure(Shortfall(missing: Int64(count) - available)) }
+                var ids: [TaskID] = []
+                ids.reserveCapacity(count)
+                while ids.count < count {
+                    let take = min(Int64(count - ids.count), blocks[0].remaining)
+                    for id in blocks[0].next..<(blocks[0].next + take) { ids.append(TaskID(id)) }
+                    blocks[0].next += take
+                    if blocks[0].remaining == 0 { blocks.removeFirst() }
+                }
+                return .success(ids)
             }
-            blocks.withLock { blocks in
-                for start in starts { blocks.append(Block(next: start, end: start + Migrations.idBlockSize)) }
+            switch outcome {
+            case .success(let ids):
+                return ids
+            case .failure(let shortfall):
+                let starts = try reserve(blocksFor: shortfall.missing, on: session)
+                blocks.withLock { blocks in
+                    for start in starts { blocks.append(Block(next: start, end: start + Migrations.idBlockSize)) }
+                }
             }
         }
-        return blocks.withLock { blocks in
-            var ids: [TaskID] = []
-            ids.reserveCapacity(count)
-            while ids.count < count {
-                let take = min(Int64(count - ids.count), blocks[0].remaining)
-                for id in blocks[0].next..<(blocks[0].next + take) { ids.append(TaskID(id)) }
-                blocks[0].next += take
-                if blocks[0].remaining == 0 { blocks.removeFirst() }
-            }
-            return ids
+    }
+
+    private struct Shortfall: Error {
+        var missing: Int64
+    }
+
+    /// One `nextval` per block, in one statement.
+    private func reserve(blocksFor missing: Int64, on session: PostgresSession) throws(PostgresError) -> [Int64] {
+        let blockCount = (missing + Migrations.idBlockSize - 1) / Migrations.idBlockSize
+        let rows = try session.query(
+            "SELECT nextval('conveyor_task_ids') FROM generate_series(1, $1)", [String(blockCount)], name: "allocate ids")
+        let starts = rows.rows.compactMap { $0[0].flatMap { Int64($0) } }
+        guard starts.count == Int(blockCount) else {
+            throw PostgresError(.unexpectedResult, "expected \(blockCount) id blocks, got \(starts.count)", query: "allocate ids")
         }
+        return starts
     }
 }

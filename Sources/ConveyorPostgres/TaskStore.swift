@@ -10,11 +10,14 @@ public struct NewTask: Sendable, Hashable {
     public var idempotencyKey: String?
     public var maxAttempts: Int
     public var createdAtMillis: Int64
+    /// The name of the API token that submitted it (nil when authentication is disabled).
+    public var submittedBy: String?
 
     public init(
         type: String, queue: String, params: String, correlationID: String, idempotencyKey: String?,
-        maxAttempts: Int, createdAtMillis: Int64
+        maxAttempts: Int, createdAtMillis: Int64, submittedBy: String? = nil
     ) {
+        self.submittedBy = submittedBy
         self.type = type
         self.queue = queue
         self.params = params
@@ -51,6 +54,8 @@ public struct TaskRecord: Sendable, Hashable {
     public var updatedAt: String
     public var startedAt: String?
     public var finishedAt: String?
+    /// The token that submitted it.
+    public var submittedBy: String?
 }
 
 /// Reads and writes the `tasks` table.
@@ -115,7 +120,7 @@ public struct TaskStore: Sendable {
             }
             if !fresh.isEmpty {
                 try session.copy(
-                    "COPY tasks (id, type, queue, status, params, correlation_id, idempotency_key, attempts, max_attempts, created_at, updated_at) FROM STDIN",
+                    "COPY tasks (id, type, queue, status, params, correlation_id, idempotency_key, attempts, max_attempts, created_at, updated_at, submitted_by) FROM STDIN",
                     data: copyRows(zip(fresh.lazy.map { tasks[$0] }, newIDs)), name: "copy tasks")
             }
             // A key repeated within the batch gets the task of its first occurrence.
@@ -144,6 +149,7 @@ public struct TaskStore: Sendable {
             encoder.append(task.maxAttempts)
             encoder.append(timestampMillis: task.createdAtMillis)
             encoder.append(timestampMillis: task.createdAtMillis)
+            encoder.append(task.submittedBy)
             encoder.endRow()
         }
         return encoder.bytes
@@ -155,7 +161,7 @@ public struct TaskStore: Sendable {
                 SELECT id, type, queue, status, attempts, max_attempts, params::text, result::text, error,
                        correlation_id, idempotency_key,
                        \(Self.rfc3339("created_at")), \(Self.rfc3339("updated_at")),
-                       \(Self.rfc3339("started_at")), \(Self.rfc3339("finished_at"))
+                       \(Self.rfc3339("started_at")), \(Self.rfc3339("finished_at")), submitted_by
                 FROM tasks WHERE id = $1
                 """, [id.description], name: "get task")
             guard let row = rows.rows.first else { return nil }
@@ -165,7 +171,7 @@ public struct TaskStore: Sendable {
                 attempts: row[4].flatMap { Int($0) } ?? 0, maxAttempts: row[5].flatMap { Int($0) } ?? 0,
                 params: row[6] ?? "null", result: row[7], error: row[8], correlationID: row[9] ?? "",
                 idempotencyKey: row[10], createdAt: row[11] ?? "", updatedAt: row[12] ?? "",
-                startedAt: row[13], finishedAt: row[14])
+                startedAt: row[13], finishedAt: row[14], submittedBy: row[15])
         }
     }
 

@@ -9,6 +9,8 @@ import ConveyorCore
 final class HiredisContext {
     private var context: UnsafeMutablePointer<redisContext>?
     private let configuration: RedisConfiguration
+    /// The socket timeout in force, so it is changed only when a round trip needs another one.
+    private var socketTimeout: Duration?
 
     init(configuration: RedisConfiguration) {
         self.configuration = configuration
@@ -21,6 +23,15 @@ final class HiredisContext {
     func disconnect() {
         if let context { redisFree(context) }
         context = nil
+        socketTimeout = nil
+    }
+
+    /// The deadline of each read and write on the socket: a frozen server (or a black-holed network)
+    /// fails the round trip after it, instead of hanging the connection's thread.
+    private func setSocketTimeout(_ timeout: Duration) {
+        guard let context, timeout != socketTimeout else { return }
+        _ = redisSetTimeout(context, Self.timeval(timeout))
+        socketTimeout = timeout
     }
 
     /// Opens the connection, sets the socket timeout, authenticates and selects the database.
@@ -36,7 +47,7 @@ final class HiredisContext {
             throw RedisError(.connectionFailed, "\(configuration.host):\(configuration.port): \(message)")
         }
         self.context = context
-        _ = redisSetTimeout(context, Self.timeval(configuration.commandTimeout))
+        setSocketTimeout(configuration.commandTimeout)
         _ = redisEnableKeepAlive(context)
         var setup: [RedisCommand] = []
         if let password = configuration.password {
@@ -68,6 +79,9 @@ final class HiredisContext {
     /// dropped: the commands whose replies are missing may or may not have run.
     func roundTrip(_ commands: [RedisCommand]) -> (replies: [RedisReply], failure: RedisError?) {
         guard let context else { return ([], RedisError(.connectionLost, "not connected")) }
+        // A blocking read may be held by the server for its BLOCK time before the deadline starts.
+        let longestBlock = commands.lazy.compactMap(\.blockTimeout).max() ?? .zero
+        setSocketTimeout(configuration.commandTimeout + longestBlock)
         for command in commands {
             let status = Self.withArgv(command) { argc, argv, lengths in
                 redisAppendCommandArgv(context, argc, argv, lengths)
@@ -83,7 +97,10 @@ final class HiredisContext {
         for command in commands {
             var raw: UnsafeMutableRawPointer?
             guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
-                let failure = RedisError(.connectionLost, Self.errorString(context), command: command.name)
+                let timedOut = context.pointee.err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)
+                let failure = timedOut
+                    ? RedisError(.timedOut, "no reply within \(socketTimeout ?? configuration.commandTimeout); the connection was dropped", command: command.name)
+                    : RedisError(.connectionLost, Self.errorString(context), command: command.name)
                 disconnect()
                 return (replies, failure)
             }

@@ -6,6 +6,9 @@
 public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
     package private(set) var bytes: [UInt8] = []
     package private(set) var lengths: [Int] = []
+    /// How long the server may hold this command before answering by design (XREADGROUP … BLOCK): the
+    /// round trip's deadline is the connection's command timeout plus this.
+    public var blockTimeout: Duration?
 
     public init(_ name: String) {
         bytes.reserveCapacity(64)

@@ -8,14 +8,18 @@ public struct RedisConfiguration: Sendable, Hashable {
     public var password: String?
     public var database: Int
     public var connectTimeout: Duration
-    /// How long one round trip may take before the connection is considered broken.
+    /// How long one round trip may wait for its replies (beyond a blocking read's own BLOCK time) before
+    /// the connection is dropped and its callers get ``RedisError/Code/timedOut``.
     public var commandTimeout: Duration
 
     public static let defaultURL = "redis://127.0.0.1:6379/0"
+    /// Three seconds: a healthy Redis answers a pipeline of thousands of commands in milliseconds, and a
+    /// submission waiting on a frozen one should get its 503 within a few seconds.
+    public static let defaultCommandTimeout = Duration.seconds(3)
 
     public init(
         host: String = "127.0.0.1", port: Int = 6379, username: String? = nil, password: String? = nil,
-        database: Int = 0, connectTimeout: Duration = .seconds(2), commandTimeout: Duration = .seconds(10)
+        database: Int = 0, connectTimeout: Duration = .seconds(2), commandTimeout: Duration = defaultCommandTimeout
     ) {
         self.host = host
         self.port = port

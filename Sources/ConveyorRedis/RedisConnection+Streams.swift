@@ -46,6 +46,7 @@ extension RedisConnection {
         if let block {
             command.append("BLOCK")
             command.append(max(block.milliseconds, 1))
+            command.blockTimeout = block
         }
         command.append("STREAMS")
         for stream in streams { command.append(stream) }

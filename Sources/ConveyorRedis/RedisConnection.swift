@@ -109,7 +109,9 @@ public final class RedisConnection: Sendable {
                 if end <= replies.count {
                     request.continuation.resume(returning: Array(replies[offset..<end]))
                 } else {
-                    request.continuation.resume(throwing: failure ?? RedisError(.connectionLost, "reply missing"))
+                    var error = failure ?? RedisError(.connectionLost, "reply missing")
+                    error.answered = max(0, replies.count - offset)
+                    request.continuation.resume(throwing: error)
                 }
                 offset = end
             }

@@ -69,15 +69,15 @@ struct TaskSubmissionParserTests {
         #expect(json["error"]?["index"]?.intValue == 3)
     }
 
-    @Test("bearer tokens match only exactly")
+    @Test("bearer tokens match only exactly, and the match names the token")
     func tokenMatching() {
-        let tokens = [Array("alpha".utf8), Array("beta".utf8)]
-        #expect(AuthMiddleware.matches(Array("beta".utf8), anyOf: tokens))
-        #expect(!AuthMiddleware.matches(Array("bet".utf8), anyOf: tokens))
-        #expect(!AuthMiddleware.matches(Array("betaa".utf8), anyOf: tokens))
-        #expect(!AuthMiddleware.matches([], anyOf: tokens))
+        let tokens = [APIToken(name: "a", scopes: [.read], secret: "alpha"), APIToken(name: "b", scopes: [.submit], secret: "beta")]
+        #expect(AuthMiddleware.match(Array("beta".utf8), in: tokens)?.name == "b")
+        #expect(AuthMiddleware.match(Array("bet".utf8), in: tokens) == nil)
+        #expect(AuthMiddleware.match(Array("betaa".utf8), in: tokens) == nil)
+        #expect(AuthMiddleware.match([], in: tokens) == nil)
         // Lengths differing by a multiple of 256 must not cancel out.
-        #expect(!AuthMiddleware.matches(Array("beta".utf8) + Array(repeating: 0, count: 256), anyOf: tokens))
+        #expect(AuthMiddleware.match(Array("beta".utf8) + Array(repeating: 0, count: 256), in: tokens) == nil)
     }
 
     @Test("params holding U+0000 and idempotency keys holding control characters are refused with 400")

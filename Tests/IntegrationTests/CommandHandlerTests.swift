@@ -20,12 +20,15 @@ final class CommandHandlerTests {
         return path
     }
 
-    private func registry(_ types: [String: String], maxAttempts: Int = 3, timeout: String = "10s") throws -> TaskTypeRegistry {
+    private func registry(
+        _ types: [String: String], maxAttempts: Int = 3, timeout: String = "10s", maxOutput: Int = 1024, env: String = ""
+    ) throws -> TaskTypeRegistry {
         var yaml = "types:\n"
         for (name, path) in types.sorted(by: { $0.key < $1.key }) {
             // Through /bin/sh rather than exec'ing the script itself: a script just written can be
             // "text file busy" while a process spawned concurrently by another test still holds its fd.
-            yaml += "  \(name):\n    handler: command\n    command: [\"/bin/sh\", \"\(path)\"]\n    max_attempts: \(maxAttempts)\n    timeout: \(timeout)\n    max_output_bytes: 1024\n"
+            yaml += "  \(name):\n    handler: command\n    command: [\"/bin/sh\", \"\(path)\"]\n    max_attempts: \(maxAttempts)\n    timeout: \(timeout)\n    max_output_bytes: \(maxOutput)\n"
+            if !env.isEmpty { yaml += "    env:\n" + env }
         }
         return try TaskTypeRegistry(yaml: yaml, source: "test.yaml")
     }
@@ -91,6 +94,41 @@ final class CommandHandlerTests {
         let id = try await stack.submit("stuck")
         #expect(try await stack.waitUntilTerminal([id], timeout: .seconds(20))[id] == .dead)
         #expect(try await stack.task(id)["error"]?.stringValue?.contains("timed out") == true)
+        try await stack.stop()
+    }
+
+    @Test("the command sees only PATH, HOME, LANG, the task's variables and its type's env, never the agent's secrets")
+    func allowlistedEnvironment() async throws {
+        setenv("CONVEYOR_TEST_AGENT_SECRET", "hunter2", 1)
+        defer { unsetenv("CONVEYOR_TEST_AGENT_SECRET") }
+        let path = try script(#"env | cut -d= -f1 | sort | tr '\n' ' ' | sed 's/^/{"names":"/; s/ $/"}/'"#)
+        let stack = try await Stack.start(registry: try registry(["env": path], env: "      REGION: eu-1\n"))
+        let id = try await stack.submit("env")
+        #expect(try await stack.waitUntilTerminal([id])[id] == .succeeded)
+        let names = try #require(try await stack.task(id)["result"]?["names"]?.stringValue).split(separator: " ").map(String.init)
+        #expect(!names.contains("CONVEYOR_TEST_AGENT_SECRET"))
+        #expect(Set(names).subtracting(["PATH", "HOME", "LANG", "PWD", "SHLVL", "_"]) == [
+            "TASK_ID", "TASK_TYPE", "TASK_ATTEMPT", "TASK_MAX_ATTEMPTS", "CORRELATION_ID", "PAYLOAD_FILE", "PAYLOAD_JSON", "REGION",
+        ])
+        try await stack.stop()
+    }
+
+    @Test("params far larger than the environment allows arrive on stdin and in PAYLOAD_FILE; PAYLOAD_JSON is left out")
+    func largePayloadOnStdin() async throws {
+        let path = try script(#"""
+            bytes=$(wc -c < /dev/stdin)
+            file=$(wc -c < "$PAYLOAD_FILE")
+            printf '{"stdin":%s,"file":%s,"env":%s}' "$bytes" "$file" "${#PAYLOAD_JSON}"
+            """#)
+        let stack = try await Stack.start(registry: try registry(["big": path]))
+        let blob = String(repeating: "x", count: 600_000)
+        let id = try await stack.submit("big", params: "{\"blob\":\"\(blob)\"}")
+        #expect(try await stack.waitUntilTerminal([id])[id] == .succeeded)
+        let result = try await stack.task(id)["result"]
+        let expected = "{\"blob\":\"\(blob)\"}".utf8.count
+        #expect(result?["stdin"]?.intValue == Int64(expected))
+        #expect(result?["file"]?.intValue == Int64(expected))
+        #expect(result?["env"]?.intValue == 0)
         try await stack.stop()
     }
 }

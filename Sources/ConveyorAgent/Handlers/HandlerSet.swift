@@ -31,7 +31,8 @@ public struct HandlerSet: Sendable {
         var missing: [String] = []
         for definition in registry.types.values {
             if definition.handler == "command" {
-                resolved[definition.name] = CommandHandler(command: definition.command, maxOutputBytes: definition.maxOutputBytes)
+                resolved[definition.name] = CommandHandler(
+                    command: definition.command, maxOutputBytes: definition.maxOutputBytes, environment: definition.environment)
             } else if let handler = handlers[definition.handler] {
                 resolved[definition.name] = handler
             } else if queues.contains(definition.queue) {

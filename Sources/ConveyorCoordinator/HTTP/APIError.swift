@@ -48,6 +48,10 @@ public struct APIError: Error, HTTPResponseError, Sendable {
 
     public static let unauthorized = APIError(.unauthorized, code: "unauthorized", "missing or invalid bearer token")
 
+    public static func forbidden(token: String?, scope: APIScope, action: String) -> APIError {
+        APIError(.forbidden, code: "forbidden", "token '\(token ?? "")' lacks the \(scope.rawValue) scope needed to \(action)")
+    }
+
     public static func notFound(_ message: String) -> APIError {
         APIError(.notFound, code: "not_found", message)
     }
@@ -76,6 +80,8 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         switch error {
         case let error as APIError:
             return error
+        case let error as SubmissionError:
+            return .unavailable(error.message, retryAfterSeconds: retryAfterSeconds)
         case let error as PostgresError where error.isUnavailable:
             return .unavailable("PostgreSQL is unavailable; nothing was stored", retryAfterSeconds: retryAfterSeconds)
         case is RedisError:

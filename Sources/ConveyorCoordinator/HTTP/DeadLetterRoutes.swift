@@ -17,6 +17,7 @@ struct DeadLetterRoutes: Sendable {
     }
 
     private func list(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
+        try context.require(.read, for: "list dead letters")
         let query = request.uri.queryParameters
         var limit = Self.defaultLimit
         if let text = query["limit"] {
@@ -41,9 +42,11 @@ struct DeadLetterRoutes: Sendable {
     }
 
     private func retryOne(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
+        try context.require(.admin, for: "redrive dead letters")
         guard let text = context.parameters.get("id"), let id = TaskID(text) else {
             throw APIError.notFound("no task with id '\(context.parameters.get("id") ?? "")'")
         }
+        context.logAdminAction("redrive", target: "task \(id)")
         do {
             let task = try await storage(context) { try await deadLetters.redrive(id) }
             return JSONResponse.make(.ok, "{\"id\":\(task.id.rawValue),\"status\":\"queued\",\"attempt\":\(task.attempts + 1),\"max_attempts\":\(task.maxAttempts)}")
@@ -55,7 +58,9 @@ struct DeadLetterRoutes: Sendable {
     }
 
     private func retryAll(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
+        try context.require(.admin, for: "redrive dead letters")
         let type = request.uri.queryParameters["type"].map(String.init)
+        context.logAdminAction("redrive all", target: type.map { "type \($0)" } ?? "every type")
         let count = try await storage(context) { try await deadLetters.redriveAll(type: type) }
         return JSONResponse.make(.ok, "{\"redriven\":\(count)}")
     }

@@ -6,6 +6,9 @@ import Hummingbird
 
 /// `GET /health` (the process answers), `GET /ready` (Redis and PostgreSQL answer), `GET /status`
 /// (queue depths, in-flight work by type, live agents).
+///
+/// Without a `read` token, `/ready` names the unhealthy backend but not its error text, and `/status`
+/// leaves out the agents' hosts and pids: both are reachable by anyone who can reach the port.
 struct HealthRoutes: Sendable {
     let redis: RedisConnection
     let store: TaskStore
@@ -13,32 +16,27 @@ struct HealthRoutes: Sendable {
     let queues: [String]
     let retryAfterSeconds: Int
 
-    func register(on router: Router<CoordinatorRequestContext>) {
+    /// How long `/ready` waits for each backend: a frozen one is reported as such, not waited on.
+    static let probeDeadline = Duration.seconds(2)
+
+    func register(on router: RouterGroup<CoordinatorRequestContext>) {
         router.get("health") { _, _ in JSONResponse.make(.ok, "{\"status\":\"ok\"}") }
-        router.get("ready") { _, _ in await ready() }
-        router.get("status") { _, _ in try await status() }
+        router.get("ready") { _, context in await ready(detailed: context.allows(.read)) }
+        router.get("status") { _, context in try await status(detailed: context.allows(.read)) }
     }
 
-    private func ready() async -> Response {
-        async let redisCheck: String? = {
-            do {
-                let reply = try await redis.send(RedisCommand("PING"))
-                return reply.errorMessage
-            } catch {
-                return "\(error)"
-            }
-        }()
-        async let postgresCheck: String? = {
-            do {
-                try await store.ping()
-                return nil
-            } catch {
-                return "\(error)"
-            }
-        }()
+    private func ready(detailed: Bool) async -> Response {
+        let redis = self.redis
+        let store = self.store
+        async let redisCheck = Self.probe {
+            let reply = try await redis.send(RedisCommand("PING"))
+            if let message = reply.errorMessage { throw RedisError(.commandFailed, message, command: "PING") }
+        }
+        async let postgresCheck = Self.probe { try await store.ping() }
         let (redisError, postgresError) = await (redisCheck, postgresCheck)
         func field(_ error: String?) -> String {
             guard let error else { return "\"ok\"" }
+            guard detailed else { return "\"unavailable\"" }
             var out = ""
             JSONValue.writeString(error, into: &out)
             return out
@@ -48,7 +46,29 @@ struct HealthRoutes: Sendable {
         return JSONResponse.make(.serviceUnavailable, body, headers: [.retryAfter: String(retryAfterSeconds)])
     }
 
-    private func status() async throws -> Response {
+    /// Runs `check` for at most ``probeDeadline``; returns nil when it passed, else what went wrong.
+    ///
+    /// Unstructured on purpose: a call parked on a backend connection's thread cannot be cancelled, and a
+    /// task group would wait for it. The check goes on in the background until the backend's own deadline
+    /// (`CONVEYOR_REDIS_TIMEOUT`, `CONVEYOR_POSTGRES_STATEMENT_TIMEOUT`) ends it, so it is bounded too.
+    private static func probe(_ check: @escaping @Sendable () async throws -> Void) async -> String? {
+        let outcome = Promise<String?>()
+        Task {
+            do {
+                try await check()
+                outcome.succeed(nil)
+            } catch {
+                outcome.succeed("\(error)")
+            }
+        }
+        Task {
+            try? await Task.sleep(for: probeDeadline)
+            outcome.succeed("no answer within \(probeDeadline)")
+        }
+        return (try? await outcome.value) ?? nil
+    }
+
+    private func status(detailed: Bool) async throws -> Response {
         var commands = [RedisCommand("HGETALL", [keys.agents])]
         for queue in queues {
             commands.append(RedisCommand("XLEN", [keys.ready(queue)]))
@@ -94,7 +114,8 @@ struct HealthRoutes: Sendable {
         encoder.outputFormatting = [.sortedKeys]
         let agentsJSON = String(decoding: try encoder.encode(agents.sorted { $0.id < $1.id }), as: UTF8.self)
         let inFlightJSON = String(decoding: try encoder.encode(inFlightByType), as: UTF8.self)
-        let body = "{\"queues\":{\(queueJSON.joined(separator: ","))},\"in_flight_by_type\":\(inFlightJSON),\"live_agents\":\(agents.count),\"agents\":\(agentsJSON)}"
+        var body = "{\"queues\":{\(queueJSON.joined(separator: ","))},\"in_flight_by_type\":\(inFlightJSON),\"live_agents\":\(agents.count)"
+        body += detailed ? ",\"agents\":\(agentsJSON)}" : "}"
         return JSONResponse.make(.ok, body)
     }
 }

@@ -26,9 +26,11 @@ struct TaskRoutes: Sendable {
     /// to stop by its agent's CancelWatcher. The id goes into the queue's cancelled set before the row
     /// says `cancelled`, so an agent can never see the status without the signal.
     private func cancel(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
+        try context.require(.admin, for: "cancel a task")
         guard let text = context.parameters.get("id"), let id = TaskID(text) else {
             throw APIError.notFound("no task with id '\(context.parameters.get("id") ?? "")'")
         }
+        context.logAdminAction("cancel", target: "task \(id)")
         do {
             guard let (queue, status) = try await store.queueAndStatus(of: id) else { throw APIError.notFound("no task with id \(id)") }
             guard !status.isTerminal else { throw APIError.conflict("already_finished", "task \(id) is already \(status.rawValue)") }
@@ -46,9 +48,11 @@ struct TaskRoutes: Sendable {
     }
 
     private func submitOne(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
+        try context.require(.submit, for: "submit tasks")
         let body = try await readBody(request)
-        let task = try parser.parseSingle(
+        var task = try parser.parseSingle(
             body, correlationID: context.correlationID, idempotencyKey: request.headers[.idempotencyKey], now: WallClock.nowMillis())
+        task.submittedBy = context.token?.name
         let inserted = try await submit([task], logger: context.logger)[0]
         let json = "{\"id\":\(inserted.id.rawValue),\"status\":\"\(inserted.status.rawValue)\"}"
         if inserted.created { return JSONResponse.make(.created, json) }
@@ -56,9 +60,13 @@ struct TaskRoutes: Sendable {
     }
 
     private func submitBatch(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
+        try context.require(.submit, for: "submit tasks")
         let body = try await readBody(request)
-        let tasks = try parser.parseBatch(
+        var tasks = try parser.parseBatch(
             body, correlationID: context.correlationID, idempotencyKey: request.headers[.idempotencyKey], now: WallClock.nowMillis())
+        if let owner = context.token?.name {
+            for index in tasks.indices { tasks[index].submittedBy = owner }
+        }
         let inserted = try await submit(tasks, logger: context.logger)
         var json = "{\"tasks\":["
         json.reserveCapacity(inserted.count * 36 + 16)
@@ -87,6 +95,8 @@ struct TaskRoutes: Sendable {
     }
 
     private func get(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
+        let readsAll = context.allows(.read)
+        if !readsAll { try context.require(.submit, for: "read tasks") }
         guard let text = context.parameters.get("id"), let id = TaskID(text) else {
             throw APIError.notFound("no task with id '\(context.parameters.get("id") ?? "")'")
         }
@@ -100,7 +110,8 @@ struct TaskRoutes: Sendable {
             }
             throw apiError
         }
-        guard let record else { throw APIError.notFound("no task with id \(id)") }
+        // A submit-only token sees its own tasks; another's is "not found", so ids cannot be probed.
+        guard let record, readsAll || record.submittedBy == context.token?.name else { throw APIError.notFound("no task with id \(id)") }
         return JSONResponse.make(.ok, Self.json(record))
     }
 

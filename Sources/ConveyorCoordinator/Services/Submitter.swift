@@ -14,8 +14,10 @@ import Synchronization
 /// lone request is flushed at once; under load, a batch is whatever arrived during the previous flush.
 ///
 /// A 201 therefore means committed *and* in Redis. If the XADD fails after the COMMIT (Redis went away
-/// in between), the just-inserted rows are deleted again and the requests get 503, so nothing is left
-/// half-written.
+/// in between), the just-inserted rows are deleted again and the requests get 503 with a
+/// ``SubmissionError`` that says what is true (some entries of a broken pipeline may have reached Redis
+/// and may run). If even the delete fails, the rows stay and the Reconciler dispatches them: durable and
+/// dispatched later is what a 201 promises, so the requests get their 201.
 ///
 /// Graceful shutdown: the HTTP server stops first; the Submitter then flushes what is queued, answers
 /// those requests and returns.
@@ -62,10 +64,15 @@ public final class Submitter: Service, Sendable {
     private func flush(_ batch: [Submission]) async {
         let tasks = batch.flatMap(\.tasks)
         do {
-            try await prepareStreams(for: tasks)
-            let started = ContinuousClock.now
-            let inserted = try await store.insert(tasks)
-            PostgresBatchMetrics.record(operation: "insert_tasks", table: "tasks", rows: tasks.count, since: started)
+            let inserted: [InsertedTask]
+            do {
+                try await prepareStreams(for: tasks)
+                let started = ContinuousClock.now
+                inserted = try await store.insert(tasks)
+                PostgresBatchMetrics.record(operation: "insert_tasks", table: "tasks", rows: tasks.count, since: started)
+            } catch {
+                throw SubmissionError.storing(error)
+            }
             let fresh = zip(tasks, inserted).filter { $0.1.created }
             if !fresh.isEmpty { FaultInjection.point(.crashAfterCommit) }
             do {
@@ -73,8 +80,11 @@ public final class Submitter: Service, Sendable {
             } catch {
                 // Redis may have lost its data, groups included: prepare the streams again next time.
                 preparedStreams.withLock { $0.removeAll() }
-                await withdraw(fresh.map(\.1.id), after: error)
-                throw error
+                if try await withdraw(fresh.map(\.1.id), after: error) {
+                    throw SubmissionError.dispatching(error)
+                }
+                // Kept in PostgreSQL: they are durable and the Reconciler dispatches them after the
+                // dispatch grace, which is what a 201 promises (DESIGN §1).
             }
             FaultInjection.point(.crashAfterDispatch)
             for (task, result) in fresh where TaskLogSampling.includes(result.id) {
@@ -109,19 +119,25 @@ public final class Submitter: Service, Sendable {
         }
         let replies = try await redis.send(commands)
         if let failure = replies.first(where: { $0.errorMessage != nil }) {
-            throw RedisError(.commandFailed, failure.errorMessage!, command: "XADD")
+            // The other XADDs of the pipeline ran: say how many, so the client hears they may run.
+            let queued = replies.count { $0.errorMessage == nil }
+            throw RedisError(.commandFailed, failure.errorMessage!, command: "XADD", answered: queued)
         }
     }
 
     /// Removes tasks that were committed but could not be dispatched, so the client's 503 is the truth.
-    private func withdraw(_ ids: [TaskID], after error: any Error) async {
-        guard !ids.isEmpty else { return }
+    /// Returns false when they could not be removed: they stay queued in PostgreSQL, and the Reconciler
+    /// dispatches them (so the submission has succeeded after all).
+    private func withdraw(_ ids: [TaskID], after error: any Error) async throws -> Bool {
+        guard !ids.isEmpty else { return true }
         do {
             try await store.deleteUndispatched(ids)
             logger.warning("dispatch failed; withdrew committed tasks", metadata: [LogKeys.count: "\(ids.count)", LogKeys.error: "\(error)"])
+            return true
         } catch {
-            logger.error("dispatch failed and the tasks could not be withdrawn; they stay queued in PostgreSQL",
+            logger.error("dispatch failed and the tasks could not be withdrawn; they stay queued and the Reconciler dispatches them",
                          metadata: [LogKeys.count: "\(ids.count)", LogKeys.error: "\(error)"])
+            return false
         }
     }
 

@@ -76,7 +76,7 @@ struct DevCommand: AsyncParsableCommand {
             redis: try RedisConfiguration(url: redis.url), postgres: try PostgresConfiguration(url: postgres.url, poolSize: 4),
             instanceID: "dev-coordinator")
         configuration.port = port
-        configuration.apiTokens = [token]
+        configuration.apiTokens = [APIToken(name: "dev", scopes: [.admin], secret: token)]
         configuration.registry = registry
         try configuration.validate()
         let coordinator = Coordinator(configuration: configuration, logger: logger)

@@ -11,14 +11,22 @@ import Logging
 /// typed configuration.
 extension SettingsReader {
     func redisConfiguration() throws(ConfigurationError) -> RedisConfiguration {
-        try RedisConfiguration(url: string(Settings.redisURL, default: Settings.redisURL.defaultValue), key: Settings.redisURL.environmentVariable)
+        var configuration = try RedisConfiguration(
+            url: string(Settings.redisURL, default: Settings.redisURL.defaultValue), key: Settings.redisURL.environmentVariable)
+        configuration.commandTimeout = try duration(Settings.redisTimeout, default: RedisConfiguration.defaultCommandTimeout, atLeast: .milliseconds(100))
+        return configuration
     }
 
     func postgresConfiguration() throws(ConfigurationError) -> PostgresConfiguration {
-        try PostgresConfiguration(
+        var configuration = try PostgresConfiguration(
             url: string(Settings.postgresURL, default: Settings.postgresURL.defaultValue),
             poolSize: try int(Settings.postgresPoolSize, default: PostgresConfiguration.defaultPoolSize, range: 1...64)!,
             key: Settings.postgresURL.environmentVariable)
+        configuration.statementTimeout = try duration(
+            Settings.postgresStatementTimeout, default: PostgresConfiguration.defaultStatementTimeout, atLeast: .seconds(2))
+        configuration.connectTimeout = try duration(
+            Settings.postgresConnectTimeout, default: PostgresConfiguration.defaultConnectTimeout, atLeast: .seconds(2))
+        return configuration
     }
 
     func keys() -> RedisKeys {
@@ -31,7 +39,7 @@ extension SettingsReader {
             instanceID: string(Settings.instanceID, default: "coordinator-\(ProcessInfo.processInfo.hostName)"))
         configuration.host = string(Settings.httpHost, default: "127.0.0.1")
         configuration.port = try int(Settings.httpPort, default: 8080, range: 0...65535)!
-        configuration.apiTokens = list(Settings.apiTokens)
+        (configuration.apiTokens, configuration.unnamedTokens) = try apiTokens()
         configuration.authDisabled = try bool(Settings.authDisabled, default: false)
         configuration.maxBodyBytes = try int(Settings.maxBodyBytes, default: 1 << 20, range: 1024...(1 << 30))!
         configuration.submitBatchMaxTasks = try int(Settings.submitBatchMax, default: 5000, range: 1000...100_000)!
@@ -44,6 +52,19 @@ extension SettingsReader {
         try configuration.validate()
         try armFaults()
         return configuration
+    }
+
+    /// `CONVEYOR_API_TOKENS` and the lines of `CONVEYOR_API_TOKENS_FILE`, parsed together.
+    func apiTokens() throws(ConfigurationError) -> ([APIToken], [String]) {
+        var text = string(Settings.apiTokens) ?? ""
+        if let path = string(Settings.apiTokensFile) {
+            do {
+                text += "\n" + (try String(contentsOfFile: path, encoding: .utf8))
+            } catch {
+                throw ConfigurationError(key: Settings.apiTokensFile.environmentVariable, "cannot read '\(path)': \(error.localizedDescription)")
+            }
+        }
+        return try APIToken.parse(text, key: Settings.apiTokens.environmentVariable)
     }
 
     /// Arms the test-only crash points named in `CONVEYOR_FAULT`, if any.

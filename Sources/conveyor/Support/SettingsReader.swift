@@ -20,7 +20,12 @@ struct SettingsReader {
     }
 
     func string(_ setting: Setting) -> String? {
-        guard let value = reader.string(forKey: ConfigKey([setting.configurationKey])) else { return nil }
+        if let value = value(forKey: setting.configurationKey, isSecret: setting.isSecret) { return value }
+        return setting.fallbackEnvironmentVariable.flatMap { value(forKey: $0.lowercased(), isSecret: setting.isSecret) }
+    }
+
+    private func value(forKey key: String, isSecret: Bool) -> String? {
+        guard let value = reader.string(forKey: ConfigKey([key]), isSecret: isSecret) else { return nil }
         let trimmed = value.trimmingCharacters(in: .whitespaces)
         return trimmed.isEmpty ? nil : trimmed
     }
@@ -51,6 +56,12 @@ struct SettingsReader {
         guard let parsed = Duration(configurationText: text) else {
             throw ConfigurationError(key: name(setting), "'\(text)' is not a duration such as 500ms, 30s, 5m")
         }
+        return parsed
+    }
+
+    func duration(_ setting: Setting, default value: Duration, atLeast minimum: Duration) throws(ConfigurationError) -> Duration {
+        let parsed = try duration(setting, default: value)
+        guard parsed >= minimum else { throw ConfigurationError(key: name(setting), "must be at least \(minimum)") }
         return parsed
     }
 

@@ -31,7 +31,7 @@ final class Stack: Sendable {
         let logger = TestServers.logger("conveyor.test.stack")
         var configuration = CoordinatorConfiguration(redis: environment.redis, postgres: environment.postgres, instanceID: "test-coordinator")
         configuration.port = 0
-        configuration.apiTokens = ["test-token"]
+        configuration.apiTokens = [APIToken(name: "test", scopes: [.admin], secret: "test-token")]
         configuration.registry = registry
         configuration.keys = environment.keys
         configure(&configuration)

@@ -1,0 +1,57 @@
+import ConveyorPostgres
+import ConveyorRedis
+
+/// Why a submission failed, in words that are true for the client: whether anything was stored, and
+/// whether a task may run all the same. Every case is a 503 (the cause passes with time).
+public struct SubmissionError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: Sendable, Hashable {
+        /// Nothing was stored or queued.
+        case nothingStored
+        /// PostgreSQL stopped answering during COMMIT: the tasks may or may not be stored.
+        case commitOutcomeUnknown
+        /// Stored, but Redis failed while they were being queued; the rows were withdrawn, yet some
+        /// entries may already have reached Redis and may run once.
+        case withdrawnAfterPartialDispatch
+    }
+
+    public var kind: Kind
+    /// The failure behind it (logged, never sent to the client).
+    public var underlying: any Error
+
+    public init(_ kind: Kind, underlying: any Error) {
+        self.kind = kind
+        self.underlying = underlying
+    }
+
+    /// Classifies a failure of the COPY/COMMIT step (before anything was dispatched).
+    static func storing(_ error: any Error) -> SubmissionError {
+        if let error = error as? PostgresError, error.query == "commit", error.isUnavailable {
+            return SubmissionError(.commitOutcomeUnknown, underlying: error)
+        }
+        return SubmissionError(.nothingStored, underlying: error)
+    }
+
+    /// Classifies a failed dispatch whose rows were withdrawn again.
+    static func dispatching(_ error: any Error) -> SubmissionError {
+        if let error = error as? RedisError, !error.mayHaveRun {
+            return SubmissionError(.nothingStored, underlying: error)
+        }
+        return SubmissionError(.withdrawnAfterPartialDispatch, underlying: error)
+    }
+
+    /// The message the client reads.
+    public var message: String {
+        let backend = underlying is PostgresError ? "PostgreSQL" : underlying is RedisError ? "Redis" : "a backend"
+        switch kind {
+        case .nothingStored:
+            return "\(backend) is unavailable; nothing was stored"
+        case .commitOutcomeUnknown:
+            return "PostgreSQL stopped answering during COMMIT; the tasks may or may not be stored: retry with the same Idempotency-Key"
+        case .withdrawnAfterPartialDispatch:
+            return "Redis failed while the tasks were being queued; they were withdrawn and will not be found by id, "
+                + "but some may already have reached Redis and may still run once"
+        }
+    }
+
+    public var description: String { "\(message) (\(underlying))" }
+}
