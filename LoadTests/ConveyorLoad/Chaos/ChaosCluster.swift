@@ -176,6 +176,11 @@ final class ChaosCluster: Sendable {
         redisServer.withLock { $0 = restarted }
     }
 
+    func freezeRedis() { redisServer.withLock { $0 }.freeze() }
+    func thawRedis() { redisServer.withLock { $0 }.thaw() }
+    func freezePostgres() { postgres.freeze() }
+    func thawPostgres() { postgres.thaw() }
+
     func crashPostgres() async {
         await postgres.crash()
     }

@@ -1,5 +1,7 @@
+import AsyncHTTPClient
 import ConveyorCore
 import Foundation
+import NIOCore
 import Synchronization
 
 /// What to run: how much load, over how long, against how many agents.
@@ -21,6 +23,8 @@ struct FaultRecord: Sendable {
         case redisKilled = "Redis SIGKILL, restarted from its AOF"
         case redisWiped = "Redis SIGKILL, restarted without its data"
         case postgresRestarted = "PostgreSQL restarted (immediate stop)"
+        case redisFrozen = "Redis frozen (SIGSTOP, then SIGCONT)"
+        case postgresFrozen = "PostgreSQL frozen (SIGSTOP to every process, then SIGCONT)"
     }
 
     var kind: Kind
@@ -78,6 +82,44 @@ final class ChaosRun: Sendable {
         let now = WallClock.nowMillis()
         faults.withLock { faults in
             faults[index].detail += String(format: "; answering again after %.1f s", Double(now - faults[index].atMillis) / 1000)
+        }
+    }
+
+    /// Freezes Redis or PostgreSQL for `length`, and records the two figures that show no wait is
+    /// unbounded: how long a submission took to be refused meanwhile, and how long after SIGCONT a
+    /// coordinator was ready again.
+    private func freeze(_ kind: FaultRecord.Kind, for length: Duration, cluster: ChaosCluster) async {
+        let index = record(kind, "for \(length)")
+        let frozenAt = ContinuousClock.now
+        if kind == .redisFrozen { cluster.freezeRedis() } else { cluster.freezePostgres() }
+        // One probe submission to a coordinator that is up: how long until it is refused (503).
+        let url = cluster.baseURLs.first { _ in true }!
+        var request = HTTPClientRequest(url: url + "/v1/tasks")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(ChaosCluster.token)")
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: #"{"type":"noop"}"#))
+        let probe: String
+        do {
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+            let answered = ContinuousClock.now - frozenAt
+            probe = String(format: "a submission got %d after %.1f s", Int(response.status.code), answered.seconds)
+        } catch {
+            probe = String(format: "a submission failed after %.1f s (%@)", (ContinuousClock.now - frozenAt).seconds, "\(error)")
+        }
+        let remaining = length - (ContinuousClock.now - frozenAt)
+        if remaining > .zero { try? await Task.sleep(for: remaining) }
+        if kind == .redisFrozen { cluster.thawRedis() } else { cluster.thawPostgres() }
+        let thawedAt = ContinuousClock.now
+        var ready = false
+        for _ in 0..<600 where !ready {
+            ready = await CoordinatorReadiness.isReady(url)
+            if !ready { try? await Task.sleep(for: .milliseconds(50)) }
+        }
+        let back = ContinuousClock.now - thawedAt
+        faults.withLock { faults in
+            faults[index].detail += "; \(probe)" + (ready ? String(format: "; ready %.2f s after SIGCONT", back.seconds) : "; not ready 30 s after SIGCONT")
+            if ready { faults[index].recoveredAtMillis = WallClock.nowMillis() }
         }
     }
 
@@ -162,6 +204,9 @@ final class ChaosRun: Sendable {
         var redisKilled = false
         var redisWiped = false
         var postgresRestarted = false
+        var redisFrozen = false
+        var postgresFrozen = false
+        let freezeLength = min(.seconds(4), duration * 0.15)
         var background: [Task<Void, Never>] = []
         var downSince = [ContinuousClock.Instant?](repeating: nil, count: slots)
         var faultOfOutage = [Int?](repeating: nil, count: slots)
@@ -241,6 +286,14 @@ final class ChaosRun: Sendable {
                         self.noteServerBack(index)
                     } catch { print("[chaos] Redis did not restart: \(error)") }
                 })
+            }
+            if !redisFrozen && now >= start + duration * 0.05 {
+                redisFrozen = true
+                background.append(Task { await self.freeze(.redisFrozen, for: freezeLength, cluster: cluster) })
+            }
+            if !postgresFrozen && now >= start + duration * 0.62 {
+                postgresFrozen = true
+                background.append(Task { await self.freeze(.postgresFrozen, for: freezeLength, cluster: cluster) })
             }
             if !postgresRestarted && now >= start + duration * 0.75 {
                 postgresRestarted = true
