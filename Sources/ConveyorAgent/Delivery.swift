@@ -17,6 +17,17 @@ enum AttemptOutcome: Sendable, Hashable {
     /// `result` is compact JSON text, or nil.
     case succeeded(result: String?)
     case failed(error: String, retryable: Bool)
+    /// The attempt ran past its type's `timeout` and was stopped: a retryable failure, counted apart.
+    case timedOut(after: Duration)
     /// Stopped (or never started) because the task was cancelled through the API.
     case cancelled
+
+    /// What a failed or timed-out attempt reports: its error text, and whether it may be retried.
+    var failure: (error: String, retryable: Bool)? {
+        switch self {
+        case .failed(let error, let retryable): (error, retryable)
+        case .timedOut(let after): ("timed out after \(after)", true)
+        case .succeeded, .cancelled: nil
+        }
+    }
 }

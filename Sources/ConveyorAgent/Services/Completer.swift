@@ -99,7 +99,8 @@ final class Completer: Service, Sendable {
             switch outcome {
             case .succeeded: status = "succeeded"
             case .cancelled: status = "cancelled"
-            case .failed(_, let retryable): status = retryable && envelope.attempt < envelope.maxAttempts ? "retrying" : "dead"
+            case .failed, .timedOut:
+                status = outcome.failure!.retryable && envelope.attempt < envelope.maxAttempts ? "retrying" : "dead"
             }
             outcomes[envelope.type, default: [:]][status, default: 0] += 1
             let type = envelope.type
@@ -154,7 +155,8 @@ final class Completer: Service, Sendable {
                 case .cancelled:
                     event.status = .cancelled
                     event.error = "cancelled"
-                case .failed(let error, let retryable):
+                case .failed, .timedOut:
+                    let (error, retryable) = outcome.failure!
                     event.error = error
                     if retryable && envelope.attempt < envelope.maxAttempts {
                         event.status = .retrying

@@ -127,14 +127,15 @@ final class Consumer: Service, Sendable {
     }
 
     private func dispatch(_ read: [(stream: String, entries: [StreamEntry])]) async throws {
-        var poison: [RedisCommand] = []
+        var gone: [RedisCommand] = []
+        var poison: [PoisonEntry] = []
         var deliveries: [Delivery] = []
         for (stream, entries) in read {
             guard let queue = queues.first(where: { keys.ready($0) == stream }) else { continue }
             for entry in entries {
                 guard let fields = entry.fields else {
                     // Deleted after delivery (already completed elsewhere): nothing to run.
-                    poison.append(RedisConnection.xack(stream: stream, group: RedisKeys.agentsGroup, ids: [entry.id]))
+                    gone.append(RedisConnection.xack(stream: stream, group: RedisKeys.agentsGroup, ids: [entry.id]))
                     continue
                 }
                 do {
@@ -142,16 +143,13 @@ final class Consumer: Service, Sendable {
                     deliveries.append(Delivery(queue: queue, stream: stream, entryID: entry.id, envelope: envelope))
                 } catch {
                     logger.error("dead-lettering an undecodable stream entry", metadata: [LogKeys.queue: "\(queue)", "entry": "\(entry.id)", LogKeys.error: "\(error)"])
-                    var deadFields = fields.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-                    deadFields.append(("dead_reason", "\(error)"))
-                    deadFields.append(("dead_entry", entry.id))
-                    poison.append(RedisConnection.xadd(stream: keys.dead(queue), fields: deadFields))
-                    poison.append(RedisConnection.xack(stream: stream, group: RedisKeys.agentsGroup, ids: [entry.id]))
-                    poison.append(RedisConnection.xdel(stream: stream, ids: [entry.id]))
+                    poison.append(PoisonEntry(queue: queue, entryID: entry.id, fields: fields, reason: "\(error)", envelope: nil))
                 }
             }
         }
-        if !poison.isEmpty { _ = try await redis.send(poison) }
+        if !gone.isEmpty { _ = try await redis.send(gone) }
+        // The same atomic script as the Reclaimer's: copied, acknowledged and deleted at once, or not at all.
+        _ = try await PoisonEntry.deadLetter(poison, redis: redis, keys: keys, agentID: agentID)
         guard !deliveries.isEmpty else { return }
         let cancelled = try await Self.cancelledEntries(deliveries, redis: redis, keys: keys)
         for var delivery in deliveries {

@@ -195,11 +195,12 @@ final class Executor: Service, Sendable {
             interrupted.withLock { $0.append(delivery) }
             return
         }
-        if case .failed(let error, _) = outcome, error.hasPrefix(AttemptTimedOut.prefix) {
+        if case .timedOut = outcome {
             Counter(label: MetricsCatalog.timeouts.name, dimensions: [("type", envelope.type)]).increment()
         }
         switch outcome {
         case .failed(let error, _): taskLogger.warning("attempt failed", metadata: [LogKeys.error: "\(error)"])
+        case .timedOut(let after): taskLogger.warning("attempt timed out", metadata: ["timeout": "\(after)"])
         case .cancelled: taskLogger.info("attempt stopped: the task was cancelled")
         case .succeeded:
             if TaskLogSampling.includes(envelope.id) {
@@ -234,7 +235,7 @@ final class Executor: Service, Sendable {
         case .failure(let error as TaskFailure):
             return .failed(error: error.message, retryable: error.retryable)
         case .failure(let error as AttemptTimedOut):
-            return .failed(error: "\(error)", retryable: true)
+            return .timedOut(after: error.timeout)
         case .failure(is TaskCancelledByClient):
             return .cancelled
         case .failure(let error) where error is CancellationError || Task.isCancelled:
@@ -288,6 +289,5 @@ struct TaskCancelledByClient: Error {}
 
 struct AttemptTimedOut: Error, CustomStringConvertible {
     var timeout: Duration
-    static let prefix = "timed out after"
-    var description: String { "\(Self.prefix) \(timeout)" }
+    var description: String { "timed out after \(timeout)" }
 }

@@ -145,20 +145,8 @@ final class Reclaimer: Service, Sendable {
     }
 
     private func deadLetter(_ queue: String, id: String, fields: [String: String], reason: String, event envelope: TaskEnvelope?) async throws {
-        var deadFields = fields.sorted { $0.key < $1.key }.flatMap { [$0.key, $0.value] }
-        deadFields += ["dead_reason", reason, "dead_entry", id, "dead_at", String(WallClock.nowMillis())]
-        var eventFields: [String] = []
-        if let envelope {
-            let event = LifecycleEvent(
-                taskID: envelope.id, status: .dead, attempt: envelope.attempt, agent: agentID, atMillis: WallClock.nowMillis(),
-                error: reason, correlationID: envelope.correlationID, type: envelope.type)
-            eventFields = event.fields.flatMap { [$0.0, $0.1] }
-        }
-        let arguments = [RedisKeys.agentsGroup, id, envelope?.id.description ?? "", String(deadFields.count)] + deadFields
-            + [String(eventFields.count)] + eventFields
-        let reply = try await redis.evaluate(Scripts.deadLetter, [ScriptCall(
-            keys: [keys.ready(queue), keys.events(queue), keys.dead(queue), keys.deadIndex(queue)], arguments: arguments)])
-        if reply.first?.integer == 1 {
+        let entry = PoisonEntry(queue: queue, entryID: id, fields: fields, reason: reason, envelope: envelope)
+        if try await !PoisonEntry.deadLetter([entry], redis: redis, keys: keys, agentID: agentID).isEmpty {
             logger.error("dead-lettered a poison entry", metadata: [LogKeys.queue: "\(queue)", "entry": "\(id)", LogKeys.error: "\(reason)"])
         }
     }
