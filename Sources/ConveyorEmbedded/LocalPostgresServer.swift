@@ -89,7 +89,7 @@ public final class LocalPostgresServer: Sendable {
     }
 
     private func createDatabase(logger: Logger) async throws {
-        let connection = PostgresConnection(url: "postgres://postgres@127.0.0.1:\(port)/postgres", name: "pg-setup", logger: logger)
+        let connection = PostgresConnection(url: "postgres://postgres@127.0.0.1:\(port)/postgres", name: "pg-setup", statementTimeout: .seconds(120), logger: logger)
         defer { connection.close() }
         let database = self.database
         try await connection.withSession { session in

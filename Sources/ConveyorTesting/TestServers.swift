@@ -71,7 +71,8 @@ public actor TestServers {
         counter += 1
         let suffix = "\(counter)_\(UInt32.random(in: 0...UInt32.max))"
         let database = "t_\(suffix)"
-        let admin = PostgresConnection(url: "postgres://postgres@127.0.0.1:\(postgres.port)/postgres", name: "test-admin", logger: Self.quietLogger)
+        let admin = PostgresConnection(url: "postgres://postgres@127.0.0.1:\(postgres.port)/postgres", name: "test-admin",
+            statementTimeout: .seconds(120), logger: Self.quietLogger)  // CREATE DATABASE queues behind the others
         defer { admin.close() }
         try await admin.withSession { session in
             try session.execute("CREATE DATABASE \(database)", name: "create test database")
