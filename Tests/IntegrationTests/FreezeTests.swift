@@ -1,4 +1,5 @@
 import ConveyorAgent
+import ConveyorCoordinator
 import ConveyorCore
 import ConveyorEmbedded
 import ConveyorRedis
@@ -11,72 +12,60 @@ import Testing
 @Suite("Frozen backends")
 struct FreezeTests {
     private let registry = TaskTypeRegistry([
-        TaskTypeDefinition(name: "work", maxConcurrent: 10, maxAttempts: 3, handler: "noop"),
+        // A short lease: a read the client gave up on during the freeze is still answered by Redis after
+        // SIGCONT, into the dropped connection, so its entries wait on this agent until their lease runs
+        // out and the Reclaimer takes them (at-least-once; delayed by one lease, never lost).
+        TaskTypeDefinition(name: "work", maxConcurrent: 10, maxAttempts: 3, handler: "noop", lease: .seconds(2)),
     ])
 
-    /// Submits one task; returns the status and how long the answer took.
-    private func timedSubmit(_ stack: Stack) async throws -> (Stack.Reply, Duration) {
+    /// Freezes one backend under a running stack, checks the refusal, `/ready` and the time both took,
+    /// thaws it, and checks that submissions succeed again by themselves.
+    private func freezeAndRecover(
+        _ environment: TestEnvironment, frozen: String, healthy: String, freeze: () -> Void, thaw: () -> Void,
+        configure: (inout CoordinatorConfiguration) -> Void
+    ) async throws {
+        let stack = try await Stack.start(registry: registry, agents: 1, environment: environment, configure: configure)
+        let before = try await stack.submit("work")
+        freeze()
         let clock = ContinuousClock()
         let started = clock.now
-        let reply = try await stack.post("/v1/tasks", #"{"type":"work"}"#, timeout: .seconds(30))
-        return (reply, clock.now - started)
+        let refused = try await stack.post("/v1/tasks", #"{"type":"work"}"#, timeout: .seconds(30))
+        let took = clock.now - started
+        let ready = try await stack.get("/ready")
+        thaw()
+        #expect(refused.status == 503)
+        #expect(refused.headers.first(name: "Retry-After") != nil)
+        #expect(took < .seconds(8), "answered after \(took)")
+        #expect(ready.status == 503)
+        #expect(ready.json?[frozen]?.stringValue != "ok")
+        #expect(ready.json?[healthy]?.stringValue == "ok")
+
+        var after: Int64?
+        for _ in 0..<100 where after == nil {
+            after = try? await stack.submit("work")
+            if after == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        let id = try #require(after)
+        let statuses = try await stack.waitUntilTerminal([before, id], timeout: .seconds(30))
+        #expect(statuses.values.allSatisfy { $0 == .succeeded })
+        try await stack.stop()
     }
 
     @Test("a frozen PostgreSQL: 503 with Retry-After within seconds, /ready names it, and submissions succeed again after SIGCONT")
     func frozenPostgres() async throws {
         let environment = try await TestServers.shared.environment(name: "pgfreeze", ownPostgres: true)
-        let stack = try await Stack.start(registry: registry, agents: 1, environment: environment) { configuration in
-            configuration.postgres.statementTimeout = .seconds(2)
-        }
-        let before = try await stack.submit("work")
-        environment.postgresServer.freeze()
-        let (refused, took) = try await timedSubmit(stack)
-        let ready = try await stack.get("/ready")
-        environment.postgresServer.thaw()
-        #expect(refused.status == 503)
-        #expect(refused.headers.first(name: "Retry-After") != nil)
-        #expect(took < .seconds(8), "answered after \(took)")
-        #expect(ready.status == 503)
-        #expect(ready.json?["postgres"]?.stringValue != "ok")
-        #expect(ready.json?["redis"]?.stringValue == "ok")
-
-        var after: Int64?
-        for _ in 0..<100 where after == nil {
-            after = try? await stack.submit("work")
-            if after == nil { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        let id = try #require(after)
-        let statuses = try await stack.waitUntilTerminal([before, id], timeout: .seconds(30))
-        #expect(statuses.values.allSatisfy { $0 == .succeeded })
-        try await stack.stop()
+        try await freezeAndRecover(
+            environment, frozen: "postgres", healthy: "redis",
+            freeze: environment.postgresServer.freeze, thaw: environment.postgresServer.thaw
+        ) { $0.postgres.statementTimeout = .seconds(2) }
     }
 
     @Test("a frozen Redis: 503 with Retry-After within seconds, /ready names it, and submissions succeed again after SIGCONT")
     func frozenRedis() async throws {
         let environment = try await TestServers.shared.environment(name: "redisfreeze", ownRedis: true)
-        let stack = try await Stack.start(registry: registry, agents: 1, environment: environment) { configuration in
-            configuration.redis.commandTimeout = .seconds(1)
-        }
-        let before = try await stack.submit("work")
-        environment.redisServer.freeze()
-        let (refused, took) = try await timedSubmit(stack)
-        let ready = try await stack.get("/ready")
-        environment.redisServer.thaw()
-        #expect(refused.status == 503)
-        #expect(refused.headers.first(name: "Retry-After") != nil)
-        #expect(took < .seconds(8), "answered after \(took)")
-        #expect(ready.status == 503)
-        #expect(ready.json?["redis"]?.stringValue != "ok")
-        #expect(ready.json?["postgres"]?.stringValue == "ok")
-
-        var after: Int64?
-        for _ in 0..<100 where after == nil {
-            after = try? await stack.submit("work")
-            if after == nil { try await Task.sleep(for: .milliseconds(100)) }
-        }
-        let id = try #require(after)
-        let statuses = try await stack.waitUntilTerminal([before, id], timeout: .seconds(30))
-        #expect(statuses.values.allSatisfy { $0 == .succeeded })
-        try await stack.stop()
+        try await freezeAndRecover(
+            environment, frozen: "redis", healthy: "postgres",
+            freeze: environment.redisServer.freeze, thaw: environment.redisServer.thaw
+        ) { $0.redis.commandTimeout = .seconds(1) }
     }
 }
