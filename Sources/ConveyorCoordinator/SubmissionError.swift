@@ -23,20 +23,23 @@ public struct SubmissionError: Error, Sendable, CustomStringConvertible {
         self.underlying = underlying
     }
 
-    /// Classifies a failure of the COPY/COMMIT step (before anything was dispatched).
-    static func storing(_ error: any Error) -> SubmissionError {
-        if let error = error as? PostgresError, error.query == "commit", error.isUnavailable {
-            return SubmissionError(.commitOutcomeUnknown, underlying: error)
+    /// Classifies a failure of the COPY/COMMIT step (before anything was dispatched). A failure that is
+    /// no outage (a rejected statement, a bug) is returned as it is, for a 500 and the log.
+    static func storing(_ error: any Error) -> any Error {
+        switch error {
+        case let error as PostgresError where error.isUnavailable:
+            SubmissionError(error.query == "commit" ? .commitOutcomeUnknown : .nothingStored, underlying: error)
+        case is RedisError:
+            SubmissionError(.nothingStored, underlying: error)
+        default:
+            error
         }
-        return SubmissionError(.nothingStored, underlying: error)
     }
 
     /// Classifies a failed dispatch whose rows were withdrawn again.
-    static func dispatching(_ error: any Error) -> SubmissionError {
-        if let error = error as? RedisError, !error.mayHaveRun {
-            return SubmissionError(.nothingStored, underlying: error)
-        }
-        return SubmissionError(.withdrawnAfterPartialDispatch, underlying: error)
+    static func dispatching(_ error: any Error) -> any Error {
+        guard let redisError = error as? RedisError else { return error }
+        return SubmissionError(redisError.mayHaveRun ? .withdrawnAfterPartialDispatch : .nothingStored, underlying: error)
     }
 
     /// The message the client reads.

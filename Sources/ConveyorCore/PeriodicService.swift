@@ -2,7 +2,7 @@ import Logging
 import ServiceLifecycle
 
 /// The one loop behind every periodic background concern (Forwarder, Reclaimer, LeaseKeeper,
-/// Reconciler, Heartbeat, CancelWatcher, PartitionMaintainer, Janitor): tick, run one pass, log a
+/// Reconciler, Heartbeat, CancelWatcher, PartitionMaintainer): tick, run one pass, log a
 /// failure unless it is shutdown, sleep, repeat.
 ///
 /// Why one type: seven services once hand-rolled this loop, each with its own idea of backoff and
@@ -20,7 +20,7 @@ public struct PeriodicService: Sendable {
     /// LeaseKeeper counts lease age on the same clock that schedules it.
     public typealias Pass = @Sendable (_ sincePreviousPass: Duration) async throws -> Duration?
 
-    /// What the log line and the metric call this loop.
+    /// What the failure log line calls this loop.
     public var name: String
     public var interval: Duration
     public var failureBackoff: Backoff

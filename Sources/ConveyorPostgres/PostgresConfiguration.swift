@@ -32,9 +32,6 @@ public struct PostgresConfiguration: Sendable, Hashable {
         return url + (url.contains("?") ? "&" : "?") + added.joined(separator: "&")
     }
 
-    /// ``connectionString(url:connectTimeout:)`` for this configuration.
-    public var connectionString: String { Self.connectionString(url: url, connectTimeout: connectTimeout) }
-
     public init(url: String, poolSize: Int = defaultPoolSize, key: String = "CONVEYOR_POSTGRES_URL") throws(ConfigurationError) {
         guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
             throw ConfigurationError(key: key, "'\(Self.redact(url))' is not a postgres:// URL (expected postgres://user:password@host:port/database)")

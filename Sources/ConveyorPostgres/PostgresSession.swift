@@ -29,11 +29,12 @@ public final class PostgresSession {
     /// runaway statement itself before the client gives up on the connection.
     public func withStatementTimeout<T>(_ timeout: Duration?, _ body: () throws(PostgresError) -> T) throws(PostgresError) -> T {
         let previous = statementTimeout
-        try execute("SET statement_timeout = \(timeout?.milliseconds ?? 0)", name: "set statement_timeout")
-        statementTimeout = timeout.map { $0 + Self.clientGrace }
+        let clientTimeout = timeout.map { $0 + Self.clientGrace }
+        try execute("SET statement_timeout = \(Self.serverTimeoutMillis(clientTimeout))", name: "set statement_timeout")
+        statementTimeout = clientTimeout
         defer {
             statementTimeout = previous
-            if isConnected { try? execute("SET statement_timeout = \(previous.map { max(($0 - Self.clientGrace).milliseconds, 1) } ?? 0)", name: "reset statement_timeout") }
+            if isConnected { try? execute("SET statement_timeout = \(Self.serverTimeoutMillis(previous))", name: "reset statement_timeout") }
         }
         return try body()
     }
@@ -41,6 +42,11 @@ public final class PostgresSession {
     /// The client waits this much longer than the server's own `statement_timeout`, so that a server that
     /// is alive answers with its clean cancellation first.
     static let clientGrace = Duration.seconds(1)
+
+    /// The server's `statement_timeout` (ms; 0 is none) for a client deadline: ``clientGrace`` shorter.
+    static func serverTimeoutMillis(_ clientTimeout: Duration?) -> Int64 {
+        clientTimeout.map { max(($0 - clientGrace).milliseconds, 1) } ?? 0
+    }
 
     deinit { disconnect() }
 
@@ -69,8 +75,9 @@ public final class PostgresSession {
         statementTimeout = defaultStatementTimeout
         // Keep NOTICEs (for example "relation already exists, skipping") off stderr; a live server
         // cancels its own statements a little before the client would drop the connection.
-        let serverTimeout = defaultStatementTimeout.map { max(($0 - Self.clientGrace).milliseconds, 1) } ?? 0
-        try execute("SET client_min_messages = warning; SET statement_timeout = \(serverTimeout)", name: "session setup")
+        try execute(
+            "SET client_min_messages = warning; SET statement_timeout = \(Self.serverTimeoutMillis(defaultStatementTimeout))",
+            name: "session setup")
     }
 
     /// Runs one blocking libpq call under the statement deadline. When the deadline fired, the socket
@@ -100,7 +107,7 @@ public final class PostgresSession {
     public func execute(_ sql: String, name: String? = nil) throws(PostgresError) {
         let label = name ?? Self.name(of: sql)
         try guarded(label) { connection throws(PostgresError) in
-            guard let result = PQexec(connection, sql) else { throw lost(name) }
+            guard let result = PQexec(connection, sql) else { throw lost(label) }
             defer { PQclear(result) }
             try check(result, name: label, expecting: [PGRES_COMMAND_OK, PGRES_TUPLES_OK])
         }
@@ -133,8 +140,7 @@ public final class PostgresSession {
     }
 
     private func copy(_ sql: String, data: [UInt8], label: String, on connection: OpaquePointer) throws(PostgresError) {
-        let name: String? = label
-        guard let start = PQexec(connection, sql) else { throw lost(name) }
+        guard let start = PQexec(connection, sql) else { throw lost(label) }
         let startStatus = PQresultStatus(start)
         if startStatus != PGRES_COPY_IN {
             defer { PQclear(start) }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ConveyorCore
 import Foundation
 import Synchronization
 
@@ -59,9 +60,9 @@ final class StatementWatchdog: Sendable {
     }
 
     private func watch() {
-        let nanos = UInt32(Self.resolution.components.attoseconds / 1_000_000_000)
+        let microseconds = UInt32(Self.resolution.milliseconds * 1000)
         while true {
-            usleep(nanos / 1000)
+            usleep(microseconds)
             let now = ContinuousClock.now
             state.withLock { state in
                 for (id, armed) in state.armed where !armed.fired && armed.deadline <= now {

@@ -26,8 +26,6 @@ public final class MockClock: Clock, Sendable {
         var nextID = 0
         var sleepers: [Int: Sleeper] = [:]
         var watchers: [(count: Int, continuation: CheckedContinuation<Void, Never>)] = []
-        /// Sleeps begun since the clock was made (a service that slept and woke counts once per sleep).
-        var sleepsBegun = 0
     }
 
     private let state = Mutex(State())
@@ -52,19 +50,18 @@ public final class MockClock: Clock, Sendable {
         }
         try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let (resume, watchers) = state.withLock { state -> (Bool, [CheckedContinuation<Void, Never>]) in
-                    if Task.isCancelled { return (false, []) }
-                    if deadline <= state.now { return (true, []) }
+                enum Start { case cancelled, due, asleep([CheckedContinuation<Void, Never>]) }
+                let start = state.withLock { state -> Start in
+                    if Task.isCancelled { return .cancelled }
+                    if deadline <= state.now { return .due }
                     state.sleepers[id] = Sleeper(deadline: deadline, continuation: continuation)
-                    state.sleepsBegun += 1
-                    return (false, Self.takeSatisfied(&state))
+                    return .asleep(Self.takeSatisfied(&state))
                 }
-                if Task.isCancelled && !resume {
-                    continuation.resume(throwing: CancellationError())
-                    return
+                switch start {
+                case .cancelled: continuation.resume(throwing: CancellationError())
+                case .due: continuation.resume()
+                case .asleep(let watchers): for watcher in watchers { watcher.resume() }
                 }
-                if resume { continuation.resume() }
-                for watcher in watchers { watcher.resume() }
             }
         } onCancel: {
             let sleeper = state.withLock { $0.sleepers.removeValue(forKey: id) }

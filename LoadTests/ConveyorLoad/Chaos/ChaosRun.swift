@@ -44,6 +44,9 @@ final class ChaosRun: Sendable {
     let conveyor: String
     private let faults = Mutex<[FaultRecord]>([])
     private let finished = Atomic<Bool>(false)
+    /// True from a freeze's SIGSTOP to its SIGCONT: a kill or restart of the same server waits, since
+    /// `pg_ctl stop` on a stopped postmaster hangs until its own timeout and the restart then fails.
+    private let frozen = Mutex<Set<FaultRecord.Kind>>([])
 
     /// CONVEYOR_FAULT of each coordinator generation: the first three die at the narrow windows.
     /// (Recorder batches are fewer than submission batches, hence its higher chance per pass.)
@@ -88,28 +91,26 @@ final class ChaosRun: Sendable {
     /// Freezes Redis or PostgreSQL for `length`, and records the two figures that show no wait is
     /// unbounded: how long a submission took to be refused meanwhile, and how long after SIGCONT a
     /// coordinator was ready again.
+    ///
+    /// The server stays frozen until the probe is answered (so the figure is the time to a refusal, not
+    /// to the thaw), but never longer than `length` plus ``probeLimit``; a probe whose coordinator dies
+    /// meanwhile (the chaos kills them too) ends the freeze at `length`.
     private func freeze(_ kind: FaultRecord.Kind, for length: Duration, cluster: ChaosCluster) async {
+        // A coordinator that is up now: slot 0's first generations die at their fault points.
+        var url = cluster.baseURLs[cluster.baseURLs.count - 1]
+        for candidate in cluster.baseURLs.reversed() where await CoordinatorReadiness.isReady(candidate) {
+            url = candidate
+            break
+        }
         let index = record(kind, "for \(length)")
         let frozenAt = ContinuousClock.now
+        _ = frozen.withLock { $0.insert(kind) }
         if kind == .redisFrozen { cluster.freezeRedis() } else { cluster.freezePostgres() }
-        // One probe submission to a coordinator that is up: how long until it is refused (503).
-        let url = cluster.baseURLs.first { _ in true }!
-        var request = HTTPClientRequest(url: url + "/v1/tasks")
-        request.method = .POST
-        request.headers.add(name: "Authorization", value: "Bearer \(ChaosCluster.token)")
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(string: #"{"type":"noop"}"#))
-        let probe: String
-        do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
-            let answered = ContinuousClock.now - frozenAt
-            probe = String(format: "a submission got %d after %.1f s", Int(response.status.code), answered.seconds)
-        } catch {
-            probe = String(format: "a submission failed after %.1f s (%@)", (ContinuousClock.now - frozenAt).seconds, "\(error)")
-        }
+        let probe = await Self.probeSubmission(url, since: frozenAt, timeout: length + Self.probeLimit)
         let remaining = length - (ContinuousClock.now - frozenAt)
         if remaining > .zero { try? await Task.sleep(for: remaining) }
         if kind == .redisFrozen { cluster.thawRedis() } else { cluster.thawPostgres() }
+        _ = frozen.withLock { $0.remove(kind) }
         let thawedAt = ContinuousClock.now
         var ready = false
         for _ in 0..<600 where !ready {
@@ -118,10 +119,31 @@ final class ChaosRun: Sendable {
         }
         let back = ContinuousClock.now - thawedAt
         faults.withLock { faults in
-            faults[index].detail += "; \(probe)" + (ready ? String(format: "; ready %.2f s after SIGCONT", back.seconds) : "; not ready 30 s after SIGCONT")
+            faults[index].detail += "; \(probe)" + (ready ? String(format: "; ready %.2f s after SIGCONT", back.seconds) : "; not ready again after SIGCONT")
             if ready { faults[index].recoveredAtMillis = WallClock.nowMillis() }
         }
     }
+
+    /// Beyond the planned freeze, how long the probe may keep a server frozen: more than the Redis and
+    /// PostgreSQL deadlines (3 s and 5 s by default), so a refusal is seen.
+    static let probeLimit = Duration.seconds(8)
+
+    /// One submission to `url`: what it got and when, counted from `since`.
+    private static func probeSubmission(_ url: String, since: ContinuousClock.Instant, timeout: Duration) async -> String {
+        var request = HTTPClientRequest(url: url + "/v1/tasks")
+        request.method = .POST
+        request.headers.add(name: "Authorization", value: "Bearer \(ChaosCluster.token)")
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(string: #"{"type":"noop"}"#))
+        do {
+            let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(timeout.milliseconds))
+            return String(format: "a submission got %d after %.1f s", Int(response.status.code), (ContinuousClock.now - since).seconds)
+        } catch {
+            return String(format: "a submission failed after %.1f s (%@)", (ContinuousClock.now - since).seconds, "\(error)")
+        }
+    }
+
+    private func isFrozen(_ kind: FaultRecord.Kind) -> Bool { frozen.withLock { $0.contains(kind) } }
 
     /// Marks fault `index` recovered once the coordinator at `url` answers /ready.
     private func watchRecovery(of index: Int, url: String) -> Task<Void, Never> {
@@ -204,8 +226,8 @@ final class ChaosRun: Sendable {
         var redisKilled = false
         var redisWiped = false
         var postgresRestarted = false
-        var redisFrozen = false
-        var postgresFrozen = false
+        var redisFreezeStarted = false
+        var postgresFreezeStarted = false
         let freezeLength = min(.seconds(4), duration * 0.15)
         var background: [Task<Void, Never>] = []
         var downSince = [ContinuousClock.Instant?](repeating: nil, count: slots)
@@ -263,7 +285,7 @@ final class ChaosRun: Sendable {
                 nextAgentKill = now + plan.agentKillEvery
             }
 
-            if !redisKilled && now >= start + duration * 0.3 {
+            if !redisKilled && now >= start + duration * 0.3 && !isFrozen(.redisFrozen) {
                 redisKilled = true
                 let index = record(.redisKilled, "down for 1 s")
                 cluster.killRedis()
@@ -275,7 +297,7 @@ final class ChaosRun: Sendable {
                     } catch { print("[chaos] Redis did not restart: \(error)") }
                 })
             }
-            if !redisWiped && now >= start + duration * 0.4 {
+            if !redisWiped && now >= start + duration * 0.4 && !isFrozen(.redisFrozen) {
                 redisWiped = true
                 let index = record(.redisWiped, "down for 1 s, AOF deleted")
                 cluster.killRedis()
@@ -287,15 +309,15 @@ final class ChaosRun: Sendable {
                     } catch { print("[chaos] Redis did not restart: \(error)") }
                 })
             }
-            if !redisFrozen && now >= start + duration * 0.05 {
-                redisFrozen = true
+            if !redisFreezeStarted && now >= start + duration * 0.05 {
+                redisFreezeStarted = true
                 background.append(Task { await self.freeze(.redisFrozen, for: freezeLength, cluster: cluster) })
             }
-            if !postgresFrozen && now >= start + duration * 0.62 {
-                postgresFrozen = true
+            if !postgresFreezeStarted && now >= start + duration * 0.62 {
+                postgresFreezeStarted = true
                 background.append(Task { await self.freeze(.postgresFrozen, for: freezeLength, cluster: cluster) })
             }
-            if !postgresRestarted && now >= start + duration * 0.75 {
+            if !postgresRestarted && now >= start + duration * 0.75 && !isFrozen(.postgresFrozen) {
                 postgresRestarted = true
                 background.append(Task {
                     // The fault counts from the moment the server is down, not from the order to stop it.

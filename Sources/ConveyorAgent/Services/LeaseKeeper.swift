@@ -31,8 +31,8 @@ final class LeaseKeeper: Service, Sendable {
         self.logger = logger
     }
 
-    /// A sixth of the shortest lease, so a lease (renewed at a third of it) is never more than half a
-    /// tick late; within 50 ms … 5 s.
+    /// A sixth of the shortest lease, within 50 ms … 5 s: two ticks count a third of the lease, when a
+    /// held lease is renewed (see ``Executor/leasesDue(after:)``).
     static func tick(shortestLease: Duration) -> Duration {
         min(max(shortestLease / 6, .milliseconds(50)), .seconds(5))
     }
