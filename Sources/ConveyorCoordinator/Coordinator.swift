@@ -65,7 +65,8 @@ public struct Coordinator: Sendable {
         self.reconcilerRedis = RedisConnection(configuration: configuration.redis, name: "reconciler-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
         self.reconciler = Reconciler(
             store: store, meta: MetaStore(client: postgres), lock: reconcilerLock, redis: reconcilerRedis, keys: configuration.keys,
-            interval: configuration.reconcileInterval, dispatchGrace: configuration.dispatchGrace, clock: clock,
+            interval: configuration.reconcileInterval, dispatchGrace: configuration.dispatchGrace,
+            sweepInterval: configuration.reconcileSweep, clock: clock,
             logger: logger.with(label: "conveyor.coordinator.reconciler"))
         self.forwarder = Forwarder(
             redis: redis, keys: configuration.keys, queues: configuration.registry.queues, clock: clock,

@@ -31,6 +31,10 @@ public struct CoordinatorConfiguration: Sendable {
     public var retryAfterSeconds: Int = 1
     /// How often the leading coordinator's Reconciler looks for tasks Redis does not hold.
     public var reconcileInterval: Duration = .seconds(5)
+    /// How often, in the hour after a Redis change, the leading coordinator looks up every unfinished
+    /// task in Redis again: the bound on how long a task can stay unfinished after a race with the loss.
+    public var reconcileSweep: Duration = defaultReconcileSweep
+    public static let defaultReconcileSweep = Duration.seconds(60)
     /// How long a committed task may go without a sign of being in Redis before the Reconciler looks.
     public var dispatchGrace: Duration = .seconds(30)
     /// How long lifecycle events may sit pending with another coordinator's Recorder (one that is gone)
@@ -61,6 +65,9 @@ public struct CoordinatorConfiguration: Sendable {
         guard reconcileInterval >= .milliseconds(10) else { throw ConfigurationError(key: "CONVEYOR_RECONCILE_INTERVAL", "must be at least 10ms") }
         guard abandonedEventsAfter >= .milliseconds(100) else {
             throw ConfigurationError(key: "CONVEYOR_RECORDER_TAKEOVER_AFTER", "must be at least 100ms")
+        }
+        guard reconcileSweep >= reconcileInterval else {
+            throw ConfigurationError(key: "CONVEYOR_RECONCILE_SWEEP", "must be at least CONVEYOR_RECONCILE_INTERVAL")
         }
         guard dispatchGrace >= .zero else { throw ConfigurationError(key: "CONVEYOR_DISPATCH_GRACE", "must not be negative") }
         guard recorderBatchSize > 0 else { throw ConfigurationError(key: "CONVEYOR_RECORDER_BATCH", "must be positive") }

@@ -50,6 +50,7 @@ public enum Settings {
     public static let agentQueues = Setting(environmentVariable: "CONVEYOR_AGENT_QUEUES", flag: "--queues", defaultValue: "(every queue of the registry)", summary: "Comma-separated queues an agent serves.")
     public static let metricsPort = Setting(environmentVariable: "CONVEYOR_METRICS_PORT", flag: "--metrics-port", defaultValue: "(none)", summary: "Port of the agent's HTTP endpoint (/health and /metrics).")
     public static let reconcileInterval = Setting(environmentVariable: "CONVEYOR_RECONCILE_INTERVAL", flag: nil, defaultValue: "5s", summary: "How often the leading coordinator compares PostgreSQL with Redis (lost or undispatched tasks).")
+    public static let reconcileSweep = Setting(environmentVariable: "CONVEYOR_RECONCILE_SWEEP", flag: nil, defaultValue: "1m", summary: "How often, in the hour after Redis restarted or lost its data, the leading coordinator looks up every unfinished task in Redis again (bounds how long a task can stay unfinished after a race with the loss).")
     public static let dispatchGrace = Setting(environmentVariable: "CONVEYOR_DISPATCH_GRACE", flag: nil, defaultValue: "30s", summary: "Age after which a committed task with no sign of being in Redis is looked up and dispatched again.")
     public static let recorderTakeoverAfter = Setting(environmentVariable: "CONVEYOR_RECORDER_TAKEOVER_AFTER", flag: nil, defaultValue: "60s", summary: "How long lifecycle events may wait with another coordinator's Recorder (one that is gone) before this one records them.")
     public static let fault = Setting(environmentVariable: "CONVEYOR_FAULT", flag: nil, defaultValue: "(none)", summary: "Testing only: crash with SIGKILL at named points, e.g. crash-after-commit:0.05 (see docs/architecture.md).")
@@ -67,6 +68,6 @@ public enum Settings {
     public static let all: [Setting] = [
         redisURL, redisPrefix, redisTimeout, postgresURL, postgresPoolSize, postgresStatementTimeout, postgresConnectTimeout, taskTypes, httpHost, httpPort, apiTokens, apiTokensFile, authDisabled,
         maxBodyBytes, submitBatchMax, recorderBatch, instanceID, agentID, agentConcurrency, agentQueues, metricsPort, metricsHost,
-        reconcileInterval, dispatchGrace, recorderTakeoverAfter, shutdownGrace, observabilityEnabled, taskLogSample, lokiURL, logLevel, logFormat, clientURL, clientToken, fault, executionJournal,
+        reconcileInterval, reconcileSweep, dispatchGrace, recorderTakeoverAfter, shutdownGrace, observabilityEnabled, taskLogSample, lokiURL, logLevel, logFormat, clientURL, clientToken, fault, executionJournal,
     ]
 }

@@ -204,4 +204,41 @@ struct ServiceTimingTests {
         running.cancel()
         _ = try? await running.value
     }
+
+    @Test("Reconciler: after a Redis change, the sweep, once its interval is counted, puts back a running task that no Redis holds")
+    func reconcilerSweep() async throws {
+        let environment = try await TestServers.shared.environment(name: "sweep")
+        var configuration = CoordinatorConfiguration(redis: environment.redis, postgres: environment.postgres, instanceID: "timed")
+        configuration.keys = environment.keys
+        configuration.reconcileInterval = .seconds(30)
+        configuration.reconcileSweep = .seconds(60)
+        configuration.dispatchGrace = .zero
+        let clock = MockClock()
+        let coordinator = Coordinator(configuration: configuration, clock: clock, logger: Self.logger)
+        defer { coordinator.close() }
+        try await coordinator.migrate()
+        var passes = coordinator.reconciler.passes.values().makeAsyncIterator()
+        let running = Task { try await coordinator.reconciler.run() }
+        // The first pass meets this Redis for the first time: a change, so the sweeps begin.
+        #expect(await passes.next()?.failed == false)
+
+        // An attempt from before a Redis loss, recorded as running after the recheck period: dispatched,
+        // running, and in no Redis.
+        let inserted = try await coordinator.store.insert([NewTask(
+            type: "noop", queue: "default", params: "{}", correlationID: "c", idempotencyKey: nil, maxAttempts: 3, createdAtMillis: 0)])
+        _ = try await coordinator.postgres.withSession { session in
+            try session.query("UPDATE tasks SET status = 'running', dispatched = true WHERE id = $1", [inserted[0].id.description]).affected
+        }
+        let ready = environment.keys.ready("default")
+        await clock.advanceToNextSleeper()
+        #expect(await passes.next()?.failed == false)
+        #expect(try await coordinator.redis.send(RedisCommand("XLEN", [ready])).integer == 0, "no sweep after 30 of its 60 s")
+        await clock.advanceToNextSleeper()
+        #expect(await passes.next()?.failed == false)
+        let entries = try await coordinator.redis.send(RedisCommand("XRANGE", [ready, "-", "+"]))
+        #expect(entries.array?.count == 1)
+        #expect(try StreamEntry(reply: entries.array![0]).fields?["id"] == inserted[0].id.description)
+        running.cancel()
+        _ = try? await running.value
+    }
 }

@@ -88,7 +88,7 @@ final class ChaosCluster: Sendable {
             "CONVEYOR_REDIS_URL": redisURL, "CONVEYOR_POSTGRES_URL": postgres.url, "CONVEYOR_TASK_TYPES": registryPath,
             "CONVEYOR_API_TOKENS": Self.token, "CONVEYOR_HTTP_PORT": String(ports[slot]), "CONVEYOR_INSTANCE_ID": "chaos-coordinator-\(slot)-g\(generation)",
             "CONVEYOR_RECORDER_TAKEOVER_AFTER": "5s",
-            "CONVEYOR_RECONCILE_INTERVAL": "1s", "CONVEYOR_DISPATCH_GRACE": "3s", "CONVEYOR_SHUTDOWN_GRACE": "5s",
+            "CONVEYOR_RECONCILE_INTERVAL": "1s", "CONVEYOR_RECONCILE_SWEEP": "10s", "CONVEYOR_DISPATCH_GRACE": "3s", "CONVEYOR_SHUTDOWN_GRACE": "5s",
             "CONVEYOR_LOG_FORMAT": "json", "CONVEYOR_LOG_LEVEL": "notice",
         ]
         environment["CONVEYOR_FAULT"] = fault ?? ""

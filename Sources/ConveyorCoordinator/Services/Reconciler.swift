@@ -25,6 +25,12 @@ import Synchronization
 ///   and the missing ones are dispatched again; then the new identity is recorded. Undispatched ones are
 ///   left to the first case. The lookup is repeated on every pass for `dispatchGrace` afterwards (see
 ///   ``recheckUntil``).
+/// - **The sweep.** For ``sweepPeriod`` after a Redis change, the same lookup runs again every
+///   `sweepInterval`. It closes the one race the cases above leave: an attempt from before the Redis
+///   loss whose `running` event is recorded only after the recheck period (the Recorder was held up, by
+///   a PostgreSQL outage say) turns an undispatched row into a dispatched `running` one that no Redis
+///   holds. The chaos run found such tasks, left `running` for good. Not always on: the lookup reads
+///   every row of `tasks`.
 ///
 /// Every candidate row is read before the census and re-read after it, so a task that finished or moved
 /// meanwhile is left alone. The leader lock is checked again before each dispatch. What remains is
@@ -48,6 +54,13 @@ public final class Reconciler: Service, Sendable {
     private let keys: RedisKeys
     private let interval: Duration
     private let dispatchGrace: Duration
+    private let sweepInterval: Duration
+    /// Clock time counted towards the next sweep (from the passes' own clock, so tests drive it).
+    private let sinceSweep = Mutex<Duration>(.zero)
+    /// Sweeps run until then (set at each Redis change this leader sees; in memory, like ``recheckUntil``).
+    private let sweepUntil = Mutex<ContinuousClock.Instant?>(nil)
+    /// How long after a Redis change the sweeps go on: longer than any Recorder backlog should last.
+    static let sweepPeriod = Duration.seconds(3600)
     private let clock: any Clock<Duration>
     private let logger: Logger
     /// Fired after every pass (tests wait on it).
@@ -70,8 +83,10 @@ public final class Reconciler: Service, Sendable {
     ///   - redis: a connection of its own (see ``redis``).
     public init(
         store: TaskStore, meta: MetaStore, lock: PostgresConnection, redis: RedisConnection, keys: RedisKeys,
-        interval: Duration, dispatchGrace: Duration, clock: any Clock<Duration> = ContinuousClock(), logger: Logger
+        interval: Duration, dispatchGrace: Duration, sweepInterval: Duration = CoordinatorConfiguration.defaultReconcileSweep,
+        clock: any Clock<Duration> = ContinuousClock(), logger: Logger
     ) {
+        self.sweepInterval = sweepInterval
         self.clock = clock
         self.store = store
         self.meta = meta
@@ -86,8 +101,14 @@ public final class Reconciler: Service, Sendable {
     public func run() async throws {
         await PeriodicService(
             name: "reconciling", interval: interval, failureBackoff: Self.backoff, clock: clock, logger: logger, passes: passes
-        ) { _ in
-            let report = try await self.reconcileOnce()
+        ) { sincePreviousPass in
+            let sweeping = self.sweepUntil.withLock { $0.map { ContinuousClock.now < $0 } ?? false }
+            let sweep = sweeping && self.sinceSweep.withLock { since in
+                since += sincePreviousPass
+                return since >= self.sweepInterval
+            }
+            let report = try await self.reconcileOnce(sweepUnfinished: sweep)
+            if sweep && report.leader { self.sinceSweep.withLock { $0 = .zero } }
             if report.redispatched > 0 || report.redisChanged {
                 self.logger.notice("reconciled", metadata: [
                     "redis_changed": "\(report.redisChanged)", "checked": "\(report.checked)", "redispatched": "\(report.redispatched)",
@@ -98,7 +119,10 @@ public final class Reconciler: Service, Sendable {
     }
 
     /// One pass; does nothing unless this coordinator holds (or can take) the leader lock.
-    public func reconcileOnce() async throws -> Report {
+    ///
+    /// - Parameter sweepUnfinished: look up every unfinished dispatched task in Redis, as after a Redis
+    ///   change (see the sweep in the type's documentation).
+    public func reconcileOnce(sweepUnfinished: Bool = false) async throws -> Report {
         var report = Report()
         guard try await holdLeadership() else { return report }
         report.leader = true
@@ -114,6 +138,10 @@ public final class Reconciler: Service, Sendable {
             try await recoverUnfinished(into: &report)
             try await meta.set(Self.identityKey, to: identity)
             recheckUntil.withLock { $0 = .now + dispatchGrace }
+            sweepUntil.withLock { $0 = .now + Self.sweepPeriod }
+            sinceSweep.withLock { $0 = .zero }
+        } else if sweepUnfinished {
+            try await recoverUnfinished(into: &report)
         } else if let until = recheckUntil.withLock({ $0 }), ContinuousClock.now < until {
             try await recoverUnfinished(into: &report)
         }

@@ -46,6 +46,7 @@ extension SettingsReader {
         configuration.recorderBatchSize = try int(Settings.recorderBatch, default: 5000, range: 1...100_000)!
         configuration.reconcileInterval = try duration(Settings.reconcileInterval, default: .seconds(5))
         configuration.dispatchGrace = try duration(Settings.dispatchGrace, default: .seconds(30))
+        configuration.reconcileSweep = try duration(Settings.reconcileSweep, default: CoordinatorConfiguration.defaultReconcileSweep)
         configuration.abandonedEventsAfter = try duration(Settings.recorderTakeoverAfter, default: .seconds(60))
         configuration.registry = try registry()
         configuration.keys = keys()
