@@ -21,6 +21,16 @@ struct ReconcilerTests {
         return try await stack.coordinator.store.insert(tasks).map(\.id.rawValue)
     }
 
+    /// A stack whose coordinator's periodic services run their first pass and then sleep on a test clock
+    /// that never moves: the test's own passes then never overlap the Reconciler service's.
+    private func quietStack(_ configure: @escaping (inout CoordinatorConfiguration) -> Void) async throws -> Stack {
+        let clock = MockClock()
+        let stack = try await Stack.start(registry: registry, agents: 0, coordinatorClock: clock, configure: configure)
+        // PartitionMaintainer, Forwarder and Reconciler, each after its first pass.
+        await clock.waitForSleepers(3)
+        return stack
+    }
+
     private func readyLength(_ stack: Stack) async throws -> Int64 {
         try await stack.coordinator.redis.send(RedisCommand("XLEN", [stack.environment.keys.ready(TaskTypeDefinition.defaultQueue)])).integer ?? -1
     }
@@ -43,7 +53,7 @@ struct ReconcilerTests {
 
     @Test("tasks waiting in the ready stream are marked dispatched, never added twice; only missing ones are added")
     func backlogIsNotDuplicated() async throws {
-        let stack = try await Stack.start(registry: registry, agents: 0) { configuration in
+        let stack = try await quietStack { configuration in
             configuration.dispatchGrace = .zero
             configuration.reconcileInterval = .seconds(3600)
         }
@@ -59,7 +69,7 @@ struct ReconcilerTests {
 
     @Test("when Redis loses its data, every unfinished task is dispatched again and then runs")
     func redisDataLossIsRepaired() async throws {
-        let stack = try await Stack.start(registry: registry, agents: 0) { configuration in
+        let stack = try await quietStack { configuration in
             configuration.dispatchGrace = .zero
             configuration.reconcileInterval = .seconds(3600)
         }
@@ -93,7 +103,7 @@ struct ReconcilerTests {
 
     @Test("after Redis lost its data, an attempt still reporting `running` does not hide its task, and the lookup repeats for the grace period")
     func orphanedAttemptDoesNotHideTask() async throws {
-        let stack = try await Stack.start(registry: registry, agents: 0) { configuration in
+        let stack = try await quietStack { configuration in
             configuration.dispatchGrace = .seconds(2)
             configuration.reconcileInterval = .seconds(3600)
         }

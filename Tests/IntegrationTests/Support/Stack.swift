@@ -25,7 +25,7 @@ final class Stack: Sendable {
     static func start(
         registry: TaskTypeRegistry = .builtIn, agents agentCount: Int = 1, concurrency: Int = 64,
         handlers: HandlerSet = .builtIns, migrate: Bool = true, environment given: TestEnvironment? = nil,
-        configure: (inout CoordinatorConfiguration) -> Void = { _ in }
+        coordinatorClock: any Clock<Duration> = ContinuousClock(), configure: (inout CoordinatorConfiguration) -> Void = { _ in }
     ) async throws -> Stack {
         let environment = if let given { given } else { try await TestServers.shared.environment(name: "stack") }
         let logger = TestServers.logger("conveyor.test.stack")
@@ -35,7 +35,7 @@ final class Stack: Sendable {
         configuration.registry = registry
         configuration.keys = environment.keys
         configure(&configuration)
-        let coordinator = Coordinator(configuration: configuration, logger: logger)
+        let coordinator = Coordinator(configuration: configuration, clock: coordinatorClock, logger: logger)
         if migrate { try await coordinator.migrate() }
         var agents: [Agent] = []
         for index in 0..<agentCount {
