@@ -29,6 +29,11 @@ public struct Coordinator: Sendable {
     let reconcilerLock: PostgresConnection
     /// The Reconciler's own Redis connection (a census reads whole streams).
     let reconcilerRedis: RedisConnection
+    public let partitionMaintainer: PartitionMaintainer
+    public let retention: Retention
+    public let janitor: RedisJanitor
+    /// The janitor's own Redis connection (its census of a queue reads whole streams).
+    let janitorRedis: RedisConnection
     let clock: any Clock<Duration>
     let logger: Logger
 
@@ -68,17 +73,27 @@ public struct Coordinator: Sendable {
             interval: configuration.reconcileInterval, dispatchGrace: configuration.dispatchGrace,
             sweepInterval: configuration.reconcileSweep, clock: clock,
             logger: logger.with(label: "conveyor.coordinator.reconciler"))
+        self.partitionMaintainer = PartitionMaintainer(
+            client: postgres, span: configuration.generationSpan, clock: clock, logger: logger.with(label: "conveyor.coordinator.partitions"))
+        self.retention = Retention(
+            client: postgres, retention: configuration.retention, span: configuration.generationSpan, clock: clock,
+            logger: logger.with(label: "conveyor.coordinator.retention"))
+        self.janitorRedis = RedisConnection(configuration: configuration.redis, name: "janitor-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
+        self.janitor = RedisJanitor(
+            redis: janitorRedis, keys: configuration.keys, queues: configuration.registry.queues,
+            deadLetterLimit: configuration.deadLetterLimit, idleConsumerAfter: configuration.idleConsumerAfter,
+            interval: configuration.janitorInterval, clock: clock, logger: logger.with(label: "conveyor.coordinator.janitor"))
         self.forwarder = Forwarder(
             redis: redis, keys: configuration.keys, queues: configuration.registry.queues, clock: clock,
             logger: logger.with(label: "conveyor.coordinator.forwarder"))
     }
 
     /// Applies pending migrations (safe with several coordinators starting at once) and creates the
-    /// coming days' event partitions before the Recorder writes any event.
+    /// opens the next generation of partitions if one is due.
     public func migrate() async throws {
         let applied = try await Migrator.migrate(postgres)
         if !applied.isEmpty { logger.info("applied migrations", metadata: ["versions": "\(applied)"]) }
-        try await PartitionMaintainer.ensurePartitions(postgres)
+        _ = try await partitionMaintainer.openNextIfDue()
     }
 
     /// The Hummingbird application with every coordinator service attached.
@@ -111,7 +126,7 @@ public struct Coordinator: Sendable {
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conveyor"),
-            services: [PartitionMaintainer(client: postgres, clock: clock, logger: logger.with(label: "conveyor.coordinator.partitions")), recorder, forwarder, reconciler, submitter],
+            services: [partitionMaintainer, retention, janitor, recorder, forwarder, reconciler, submitter],
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger
         )
@@ -123,6 +138,7 @@ public struct Coordinator: Sendable {
         recorderRedis.close()
         reconcilerLock.close()
         reconcilerRedis.close()
+        janitorRedis.close()
         postgres.close()
     }
 }

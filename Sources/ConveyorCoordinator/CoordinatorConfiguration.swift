@@ -40,6 +40,18 @@ public struct CoordinatorConfiguration: Sendable {
     /// How long lifecycle events may sit pending with another coordinator's Recorder (one that is gone)
     /// before this one records them.
     public var abandonedEventsAfter: Duration = .seconds(60)
+    /// How long finished tasks, their events and idempotency keys are kept.
+    public var retention: Duration = defaultRetention
+    public static let defaultRetention = Duration.seconds(7 * 86400)
+    /// How long a generation of partitions stays open: a seventh of the retention, at most a day, so
+    /// about eight generations exist and a finished task outlives the window by at most one span.
+    public var generationSpan: Duration { min(.seconds(86400), max(retention / 7, .seconds(1))) }
+    /// Most dead letters kept in Redis per queue.
+    public var deadLetterLimit: Int = 10_000
+    /// Consumers idle this long and holding nothing are removed from the consumer groups.
+    public var idleConsumerAfter: Duration = .seconds(900)
+    /// How often the ``RedisJanitor`` tidies each queue.
+    public var janitorInterval: Duration = .seconds(60)
     /// Most tasks in one `POST /v1/tasks/batch`.
     public static let maxBatchTasks = 1000
     /// Highest `max_attempts` a task may ask for.
@@ -70,6 +82,9 @@ public struct CoordinatorConfiguration: Sendable {
             throw ConfigurationError(key: "CONVEYOR_RECONCILE_SWEEP", "must be at least CONVEYOR_RECONCILE_INTERVAL")
         }
         guard dispatchGrace >= .zero else { throw ConfigurationError(key: "CONVEYOR_DISPATCH_GRACE", "must not be negative") }
+        guard retention >= .seconds(10) else { throw ConfigurationError(key: "CONVEYOR_RETENTION", "must be at least 10s") }
+        guard deadLetterLimit > 0 else { throw ConfigurationError(key: "CONVEYOR_DEAD_LETTER_LIMIT", "must be positive") }
+        guard idleConsumerAfter >= .seconds(1) else { throw ConfigurationError(key: "CONVEYOR_IDLE_CONSUMER_AFTER", "must be at least 1s") }
         guard recorderBatchSize > 0 else { throw ConfigurationError(key: "CONVEYOR_RECORDER_BATCH", "must be positive") }
     }
 }

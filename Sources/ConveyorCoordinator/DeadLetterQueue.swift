@@ -101,15 +101,16 @@ public struct DeadLetterQueue: Sendable {
         throw RedriveError.notDead(status)
     }
 
-    /// Redrives every dead letter (of one type, when given); returns how many.
+    /// Redrives every dead task (of one type, when given); returns how many. Pages through PostgreSQL,
+    /// not the dead streams: those keep only the newest ``CoordinatorConfiguration/deadLetterLimit``.
     public func redriveAll(type: String?) async throws -> Int {
         var total = 0
-        var cursor: String?
+        var after: TaskID?
         repeat {
-            let page = try await list(type: type, limit: 500, after: cursor)
-            total += try await redrive(page.letters.compactMap(\.id)).count
-            cursor = page.next
-        } while cursor != nil
+            let page = try await store.deadTasks(after: after, type: type, limit: 500)
+            total += try await redrive(page.ids).count
+            after = page.lastID
+        } while after != nil
         return total
     }
 }

@@ -23,19 +23,42 @@ struct RedisCensus: Sendable {
 
     func taskIDs(in queue: String) async throws -> Set<TaskID> {
         var ids = Set<TaskID>()
-        let deadIndex = try await checked(RedisCommand("HKEYS", [keys.deadIndex(queue)]))
-        for key in deadIndex.array ?? [] {
-            if let id = key.string.flatMap({ TaskID($0) }) { ids.insert(id) }
+        // SCAN-family cursors: a member present for the whole scan is returned at least once, which is
+        // all a census needs (a task moving meanwhile is caught by the order of the keys, see above).
+        try await scanCollection("HSCAN", keys.deadIndex(queue), into: &ids) { reply in
+            stride(from: 0, to: reply.count, by: 2).compactMap { reply[$0].string.flatMap { TaskID($0) } }
         }
-        let delayed = try await checked(RedisCommand("ZRANGE", [keys.delayed(queue), "0", "-1"]))
-        for member in delayed.array ?? [] {
-            if let id = member.string.flatMap(Self.taskID(inDelayedMember:)) { ids.insert(id) }
+        try await scanCollection("ZSCAN", keys.delayed(queue), into: &ids) { reply in
+            stride(from: 0, to: reply.count, by: 2).compactMap { reply[$0].string.flatMap(Self.taskID(inDelayedMember:)) }
         }
         try await scan(stream: keys.ready(queue), field: "id", into: &ids)
         // A `running` event proves nothing: an attempt started before Redis lost its data still reports
         // it. Only an outcome (written together with the XACK of the ready entry) means the task moved on.
         try await scan(stream: keys.events(queue), field: "task", skippingStatus: TaskStatus.running.rawValue, into: &ids)
         return ids
+    }
+
+    /// The ids of a queue's cancelled set, a page of SSCAN at a time.
+    func cancelledIDs(in queue: String) async throws -> Set<TaskID> {
+        var ids = Set<TaskID>()
+        try await scanCollection("SSCAN", keys.cancelled(queue), into: &ids) { reply in reply.compactMap { $0.string.flatMap { TaskID($0) } } }
+        return ids
+    }
+
+    /// Pages through a hash, sorted set or set with its SCAN command, collecting what `ids` finds in
+    /// each page's elements.
+    private func scanCollection(
+        _ command: String, _ key: String, into ids: inout Set<TaskID>, _ extract: ([RedisReply]) -> [TaskID]
+    ) async throws {
+        var cursor = "0"
+        repeat {
+            let reply = try await checked(RedisCommand(command, [key, cursor, "COUNT", String(pageSize)]))
+            guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
+                throw RedisError(.unexpectedReply, "malformed \(command) reply", command: command)
+            }
+            ids.formUnion(extract(parts[1].array ?? []))
+            cursor = next
+        } while cursor != "0"
     }
 
     /// Pages through a whole stream with XRANGE, collecting the task id each entry carries in `field`

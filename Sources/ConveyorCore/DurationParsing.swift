@@ -1,9 +1,9 @@
 extension Duration {
-    /// Parses durations as written in configuration: `250ms`, `30s`, `5m`, `1h`, or a bare number of
+    /// Parses durations as written in configuration: `250ms`, `30s`, `5m`, `1h`, `7d`, or a bare number of
     /// seconds (`30`, `0.5`). Nil when the text is none of these or negative.
     public init?(configurationText text: String) {
         let trimmed = text.trimmingCharacters(in: " ")
-        let units: [(suffix: String, seconds: Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600)]
+        let units: [(suffix: String, seconds: Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
         for unit in units where trimmed.hasSuffix(unit.suffix) {
             let number = trimmed.dropLast(unit.suffix.count)
             // "5ms" also ends in "s": only accept the suffix when what precedes it is a number.

@@ -53,6 +53,9 @@ public enum Settings {
     public static let reconcileSweep = Setting(environmentVariable: "CONVEYOR_RECONCILE_SWEEP", flag: nil, defaultValue: "1m", summary: "How often, in the hour after Redis restarted or lost its data, the leading coordinator looks up every unfinished task in Redis again (bounds how long a task can stay unfinished after a race with the loss).")
     public static let dispatchGrace = Setting(environmentVariable: "CONVEYOR_DISPATCH_GRACE", flag: nil, defaultValue: "30s", summary: "Age after which a committed task with no sign of being in Redis is looked up and dispatched again.")
     public static let recorderTakeoverAfter = Setting(environmentVariable: "CONVEYOR_RECORDER_TAKEOVER_AFTER", flag: nil, defaultValue: "60s", summary: "How long lifecycle events may wait with another coordinator's Recorder (one that is gone) before this one records them.")
+    public static let retention = Setting(environmentVariable: "CONVEYOR_RETENTION", flag: nil, defaultValue: "7d", summary: "How long finished tasks, their events and idempotency keys are kept (removed a generation of partitions at a time, within a seventh of this, at most a day, later).")
+    public static let deadLetterLimit = Setting(environmentVariable: "CONVEYOR_DEAD_LETTER_LIMIT", flag: nil, defaultValue: "10000", summary: "Most dead letters kept in Redis per queue (the oldest are trimmed; their rows stay in PostgreSQL and can still be redriven).")
+    public static let idleConsumerAfter = Setting(environmentVariable: "CONVEYOR_IDLE_CONSUMER_AFTER", flag: nil, defaultValue: "15m", summary: "Consumers (stopped agents and coordinators) idle this long and holding nothing are removed from the consumer groups.")
     public static let fault = Setting(environmentVariable: "CONVEYOR_FAULT", flag: nil, defaultValue: "(none)", summary: "Testing only: crash with SIGKILL at named points, e.g. crash-after-commit:0.05 (see docs/architecture.md).")
     public static let executionJournal = Setting(environmentVariable: "CONVEYOR_EXECUTION_JOURNAL", flag: nil, defaultValue: "(none)", summary: "Testing only: an agent appends `task attempt agent ms` per attempt started to this file.")
     public static let metricsHost = Setting(environmentVariable: "CONVEYOR_METRICS_HOST", flag: nil, defaultValue: "127.0.0.1", summary: "Address the agent's HTTP endpoint listens on (0.0.0.0 in a container).")
@@ -68,6 +71,6 @@ public enum Settings {
     public static let all: [Setting] = [
         redisURL, redisPrefix, redisTimeout, postgresURL, postgresPoolSize, postgresStatementTimeout, postgresConnectTimeout, taskTypes, httpHost, httpPort, apiTokens, apiTokensFile, authDisabled,
         maxBodyBytes, submitBatchMax, recorderBatch, instanceID, agentID, agentConcurrency, agentQueues, metricsPort, metricsHost,
-        reconcileInterval, reconcileSweep, dispatchGrace, recorderTakeoverAfter, shutdownGrace, observabilityEnabled, taskLogSample, lokiURL, logLevel, logFormat, clientURL, clientToken, fault, executionJournal,
+        reconcileInterval, reconcileSweep, dispatchGrace, recorderTakeoverAfter, retention, deadLetterLimit, idleConsumerAfter, shutdownGrace, observabilityEnabled, taskLogSample, lokiURL, logLevel, logFormat, clientURL, clientToken, fault, executionJournal,
     ]
 }

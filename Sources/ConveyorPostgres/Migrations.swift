@@ -106,7 +106,137 @@ public enum Migrations {
             -- its own tasks and no others. NULL when authentication is disabled.
             ALTER TABLE tasks ADD COLUMN submitted_by text;
             """),
+        Migration(version: 4, name: "generations", sql: generationsSQL),
     ]
+
+    /// Ids of one generation: a generation lasts a day or so, and at the throughput ceiling a day takes
+    /// under a fifth of them, so a generation never runs out before the next one opens.
+    public static let generationWidth: Int64 = 10_000_000_000
+
+    /// Migration 4: tasks and their events are partitioned by task id into generations, so retention
+    /// drops whole partitions. See `docs/architecture.md` ("Retention").
+    static let generationsSQL = """
+        -- Tasks and their events live in pairs of partitions by task id, one pair per generation:
+        -- generation n holds ids [n * width, (n + 1) * width). A coordinator opens the next generation
+        -- (and moves the id sequence to its start) about once a day; retention drops a generation's pair
+        -- once every task in it finished before the retention window, rescuing the few that did not into
+        -- the default partitions. The existing rows become the first generation.
+        CREATE TABLE conveyor_generations (
+            number    bigint PRIMARY KEY,
+            first_id  bigint NOT NULL,
+            opened_at timestamptz NOT NULL DEFAULT now(),
+            -- When the next generation opened: no task is created in this one after closed_at plus the
+            -- age at which a coordinator gives up an id block (TaskIDAllocator.maximumBlockAge).
+            closed_at timestamptz
+        );
+
+        ALTER TABLE tasks RENAME TO tasks_legacy;
+        ALTER INDEX tasks_pkey RENAME TO tasks_legacy_pkey;
+        ALTER INDEX tasks_undispatched RENAME TO tasks_legacy_undispatched;
+        -- Uniqueness of idempotency keys moves to a per-key lock (TaskStore.insert): a unique index of a
+        -- table partitioned by id cannot cover a column other than the id.
+        DROP INDEX tasks_idempotency_key;
+        CREATE TABLE tasks (LIKE tasks_legacy INCLUDING DEFAULTS) PARTITION BY RANGE (id);
+
+        ALTER TABLE task_events RENAME TO task_events_legacy;
+        ALTER INDEX task_events_pkey RENAME TO task_events_legacy_pkey;
+        ALTER INDEX task_events_task_id RENAME TO task_events_legacy_task_id;
+        ALTER TABLE task_events_default RENAME TO task_events_legacy_default;
+        CREATE TABLE task_events (LIKE task_events_legacy INCLUDING DEFAULTS) PARTITION BY RANGE (task_id);
+        DROP FUNCTION conveyor_ensure_event_partitions(integer);
+
+        DO $$
+        DECLARE
+            width constant bigint := \(generationWidth);
+            first_generation bigint := (SELECT last_value FROM conveyor_task_ids) / width;
+        BEGIN
+            EXECUTE format('ALTER TABLE tasks_legacy RENAME TO %I', 'tasks_g' || first_generation);
+            EXECUTE format('ALTER TABLE tasks ATTACH PARTITION %I FOR VALUES FROM (MINVALUE) TO (%s)',
+                           'tasks_g' || first_generation, (first_generation + 1) * width);
+            EXECUTE format('CREATE TABLE %I PARTITION OF task_events FOR VALUES FROM (MINVALUE) TO (%s)',
+                           'task_events_g' || first_generation, (first_generation + 1) * width);
+            INSERT INTO conveyor_generations (number, first_id) VALUES (first_generation, 0);
+        END
+        $$;
+        ALTER TABLE tasks ADD PRIMARY KEY (id);
+        CREATE INDEX tasks_undispatched ON tasks (created_at) WHERE NOT dispatched;
+        CREATE INDEX tasks_idempotency_key ON tasks (idempotency_key) WHERE idempotency_key IS NOT NULL;
+        CREATE TABLE tasks_default PARTITION OF tasks DEFAULT;
+        -- Event ids are deterministic, so a replayed event collides with its first recording.
+        ALTER TABLE task_events ADD PRIMARY KEY (event_id, task_id);
+        CREATE INDEX task_events_task_id ON task_events (task_id);
+        CREATE TABLE task_events_default PARTITION OF task_events DEFAULT;
+
+        -- Events recorded before this migration stay in the old day-partitioned table until retention
+        -- drops its days; a fresh database has none, and loses it now.
+        DO $$
+        BEGIN
+            IF NOT EXISTS (SELECT 1 FROM task_events_legacy) THEN
+                DROP TABLE task_events_legacy;
+            END IF;
+        END
+        $$;
+
+        -- Opens generation `number` unless it is open already: creates its partitions, closes the one
+        -- before, and moves the id sequence to its first id (never backwards). Coordinators may race to
+        -- open the same one; a transaction-level lock makes it happen once.
+        CREATE FUNCTION conveyor_open_generation(number bigint) RETURNS boolean
+            LANGUAGE plpgsql AS $$
+            DECLARE
+                width constant bigint := \(generationWidth);
+            BEGIN
+                PERFORM pg_advisory_xact_lock(\(generationLockKey));
+                IF EXISTS (SELECT 1 FROM conveyor_generations g WHERE g.number >= conveyor_open_generation.number) THEN
+                    RETURN false;
+                END IF;
+                EXECUTE format('CREATE TABLE %I PARTITION OF tasks FOR VALUES FROM (%s) TO (%s) WITH (fillfactor = 80)',
+                               'tasks_g' || number, number * width, (number + 1) * width);
+                EXECUTE format('CREATE TABLE %I PARTITION OF task_events FOR VALUES FROM (%s) TO (%s)',
+                               'task_events_g' || number, number * width, (number + 1) * width);
+                UPDATE conveyor_generations SET closed_at = now() WHERE closed_at IS NULL;
+                INSERT INTO conveyor_generations (number, first_id) VALUES (number, number * width);
+                IF (SELECT last_value FROM conveyor_task_ids) < number * width THEN
+                    PERFORM setval('conveyor_task_ids', number * width, false);
+                END IF;
+                RETURN true;
+            END
+            $$;
+
+        -- Drops generation `number` with its events, keeping (in the default partitions) the tasks that
+        -- did not finish before `cutoff` and their events. Returns how many tasks were kept, or -1 when
+        -- the generation is the open one or gone. The scan holds off writes to this generation only; the
+        -- detach takes the parents' lock for a moment (the caller sets lock_timeout).
+        CREATE FUNCTION conveyor_drop_generation(number bigint, cutoff timestamptz) RETURNS bigint
+            LANGUAGE plpgsql AS $$
+            DECLARE
+                tasks_part text := 'tasks_g' || number;
+                events_part text := 'task_events_g' || number;
+                kept bigint;
+            BEGIN
+                PERFORM pg_advisory_xact_lock(\(generationLockKey));
+                IF NOT EXISTS (SELECT 1 FROM conveyor_generations g WHERE g.number = conveyor_drop_generation.number AND g.closed_at IS NOT NULL) THEN
+                    RETURN -1;
+                END IF;
+                EXECUTE format('LOCK TABLE %I IN SHARE MODE', tasks_part);
+                EXECUTE format('LOCK TABLE %I IN SHARE MODE', events_part);
+                EXECUTE format($q$CREATE TEMP TABLE conveyor_kept_tasks ON COMMIT DROP AS SELECT * FROM %I
+                    WHERE status NOT IN ('succeeded', 'failed', 'dead', 'cancelled') OR finished_at IS NULL OR finished_at >= $1$q$,
+                    tasks_part) USING cutoff;
+                GET DIAGNOSTICS kept = ROW_COUNT;
+                EXECUTE format('CREATE TEMP TABLE conveyor_kept_events ON COMMIT DROP AS SELECT * FROM %I WHERE task_id IN (SELECT id FROM conveyor_kept_tasks)', events_part);
+                EXECUTE format('ALTER TABLE tasks DETACH PARTITION %I', tasks_part);
+                EXECUTE format('ALTER TABLE task_events DETACH PARTITION %I', events_part);
+                EXECUTE format('DROP TABLE %I, %I', tasks_part, events_part);
+                INSERT INTO tasks SELECT * FROM conveyor_kept_tasks;
+                INSERT INTO task_events SELECT * FROM conveyor_kept_events;
+                DELETE FROM conveyor_generations g WHERE g.number = conveyor_drop_generation.number;
+                RETURN kept;
+            END
+            $$;
+        """
+
+    /// The transaction lock that serialises opening and dropping generations ("convgen" in ASCII).
+    static let generationLockKey: Int64 = 0x636F_6E76_6765_6E00
 }
 
 /// Applies ``Migrations/all`` in order, each in its own transaction.

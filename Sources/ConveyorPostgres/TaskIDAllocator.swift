@@ -4,13 +4,19 @@ import Synchronization
 /// Hands out task ids from blocks reserved with one `nextval` each (the sequence steps by
 /// ``Migrations/idBlockSize``), so a batch of a thousand tasks costs at most one round trip for ids.
 /// Ids are unique across coordinators, increasing within one, and may have gaps (a crash loses the rest
-/// of a block).
+/// of a block). A block older than ``maximumBlockAge`` is given up, rest and all: retention may drop a
+/// generation once it has been closed for that long (see `conveyor_open_generation`), so no id of a
+/// closed generation may be handed out later.
 public final class TaskIDAllocator: Sendable {
     private struct Block {
         var next: Int64
         var end: Int64
+        var reserved: ContinuousClock.Instant
         var remaining: Int64 { end - next }
     }
+
+    /// How long a reserved block is used: at a trickle of tasks a block would otherwise last for days.
+    public static let maximumBlockAge = Duration.seconds(60)
 
     private let blocks = Mutex<[Block]>([])
 
@@ -26,6 +32,8 @@ public final class TaskIDAllocator: Sendable {
         guard count > 0 else { return [] }
         while true {
             let outcome = blocks.withLock { blocks -> Result<[TaskID], Shortfall> in
+                let now = ContinuousClock.now
+                blocks.removeAll { now - $0.reserved > Self.maximumBlockAge }
                 let available = blocks.reduce(0) { $0 + $1.remaining }
                 guard available >= Int64(count) else { return .failure(Shortfall(missing: Int64(count) - available)) }
                 var ids: [TaskID] = []
@@ -43,8 +51,9 @@ public final class TaskIDAllocator: Sendable {
                 return ids
             case .failure(let shortfall):
                 let starts = try reserve(blocksFor: shortfall.missing, on: session)
+                let reserved = ContinuousClock.now
                 blocks.withLock { blocks in
-                    for start in starts { blocks.append(Block(next: start, end: start + Migrations.idBlockSize)) }
+                    for start in starts { blocks.append(Block(next: start, end: start + Migrations.idBlockSize, reserved: reserved)) }
                 }
             }
         }

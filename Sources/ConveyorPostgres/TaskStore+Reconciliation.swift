@@ -37,6 +37,15 @@ public struct UnfinishedTask: Sendable, Hashable {
     }
 }
 
+/// What the Reconciler remembers of an unfinished task between reading it and the Redis census: enough
+/// to tell afterwards whether it moved, in a few dozen bytes (no params, no result).
+public struct UnfinishedTaskState: Sendable, Hashable {
+    public var id: TaskID
+    public var queue: String
+    public var status: TaskStatus
+    public var attempts: Int32
+}
+
 extension TaskStore {
     static let unfinishedColumns = """
         id, type, queue, status, params::text, correlation_id, attempts, max_attempts,
@@ -55,18 +64,44 @@ extension TaskStore {
         }
     }
 
-    /// A page of the tasks that are not finished, by id after `afterID`, and the last id the page
-    /// covered (nil when there are no more). Walks the primary key: its cost grows with the table, so
-    /// it is for the rare pass after Redis restarted, never for a periodic one.
-    public func unfinished(after afterID: TaskID?, limit: Int) async throws -> (tasks: [UnfinishedTask], lastID: TaskID?) {
+    /// A page of the dispatched tasks that are not finished, by id after `afterID`, as the small
+    /// ``UnfinishedTaskState`` (no params: a pass after a Redis loss holds every unfinished task's state
+    /// at once), and the last id the page covered (nil when there are no more). Walks the primary key:
+    /// its cost grows with the table, so it is for the rare pass after Redis restarted, never for a
+    /// periodic one.
+    public func unfinishedDispatched(after afterID: TaskID?, limit: Int) async throws -> (tasks: [UnfinishedTaskState], lastID: TaskID?) {
         let rows = try await client.withSession { session in
             try session.query("""
-                SELECT \(Self.unfinishedColumns) FROM tasks
+                SELECT id, queue, status, attempts, dispatched FROM tasks
                 WHERE id > $1 AND status IN ('queued', 'running', 'retrying')
                 ORDER BY id LIMIT $2
                 """, [String(afterID?.rawValue ?? 0), String(limit)], name: "unfinished tasks").rows
         }
-        return (rows.compactMap(Self.unfinished), rows.last?[0].flatMap { TaskID($0) })
+        let states = rows.compactMap { row -> UnfinishedTaskState? in
+            // Undispatched ones are the other recovery's: their XADD may still be on its way.
+            guard row[4] == "t", let id = row[0].flatMap({ TaskID($0) }), let queue = row[1],
+                let status = row[2].flatMap(TaskStatus.init(rawValue:)), let attempts = row[3].flatMap({ Int32($0) })
+            else { return nil }
+            return UnfinishedTaskState(id: id, queue: queue, status: status, attempts: attempts)
+        }
+        return (states, rows.count == limit ? rows.last?[0].flatMap { TaskID($0) } : nil)
+    }
+
+    /// The full rows of `states` whose task has not moved since its state was read (same status and
+    /// attempts): the ones a re-dispatch may still concern.
+    public func unchangedRows(_ states: [UnfinishedTaskState]) async throws -> [UnfinishedTask] {
+        guard !states.isEmpty else { return [] }
+        let literal = PostgresArrayLiteral.integers(states.map(\.id.rawValue))
+        let rows = try await client.withSession { session in
+            try session.query(
+                "SELECT \(Self.unfinishedColumns) FROM tasks WHERE id = ANY($1::bigint[])", [literal], name: "reread tasks").rows
+        }
+        var read: [TaskID: (status: TaskStatus, attempts: Int32)] = [:]
+        for state in states { read[state.id] = (state.status, state.attempts) }
+        return rows.compactMap(Self.unfinished).filter { task in
+            guard let before = read[task.id] else { return false }
+            return before.status == task.status && Int(before.attempts) == task.attempts
+        }
     }
 
     /// The tasks among `tasks` whose row has not moved since it was read (same status and attempts)

@@ -73,18 +73,7 @@ public struct TaskStore: Sendable {
     /// - Returns: one result per input, in order. When this returns, the new rows are committed.
     public func insert(_ tasks: [NewTask]) async throws -> [InsertedTask] {
         let ids = self.ids
-        return try await client.withSession { session in
-            // Two coordinators may race on the same new key: the loser's COPY hits the unique index, its
-            // transaction rolls back, and the retry finds the winner's row.
-            var attempt = 0
-            while true {
-                do {
-                    return try Self.insert(tasks, on: session, ids: ids)
-                } catch let error as PostgresError where error.isUniqueViolation && attempt < 3 {
-                    attempt += 1
-                }
-            }
-        }
+        return try await client.withSession { session in try Self.insert(tasks, on: session, ids: ids) }
     }
 
     private static func insert(_ tasks: [NewTask], on session: PostgresSession, ids: TaskIDAllocator) throws(PostgresError) -> [InsertedTask] {
@@ -92,9 +81,18 @@ public struct TaskStore: Sendable {
             let keys = Set(tasks.compactMap(\.idempotencyKey))
             var known: [String: InsertedTask] = [:]
             if !keys.isEmpty {
+                // Two coordinators may race on the same new key. No unique index can catch it (the table is
+                // partitioned by id), so each takes a transaction lock per key, in one order (no deadlock):
+                // the second waits for the first to commit, then finds its row below.
+                let literal = PostgresArrayLiteral.text(keys)
+                _ = try session.query("""
+                    SELECT pg_advisory_xact_lock(h) FROM (
+                        SELECT DISTINCT hashtextextended(k, \(idempotencyLockSeed)) AS h FROM unnest($1::text[]) AS k ORDER BY 1
+                    ) AS keys
+                    """, [literal], name: "lock idempotency keys")
                 let rows = try session.query(
                     "SELECT idempotency_key, id, status FROM tasks WHERE idempotency_key = ANY($1::text[])",
-                    [PostgresArrayLiteral.text(keys)], name: "find idempotency keys")
+                    [literal], name: "find idempotency keys")
                 for row in rows.rows {
                     guard let key = row[0], let id = row[1].flatMap({ TaskID($0) }), let status = row[2].flatMap(TaskStatus.init(rawValue:)) else { continue }
                     known[key] = InsertedTask(id: id, status: status, created: false)
@@ -133,6 +131,9 @@ public struct TaskStore: Sendable {
             return results.compactMap { $0 }
         }
     }
+
+    /// Seeds the hash of an idempotency key's lock, so it cannot equal another advisory lock's key.
+    static let idempotencyLockSeed: Int64 = 0x6964_656D  // "idem"
 
     /// The COPY text of new task rows, in the column order of the `COPY tasks` above.
     package static func copyRows(_ rows: some Sequence<(NewTask, TaskID)>) -> [UInt8] {
@@ -271,6 +272,20 @@ extension TaskStore {
                 return tasks
             }
         }
+    }
+
+    /// A page of the ids of dead tasks (of one type, when given) after `afterID`, and where the next
+    /// page starts (nil at the end). Walks the primary key, filtering: a rare admin action, and an index
+    /// on the status would make every update of a task's status a non-HOT one.
+    public func deadTasks(after afterID: TaskID?, type: String?, limit: Int) async throws -> (ids: [TaskID], lastID: TaskID?) {
+        let rows = try await client.withSession { session in
+            try session.query("""
+                SELECT id FROM tasks WHERE id > $1 AND status = 'dead' AND ($2::text IS NULL OR type = $2)
+                ORDER BY id LIMIT $3
+                """, [String(afterID?.rawValue ?? 0), type, String(limit)], name: "dead tasks").rows
+        }
+        let ids = rows.compactMap { $0[0].flatMap { TaskID($0) } }
+        return (ids, ids.count == limit ? ids.last : nil)
     }
 
     /// Undoes ``redrive(_:freshAttempts:)`` for tasks whose next attempt could not be dispatched.

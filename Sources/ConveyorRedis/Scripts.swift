@@ -229,4 +229,53 @@ public enum Scripts {
         if dead_id then return 1 end
         return 0
         """)
+
+    /// Trims a queue's dead stream to a bound, oldest first, with the index entries that point at the
+    /// trimmed letters (an index entry of a task dead again since points at its newer letter and stays).
+    /// The tasks' rows stay in PostgreSQL: a redrive by id still works.
+    public static let trimDeadLetters = RedisScript(name: "trim_dead_letters", source: """
+        -- KEYS[1] -> conveyor:{<queue>}:dead        (stream)
+        -- KEYS[2] -> conveyor:{<queue>}:dead-index  (hash: task id -> dead entry id)
+        -- ARGV[1] -> most letters to keep; ARGV[2] -> most letters to trim in this call
+        -- Returns the number of letters trimmed.
+        local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
+        if excess <= 0 then return 0 end
+        local entries = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', math.min(excess, tonumber(ARGV[2])))
+        local ids = {}
+        for _, entry in ipairs(entries) do
+            ids[#ids + 1] = entry[1]
+            local fields = entry[2]
+            for k = 1, #fields, 2 do
+                if fields[k] == 'id' and redis.call('HGET', KEYS[2], fields[k + 1]) == entry[1] then
+                    redis.call('HDEL', KEYS[2], fields[k + 1])
+                end
+            end
+        end
+        if #ids > 0 then redis.call('XDEL', KEYS[1], unpack(ids)) end
+        return #ids
+        """)
+
+    /// Removes a consumer from a group if it holds no pending entry and has been idle at least a while.
+    /// Checked and done at once: deleting a consumer deletes its pending entries, which would lose work.
+    public static let removeIdleConsumer = RedisScript(name: "remove_idle_consumer", source: """
+        -- KEYS[1] -> a stream (conveyor:{<queue>}:ready or :events)
+        -- ARGV[1] -> consumer group; ARGV[2] -> consumer; ARGV[3] -> least idle time, ms
+        -- Returns 1 when the consumer was removed.
+        for _, info in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
+            local name, pending, idle
+            for k = 1, #info, 2 do
+                if info[k] == 'name' then name = info[k + 1]
+                elseif info[k] == 'pending' then pending = info[k + 1]
+                elseif info[k] == 'idle' then idle = info[k + 1] end
+            end
+            if name == ARGV[2] then
+                if pending == 0 and idle >= tonumber(ARGV[3]) then
+                    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+                    return 1
+                end
+                return 0
+            end
+        end
+        return 0
+        """)
 }

@@ -3,34 +3,51 @@ import ConveyorPostgres
 import Logging
 import ServiceLifecycle
 
-/// Keeps the daily partitions of `task_events` created a few days ahead, so events never land in the
-/// default partition (which would block creating that day's partition later).
-///
-/// Wakes hourly; does nothing at shutdown.
+/// Opens the next generation of `tasks` and `task_events` partitions (see ``GenerationStore``) once the
+/// open one is a generation span old or half its ids are taken, so retention can later drop old work a
+/// generation at a time. Any coordinator may run it: opening is idempotent and serialised in PostgreSQL.
 public struct PartitionMaintainer: Service {
-    let client: PostgresClient
-    let logger: Logger
+    let store: GenerationStore
+    let span: Duration
+    let interval: Duration
     let clock: any Clock<Duration>
-    var interval: Duration = .seconds(3600)
-    static let daysAhead = 3
+    let logger: Logger
+    /// Fired after every pass (tests wait on it).
+    public let passes = TestSignal<PeriodicService.PassOutcome>()
 
-    public init(client: PostgresClient, clock: any Clock<Duration> = ContinuousClock(), logger: Logger) {
-        self.client = client
+    /// - Parameter span: how long a generation stays open (``CoordinatorConfiguration/generationSpan``).
+    public init(client: PostgresClient, span: Duration, clock: any Clock<Duration> = ContinuousClock(), logger: Logger) {
+        self.store = GenerationStore(client: client)
+        self.span = span
+        self.interval = Self.interval(span: span)
         self.clock = clock
         self.logger = logger
     }
 
-    static func ensurePartitions(_ client: PostgresClient) async throws {
-        _ = try await client.withSession { session in
-            try session.query("SELECT conveyor_ensure_event_partitions($1)", [String(daysAhead)], name: "ensure partitions").rows.count
-        }
+    /// A quarter of the span, at most an hour: a generation closes at most that late.
+    static func interval(span: Duration) -> Duration {
+        min(.seconds(3600), max(span / 4, .milliseconds(100)))
     }
 
     public func run() async throws {
-        let client = self.client
-        await PeriodicService(name: "creating task_events partitions", interval: interval, clock: clock, logger: logger) { _ in
-            try await Self.ensurePartitions(client)
+        await PeriodicService(name: "opening a generation of partitions", interval: interval, clock: clock, logger: logger, passes: passes) { _ in
+            try await openNextIfDue()
             return nil
         }.run()
+    }
+
+    /// Opens the next generation when the open one is due to close; returns whether this call opened one.
+    @discardableResult
+    public func openNextIfDue() async throws -> Bool {
+        guard let current = try await store.generations().last else {
+            throw PostgresError(.unexpectedResult, "conveyor_generations is empty", query: "generations")
+        }
+        let used = try await store.sequencePosition() - current.firstID
+        guard current.age >= span || used >= Migrations.generationWidth / 2 else { return false }
+        let opened = try await store.open(current.number + 1)
+        if opened {
+            logger.info("opened a generation of partitions", metadata: ["generation": "\(current.number + 1)", "previous_age": "\(current.age)"])
+        }
+        return opened
     }
 }

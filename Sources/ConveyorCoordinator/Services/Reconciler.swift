@@ -185,22 +185,23 @@ public final class Reconciler: Service, Sendable {
 
     private func recoverUnfinished(into report: inout Report) async throws {
         // Every row first, then one census: a row read after the census could belong to a task that
-        // moved (and was recorded) while the census ran, and would look missing without being so.
-        var candidates: [UnfinishedTask] = []
+        // moved (and was recorded) while the census ran, and would look missing without being so. Rows
+        // are read a page at a time and only their small state is kept; the full rows of the missing
+        // ones are read again, a page at a time, after the census.
+        var candidates: [UnfinishedTaskState] = []
         var after: TaskID?
         repeat {
             guard !Task.isShuttingDownGracefully else { throw CancellationError() }
-            let page = try await store.unfinished(after: after, limit: Self.pageSize)
-            // Undispatched ones are the other recovery's: their XADD may still be on its way.
-            candidates.append(contentsOf: page.tasks.filter(\.dispatched))
+            let page = try await store.unfinishedDispatched(after: after, limit: Self.pageSize)
+            candidates.append(contentsOf: page.tasks)
             after = page.lastID
         } while after != nil
         report.checked += candidates.count
         var census: [String: Set<TaskID>] = [:]
-        let missing = try await missing(candidates, census: &census)
+        try await takeCensus(of: Set(candidates.map(\.queue)), into: &census)
+        let missing = candidates.filter { census[$0.queue]?.contains($0.id) != true }
         for start in stride(from: 0, to: missing.count, by: Self.pageSize) {
-            let chunk = Array(missing[start..<min(start + Self.pageSize, missing.count)])
-            let still = try await store.unchanged(chunk, undispatchedOnly: false)
+            let still = try await store.unchangedRows(Array(missing[start..<min(start + Self.pageSize, missing.count)]))
             try await dispatch(still)
             report.redispatched += still.count
         }
@@ -223,11 +224,15 @@ public final class Reconciler: Service, Sendable {
 
     /// The tasks among `tasks` that Redis holds nowhere; takes each queue's census once per pass.
     private func missing(_ tasks: [UnfinishedTask], census: inout [String: Set<TaskID>]) async throws -> [UnfinishedTask] {
+        try await takeCensus(of: Set(tasks.map(\.queue)), into: &census)
+        return tasks.filter { census[$0.queue]?.contains($0.id) != true }
+    }
+
+    private func takeCensus(of queues: Set<String>, into census: inout [String: Set<TaskID>]) async throws {
         let counter = RedisCensus(redis: redis, keys: keys)
-        for queue in Set(tasks.map(\.queue)) where census[queue] == nil {
+        for queue in queues where census[queue] == nil {
             census[queue] = try await counter.taskIDs(in: queue)
         }
-        return tasks.filter { census[$0.queue]?.contains($0.id) != true }
     }
 
     /// XADDs the next attempt of each task to its queue's ready stream, in one pipeline, if this

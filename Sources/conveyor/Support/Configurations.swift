@@ -48,6 +48,9 @@ extension SettingsReader {
         configuration.dispatchGrace = try duration(Settings.dispatchGrace, default: .seconds(30))
         configuration.reconcileSweep = try duration(Settings.reconcileSweep, default: CoordinatorConfiguration.defaultReconcileSweep)
         configuration.abandonedEventsAfter = try duration(Settings.recorderTakeoverAfter, default: .seconds(60))
+        configuration.retention = try duration(Settings.retention, default: CoordinatorConfiguration.defaultRetention)
+        configuration.deadLetterLimit = try int(Settings.deadLetterLimit, default: 10_000, range: 1...100_000_000)!
+        configuration.idleConsumerAfter = try duration(Settings.idleConsumerAfter, default: .seconds(900))
         configuration.registry = try registry()
         configuration.keys = keys()
         try configuration.validate()

@@ -1,0 +1,150 @@
+import ConveyorCore
+
+/// The generations of `tasks` and `task_events` (migration 4): pairs of partitions by task id, opened
+/// about daily and dropped whole once retention allows, so removing old work never runs a DELETE over
+/// millions of rows.
+public struct GenerationStore: Sendable {
+    public let client: PostgresClient
+
+    public init(client: PostgresClient) {
+        self.client = client
+    }
+
+    /// One generation as `conveyor_generations` records it.
+    public struct Generation: Sendable, Hashable {
+        public var number: Int64
+        public var firstID: Int64
+        /// Seconds since it opened, by PostgreSQL's clock.
+        public var age: Duration
+        /// Seconds since the next one opened; nil for the open generation.
+        public var closedFor: Duration?
+    }
+
+    /// What one retention pass removed.
+    public struct Removal: Sendable, Hashable {
+        /// Generations dropped, each with its tasks and their events.
+        public var generationsDropped = 0
+        /// Tasks of dropped generations kept (moved to the default partition) because they had not
+        /// finished before the window.
+        public var tasksKept = 0
+        /// Rows deleted from the default partitions and from the events recorded before migration 4.
+        public var rowsDeleted = 0
+        /// Day partitions of the events recorded before migration 4 that were dropped.
+        public var legacyPartitionsDropped = 0
+
+        public init() {}
+    }
+
+    /// Statements that drop or detach partitions wait at most this long for the parent's lock, so a
+    /// long query on `tasks` delays retention rather than every submission queueing behind it.
+    static let lockTimeout = "2s"
+    /// Scanning a day-sized generation for tasks to keep may take minutes.
+    static let maintenanceTimeout = Duration.seconds(600)
+
+    /// Every generation, oldest first.
+    public func generations() async throws -> [Generation] {
+        try await client.withSession { session in
+            try session.query("""
+                SELECT number, first_id, (extract(epoch FROM now() - opened_at) * 1000)::bigint,
+                       (extract(epoch FROM now() - closed_at) * 1000)::bigint
+                FROM conveyor_generations ORDER BY number
+                """, name: "generations").rows.compactMap { row in
+                guard let number = row[0].flatMap({ Int64($0) }), let first = row[1].flatMap({ Int64($0) }),
+                    let age = row[2].flatMap({ Int64($0) })
+                else { return nil }
+                return Generation(number: number, firstID: first, age: .milliseconds(age), closedFor: row[3].flatMap { Int64($0) }.map { .milliseconds($0) })
+            }
+        }
+    }
+
+    /// The next id the sequence hands out a block from.
+    public func sequencePosition() async throws -> Int64 {
+        try await client.withSession { session in
+            guard let value = try session.query("SELECT last_value FROM conveyor_task_ids", name: "sequence position").rows.first?[0].flatMap({ Int64($0) }) else {
+                throw PostgresError(.unexpectedResult, "no sequence value", query: "sequence position")
+            }
+            return value
+        }
+    }
+
+    /// Opens generation `number` (a no-op when it or a later one is open); returns whether this call did.
+    @discardableResult
+    public func open(_ number: Int64) async throws -> Bool {
+        try await client.withSession { session in
+            try session.transaction { () throws(PostgresError) -> Bool in
+                try session.execute("SET LOCAL lock_timeout = '\(Self.lockTimeout)'", name: "lock timeout")
+                return try session.query("SELECT conveyor_open_generation($1)", [String(number)], name: "open generation").rows.first?[0] == "t"
+            }
+        }
+    }
+
+    /// Drops every closed generation that has been closed for longer than `retention` plus the age at
+    /// which coordinators give up an id block, then deletes finished rows older than the window from the
+    /// default partitions (tasks kept by earlier drops) and the events recorded before migration 4.
+    public func removeExpired(retention: Duration) async throws -> Removal {
+        let retentionMillis = String(retention.milliseconds)
+        let expiredAfter = String((retention + TaskIDAllocator.maximumBlockAge).milliseconds)
+        return try await client.withSession { session in
+            try session.withStatementTimeout(Self.maintenanceTimeout) { () throws(PostgresError) -> Removal in
+                var removal = Removal()
+                let expired = try session.query("""
+                    SELECT number FROM conveyor_generations
+                    WHERE closed_at < now() - $1::bigint * interval '1 millisecond' ORDER BY number
+                    """, [expiredAfter], name: "expired generations").rows.compactMap { $0[0] }
+                for number in expired {
+                    let kept = try session.transaction { () throws(PostgresError) -> Int64 in
+                        try session.execute("SET LOCAL lock_timeout = '\(Self.lockTimeout)'", name: "lock timeout")
+                        return try session.query(
+                            "SELECT conveyor_drop_generation($1, now() - $2::bigint * interval '1 millisecond')",
+                            [number, retentionMillis], name: "drop generation").rows.first?[0].flatMap { Int64($0) } ?? -1
+                    }
+                    if kept >= 0 {
+                        removal.generationsDropped += 1
+                        removal.tasksKept += Int(kept)
+                    }
+                }
+                removal.rowsDeleted += try session.query("""
+                    DELETE FROM tasks_default WHERE status IN ('succeeded', 'failed', 'dead', 'cancelled')
+                      AND finished_at < now() - $1::bigint * interval '1 millisecond'
+                    """, [retentionMillis], name: "prune kept tasks").affected
+                removal.rowsDeleted += try session.query("""
+                    DELETE FROM task_events_default e WHERE at < now() - $1::bigint * interval '1 millisecond'
+                      AND NOT EXISTS (SELECT 1 FROM tasks_default t WHERE t.id = e.task_id)
+                    """, [retentionMillis], name: "prune kept events").affected
+                try removeLegacyEvents(retentionMillis: retentionMillis, on: session, into: &removal)
+                return removal
+            }
+        }
+    }
+
+    /// Drops the day partitions of the events recorded before migration 4 once the whole day is older
+    /// than the window, and the table itself once nothing is left.
+    private func removeLegacyEvents(retentionMillis: String, on session: PostgresSession, into removal: inout Removal) throws(PostgresError) {
+        guard try session.query("SELECT to_regclass('task_events_legacy') IS NOT NULL", name: "legacy events?").rows.first?[0] == "t" else { return }
+        let days = try session.query("""
+            SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent = 'task_events_legacy'::regclass AND c.relname ~ '^task_events_[0-9]{8}$'
+              AND to_date(substr(c.relname, 13), 'YYYYMMDD') + 1 < now() - $1::bigint * interval '1 millisecond'
+            """, [retentionMillis], name: "expired legacy days").rows.compactMap { $0[0] }
+        for day in days {
+            try session.transaction { () throws(PostgresError) in
+                try session.execute("SET LOCAL lock_timeout = '\(Self.lockTimeout)'", name: "lock timeout")
+                try session.execute("DROP TABLE \(day)", name: "drop legacy day")
+            }
+            removal.legacyPartitionsDropped += 1
+        }
+        removal.rowsDeleted += try session.query(
+            "DELETE FROM task_events_legacy_default WHERE at < now() - $1::bigint * interval '1 millisecond'",
+            [retentionMillis], name: "prune legacy events").affected
+        let left = try session.query("""
+            SELECT count(*) FROM pg_inherits WHERE inhparent = 'task_events_legacy'::regclass
+              AND inhrelid <> 'task_events_legacy_default'::regclass
+            """, name: "legacy days left").rows.first?[0]
+        if left == "0", try session.query("SELECT NOT EXISTS (SELECT 1 FROM task_events_legacy)", name: "legacy empty?").rows.first?[0] == "t" {
+            try session.transaction { () throws(PostgresError) in
+                try session.execute("SET LOCAL lock_timeout = '\(Self.lockTimeout)'", name: "lock timeout")
+                try session.execute("DROP TABLE task_events_legacy", name: "drop legacy events")
+            }
+        }
+    }
+}
