@@ -26,8 +26,8 @@ struct ReconcilerTests {
     private func quietStack(_ configure: @escaping (inout CoordinatorConfiguration) -> Void) async throws -> Stack {
         let clock = MockClock()
         let stack = try await Stack.start(registry: registry, agents: 0, coordinatorClock: clock, configure: configure)
-        // PartitionMaintainer, Forwarder and Reconciler, each after its first pass.
-        await clock.waitForSleepers(3)
+        // PartitionMaintainer, Retention, RedisJanitor, Forwarder and Reconciler, each after its first pass.
+        await clock.waitForSleepers(5)
         return stack
     }
 

@@ -1,0 +1,106 @@
+import ConveyorCoordinator
+import ConveyorCore
+import ConveyorPostgres
+import ConveyorRedis
+import ConveyorTesting
+import Testing
+
+/// Retention against a real PostgreSQL: whole generations go, unfinished work stays. Time is moved by
+/// backdating `conveyor_generations` and the rows, not by waiting: the rules compare with PostgreSQL's
+/// own clock.
+@Suite("Retention")
+struct RetentionTests {
+    /// A stack whose coordinator's periodic services ran their first pass and then sleep on a still
+    /// test clock, so each test runs the passes it needs itself.
+    private func quietStack(agents: Int = 1) async throws -> Stack {
+        let clock = MockClock()
+        let stack = try await Stack.start(agents: agents, coordinatorClock: clock) { configuration in
+            configuration.retention = .seconds(86400)
+            configuration.dispatchGrace = .zero
+        }
+        await clock.waitForSleepers(5)
+        return stack
+    }
+
+    private func sql(_ stack: Stack, _ text: String, _ parameters: [String?] = []) async throws -> [[String?]] {
+        try await stack.coordinator.postgres.withSession { session in try session.query(text, parameters).rows }
+    }
+
+    @Test("a generation closed for longer than the window is dropped with its events and keys; a task that had not finished is kept with its history, and still finishes")
+    func expiredGenerationIsDropped() async throws {
+        let stack = try await quietStack()
+        let generations = GenerationStore(client: stack.coordinator.postgres)
+        var finished: [Int64] = []
+        for _ in 0..<3 { finished.append(try await stack.submit("noop")) }
+        let keyed = try await stack.post("/v1/tasks", "{\"type\":\"noop\"}", headers: [("Idempotency-Key", "nightly-report")])
+        #expect(keyed.status == 201)
+        let keyedID = try #require(keyed.json?["id"]?.intValue)
+        finished.append(keyedID)
+        #expect(try await stack.waitUntilTerminal(finished).values.allSatisfy { $0 == .succeeded })
+        // One task of the same generation that has not finished: committed, never dispatched (the
+        // Reconciler sleeps on the still test clock until the test runs a pass).
+        let waiting = try await stack.coordinator.store.insert([NewTask(
+            type: "noop", queue: TaskTypeDefinition.defaultQueue, params: "{}", correlationID: "late", idempotencyKey: nil,
+            maxAttempts: 3, createdAtMillis: WallClock.nowMillis())])[0].id.rawValue
+
+        let old = try #require(try await generations.generations().last)
+        #expect(try await generations.open(old.number + 1))
+        #expect(try await !generations.open(old.number + 1), "opening is idempotent")
+        // A day and a half ago, as PostgreSQL counts: past the one-day window plus the block age.
+        _ = try await sql(stack, "UPDATE conveyor_generations SET closed_at = now() - interval '36 hours' WHERE number = $1", [String(old.number)])
+        _ = try await sql(stack, "UPDATE tasks SET finished_at = now() - interval '36 hours' WHERE finished_at IS NOT NULL")
+
+        let removal = try await stack.coordinator.retention.removeExpired()
+        #expect(removal.generationsDropped == 1)
+        #expect(removal.tasksKept == 1)
+        for id in finished { #expect(try await stack.get("/v1/tasks/\(id)").status == 404) }
+        #expect(try await sql(stack, "SELECT count(*) FROM task_events WHERE task_id = ANY($1::bigint[])", [PostgresArrayLiteral.integers(finished)])[0][0] == "0")
+        #expect(try await stack.get("/v1/tasks/\(waiting)").status == 200)
+        #expect(try await generations.generations().map(\.number) == [old.number + 1])
+
+        // The key went with its task: the same key now makes a new task.
+        let again = try await stack.post("/v1/tasks", "{\"type\":\"noop\"}", headers: [("Idempotency-Key", "nightly-report")])
+        #expect(again.status == 201)
+        #expect(again.json?["id"]?.intValue != keyedID)
+
+        // The kept task lives on in the default partition: dispatched now, it runs and is recorded.
+        _ = try await stack.coordinator.reconciler.reconcileOnce()
+        #expect(try await stack.waitUntilTerminal([waiting])[waiting] == .succeeded)
+        #expect(try await sql(stack, "SELECT count(*) FROM tasks_default WHERE id = $1", [String(waiting)])[0][0] == "1")
+        try await stack.stop()
+    }
+
+    @Test("a generation whose tasks finished within the window, or that is still open, is kept")
+    func youngGenerationIsKept() async throws {
+        let stack = try await quietStack()
+        let generations = GenerationStore(client: stack.coordinator.postgres)
+        let id = try await stack.submit("noop")
+        #expect(try await stack.waitUntilTerminal([id])[id] == .succeeded)
+        let first = try #require(try await generations.generations().last)
+        #expect(try await stack.coordinator.retention.removeExpired().generationsDropped == 0, "the open generation is never dropped")
+        #expect(try await generations.open(first.number + 1))
+        // Closed a while ago, but not longer than the window: kept.
+        _ = try await sql(stack, "UPDATE conveyor_generations SET closed_at = now() - interval '12 hours' WHERE number = $1", [String(first.number)])
+        #expect(try await stack.coordinator.retention.removeExpired().generationsDropped == 0)
+        #expect(try await stack.get("/v1/tasks/\(id)").status == 200)
+        try await stack.stop()
+    }
+
+    @Test("the next generation opens once the open one is a span old, and new ids start at its first id")
+    func generationOpensAfterItsSpan() async throws {
+        let stack = try await quietStack(agents: 0)
+        let generations = GenerationStore(client: stack.coordinator.postgres)
+        let first = try #require(try await generations.generations().last)
+        #expect(try await !stack.coordinator.partitionMaintainer.openNextIfDue(), "a fresh generation stays open")
+        _ = try await sql(stack, "UPDATE conveyor_generations SET opened_at = now() - interval '25 hours' WHERE number = $1", [String(first.number)])
+        #expect(try await stack.coordinator.partitionMaintainer.openNextIfDue())
+        // A coordinator that reserves ids now (here a store of its own) gets them from the new generation.
+        let store = TaskStore(client: stack.coordinator.postgres)
+        let inserted = try await store.insert([NewTask(
+            type: "noop", queue: TaskTypeDefinition.defaultQueue, params: "{}", correlationID: "new", idempotencyKey: nil,
+            maxAttempts: 3, createdAtMillis: WallClock.nowMillis())])
+        #expect(inserted[0].id.rawValue >= (first.number + 1) * Migrations.generationWidth)
+        #expect(try await sql(stack, "SELECT count(*) FROM tasks_g\(first.number + 1)")[0][0] == "1")
+        try await stack.stop()
+    }
+}
