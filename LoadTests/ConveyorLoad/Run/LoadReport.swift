@@ -35,7 +35,13 @@ struct LoadReport: Sendable, Codable {
     var succeeded: Int?
     var failed: Int?
     var lost: Int?
+    var expired: Int?
     var duplicates: Int?
+    var cancelled: Int
+    var cancelTooLate: Int
+    /// Growth after the warm-up of memory and storage (the soak); empty otherwise.
+    var growth: [GrowthSampler.Growth]
+    var agentRestarts: Int
     /// Accepted tasks per second over the load.
     var acceptedPerSecond: Double
     /// Succeeded tasks per second, from the first submission to the last task recorded finished.
@@ -51,7 +57,14 @@ struct LoadReport: Sendable, Codable {
     var endToEndP99PerSecond: [Double]
     var passed: Bool
 
-    init(mode: String, mix: String, load: LoadRun.Result, outcome: Outcome?, processes: [ProcessUsage], objectives: [ServiceLevelObjective]) {
+    init(
+        mode: String, mix: String, load: LoadRun.Result, outcome: Outcome?, processes: [ProcessUsage], objectives: [ServiceLevelObjective],
+        growth: [GrowthSampler.Growth] = [], agentRestarts: Int = 0
+    ) {
+        self.growth = growth
+        self.agentRestarts = agentRestarts
+        cancelled = load.cancelled
+        cancelTooLate = load.cancelTooLate
         self.mode = mode
         self.mix = mix
         loadSeconds = load.elapsed.seconds
@@ -64,6 +77,7 @@ struct LoadReport: Sendable, Codable {
         succeeded = outcome?.succeeded
         failed = outcome?.failed
         lost = outcome?.lost
+        expired = outcome?.expired
         duplicates = outcome?.duplicates
         if let outcome {
             endToEndMilliseconds = Percentiles(outcome.endToEnd)
@@ -78,7 +92,7 @@ struct LoadReport: Sendable, Codable {
             let measured = histogram.milliseconds(at: objective.percentile)
             return Verdict(objective: objective.description, measuredMilliseconds: measured, met: histogram.count > 0 && measured <= objective.limitMilliseconds)
         }
-        passed = (outcome?.lost ?? 0) == 0 && rejected == 0 && self.objectives.allSatisfy(\.met) && accepted > 0
+        passed = (outcome?.lost ?? 0) == 0 && rejected == 0 && self.objectives.allSatisfy(\.met) && accepted > 0 && growth.allSatisfy(\.flat)
     }
 
     var table: String {
@@ -93,6 +107,9 @@ struct LoadReport: Sendable, Codable {
         lines.append(row("succeeded", number(succeeded)))
         lines.append(row("failed", number(failed)))
         lines.append(row("lost", lost.map { $0 == 0 ? "0" : "\($0)  ← LOST" } ?? "n/a (no PostgreSQL to check)"))
+        if let expired, expired > 0 { lines.append(row("expired", "\(number(expired)) (finished, then removed by retention)")) }
+        if cancelled + cancelTooLate > 0 { lines.append(row("cancels", "\(number(cancelled)) cancelled, \(number(cancelTooLate)) too late (already finished)")) }
+        if agentRestarts > 0 { lines.append(row("agent restarts", number(agentRestarts))) }
         lines.append(row("duplicates", duplicates.map(String.init) ?? "n/a (needs the agents' execution journal: --embedded)"))
         lines.append(row("throughput", String(format: "%.0f tasks/s accepted (%.0f per minute)", acceptedPerSecond, acceptedPerSecond * 60)))
         if let endToEndPerSecond {
@@ -107,6 +124,12 @@ struct LoadReport: Sendable, Codable {
             lines.append(row("processes", "CPU (% of one core, average)   memory now / peak"))
             for process in processes {
                 lines.append(row("  " + process.name, String(format: "%6.1f %%                       %6.1f MiB / %.1f MiB", process.cpuPercent, process.residentMiB, process.peakResidentMiB)))
+            }
+        }
+        if !growth.isEmpty {
+            lines.append(row("growth after warm-up", "first → last MiB, least-squares slope"))
+            for series in growth {
+                lines.append(row("  " + series.name, String(format: "%8.1f → %8.1f MiB   %+7.2f MiB/min   ", series.firstMiB, series.lastMiB, series.slopeMiBPerMinute) + (series.flat ? "flat" : "GROWING")))
             }
         }
         for verdict in objectives {

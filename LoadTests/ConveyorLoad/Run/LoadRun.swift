@@ -18,6 +18,8 @@ struct LoadPlan: Sendable {
     var mix: [MixEntry]
     /// Print a progress line every second.
     var progress = true
+    /// Cancel every this-many-th accepted task right after it is accepted (single POSTs only).
+    var cancelEvery: Int?
 }
 
 /// Drives a coordinator with submissions, open loop or closed loop, and measures enqueue latency.
@@ -47,6 +49,9 @@ final class LoadRun: Sendable {
         var timeline: [Second]
         var elapsed: Duration
         var startedAtMillis: Int64
+        /// Cancels answered 200 (the task was cancelled) and 409 (it had finished first).
+        var cancelled: Int
+        var cancelTooLate: Int
     }
 
     private struct Tally: Sendable {
@@ -59,6 +64,8 @@ final class LoadRun: Sendable {
         var acceptedInInterval = 0
         var failedInInterval = 0
         var inFlight = 0
+        var cancelled = 0
+        var cancelTooLate = 0
     }
 
     let plan: LoadPlan
@@ -113,7 +120,7 @@ final class LoadRun: Sendable {
         return Result(
             acceptedIDs: final.ids, submittedTasks: final.submitted, failedTasks: final.failed, errors: final.errors,
             enqueue: final.total, timeline: timeline.withLock { $0 }, elapsed: (loadEnded.withLock { $0 } ?? .now) - start,
-            startedAtMillis: startedAtMillis)
+            startedAtMillis: startedAtMillis, cancelled: final.cancelled, cancelTooLate: final.cancelTooLate)
     }
 
     private func sendUntilDone(start: ContinuousClock.Instant, end: ContinuousClock.Instant?, interval: Duration?) async {
@@ -210,6 +217,20 @@ final class LoadRun: Sendable {
                 tally.ids.append(contentsOf: ids)
                 tally.acceptedInInterval += ids.count
             }
+        }
+        if cause == nil, plan.batch == 1, let every = plan.cancelEvery, index % every == 0, let id = ids.first {
+            await cancel(id)
+        }
+    }
+
+    private func cancel(_ id: Int64) async {
+        var request = HTTPClientRequest(url: plan.baseURL + "/v1/tasks/\(id)/cancel")
+        request.method = .POST
+        if let token = plan.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
+        guard let response = try? await http.execute(request, timeout: .seconds(30)) else { return }
+        _ = try? await response.body.collect(upTo: 1 << 20)
+        tally.withLock { tally in
+            if response.status.code == 200 { tally.cancelled += 1 } else if response.status.code == 409 { tally.cancelTooLate += 1 }
         }
     }
 

@@ -44,7 +44,8 @@ enum LoadShape {
     }
 
     /// `noop=90,sleep:5ms=10` → task kinds with their share (summing to 1). `type:5ms` is a task of
-    /// that type with params `{"ms":5}` (what the built-in `sleep` handler reads).
+    /// that type with params `{"ms":5}` (what the built-in `sleep` handler reads); `type:2x` has params
+    /// `{"times":2}` (the built-in `fail` fails that many attempts first).
     static func mix(_ text: String) throws(LoadShapeError) -> [MixEntry] {
         var entries: [MixEntry] = []
         for item in text.split(separator: ",") {
@@ -54,7 +55,9 @@ enum LoadShape {
             }
             let name = parts[0].split(separator: ":", maxSplits: 1).map(String.init)
             var params: String?
-            if name.count == 2 {
+            if name.count == 2, name[1].hasSuffix("x"), let times = Int(name[1].dropLast()), times >= 0 {
+                params = "{\"times\":\(times)}"
+            } else if name.count == 2 {
                 let milliseconds = try duration(name[1])
                 guard milliseconds == milliseconds.rounded() else {
                     throw LoadShapeError("mix item '\(item)': the duration must be whole milliseconds")

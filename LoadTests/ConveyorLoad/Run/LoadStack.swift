@@ -1,6 +1,7 @@
 import ConveyorEmbedded
 import Foundation
 import Logging
+import Synchronization
 
 /// `--embedded`: the whole stack on this machine, as `conveyor dev` runs it, but each part a process of
 /// its own so its CPU and memory can be told apart: Redis (AOF, fsync every second), PostgreSQL (fsync
@@ -12,7 +13,12 @@ final class LoadStack: Sendable {
     let postgres: LocalPostgresServer
     let port: Int
     let coordinator: ChildProcess
-    let agents: [ChildProcess]
+    /// The agent in each slot now (a restart replaces one).
+    var agents: [ChildProcess] { agentSlots.withLock { $0.map(\.process) } }
+    private let agentSlots: Mutex<[(process: ChildProcess, restarts: Int)]>
+    private let conveyor: String
+    private let agentEnvironment: [String: String]
+    private let agentConcurrency: Int
     /// The agents' execution journals, one file each (two agents appending to one file would contend
     /// for its lock on every task).
     let journalPaths: [String]
@@ -76,7 +82,7 @@ final class LoadStack: Sendable {
             }
             let stack = LoadStack(
                 directory: directory, redis: redis, postgres: postgres, port: port, coordinator: coordinator, agents: agents,
-                journalPaths: journalPaths)
+                journalPaths: journalPaths, conveyor: conveyor, agentEnvironment: common, agentConcurrency: agentConcurrency)
             try await stack.waitUntilReady()
             return stack
         } catch {
@@ -88,14 +94,38 @@ final class LoadStack: Sendable {
         }
     }
 
-    private init(directory: String, redis: LocalRedisServer?, postgres: LocalPostgresServer, port: Int, coordinator: ChildProcess, agents: [ChildProcess], journalPaths: [String]) {
+    private init(
+        directory: String, redis: LocalRedisServer?, postgres: LocalPostgresServer, port: Int, coordinator: ChildProcess, agents: [ChildProcess],
+        journalPaths: [String], conveyor: String, agentEnvironment: [String: String], agentConcurrency: Int
+    ) {
         self.directory = directory
         self.redis = redis
         self.postgres = postgres
         self.port = port
         self.coordinator = coordinator
-        self.agents = agents
+        self.agentSlots = Mutex(agents.map { ($0, 0) })
         self.journalPaths = journalPaths
+        self.conveyor = conveyor
+        self.agentEnvironment = agentEnvironment
+        self.agentConcurrency = agentConcurrency
+    }
+
+    /// Stops the agent in `slot` gracefully (SIGTERM: it finishes or hands back what it holds) and starts
+    /// a new one under a new id, as a deploy would: the old id's consumer is left for the janitor.
+    func restartAgent(slot: Int) async throws {
+        let (old, restarts) = agentSlots.withLock { $0[slot] }
+        old.signal(SIGTERM)
+        let deadline = ContinuousClock.now + .seconds(20)
+        while old.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        if old.isRunning { old.signal(SIGKILL) }
+        let id = "load-agent-\(slot + 1)-r\(restarts + 1)"
+        let agent = try ChildProcess(
+            executable: conveyor, arguments: ["agent"], workingDirectory: nil, logPath: "\(directory)/\(id).log",
+            environment: agentEnvironment.merging([
+                "CONVEYOR_AGENT_ID": id, "CONVEYOR_AGENT_CONCURRENCY": String(agentConcurrency),
+                "CONVEYOR_EXECUTION_JOURNAL": journalPaths[slot],
+            ]) { _, new in new })
+        agentSlots.withLock { $0[slot] = (agent, restarts + 1) }
     }
 
     /// Waits until the coordinator answers `/ready` (PostgreSQL and Redis reachable, migrations applied).

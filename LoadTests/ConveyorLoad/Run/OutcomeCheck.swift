@@ -7,8 +7,12 @@ struct Outcome: Sendable {
     var succeeded = 0
     /// `failed`, `dead` or `cancelled`.
     var failed = 0
-    /// Accepted but not terminal when the wait ended (or missing from PostgreSQL altogether).
+    /// Accepted but not terminal when the wait ended (or missing from PostgreSQL, outside a generation
+    /// retention dropped).
     var lost = 0
+    /// Finished and then removed by retention: missing, with an id below every remaining generation's
+    /// (retention drops a generation only once each of its tasks finished, keeping the others).
+    var expired = 0
     /// Executions beyond one per attempt (at-least-once), from the agents' journal; nil without it.
     var duplicates: Int?
     /// Submission to final outcome, from the row's `created_at` and `finished_at`.
@@ -33,6 +37,7 @@ enum OutcomeCheck {
         let connection = PostgresConnection(url: postgresURL, name: "load-outcome", logger: logger)
         defer { connection.close() }
         var pending = ids
+        var expired = Set<Int64>()
         var rows: [Row] = []
         rows.reserveCapacity(ids.count)
         let deadline = ContinuousClock.now + settle
@@ -41,6 +46,9 @@ enum OutcomeCheck {
             rows.append(contentsOf: found)
             let done = Set(found.map(\.id))
             pending.removeAll { done.contains($0) }
+            let gone = try await expiredIDs(pending, connection: connection)
+            expired.formUnion(gone)
+            pending.removeAll { gone.contains($0) }
             if pending.isEmpty || ContinuousClock.now >= deadline { break }
             if progress { print("waiting for \(pending.count) accepted tasks to finish…") }
             try await Task.sleep(for: .milliseconds(500))
@@ -48,6 +56,7 @@ enum OutcomeCheck {
 
         var outcome = Outcome()
         outcome.lost = pending.count
+        outcome.expired = expired.count
         var perSecond: [Int: LatencyHistogram] = [:]
         for row in rows {
             if row.status == "succeeded" { outcome.succeeded += 1 } else { outcome.failed += 1 }
@@ -61,7 +70,8 @@ enum OutcomeCheck {
         outcome.finishedPerSecond = (0..<seconds).map { perSecond[$0]?.count ?? 0 }
         outcome.endToEndP99PerSecond = (0..<seconds).map { perSecond[$0]?.milliseconds(at: 99) ?? 0 }
         if let journalPaths {
-            outcome.duplicates = try await duplicates(journalPaths: journalPaths, ids: Set(ids), connection: connection)
+            // An expired task's retry events went with it: its executions can no longer be explained.
+            outcome.duplicates = try await duplicates(journalPaths: journalPaths, ids: Set(ids).subtracting(expired), connection: connection)
         }
         return outcome
     }
@@ -71,6 +81,26 @@ enum OutcomeCheck {
         var status: String
         var createdMillis: Int64
         var finishedMillis: Int64
+    }
+
+    /// The ones among `ids` that retention removed: below the first id of every generation left, and
+    /// not kept in the default partition.
+    private static func expiredIDs(_ ids: [Int64], connection: PostgresConnection) async throws -> Set<Int64> {
+        let bound = try await connection.withSession { session in
+            try session.query("SELECT min(first_id) FROM conveyor_generations", name: "generation bound").rows.first?[0].flatMap { Int64($0) }
+        }
+        guard let bound else { return [] }
+        let below = ids.filter { $0 < bound }
+        guard !below.isEmpty else { return [] }
+        var kept = Set<Int64>()
+        for start in stride(from: 0, to: below.count, by: chunk) {
+            let literal = PostgresArrayLiteral.integers(below[start..<min(start + chunk, below.count)])
+            let rows = try await connection.withSession { session in
+                try session.query("SELECT id FROM tasks WHERE id = ANY($1::bigint[])", [literal], name: "kept tasks").rows
+            }
+            kept.formUnion(rows.compactMap { $0[0].flatMap { Int64($0) } })
+        }
+        return Set(below).subtracting(kept)
     }
 
     /// The terminal ones among `ids`, with their timestamps.

@@ -28,11 +28,12 @@ final class ProcessSampler: Sendable {
         var residentMiB: Double
     }
 
-    let processes: [WatchedProcess]
+    /// Asked at every sample: a process restarted during the load is followed under its name.
+    let processes: @Sendable () -> [WatchedProcess]
     private let windows = Mutex<[String: UsageWindow]>([:])
     private static let ticksPerSecond = Double(sysconf(Int32(_SC_CLK_TCK)))
 
-    init(processes: [WatchedProcess]) {
+    init(processes: @escaping @Sendable () -> [WatchedProcess]) {
         self.processes = processes
     }
 
@@ -47,6 +48,7 @@ final class ProcessSampler: Sendable {
 
     func sample() {
         let now = ContinuousClock.now
+        let processes = self.processes()
         let childrenByParent = processes.contains(where: \.includeChildren) ? Self.children() : [:]
         for process in processes {
             var pids = [process.pid]
@@ -57,13 +59,22 @@ final class ProcessSampler: Sendable {
             guard !readings.isEmpty else { continue }
             let reading = Reading(
                 cpuSeconds: readings.reduce(0) { $0 + $1.cpuSeconds }, residentMiB: readings.reduce(0) { $0 + $1.residentMiB })
-            windows.withLock { $0[process.name, default: UsageWindow()].record(at: now, cpuSeconds: reading.cpuSeconds, residentMiB: reading.residentMiB) }
+            windows.withLock { $0[process.name, default: UsageWindow()].record(at: now, cpuSeconds: reading.cpuSeconds, residentMiB: reading.residentMiB, pid: process.pid) }
         }
     }
 
     /// Usage from the first sample to the last.
     var usage: [ProcessUsage] {
-        windows.withLock { windows in processes.compactMap { windows[$0.name]?.usage(name: $0.name) } }
+        let processes = self.processes()
+        return windows.withLock { windows in processes.compactMap { windows[$0.name]?.usage(name: $0.name) } }
+    }
+
+    /// Resident MiB of a watched process now (with its children's proportional share), or nil when gone.
+    static func residentMiB(of process: WatchedProcess) -> Double? {
+        var pids = [process.pid]
+        if process.includeChildren { pids += children()[process.pid] ?? [] }
+        let readings = pids.compactMap { read(pid: $0, proportional: process.includeChildren, reapedChildren: false) }
+        return readings.isEmpty ? nil : readings.reduce(0) { $0 + $1.residentMiB }
     }
 
     /// CPU seconds and resident MiB of one process: RSS from `status`, or PSS from `smaps_rollup`.

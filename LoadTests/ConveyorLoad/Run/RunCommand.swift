@@ -14,7 +14,9 @@ struct RunCommand: AsyncParsableCommand {
               max         closed loop through /v1/tasks/batch: 500 tasks per request, 8 in flight, 60 s,
                           2 agents of concurrency 1000
               max-single  closed loop through single POSTs, 64 in flight, 60 s, 2 agents of concurrency 1000
-              soak        60,000 tasks/min for an hour, mix noop=90,sleep:5ms=10, 2 agents, --slo p99=10ms
+              soak        60,000 tasks/min for 8 min, mix noop=86,sleep:5ms=5,fail:1x=7,fail:9x=2,
+                          every 100th task cancelled, an agent restarted every minute,
+                          retention 2m: reports the growth of Redis, PostgreSQL and each process
             Presets run --embedded unless --url is given.
             Exit status: 0 when every accepted task finished and every --slo was met; 1 otherwise.
             """)
@@ -57,6 +59,8 @@ struct RunCommand: AsyncParsableCommand {
         var mixText: String
         var mix: [MixEntry]
         var objectives: [ServiceLevelObjective]
+        var churn: SoakChurn.Plan?
+        var environment: [String: String]
     }
 
     func resolve() throws -> Resolved {
@@ -78,7 +82,7 @@ struct RunCommand: AsyncParsableCommand {
                 embedded: embedded || (preset != nil && url == nil), rate: try rateText.map(LoadShape.rate), rateText: rateText,
                 duration: count != nil && duration == nil ? nil : (duration ?? base.duration), count: count, agents: agents ?? base.agents, agentConcurrency: agentConcurrency ?? base.agentConcurrency,
                 batch: batch ?? base.batch, concurrency: concurrency ?? base.concurrency, mixText: mixText, mix: try LoadShape.mix(mixText),
-                objectives: try (slo ?? base.slo).map(LoadShape.objectives) ?? [])
+                objectives: try (slo ?? base.slo).map(LoadShape.objectives) ?? [], churn: base.churn, environment: base.environment)
         } catch {
             throw ValidationError("\(error)")
         }
@@ -105,7 +109,7 @@ struct RunCommand: AsyncParsableCommand {
             guard FileManager.default.isExecutableFile(atPath: binary) else {
                 throw ValidationError("no conveyor binary at \(binary): build it (swift build -c release) or pass --conveyor")
             }
-            var environment: [String: String] = [:]
+            var environment = settings.environment
             for item in env {
                 let parts = item.split(separator: "=", maxSplits: 1).map(String.init)
                 environment[parts[0]] = parts.count > 1 ? parts[1] : ""
@@ -143,16 +147,26 @@ struct RunCommand: AsyncParsableCommand {
         let plan = LoadPlan(
             baseURL: baseURL, token: stack == nil ? (token ?? ProcessInfo.processInfo.environment["CONVEYOR_API_TOKEN"]) : LoadStack.token, rate: settings.rate,
             duration: settings.duration.map { .seconds($0) }, count: settings.count, batch: settings.batch,
-            concurrency: settings.concurrency, mix: settings.mix, progress: !quiet)
-        let sampler = stack.map { ProcessSampler(processes: $0.watched) }
+            concurrency: settings.concurrency, mix: settings.mix, progress: !quiet, cancelEvery: settings.churn?.cancelEvery)
+        let sampler = stack.map { stack in ProcessSampler(processes: { stack.watched }) }
+        // The soak: agent restarts, and the growth of memory and storage.
+        let churning = settings.churn != nil ? stack : nil
+        let growth = churning.map { GrowthSampler(stack: $0) }
+        let restarts = Task<Int, Never> {
+            guard let churning, let churn = settings.churn else { return 0 }
+            return await SoakChurn.restartAgents(of: churning, plan: churn, progress: !quiet)
+        }
         let probe = stack == nil ? CoordinatorProcessProbe(baseURL: baseURL) : nil
         let watch = Task {
             await withTaskGroup(of: Void.self) { group in
                 if let sampler { group.addTask { await sampler.run() } }
                 if let probe { group.addTask { await probe.run() } }
+                if let growth { group.addTask { await growth.run() } }
             }
         }
         let result = await LoadRun(plan: plan).run()
+        restarts.cancel()
+        let agentRestarts = await restarts.value
         watch.cancel()
         await watch.value
         sampler?.sample()
@@ -169,6 +183,8 @@ struct RunCommand: AsyncParsableCommand {
         let target = stack.map { _ in "embedded: 1 coordinator, \(settings.agents) agents" } ?? baseURL
         return LoadReport(
             mode: "\(load), \(shape), \(target)", mix: settings.mixText, load: result, outcome: outcome,
-            processes: (sampler?.usage ?? []) + (probe?.usage ?? []), objectives: settings.objectives)
+            processes: (sampler?.usage ?? []) + (probe?.usage ?? []), objectives: settings.objectives,
+            // Warm-up: the first half, by when retention has started dropping generations.
+            growth: growth?.growth(after: result.elapsed.seconds / 2) ?? [], agentRestarts: agentRestarts)
     }
 }
