@@ -38,21 +38,37 @@ let package = Package(
         .systemLibrary(name: "CLibPQ", providers: [.apt(["libpq-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
+        // Pure types every module shares: no OS threads, no files, no configuration sources.
         .target(
             name: "ConveyorCore",
             dependencies: [
-                .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
         ),
+        // The settings catalogue and the task-type registry file: what the CLI reads.
+        .target(
+            name: "ConveyorConfiguration",
+            dependencies: ["ConveyorCore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: swiftSettings
+        ),
+        // Test-only crashes at named points (CONVEYOR_FAULT).
+        .target(name: "ConveyorFaults", dependencies: ["ConveyorCore"], swiftSettings: swiftSettings),
+        // The OS thread each blocking C client runs on.
+        .target(
+            name: "ConveyorWorkerThread",
+            dependencies: [.product(name: "DequeModule", package: "swift-collections")],
+            swiftSettings: swiftSettings
+        ),
+        // Every metric's name, help and buckets, reachable from every module (the Redis client too).
+        .target(name: "ConveyorMetricNames", swiftSettings: swiftSettings),
         .target(
             name: "ConveyorRedis",
             dependencies: [
                 .product(name: "Metrics", package: "swift-metrics"),
-                "CHiredis", "ConveyorCore",
+                "CHiredis", "ConveyorCore", "ConveyorWorkerThread", "ConveyorMetricNames",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -60,7 +76,7 @@ let package = Package(
         .target(
             name: "ConveyorPostgres",
             dependencies: [
-                "CLibPQ", "ConveyorCore",
+                "CLibPQ", "ConveyorCore", "ConveyorWorkerThread",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -68,7 +84,7 @@ let package = Package(
         .target(
             name: "ConveyorObservability",
             dependencies: [
-                "ConveyorCore", "CZlib",
+                "ConveyorCore", "ConveyorMetricNames", "CZlib",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -81,7 +97,7 @@ let package = Package(
             name: "ConveyorCoordinator",
             dependencies: [
                 .product(name: "Metrics", package: "swift-metrics"),
-                "ConveyorCore", "ConveyorRedis", "ConveyorPostgres", "ConveyorObservability",
+                "ConveyorCore", "ConveyorRedis", "ConveyorPostgres", "ConveyorObservability", "ConveyorFaults",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -93,7 +109,7 @@ let package = Package(
             name: "ConveyorAgent",
             dependencies: [
                 .product(name: "Metrics", package: "swift-metrics"),
-                "ConveyorCore", "ConveyorRedis", "ConveyorObservability",
+                "ConveyorCore", "ConveyorRedis", "ConveyorObservability", "ConveyorFaults",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -121,7 +137,7 @@ let package = Package(
         .executableTarget(
             name: "conveyor-load",
             dependencies: [
-                "ConveyorCore", "ConveyorPostgres", "ConveyorEmbedded",
+                "ConveyorCore", "ConveyorPostgres", "ConveyorRedis", "ConveyorEmbedded",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -134,7 +150,7 @@ let package = Package(
         .executableTarget(
             name: "conveyor",
             dependencies: [
-                "ConveyorCore", "ConveyorRedis", "ConveyorPostgres", "ConveyorObservability",
+                "ConveyorCore", "ConveyorConfiguration", "ConveyorFaults", "ConveyorRedis", "ConveyorPostgres", "ConveyorObservability",
                 "ConveyorCoordinator", "ConveyorAgent", "ConveyorEmbedded",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -163,7 +179,7 @@ let package = Package(
         .testTarget(
             name: "ConveyorCoreTests",
             dependencies: [
-                "ConveyorCore", "ConveyorTesting",
+                "ConveyorCore", "ConveyorConfiguration", "ConveyorFaults", "ConveyorWorkerThread", "ConveyorTesting",
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
             swiftSettings: swiftSettings
@@ -186,7 +202,7 @@ let package = Package(
         .testTarget(
             name: "ConveyorCoordinatorTests",
             dependencies: [
-                "ConveyorCoordinator", "ConveyorPostgres", "ConveyorObservability", "ConveyorTesting",
+                "ConveyorCoordinator", "ConveyorConfiguration", "ConveyorPostgres", "ConveyorObservability", "ConveyorTesting",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
@@ -200,7 +216,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "ConveyorTesting", "ConveyorCoordinator", "ConveyorAgent", "ConveyorRedis", "ConveyorPostgres", "ConveyorEmbedded",
+                "ConveyorTesting", "ConveyorConfiguration", "ConveyorCoordinator", "ConveyorAgent", "ConveyorRedis", "ConveyorPostgres", "ConveyorEmbedded",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,4 +1,5 @@
 import ConveyorCore
+import ConveyorMetricNames
 import ConveyorRedis
 import Hummingbird
 import ConveyorObservability

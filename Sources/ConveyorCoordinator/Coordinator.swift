@@ -1,4 +1,5 @@
 import ConveyorCore
+import ConveyorMetricNames
 import ConveyorObservability
 import ConveyorPostgres
 import ConveyorRedis
@@ -65,7 +66,9 @@ public struct Coordinator: Sendable {
             store: EventStore(client: postgres), redis: recorderRedis, keys: configuration.keys,
             queues: configuration.registry.queues, consumer: configuration.instanceID,
             batchSize: configuration.recorderBatchSize, abandonedAfter: configuration.abandonedEventsAfter, logger: logger.with(label: "conveyor.coordinator.recorder"))
-        self.deadLetters = DeadLetterQueue(redis: redis, store: store, keys: configuration.keys, registry: configuration.registry)
+        self.deadLetters = DeadLetterQueue(
+            redis: redis, store: store, keys: configuration.keys, registry: configuration.registry,
+            redrivableFor: max(configuration.retention - GenerationStore.redriveMargin, configuration.retention / 2))
         self.reconcilerLock = PostgresConnection(configuration: configuration.postgres, name: "reconciler-pg", logger: logger.with(label: "conveyor.coordinator.postgres"))
         self.reconcilerRedis = RedisConnection(configuration: configuration.redis, name: "reconciler-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
         self.reconciler = Reconciler(
@@ -93,7 +96,12 @@ public struct Coordinator: Sendable {
     public func migrate() async throws {
         let applied = try await Migrator.migrate(postgres)
         if !applied.isEmpty { logger.info("applied migrations", metadata: ["versions": "\(applied)"]) }
-        _ = try await partitionMaintainer.openNextIfDue()
+        do {
+            _ = try await partitionMaintainer.openNextIfDue()
+        } catch {
+            // Its service tries again shortly; a busy table must not keep the coordinator from starting.
+            logger.warning("could not open the next generation of partitions yet", metadata: ["error": "\(error)"])
+        }
     }
 
     /// The Hummingbird application with every coordinator service attached.

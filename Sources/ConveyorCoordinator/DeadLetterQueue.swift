@@ -11,6 +11,9 @@ public struct DeadLetterQueue: Sendable {
     let store: TaskStore
     let keys: RedisKeys
     let registry: TaskTypeRegistry
+    /// Dead tasks that finished longer ago than this are not redriven: retention is about to drop them
+    /// (see ``GenerationStore/redriveMargin``).
+    let redrivableFor: Duration
 
     /// One dead letter as the API shows it.
     public struct Letter: Sendable, Hashable {
@@ -62,13 +65,15 @@ public struct DeadLetterQueue: Sendable {
     public enum RedriveError: Error, Sendable {
         case notFound
         case notDead(TaskStatus)
+        /// Dead, but too close to the end of its retention.
+        case expiring
     }
 
     /// Redrives the given tasks; returns those that were dead and are now queued again.
     @discardableResult
     public func redrive(_ ids: [TaskID]) async throws -> [RedrivenTask] {
         let registry = self.registry
-        let tasks = try await store.redrive(ids) { type in registry[type]?.maxAttempts ?? TaskTypeDefinition.defaultMaxAttempts }
+        let tasks = try await store.redrive(ids, finishedWithin: redrivableFor) { type in registry[type]?.maxAttempts ?? TaskTypeDefinition.defaultMaxAttempts }
         guard !tasks.isEmpty else { return [] }
         let now = WallClock.nowMillis()
         let calls = tasks.map { task in
@@ -98,6 +103,7 @@ public struct DeadLetterQueue: Sendable {
     public func redrive(_ id: TaskID) async throws -> RedrivenTask {
         if let task = try await redrive([id]).first { return task }
         guard let status = try await store.status(of: id) else { throw RedriveError.notFound }
+        if status == .dead { throw RedriveError.expiring }
         throw RedriveError.notDead(status)
     }
 

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import ConveyorCore
+import ConveyorMetricNames
 import Foundation
 import Logging
 import Metrics

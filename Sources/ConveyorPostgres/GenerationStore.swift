@@ -35,9 +35,10 @@ public struct GenerationStore: Sendable {
         public init() {}
     }
 
-    /// Statements that drop or detach partitions wait at most this long for the parent's lock, so a
-    /// long query on `tasks` delays retention rather than every submission queueing behind it.
-    static let lockTimeout = "2s"
+    /// Statements that attach or detach partitions wait at most this long for a lock: every statement
+    /// on `tasks` queues behind a waiting lock request, so a long wait would stall submissions. A pass
+    /// that gives up is retried at the next one.
+    static let lockTimeout = "200ms"
     /// Scanning a day-sized generation for tasks to keep may take minutes.
     static let maintenanceTimeout = Duration.seconds(600)
 
@@ -78,6 +79,10 @@ public struct GenerationStore: Sendable {
         }
     }
 
+    /// How close to the end of its retention a dead task may still be redriven: a redrive is the one
+    /// way a finished task becomes unfinished, and the drop relies on that not happening after its scan.
+    public static let redriveMargin = Duration.seconds(900)
+
     /// Drops every closed generation that has been closed for longer than `retention` plus the age at
     /// which coordinators give up an id block, then deletes finished rows older than the window from the
     /// default partitions (tasks kept by earlier drops) and the events recorded before migration 4.
@@ -92,15 +97,21 @@ public struct GenerationStore: Sendable {
                     WHERE closed_at < now() - $1::bigint * interval '1 millisecond' ORDER BY number
                     """, [expiredAfter], name: "expired generations").rows.compactMap { $0[0] }
                 for number in expired {
-                    let kept = try session.transaction { () throws(PostgresError) -> Int64 in
+                    // Without locks: see conveyor_drop_generation for why the list stays right.
+                    let kept = try session.query("""
+                        SELECT id FROM tasks_g\(number)
+                        WHERE status NOT IN ('succeeded', 'failed', 'dead', 'cancelled') OR finished_at IS NULL
+                           OR finished_at >= now() - $1::bigint * interval '1 millisecond'
+                        """, [retentionMillis], name: "tasks to keep").rows.compactMap { $0[0] }
+                    let moved = try session.transaction { () throws(PostgresError) -> Int64 in
                         try session.execute("SET LOCAL lock_timeout = '\(Self.lockTimeout)'", name: "lock timeout")
                         return try session.query(
-                            "SELECT conveyor_drop_generation($1, now() - $2::bigint * interval '1 millisecond')",
-                            [number, retentionMillis], name: "drop generation").rows.first?[0].flatMap { Int64($0) } ?? -1
+                            "SELECT conveyor_drop_generation($1, $2::bigint[])",
+                            [number, "{" + kept.joined(separator: ",") + "}"], name: "drop generation").rows.first?[0].flatMap { Int64($0) } ?? -1
                     }
-                    if kept >= 0 {
+                    if moved >= 0 {
                         removal.generationsDropped += 1
-                        removal.tasksKept += Int(kept)
+                        removal.tasksKept += Int(moved)
                     }
                 }
                 removal.rowsDeleted += try session.query("""

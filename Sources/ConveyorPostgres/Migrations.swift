@@ -177,22 +177,28 @@ public enum Migrations {
         END
         $$;
 
-        -- Opens generation `number` unless it is open already: creates its partitions, closes the one
-        -- before, and moves the id sequence to its first id (never backwards). Coordinators may race to
-        -- open the same one; a transaction-level lock makes it happen once.
+        -- Opens generation `number` unless it is open already: builds its two tables apart, with the
+        -- parents' indexes, and attaches them (a lock on the parents that lets reads and writes go on;
+        -- only the default partitions, which hold a few kept tasks, are locked while they are checked),
+        -- closes the one before and moves the id sequence to its first id (never backwards).
+        -- Coordinators may race to open the same one; a transaction-level lock makes it happen once.
         CREATE FUNCTION conveyor_open_generation(number bigint) RETURNS boolean
             LANGUAGE plpgsql AS $$
             DECLARE
                 width constant bigint := \(generationWidth);
+                tasks_part text := 'tasks_g' || number;
+                events_part text := 'task_events_g' || number;
             BEGIN
                 PERFORM pg_advisory_xact_lock(\(generationLockKey));
                 IF EXISTS (SELECT 1 FROM conveyor_generations g WHERE g.number >= conveyor_open_generation.number) THEN
                     RETURN false;
                 END IF;
-                EXECUTE format('CREATE TABLE %I PARTITION OF tasks FOR VALUES FROM (%s) TO (%s) WITH (fillfactor = 80)',
-                               'tasks_g' || number, number * width, (number + 1) * width);
-                EXECUTE format('CREATE TABLE %I PARTITION OF task_events FOR VALUES FROM (%s) TO (%s)',
-                               'task_events_g' || number, number * width, (number + 1) * width);
+                EXECUTE format('CREATE TABLE %I (LIKE tasks INCLUDING ALL) WITH (fillfactor = 80)', tasks_part);
+                EXECUTE format('CREATE TABLE %I (LIKE task_events INCLUDING ALL)', events_part);
+                EXECUTE format('ALTER TABLE tasks ATTACH PARTITION %I FOR VALUES FROM (%s) TO (%s)',
+                               tasks_part, number * width, (number + 1) * width);
+                EXECUTE format('ALTER TABLE task_events ATTACH PARTITION %I FOR VALUES FROM (%s) TO (%s)',
+                               events_part, number * width, (number + 1) * width);
                 UPDATE conveyor_generations SET closed_at = now() WHERE closed_at IS NULL;
                 INSERT INTO conveyor_generations (number, first_id) VALUES (number, number * width);
                 IF (SELECT last_value FROM conveyor_task_ids) < number * width THEN
@@ -202,35 +208,35 @@ public enum Migrations {
             END
             $$;
 
-        -- Drops generation `number` with its events, keeping (in the default partitions) the tasks that
-        -- did not finish before `cutoff` and their events. Returns how many tasks were kept, or -1 when
-        -- the generation is the open one or gone. The scan holds off writes to this generation only; the
-        -- detach takes the parents' lock for a moment (the caller sets lock_timeout).
-        CREATE FUNCTION conveyor_drop_generation(number bigint, cutoff timestamptz) RETURNS bigint
+        -- Drops closed generation `number` with its events, keeping (in the default partitions) the
+        -- tasks `kept` and their events. The caller found `kept` by scanning the generation beforehand,
+        -- without locks: in a closed generation no task is created any more and a finished one only
+        -- becomes unfinished by a redrive, which the coordinator refuses this close to the window. So
+        -- the parents are locked only for moving the kept rows by id and detaching: milliseconds, taken
+        -- parents first, as every statement takes them (no deadlock); the caller sets lock_timeout.
+        -- Returns how many tasks were kept, or -1 when the generation is the open one or gone.
+        CREATE FUNCTION conveyor_drop_generation(number bigint, kept bigint[]) RETURNS bigint
             LANGUAGE plpgsql AS $$
             DECLARE
                 tasks_part text := 'tasks_g' || number;
                 events_part text := 'task_events_g' || number;
-                kept bigint;
+                moved bigint;
             BEGIN
                 PERFORM pg_advisory_xact_lock(\(generationLockKey));
                 IF NOT EXISTS (SELECT 1 FROM conveyor_generations g WHERE g.number = conveyor_drop_generation.number AND g.closed_at IS NOT NULL) THEN
                     RETURN -1;
                 END IF;
-                EXECUTE format('LOCK TABLE %I IN SHARE MODE', tasks_part);
-                EXECUTE format('LOCK TABLE %I IN SHARE MODE', events_part);
-                EXECUTE format($q$CREATE TEMP TABLE conveyor_kept_tasks ON COMMIT DROP AS SELECT * FROM %I
-                    WHERE status NOT IN ('succeeded', 'failed', 'dead', 'cancelled') OR finished_at IS NULL OR finished_at >= $1$q$,
-                    tasks_part) USING cutoff;
-                GET DIAGNOSTICS kept = ROW_COUNT;
-                EXECUTE format('CREATE TEMP TABLE conveyor_kept_events ON COMMIT DROP AS SELECT * FROM %I WHERE task_id IN (SELECT id FROM conveyor_kept_tasks)', events_part);
+                LOCK TABLE tasks, task_events IN ACCESS EXCLUSIVE MODE;
+                EXECUTE format('CREATE TEMP TABLE conveyor_kept_tasks ON COMMIT DROP AS SELECT * FROM %I WHERE id = ANY($1)', tasks_part) USING kept;
+                GET DIAGNOSTICS moved = ROW_COUNT;
+                EXECUTE format('CREATE TEMP TABLE conveyor_kept_events ON COMMIT DROP AS SELECT * FROM %I WHERE task_id = ANY($1)', events_part) USING kept;
                 EXECUTE format('ALTER TABLE tasks DETACH PARTITION %I', tasks_part);
                 EXECUTE format('ALTER TABLE task_events DETACH PARTITION %I', events_part);
                 EXECUTE format('DROP TABLE %I, %I', tasks_part, events_part);
                 INSERT INTO tasks SELECT * FROM conveyor_kept_tasks;
                 INSERT INTO task_events SELECT * FROM conveyor_kept_events;
                 DELETE FROM conveyor_generations g WHERE g.number = conveyor_drop_generation.number;
-                RETURN kept;
+                RETURN moved;
             END
             $$;
         """

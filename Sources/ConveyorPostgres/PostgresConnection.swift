@@ -1,4 +1,5 @@
 import ConveyorCore
+import ConveyorWorkerThread
 import Logging
 import Synchronization
 

@@ -235,15 +235,22 @@ public struct RedrivenTask: Sendable, Hashable {
 extension TaskStore {
     /// Moves `dead` tasks back to `queued` with a fresh budget of attempts (`freshAttempts(type)` more),
     /// keeping their id, attempt count and history. Tasks that are not dead are left alone.
-    public func redrive(_ ids: [TaskID], freshAttempts: @escaping @Sendable (String) -> Int) async throws -> [RedrivenTask] {
+    ///
+    /// - Parameter finishedWithin: only tasks that died at most this long ago (nil: any); retention
+    ///   counts on a redrive never reviving a task it is about to drop.
+    public func redrive(
+        _ ids: [TaskID], finishedWithin: Duration? = nil, freshAttempts: @escaping @Sendable (String) -> Int
+    ) async throws -> [RedrivenTask] {
         guard !ids.isEmpty else { return [] }
         let literal = PostgresArrayLiteral.integers(ids.map(\.rawValue))
         return try await client.withSession { session in
             try session.transaction { () throws(PostgresError) -> [RedrivenTask] in
                 let rows = try session.query("""
                     SELECT id, type, queue, params::text, correlation_id, attempts, max_attempts
-                    FROM tasks WHERE id = ANY($1::bigint[]) AND status = 'dead' FOR UPDATE
-                    """, [literal], name: "find dead tasks").rows
+                    FROM tasks WHERE id = ANY($1::bigint[]) AND status = 'dead'
+                      AND ($2::bigint IS NULL OR finished_at IS NULL OR finished_at > now() - $2::bigint * interval '1 millisecond')
+                    FOR UPDATE
+                    """, [literal, finishedWithin.map { String($0.milliseconds) }], name: "find dead tasks").rows
                 var tasks: [RedrivenTask] = []
                 for row in rows {
                     guard let id = row[0].flatMap({ TaskID($0) }), let type = row[1], let queue = row[2],

@@ -1,5 +1,6 @@
 import CHiredis
 #if canImport(Glibc)
+import ConveyorWorkerThread
 import Glibc
 #endif
 import ConveyorCore

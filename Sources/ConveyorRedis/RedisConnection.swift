@@ -1,4 +1,6 @@
 import ConveyorCore
+import ConveyorMetricNames
+import ConveyorWorkerThread
 import Logging
 import Metrics
 
@@ -58,7 +60,6 @@ public final class RedisConnection: Sendable {
     private static func serve(
         worker: BlockingWorkerThread<Request>, configuration: RedisConfiguration, name: String, logger: Logger
     ) {
-        // Names as in MetricsCatalog (ConveyorObservability), which this module does not import.
         // Made at the first round trip, after the process has bootstrapped its metrics. A blocking read
         // (XREADGROUP BLOCK) counts its wait as round-trip time: the `connection` label tells them apart.
         var pipelineSize: Recorder?
@@ -97,8 +98,8 @@ public final class RedisConnection: Sendable {
             let started = clock.now
             let (replies, failure) = context.roundTrip(commands)
             if pipelineSize == nil {
-                pipelineSize = Recorder(label: "conveyor_redis_pipeline_commands", dimensions: [("connection", name)])
-                roundTrip = Timer(label: "conveyor_redis_roundtrip_seconds", dimensions: [("connection", name)])
+                pipelineSize = Recorder(label: MetricsCatalog.redisPipeline.name, dimensions: [("connection", name)])
+                roundTrip = Timer(label: MetricsCatalog.redisRoundTrip.name, dimensions: [("connection", name)])
             }
             pipelineSize?.record(commands.count)
             let elapsed = clock.now - started

@@ -1,4 +1,6 @@
+import ConveyorConfiguration
 import ConveyorCore
+import ConveyorMetricNames
 import ConveyorObservability
 import Foundation
 import Testing

@@ -1,4 +1,5 @@
 import ConveyorCore
+import ConveyorFaults
 import Testing
 
 /// Only ever parses: arming a point here would SIGKILL the whole test process the next time any test's

@@ -1,3 +1,4 @@
+import ConveyorConfiguration
 import ConveyorCore
 import Testing
 

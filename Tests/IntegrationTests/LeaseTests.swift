@@ -1,5 +1,7 @@
 import ConveyorAgent
 import ConveyorCore
+import ConveyorEmbedded
+import Foundation
 import ConveyorRedis
 import ConveyorTesting
 import Testing
@@ -11,32 +13,51 @@ struct LeaseTests {
         TaskTypeDefinition(name: "work", maxConcurrent: 10, maxAttempts: 3, handler: "work", lease: .seconds(2)),
     ])
 
-    @Test("a task held by an agent that crashed is taken over by another after its lease, and succeeds once")
-    func crashedAgentsTaskIsReclaimed() async throws {
-        let stack = try await Stack.start(registry: registry, agents: 0)
-        let hung = ExecutionLog()
-        var hanging = HandlerSet.builtIns
-        hanging.register("work") { task in
-            hung.begin(task.id)
-            defer { hung.end() }
-            try await Task.sleep(for: .seconds(3600))
-            return nil
+    /// The real `conveyor` binary (built by `swift build`), so a crash is a real SIGKILL.
+    private static let binary = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent(".build/debug/conveyor").path
+
+    @Test("a task held by an agent process killed with SIGKILL is taken over by another after its lease, and succeeds once")
+    func killedAgentsTaskIsReclaimed() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the conveyor binary first: swift build")
+        // The child runs the built-in sleep handler, for an hour: only a take-over can finish the task.
+        let sleepy = TaskTypeRegistry([
+            TaskTypeDefinition(name: "work", maxConcurrent: 10, maxAttempts: 3, handler: "sleep", lease: .seconds(2)),
+        ])
+        let stack = try await Stack.start(registry: sleepy, agents: 0)
+        let directory = try await LocalProcess.makeDirectory(prefix: "conveyor-lease", ownedByPostgres: false)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        try "types:\n  work:\n    handler: sleep\n    max_concurrent: 10\n    lease: 2s\n"
+            .write(toFile: "\(directory)/types.yaml", atomically: true, encoding: .utf8)
+        let journal = "\(directory)/executions.journal"
+        let doomed = try ChildProcess(
+            executable: Self.binary, arguments: ["agent"], workingDirectory: nil, logPath: "\(directory)/agent.log",
+            environment: [
+                "CONVEYOR_REDIS_URL": stack.environment.redisServer.url, "CONVEYOR_REDIS_PREFIX": stack.environment.keys.prefix,
+                "CONVEYOR_TASK_TYPES": "\(directory)/types.yaml", "CONVEYOR_AGENT_ID": "doomed", "CONVEYOR_EXECUTION_JOURNAL": journal,
+            ])
+        defer { if doomed.isRunning { doomed.signal(SIGKILL) } }
+        let id = try await stack.submit("work", params: "{\"ms\":3600000}")
+        // Until the child has started the attempt (its journal says so).
+        var started = false
+        for _ in 0..<300 where !started {
+            started = ((try? String(contentsOfFile: journal, encoding: .utf8)) ?? "").split(separator: "\n").contains { $0.hasPrefix("\(id) ") }
+            if !started { try await Task.sleep(for: .milliseconds(50)) }
         }
-        let first = try stack.startAgent(id: "doomed", registry: registry, handlers: hanging)
-        let id = try await stack.submit("work")
-        for _ in 0..<100 where hung.executions.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
-        #expect(hung.executions[id] == 1)
-        await first.crash()
+        try #require(started, "the agent process never started the task")
+        doomed.signal(SIGKILL)
+        #expect(await doomed.waitForExit() != 0)
 
         let log = ExecutionLog()
         var working = HandlerSet.builtIns
-        working.register("work", log.handler())
-        let second = try stack.startAgent(id: "rescuer", registry: registry, handlers: working)
+        working.register("sleep", log.handler())
+        let rescuer = try stack.startAgent(id: "rescuer", registry: sleepy, handlers: working)
         #expect(try await stack.waitUntilTerminal([id], timeout: .seconds(30))[id] == .succeeded)
         #expect(log.executions[id] == 1)
         let task = try await stack.task(id)
-        #expect(task["attempts"]?.intValue == 1)
-        try await second.stop()
+        #expect(task["attempts"]?.intValue == 1, "a take-over runs the same attempt again")
+        try await rescuer.stop()
         try await stack.stop()
     }
 

@@ -103,4 +103,17 @@ struct RetentionTests {
         #expect(try await sql(stack, "SELECT count(*) FROM tasks_g\(first.number + 1)")[0][0] == "1")
         try await stack.stop()
     }
+
+    @Test("a dead task about to be removed by retention is not redriven: 409 expiring")
+    func expiringDeadTaskIsNotRedriven() async throws {
+        let stack = try await quietStack()
+        let id = try await stack.submit("fail", params: "{\"times\":99}", extra: ",\"max_attempts\":1")
+        #expect(try await stack.waitUntilTerminal([id])[id] == .dead)
+        _ = try await sql(stack, "UPDATE tasks SET finished_at = now() - interval '23 hours 50 minutes' WHERE id = $1", [String(id)])
+        let reply = try await stack.post("/v1/dead/\(id)/retry", "")
+        #expect(reply.status == 409)
+        #expect(reply.json?["error"]?["code"]?.stringValue == "expiring", "\(reply.body)")
+        #expect(try await stack.post("/v1/dead/retry", "").json?["redriven"]?.intValue == 0)
+        try await stack.stop()
+    }
 }

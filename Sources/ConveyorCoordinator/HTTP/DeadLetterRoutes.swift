@@ -54,6 +54,8 @@ struct DeadLetterRoutes: Sendable {
             throw APIError.notFound("no task with id \(id)")
         } catch DeadLetterQueue.RedriveError.notDead(let status) {
             throw APIError.conflict("not_dead", "task \(id) is \(status.rawValue), not dead")
+        } catch DeadLetterQueue.RedriveError.expiring {
+            throw APIError.conflict("expiring", "task \(id) died too long ago: retention is about to remove it (CONVEYOR_RETENTION)")
         }
     }
 

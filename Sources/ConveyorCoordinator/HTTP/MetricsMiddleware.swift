@@ -1,3 +1,4 @@
+import ConveyorMetricNames
 import ConveyorObservability
 import Hummingbird
 import Metrics

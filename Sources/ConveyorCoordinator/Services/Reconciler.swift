@@ -1,4 +1,5 @@
 import ConveyorCore
+import ConveyorMetricNames
 import ConveyorObservability
 import ConveyorPostgres
 import ConveyorRedis

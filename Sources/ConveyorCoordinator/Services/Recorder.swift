@@ -1,4 +1,6 @@
 import ConveyorCore
+import ConveyorFaults
+import ConveyorMetricNames
 import ConveyorObservability
 import ConveyorPostgres
 import ConveyorRedis

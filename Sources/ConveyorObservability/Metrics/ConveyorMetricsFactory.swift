@@ -1,3 +1,4 @@
+import ConveyorMetricNames
 import CoreMetrics
 import Prometheus
 

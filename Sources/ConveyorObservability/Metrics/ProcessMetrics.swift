@@ -1,3 +1,4 @@
+import ConveyorMetricNames
 import Foundation
 import Metrics
 import Prometheus

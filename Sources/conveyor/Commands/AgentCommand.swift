@@ -1,5 +1,6 @@
 import ArgumentParser
 import ConveyorAgent
+import ConveyorConfiguration
 import ConveyorCore
 import ConveyorObservability
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConveyorConfiguration
 import ConveyorCoordinator
 import ConveyorCore
 import ConveyorObservability

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import ConveyorAgent
+import ConveyorConfiguration
 import ConveyorCoordinator
 import ConveyorCore
 import ConveyorObservability

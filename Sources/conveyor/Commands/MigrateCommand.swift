@@ -1,4 +1,5 @@
 import ArgumentParser
+import ConveyorConfiguration
 import ConveyorCore
 import ConveyorPostgres
 import Foundation

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import ConveyorConfiguration
 import ConveyorCore
 import Foundation
 

@@ -1,6 +1,8 @@
 import ConveyorAgent
+import ConveyorConfiguration
 import ConveyorCoordinator
 import ConveyorCore
+import ConveyorFaults
 import ConveyorObservability
 import ConveyorPostgres
 import ConveyorRedis

@@ -1,4 +1,5 @@
 import Configuration
+import ConveyorConfiguration
 import ConveyorCore
 import Foundation
 

@@ -172,14 +172,6 @@ struct RunningAgent: Sendable {
     let group: ServiceGroup
     let running: Task<Void, any Error>
 
-    /// Like SIGKILL as far as the broker can tell: no graceful shutdown, nothing acknowledged or renewed
-    /// any more. (Handlers are cancelled rather than frozen; their outcome is dropped.)
-    func crash() async {
-        running.cancel()
-        _ = try? await running.value
-        agent.close()
-    }
-
     func stop() async throws {
         await group.triggerGracefulShutdown()
         try await running.value

@@ -1,5 +1,6 @@
 /// Every metric Conveyor exports: its name, its help text and, for histograms, its buckets. The one
-/// place names are spelled; ``ConveyorMetricsFactory`` gives Prometheus the help text from here, and the
+/// place names are spelled, in a module of its own so every module can reach it (the Redis client records
+/// its round trips); `ConveyorMetricsFactory` gives Prometheus the help text from here, and the
 /// README's metrics table and the Grafana dashboards use these names.
 ///
 /// Names follow Prometheus conventions: a `conveyor_` prefix, base units (seconds, bytes), `_total` on
@@ -12,9 +13,9 @@ public enum MetricsCatalog {
         public var buckets: [Double] = []
     }
 
-    static let latencyBuckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
-    static let runBuckets: [Double] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600]
-    static let sizeBuckets: [Double] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
+    package static let latencyBuckets: [Double] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60]
+    package static let runBuckets: [Double] = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600]
+    package static let sizeBuckets: [Double] = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000]
 
     // Coordinator
     public static let tasksSubmitted = Entry(name: "conveyor_tasks_submitted_total", help: "Tasks accepted (committed in PostgreSQL and added to Redis), by type.")
@@ -62,5 +63,5 @@ public enum MetricsCatalog {
         processOpenFDs, processStart,
     ]
 
-    static let byName: [String: Entry] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
+    package static let byName: [String: Entry] = Dictionary(uniqueKeysWithValues: all.map { ($0.name, $0) })
 }

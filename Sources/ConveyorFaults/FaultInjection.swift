@@ -1,3 +1,4 @@
+import ConveyorCore
 import Foundation
 import Synchronization
 

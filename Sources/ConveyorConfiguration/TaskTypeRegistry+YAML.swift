@@ -1,0 +1,154 @@
+import ConveyorCore
+import Yams
+
+// MARK: - YAML
+
+extension TaskTypeRegistry {
+    /// Parses a registry file:
+    ///
+    /// ```yaml
+    /// types:
+    ///   resize_image:
+    ///     queue: images          # default "default"
+    ///     max_concurrent: 5      # per agent, default 5
+    ///     timeout: 60s           # default 5m
+    ///     max_attempts: 3        # default 3
+    ///     handler: command       # noop | sleep | echo | fail | command | <in-process name>
+    ///     command: ["/usr/local/bin/resize", "--fast"]
+    ///     max_output_bytes: 1048576
+    ///     backoff_base: 1s       # retry backoff with full jitter, default 1s …
+    ///     backoff_max: 10m       # … capped at 10m
+    ///     lease: 30s             # taken over by another agent after this long without renewal
+    ///     env:                   # command types only: variables the command gets (besides TASK_* …)
+    ///       GIT_AUTHOR_NAME: conveyor
+    /// ```
+    /// - Parameter source: names the file in error messages.
+    public init(yaml: String, source: String) throws(ConfigurationError) {
+        let root: Any?
+        do {
+            root = try Yams.load(yaml: yaml)
+        } catch {
+            throw ConfigurationError(key: source, "not valid YAML: \(error)")
+        }
+        guard let document = root as? [String: Any] else {
+            throw ConfigurationError(key: source, "expected a mapping with a 'types' key")
+        }
+        let unknownTop = Set(document.keys).subtracting(["types"])
+        if let key = unknownTop.sorted().first {
+            throw ConfigurationError(key: source, "unknown key '\(key)' (expected 'types')")
+        }
+        guard let types = document["types"] as? [String: Any], !types.isEmpty else {
+            throw ConfigurationError(key: source, "'types' must be a non-empty mapping of type name to settings")
+        }
+        var definitions: [TaskTypeDefinition] = []
+        for name in types.keys.sorted() {
+            definitions.append(try Self.definition(name: name, settings: types[name], source: source))
+        }
+        self.init(definitions)
+    }
+
+    private static let knownKeys: Set<String> = [
+        "queue", "max_concurrent", "timeout", "max_attempts", "handler", "command", "max_output_bytes",
+        "backoff_base", "backoff_max", "lease", "env",
+    ]
+
+    private static func definition(name: String, settings: Any?, source: String) throws(ConfigurationError) -> TaskTypeDefinition {
+        let path = "\(source): types.\(name)"
+        guard Self.isValidName(name) else {
+            throw ConfigurationError(key: path, "type names use letters, digits, '_', '-', '.' and ':' (at most 100)")
+        }
+        guard let settings = settings as? [String: Any] else {
+            throw ConfigurationError(key: path, "expected a mapping of settings")
+        }
+        if let key = Set(settings.keys).subtracting(knownKeys).sorted().first {
+            throw ConfigurationError(key: "\(path).\(key)", "unknown setting (known: \(knownKeys.sorted().joined(separator: ", ")))")
+        }
+        func positiveInt(_ key: String, default value: Int) throws(ConfigurationError) -> Int {
+            guard let raw = settings[key] else { return value }
+            guard let number = raw as? Int, number > 0 else {
+                throw ConfigurationError(key: "\(path).\(key)", "must be a positive integer")
+            }
+            return number
+        }
+        guard let handler = settings["handler"] as? String, !handler.isEmpty else {
+            throw ConfigurationError(key: "\(path).handler", "required: one of \(builtInHandlers.sorted().joined(separator: ", ")) or an in-process handler name")
+        }
+        func duration(_ key: String, default value: Duration) throws(ConfigurationError) -> Duration {
+            guard let raw = settings[key] else { return value }
+            guard let parsed = Duration(configurationText: "\(raw)"), parsed > .zero else {
+                throw ConfigurationError(key: "\(path).\(key)", "must be a duration such as 500ms, 30s, 5m")
+            }
+            return parsed
+        }
+        let timeout = try duration("timeout", default: TaskTypeDefinition.defaultTimeout)
+        let backoffBase = try duration("backoff_base", default: TaskTypeDefinition.defaultBackoffBase)
+        let backoffMax = try duration("backoff_max", default: TaskTypeDefinition.defaultBackoffMax)
+        let lease = try duration("lease", default: TaskTypeDefinition.defaultLease)
+        guard lease >= .milliseconds(300) else {
+            throw ConfigurationError(key: "\(path).lease", "must be at least 300ms")
+        }
+        guard backoffMax >= backoffBase else {
+            throw ConfigurationError(key: "\(path).backoff_max", "must not be shorter than backoff_base")
+        }
+        var queue = TaskTypeDefinition.defaultQueue
+        if let raw = settings["queue"] {
+            guard let text = raw as? String, Self.isValidName(text) else {
+                throw ConfigurationError(key: "\(path).queue", "queue names use letters, digits, '_', '-', '.' and ':'")
+            }
+            queue = text
+        }
+        var command: [String] = []
+        if let raw = settings["command"] {
+            if let text = raw as? String {
+                command = [text]
+            } else if let parts = raw as? [Any], !parts.isEmpty {
+                command = parts.map { "\($0)" }
+            } else {
+                throw ConfigurationError(key: "\(path).command", "must be an executable path or a list [executable, args…]")
+            }
+        }
+        var environment: [String: String] = [:]
+        if let raw = settings["env"] {
+            guard let mapping = raw as? [String: Any] else {
+                throw ConfigurationError(key: "\(path).env", "must be a mapping of variable names to values")
+            }
+            for (name, value) in mapping {
+                guard Self.isValidVariableName(name) else {
+                    throw ConfigurationError(key: "\(path).env.\(name)", "variable names use letters, digits and '_', not starting with a digit")
+                }
+                guard !name.hasPrefix("TASK_"), !["CORRELATION_ID", "PAYLOAD_FILE", "PAYLOAD_JSON"].contains(name) else {
+                    throw ConfigurationError(key: "\(path).env.\(name)", "is set by the agent for every task")
+                }
+                guard value is String || value is Int || value is Double || value is Bool else {
+                    throw ConfigurationError(key: "\(path).env.\(name)", "must be a single value")
+                }
+                environment[name] = "\(value)"
+            }
+        }
+        if handler == "command", command.isEmpty {
+            throw ConfigurationError(key: "\(path).command", "required for handler 'command'")
+        }
+        return TaskTypeDefinition(
+            name: name,
+            queue: queue,
+            maxConcurrent: try positiveInt("max_concurrent", default: TaskTypeDefinition.defaultMaxConcurrent),
+            timeout: timeout,
+            maxAttempts: try positiveInt("max_attempts", default: TaskTypeDefinition.defaultMaxAttempts),
+            handler: handler,
+            command: command,
+            maxOutputBytes: try positiveInt("max_output_bytes", default: TaskTypeDefinition.defaultMaxOutputBytes),
+            backoffBase: backoffBase,
+            backoffMax: backoffMax,
+            lease: lease,
+            environment: environment
+        )
+    }
+
+    static func isValidVariableName(_ name: String) -> Bool {
+        guard let first = name.utf8.first, !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else { return false }
+        return name.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_")
+        }
+    }
+}
