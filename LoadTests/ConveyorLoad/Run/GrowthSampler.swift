@@ -5,7 +5,8 @@ import Logging
 import Synchronization
 
 /// Samples what must not grow during a soak, every few seconds: Redis' `used_memory`, the PostgreSQL
-/// database's size and each process's resident memory; then reports each series' slope after the
+/// database's size, each process's resident memory and PostgreSQL's private memory (see
+/// ``ProcessSampler/growthMiB(of:)``); then reports each series' slope after the
 /// warm-up (least squares, MiB per minute), which is how "flat" is judged.
 final class GrowthSampler: Sendable {
     struct Series: Sendable, Codable {
@@ -60,7 +61,8 @@ final class GrowthSampler: Sendable {
                 record("postgres database size", at: at, mib: bytes / 1_048_576)
             }
             for process in stack.watched where process.name != "conveyor-load" {
-                if let mib = ProcessSampler.residentMiB(of: process) { record(process.name + " memory", at: at, mib: mib) }
+                let name = process.includeChildren ? "postgres private memory" : process.name + " memory"
+                if let mib = ProcessSampler.growthMiB(of: process) { record(name, at: at, mib: mib) }
             }
             try? await Task.sleep(for: interval)
         }

@@ -69,12 +69,23 @@ final class ProcessSampler: Sendable {
         return windows.withLock { windows in processes.compactMap { windows[$0.name]?.usage(name: $0.name) } }
     }
 
-    /// Resident MiB of a watched process now (with its children's proportional share), or nil when gone.
-    static func residentMiB(of process: WatchedProcess) -> Double? {
-        var pids = [process.pid]
-        if process.includeChildren { pids += children()[process.pid] ?? [] }
-        let readings = pids.compactMap { read(pid: $0, proportional: process.includeChildren, reapedChildren: false) }
-        return readings.isEmpty ? nil : readings.reduce(0) { $0 + $1.residentMiB }
+    /// Memory of a watched process now, or nil when gone: its resident set or, for a process with
+    /// children (PostgreSQL), the sum of their private pages. Shared pages are left out there because
+    /// they are mostly shared buffers, which fill up to `shared_buffers` by design: a soak's few minutes
+    /// would read that filling as growth.
+    static func growthMiB(of process: WatchedProcess) -> Double? {
+        guard process.includeChildren else { return read(pid: process.pid, proportional: false, reapedChildren: false)?.residentMiB }
+        let pids = [process.pid] + (children()[process.pid] ?? [])
+        var kilobytes = 0.0
+        var found = false
+        for pid in pids {
+            guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8) else { continue }
+            found = true
+            for line in text.split(separator: "\n") where line.hasPrefix("Private_Clean:") || line.hasPrefix("Private_Dirty:") {
+                kilobytes += Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+            }
+        }
+        return found ? kilobytes / 1024 : nil
     }
 
     /// CPU seconds and resident MiB of one process: RSS from `status`, or PSS from `smaps_rollup`.
