@@ -88,6 +88,10 @@ final class ChaosCluster: Sendable {
             "CONVEYOR_REDIS_URL": redisURL, "CONVEYOR_POSTGRES_URL": postgres.url, "CONVEYOR_TASK_TYPES": registryPath,
             "CONVEYOR_API_TOKENS": Self.token, "CONVEYOR_HTTP_PORT": String(ports[slot]), "CONVEYOR_INSTANCE_ID": "chaos-coordinator-\(slot)-g\(generation)",
             "CONVEYOR_RECORDER_TAKEOVER_AFTER": "5s",
+            // A generation of partitions opens every 43 s, so the run crosses openings (ids jump, tables
+            // attach) while processes die; none closes long enough to be dropped before the census
+            // (the soak proves the drops). The janitor removes killed agents' consumers once reclaimed.
+            "CONVEYOR_RETENTION": "5m", "CONVEYOR_IDLE_CONSUMER_AFTER": "10s", "CONVEYOR_DEAD_LETTER_LIMIT": "20",
             "CONVEYOR_RECONCILE_INTERVAL": "1s", "CONVEYOR_RECONCILE_SWEEP": "10s", "CONVEYOR_DISPATCH_GRACE": "3s", "CONVEYOR_SHUTDOWN_GRACE": "5s",
             "CONVEYOR_LOG_FORMAT": "json", "CONVEYOR_LOG_LEVEL": "notice",
         ]

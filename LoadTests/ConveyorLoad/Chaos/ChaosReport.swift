@@ -33,6 +33,7 @@ struct ChaosReport: Sendable {
         let ghostExecutions = executions.filter { !acceptedSet.contains($0.task) }.count
         let redispatched = countLines(containing: "re-dispatched a task Redis did not hold", in: cluster.directory, prefix: "coordinator-")
         let takeovers = countLines(containing: "recording events another coordinator left pending", in: cluster.directory, prefix: "coordinator-")
+        let generationsOpened = countLines(containing: "opened a generation of partitions", in: cluster.directory, prefix: "coordinator-")
 
         // Recovery: for agents, until the tasks the dead agent held had finished elsewhere; for the rest,
         // until the next accepted submission.
@@ -77,6 +78,7 @@ struct ChaosReport: Sendable {
             wrong:       \(wrong.count) (every task of this mix must end succeeded)
             executions:  \(executions.count) started; duplicate executions \(duplicateExecutions) across \(tasksRunTwice) tasks (at-least-once); \(ghostExecutions) for tasks never accepted
             reconciler:  \(redispatched) tasks re-dispatched from PostgreSQL; \(takeovers) batches of events taken over from dead coordinators
+            generations: \(generationsOpened) opened during the run (task ids jumped to a new partition)
             finished:    every accepted task terminal \(format(settledAfter)) after the load ended (\(format(allRecorded)) after it began)
             faults:
             """

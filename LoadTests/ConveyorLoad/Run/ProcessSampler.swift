@@ -70,19 +70,26 @@ final class ProcessSampler: Sendable {
     }
 
     /// Memory of a watched process now, or nil when gone: its resident set or, for a process with
-    /// children (PostgreSQL), the sum of their private pages. Shared pages are left out there because
-    /// they are mostly shared buffers, which fill up to `shared_buffers` by design: a soak's few minutes
-    /// would read that filling as growth.
+    /// children (PostgreSQL), the sum of their pages in private mappings (each backend's own memory).
+    /// Shared mappings are left out, even pages only one process touched: they are shared buffers,
+    /// which fill up to `shared_buffers` by design, and a soak's few minutes would read that as growth.
     static func growthMiB(of process: WatchedProcess) -> Double? {
         guard process.includeChildren else { return read(pid: process.pid, proportional: false, reapedChildren: false)?.residentMiB }
         let pids = [process.pid] + (children()[process.pid] ?? [])
         var kilobytes = 0.0
         var found = false
         for pid in pids {
-            guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8) else { continue }
+            guard let text = try? String(contentsOfFile: "/proc/\(pid)/smaps", encoding: .utf8) else { continue }
             found = true
-            for line in text.split(separator: "\n") where line.hasPrefix("Private_Clean:") || line.hasPrefix("Private_Dirty:") {
-                kilobytes += Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+            var sharedMapping = false
+            for line in text.split(separator: "\n") {
+                if let first = line.first, first.isHexDigit, line.contains("-") {
+                    // A mapping's header: "start-end perms offset dev inode [path]"; perms end in s or p.
+                    let perms = line.split(separator: " ").dropFirst().first ?? ""
+                    sharedMapping = perms.hasSuffix("s")
+                } else if !sharedMapping, line.hasPrefix("Private_Clean:") || line.hasPrefix("Private_Dirty:") {
+                    kilobytes += Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+                }
             }
         }
         return found ? kilobytes / 1024 : nil

@@ -46,7 +46,7 @@ public struct PartitionMaintainer: Service {
         guard current.age >= span || used >= Migrations.generationWidth / 2 else { return false }
         let opened = try await store.open(current.number + 1)
         if opened {
-            logger.info("opened a generation of partitions", metadata: ["generation": "\(current.number + 1)", "previous_age": "\(current.age)"])
+            logger.notice("opened a generation of partitions", metadata: ["generation": "\(current.number + 1)", "previous_age": "\(current.age)"])
         }
         return opened
     }

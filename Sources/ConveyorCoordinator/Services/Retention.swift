@@ -38,7 +38,7 @@ public struct Retention: Service {
         let removal = try await store.removeExpired(retention: retention)
         if removal != GenerationStore.Removal() {
             Counter(label: MetricsCatalog.generationsDropped.name).increment(by: removal.generationsDropped)
-            logger.info("removed expired tasks and events", metadata: [
+            logger.notice("removed expired tasks and events", metadata: [
                 "generations_dropped": "\(removal.generationsDropped)", "tasks_kept": "\(removal.tasksKept)",
                 "rows_deleted": "\(removal.rowsDeleted)", "legacy_partitions_dropped": "\(removal.legacyPartitionsDropped)",
             ])
