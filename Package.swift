@@ -122,6 +122,7 @@ let package = Package(
             name: "ConveyorEmbedded",
             dependencies: [
                 "ConveyorCore", "ConveyorRedis", "ConveyorPostgres",
+                .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

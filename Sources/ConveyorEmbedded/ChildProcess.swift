@@ -1,95 +1,90 @@
+import ConveyorCore
 import Foundation
-import Synchronization
+import Subprocess
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A long-running child server process (redis-server, postgres), started with `posix_spawn`.
+/// A child process that outlives the call that started it (redis-server, postgres, a `conveyor`
+/// coordinator or agent of a test or of the load generator), run by swift-subprocess.
 ///
-/// Why not Foundation's `Process`: a process spawned from a Swift concurrency thread inherits that
-/// thread's signal mask, which blocks SIGTERM and SIGINT, and redis-server never unblocks them; and it
-/// stays in our process group, so a Ctrl-C in the terminal would reach the servers before our own
-/// graceful shutdown has drained through them. Here the child gets an empty signal mask, default signal
-/// dispositions, and a process group of its own.
+/// swift-subprocess gives the child an empty signal mask and default signal dispositions (a process
+/// spawned from a Swift concurrency thread would otherwise inherit one that blocks SIGTERM and SIGINT,
+/// and redis-server never unblocks them), and reaps it. Each child gets a process group of its own, so
+/// a Ctrl-C in the terminal does not reach the servers before our own graceful shutdown has drained
+/// through them. `run` scopes a child to its body; a task of our own holds that scope open until the
+/// child exits, which is what lets a server live on while the caller goes about its business.
 public final class ChildProcess: Sendable {
     public let pid: pid_t
-    private let exitStatus = Mutex<Int32?>(nil)
+    /// Fulfilled with the exit status once the child has exited and been reaped.
+    private let exited: Promise<Int32>
 
+    private init(pid: pid_t, exited: Promise<Int32>) {
+        self.pid = pid
+        self.exited = exited
+    }
+
+    /// Starts a child; returns once it runs.
+    ///
     /// - Parameters:
     ///   - logPath: stdout and stderr are appended there; stdin is /dev/null.
     ///   - environment: variables set on top of this process's own environment.
-    public init(executable: String, arguments: [String], workingDirectory: String?, logPath: String, environment: [String: String] = [:]) throws {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // Glibc's addchdir_np is not visible from Swift: change directory in a shell that then execs.
-        var program = executable
-        var words = [executable] + arguments
-        if let workingDirectory {
-            program = "/bin/sh"
-            words = ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", workingDirectory, executable] + arguments
+    public static func start(
+        executable: String, arguments: [String], workingDirectory: String?, logPath: String, environment: [String: String] = [:]
+    ) async throws -> ChildProcess {
+        let log: FileDescriptor
+        do {
+            log = try FileDescriptor.open(
+                FilePath(logPath), .writeOnly, options: [.create, .append], permissions: [.ownerReadWrite, .groupRead, .otherRead])
+        } catch {
+            throw LocalServerError("cannot open \(logPath) for \(executable)'s output: \(error)")
         }
-        let argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var variables = ProcessInfo.processInfo.environment
-        variables.merge(environment) { _, new in new }
-        let envp: [UnsafeMutablePointer<CChar>?] = variables.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for pointer in envp { free(pointer) } }
-        var pid: pid_t = 0
-        let status = posix_spawn(&pid, program, &actions, &attributes, argv, envp)
-        guard status == 0 else {
-            throw LocalServerError("cannot start \(executable): \(String(cString: strerror(status)))")
-        }
-        self.pid = pid
-    }
-
-    /// Whether the child still runs; reaps it once it has exited.
-    public var isRunning: Bool {
-        exitStatus.withLock { exitStatus in
-            if exitStatus != nil { return false }
-            var status: Int32 = 0
-            let result = waitpid(pid, &status, WNOHANG)
-            if result == 0 { return true }
-            if result == pid {
-                // WIFEXITED: the exit code; otherwise 128 + the signal, as a shell reports it.
-                exitStatus = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-                return false
+        var options = PlatformOptions()
+        options.processGroupID = 0
+        let variables = Dictionary(uniqueKeysWithValues: environment.map { (Environment.Key(stringLiteral: $0.key), Optional($0.value)) })
+        let started = Promise<pid_t>()
+        let exited = Promise<Int32>()
+        // Holds run's scope open for the child's whole life: run returns once it has exited.
+        Task {
+            var code: Int32 = -1
+            do {
+                let result = try await run(
+                    .path(FilePath(executable)), arguments: Arguments(arguments), environment: .inherit.updating(variables),
+                    workingDirectory: workingDirectory.map { FilePath($0) }, platformOptions: options,
+                    input: .none, output: .fileDescriptor(log, closeAfterSpawningProcess: false),
+                    error: .fileDescriptor(log, closeAfterSpawningProcess: false)
+                ) { execution in
+                    // The child has its own copy of the descriptor by now.
+                    try? log.close()
+                    started.succeed(execution.processIdentifier.value)
+                }
+                // As a shell reports it: the exit code, or 128 + the signal.
+                switch result.terminationStatus {
+                case .exited(let exitCode): code = Int32(exitCode)
+                case .signaled(let signal): code = 128 + Int32(signal)
+                }
+            } catch {
+                try? log.close()
+                started.fail(LocalServerError("cannot start \(executable): \(error)"))
             }
-            // Already reaped elsewhere, or not our child any more: ask the kernel.
-            return kill(pid, 0) == 0
+            exited.succeed(code)
         }
+        return ChildProcess(pid: try await started.value, exited: exited)
     }
 
-    /// Waits (polling, without blocking a thread) until the child exits; returns its exit status.
-    ///
-    /// Why polling rather than Foundation's `Process.terminationHandler`: that handler was seen never to
-    /// fire for a short-lived `initdb`, leaving `conveyor-load` waiting forever.
-    /// Returns -1 when cancelled first (the child is left running) or when it was reaped elsewhere.
+    /// Whether the child still runs.
+    public var isRunning: Bool {
+        !exited.isFulfilled
+    }
+
+    /// Waits until the child exits; returns its exit status (128 + the signal when one ended it).
     public func waitForExit() async -> Int32 {
-        while isRunning {
-            if Task.isCancelled { return -1 }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return exitStatus.withLock { $0 } ?? -1
+        (try? await exited.value) ?? -1
     }
 
     public func signal(_ signal: Int32) {
+        guard isRunning else { return }
         _ = kill(pid, signal)
     }
 }

@@ -37,7 +37,7 @@ public final class LocalPostgresServer: Sendable {
             let port = try LocalProcess.freePort()
             let server = LocalPostgresServer(port: port, directory: directory, binDirectory: binDirectory, database: database, settings: settings)
             do {
-                try server.spawn()
+                try await server.spawn()
                 try await server.waitUntilReady(logger: logger)
                 try await server.createDatabase(logger: logger)
                 return server
@@ -59,7 +59,7 @@ public final class LocalPostgresServer: Sendable {
         self.process = Mutex(nil)
     }
 
-    private func spawn() throws {
+    private func spawn() async throws {
         let postgres = "\(binDirectory)/postgres"
         let arguments = ["-D", "\(directory)/data", "-p", String(port)] + settings
         let process: ChildProcess
@@ -67,9 +67,9 @@ public final class LocalPostgresServer: Sendable {
             guard let runuser = LocalProcess.find(["runuser", "/usr/sbin/runuser", "/sbin/runuser"]) else {
                 throw LocalServerError("running as root needs `runuser` to start PostgreSQL as the postgres user")
             }
-            process = try ChildProcess(executable: runuser, arguments: ["-u", "postgres", "--", postgres] + arguments, workingDirectory: directory, logPath: "\(directory)/postgres.log")
+            process = try await ChildProcess.start(executable: runuser, arguments: ["-u", "postgres", "--", postgres] + arguments, workingDirectory: directory, logPath: "\(directory)/postgres.log")
         } else {
-            process = try ChildProcess(executable: postgres, arguments: arguments, workingDirectory: directory, logPath: "\(directory)/postgres.log")
+            process = try await ChildProcess.start(executable: postgres, arguments: arguments, workingDirectory: directory, logPath: "\(directory)/postgres.log")
         }
         self.process.withLock { $0 = process }
     }
@@ -111,7 +111,7 @@ public final class LocalPostgresServer: Sendable {
 
     /// Starts a stopped server again on its port and data.
     public func start(logger: Logger) async throws {
-        try spawn()
+        try await spawn()
         try await waitUntilReady(logger: logger)
     }
 

@@ -10,7 +10,7 @@ public enum LocalProcess {
     static func run(_ executable: String, _ arguments: [String], workingDirectory: String? = nil) async throws -> (status: Int32, output: String) {
         let outputPath = "\(ProcessInfo.processInfo.environment["TMPDIR"] ?? "/tmp")/conveyor-cmd-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: outputPath) }
-        let process = try ChildProcess(executable: executable, arguments: arguments, workingDirectory: workingDirectory, logPath: outputPath)
+        let process = try await ChildProcess.start(executable: executable, arguments: arguments, workingDirectory: workingDirectory, logPath: outputPath)
         let status = await process.waitForExit()
         let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
         return (status, text)

@@ -25,7 +25,7 @@ public final class LocalRedisServer: Sendable {
         var lastError: (any Error)?
         for _ in 0..<5 {
             let port = try fixedPort ?? LocalProcess.freePort()
-            let process = try ChildProcess(executable: binary, arguments: [
+            let process = try await ChildProcess.start(executable: binary, arguments: [
                 "--port", String(port), "--bind", "127.0.0.1", "--dir", directory, "--save", "",
                 "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "everysec",
                 "--maxmemory-policy", "noeviction", "--logfile", "\(directory)/redis.log", "--daemonize", "no",

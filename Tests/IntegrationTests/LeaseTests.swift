@@ -31,7 +31,7 @@ struct LeaseTests {
         try "types:\n  work:\n    handler: sleep\n    max_concurrent: 10\n    lease: 2s\n"
             .write(toFile: "\(directory)/types.yaml", atomically: true, encoding: .utf8)
         let journal = "\(directory)/executions.journal"
-        let doomed = try ChildProcess(
+        let doomed = try await ChildProcess.start(
             executable: Self.binary, arguments: ["agent"], workingDirectory: nil, logPath: "\(directory)/agent.log",
             environment: [
                 "CONVEYOR_REDIS_URL": stack.environment.redisServer.url, "CONVEYOR_REDIS_PREFIX": stack.environment.keys.prefix,

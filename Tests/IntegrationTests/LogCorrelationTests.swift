@@ -24,13 +24,13 @@ struct LogCorrelationTests {
             "CONVEYOR_REDIS_URL": environment.redisServer.url, "CONVEYOR_REDIS_PREFIX": environment.keys.prefix,
             "CONVEYOR_LOG_FORMAT": "json", "CONVEYOR_LOG_LEVEL": "info", "CONVEYOR_TASK_LOG_SAMPLE": "1",
         ]
-        let coordinator = try ChildProcess(
+        let coordinator = try await ChildProcess.start(
             executable: Self.binary, arguments: ["coordinator"], workingDirectory: nil, logPath: "\(directory)/coordinator.log",
             environment: common.merging([
                 "CONVEYOR_POSTGRES_URL": environment.postgres.url, "CONVEYOR_HTTP_PORT": String(port), "CONVEYOR_API_TOKENS": "t",
                 "CONVEYOR_INSTANCE_ID": "log-coordinator",
             ]) { _, new in new })
-        let agent = try ChildProcess(
+        let agent = try await ChildProcess.start(
             executable: Self.binary, arguments: ["agent"], workingDirectory: nil, logPath: "\(directory)/agent.log",
             environment: common.merging(["CONVEYOR_AGENT_ID": "log-agent"]) { _, new in new })
         defer {

@@ -43,7 +43,7 @@ struct PrometheusDashboardTests {
               - job_name: conveyor-agent
                 static_configs: [{targets: ["127.0.0.1:\(agentPort)"]}]
             """.write(toFile: "\(directory)/prometheus.yml", atomically: true, encoding: .utf8)
-        let prometheus = try ChildProcess(
+        let prometheus = try await ChildProcess.start(
             executable: prometheusBinary,
             arguments: [
                 "--config.file=\(directory)/prometheus.yml", "--storage.tsdb.path=\(directory)/data",

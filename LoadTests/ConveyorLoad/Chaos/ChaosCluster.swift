@@ -59,7 +59,7 @@ final class ChaosCluster: Sendable {
             directory: directory, conveyor: conveyor, ports: try (0..<coordinatorSlots).map { _ in try LocalProcess.freePort() },
             redis: try await redis, postgres: try await postgres)
         try registry.write(toFile: cluster.registryPath, atomically: true, encoding: .utf8)
-        let migrate = try ChildProcess(
+        let migrate = try await ChildProcess.start(
             executable: conveyor, arguments: ["migrate"], workingDirectory: nil, logPath: "\(directory)/migrate.log",
             environment: cluster.coordinatorEnvironment(slot: 0, generation: 0, fault: nil))
         let status = await migrate.waitForExit()
@@ -88,10 +88,12 @@ final class ChaosCluster: Sendable {
             "CONVEYOR_REDIS_URL": redisURL, "CONVEYOR_POSTGRES_URL": postgres.url, "CONVEYOR_TASK_TYPES": registryPath,
             "CONVEYOR_API_TOKENS": Self.token, "CONVEYOR_HTTP_PORT": String(ports[slot]), "CONVEYOR_INSTANCE_ID": "chaos-coordinator-\(slot)-g\(generation)",
             "CONVEYOR_RECORDER_TAKEOVER_AFTER": "5s",
-            // A generation of partitions opens every 43 s, so the run crosses openings (ids jump, tables
-            // attach) while processes die; none closes long enough to be dropped before the census
-            // (the soak proves the drops). The janitor removes killed agents' consumers once reclaimed.
-            "CONVEYOR_RETENTION": "5m", "CONVEYOR_IDLE_CONSUMER_AFTER": "10s", "CONVEYOR_DEAD_LETTER_LIMIT": "20",
+            // A generation of partitions opens every 13 s, so the run crosses openings (ids jump, tables
+            // attach) while processes die; none is closed long enough (90 s + 1 min) to be dropped before
+            // the census of a run that ends in time (the soak proves the drops; a drop that came early
+            // would show as missing rows, never pass silently). The janitor removes killed agents'
+            // consumers once reclaimed.
+            "CONVEYOR_RETENTION": "90s", "CONVEYOR_IDLE_CONSUMER_AFTER": "10s", "CONVEYOR_DEAD_LETTER_LIMIT": "20",
             "CONVEYOR_RECONCILE_INTERVAL": "1s", "CONVEYOR_RECONCILE_SWEEP": "10s", "CONVEYOR_DISPATCH_GRACE": "3s", "CONVEYOR_SHUTDOWN_GRACE": "5s",
             "CONVEYOR_LOG_FORMAT": "json", "CONVEYOR_LOG_LEVEL": "notice",
         ]
@@ -103,8 +105,8 @@ final class ChaosCluster: Sendable {
 
     /// Starts generation `generation` of the coordinator in `slot`, armed with `fault` (a CONVEYOR_FAULT
     /// value) if any.
-    func startCoordinator(slot: Int, generation: Int, fault: String?) throws {
-        let process = try ChildProcess(
+    func startCoordinator(slot: Int, generation: Int, fault: String?) async throws {
+        let process = try await ChildProcess.start(
             executable: conveyor, arguments: ["coordinator"], workingDirectory: nil,
             logPath: "\(directory)/coordinator-\(slot)-g\(generation).log",
             environment: coordinatorEnvironment(slot: slot, generation: generation, fault: fault))
@@ -128,13 +130,13 @@ final class ChaosCluster: Sendable {
 
     // MARK: - Agents
 
-    func startAgent(id: String, fault: String?) throws {
+    func startAgent(id: String, fault: String?) async throws {
         let environment = [
             "CONVEYOR_REDIS_URL": redisURL, "CONVEYOR_TASK_TYPES": registryPath, "CONVEYOR_AGENT_ID": id,
             "CONVEYOR_AGENT_CONCURRENCY": "64", "CONVEYOR_EXECUTION_JOURNAL": journalPath, "CONVEYOR_FAULT": fault ?? "",
             "CONVEYOR_SHUTDOWN_GRACE": "5s", "CONVEYOR_LOG_FORMAT": "json", "CONVEYOR_LOG_LEVEL": "notice",
         ]
-        let process = try ChildProcess(
+        let process = try await ChildProcess.start(
             executable: conveyor, arguments: ["agent"], workingDirectory: nil, logPath: "\(directory)/agent-\(id).log",
             environment: environment)
         agentProcesses.withLock { $0[id] = process }

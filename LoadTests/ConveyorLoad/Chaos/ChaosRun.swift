@@ -161,9 +161,9 @@ final class ChaosRun: Sendable {
 
     private func drive(_ cluster: ChaosCluster) async throws -> ChaosReport {
         // Slot 0 crashes at the fault points; slot 1 runs clean, so the leader lock changes hands.
-        try cluster.startCoordinator(slot: 0, generation: 0, fault: Self.coordinatorFaults[0])
-        for slot in 1..<ChaosCluster.coordinatorSlots { try cluster.startCoordinator(slot: slot, generation: 0, fault: nil) }
-        for slot in 0..<plan.agents { try cluster.startAgent(id: "agent-\(slot)-g0", fault: Self.agentFault) }
+        try await cluster.startCoordinator(slot: 0, generation: 0, fault: Self.coordinatorFaults[0])
+        for slot in 1..<ChaosCluster.coordinatorSlots { try await cluster.startCoordinator(slot: slot, generation: 0, fault: nil) }
+        for slot in 0..<plan.agents { try await cluster.startAgent(id: "agent-\(slot)-g0", fault: Self.agentFault) }
         try await waitUntilReady(cluster)
 
         let load = ChaosLoad(total: plan.tasks, duration: plan.duration, baseURLs: cluster.baseURLs)
@@ -249,7 +249,7 @@ final class ChaosRun: Sendable {
                 } else if now - downSince[slot]! >= .milliseconds(300) {
                     let generation = cluster.lastGeneration(slot) + 1
                     let fault = slot == 0 && inWindow && generation < Self.coordinatorFaults.count ? Self.coordinatorFaults[generation] : nil
-                    try? cluster.startCoordinator(slot: slot, generation: generation, fault: fault)
+                    try? await cluster.startCoordinator(slot: slot, generation: generation, fault: fault)
                     if slot == 0 { armed[generation] = fault }
                     if let index = faultOfOutage[slot] { background.append(watchRecovery(of: index, url: cluster.baseURLs[slot])) }
                     downSince[slot] = nil
@@ -271,7 +271,7 @@ final class ChaosRun: Sendable {
                 if !killedByUs.contains(id) { record(.agentCrashed, id, agent: id) }
                 guard let slot = Int(id.split(separator: "-")[1]) else { continue }
                 generations[slot] += 1
-                try? cluster.startAgent(id: "agent-\(slot)-g\(generations[slot])", fault: nil)
+                try? await cluster.startAgent(id: "agent-\(slot)-g\(generations[slot])", fault: nil)
             }
             if inWindow && now >= nextAgentKill {
                 let running = cluster.runningAgents

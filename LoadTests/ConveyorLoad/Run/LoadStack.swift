@@ -60,18 +60,18 @@ final class LoadStack: Sendable {
         ]) { _, new in new }
         var started: [ChildProcess] = []
         do {
-            let migrate = try ChildProcess(
+            let migrate = try await ChildProcess.start(
                 executable: conveyor, arguments: ["migrate"], workingDirectory: nil, logPath: "\(directory)/migrate.log",
                 environment: coordinatorEnvironment)
             let status = await migrate.waitForExit()
             guard status == 0 else { throw LoadError("conveyor migrate failed with status \(status); see \(directory)/migrate.log") }
-            let coordinator = try ChildProcess(
+            let coordinator = try await ChildProcess.start(
                 executable: conveyor, arguments: ["coordinator"], workingDirectory: nil, logPath: "\(directory)/coordinator.log",
                 environment: coordinatorEnvironment)
             started.append(coordinator)
             var agents: [ChildProcess] = []
             for index in 1...count {
-                let agent = try ChildProcess(
+                let agent = try await ChildProcess.start(
                     executable: conveyor, arguments: ["agent"], workingDirectory: nil, logPath: "\(directory)/agent-\(index).log",
                     environment: common.merging([
                         "CONVEYOR_AGENT_ID": "load-agent-\(index)", "CONVEYOR_AGENT_CONCURRENCY": String(agentConcurrency),
@@ -119,7 +119,7 @@ final class LoadStack: Sendable {
         while old.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
         if old.isRunning { old.signal(SIGKILL) }
         let id = "load-agent-\(slot + 1)-r\(restarts + 1)"
-        let agent = try ChildProcess(
+        let agent = try await ChildProcess.start(
             executable: conveyor, arguments: ["agent"], workingDirectory: nil, logPath: "\(directory)/\(id).log",
             environment: agentEnvironment.merging([
                 "CONVEYOR_AGENT_ID": id, "CONVEYOR_AGENT_CONCURRENCY": String(agentConcurrency),

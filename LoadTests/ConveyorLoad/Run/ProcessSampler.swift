@@ -70,9 +70,10 @@ final class ProcessSampler: Sendable {
     }
 
     /// Memory of a watched process now, or nil when gone: its resident set or, for a process with
-    /// children (PostgreSQL), the sum of their pages in private mappings (each backend's own memory).
-    /// Shared mappings are left out, even pages only one process touched: they are shared buffers,
-    /// which fill up to `shared_buffers` by design, and a soak's few minutes would read that as growth.
+    /// children (PostgreSQL), the proportional set size of their private mappings (each backend's own
+    /// memory; pages still shared with the postmaster after fork are split between the sharers). Shared
+    /// mappings are left out: they are shared buffers, which fill up to `shared_buffers` by design, and
+    /// a soak's few minutes would read that as growth.
     static func growthMiB(of process: WatchedProcess) -> Double? {
         guard process.includeChildren else { return read(pid: process.pid, proportional: false, reapedChildren: false)?.residentMiB }
         let pids = [process.pid] + (children()[process.pid] ?? [])
@@ -87,7 +88,7 @@ final class ProcessSampler: Sendable {
                     // A mapping's header: "start-end perms offset dev inode [path]"; perms end in s or p.
                     let perms = line.split(separator: " ").dropFirst().first ?? ""
                     sharedMapping = perms.hasSuffix("s")
-                } else if !sharedMapping, line.hasPrefix("Private_Clean:") || line.hasPrefix("Private_Dirty:") {
+                } else if !sharedMapping, line.hasPrefix("Pss:") {
                     kilobytes += Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
                 }
             }
