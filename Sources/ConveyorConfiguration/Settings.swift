@@ -1,6 +1,6 @@
 /// One configuration setting: its environment variable, the flag that overrides it, its default and
-/// what it does. ``Settings/all`` is the single list the CLI reads and the README's table documents
-/// (a test checks that the README names every one).
+/// what it does. ``Settings/all`` is the single list the CLI reads and docs/configuration.md's table
+/// documents (a test checks that it names every one).
 public struct Setting: Sendable, Hashable {
     public var environmentVariable: String
     public var flag: String?

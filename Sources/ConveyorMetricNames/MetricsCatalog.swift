@@ -1,7 +1,7 @@
 /// Every metric Conveyor exports: its name, its help text and, for histograms, its buckets. The one
 /// place names are spelled, in a module of its own so every module can reach it (the Redis client records
 /// its round trips); `ConveyorMetricsFactory` gives Prometheus the help text from here, and the
-/// README's metrics table and the Grafana dashboards use these names.
+/// metrics table of docs/operations.md and the Grafana dashboards use these names.
 ///
 /// Names follow Prometheus conventions: a `conveyor_` prefix, base units (seconds, bytes), `_total` on
 /// counters.

@@ -5,7 +5,7 @@ struct Conveyor: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conveyor",
         abstract: "A task broker: HTTP in, Redis Streams between, PostgreSQL as the record.",
-        discussion: "Every option can also be set by an environment variable; see the README's configuration table.",
+        discussion: "Every option can also be set by an environment variable; see the configuration table in docs/configuration.md.",
         subcommands: [CoordinatorCommand.self, AgentCommand.self, MigrateCommand.self, DevCommand.self, TasksCommand.self, DLQCommand.self]
     )
 

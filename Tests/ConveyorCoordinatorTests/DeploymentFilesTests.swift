@@ -7,7 +7,7 @@ import Testing
 import Yams
 
 /// docker-compose.yml, the Prometheus configuration and the Grafana files cannot run here (no Docker):
-/// these tests check that they parse and agree with each other, with the README and with the metrics
+/// these tests check that they parse and agree with each other, with the docs and with the metrics
 /// Conveyor really exports.
 @Suite("Deployment files")
 struct DeploymentFilesTests {
@@ -21,14 +21,14 @@ struct DeploymentFilesTests {
         try #require(try Yams.load(yaml: try text("docker-compose.yml")) as? [String: Any])
     }
 
-    @Test("docker-compose.yml parses, uses only documented settings, and publishes the README's ports")
-    func composeAgreesWithTheREADME() throws {
+    @Test("docker-compose.yml parses, uses only documented settings, and publishes the documented ports")
+    func composeAgreesWithTheDocs() throws {
         let services = try #require(try compose()["services"] as? [String: Any])
         for name in ["redis", "postgres", "coordinator", "agent-1", "agent-2", "prometheus", "loki", "promtail", "grafana"] {
             #expect(services[name] != nil, "docker-compose.yml lacks \(name)")
         }
-        let readme = try text("README.md")
-        #expect(readme.contains("docker compose up"))
+        let operations = try text("docs/operations.md")
+        #expect(operations.contains("docker compose up"))
         let known = Set(Settings.all.map(\.environmentVariable))
         for (name, service) in services {
             let environment = (service as? [String: Any])?["environment"] as? [String: Any] ?? [:]

@@ -7,14 +7,14 @@ import Testing
 
 @Suite("Documentation")
 struct SettingsDocumentationTests {
-    @Test("the README's configuration table names every setting the CLI reads")
+    @Test("the configuration table of docs/configuration.md names every setting the CLI reads")
     func readmeNamesEverySetting() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let readme = try String(contentsOf: root.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
         for setting in Settings.all {
-            #expect(readme.contains("`\(setting.environmentVariable)`"), "README lacks \(setting.environmentVariable)")
+            #expect(readme.contains("`\(setting.environmentVariable)`"), "docs/configuration.md lacks \(setting.environmentVariable)")
             if let flag = setting.flag {
-                #expect(readme.contains("`\(flag)`"), "README lacks \(flag)")
+                #expect(readme.contains("`\(flag)`"), "docs/configuration.md lacks \(flag)")
             }
         }
     }
@@ -22,12 +22,12 @@ struct SettingsDocumentationTests {
 
 @Suite("Metrics documentation")
 struct MetricsDocumentationTests {
-    @Test("the README's metrics table names every metric of the catalog")
+    @Test("the metrics table of docs/operations.md names every metric of the catalog")
     func readmeNamesEveryMetric() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let readme = try String(contentsOf: root.appendingPathComponent("README.md"), encoding: .utf8)
+        let readme = try String(contentsOf: root.appendingPathComponent("docs/operations.md"), encoding: .utf8)
         for entry in MetricsCatalog.all {
-            #expect(readme.contains("| `\(entry.name)` |"), "README lacks \(entry.name)")
+            #expect(readme.contains("| `\(entry.name)` |"), "docs/operations.md lacks \(entry.name)")
         }
     }
 }
