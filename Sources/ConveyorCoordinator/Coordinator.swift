@@ -35,6 +35,10 @@ public struct Coordinator: Sendable {
     public let janitor: RedisJanitor
     /// The janitor's own Redis connection (its census of a queue reads whole streams).
     let janitorRedis: RedisConnection
+    /// PartitionMaintainer's and Retention's own PostgreSQL connection: a retention scan may run for
+    /// minutes (its deadline is ``GenerationStore/maintenanceTimeout``), and work queued behind it on a
+    /// pooled connection would wait as long (the PostgreSQL freeze test caught a submission doing so).
+    let maintenancePostgres: PostgresClient
     let clock: any Clock<Duration>
     let logger: Logger
 
@@ -76,10 +80,13 @@ public struct Coordinator: Sendable {
             interval: configuration.reconcileInterval, dispatchGrace: configuration.dispatchGrace,
             sweepInterval: configuration.reconcileSweep, clock: clock,
             logger: logger.with(label: "conveyor.coordinator.reconciler"))
+        var maintenance = configuration.postgres
+        maintenance.poolSize = 1
+        self.maintenancePostgres = PostgresClient(configuration: maintenance, name: "maintenance-pg", logger: logger.with(label: "conveyor.coordinator.postgres"))
         self.partitionMaintainer = PartitionMaintainer(
-            client: postgres, span: configuration.generationSpan, clock: clock, logger: logger.with(label: "conveyor.coordinator.partitions"))
+            client: maintenancePostgres, span: configuration.generationSpan, clock: clock, logger: logger.with(label: "conveyor.coordinator.partitions"))
         self.retention = Retention(
-            client: postgres, retention: configuration.retention, span: configuration.generationSpan, clock: clock,
+            client: maintenancePostgres, retention: configuration.retention, span: configuration.generationSpan, clock: clock,
             logger: logger.with(label: "conveyor.coordinator.retention"))
         self.janitorRedis = RedisConnection(configuration: configuration.redis, name: "janitor-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
         self.janitor = RedisJanitor(
@@ -147,6 +154,7 @@ public struct Coordinator: Sendable {
         reconcilerLock.close()
         reconcilerRedis.close()
         janitorRedis.close()
+        maintenancePostgres.close()
         postgres.close()
     }
 }

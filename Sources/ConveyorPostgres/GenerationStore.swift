@@ -40,7 +40,7 @@ public struct GenerationStore: Sendable {
     /// that gives up is retried at the next one.
     static let lockTimeout = "200ms"
     /// Scanning a day-sized generation for tasks to keep may take minutes.
-    static let maintenanceTimeout = Duration.seconds(600)
+    public static let maintenanceTimeout = Duration.seconds(600)
 
     /// Every generation, oldest first.
     public func generations() async throws -> [Generation] {
@@ -90,41 +90,44 @@ public struct GenerationStore: Sendable {
         let retentionMillis = String(retention.milliseconds)
         let expiredAfter = String((retention + TaskIDAllocator.maximumBlockAge).milliseconds)
         return try await client.withSession { session in
-            try session.withStatementTimeout(Self.maintenanceTimeout) { () throws(PostgresError) -> Removal in
-                var removal = Removal()
-                let expired = try session.query("""
-                    SELECT number FROM conveyor_generations
-                    WHERE closed_at < now() - $1::bigint * interval '1 millisecond' ORDER BY number
-                    """, [expiredAfter], name: "expired generations").rows.compactMap { $0[0] }
-                for number in expired {
-                    // Without locks: see conveyor_drop_generation for why the list stays right.
-                    let kept = try session.query("""
+            var removal = Removal()
+            let expired = try session.query("""
+                SELECT number FROM conveyor_generations
+                WHERE closed_at < now() - $1::bigint * interval '1 millisecond' ORDER BY number
+                """, [expiredAfter], name: "expired generations").rows.compactMap { $0[0] }
+            for number in expired {
+                // Without locks: see conveyor_drop_generation for why the list stays right.
+                // A day-sized generation: the one statement that may run for minutes.
+                let kept = try session.withStatementTimeout(Self.maintenanceTimeout) { () throws(PostgresError) in
+                    try session.query("""
                         SELECT id FROM tasks_g\(number)
                         WHERE status NOT IN ('succeeded', 'failed', 'dead', 'cancelled') OR finished_at IS NULL
                            OR finished_at >= now() - $1::bigint * interval '1 millisecond'
                         """, [retentionMillis], name: "tasks to keep").rows.compactMap { $0[0] }
-                    let moved = try session.transaction { () throws(PostgresError) -> Int64 in
-                        try session.execute("SET LOCAL lock_timeout = '\(Self.lockTimeout)'", name: "lock timeout")
-                        return try session.query(
-                            "SELECT conveyor_drop_generation($1, $2::bigint[])",
-                            [number, "{" + kept.joined(separator: ",") + "}"], name: "drop generation").rows.first?[0].flatMap { Int64($0) } ?? -1
-                    }
-                    if moved >= 0 {
-                        removal.generationsDropped += 1
-                        removal.tasksKept += Int(moved)
-                    }
                 }
-                removal.rowsDeleted += try session.query("""
-                    DELETE FROM tasks_default WHERE status IN ('succeeded', 'failed', 'dead', 'cancelled')
-                      AND finished_at < now() - $1::bigint * interval '1 millisecond'
-                    """, [retentionMillis], name: "prune kept tasks").affected
-                removal.rowsDeleted += try session.query("""
-                    DELETE FROM task_events_default e WHERE at < now() - $1::bigint * interval '1 millisecond'
-                      AND NOT EXISTS (SELECT 1 FROM tasks_default t WHERE t.id = e.task_id)
-                    """, [retentionMillis], name: "prune kept events").affected
-                try removeLegacyEvents(retentionMillis: retentionMillis, on: session, into: &removal)
-                return removal
+                let moved = try session.transaction { () throws(PostgresError) -> Int64 in
+                    try session.execute("SET LOCAL lock_timeout = '\(Self.lockTimeout)'", name: "lock timeout")
+                    return try session.query(
+                        "SELECT conveyor_drop_generation($1, $2::bigint[])",
+                        [number, "{" + kept.joined(separator: ",") + "}"], name: "drop generation").rows.first?[0].flatMap { Int64($0) } ?? -1
+                }
+                if moved >= 0 {
+                    removal.generationsDropped += 1
+                    removal.tasksKept += Int(moved)
+                }
             }
+            removal.rowsDeleted += try session.query("""
+                DELETE FROM tasks_default WHERE status IN ('succeeded', 'failed', 'dead', 'cancelled')
+                  AND finished_at < now() - $1::bigint * interval '1 millisecond'
+                """, [retentionMillis], name: "prune kept tasks").affected
+            removal.rowsDeleted += try session.query("""
+                DELETE FROM task_events_default e WHERE at < now() - $1::bigint * interval '1 millisecond'
+                  AND NOT EXISTS (SELECT 1 FROM tasks_default t WHERE t.id = e.task_id)
+                """, [retentionMillis], name: "prune kept events").affected
+            try session.withStatementTimeout(Self.maintenanceTimeout) { () throws(PostgresError) in
+                try removeLegacyEvents(retentionMillis: retentionMillis, on: session, into: &removal)
+            }
+            return removal
         }
     }
 
