@@ -65,7 +65,8 @@ public final class ChildProcess: Sendable {
                 case .signaled(let signal): code = 128 + Int32(signal)
                 }
             } catch {
-                try? log.close()
+                // The body closes it once the child runs; a failure after that must not close it again.
+                if !started.isFulfilled { try? log.close() }
                 started.fail(LocalServerError("cannot start \(executable): \(error)"))
             }
             exited.succeed(code)

@@ -68,16 +68,31 @@ public struct GenerationStore: Sendable {
         }
     }
 
-    /// Opens generation `number` (a no-op when it or a later one is open); returns whether this call did.
+    /// Opens generation `number` (a no-op when it or a later one exists), then moves the ids to the
+    /// newest generation (``advance()``); returns whether this call created it.
     @discardableResult
     public func open(_ number: Int64) async throws -> Bool {
-        try await client.withSession { session in
+        let opened = try await client.withSession { session in
             try session.transaction { () throws(PostgresError) -> Bool in
                 try session.execute("SET LOCAL lock_timeout = '\(Self.lockTimeout)'", name: "lock timeout")
                 return try session.query("SELECT conveyor_open_generation($1)", [String(number)], name: "open generation").rows.first?[0] == "t"
             }
         }
+        try await advance()
+        return opened
     }
+
+    /// Moves the id sequence to the newest generation and closes the ones before it: the second step of
+    /// an open, in a transaction of its own once the new tables are committed. Idempotent, so a pass
+    /// repeats it in case an open's second step failed.
+    public func advance() async throws {
+        _ = try await client.withSession { session in
+            try session.query("SELECT conveyor_advance_generation()", name: "advance generation").rows.count
+        }
+    }
+
+    /// The session lock of the coordinator running a retention pass ("convret" in ASCII).
+    static let retentionLockKey: Int64 = 0x636F_6E76_7265_7400
 
     /// How close to the end of its retention a dead task may still be redriven: a redrive is the one
     /// way a finished task becomes unfinished, and the drop relies on that not happening after its scan.
@@ -91,6 +106,11 @@ public struct GenerationStore: Sendable {
         let expiredAfter = String((retention + TaskIDAllocator.maximumBlockAge).milliseconds)
         return try await client.withSession { session in
             var removal = Removal()
+            // One coordinator at a time: another's scan of an old partition would hold up this one's drop.
+            guard try session.query("SELECT pg_try_advisory_lock($1)", [String(Self.retentionLockKey)], name: "retention lock").rows.first?[0] == "t" else {
+                return removal
+            }
+            defer { _ = try? session.query("SELECT pg_advisory_unlock($1)", [String(Self.retentionLockKey)], name: "retention unlock") }
             let expired = try session.query("""
                 SELECT number FROM conveyor_generations
                 WHERE closed_at < now() - $1::bigint * interval '1 millisecond' ORDER BY number

@@ -177,11 +177,14 @@ public enum Migrations {
         END
         $$;
 
-        -- Opens generation `number` unless it is open already: builds its two tables apart, with the
+        -- Opens generation `number` unless it exists already: builds its two tables apart, with the
         -- parents' indexes, and attaches them (a lock on the parents that lets reads and writes go on;
-        -- only the default partitions, which hold a few kept tasks, are locked while they are checked),
-        -- closes the one before and moves the id sequence to its first id (never backwards).
-        -- Coordinators may race to open the same one; a transaction-level lock makes it happen once.
+        -- only the default partitions, which hold a few kept tasks, are locked while they are checked).
+        -- task_events first, then tasks: the order the Recorder takes them in. Coordinators may race to
+        -- open the same one; a transaction-level lock makes it happen once. Ids move to it only in
+        -- conveyor_advance_generation, after this has committed: a sequence change is not undone by a
+        -- rollback, and ids of a generation whose tables do not exist would land in the default
+        -- partitions and then block its attach for good.
         CREATE FUNCTION conveyor_open_generation(number bigint) RETURNS boolean
             LANGUAGE plpgsql AS $$
             DECLARE
@@ -193,28 +196,44 @@ public enum Migrations {
                 IF EXISTS (SELECT 1 FROM conveyor_generations g WHERE g.number >= conveyor_open_generation.number) THEN
                     RETURN false;
                 END IF;
-                EXECUTE format('CREATE TABLE %I (LIKE tasks INCLUDING ALL) WITH (fillfactor = 80)', tasks_part);
                 EXECUTE format('CREATE TABLE %I (LIKE task_events INCLUDING ALL)', events_part);
-                EXECUTE format('ALTER TABLE tasks ATTACH PARTITION %I FOR VALUES FROM (%s) TO (%s)',
-                               tasks_part, number * width, (number + 1) * width);
+                EXECUTE format('CREATE TABLE %I (LIKE tasks INCLUDING ALL) WITH (fillfactor = 80)', tasks_part);
                 EXECUTE format('ALTER TABLE task_events ATTACH PARTITION %I FOR VALUES FROM (%s) TO (%s)',
                                events_part, number * width, (number + 1) * width);
-                UPDATE conveyor_generations SET closed_at = now() WHERE closed_at IS NULL;
+                EXECUTE format('ALTER TABLE tasks ATTACH PARTITION %I FOR VALUES FROM (%s) TO (%s)',
+                               tasks_part, number * width, (number + 1) * width);
                 INSERT INTO conveyor_generations (number, first_id) VALUES (number, number * width);
-                IF (SELECT last_value FROM conveyor_task_ids) < number * width THEN
-                    PERFORM setval('conveyor_task_ids', number * width, false);
-                END IF;
                 RETURN true;
+            END
+            $$;
+
+        -- Moves the id sequence to the newest generation's first id (never backwards) and closes the
+        -- ones before it, stamped with the time the sequence moved. Idempotent: run after every open
+        -- and on every pass, so an open whose second step failed is completed later.
+        CREATE FUNCTION conveyor_advance_generation() RETURNS void
+            LANGUAGE plpgsql AS $$
+            DECLARE
+                newest conveyor_generations;
+            BEGIN
+                PERFORM pg_advisory_xact_lock(\(generationLockKey));
+                SELECT * INTO newest FROM conveyor_generations ORDER BY number DESC LIMIT 1;
+                IF (SELECT last_value FROM conveyor_task_ids) < newest.first_id THEN
+                    PERFORM setval('conveyor_task_ids', newest.first_id, false);
+                END IF;
+                UPDATE conveyor_generations SET closed_at = clock_timestamp()
+                WHERE number < newest.number AND closed_at IS NULL;
             END
             $$;
 
         -- Drops closed generation `number` with its events, keeping (in the default partitions) the
         -- tasks `kept` and their events. The caller found `kept` by scanning the generation beforehand,
-        -- without locks: in a closed generation no task is created any more and a finished one only
-        -- becomes unfinished by a redrive, which the coordinator refuses this close to the window. So
-        -- the parents are locked only for moving the kept rows by id and detaching: milliseconds, taken
-        -- parents first, as every statement takes them (no deadlock); the caller sets lock_timeout.
-        -- Returns how many tasks were kept, or -1 when the generation is the open one or gone.
+        -- without locks: in a closed generation a finished task becomes unfinished only by a redrive,
+        -- which the coordinator refuses this close to the window, and a task is only created late by a
+        -- coordinator that reserved its id before the close. Both leave the row undispatched, so under
+        -- the lock the undispatched rows (a partial index) are kept too. The lock covers the parents
+        -- alone (ONLY), task_events first as the Recorder takes them, so it neither waits for another
+        -- coordinator's scan of an old partition nor deadlocks; it lasts milliseconds, and the caller
+        -- sets lock_timeout. Returns how many tasks were kept, or -1 when the generation is open or gone.
         CREATE FUNCTION conveyor_drop_generation(number bigint, kept bigint[]) RETURNS bigint
             LANGUAGE plpgsql AS $$
             DECLARE
@@ -226,15 +245,15 @@ public enum Migrations {
                 IF NOT EXISTS (SELECT 1 FROM conveyor_generations g WHERE g.number = conveyor_drop_generation.number AND g.closed_at IS NOT NULL) THEN
                     RETURN -1;
                 END IF;
-                LOCK TABLE tasks, task_events IN ACCESS EXCLUSIVE MODE;
-                EXECUTE format('CREATE TEMP TABLE conveyor_kept_tasks ON COMMIT DROP AS SELECT * FROM %I WHERE id = ANY($1)', tasks_part) USING kept;
+                LOCK TABLE ONLY task_events, ONLY tasks IN ACCESS EXCLUSIVE MODE;
+                EXECUTE format('CREATE TEMP TABLE conveyor_kept_tasks ON COMMIT DROP AS SELECT * FROM %I WHERE id = ANY($1) OR NOT dispatched', tasks_part) USING kept;
                 GET DIAGNOSTICS moved = ROW_COUNT;
-                EXECUTE format('CREATE TEMP TABLE conveyor_kept_events ON COMMIT DROP AS SELECT * FROM %I WHERE task_id = ANY($1)', events_part) USING kept;
-                EXECUTE format('ALTER TABLE tasks DETACH PARTITION %I', tasks_part);
+                EXECUTE format('CREATE TEMP TABLE conveyor_kept_events ON COMMIT DROP AS SELECT * FROM %I WHERE task_id IN (SELECT id FROM conveyor_kept_tasks)', events_part);
                 EXECUTE format('ALTER TABLE task_events DETACH PARTITION %I', events_part);
-                EXECUTE format('DROP TABLE %I, %I', tasks_part, events_part);
-                INSERT INTO tasks SELECT * FROM conveyor_kept_tasks;
+                EXECUTE format('ALTER TABLE tasks DETACH PARTITION %I', tasks_part);
+                EXECUTE format('DROP TABLE %I, %I', events_part, tasks_part);
                 INSERT INTO task_events SELECT * FROM conveyor_kept_events;
+                INSERT INTO tasks SELECT * FROM conveyor_kept_tasks;
                 DELETE FROM conveyor_generations g WHERE g.number = conveyor_drop_generation.number;
                 RETURN moved;
             END

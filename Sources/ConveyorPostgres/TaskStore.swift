@@ -300,7 +300,7 @@ extension TaskStore {
         for task in tasks {
             _ = try await client.withSession { session in
                 try session.query(
-                    "UPDATE tasks SET status = 'dead', max_attempts = $2, dispatched = true WHERE id = $1 AND status = 'queued'",
+                    "UPDATE tasks SET status = 'dead', max_attempts = $2, dispatched = true, finished_at = COALESCE(finished_at, now()) WHERE id = $1 AND status = 'queued'",
                     [task.id.description, String(task.previousMaxAttempts)], name: "revert redrive").affected
             }
         }

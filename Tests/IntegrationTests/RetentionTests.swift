@@ -116,4 +116,21 @@ struct RetentionTests {
         #expect(try await stack.post("/v1/dead/retry", "").json?["redriven"]?.intValue == 0)
         try await stack.stop()
     }
+
+    @Test("a task created or redriven in a generation after retention's scan is still kept: the drop keeps undispatched rows under its lock")
+    func lateRowsAreKept() async throws {
+        let stack = try await quietStack(agents: 0)
+        let generations = GenerationStore(client: stack.coordinator.postgres)
+        let old = try #require(try await generations.generations().last)
+        // A coordinator that reserved its id before the close commits its task only now.
+        let late = try await stack.coordinator.store.insert([NewTask(
+            type: "noop", queue: TaskTypeDefinition.defaultQueue, params: "{}", correlationID: "late", idempotencyKey: nil,
+            maxAttempts: 3, createdAtMillis: WallClock.nowMillis())])[0].id.rawValue
+        #expect(try await generations.open(old.number + 1))
+        // As if the scan ran before the insert: an empty list of tasks to keep.
+        let kept = try await sql(stack, "SELECT conveyor_drop_generation($1, '{}'::bigint[])", [String(old.number)])
+        #expect(kept[0][0] == "1")
+        #expect(try await sql(stack, "SELECT count(*) FROM tasks_default WHERE id = $1", [String(late)])[0][0] == "1")
+        try await stack.stop()
+    }
 }

@@ -39,6 +39,8 @@ public struct PartitionMaintainer: Service {
     /// Opens the next generation when the open one is due to close; returns whether this call opened one.
     @discardableResult
     public func openNextIfDue() async throws -> Bool {
+        // Completes an open whose second step failed (see GenerationStore.advance()).
+        try await store.advance()
         guard let current = try await store.generations().last else {
             throw PostgresError(.unexpectedResult, "conveyor_generations is empty", query: "generations")
         }

@@ -5,6 +5,7 @@ import ConveyorRedis
 import Logging
 import Metrics
 import ServiceLifecycle
+import Synchronization
 
 /// Keeps each queue's Redis keys bounded by what is still live work:
 /// - trims the dead stream (and its index) to ``deadLetterLimit`` letters, oldest first; the rows stay
@@ -12,11 +13,13 @@ import ServiceLifecycle
 /// - removes consumers that hold nothing and have been idle for ``idleConsumerAfter`` from the agents'
 ///   and the Recorders' groups (every agent start adds one; a live one that is removed comes back at its
 ///   next read);
-/// - removes from the cancelled set the ids of tasks Redis no longer holds anywhere (a cancel that
-///   raced the task's completion leaves one; agents remove the others as they drop them).
+/// - removes from the cancelled set the ids of tasks Redis has not held in two censuses a pass apart (a
+///   cancel that raced the task's completion leaves one; agents remove the others as they drop them).
+///   Two, because one census can miss a task in passing: one committed but not yet added, or moving
+///   between keys while they are read.
 ///
 /// Any number of coordinators may run it: each step is an atomic script or is safe to repeat.
-public struct RedisJanitor: Service {
+public final class RedisJanitor: Service, Sendable {
     let redis: RedisConnection
     let keys: RedisKeys
     let queues: [String]
@@ -28,6 +31,8 @@ public struct RedisJanitor: Service {
     /// Fired after every pass (tests wait on it).
     public let passes = TestSignal<PeriodicService.PassOutcome>()
     static let trimPage = 1000
+    /// Per queue, the cancel marks the previous census did not find in Redis.
+    private let unheld = Mutex<[String: Set<TaskID>]>([:])
 
     /// What one pass removed.
     public struct Sweep: Sendable, Hashable {
@@ -55,9 +60,9 @@ public struct RedisJanitor: Service {
 
     public func run() async throws {
         await PeriodicService(name: "tidying Redis", interval: interval, clock: clock, logger: logger, passes: passes) { _ in
-            let sweep = try await sweepOnce()
+            let sweep = try await self.sweepOnce()
             if sweep != Sweep() {
-                logger.info("tidied Redis", metadata: [
+                self.logger.info("tidied Redis", metadata: [
                     "dead_letters_trimmed": "\(sweep.deadLettersTrimmed)", "consumers_removed": "\(sweep.consumersRemoved)",
                     "cancel_marks_removed": "\(sweep.cancelMarksRemoved)",
                 ])
@@ -127,11 +132,19 @@ public struct RedisJanitor: Service {
     /// that left Redis: no agent will see them again. Only when the set is not empty (a census reads
     /// every stream of the queue).
     private func removeStaleCancelMarks(_ queue: String) async throws -> Int {
-        guard let size = try await redis.send(RedisCommand("SCARD", [keys.cancelled(queue)])).integer, size > 0 else { return 0 }
+        guard let size = try await redis.send(RedisCommand("SCARD", [keys.cancelled(queue)])).integer, size > 0 else {
+            unheld.withLock { $0[queue] = nil }
+            return 0
+        }
         let census = RedisCensus(redis: redis, keys: keys)
         let marked = try await census.cancelledIDs(in: queue)
         let held = try await census.taskIDs(in: queue)
-        let stale = marked.subtracting(held).map(\.description)
+        let missing = marked.subtracting(held)
+        let stale = unheld.withLock { unheld in
+            let twice = missing.intersection(unheld[queue] ?? [])
+            unheld[queue] = missing
+            return twice
+        }.map(\.description)
         guard !stale.isEmpty else { return 0 }
         var removed = 0
         for start in stride(from: 0, to: stale.count, by: Self.trimPage) {
