@@ -44,6 +44,11 @@ struct DevCommand: AsyncParsableCommand {
             // The demo submits thousands of tasks: show a sample of their lines unless asked otherwise.
             if settings.string(Settings.taskLogSample) == nil { TaskLogSampling.configure(fraction: 0.01) }
             let registry = try settings.registry()
+            // What an operator would try on the embedded stack: how long work is kept and Redis tidied.
+            let upkeep = Upkeep(
+                retention: try settings.duration(Settings.retention, default: CoordinatorConfiguration.defaultRetention),
+                deadLetterLimit: try settings.int(Settings.deadLetterLimit, default: 10_000, range: 1...100_000_000)!,
+                idleConsumerAfter: try settings.duration(Settings.idleConsumerAfter, default: .seconds(900)))
             print("conveyor dev: starting Redis and PostgreSQL in a temp folder…")
             let redis: LocalRedisServer
             let postgres: LocalPostgresServer
@@ -59,7 +64,7 @@ struct DevCommand: AsyncParsableCommand {
                 throw LocalServerFailure(message: "\(error)")
             }
             do {
-                try await runStack(redis: redis, postgres: postgres, registry: registry, logger: logger)
+                try await runStack(redis: redis, postgres: postgres, registry: registry, upkeep: upkeep, logger: logger)
             } catch {
                 await postgres.stop()
                 await redis.stop()
@@ -71,7 +76,14 @@ struct DevCommand: AsyncParsableCommand {
         }
     }
 
-    private func runStack(redis: LocalRedisServer, postgres: LocalPostgresServer, registry: TaskTypeRegistry, logger: Logger) async throws {
+    /// The coordinator settings `conveyor dev` takes from the environment.
+    private struct Upkeep {
+        var retention: Duration
+        var deadLetterLimit: Int
+        var idleConsumerAfter: Duration
+    }
+
+    private func runStack(redis: LocalRedisServer, postgres: LocalPostgresServer, registry: TaskTypeRegistry, upkeep: Upkeep, logger: Logger) async throws {
         let token = "dev-" + CorrelationID.make().prefix(16)
         var configuration = CoordinatorConfiguration(
             redis: try RedisConfiguration(url: redis.url), postgres: try PostgresConfiguration(url: postgres.url, poolSize: 4),
@@ -79,6 +91,9 @@ struct DevCommand: AsyncParsableCommand {
         configuration.port = port
         configuration.apiTokens = [APIToken(name: "dev", scopes: [.admin], secret: token)]
         configuration.registry = registry
+        configuration.retention = upkeep.retention
+        configuration.deadLetterLimit = upkeep.deadLetterLimit
+        configuration.idleConsumerAfter = upkeep.idleConsumerAfter
         try configuration.validate()
         let coordinator = Coordinator(configuration: configuration, logger: logger)
         defer { coordinator.close() }
