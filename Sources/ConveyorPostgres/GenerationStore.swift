@@ -14,10 +14,8 @@ public struct GenerationStore: Sendable {
     public struct Generation: Sendable, Hashable {
         public var number: Int64
         public var firstID: Int64
-        /// Seconds since it opened, by PostgreSQL's clock.
+        /// Time since it opened, by PostgreSQL's clock.
         public var age: Duration
-        /// Seconds since the next one opened; nil for the open generation.
-        public var closedFor: Duration?
     }
 
     /// What one retention pass removed.
@@ -39,6 +37,14 @@ public struct GenerationStore: Sendable {
     /// on `tasks` queues behind a waiting lock request, so a long wait would stall submissions. A pass
     /// that gives up is retried at the next one.
     static let lockTimeout = "200ms"
+    /// A transaction whose statements give up on a lock after ``lockTimeout``.
+    private static func lockingBriefly<T>(_ session: PostgresSession, _ body: () throws(PostgresError) -> T) throws(PostgresError) -> T {
+        try session.transaction { () throws(PostgresError) -> T in
+            try session.execute("SET LOCAL lock_timeout = '\(lockTimeout)'", name: "lock timeout")
+            return try body()
+        }
+    }
+
     /// Scanning a day-sized generation for tasks to keep may take minutes.
     public static let maintenanceTimeout = Duration.seconds(600)
 
@@ -46,14 +52,13 @@ public struct GenerationStore: Sendable {
     public func generations() async throws -> [Generation] {
         try await client.withSession { session in
             try session.query("""
-                SELECT number, first_id, (extract(epoch FROM now() - opened_at) * 1000)::bigint,
-                       (extract(epoch FROM now() - closed_at) * 1000)::bigint
+                SELECT number, first_id, (extract(epoch FROM now() - opened_at) * 1000)::bigint
                 FROM conveyor_generations ORDER BY number
                 """, name: "generations").rows.compactMap { row in
                 guard let number = row[0].flatMap({ Int64($0) }), let first = row[1].flatMap({ Int64($0) }),
                     let age = row[2].flatMap({ Int64($0) })
                 else { return nil }
-                return Generation(number: number, firstID: first, age: .milliseconds(age), closedFor: row[3].flatMap { Int64($0) }.map { .milliseconds($0) })
+                return Generation(number: number, firstID: first, age: .milliseconds(age))
             }
         }
     }
@@ -73,9 +78,8 @@ public struct GenerationStore: Sendable {
     @discardableResult
     public func open(_ number: Int64) async throws -> Bool {
         let opened = try await client.withSession { session in
-            try session.transaction { () throws(PostgresError) -> Bool in
-                try session.execute("SET LOCAL lock_timeout = '\(Self.lockTimeout)'", name: "lock timeout")
-                return try session.query("SELECT conveyor_open_generation($1)", [String(number)], name: "open generation").rows.first?[0] == "t"
+            try Self.lockingBriefly(session) { () throws(PostgresError) -> Bool in
+                try session.query("SELECT conveyor_open_generation($1)", [String(number)], name: "open generation").rows.first?[0] == "t"
             }
         }
         try await advance()
@@ -125,9 +129,8 @@ public struct GenerationStore: Sendable {
                            OR finished_at >= now() - $1::bigint * interval '1 millisecond'
                         """, [retentionMillis], name: "tasks to keep").rows.compactMap { $0[0] }
                 }
-                let moved = try session.transaction { () throws(PostgresError) -> Int64 in
-                    try session.execute("SET LOCAL lock_timeout = '\(Self.lockTimeout)'", name: "lock timeout")
-                    return try session.query(
+                let moved = try Self.lockingBriefly(session) { () throws(PostgresError) -> Int64 in
+                    try session.query(
                         "SELECT conveyor_drop_generation($1, $2::bigint[])",
                         [number, "{" + kept.joined(separator: ",") + "}"], name: "drop generation").rows.first?[0].flatMap { Int64($0) } ?? -1
                 }
@@ -161,10 +164,7 @@ public struct GenerationStore: Sendable {
               AND to_date(substr(c.relname, 13), 'YYYYMMDD') + 1 < now() - $1::bigint * interval '1 millisecond'
             """, [retentionMillis], name: "expired legacy days").rows.compactMap { $0[0] }
         for day in days {
-            try session.transaction { () throws(PostgresError) in
-                try session.execute("SET LOCAL lock_timeout = '\(Self.lockTimeout)'", name: "lock timeout")
-                try session.execute("DROP TABLE \(day)", name: "drop legacy day")
-            }
+            try Self.lockingBriefly(session) { () throws(PostgresError) in try session.execute("DROP TABLE \(day)", name: "drop legacy day") }
             removal.legacyPartitionsDropped += 1
         }
         removal.rowsDeleted += try session.query(
@@ -175,10 +175,7 @@ public struct GenerationStore: Sendable {
               AND inhrelid <> 'task_events_legacy_default'::regclass
             """, name: "legacy days left").rows.first?[0]
         if left == "0", try session.query("SELECT NOT EXISTS (SELECT 1 FROM task_events_legacy)", name: "legacy empty?").rows.first?[0] == "t" {
-            try session.transaction { () throws(PostgresError) in
-                try session.execute("SET LOCAL lock_timeout = '\(Self.lockTimeout)'", name: "lock timeout")
-                try session.execute("DROP TABLE task_events_legacy", name: "drop legacy events")
-            }
+            try Self.lockingBriefly(session) { () throws(PostgresError) in try session.execute("DROP TABLE task_events_legacy", name: "drop legacy events") }
         }
     }
 }

@@ -104,10 +104,9 @@ extension TaskStore {
         }
     }
 
-    /// The tasks among `tasks` whose row has not moved since it was read (same status and attempts)
-    /// and, when `undispatchedOnly`, is still not marked dispatched: the ones a re-dispatch may still
-    /// concern.
-    public func unchanged(_ tasks: [UnfinishedTask], undispatchedOnly: Bool) async throws -> [UnfinishedTask] {
+    /// The undispatched tasks among `tasks` whose row has not moved since it was read (same status and
+    /// attempts) and is still not marked dispatched: the ones a re-dispatch may still concern.
+    public func unchangedUndispatched(_ tasks: [UnfinishedTask]) async throws -> [UnfinishedTask] {
         guard !tasks.isEmpty else { return [] }
         let literal = PostgresArrayLiteral.integers(tasks.map(\.id.rawValue))
         let current = try await client.withSession { session in
@@ -122,7 +121,7 @@ extension TaskStore {
         }
         return tasks.filter { task in
             guard let now = state[task.id] else { return false }
-            return now.status == task.status.rawValue && now.attempts == task.attempts && !(undispatchedOnly && now.dispatched)
+            return now.status == task.status.rawValue && now.attempts == task.attempts && !now.dispatched
         }
     }
 

@@ -9,7 +9,7 @@ import Synchronization
 /// ``ProcessSampler/growthMiB(of:)``); then reports each series' slope after the
 /// warm-up (least squares, MiB per minute), which is how "flat" is judged.
 final class GrowthSampler: Sendable {
-    struct Series: Sendable, Codable {
+    struct Series: Sendable {
         var name: String
         /// (seconds since the start, MiB).
         var points: [[Double]]
@@ -27,8 +27,8 @@ final class GrowthSampler: Sendable {
 
     private let stack: LoadStack
     private let interval: Duration
-    private let series = Mutex<[String: [[Double]]]>([:])
-    private let order = Mutex<[String]>([])
+    /// In the order each series was first sampled.
+    private let series = Mutex<[Series]>([])
     private static let logger = Logger(label: "conveyor.load", factory: { _ in SwiftLogNoOpLogHandler() })
 
     init(stack: LoadStack, interval: Duration = .seconds(5)) {
@@ -69,15 +69,20 @@ final class GrowthSampler: Sendable {
     }
 
     private func record(_ name: String, at seconds: Double, mib: Double) {
-        order.withLock { if !$0.contains(name) { $0.append(name) } }
-        series.withLock { $0[name, default: []].append([seconds, mib]) }
+        series.withLock { series in
+            if let index = series.firstIndex(where: { $0.name == name }) {
+                series[index].points.append([seconds, mib])
+            } else {
+                series.append(Series(name: name, points: [[seconds, mib]]))
+            }
+        }
     }
 
     /// The growth of every series over the samples taken after `warmUp` seconds.
     func growth(after warmUp: Double) -> [Growth] {
-        let all = series.withLock { $0 }
-        return order.withLock { $0 }.compactMap { name in
-            let points = (all[name] ?? []).filter { $0[0] >= warmUp }
+        series.withLock { $0 }.compactMap { series in
+            let name = series.name
+            let points = series.points.filter { $0[0] >= warmUp }
             guard points.count >= 3 else { return nil }
             let slope = Self.slope(points) * 60
             let last = points[points.count - 1][1]

@@ -215,7 +215,7 @@ public final class Reconciler: Service, Sendable {
             guard !candidates.isEmpty else { return }
             report.checked += candidates.count
             let missing = try await missing(candidates, census: &census)
-            let still = try await store.unchanged(missing, undispatchedOnly: true)
+            let still = try await store.unchangedUndispatched(missing)
             try await dispatch(still)
             report.redispatched += still.count
             try await store.markDispatched(candidates.map(\.id))
