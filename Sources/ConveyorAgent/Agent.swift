@@ -12,7 +12,7 @@ import ServiceLifecycle
 /// Services in dependency order; shutdown runs in reverse, so the Consumer stops reading first, the
 /// Reclaimer stops taking over, the Executor lets running tasks finish while the LeaseKeeper still renews
 /// their leases, the Completer flushes every outcome, and the heartbeat entry goes last:
-/// `[health endpoint, heartbeat, completer, leaseKeeper, cancelWatcher, executor, reclaimer, consumer]`.
+/// `[health endpoint, heartbeat, completer, progressFlusher, leaseKeeper, cancelWatcher, executor, reclaimer, consumer]`.
 public struct Agent: Sendable {
     public let configuration: AgentConfiguration
     /// For the Completer and heartbeats (pipelined, never blocking).
@@ -26,6 +26,7 @@ public struct Agent: Sendable {
     let leaseKeeper: LeaseKeeper
     let reclaimer: Reclaimer
     let cancelWatcher: CancelWatcher
+    let progressFlusher: ProgressFlusher
     let logger: Logger
 
     /// - Parameter clock: what the periodic services (heartbeat, lease renewal, reclaim, cancel checks)
@@ -81,6 +82,8 @@ public struct Agent: Sendable {
             agentID: configuration.agentID, executor: executor, slots: slots, ownPendingResumed: ownPendingResumed, clock: clock,
             logger: logger.with(label: "conveyor.agent.reclaimer"))
         self.cancelWatcher = CancelWatcher(redis: redis, keys: configuration.keys, executor: executor, clock: clock, logger: logger.with(label: "conveyor.agent.cancel-watcher"))
+        self.progressFlusher = ProgressFlusher(
+            book: executor.progressBook, completer: completer, clock: clock, logger: logger.with(label: "conveyor.agent.progress"))
     }
 
     /// What in Redis' configuration puts tasks at risk (logged at start).
@@ -97,7 +100,7 @@ public struct Agent: Sendable {
         if let port = configuration.metricsPort {
             services.append(healthEndpoint(port: port))
         }
-        services.append(contentsOf: [heartbeat, completer, leaseKeeper, cancelWatcher, executor, reclaimer, consumer] as [any Service])
+        services.append(contentsOf: [heartbeat, completer, progressFlusher, leaseKeeper, cancelWatcher, executor, reclaimer, consumer] as [any Service])
         return services
     }
 

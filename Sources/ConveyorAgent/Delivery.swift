@@ -10,6 +10,11 @@ public struct Delivery: Sendable, Hashable {
     public var envelope: TaskEnvelope
     /// The task was cancelled before this agent started it: it is acknowledged without running.
     public var cancelled: Bool = false
+
+    /// When the entry was added to the ready stream (Unix ms, from its id): the attempt's dispatch.
+    public var dispatchedAtMillis: Int64? {
+        entryID.split(separator: "-", maxSplits: 1).first.flatMap { Int64($0) }
+    }
 }
 
 /// How an attempt ended.

@@ -11,8 +11,8 @@ import ServiceLifecycle
 /// A coordinator: the HTTP API plus its background services, wired from one configuration.
 ///
 /// Services, in dependency order (the HTTP server runs last, so on SIGTERM it stops first and the
-/// Submitter then drains what was already accepted): PartitionMaintainer, Recorder, Forwarder,
-/// Reconciler, Submitter, server.
+/// Submitter then drains what was already accepted): PartitionMaintainer, Retention, RedisJanitor,
+/// TaskWatchHub, Recorder, Forwarder, Reconciler, ProgressRelay, Submitter, server.
 public struct Coordinator: Sendable {
     public let configuration: CoordinatorConfiguration
     public let postgres: PostgresClient
@@ -39,6 +39,10 @@ public struct Coordinator: Sendable {
     /// minutes (its deadline is ``GenerationStore/maintenanceTimeout``), and work queued behind it on a
     /// pooled connection would wait as long (the PostgreSQL freeze test caught a submission doing so).
     let maintenancePostgres: PostgresClient
+    /// Wakes live streams and long-polls when their task changes (one LISTEN connection).
+    public let watchHub: TaskWatchHub
+    /// Carries progress reported over HTTP onto the events streams.
+    let progressRelay: ProgressRelay
     let clock: any Clock<Duration>
     let logger: Logger
 
@@ -96,6 +100,9 @@ public struct Coordinator: Sendable {
         self.forwarder = Forwarder(
             redis: redis, keys: configuration.keys, queues: configuration.registry.queues, clock: clock,
             logger: logger.with(label: "conveyor.coordinator.forwarder"))
+        self.watchHub = TaskWatchHub(listener: PostgresListener(
+            configuration: configuration.postgres, channel: TaskNotifications.channel, logger: logger.with(label: "conveyor.coordinator.watch")))
+        self.progressRelay = ProgressRelay(redis: redis, keys: configuration.keys, clock: clock, logger: logger.with(label: "conveyor.coordinator.progress"))
     }
 
     /// Applies pending migrations (safe with several coordinators starting at once) and creates the
@@ -132,16 +139,19 @@ public struct Coordinator: Sendable {
         if !configuration.authDisabled {
             v1.add(middleware: AuthMiddleware(tokens: configuration.apiTokens, required: true))
         }
+        let watch = TaskWatchRoutes(store: store, hub: watchHub, retryAfterSeconds: configuration.retryAfterSeconds)
         TaskRoutes(
-            parser: TaskSubmissionParser(registry: configuration.registry), submitter: submitter, store: store,
+            parser: TaskSubmissionParser(registry: configuration.registry), submitter: submitter, store: store, watch: watch,
             redis: redis, keys: configuration.keys,
             maxBodyBytes: configuration.maxBodyBytes, retryAfterSeconds: configuration.retryAfterSeconds
         ).register(on: v1)
+        watch.register(on: v1)
+        TaskProgressRoutes(store: store, relay: progressRelay, retryAfterSeconds: configuration.retryAfterSeconds).register(on: v1)
         DeadLetterRoutes(deadLetters: deadLetters, retryAfterSeconds: configuration.retryAfterSeconds).register(on: v1)
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conveyor"),
-            services: [partitionMaintainer, retention, janitor, recorder, forwarder, reconciler, submitter],
+            services: [partitionMaintainer, retention, janitor, watchHub, recorder, forwarder, reconciler, progressRelay, submitter],
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger
         )
@@ -155,6 +165,7 @@ public struct Coordinator: Sendable {
         reconcilerRedis.close()
         janitorRedis.close()
         maintenancePostgres.close()
+        watchHub.close()
         postgres.close()
     }
 }

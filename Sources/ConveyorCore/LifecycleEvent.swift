@@ -3,6 +3,9 @@
 ///
 /// Its ``eventID`` is derived from (task, attempt, status), so a replayed event (for example after the
 /// Recorder crashed between COMMIT and XACK) has the same id and is ignored the second time.
+///
+/// A progress report is an event too: status `running` with ``progress`` set. It moves no status; its
+/// id adds its time, so an attempt's reports are kept apart and a replayed one is still recognised.
 public struct LifecycleEvent: Sendable, Hashable {
     public var taskID: TaskID
     public var status: TaskStatus
@@ -18,12 +21,22 @@ public struct LifecycleEvent: Sendable, Hashable {
     public var error: String?
     public var correlationID: String
     public var type: String
+    /// When the attempt's stream entry was added (Unix ms): the history's "dispatched" step.
+    public var dispatchedAtMillis: Int64?
+    /// For `retrying`: when the next attempt is due (Unix ms).
+    public var nextAttemptAtMillis: Int64?
+    /// Set on a progress report (see the type's documentation).
+    public var progress: TaskProgress?
 
     public init(
         taskID: TaskID, status: TaskStatus, attempt: Int, agent: String, atMillis: Int64,
         startedAtMillis: Int64? = nil, result: String? = nil, error: String? = nil,
-        correlationID: String, type: String
+        correlationID: String, type: String, dispatchedAtMillis: Int64? = nil, nextAttemptAtMillis: Int64? = nil,
+        progress: TaskProgress? = nil
     ) {
+        self.dispatchedAtMillis = dispatchedAtMillis
+        self.nextAttemptAtMillis = nextAttemptAtMillis
+        self.progress = progress
         self.taskID = taskID
         self.status = status
         self.attempt = attempt
@@ -36,9 +49,16 @@ public struct LifecycleEvent: Sendable, Hashable {
         self.type = type
     }
 
-    public var eventID: String { "\(taskID.rawValue)-\(attempt)-\(status.rawValue)" }
+    public var eventID: String {
+        if progress != nil { return "\(taskID.rawValue)-\(attempt)-progress-\(atMillis)" }
+        return "\(taskID.rawValue)-\(attempt)-\(status.rawValue)"
+    }
 
-    public var progress: Int64 { status.progress(attempt: attempt) }
+    /// Whether this is a progress report rather than a change of status.
+    public var isProgress: Bool { progress != nil }
+
+    /// Where the event stands in the task's forward-only order (``TaskStatus/progress(attempt:)``).
+    public var rank: Int64 { status.progress(attempt: attempt) }
 
     /// The field/value pairs written with XADD to the events stream.
     public var fields: [(String, String)] {
@@ -49,6 +69,9 @@ public struct LifecycleEvent: Sendable, Hashable {
         if let startedAtMillis { fields.append(("started", String(startedAtMillis))) }
         if let result { fields.append(("result", result)) }
         if let error { fields.append(("error", error)) }
+        if let dispatchedAtMillis { fields.append(("disp", String(dispatchedAtMillis))) }
+        if let nextAttemptAtMillis { fields.append(("next", String(nextAttemptAtMillis))) }
+        if let progress { fields.append(contentsOf: progress.fields) }
         return fields
     }
 
@@ -73,5 +96,12 @@ public struct LifecycleEvent: Sendable, Hashable {
         self.error = fields["error"]
         self.correlationID = try field("cid")
         self.type = try field("type")
+        self.dispatchedAtMillis = fields["disp"].flatMap { Int64($0) }
+        self.nextAttemptAtMillis = fields["next"].flatMap { Int64($0) }
+        do {
+            self.progress = try TaskProgress(fields: fields)
+        } catch {
+            throw EnvelopeError(field: "progress", reason: error.message)
+        }
     }
 }

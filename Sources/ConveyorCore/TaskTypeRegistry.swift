@@ -9,7 +9,7 @@ public struct TaskTypeDefinition: Sendable, Hashable {
     /// A longer attempt is stopped and counts as failed.
     public var timeout: Duration
     public var maxAttempts: Int
-    /// A built-in handler (`noop`, `sleep`, `echo`, `fail`, `command`) or the name an embedding program
+    /// A built-in handler (`noop`, `sleep`, `echo`, `fail`, `steps`, `command`) or the name an embedding program
     /// registered an in-process handler under.
     public var handler: String
     /// For the `command` handler: the executable and its arguments.
@@ -66,7 +66,7 @@ public struct TaskTypeRegistry: Sendable, Hashable {
     public private(set) var types: [String: TaskTypeDefinition]
 
     /// Handlers every agent has without any registration.
-    public static let builtInHandlers: Set<String> = ["noop", "sleep", "echo", "fail", "command"]
+    public static let builtInHandlers: Set<String> = ["noop", "sleep", "echo", "fail", "steps", "command"]
 
     public init(_ definitions: [TaskTypeDefinition]) {
         self.types = Dictionary(definitions.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
@@ -80,13 +80,14 @@ public struct TaskTypeRegistry: Sendable, Hashable {
     /// Every queue some type is routed to, sorted.
     public var queues: [String] { Set(types.values.map(\.queue)).sorted() }
 
-    /// The registry used when `CONVEYOR_TASK_TYPES` is unset: the four built-in demo handlers, each a
+    /// The registry used when `CONVEYOR_TASK_TYPES` is unset: the five built-in demo handlers, each a
     /// type of the same name on the `default` queue.
     public static let builtIn = TaskTypeRegistry([
         TaskTypeDefinition(name: "noop", maxConcurrent: 1000, handler: "noop"),
         TaskTypeDefinition(name: "sleep", maxConcurrent: 50, handler: "sleep"),
         TaskTypeDefinition(name: "echo", maxConcurrent: 100, handler: "echo"),
         TaskTypeDefinition(name: "fail", handler: "fail"),
+        TaskTypeDefinition(name: "steps", maxConcurrent: 100, handler: "steps"),
     ])
 
     /// Type and queue names end up in Redis keys, label values and log lines: keep them plain.

@@ -23,18 +23,28 @@ public struct EventStore: Sendable {
 
     public func record(_ events: [LifecycleEvent]) async throws -> Outcome {
         guard !events.isEmpty else { return Outcome(eventsAppended: 0, tasksUpdated: 0) }
-        let history = Self.encodeHistory(events)
-        let merge = Self.encodeMerge(Self.coalesce(events))
+        let statusEvents = events.filter { !$0.isProgress }
+        let progress = Self.latestProgress(events)
+        let recorded = progress.isEmpty ? statusEvents : statusEvents + progress
+        let history = Self.encodeHistory(recorded)
+        let merge = statusEvents.isEmpty ? nil : Self.encodeMerge(Self.coalesce(statusEvents))
+        let progressRows = progress.isEmpty ? nil : Self.encodeProgress(progress)
+        let notices = TaskNotifications.payloads(for: recorded.lazy.map(\.taskID))
         return try await client.withSession { session in
             // Outside the transaction: created in one, a rollback would drop them behind the flag's back.
             try Self.prepareTemporaryTables(on: session)
+            func apply(appended: Int) throws(PostgresError) -> Outcome {
+                let updated = try merge.map { rows throws(PostgresError) in try Self.merge(rows, on: session) } ?? 0
+                if let progressRows { try Self.mergeProgress(progressRows, on: session) }
+                try TaskNotifications.notify(notices, on: session)
+                return Outcome(eventsAppended: appended, tasksUpdated: updated)
+            }
             do {
                 return try session.transaction { () throws(PostgresError) -> Outcome in
                     try session.copy(
                         "COPY task_events (event_id, task_id, status, attempt, agent, at, detail) FROM STDIN",
                         data: history, name: "copy task_events")
-                    let updated = try Self.merge(merge, on: session)
-                    return Outcome(eventsAppended: events.count, tasksUpdated: updated)
+                    return try apply(appended: recorded.count)
                 }
             } catch let error as PostgresError where error.isUniqueViolation {
                 // Some events were recorded before (a replay after a crash between COMMIT and XACK):
@@ -48,11 +58,47 @@ public struct EventStore: Sendable {
                         SELECT event_id, task_id, status, attempt, agent, at, detail FROM conveyor_event_batch
                         ON CONFLICT DO NOTHING
                         """, name: "insert new events").affected
-                    let updated = try Self.merge(merge, on: session)
-                    return Outcome(eventsAppended: inserted, tasksUpdated: updated)
+                    return try apply(appended: inserted)
                 }
             }
         }
+    }
+
+    /// The newest progress report per task in a batch: the one a reader wants, and the only one kept.
+    package static func latestProgress(_ events: [LifecycleEvent]) -> [LifecycleEvent] {
+        var latest: [TaskID: LifecycleEvent] = [:]
+        for event in events where event.isProgress {
+            if let current = latest[event.taskID],
+                (current.attempt, current.atMillis) >= (event.attempt, event.atMillis) { continue }
+            latest[event.taskID] = event
+        }
+        return latest.values.sorted { $0.taskID < $1.taskID }
+    }
+
+    /// Sets `tasks.progress` to a newer report of the task's current attempt. Never touches the status.
+    private static func mergeProgress(_ rows: [UInt8], on session: PostgresSession) throws(PostgresError) {
+        try session.copy("COPY conveyor_progress_merge (id, attempt, progress) FROM STDIN", data: rows, name: "copy progress merge")
+        _ = try session.query("""
+            UPDATE tasks t SET progress = p.progress
+            FROM conveyor_progress_merge p
+            WHERE t.id = p.id
+              AND p.attempt > t.redrive_floor AND p.attempt >= t.attempts
+              AND (t.progress IS NULL
+                   OR (t.progress->>'attempt')::integer < p.attempt
+                   OR ((t.progress->>'attempt')::integer = p.attempt AND t.progress->>'updated_at' < p.progress->>'updated_at'))
+            """, name: "merge task progress").affected
+    }
+
+    package static func encodeProgress(_ events: [LifecycleEvent]) -> [UInt8] {
+        var encoder = CopyRowEncoder(reservingCapacity: events.count * 120)
+        for event in events {
+            guard let progress = event.progress else { continue }
+            encoder.append(event.taskID.rawValue)
+            encoder.append(event.attempt)
+            encoder.append(progress.json(attempt: event.attempt, atMillis: event.atMillis))
+            encoder.endRow()
+        }
+        return encoder.bytes
     }
 
     private static func merge(_ rows: [UInt8], on session: PostgresSession) throws(PostgresError) -> Int {
@@ -88,6 +134,9 @@ public struct EventStore: Sendable {
                 id bigint, status text, attempt integer, at timestamptz, started_at timestamptz,
                 finished_at timestamptz, result jsonb, error text
             ) ON COMMIT DELETE ROWS;
+            CREATE TEMP TABLE IF NOT EXISTS conveyor_progress_merge (
+                id bigint, attempt integer, progress jsonb
+            ) ON COMMIT DELETE ROWS;
             CREATE TEMP TABLE IF NOT EXISTS conveyor_event_batch (
                 event_id text, task_id bigint, status text, attempt integer, agent text, at timestamptz, detail jsonb
             ) ON COMMIT DELETE ROWS;
@@ -114,7 +163,7 @@ public struct EventStore: Sendable {
             // drops the old one under `redrive_floor`). Within an attempt, progress decides, then time.
             let newer = event.attempt != current.attempt
                 ? event.attempt > current.attempt
-                : event.progress > current.progress || (event.progress == current.progress && event.atMillis > current.atMillis)
+                : event.rank > current.rank || (event.rank == current.rank && event.atMillis > current.atMillis)
             if newer { current = event }
             current.startedAtMillis = started
             latest[event.taskID] = current
@@ -127,7 +176,7 @@ public struct EventStore: Sendable {
         for event in events {
             encoder.append(event.eventID)
             encoder.append(event.taskID.rawValue)
-            encoder.append(event.status.rawValue)
+            encoder.append(event.isProgress ? "progress" : event.status.rawValue)
             encoder.append(event.attempt)
             encoder.append(event.agent)
             encoder.append(timestampMillis: event.atMillis)
@@ -138,6 +187,14 @@ public struct EventStore: Sendable {
                 JSONValue.writeString(error, into: &detail)
             }
             if let result = event.result { detail += ",\"result\":" + result }
+            // What the history shows besides the status: when the attempt was dispatched and started,
+            // when a retry is due, and a progress report. Times in Unix ms.
+            if let started = event.startedAtMillis, !event.isProgress {
+                detail += ",\"started\":\(started)"
+            }
+            if let dispatched = event.dispatchedAtMillis { detail += ",\"dispatched\":\(dispatched)" }
+            if let next = event.nextAttemptAtMillis { detail += ",\"next_attempt\":\(next)" }
+            if let progress = event.progress { detail += ",\"progress\":" + progress.json(attempt: event.attempt, atMillis: event.atMillis) }
             detail += "}"
             encoder.append(detail)
             encoder.endRow()

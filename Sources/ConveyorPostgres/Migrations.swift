@@ -107,6 +107,15 @@ public enum Migrations {
             ALTER TABLE tasks ADD COLUMN submitted_by text;
             """),
         Migration(version: 4, name: "generations", sql: generationsSQL),
+        Migration(version: 5, name: "progress and tags", sql: """
+            -- The latest progress report of the task's current attempt, as the API shows it (JSON with
+            -- fraction, step, total_steps, message, attempt, updated_at). Reports never move the status.
+            ALTER TABLE tasks ADD COLUMN progress jsonb;
+            -- A small string-to-string map given on submit. NULL when none, so untagged tasks cost
+            -- nothing in the index below, which serves `tags @> '{"k": "v"}'` filters.
+            ALTER TABLE tasks ADD COLUMN tags jsonb;
+            CREATE INDEX tasks_tags ON tasks USING gin (tags jsonb_path_ops) WHERE tags IS NOT NULL;
+            """),
     ]
 
     /// Ids of one generation: a generation lasts a day or so, and at the throughput ceiling a day takes

@@ -199,7 +199,7 @@ public final class PostgresSession {
 
     // MARK: - Helpers
 
-    private func live() throws(PostgresError) -> OpaquePointer {
+    func live() throws(PostgresError) -> OpaquePointer {
         guard let connection else { throw PostgresError(.connectionLost, "not connected") }
         return connection
     }

@@ -12,12 +12,15 @@ public struct NewTask: Sendable, Hashable {
     public var createdAtMillis: Int64
     /// The name of the API token that submitted it (nil when authentication is disabled).
     public var submittedBy: String?
+    /// The submission's tags as a compact JSON object, nil for none.
+    public var tags: String?
 
     public init(
         type: String, queue: String, params: String, correlationID: String, idempotencyKey: String?,
-        maxAttempts: Int, createdAtMillis: Int64, submittedBy: String? = nil
+        maxAttempts: Int, createdAtMillis: Int64, submittedBy: String? = nil, tags: String? = nil
     ) {
         self.submittedBy = submittedBy
+        self.tags = tags
         self.type = type
         self.queue = queue
         self.params = params
@@ -56,6 +59,10 @@ public struct TaskRecord: Sendable, Hashable {
     public var finishedAt: String?
     /// The token that submitted it.
     public var submittedBy: String?
+    /// JSON object text, nil for none.
+    public var tags: String?
+    /// The latest progress report as JSON text (see ``TaskProgress/json(attempt:atMillis:)``).
+    public var progress: String?
 }
 
 /// Reads and writes the `tasks` table.
@@ -118,7 +125,7 @@ public struct TaskStore: Sendable {
             }
             if !fresh.isEmpty {
                 try session.copy(
-                    "COPY tasks (id, type, queue, status, params, correlation_id, idempotency_key, attempts, max_attempts, created_at, updated_at, submitted_by) FROM STDIN",
+                    "COPY tasks (id, type, queue, status, params, correlation_id, idempotency_key, attempts, max_attempts, created_at, updated_at, submitted_by, tags) FROM STDIN",
                     data: copyRows(zip(fresh.lazy.map { tasks[$0] }, newIDs)), name: "copy tasks")
             }
             // A key repeated within the batch gets the task of its first occurrence.
@@ -151,6 +158,7 @@ public struct TaskStore: Sendable {
             encoder.append(timestampMillis: task.createdAtMillis)
             encoder.append(timestampMillis: task.createdAtMillis)
             encoder.append(task.submittedBy)
+            encoder.append(task.tags)
             encoder.endRow()
         }
         return encoder.bytes
@@ -162,7 +170,7 @@ public struct TaskStore: Sendable {
                 SELECT id, type, queue, status, attempts, max_attempts, params::text, result::text, error,
                        correlation_id, idempotency_key,
                        \(Self.rfc3339("created_at")), \(Self.rfc3339("updated_at")),
-                       \(Self.rfc3339("started_at")), \(Self.rfc3339("finished_at")), submitted_by
+                       \(Self.rfc3339("started_at")), \(Self.rfc3339("finished_at")), submitted_by, tags::text, progress::text
                 FROM tasks WHERE id = $1
                 """, [id.description], name: "get task")
             guard let row = rows.rows.first else { return nil }
@@ -172,7 +180,7 @@ public struct TaskStore: Sendable {
                 attempts: row[4].flatMap { Int($0) } ?? 0, maxAttempts: row[5].flatMap { Int($0) } ?? 0,
                 params: row[6] ?? "null", result: row[7], error: row[8], correlationID: row[9] ?? "",
                 idempotencyKey: row[10], createdAt: row[11] ?? "", updatedAt: row[12] ?? "",
-                startedAt: row[13], finishedAt: row[14], submittedBy: row[15])
+                startedAt: row[13], finishedAt: row[14], submittedBy: row[15], tags: row[16], progress: row[17])
         }
     }
 
@@ -276,6 +284,10 @@ extension TaskStore {
                         redrive_floor = t.attempts, dispatched = false
                     FROM conveyor_redrive r WHERE t.id = r.id
                     """, name: "redrive tasks")
+                for task in tasks {
+                    try Self.recordAdminEvent(
+                        task: task.id, status: "redriven", attempt: task.attempts, correlationID: task.correlationID, error: nil, on: session)
+                }
                 return tasks
             }
         }
@@ -326,13 +338,42 @@ extension TaskStore {
         }
     }
 
-    /// Marks a task `cancelled` unless it has already finished; returns whether it did.
+    /// Marks a task `cancelled` unless it has already finished; returns whether it did. The change is
+    /// an event of the task's history too, and wakes its live streams and waits.
     public func cancel(_ id: TaskID) async throws -> Bool {
         try await client.withSession { session in
-            try session.query("""
-                UPDATE tasks SET status = 'cancelled', updated_at = now(), finished_at = now(), error = 'cancelled', dispatched = true
-                WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'dead', 'cancelled')
-                """, [id.description], name: "cancel task").affected == 1
+            try session.transaction { () throws(PostgresError) -> Bool in
+                guard let row = try session.query("""
+                    UPDATE tasks SET status = 'cancelled', updated_at = now(), finished_at = now(), error = 'cancelled', dispatched = true
+                    WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'dead', 'cancelled')
+                    RETURNING attempts, correlation_id
+                    """, [id.description], name: "cancel task").rows.first
+                else { return false }
+                try Self.recordAdminEvent(
+                    task: id, status: "cancelled", attempt: row[0].flatMap { Int($0) } ?? 0, correlationID: row[1] ?? "",
+                    error: "cancelled", on: session)
+                return true
+            }
         }
+    }
+
+    /// Appends an event the API caused (a cancel, a redrive) to the task's history and notifies the
+    /// task's watchers, inside the caller's transaction. Its id is deterministic like an agent's event:
+    /// an agent reporting the same cancel later collides and is skipped.
+    static func recordAdminEvent(
+        task: TaskID, status: String, attempt: Int, correlationID: String, error: String?, on session: PostgresSession
+    ) throws(PostgresError) {
+        var detail = "{\"cid\":"
+        JSONValue.writeString(correlationID, into: &detail)
+        if let error {
+            detail += ",\"error\":"
+            JSONValue.writeString(error, into: &detail)
+        }
+        detail += "}"
+        _ = try session.query("""
+            INSERT INTO task_events (event_id, task_id, status, attempt, agent, at, detail)
+            VALUES ($1, $2, $3, $4, 'api', date_trunc('milliseconds', now()), $5::jsonb) ON CONFLICT DO NOTHING
+            """, ["\(task.rawValue)-\(attempt)-\(status)", task.description, status, String(attempt), detail], name: "record admin event")
+        try TaskNotifications.notify([task.description], on: session)
     }
 }

@@ -109,7 +109,8 @@ final class CommandHandlerTests {
         let names = try #require(try await stack.task(id)["result"]?["names"]?.stringValue).split(separator: " ").map(String.init)
         #expect(!names.contains("CONVEYOR_TEST_AGENT_SECRET"))
         #expect(Set(names).subtracting(["PATH", "HOME", "LANG", "PWD", "SHLVL", "_"]) == [
-            "TASK_ID", "TASK_TYPE", "TASK_ATTEMPT", "TASK_MAX_ATTEMPTS", "CORRELATION_ID", "PAYLOAD_FILE", "PAYLOAD_JSON", "REGION",
+            "TASK_ID", "TASK_TYPE", "TASK_ATTEMPT", "TASK_MAX_ATTEMPTS", "CORRELATION_ID", "PAYLOAD_FILE", "PAYLOAD_JSON",
+            "CONVEYOR_PROGRESS_FILE", "REGION",
         ])
         try await stack.stop()
     }

@@ -13,7 +13,8 @@ import SystemPackage
 /// What the process sees, and nothing more (least privilege: never the agent's own secrets such as
 /// `CONVEYOR_REDIS_URL`):
 /// - environment: `PATH`, `HOME` and `LANG` from the agent, `TASK_ID`, `TASK_TYPE`, `TASK_ATTEMPT`,
-///   `TASK_MAX_ATTEMPTS`, `CORRELATION_ID`, `PAYLOAD_FILE`, the type's own `env:` from the registry, and
+///   `TASK_MAX_ATTEMPTS`, `CORRELATION_ID`, `PAYLOAD_FILE`, `CONVEYOR_PROGRESS_FILE` (append JSON lines
+///   there to report progress, see ``CommandProgressChannel``), the type's own `env:` from the registry, and
 ///   `PAYLOAD_JSON` only when the params are at most ``payloadEnvironmentLimit`` bytes (a larger value
 ///   would make exec fail with E2BIG);
 /// - the params as JSON on standard input, read from the file `PAYLOAD_FILE` names (mode 0600, removed
@@ -54,7 +55,7 @@ public struct CommandHandler: TaskHandler {
 
     /// The whole environment of a task's process (see the type's documentation).
     static func environment(
-        for task: TaskContext, payloadFile: String, typeEnvironment: [String: String],
+        for task: TaskContext, payloadFile: String, progressFile: String? = nil, typeEnvironment: [String: String],
         agentEnvironment: [String: String] = ProcessInfo.processInfo.environment
     ) -> [String: String] {
         var variables: [String: String] = ["PATH": "/usr/local/bin:/usr/bin:/bin"]
@@ -68,6 +69,7 @@ public struct CommandHandler: TaskHandler {
         variables["TASK_MAX_ATTEMPTS"] = String(task.maxAttempts)
         variables["CORRELATION_ID"] = task.correlationID
         variables["PAYLOAD_FILE"] = payloadFile
+        if let progressFile { variables[CommandProgressChannel.environmentVariable] = progressFile }
         if task.paramsJSON.utf8.count <= payloadEnvironmentLimit { variables["PAYLOAD_JSON"] = task.paramsJSON }
         return variables
     }
@@ -75,9 +77,11 @@ public struct CommandHandler: TaskHandler {
     public func handle(_ task: TaskContext) async throws -> JSONValue? {
         let payload = try PayloadFile(task)
         defer { payload.remove() }
+        let progress = try CommandProgressChannel(task)
+        defer { progress.remove() }
         var options = PlatformOptions()
         options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: Self.terminationGracePeriod)]
-        let variables = Self.environment(for: task, payloadFile: payload.path, typeEnvironment: environment)
+        let variables = Self.environment(for: task, payloadFile: payload.path, progressFile: progress.path, typeEnvironment: environment)
         let environment = Environment.custom(Dictionary(uniqueKeysWithValues: variables.map { (Environment.Key(stringLiteral: $0.key), $0.value) }))
         let executable: Executable = executable.contains("/") ? .path(FilePath(executable)) : .name(executable)
         let limit = maxOutputBytes
@@ -89,8 +93,19 @@ public struct CommandHandler: TaskHandler {
                 executable, arguments: Arguments(arguments), environment: environment, platformOptions: options,
                 input: .fileDescriptor(input, closeAfterSpawningProcess: true), output: .sequence, error: .sequence
             ) { execution in
-                try await Self.capture(execution.standardOutput, execution.standardError, limit: limit, logger: logger)
+                try await withThrowingTaskGroup(of: CapturedOutput?.self) { group in
+                    group.addTask { try await Self.capture(execution.standardOutput, execution.standardError, limit: limit, logger: logger) }
+                    group.addTask {
+                        await progress.follow()
+                        return nil
+                    }
+                    // Both pipes closed: the process is done writing; stop following the progress file.
+                    guard let captured = try await group.next() ?? nil else { throw CancellationError() }
+                    group.cancelAll()
+                    return captured
+                }
             }
+            progress.readAppended()
         } catch is CancellationError {
             throw CancellationError()
         } catch {

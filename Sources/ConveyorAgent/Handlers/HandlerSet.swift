@@ -4,9 +4,9 @@ import ConveyorCore
 public struct HandlerSet: Sendable {
     private var handlers: [String: any TaskHandler]
 
-    /// `noop`, `sleep`, `echo` and `fail`. (`command` is configured per type, see ``resolve(_:)``.)
+    /// `noop`, `sleep`, `echo`, `fail` and `steps`. (`command` is configured per type, see ``resolve(_:)``.)
     public static var builtIns: HandlerSet {
-        HandlerSet(handlers: ["noop": NoopHandler(), "sleep": SleepHandler(), "echo": EchoHandler(), "fail": FailHandler()])
+        HandlerSet(handlers: ["noop": NoopHandler(), "sleep": SleepHandler(), "echo": EchoHandler(), "fail": FailHandler(), "steps": StepsHandler()])
     }
 
     private init(handlers: [String: any TaskHandler]) {

@@ -38,8 +38,14 @@ public struct TaskContext: Sendable {
     public var logger: Logger
     /// The attempt is stopped at this time (the type's `timeout`).
     public var timeout: Duration
+    /// Where ``reportProgress(_:)`` goes: the agent's throttle (nil outside an agent, e.g. in a test).
+    var progressSink: (@Sendable (TaskProgress) -> Void)?
 
-    public init(id: TaskID, type: String, attempt: Int, maxAttempts: Int, correlationID: String, params: JSONValue, paramsJSON: String, logger: Logger, timeout: Duration) {
+    public init(
+        id: TaskID, type: String, attempt: Int, maxAttempts: Int, correlationID: String, params: JSONValue, paramsJSON: String,
+        logger: Logger, timeout: Duration, progressSink: (@Sendable (TaskProgress) -> Void)? = nil
+    ) {
+        self.progressSink = progressSink
         self.id = id
         self.type = type
         self.attempt = attempt
@@ -49,6 +55,21 @@ public struct TaskContext: Sendable {
         self.paramsJSON = paramsJSON
         self.logger = logger
         self.timeout = timeout
+    }
+}
+
+extension TaskContext {
+    /// Tells the task's caller how far the attempt has got. Cheap enough to call in a tight loop: the
+    /// agent keeps only the latest report and sends about one per second (the last one always goes
+    /// out before the outcome). Shown by `GET /v1/tasks/{id}`, its history and its live stream.
+    public func reportProgress(_ progress: TaskProgress) {
+        progressSink?(progress)
+    }
+
+    /// ``reportProgress(_:)`` from its parts; throws when they are out of range (a fraction above 1, a
+    /// step past the total, an overlong message).
+    public func reportProgress(fraction: Double? = nil, step: Int? = nil, totalSteps: Int? = nil, message: String? = nil) throws(ProgressError) {
+        reportProgress(try TaskProgress(fraction: fraction, step: step, totalSteps: totalSteps, message: message))
     }
 }
 

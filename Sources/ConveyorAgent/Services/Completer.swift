@@ -22,6 +22,7 @@ import ServiceLifecycle
 final class Completer: Service, Sendable {
     enum Item: Sendable {
         case started(Delivery, atMillis: Int64)
+        case progress(Delivery, TaskProgress, atMillis: Int64)
         case finished(Delivery, AttemptOutcome, startedAtMillis: Int64, atMillis: Int64)
     }
 
@@ -47,6 +48,11 @@ final class Completer: Service, Sendable {
 
     func started(_ delivery: Delivery, atMillis: Int64) async {
         try? await queue.enqueue(.started(delivery, atMillis: atMillis))
+    }
+
+    /// A progress report: an event of its own, acknowledging nothing.
+    func progress(_ delivery: Delivery, _ progress: TaskProgress, atMillis: Int64) async {
+        try? await queue.enqueue(.progress(delivery, progress, atMillis: atMillis))
     }
 
     func finished(_ delivery: Delivery, _ outcome: AttemptOutcome, startedAtMillis: Int64) async {
@@ -142,13 +148,20 @@ final class Completer: Service, Sendable {
                 if finishedEntries.contains(delivery.entryID) { continue }
                 let event = LifecycleEvent(
                     taskID: delivery.envelope.id, status: .running, attempt: delivery.envelope.attempt, agent: agentID,
-                    atMillis: at, startedAtMillis: at, correlationID: delivery.envelope.correlationID, type: delivery.envelope.type)
+                    atMillis: at, startedAtMillis: at, correlationID: delivery.envelope.correlationID, type: delivery.envelope.type,
+                    dispatchedAtMillis: delivery.dispatchedAtMillis)
+                append(&argumentsByQueue[delivery.queue, default: [RedisKeys.agentsGroup]], ack: "", event: event, requeue: nil, deadLetter: nil)
+            case .progress(let delivery, let progress, let at):
+                let event = LifecycleEvent(
+                    taskID: delivery.envelope.id, status: .running, attempt: delivery.envelope.attempt, agent: agentID,
+                    atMillis: at, correlationID: delivery.envelope.correlationID, type: delivery.envelope.type, progress: progress)
                 append(&argumentsByQueue[delivery.queue, default: [RedisKeys.agentsGroup]], ack: "", event: event, requeue: nil, deadLetter: nil)
             case .finished(let delivery, let outcome, let started, let at):
                 let envelope = delivery.envelope
                 var event = LifecycleEvent(
                     taskID: envelope.id, status: .succeeded, attempt: envelope.attempt, agent: agentID, atMillis: at,
-                    startedAtMillis: started, correlationID: envelope.correlationID, type: envelope.type)
+                    startedAtMillis: started, correlationID: envelope.correlationID, type: envelope.type,
+                    dispatchedAtMillis: delivery.dispatchedAtMillis)
                 var requeue: (envelope: TaskEnvelope, delay: Duration)?
                 var deadReason: String?
                 switch outcome {
@@ -166,7 +179,9 @@ final class Completer: Service, Sendable {
                         next.attempt += 1
                         let backoff = registry[envelope.type]?.backoff
                             ?? Backoff(base: TaskTypeDefinition.defaultBackoffBase, maximum: TaskTypeDefinition.defaultBackoffMax)
-                        requeue = (next, backoff.delay(attempt: envelope.attempt - 1))
+                        let delay = backoff.delay(attempt: envelope.attempt - 1)
+                        requeue = (next, delay)
+                        event.nextAttemptAtMillis = at + delay.milliseconds
                     } else {
                         // Out of attempts, or a permanent failure: a dead letter, redrivable by API and CLI.
                         event.status = .dead

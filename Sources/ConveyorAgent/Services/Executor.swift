@@ -34,6 +34,8 @@ final class Executor: Service, Sendable {
     private let redis: RedisConnection
     /// Deliveries whose attempt the shutdown deadline cut short: handed back when the Executor stops.
     private let interrupted = Mutex<[Delivery]>([])
+    /// Progress reports of the running attempts (sent by the ProgressFlusher and at each attempt's end).
+    let progressBook = ProgressBook()
 
     /// The idle time a handed-back entry gets: longer than any lease.
     static let handBackIdle = Duration.seconds(365 * 24 * 3600)
@@ -190,7 +192,9 @@ final class Executor: Service, Sendable {
         if !Task.isCancelled { journal?.record(taskID: envelope.id.description, attempt: envelope.attempt, agent: agentID, atMillis: startedAt) }
         await completer.started(delivery, atMillis: startedAt)
         let timeout = registry[envelope.type]?.timeout ?? TaskTypeDefinition.defaultTimeout
-        let outcome = await Self.attempt(handler, delivery: delivery, timeout: timeout, cancel: cancel, logger: taskLogger)
+        let progressSink = progressBook.begin(delivery)
+        let outcome = await Self.attempt(handler, delivery: delivery, timeout: timeout, cancel: cancel, logger: taskLogger, progress: progressSink)
+        let lastProgress = progressBook.finish(delivery)
         guard let outcome else {
             taskLogger.info("attempt interrupted by shutdown; the task is handed back")
             interrupted.withLock { $0.append(delivery) }
@@ -208,12 +212,17 @@ final class Executor: Service, Sendable {
                 taskLogger.info("attempt succeeded", metadata: ["run_ms": "\(WallClock.nowMillis() - startedAt)"])
             }
         }
+        // The attempt's last word about its progress goes out before its outcome, in the same order.
+        if let lastProgress { await completer.progress(delivery, lastProgress, atMillis: WallClock.nowMillis()) }
         await completer.finished(delivery, outcome, startedAtMillis: startedAt)
     }
 
     /// Runs one attempt under its timeout. Nil when the attempt was cancelled by shutdown (not a failure:
     /// the task is left pending for redelivery).
-    static func attempt(_ handler: any TaskHandler, delivery: Delivery, timeout: Duration, cancel: Promise<Void>, logger: Logger) async -> AttemptOutcome? {
+    static func attempt(
+        _ handler: any TaskHandler, delivery: Delivery, timeout: Duration, cancel: Promise<Void>, logger: Logger,
+        progress: (@Sendable (TaskProgress) -> Void)? = nil
+    ) async -> AttemptOutcome? {
         let envelope = delivery.envelope
         let params: JSONValue
         do {
@@ -223,7 +232,8 @@ final class Executor: Service, Sendable {
         }
         let context = TaskContext(
             id: envelope.id, type: envelope.type, attempt: envelope.attempt, maxAttempts: envelope.maxAttempts,
-            correlationID: envelope.correlationID, params: params, paramsJSON: envelope.params, logger: logger, timeout: timeout)
+            correlationID: envelope.correlationID, params: params, paramsJSON: envelope.params, logger: logger, timeout: timeout,
+            progressSink: progress)
         let result: Result<JSONValue?, any Error>
         if handler.returnsWithoutSuspending {
             do { result = .success(try await handler.handle(context)) } catch { result = .failure(error) }

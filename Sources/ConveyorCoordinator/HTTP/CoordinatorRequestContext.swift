@@ -40,5 +40,7 @@ public struct CoordinatorRequestContext: RequestContext {
 extension HTTPField.Name {
     static let correlationID = HTTPField.Name("X-Correlation-ID")!
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+    /// Sent by an EventSource that reconnects: the id of the last event it received.
+    static let lastEventID = HTTPField.Name("Last-Event-ID")!
     static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!
 }

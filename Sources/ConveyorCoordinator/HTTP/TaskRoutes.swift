@@ -5,11 +5,13 @@ import Foundation
 import Hummingbird
 import Logging
 
-/// `POST /v1/tasks`, `POST /v1/tasks/batch`, `GET /v1/tasks/{id}`.
+/// `POST /v1/tasks`, `POST /v1/tasks/batch`, `GET /v1/tasks/{id}` (with `?wait=` to long-poll),
+/// `POST /v1/tasks/{id}/cancel`.
 struct TaskRoutes: Sendable {
     let parser: TaskSubmissionParser
     let submitter: Submitter
     let store: TaskStore
+    let watch: TaskWatchRoutes
     let redis: RedisConnection
     let keys: RedisKeys
     let maxBodyBytes: Int
@@ -100,6 +102,7 @@ struct TaskRoutes: Sendable {
         guard let text = context.parameters.get("id"), let id = TaskID(text) else {
             throw APIError.notFound("no task with id '\(context.parameters.get("id") ?? "")'")
         }
+        let wait = try TaskWatchRoutes.waitDuration(request.uri.queryParameters.get("wait"))
         let record: TaskRecord?
         do {
             record = try await store.get(id)
@@ -112,6 +115,9 @@ struct TaskRoutes: Sendable {
         }
         // A submit-only token sees its own tasks; another's is "not found", so ids cannot be probed.
         guard let record, readsAll || record.submittedBy == context.token?.name else { throw APIError.notFound("no task with id \(id)") }
+        if let wait {
+            return JSONResponse.make(.ok, Self.json(try await watch.waitUntilTerminal(record, for: wait)))
+        }
         return JSONResponse.make(.ok, Self.json(record))
     }
 
@@ -140,6 +146,7 @@ struct TaskRoutes: Sendable {
             + "\"params\":\(task.params),\"result\":\(task.result ?? "null"),\"error\":\(string(task.error)),"
             + "\"correlation_id\":\(string(task.correlationID)),\"idempotency_key\":\(string(task.idempotencyKey)),"
             + "\"created_at\":\(string(task.createdAt)),\"updated_at\":\(string(task.updatedAt)),"
-            + "\"started_at\":\(string(task.startedAt)),\"finished_at\":\(string(task.finishedAt))}"
+            + "\"started_at\":\(string(task.startedAt)),\"finished_at\":\(string(task.finishedAt)),"
+            + "\"progress\":\(task.progress ?? "null"),\"tags\":\(task.tags ?? "{}")}"
     }
 }

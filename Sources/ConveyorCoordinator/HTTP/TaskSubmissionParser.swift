@@ -10,9 +10,10 @@ struct TaskSubmissionBody: Decodable, Sendable {
     var maxAttempts: Int?
     /// Batch elements only; a single submission uses the `Idempotency-Key` header.
     var idempotencyKey: String?
+    var tags: [String: String]?
 
     enum CodingKeys: String, CodingKey {
-        case type, params, queue
+        case type, params, queue, tags
         case maxAttempts = "max_attempts"
         case idempotencyKey = "idempotency_key"
     }
@@ -33,6 +34,11 @@ package struct TaskSubmissionParser: Sendable {
 
     /// Longest accepted idempotency key.
     static let maxIdempotencyKeyLength = 255
+    /// Tags per task, and the longest key and value (bytes). Small on purpose: tags are for finding and
+    /// grouping tasks (customer, source, batch), and they are stored and indexed with every task.
+    static let maxTags = 20
+    static let maxTagKeyBytes = 64
+    static let maxTagValueBytes = 256
 
     package func parseSingle(_ body: Data, correlationID: String, idempotencyKey: String?, now: Int64) throws(APIError) -> NewTask {
         let decoded: TaskSubmissionBody = try Self.decode(body)
@@ -96,9 +102,38 @@ package struct TaskSubmissionParser: Sendable {
                 throw .badRequest("\(at)idempotency key: must be 1–\(Self.maxIdempotencyKeyLength) bytes without control characters", code: "invalid_field", index: index)
             }
         }
+        let tags = try Self.validateTags(body.tags, at: at, index: index)
         return NewTask(
             type: definition.name, queue: queue, params: params.serialized, correlationID: correlationID,
-            idempotencyKey: idempotencyKey, maxAttempts: maxAttempts, createdAtMillis: now)
+            idempotencyKey: idempotencyKey, maxAttempts: maxAttempts, createdAtMillis: now, tags: tags)
+    }
+
+    /// The tags as compact JSON (nil for none), or the 400 naming the tag at fault.
+    static func validateTags(_ tags: [String: String]?, at: String, index: Int?) throws(APIError) -> String? {
+        guard let tags, !tags.isEmpty else { return nil }
+        guard tags.count <= maxTags else {
+            throw .badRequest("\(at)tags: at most \(maxTags) tags, got \(tags.count)", code: "invalid_tags", index: index)
+        }
+        for (key, value) in tags.sorted(by: { $0.key < $1.key }) {
+            guard !key.isEmpty, key.utf8.count <= maxTagKeyBytes, key.utf8.allSatisfy(isTagKeyByte) else {
+                throw .badRequest(
+                    "\(at)tags: key '\(key.prefix(80))' must be 1–\(maxTagKeyBytes) bytes of letters, digits and _ . : / -",
+                    code: "invalid_tags", index: index)
+            }
+            guard value.utf8.count <= maxTagValueBytes, !value.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+                throw .badRequest(
+                    "\(at)tags.\(key): the value must be at most \(maxTagValueBytes) bytes without control characters",
+                    code: "invalid_tags", index: index)
+            }
+        }
+        return JSONValue.object(tags.mapValues { .string($0) }).serialized
+    }
+
+    private static func isTagKeyByte(_ byte: UInt8) -> Bool {
+        (byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z")) || (byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z"))
+            || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
+            || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "/")
+            || byte == UInt8(ascii: "-")
     }
 
     static func decode<T: Decodable>(_ body: Data) throws(APIError) -> T {

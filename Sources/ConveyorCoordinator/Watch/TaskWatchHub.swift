@@ -1,0 +1,74 @@
+import ConveyorCore
+import ConveyorPostgres
+import Logging
+import ServiceLifecycle
+import Synchronization
+
+/// Tells live streams and long-polls that their task changed, from one shared path: a single
+/// `LISTEN conveyor_tasks` connection fed by every Recorder's committed batches and by the API's own
+/// changes (``TaskNotifications``). A thousand watchers cost one connection and a dictionary lookup
+/// per changed id, never a poll each.
+///
+/// A watcher subscribes first and reads the task second, so no change can fall between the two. When
+/// the listening connection is (re)established, notifications may have been missed: every watcher is
+/// signalled and re-reads.
+public final class TaskWatchHub: Service, Sendable {
+    private struct State {
+        var watchers: [TaskID: [Int: ChangeSignal]] = [:]
+        var nextID = 0
+        var count = 0
+    }
+
+    private let listener: PostgresListener
+    private let state = Mutex(State())
+
+    init(listener: PostgresListener) {
+        self.listener = listener
+    }
+
+    /// Watchers registered now (streams and waits).
+    var watcherCount: Int { state.withLock { $0.count } }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await self.listener.run { event in self.handle(event) }
+        }
+    }
+
+    func handle(_ event: PostgresListener.Event) {
+        switch event {
+        case .listening:
+            let all = state.withLock { $0.watchers.values.flatMap(\.values) }
+            for signal in all { signal.signal() }
+        case .notification(let payload):
+            let ids = TaskNotifications.ids(in: payload)
+            let hit = state.withLock { state -> [ChangeSignal] in
+                guard !state.watchers.isEmpty else { return [] }
+                return ids.flatMap { state.watchers[$0].map { Array($0.values) } ?? [] }
+            }
+            for signal in hit { signal.signal() }
+        }
+    }
+
+    /// Runs `body` with a signal that fires whenever task `id` changes, for as long as `body` runs.
+    func watching<T: Sendable>(_ id: TaskID, _ body: (ChangeSignal) async throws -> T) async rethrows -> T {
+        let signal = ChangeSignal()
+        let key = state.withLock { state -> Int in
+            let key = state.nextID
+            state.nextID += 1
+            state.count += 1
+            state.watchers[id, default: [:]][key] = signal
+            return key
+        }
+        defer {
+            state.withLock { state in
+                state.count -= 1
+                state.watchers[id]?[key] = nil
+                if state.watchers[id]?.isEmpty == true { state.watchers[id] = nil }
+            }
+        }
+        return try await body(signal)
+    }
+
+    func close() { listener.close() }
+}
