@@ -15,6 +15,16 @@ public struct HistoryRow: Sendable, Hashable {
     /// (a fast task), so the timeline shows the start from the outcome's detail.
     public var foldsStart: Bool
 
+    public init(eventID: String, status: String, attempt: Int, agent: String, atMillis: Int64, detail: String?, foldsStart: Bool) {
+        self.eventID = eventID
+        self.status = status
+        self.attempt = attempt
+        self.agent = agent
+        self.atMillis = atMillis
+        self.detail = detail
+        self.foldsStart = foldsStart
+    }
+
     /// Where the row stands in the history's order; a page or a stream resumes after it.
     public var cursor: HistoryCursor { HistoryCursor(atMillis: atMillis, eventID: eventID) }
 }

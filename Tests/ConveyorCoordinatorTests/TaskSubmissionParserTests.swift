@@ -102,3 +102,107 @@ struct NewTaskView {
 }
 
 import ConveyorPostgres
+
+@Suite("Tags on submit (no I/O)")
+struct TagValidationTests {
+    let parser = TaskSubmissionParser(registry: TaskTypeRegistry([TaskTypeDefinition(name: "noop", handler: "noop")]))
+
+    private func tags(_ json: String) throws(APIError) -> String? {
+        try parser.parseSingle(Data("{\"type\":\"noop\",\"tags\":\(json)}".utf8), correlationID: "c", idempotencyKey: nil, now: 1).tags
+    }
+
+    @Test("tags are kept as compact JSON with sorted keys; none or empty is nil")
+    func kept() throws {
+        #expect(try tags(#"{"tenant":"acme","source":"web/v2"}"#) == #"{"source":"web/v2","tenant":"acme"}"#)
+        #expect(try tags("{}") == nil)
+        #expect(try tags("null") == nil)
+    }
+
+    @Test("too many, a bad key, a long value, a control character or a non-string value is a 400 naming the tag", arguments: [
+        ("{" + (0...20).map { "\"k\($0)\":\"v\"" }.joined(separator: ",") + "}", "invalid_tags"),
+        (#"{"has space":"v"}"#, "invalid_tags"),
+        (#"{"":"v"}"#, "invalid_tags"),
+        ("{\"\(String(repeating: "k", count: 65))\":\"v\"}", "invalid_tags"),
+        ("{\"k\":\"\(String(repeating: "v", count: 257))\"}", "invalid_tags"),
+        (#"{"k":"line\nbreak"}"#, "invalid_tags"),
+        (#"{"k":1}"#, "invalid_field"),
+        (#"["k"]"#, "invalid_field"),
+    ])
+    func refused(json: String, code: String) {
+        do {
+            _ = try tags(json)
+            Issue.record("accepted \(json)")
+        } catch {
+            #expect(error.status == .badRequest)
+            #expect(error.code == code)
+            #expect(error.message.contains("tags"), "the message names the field: \(error.message)")
+        }
+    }
+
+    @Test("in a batch, the element at fault is named")
+    func batchIndex() {
+        let body = #"{"tasks":[{"type":"noop","tags":{"a":"b"}},{"type":"noop","tags":{"bad key":"x"}}]}"#
+        do {
+            _ = try parser.parseBatch(Data(body.utf8), correlationID: "c", idempotencyKey: nil, now: 1)
+            Issue.record("accepted")
+        } catch {
+            #expect(error.index == 1 && error.message.hasPrefix("tasks[1].tags"))
+        }
+    }
+}
+
+@Suite("Progress over HTTP: the body (no I/O)")
+struct ProgressBodyTests {
+    @Test("a body with progress and an attempt is read; bad ones are 400s with a code")
+    func parse() throws {
+        let (progress, attempt) = try TaskProgressRoutes.parse(Data(#"{"fraction":0.5,"message":"half","attempt":2}"#.utf8))
+        #expect(progress.fraction == 0.5 && progress.message == "half" && attempt == 2)
+        for (body, code) in [("nope", "malformed_json"), ("{}", "invalid_progress"), (#"{"fraction":2}"#, "invalid_progress"),
+                             (#"{"fraction":0.1,"attempt":0}"#, "invalid_field"), (#"{"pct":1}"#, "invalid_progress")] {
+            #expect(throws: APIError.self) { try TaskProgressRoutes.parse(Data(body.utf8)) }
+            do { _ = try TaskProgressRoutes.parse(Data(body.utf8)) } catch { #expect(error.code == code, "\(body)") }
+        }
+    }
+}
+
+@Suite("The timeline of a task (no I/O)")
+struct TaskTimelineTests {
+    @Test("a fast attempt's outcome row also shows its dispatch and start; a running row shows its dispatch")
+    func foldedStart() {
+        let row = HistoryRow(
+            eventID: "5-1-succeeded", status: "succeeded", attempt: 1, agent: "a1", atMillis: 3000,
+            detail: #"{"cid":"c","result":{"ok":true},"started":2000,"dispatched":1000}"#, foldsStart: true)
+        let items = TaskTimeline.items(row)
+        #expect(items.map { $0.kind } == ["dispatched", "running", "succeeded"])
+        #expect(Set(items.map { $0.cursor }) == ["3000.5-1-succeeded"], "one row, one cursor")
+        #expect(items.last?.isTerminal == true)
+        let succeeded = try? JSONValue.parse(items[2].json)
+        #expect(succeeded?["result"]?["ok"] == JSONValue.bool(true) && succeeded?["agent"]?.stringValue == "a1")
+        var separate = row
+        separate.foldsStart = false
+        #expect(TaskTimeline.items(separate).map { $0.kind } == ["succeeded"])
+    }
+
+    @Test("a retry shows its error and when the next attempt is due; progress shows the report")
+    func retryAndProgress() throws {
+        let retry = TaskTimeline.items(HistoryRow(
+            eventID: "5-1-retrying", status: "retrying", attempt: 1, agent: "a1", atMillis: 3000,
+            detail: #"{"cid":"c","error":"boom","next_attempt":4500}"#, foldsStart: false))
+        let json = try JSONValue.parse(retry[0].json)
+        #expect(json["error"]?.stringValue == "boom" && json["next_attempt_at"]?.stringValue == "1970-01-01T00:00:04.500Z")
+        #expect(retry[0].isTerminal == false)
+        let progress = TaskTimeline.items(HistoryRow(
+            eventID: "5-1-progress-2500", status: "progress", attempt: 1, agent: "a1", atMillis: 2500,
+            detail: #"{"cid":"c","progress":{"fraction":0.5,"attempt":1}}"#, foldsStart: false))
+        #expect(try JSONValue.parse(progress[0].json)["progress"]?["fraction"] == .double(0.5))
+    }
+
+    @Test("a cursor survives its text form and orders rows by time, then event id")
+    func cursor() {
+        let cursor = HistoryCursor(atMillis: 1_700_000_000_000, eventID: "12-1-progress-1700000000000")
+        #expect(HistoryCursor(cursor.description) == cursor)
+        #expect(HistoryCursor("x.y") == nil && HistoryCursor("12") == nil)
+        #expect(HistoryCursor(atMillis: 1, eventID: "b") < HistoryCursor(atMillis: 2, eventID: "a"))
+        #expect(TaskTimeline.queuedCursor < HistoryCursor(atMillis: 1, eventID: "a"))
+    }
+}

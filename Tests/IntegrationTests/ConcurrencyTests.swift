@@ -20,9 +20,10 @@ struct ConcurrencyTests {
         ])
         // The agent has room for 20; only the type's limit holds the sleeps back.
         let stack = try await Stack.start(registry: registry, agents: 1, concurrency: 20, handlers: handlers)
-        var ids: [Int64] = []
-        for _ in 0..<12 { ids.append(try await stack.submit("slow", params: "{\"ms\":150}")) }
-        for _ in 0..<10 { ids.append(try await stack.submit("noop")) }
+        // One batch, so all twelve are waiting at once however slowly this machine answers single POSTs.
+        let body = "{\"tasks\":[" + (Array(repeating: #"{"type":"slow","params":{"ms":150}}"#, count: 12)
+            + Array(repeating: #"{"type":"noop"}"#, count: 10)).joined(separator: ",") + "]}"
+        let ids = try #require(try await stack.post("/v1/tasks/batch", body).json?["tasks"]?.arrayValue?.compactMap { $0["id"]?.intValue })
         let statuses = try await stack.waitUntilTerminal(ids)
         #expect(statuses.values.allSatisfy { $0 == .succeeded })
         #expect(log.maxRunning == 3)

@@ -41,6 +41,14 @@ final class ChaosCluster: Sendable {
             lease: 3s
             backoff_base: 100ms
             backoff_max: 500ms
+          steps:
+            handler: steps
+            max_concurrent: 64
+            max_attempts: 10
+            timeout: 30s
+            lease: 3s
+            backoff_base: 100ms
+            backoff_max: 500ms
           fail-once:
             handler: fail
             max_concurrent: 64

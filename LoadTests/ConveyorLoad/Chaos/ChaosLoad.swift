@@ -10,7 +10,7 @@ import Synchronization
 /// names its id.
 final class ChaosLoad: Sendable {
     enum Kind: String, CaseIterable, Sendable {
-        case noop, sleep, failOnce = "fail-once"
+        case noop, sleep, steps, failOnce = "fail-once"
     }
 
     struct Accepted: Sendable {
@@ -50,11 +50,12 @@ final class ChaosLoad: Sendable {
         state.withLock { $0.successes.filter { $0.sent >= millis }.map(\.answered).min() }
     }
 
-    /// The kind of the `index`th task: 60% noop, 25% sleep, 15% fail-once.
+    /// The kind of the `index`th task: 55% noop, 20% sleep, 10% steps (reporting progress), 15% fail-once.
     static func kind(of index: Int) -> Kind {
         switch index % 20 {
-        case 0..<12: .noop
-        case 12..<17: .sleep
+        case 0..<11: .noop
+        case 11..<15: .sleep
+        case 15..<17: .steps
         default: .failOnce
         }
     }
@@ -83,6 +84,7 @@ final class ChaosLoad: Sendable {
             switch Self.kind(of: index) {
             case .noop: params = "{}"
             case .sleep: params = "{\"ms\":\(10 + (index * 37) % 190)}"
+            case .steps: params = "{\"steps\":\(3 + index % 4),\"ms\":\(20 + (index * 13) % 80)}"
             case .failOnce: params = "{\"times\":1}"
             }
             return "{\"type\":\"\(Self.kind(of: index).rawValue)\",\"params\":\(params),\"idempotency_key\":\"chaos-\(runID)-\(index)\"}"

@@ -71,7 +71,7 @@ struct ChaosReport: Sendable {
         let passed = lost == 0 && wrong.isEmpty && load.unanswered == 0 && load.rejected.isEmpty && accepted.count == plan.tasks
         var text = """
             ── Conveyor chaos run ──
-            load:        \(plan.tasks) tasks (60% noop, 25% sleep 10–200 ms, 15% fail-once) over \(plan.duration), \(ChaosCluster.coordinatorSlots) coordinators, \(plan.agents) agents
+            load:        \(plan.tasks) tasks (55% noop, 20% sleep 10–200 ms, 10% steps reporting progress, 15% fail-once) over \(plan.duration), \(ChaosCluster.coordinatorSlots) coordinators, \(plan.agents) agents
             accepted:    \(accepted.count) of \(plan.tasks) (never answered: \(load.unanswered), rejected: \(load.rejected.count))
             statuses:    \(statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             LOST:        \(lost)\(lost > 0 ? "  (missing rows \(missingRows), unfinished \(unfinished))" : "")

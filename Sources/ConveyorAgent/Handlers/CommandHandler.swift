@@ -105,7 +105,7 @@ public struct CommandHandler: TaskHandler {
                     return captured
                 }
             }
-            progress.readAppended()
+            progress.readAppended(atEnd: true)
         } catch is CancellationError {
             throw CancellationError()
         } catch {

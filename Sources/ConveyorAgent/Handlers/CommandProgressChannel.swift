@@ -55,32 +55,40 @@ final class CommandProgressChannel: Sendable {
         }
     }
 
-    /// Reports every complete line added since the last read.
-    func readAppended() {
+    /// Reports every complete line added since the last read; `atEnd` (the command has exited) also
+    /// takes a last line that lacks its newline.
+    func readAppended(atEnd: Bool = false) {
         let (reports, refusals) = reader.withLock { reader -> ([TaskProgress], [String]) in
             var buffer = [UInt8](repeating: 0, count: 16 * 1024)
             var reports: [TaskProgress] = []
             var refusals: [String] = []
-            while true {
-                let count = buffer.withUnsafeMutableBytes { read(reader.descriptor, $0.baseAddress, $0.count) }
-                guard count > 0 else { break }
-                reader.partial.append(contentsOf: buffer[0..<count])
+            func refuse(_ why: String) {
+                reader.refused += 1
+                if reader.refused <= Self.loggedRefusals { refusals.append(why) }
+            }
+            func takeLines() {
                 while let newline = reader.partial.firstIndex(of: UInt8(ascii: "\n")) {
-                    let line = reader.partial[..<newline]
-                    defer { reader.partial.removeSubrange(...newline) }
-                    switch Self.parse(line) {
+                    switch Self.parse(reader.partial[..<newline]) {
                     case .none: break
                     case .report(let progress)?: reports.append(progress)
-                    case .refused(let why)?:
-                        reader.refused += 1
-                        if reader.refused <= Self.loggedRefusals { refusals.append(why) }
+                    case .refused(let why)?: refuse(why)
                     }
+                    reader.partial.removeSubrange(...newline)
                 }
                 if reader.partial.count > Self.maximumLineBytes {
                     reader.partial.removeAll()
-                    reader.refused += 1
-                    if reader.refused <= Self.loggedRefusals { refusals.append("a line longer than \(Self.maximumLineBytes) bytes") }
+                    refuse("a line longer than \(Self.maximumLineBytes) bytes")
                 }
+            }
+            while reader.descriptor >= 0 {
+                let count = buffer.withUnsafeMutableBytes { read(reader.descriptor, $0.baseAddress, $0.count) }
+                guard count > 0 else { break }
+                reader.partial.append(contentsOf: buffer[0..<count])
+                takeLines()
+            }
+            if atEnd, !reader.partial.isEmpty {
+                reader.partial.append(UInt8(ascii: "\n"))
+                takeLines()
             }
             return (reports, refusals)
         }

@@ -27,7 +27,7 @@ public final class TaskWatchHub: Service, Sendable {
     }
 
     /// Watchers registered now (streams and waits).
-    var watcherCount: Int { state.withLock { $0.count } }
+    public var watcherCount: Int { state.withLock { $0.count } }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {

@@ -1,0 +1,142 @@
+import AsyncHTTPClient
+import ConveyorAgent
+import ConveyorCore
+import ConveyorTesting
+import Foundation
+import Testing
+
+@Suite("Live status: Server-Sent Events and long-polls")
+struct LiveStatusTests {
+    @Test("a stream sends each step as it happens and ends after the terminal one")
+    func streamToTheEnd() async throws {
+        let stack = try await Stack.start()
+        let id = try await stack.submit("steps", params: #"{"steps":3,"ms":300}"#)
+        let reading = try await stack.readStream(id)
+        #expect(reading.status == 200 && reading.endedByServer)
+        let kinds = reading.events.map(\.event)
+        #expect(kinds.first == "queued" && kinds.last == "succeeded")
+        #expect(kinds.filter { $0 == "progress" }.count >= 2)
+        let last = try JSONValue.parse(reading.events.last!.data)
+        #expect(last["result"]?["steps"]?.intValue == 3)
+        try await stack.stop()
+    }
+
+    @Test("a client that drops mid-task and reconnects with Last-Event-ID misses nothing and gets nothing twice; after the end it gets 204")
+    func reconnectMissesNothing() async throws {
+        let stack = try await Stack.start()
+        let id = try await stack.submit("steps", params: #"{"steps":6,"ms":300}"#)
+        let first = try await stack.readStream(id) { events in events.contains { $0.event == "progress" } }
+        #expect(!first.endedByServer)
+        let lastID = try #require(first.events.last?.id)
+        try await Task.sleep(for: .milliseconds(700))  // steps happen while the client is away
+        let second = try await stack.readStream(id, lastEventID: lastID)
+        #expect(second.endedByServer && second.events.last?.event == "succeeded")
+        let streamed = (first.events + second.events).map { "\($0.id ?? "")/\($0.event)" }
+        let history = try await stack.history(id).map { "\($0["id"]?.stringValue ?? "")/\($0["kind"]?.stringValue ?? "")" }
+        #expect(streamed == history, "the two connections together are exactly the history")
+        let after = try await stack.readStream(id, lastEventID: second.events.last?.id)
+        #expect(after.status == 204, "a finished stream tells EventSource to stop reconnecting")
+        try await stack.stop()
+    }
+
+    @Test("?wait= answers as soon as the task is terminal, or with its state when the wait runs out; a wait too long is a 400")
+    func longPoll() async throws {
+        let stack = try await Stack.start()
+        let quick = try await stack.submit("sleep", params: #"{"ms":800}"#)
+        let clock = ContinuousClock()
+        var started = clock.now
+        let done = try await stack.get("/v1/tasks/\(quick)?wait=30s")
+        let waited = clock.now - started
+        #expect(done.json?["status"]?.stringValue == "succeeded")
+        #expect(waited < .seconds(10), "answered when the task finished, after \(waited)")
+        let slow = try await stack.submit("sleep", params: #"{"ms":5000}"#)
+        started = clock.now
+        let pending = try await stack.get("/v1/tasks/\(slow)?wait=500ms")
+        #expect(pending.status == 200 && pending.json?["status"]?.stringValue.map { ["queued", "running"].contains($0) } == true)
+        #expect(clock.now - started >= .milliseconds(450))
+        let tooLong = try await stack.get("/v1/tasks/\(slow)?wait=10m")
+        #expect(tooLong.status == 400 && tooLong.json?["error"]?["code"]?.stringValue == "invalid_wait")
+        try await stack.stop()
+    }
+
+    /// 300 of each here, beside the other suites; `conveyor-load watch` (run by `make test`) opens 1,000 of
+    /// each on a coordinator process of its own and reports that process's CPU and memory.
+    @Test("hundreds of open streams and long-polls on one coordinator all end with their task; one LISTEN connection serves them")
+    func thousandsOfWatchers() async throws {
+        let registry = TaskTypeRegistry([TaskTypeDefinition(name: "sleep", maxConcurrent: 2000, handler: "sleep")])
+        let stack = try await Stack.start(registry: registry, concurrency: 2000)
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: .init(
+            connectionPool: .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 2100)))
+        let count = 300
+        var ids: [Int64] = []
+        for batch in 0..<(count / 100) {
+            let body = "{\"tasks\":[" + (0..<100).map { _ in #"{"type":"sleep","params":{"ms":4000}}"# }.joined(separator: ",") + "]}"
+            let reply = try await stack.post("/v1/tasks/batch", body)
+            #expect(reply.status == 201, "batch \(batch)")
+            ids += reply.json?["tasks"]?.arrayValue?.compactMap { $0["id"]?.intValue } ?? []
+        }
+        #expect(ids.count == count)
+        let usageBefore = ProcessUsage.now()
+        let clock = ContinuousClock()
+        let started = clock.now
+        let outcome: Result<(Int, Int, Int), any Error>
+        do { outcome = .success(try await withThrowingTaskGroup(of: (Bool, Bool, Int).self) { group in
+            for id in ids {
+                group.addTask {
+                    let reading = try await stack.readStream(id, client: client)
+                    return (reading.endedByServer && reading.events.last?.event == "succeeded", false, 0)
+                }
+                group.addTask {
+                    var request = HTTPClientRequest(url: stack.baseURL + "/v1/tasks/\(id)?wait=60s")
+                    request.headers.add(name: "Authorization", value: "Bearer \(stack.token)")
+                    let response = try await client.execute(request, timeout: .seconds(90))
+                    let body = try await response.body.collect(upTo: 1 << 20)
+                    return (false, (try? JSONValue.parse(String(buffer: body)))?["status"]?.stringValue == "succeeded", 0)
+                }
+            }
+            group.addTask {
+                var peak = 0
+                for _ in 0..<40 {
+                    peak = max(peak, stack.coordinator.watchHub.watcherCount)
+                    try await Task.sleep(for: .milliseconds(100))
+                }
+                return (false, false, peak)
+            }
+            var streams = 0, waits = 0, peak = 0
+            for try await (stream, wait, watchers) in group {
+                if stream { streams += 1 }
+                if wait { waits += 1 }
+                peak = max(peak, watchers)
+            }
+            return (streams, waits, peak)
+        }) } catch { outcome = .failure(error) }
+        let elapsed = clock.now - started
+        let usage = ProcessUsage.now()
+        try await client.shutdown()
+        let (streamsEnded, waitsAnswered, peak) = try outcome.get()
+        #expect(streamsEnded == count, "streams that ended with succeeded")
+        #expect(waitsAnswered == count, "long-polls answered with succeeded")
+        #expect(peak >= count, "watchers open at once: \(peak)")
+        print("""
+            [watchers] \(count) SSE streams + \(count) long-polls over \(count) tasks of 4 s: all ended in \(elapsed); \
+            peak watchers \(peak); test process (coordinator, agent and clients together) CPU \
+            \(String(format: "%.2f", usage.cpuSeconds - usageBefore.cpuSeconds)) s, RSS \(usage.residentMiB) MiB
+            """)
+        try await stack.stop()
+    }
+}
+
+/// This process' CPU time and resident memory, from /proc.
+struct ProcessUsage {
+    var cpuSeconds: Double
+    var residentMiB: Int
+
+    static func now() -> ProcessUsage {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+        let statm = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8)) ?? ""
+        let pages = statm.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        return ProcessUsage(cpuSeconds: cpu, residentMiB: pages * Int(sysconf(Int32(_SC_PAGESIZE))) / (1 << 20))
+    }
+}

@@ -1,0 +1,140 @@
+import ConveyorAgent
+import ConveyorCore
+import ConveyorPostgres
+import ConveyorTesting
+import Foundation
+import Testing
+
+@Suite("Progress: from every kind of handler to the API")
+struct ProgressTests {
+    private let registry = TaskTypeRegistry([
+        TaskTypeDefinition(name: "gated", maxConcurrent: 10, handler: "gated"),
+        TaskTypeDefinition(name: "chatty", maxConcurrent: 10, handler: "chatty"),
+    ])
+
+    @Test("a Swift handler's report reaches GET /v1/tasks/{id} while it runs; the task stays running, then succeeds")
+    func swiftHandler() async throws {
+        let gate = Promise<Void>()
+        var handlers = HandlerSet.builtIns
+        handlers.register("chatty", NoopHandler())
+        handlers.register("gated") { task in
+            try task.reportProgress(fraction: 0.5, step: 1, totalSteps: 2, message: "halfway")
+            try await gate.value
+            return nil
+        }
+        let stack = try await Stack.start(registry: registry, handlers: handlers)
+        let id = try await stack.submit("gated")
+        let running = try await stack.task(id) { $0["progress"]?["fraction"] == .double(0.5) }
+        #expect(running["status"]?.stringValue == "running")
+        #expect(running["progress"]?["message"]?.stringValue == "halfway")
+        #expect(running["progress"]?["step"]?.intValue == 1 && running["progress"]?["total_steps"]?.intValue == 2)
+        #expect(running["progress"]?["attempt"]?.intValue == 1 && running["progress"]?["updated_at"]?.stringValue != nil)
+        gate.succeed(())
+        #expect(try await stack.waitUntilTerminal([id])[id] == .succeeded)
+        #expect(try await stack.task(id)["progress"]?["fraction"] == .double(0.5), "the last report stays")
+        try await stack.stop()
+    }
+
+    @Test("thousands of reports a second become about one a second, and the last one is never lost")
+    func coalesced() async throws {
+        var handlers = HandlerSet.builtIns
+        handlers.register("gated", NoopHandler())
+        handlers.register("chatty") { task in
+            let clock = ContinuousClock()
+            let start = clock.now
+            var count = 0
+            while clock.now - start < .milliseconds(1500) {
+                count += 1
+                try task.reportProgress(fraction: 0.5, message: "report \(count)")
+                if count % 100 == 0 { try await Task.sleep(for: .milliseconds(1)) }
+            }
+            try task.reportProgress(fraction: 1, message: "done after \(count) reports")
+            return .object(["reports": .integer(Int64(count))])
+        }
+        let stack = try await Stack.start(registry: registry, handlers: handlers)
+        let id = try await stack.submit("chatty")
+        #expect(try await stack.waitUntilTerminal([id])[id] == .succeeded)
+        let task = try await stack.task(id)
+        let reports = try #require(task["result"]?["reports"]?.intValue)
+        #expect(reports > 1000, "the handler reported \(reports) times")
+        #expect(task["progress"]?["fraction"]?.intValue == 1)
+        #expect(task["progress"]?["message"]?.stringValue == "done after \(reports) reports")
+        let recorded = try await stack.coordinator.postgres.withSession { session in
+            try session.query("SELECT count(*) FROM task_events WHERE task_id = $1 AND status = 'progress'", [String(id)]).rows[0][0]
+        }
+        let rows = Int(recorded ?? "") ?? -1
+        // About one a second, fewer when the Recorder takes several in one batch (it keeps the newest).
+        #expect((1...4).contains(rows), "1.5 s of reports recorded as \(rows) history rows")
+        try await stack.stop()
+    }
+
+    @Test("a command reports by appending JSON lines to CONVEYOR_PROGRESS_FILE, the last one even without a newline")
+    func commandHandler() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("conveyor-progress-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let script = directory.appendingPathComponent("work.sh").path
+        let gate = directory.appendingPathComponent("gate").path
+        try """
+            #!/bin/sh
+            echo '{"fraction": 0.25, "message": "a quarter"}' >> "$CONVEYOR_PROGRESS_FILE"
+            echo 'not a report' >> "$CONVEYOR_PROGRESS_FILE"
+            while [ ! -f '\(gate)' ]; do sleep 0.05; done
+            printf '{"fraction": 1, "step": 4, "total_steps": 4, "message": "done"}' >> "$CONVEYOR_PROGRESS_FILE"
+            """.write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let registry = TaskTypeRegistry([TaskTypeDefinition(name: "work", handler: "command", command: [script])])
+        let stack = try await Stack.start(registry: registry)
+        let id = try await stack.submit("work")
+        let running = try await stack.task(id) { $0["progress"]?["fraction"] == .double(0.25) }
+        #expect(running["status"]?.stringValue == "running" && running["progress"]?["message"]?.stringValue == "a quarter")
+        #expect(FileManager.default.createFile(atPath: gate, contents: nil))
+        #expect(try await stack.waitUntilTerminal([id])[id] == .succeeded)
+        let done = try await stack.task(id)
+        #expect(done["progress"]?["message"]?.stringValue == "done" && done["progress"]?["step"]?.intValue == 4)
+        try await stack.stop()
+    }
+
+    @Test("a worker reports over HTTP: 202, shown by the API; a finished task, a stale attempt or a bad body is refused")
+    func httpRoute() async throws {
+        let gate = Promise<Void>()
+        var handlers = HandlerSet.builtIns
+        handlers.register("chatty", NoopHandler())
+        handlers.register("gated") { _ in
+            try await gate.value
+            return nil
+        }
+        let stack = try await Stack.start(registry: registry, handlers: handlers)
+        let id = try await stack.submit("gated")
+        _ = try await stack.task(id) { $0["status"]?.stringValue == "running" }
+        let accepted = try await stack.post("/v1/tasks/\(id)/progress", #"{"fraction":0.3,"message":"from the worker"}"#)
+        #expect(accepted.status == 202)
+        let shown = try await stack.task(id) { $0["progress"]?["message"]?.stringValue == "from the worker" }
+        #expect(shown["status"]?.stringValue == "running" && shown["progress"]?["fraction"] == .double(0.3))
+        let bad = try await stack.post("/v1/tasks/\(id)/progress", #"{"fraction":7}"#)
+        #expect(bad.status == 400 && bad.json?["error"]?["code"]?.stringValue == "invalid_progress")
+        let stale = try await stack.post("/v1/tasks/\(id)/progress", #"{"fraction":0.1,"attempt":9}"#)
+        #expect(stale.status == 409 && stale.json?["error"]?["code"]?.stringValue == "stale_attempt")
+        #expect(try await stack.post("/v1/tasks/99999999/progress", #"{"fraction":0.1}"#).status == 404)
+        gate.succeed(())
+        #expect(try await stack.waitUntilTerminal([id])[id] == .succeeded)
+        let finished = try await stack.post("/v1/tasks/\(id)/progress", #"{"fraction":0.9}"#)
+        #expect(finished.status == 409 && finished.json?["error"]?["code"]?.stringValue == "already_finished")
+        try await stack.stop()
+    }
+
+    @Test("a report recorded after the outcome never moves the status back")
+    func neverBackwards() async throws {
+        let stack = try await Stack.start()
+        let id = try await stack.submit("noop")
+        #expect(try await stack.waitUntilTerminal([id])[id] == .succeeded)
+        let late = LifecycleEvent(
+            taskID: TaskID(id), status: .running, attempt: 1, agent: "late", atMillis: WallClock.nowMillis(), correlationID: "c",
+            type: "noop", progress: try TaskProgress(fraction: 0.9, message: "late"))
+        _ = try await EventStore(client: stack.coordinator.postgres).record([late])
+        let task = try await stack.task(id)
+        #expect(task["status"]?.stringValue == "succeeded")
+        #expect(task["finished_at"]?.stringValue != nil)
+        try await stack.stop()
+    }
+}
