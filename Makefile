@@ -13,11 +13,13 @@ demo: deps
 	.build/release/conveyor dev --agents 2 --demo-tasks 1000 $(DEMO_ARGS)
 
 # Unit and integration tests (they start their own Redis and PostgreSQL), then a short chaos run:
-# 3,000 tasks while agents, the coordinator, Redis and PostgreSQL are killed; it fails on any lost task.
+# 3,000 tasks while agents, the coordinator, Redis and PostgreSQL are killed (it fails on any lost task),
+# then 1,000 live streams and 1,000 long-polls on one coordinator (it fails unless all see their task end).
 test: deps
 	swift build --build-tests
 	swift test --skip-build
 	.build/debug/conveyor-load chaos --tasks 3000 --duration 15
+	.build/debug/conveyor-load watch --streams 1000 --waits 1000
 
 # The full chaos run (20,000 tasks); CHAOS_ARGS adds flags.
 chaos:

@@ -8,7 +8,7 @@ struct TasksCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tasks",
         abstract: "Submit and inspect tasks through a coordinator's HTTP API.",
-        subcommands: [Submit.self, Get.self, Cancel.self])
+        subcommands: [Submit.self, Get.self, Cancel.self, Events.self, Watch.self])
 
     struct Connection: ParsableArguments {
         @Option(help: "Coordinator URL. [env: CONVEYOR_URL, default http://127.0.0.1:8080]") var url: String?
@@ -32,10 +32,18 @@ struct TasksCommand: AsyncParsableCommand {
         @Option(help: "Queue (default: the type's).") var queue: String?
         @Option(help: "Most attempts (default: the type's).") var maxAttempts: Int?
         @Option(help: "Idempotency key: the same key returns the same task.") var idempotencyKey: String?
+        @Option(name: .customLong("tag"), help: "A tag, key=value (repeatable): stored with the task, for finding it later.") var tags: [String] = []
 
         func run() async throws {
             guard let parsed = try? JSONValue.parse(params), case .object = parsed else {
                 throw ValidationError("--params must be a JSON object")
+            }
+            var tagMap: [String: JSONValue] = [:]
+            for tag in tags {
+                guard let equals = tag.firstIndex(of: "="), equals != tag.startIndex else {
+                    throw ValidationError("--tag must be key=value, got '\(tag)'")
+                }
+                tagMap[String(tag[..<equals])] = .string(String(tag[tag.index(after: equals)...]))
             }
             var body = "{\"type\":"
             JSONValue.writeString(type, into: &body)
@@ -45,6 +53,7 @@ struct TasksCommand: AsyncParsableCommand {
                 JSONValue.writeString(queue, into: &body)
             }
             if let maxAttempts { body += ",\"max_attempts\":\(maxAttempts)" }
+            if !tagMap.isEmpty { body += ",\"tags\":" + JSONValue.object(tagMap).serialized }
             body += "}"
             let (client, http) = connection.client()
             let reply: APIClient.Reply
@@ -64,12 +73,14 @@ struct TasksCommand: AsyncParsableCommand {
 
         @OptionGroup var connection: Connection
         @Argument(help: "Task id.") var id: Int64
+        @Option(help: "Wait up to this long (e.g. 30s, at most 60s) for the task to finish before answering.") var wait: String?
 
         func run() async throws {
+            if let wait, Duration(configurationText: wait) == nil { throw ValidationError("--wait must be a duration such as 30s") }
             let (client, http) = connection.client()
             let reply: APIClient.Reply
             do {
-                reply = try await client.get("/v1/tasks/\(id)")
+                reply = try await client.get("/v1/tasks/\(id)" + (wait.map { "?wait=\($0)" } ?? ""))
             } catch {
                 try? await http.shutdown()
                 throw LocalServerFailureExit("cannot reach \(client.baseURL): \(error)")
