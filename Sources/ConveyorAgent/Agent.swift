@@ -82,8 +82,10 @@ public struct Agent: Sendable {
             agentID: configuration.agentID, executor: executor, slots: slots, ownPendingResumed: ownPendingResumed, clock: clock,
             logger: logger.with(label: "conveyor.agent.reclaimer"))
         self.cancelWatcher = CancelWatcher(redis: redis, keys: configuration.keys, executor: executor, clock: clock, logger: logger.with(label: "conveyor.agent.cancel-watcher"))
+        let executor = self.executor
         self.progressFlusher = ProgressFlusher(
-            book: executor.progressBook, completer: completer, clock: clock, logger: logger.with(label: "conveyor.agent.progress"))
+            book: executor.progressBook, completer: completer, running: { executor.holds($0) }, clock: clock,
+            logger: logger.with(label: "conveyor.agent.progress"))
     }
 
     /// What in Redis' configuration puts tasks at risk (logged at start).

@@ -5,44 +5,59 @@ import Synchronization
 /// ``ProgressFlusher`` sends them (about once a second per attempt) or the attempt ends (its last report
 /// goes out just before its outcome).
 ///
-/// A report is taken only while its attempt runs: a handler that reports after it returned (from a task
-/// it left behind) cannot leave an entry here forever.
+/// Free for an attempt that never reports: the entry is made at the first report, and ending an attempt
+/// looks at an atomic count before it takes the lock. A report that comes after its attempt ended (from
+/// a task the handler left behind) is dropped at the next flush, so no entry outlives its attempt.
 final class ProgressBook: Sendable {
     private struct State {
         var throttle = ProgressThrottle<String, ContinuousClock.Instant>()
-        var running: [String: Delivery] = [:]
+        var deliveries: [String: Delivery] = [:]
     }
 
     private let state = Mutex(State())
+    /// Entries open: zero for an agent whose handlers never report.
+    private let open = Atomic<Int>(0)
 
-    /// Attempts running with the book open.
-    var count: Int { state.withLock { $0.running.count } }
+    var count: Int { open.load(ordering: .relaxed) }
 
-    /// Opens the attempt's entry and returns what its ``TaskContext`` reports through.
-    func begin(_ delivery: Delivery) -> @Sendable (TaskProgress) -> Void {
-        let entry = delivery.entryID
-        state.withLock { $0.running[entry] = delivery }
-        return { [self] progress in
-            state.withLock { state in
-                guard state.running[entry] != nil else { return }
-                state.throttle.report(entry, progress)
-            }
-        }
+    /// What a ``TaskContext`` reports through.
+    struct Sink: Sendable {
+        let book: ProgressBook
+        let delivery: Delivery
+
+        func report(_ progress: TaskProgress) { book.report(delivery, progress) }
     }
 
-    /// The reports due now, with their deliveries.
-    func due(now: ContinuousClock.Instant) -> [(Delivery, TaskProgress)] {
+    func sink(for delivery: Delivery) -> Sink { Sink(book: self, delivery: delivery) }
+
+    func report(_ delivery: Delivery, _ progress: TaskProgress) {
         state.withLock { state in
-            state.throttle.due(now: now).compactMap { entry, progress in
-                state.running[entry].map { ($0, progress) }
+            if state.deliveries.updateValue(delivery, forKey: delivery.entryID) == nil { open.add(1, ordering: .relaxed) }
+            state.throttle.report(delivery.entryID, progress)
+        }
+    }
+
+    /// The reports due now, with their deliveries; entries of attempts no longer `running` are dropped.
+    func due(now: ContinuousClock.Instant, running: (String) -> Bool) -> [(Delivery, TaskProgress)] {
+        guard count > 0 else { return [] }
+        return state.withLock { state in
+            for entry in state.deliveries.keys where !running(entry) {
+                state.deliveries[entry] = nil
+                _ = state.throttle.finish(entry)
+                open.subtract(1, ordering: .relaxed)
+            }
+            return state.throttle.due(now: now).compactMap { entry, progress in
+                state.deliveries[entry].map { ($0, progress) }
             }
         }
     }
 
-    /// Closes the attempt's entry; returns its report not sent yet.
+    /// Ends the attempt's entry; returns its report not sent yet.
     func finish(_ delivery: Delivery) -> TaskProgress? {
-        state.withLock { state in
-            state.running[delivery.entryID] = nil
+        guard count > 0 else { return nil }
+        return state.withLock { state in
+            guard state.deliveries.removeValue(forKey: delivery.entryID) != nil else { return nil }
+            open.subtract(1, ordering: .relaxed)
             return state.throttle.finish(delivery.entryID)
         }
     }

@@ -77,6 +77,8 @@ public struct EventStore: Sendable {
 
     /// Sets `tasks.progress` to a newer report of the task's current attempt. Never touches the status.
     private static func mergeProgress(_ rows: [UInt8], on session: PostgresSession) throws(PostgresError) {
+        // One primary-key lookup per task, as for the status merge (see there).
+        try session.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off", name: "merge plan")
         try session.copy("COPY conveyor_progress_merge (id, attempt, progress) FROM STDIN", data: rows, name: "copy progress merge")
         _ = try session.query("""
             UPDATE tasks t SET progress = p.progress

@@ -284,10 +284,7 @@ extension TaskStore {
                         redrive_floor = t.attempts, dispatched = false
                     FROM conveyor_redrive r WHERE t.id = r.id
                     """, name: "redrive tasks")
-                for task in tasks {
-                    try Self.recordAdminEvent(
-                        task: task.id, status: "redriven", attempt: task.attempts, correlationID: task.correlationID, error: nil, on: session)
-                }
+                try Self.recordAdminEvents(tasks.map { ($0.id, $0.attempts, $0.correlationID) }, status: "redriven", error: nil, on: session)
                 return tasks
             }
         }
@@ -310,10 +307,12 @@ extension TaskStore {
     /// Undoes ``redrive(_:freshAttempts:)`` for tasks whose next attempt could not be dispatched.
     public func revertRedrive(_ tasks: [RedrivenTask]) async throws {
         for task in tasks {
-            _ = try await client.withSession { session in
-                try session.query(
+            try await client.withSession { session in
+                _ = try session.query(
                     "UPDATE tasks SET status = 'dead', max_attempts = $2, dispatched = true, finished_at = COALESCE(finished_at, now()) WHERE id = $1 AND status = 'queued'",
                     [task.id.description, String(task.previousMaxAttempts)], name: "revert redrive").affected
+                // Its streams and waits see it dead again (outside a transaction, NOTIFY goes at once).
+                try TaskNotifications.notify([task.id.description], on: session)
             }
         }
     }
@@ -349,31 +348,37 @@ extension TaskStore {
                     RETURNING attempts, correlation_id
                     """, [id.description], name: "cancel task").rows.first
                 else { return false }
-                try Self.recordAdminEvent(
-                    task: id, status: "cancelled", attempt: row[0].flatMap { Int($0) } ?? 0, correlationID: row[1] ?? "",
-                    error: "cancelled", on: session)
+                try Self.recordAdminEvents([(id, row[0].flatMap { Int($0) } ?? 0, row[1] ?? "")], status: "cancelled", error: "cancelled", on: session)
                 return true
             }
         }
     }
 
-    /// Appends an event the API caused (a cancel, a redrive) to the task's history and notifies the
-    /// task's watchers, inside the caller's transaction. Its id is deterministic like an agent's event:
-    /// an agent reporting the same cancel later collides and is skipped.
-    static func recordAdminEvent(
-        task: TaskID, status: String, attempt: Int, correlationID: String, error: String?, on session: PostgresSession
+    /// Appends the events the API caused (a cancel, a redrive) to the tasks' histories and notifies their
+    /// watchers, inside the caller's transaction: one statement for the rows, one for the notifications.
+    /// Ids are deterministic like an agent's: an agent reporting the same cancel later collides and is skipped.
+    static func recordAdminEvents(
+        _ tasks: [(id: TaskID, attempt: Int, correlationID: String)], status: String, error: String?, on session: PostgresSession
     ) throws(PostgresError) {
-        var detail = "{\"cid\":"
-        JSONValue.writeString(correlationID, into: &detail)
-        if let error {
-            detail += ",\"error\":"
-            JSONValue.writeString(error, into: &detail)
+        guard !tasks.isEmpty else { return }
+        let details = tasks.map { task -> String in
+            var detail = "{\"cid\":"
+            JSONValue.writeString(task.correlationID, into: &detail)
+            if let error {
+                detail += ",\"error\":"
+                JSONValue.writeString(error, into: &detail)
+            }
+            return detail + "}"
         }
-        detail += "}"
         _ = try session.query("""
             INSERT INTO task_events (event_id, task_id, status, attempt, agent, at, detail)
-            VALUES ($1, $2, $3, $4, 'api', date_trunc('milliseconds', now()), $5::jsonb) ON CONFLICT DO NOTHING
-            """, ["\(task.rawValue)-\(attempt)-\(status)", task.description, status, String(attempt), detail], name: "record admin event")
-        try TaskNotifications.notify([task.description], on: session)
+            SELECT e.task_id || '-' || e.attempt || '-' || $3::text, e.task_id, $3::text, e.attempt, 'api', date_trunc('milliseconds', now()), e.detail::jsonb
+            FROM unnest($1::bigint[], $2::integer[], $4::text[]) AS e(task_id, attempt, detail)
+            ON CONFLICT DO NOTHING
+            """, [
+                PostgresArrayLiteral.integers(tasks.map(\.id.rawValue)), PostgresArrayLiteral.integers(tasks.map { Int64($0.attempt) }),
+                status, PostgresArrayLiteral.text(details),
+            ], name: "record admin events")
+        try TaskNotifications.notify(TaskNotifications.payloads(for: tasks.map(\.id)), on: session)
     }
 }

@@ -206,3 +206,42 @@ struct TaskTimelineTests {
         #expect(TaskTimeline.queuedCursor < HistoryCursor(atMillis: 1, eventID: "a"))
     }
 }
+
+@Suite("Following a task's history live (no I/O)")
+struct TaskFollowerTests {
+    private func row(_ id: String, at: Int64, status: String = "progress") -> HistoryRow {
+        HistoryRow(eventID: id, status: status, attempt: 1, agent: "a", atMillis: at, detail: #"{"cid":"c"}"#, foldsStart: false)
+    }
+
+    private func ids(_ frames: String) -> [String] {
+        var parser = ServerSentEventParser()
+        return parser.feed(Array(frames.utf8)).compactMap(\.id)
+    }
+
+    @Test("a step committed late with an earlier time is still sent, once, and the stream's position never goes back")
+    func lateRowWithinTheOverlap() {
+        var follower = TaskFollower(after: TaskTimeline.queuedCursor)
+        #expect(ids(follower.take([row("e1", at: 1000), row("e3", at: 3000)])) == ["1000.e1", "3000.e3"])
+        // e2 (time 2000) commits after e3 was sent; the next read starts within the overlap.
+        #expect(follower.readFrom <= HistoryCursor(atMillis: 2000, eventID: "e2"))
+        let again = follower.take([row("e1", at: 1000), row("e2", at: 2000), row("e3", at: 3000)])
+        #expect(ids(again) == ["3000.e3"], "only e2 is new, and it carries the newest position")
+        #expect(again.contains("\"kind\":\"progress\""))
+        #expect(follower.take([row("e2", at: 2000), row("e3", at: 3000)]).isEmpty)
+    }
+
+    @Test("a resumed stream sends nothing at or before the client's position")
+    func resumeSkipsWhatWasSeen() {
+        var follower = TaskFollower(after: HistoryCursor(atMillis: 3000, eventID: "e3"))
+        #expect(ids(follower.take([row("e1", at: 1000), row("e3", at: 3000), row("e4", at: 4000)])) == ["4000.e4"])
+    }
+
+    @Test("a terminal step is remembered until the task's row confirms it (a redrive may follow a dead)")
+    func terminalThenRedrive() {
+        var follower = TaskFollower(after: TaskTimeline.queuedCursor)
+        _ = follower.take([row("t-1-dead", at: 1000, status: "dead")])
+        #expect(follower.lastWasTerminal)
+        _ = follower.take([row("t-1-redriven", at: 2000, status: "redriven")])
+        #expect(!follower.lastWasTerminal)
+    }
+}

@@ -140,3 +140,41 @@ struct ProcessUsage {
         return ProcessUsage(cpuSeconds: cpu, residentMiB: pages * Int(sysconf(Int32(_SC_PAGESIZE))) / (1 << 20))
     }
 }
+
+@Suite("Live status: redrives and shutdown")
+struct LiveStatusEdgeTests {
+    @Test("the stream of a redriven task does not end at its old dead step; it follows the redrive to the new outcome")
+    func redrivenTask() async throws {
+        let registry = TaskTypeRegistry([TaskTypeDefinition(name: "flaky", maxAttempts: 1, handler: "fail")])
+        let stack = try await Stack.start(registry: registry)
+        let id = try await stack.submit("flaky", params: #"{"times":1}"#)
+        #expect(try await stack.waitUntilTerminal([id])[id] == .dead)
+        #expect(try await stack.post("/v1/dead/\(id)/retry", "{}").status == 200)
+        let reading = try await stack.readStream(id)
+        let kinds = reading.events.map(\.event)
+        #expect(kinds.contains("dead") && kinds.contains("redriven"))
+        #expect(kinds.last == "succeeded", "kinds: \(kinds)")
+        try await stack.stop()
+    }
+
+    @Test("a coordinator shutting down ends its open streams and waits at once instead of waiting for them")
+    func shutdownEndsStreams() async throws {
+        // The agent runs apart, so that stopping the coordinator does not first wait for its 60 s task.
+        let stack = try await Stack.start(agents: 0)
+        let agent = try stack.startAgent(id: "apart", registry: .builtIn, handlers: .builtIns, shutdownDeadline: .milliseconds(500))
+        let id = try await stack.submit("sleep", params: #"{"ms":60000}"#)
+        _ = try await stack.task(id) { $0["status"]?.stringValue == "running" }
+        async let reading = stack.readStream(id)
+        async let waited = stack.get("/v1/tasks/\(id)?wait=60s")
+        try await Task.sleep(for: .milliseconds(500))
+        let clock = ContinuousClock()
+        let started = clock.now
+        try await stack.stop()
+        let stopped = clock.now - started
+        let (stream, wait) = try await (reading, waited)
+        #expect(stream.endedByServer && stream.events.last?.event != "succeeded", "the stream ended without an outcome")
+        #expect(wait.status == 200 && wait.json?["status"]?.stringValue == "running")
+        #expect(stopped < .seconds(10), "stopped in \(stopped)")
+        try await agent.stop()
+    }
+}

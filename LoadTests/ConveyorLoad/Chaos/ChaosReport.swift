@@ -23,6 +23,9 @@ struct ChaosReport: Sendable {
         let wrong = rows.values.filter { ["failed", "dead", "cancelled"].contains($0.status) }
         var statusCounts: [String: Int] = [:]
         for row in rows.values { statusCounts[row.status, default: 0] += 1 }
+        // Every steps task that succeeded reported 100 % last: an attempt's last report is never lost.
+        let stepsTasks = accepted.filter { $0.kind == .steps }.compactMap { rows[$0.id] }.filter { $0.status == "succeeded" }
+        let lastReportMissing = stepsTasks.filter { $0.progressFraction != 1 }.count
 
         // Duplicates: the same attempt of the same task started more than once.
         var perAttempt: [String: Int] = [:]
@@ -69,6 +72,7 @@ struct ChaosReport: Sendable {
             sortedAgent.last!, sortedAgent[sortedAgent.count / 2])
 
         let passed = lost == 0 && wrong.isEmpty && load.unanswered == 0 && load.rejected.isEmpty && accepted.count == plan.tasks
+            && lastReportMissing == 0
         var text = """
             ── Conveyor chaos run ──
             load:        \(plan.tasks) tasks (55% noop, 20% sleep 10–200 ms, 10% steps reporting progress, 15% fail-once) over \(plan.duration), \(ChaosCluster.coordinatorSlots) coordinators, \(plan.agents) agents
@@ -76,6 +80,7 @@ struct ChaosReport: Sendable {
             statuses:    \(statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             LOST:        \(lost)\(lost > 0 ? "  (missing rows \(missingRows), unfinished \(unfinished))" : "")
             wrong:       \(wrong.count) (every task of this mix must end succeeded)
+            progress:    \(stepsTasks.count - lastReportMissing) of \(stepsTasks.count) steps tasks show their last report (100 %)
             executions:  \(executions.count) started; duplicate executions \(duplicateExecutions) across \(tasksRunTwice) tasks (at-least-once); \(ghostExecutions) for tasks never accepted
             reconciler:  \(redispatched) tasks re-dispatched from PostgreSQL; \(takeovers) batches of events taken over from dead coordinators
             generations: \(generationsOpened) opened during the run (task ids jumped to a new partition)
@@ -89,7 +94,7 @@ struct ChaosReport: Sendable {
 
         let json = """
             {"tasks":\(plan.tasks),"duration_s":\(plan.duration.components.seconds),"agents":\(plan.agents),"accepted":\(accepted.count),\
-            "unanswered":\(load.unanswered),"rejected":\(load.rejected.count),"lost":\(lost),"wrong_status":\(wrong.count),\
+            "unanswered":\(load.unanswered),"rejected":\(load.rejected.count),"lost":\(lost),"wrong_status":\(wrong.count),"steps_tasks":\(stepsTasks.count),"last_report_missing":\(lastReportMissing),\
             "executions":\(executions.count),"duplicate_executions":\(duplicateExecutions),"tasks_run_twice":\(tasksRunTwice),\
             "redispatched":\(redispatched),"event_takeovers":\(takeovers),"settled_s":\(String(format: "%.1f", settledAfter.seconds)),\
             "agent_recovery_max_s":\(sortedAgent.last.map { String(format: "%.2f", $0) } ?? "null"),\

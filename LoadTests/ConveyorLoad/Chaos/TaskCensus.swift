@@ -8,6 +8,8 @@ enum TaskCensus {
         var status: String
         var attempts: Int
         var finishedAtMillis: Int64?
+        /// The fraction of the task's last progress report, if it made one.
+        var progressFraction: Double?
     }
 
     private static let logger = Logger(label: "conveyor.chaos", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -32,14 +34,16 @@ enum TaskCensus {
         let literal = PostgresArrayLiteral.integers(ids)
         let rows = try await connection.withSession { session in
             try session.query("""
-                SELECT id, status, attempts, (extract(epoch FROM finished_at) * 1000)::bigint
+                SELECT id, status, attempts, (extract(epoch FROM finished_at) * 1000)::bigint, (progress->>'fraction')::float8
                 FROM tasks WHERE id = ANY($1::bigint[])
                 """, [literal]).rows
         }
         var result: [Int64: Row] = [:]
         for row in rows {
             guard let id = row[0].flatMap({ Int64($0) }), let status = row[1], let attempts = row[2].flatMap({ Int($0) }) else { continue }
-            result[id] = Row(id: id, status: status, attempts: attempts, finishedAtMillis: row[3].flatMap { Int64($0) })
+            result[id] = Row(
+                id: id, status: status, attempts: attempts, finishedAtMillis: row[3].flatMap { Int64($0) },
+                progressFraction: row[4].flatMap { Double($0) })
         }
         return result
     }

@@ -39,13 +39,13 @@ public struct TaskContext: Sendable {
     /// The attempt is stopped at this time (the type's `timeout`).
     public var timeout: Duration
     /// Where ``reportProgress(_:)`` goes: the agent's throttle (nil outside an agent, e.g. in a test).
-    var progressSink: (@Sendable (TaskProgress) -> Void)?
+    var progressSink: ProgressBook.Sink?
 
     public init(
         id: TaskID, type: String, attempt: Int, maxAttempts: Int, correlationID: String, params: JSONValue, paramsJSON: String,
-        logger: Logger, timeout: Duration, progressSink: (@Sendable (TaskProgress) -> Void)? = nil
+        logger: Logger, timeout: Duration
     ) {
-        self.progressSink = progressSink
+        self.progressSink = nil
         self.id = id
         self.type = type
         self.attempt = attempt
@@ -63,7 +63,7 @@ extension TaskContext {
     /// agent keeps only the latest report and sends about one per second (the last one always goes
     /// out before the outcome). Shown by `GET /v1/tasks/{id}`, its history and its live stream.
     public func reportProgress(_ progress: TaskProgress) {
-        progressSink?(progress)
+        progressSink?.report(progress)
     }
 
     /// ``reportProgress(_:)`` from its parts; throws when they are out of range (a fraction above 1, a

@@ -192,8 +192,7 @@ final class Executor: Service, Sendable {
         if !Task.isCancelled { journal?.record(taskID: envelope.id.description, attempt: envelope.attempt, agent: agentID, atMillis: startedAt) }
         await completer.started(delivery, atMillis: startedAt)
         let timeout = registry[envelope.type]?.timeout ?? TaskTypeDefinition.defaultTimeout
-        let progressSink = progressBook.begin(delivery)
-        let outcome = await Self.attempt(handler, delivery: delivery, timeout: timeout, cancel: cancel, logger: taskLogger, progress: progressSink)
+        let outcome = await Self.attempt(handler, delivery: delivery, timeout: timeout, cancel: cancel, logger: taskLogger, progress: progressBook.sink(for: delivery))
         let lastProgress = progressBook.finish(delivery)
         guard let outcome else {
             taskLogger.info("attempt interrupted by shutdown; the task is handed back")
@@ -221,7 +220,7 @@ final class Executor: Service, Sendable {
     /// the task is left pending for redelivery).
     static func attempt(
         _ handler: any TaskHandler, delivery: Delivery, timeout: Duration, cancel: Promise<Void>, logger: Logger,
-        progress: (@Sendable (TaskProgress) -> Void)? = nil
+        progress: ProgressBook.Sink? = nil
     ) async -> AttemptOutcome? {
         let envelope = delivery.envelope
         let params: JSONValue
@@ -230,10 +229,10 @@ final class Executor: Service, Sendable {
         } catch {
             return .failed(error: "params are not valid JSON", retryable: false)
         }
-        let context = TaskContext(
+        var context = TaskContext(
             id: envelope.id, type: envelope.type, attempt: envelope.attempt, maxAttempts: envelope.maxAttempts,
-            correlationID: envelope.correlationID, params: params, paramsJSON: envelope.params, logger: logger, timeout: timeout,
-            progressSink: progress)
+            correlationID: envelope.correlationID, params: params, paramsJSON: envelope.params, logger: logger, timeout: timeout)
+        context.progressSink = progress
         let result: Result<JSONValue?, any Error>
         if handler.returnsWithoutSuspending {
             do { result = .success(try await handler.handle(context)) } catch { result = .failure(error) }

@@ -10,14 +10,20 @@ import ServiceLifecycle
 final class ProgressFlusher: Service, Sendable {
     private let book: ProgressBook
     private let completer: Completer
+    /// Whether the agent still runs an attempt, by ready-entry id.
+    private let running: @Sendable (String) -> Bool
     private let interval: Duration
     private let clock: any Clock<Duration>
     private let logger: Logger
 
     static let defaultInterval = Duration.milliseconds(200)
 
-    init(book: ProgressBook, completer: Completer, interval: Duration = defaultInterval, clock: any Clock<Duration> = ContinuousClock(), logger: Logger) {
+    init(
+        book: ProgressBook, completer: Completer, running: @escaping @Sendable (String) -> Bool, interval: Duration = defaultInterval,
+        clock: any Clock<Duration> = ContinuousClock(), logger: Logger
+    ) {
         self.book = book
+        self.running = running
         self.completer = completer
         self.interval = interval
         self.clock = clock
@@ -32,7 +38,7 @@ final class ProgressFlusher: Service, Sendable {
     }
 
     func flushOnce(now: ContinuousClock.Instant) async {
-        for (delivery, progress) in book.due(now: now) {
+        for (delivery, progress) in book.due(now: now, running: running) {
             await completer.progress(delivery, progress, atMillis: WallClock.nowMillis())
         }
     }

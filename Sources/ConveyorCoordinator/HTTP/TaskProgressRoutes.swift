@@ -38,9 +38,10 @@ struct TaskProgressRoutes: Sendable {
         guard !task.status.isTerminal else {
             throw APIError.conflict("already_finished", "task \(id) is already \(task.status.rawValue)")
         }
+        // The current attempt, or the next one (its start may not be recorded yet when the worker reports).
         let current = max(task.attempts, 1)
         let reported = attempt ?? current
-        guard reported >= current, reported <= task.maxAttempts else {
+        guard reported == current || reported == task.attempts + 1, reported <= task.maxAttempts else {
             throw APIError.conflict("stale_attempt", "task \(id) is on attempt \(current) of \(task.maxAttempts); attempt \(reported) cannot report")
         }
         relay.report(id, progress, to: .init(

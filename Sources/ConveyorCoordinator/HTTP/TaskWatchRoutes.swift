@@ -76,40 +76,33 @@ struct TaskWatchRoutes: Sendable {
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .init("X-Accel-Buffering")!: "no"]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             try await hub.watching(id) { changes in
-                var cursor = resume ?? TaskTimeline.queuedCursor
+                var follower = TaskFollower(after: resume ?? TaskTimeline.queuedCursor)
                 var out = "retry: 1000\n\n"
-                if resume == nil { out += Self.frame(TaskTimeline.queued(task)) }
+                if resume == nil { out += Self.frame(TaskTimeline.queued(task), id: TaskTimeline.queuedCursor.description) }
                 try await writer.write(ByteBuffer(string: out))
-                while !Task.isCancelled {
-                    let rows = try await store.history(of: id, after: cursor, limit: Self.streamBatch)
-                    var frames = ""
-                    var ended = false
-                    for row in rows where !ended {
-                        for item in TaskTimeline.items(row) where !ended {
-                            frames += Self.frame(item)
-                            ended = item.isTerminal
-                        }
-                        cursor = row.cursor
+                var readRow = true
+                while !Task.isCancelled && !changes.isStopped {
+                    let rows = try await store.history(of: id, after: follower.readFrom, limit: Self.streamBatch)
+                    var frames = follower.take(rows)
+                    if rows.count == Self.streamBatch {
+                        try await writer.write(ByteBuffer(string: frames))
+                        continue
                     }
-                    if !ended, rows.count < Self.streamBatch, let current = try await store.get(id), current.status.isTerminal {
-                        // The row says finished: its history step is committed with it, so read once more.
-                        let tail = try await store.history(of: id, after: cursor, limit: Self.streamBatch)
-                        for row in tail where !ended {
-                            for item in TaskTimeline.items(row) where !ended {
-                                frames += Self.frame(item)
-                                ended = item.isTerminal
-                            }
-                            cursor = row.cursor
-                        }
-                        if !ended {
-                            frames += Self.frame(TaskTimeline.outcome(current, after: cursor))
-                            ended = true
+                    // The row decides whether a terminal step is the end (a redrive follows a `dead`), and
+                    // is read at the start, when nothing new came, and after a terminal step.
+                    if readRow || frames.isEmpty || follower.lastWasTerminal {
+                        guard let current = try await store.get(id) else { break }  // dropped by retention
+                        if current.status.isTerminal {
+                            // Its history step commits with the row: read once more, then end.
+                            frames += follower.take(try await store.history(of: id, after: follower.readFrom, limit: Self.streamBatch))
+                            if !follower.lastWasTerminal { frames += follower.outcome(current) }
+                            try await writer.write(ByteBuffer(string: frames))
+                            break
                         }
                     }
+                    readRow = false
                     if !frames.isEmpty { try await writer.write(ByteBuffer(string: frames)) }
-                    if ended { break }
-                    if rows.count == Self.streamBatch { continue }
-                    if await !changes.wait(timeout: Self.keepAlive) {
+                    while await !changes.wait(timeout: Self.keepAlive) {
                         try await writer.write(ByteBuffer(string: ": keep-alive\n\n"))
                     }
                 }
@@ -119,9 +112,10 @@ struct TaskWatchRoutes: Sendable {
         })
     }
 
-    /// One SSE event: `id` is the item's cursor, `event` its kind, `data` its JSON (a single line).
-    static func frame(_ item: TimelineItem) -> String {
-        "id: \(item.cursor)\nevent: \(item.kind)\ndata: \(item.json)\n\n"
+    /// One SSE event: `id` the stream's position after it, `event` the item's kind, `data` its JSON
+    /// (a single line).
+    static func frame(_ item: TimelineItem, id: String) -> String {
+        "id: \(id)\nevent: \(item.kind)\ndata: \(item.json)\n\n"
     }
 
     // MARK: - Long-poll
@@ -134,7 +128,7 @@ struct TaskWatchRoutes: Sendable {
         return try await hub.watching(task.id) { changes in
             // Subscribed first, read second: a change in between is not missed.
             var current = try await storage { try await store.get(task.id) } ?? task
-            while !current.status.isTerminal {
+            while !current.status.isTerminal, !changes.isStopped {
                 let left = clock.now.duration(to: deadline)
                 guard left > .zero, await changes.wait(timeout: left) else { break }
                 current = try await storage { try await store.get(task.id) } ?? current

@@ -5,6 +5,7 @@ import Synchronization
 final class ChangeSignal: Sendable {
     private struct State {
         var pending = false
+        var stopped = false
         var waiter: CheckedContinuation<Bool, Never>?
     }
 
@@ -22,20 +23,30 @@ final class ChangeSignal: Sendable {
         waiter?.resume(returning: true)
     }
 
+    /// Ends every wait, now and later: the server is shutting down.
+    func stop() {
+        state.withLock { $0.stopped = true }
+        signal()
+    }
+
+    var isStopped: Bool { state.withLock { $0.stopped } }
+
     /// True when signalled (now or since the last wait), false when `timeout` passed first or the
     /// waiting task was cancelled.
     func wait(timeout: Duration) async -> Bool {
-        if state.withLock({ state in defer { state.pending = false }; return state.pending }) { return true }
+        if state.withLock({ state in defer { state.pending = false }; return state.pending || state.stopped }) { return true }
         return await withTaskGroup(of: Bool.self) { group in
             group.addTask { await self.next() }
             group.addTask {
                 try? await Task.sleep(for: timeout)
                 return false
             }
-            let first = await group.next() ?? false
+            var signalled = await group.next() ?? false
             group.cancelAll()
-            // The loser ends promptly: the sleep on cancellation, the wait through its handler.
-            return first || state.withLock { state in defer { state.pending = false }; return state.pending }
+            // The loser ends promptly (the sleep on cancellation, the wait through its handler); a signal
+            // that resumed the wait just as the sleep won still counts.
+            for await other in group { signalled = signalled || other }
+            return signalled || state.withLock { state in defer { state.pending = false }; return state.pending }
         }
     }
 
