@@ -100,8 +100,10 @@ public struct Coordinator: Sendable {
         self.forwarder = Forwarder(
             redis: redis, keys: configuration.keys, queues: configuration.registry.queues, clock: clock,
             logger: logger.with(label: "conveyor.coordinator.forwarder"))
-        self.watchHub = TaskWatchHub(listener: PostgresListener(
-            configuration: configuration.postgres, channel: TaskNotifications.channel, logger: logger.with(label: "conveyor.coordinator.watch")))
+        self.watchHub = TaskWatchHub(
+            listener: PostgresListener(
+                configuration: configuration.postgres, channel: TaskNotifications.channel, logger: logger.with(label: "conveyor.coordinator.watch")),
+            client: postgres, logger: logger.with(label: "conveyor.coordinator.watch"))
         self.progressRelay = ProgressRelay(redis: redis, keys: configuration.keys, clock: clock, logger: logger.with(label: "conveyor.coordinator.progress"))
     }
 
@@ -134,7 +136,7 @@ public struct Coordinator: Sendable {
             redis: redis, store: store, keys: configuration.keys, queues: configuration.registry.queues,
             retryAfterSeconds: configuration.retryAfterSeconds
         ).register(on: health)
-        MetricsRoutes(sampler: QueueSampler(redis: redis, keys: configuration.keys, queues: configuration.registry.queues)).register(on: router)
+        MetricsRoutes(sampler: QueueSampler(redis: redis, keys: configuration.keys, queues: configuration.registry.queues), hub: watchHub).register(on: router)
         let v1 = router.group("v1")
         if !configuration.authDisabled {
             v1.add(middleware: AuthMiddleware(tokens: configuration.apiTokens, required: true))

@@ -34,6 +34,7 @@ public enum MetricsCatalog {
     public static let deadLettersTrimmed = Entry(name: "conveyor_dead_letters_trimmed_total", help: "Dead letters trimmed from Redis beyond the per-queue bound (their rows stay in PostgreSQL), by queue.")
     public static let consumersRemoved = Entry(name: "conveyor_consumers_removed_total", help: "Idle consumers holding nothing removed from a consumer group, by queue.")
     public static let cancelMarksRemoved = Entry(name: "conveyor_cancel_marks_removed_total", help: "Ids of cancelled tasks no longer in Redis removed from a queue's cancelled set, by queue.")
+    public static let taskWatchers = Entry(name: "conveyor_task_watchers", help: "Live task streams and long-polls open on this coordinator, sampled at scrape time.")
     public static let postgresRows = Entry(name: "conveyor_postgres_copy_rows_total", help: "Rows written to PostgreSQL with COPY, by table.")
     public static let postgresBatch = Entry(name: "conveyor_postgres_batch_rows", help: "Rows per PostgreSQL write batch, by operation.", buckets: sizeBuckets)
     public static let postgresDuration = Entry(name: "conveyor_postgres_batch_duration_seconds", help: "Time of one PostgreSQL write batch (transaction), by operation.", buckets: latencyBuckets)
@@ -58,7 +59,7 @@ public enum MetricsCatalog {
 
     public static let all: [Entry] = [
         tasksSubmitted, enqueueDuration, httpRequests, httpDuration, eventsRecorded, recorderLag, queueReady, queuePending,
-        queueDelayed, queueDead, agentsLive, reconciled, generationsDropped, deadLettersTrimmed, consumersRemoved, cancelMarksRemoved, postgresRows, postgresBatch, postgresDuration, tasksCompleted, taskRun,
+        queueDelayed, queueDead, agentsLive, reconciled, generationsDropped, deadLettersTrimmed, consumersRemoved, cancelMarksRemoved, taskWatchers, postgresRows, postgresBatch, postgresDuration, tasksCompleted, taskRun,
         taskEndToEnd, retries, timeouts, reclaims, inFlight, redisPipeline, redisRoundTrip, logLinesDropped, processCPU, processResident,
         processOpenFDs, processStart,
     ]

@@ -8,9 +8,12 @@ import ConveyorCore
 /// row when the event moves it forward (``TaskStatus/progress(attempt:)``).
 public struct EventStore: Sendable {
     public let client: PostgresClient
+    /// Whether a batch notifies (only while some coordinator has watchers).
+    let notifications: NotificationGate
 
-    public init(client: PostgresClient) {
+    public init(client: PostgresClient, notifications: NotificationGate = NotificationGate()) {
         self.client = client
+        self.notifications = notifications
     }
 
     /// What one ``record(_:)`` call wrote.
@@ -29,14 +32,16 @@ public struct EventStore: Sendable {
         let history = Self.encodeHistory(recorded)
         let merge = statusEvents.isEmpty ? nil : Self.encodeMerge(Self.coalesce(statusEvents))
         let progressRows = progress.isEmpty ? nil : Self.encodeProgress(progress)
-        let notices = TaskNotifications.payloads(for: recorded.lazy.map(\.taskID))
+        let notifications = self.notifications
         return try await client.withSession { session in
             // Outside the transaction: created in one, a rollback would drop them behind the flag's back.
             try Self.prepareTemporaryTables(on: session)
             func apply(appended: Int) throws(PostgresError) -> Outcome {
                 let updated = try merge.map { rows throws(PostgresError) in try Self.merge(rows, on: session) } ?? 0
                 if let progressRows { try Self.mergeProgress(progressRows, on: session) }
-                try TaskNotifications.notify(notices, on: session)
+                if try notifications.isOpen(on: session) {
+                    try TaskNotifications.notify(TaskNotifications.payloads(for: recorded.lazy.map(\.taskID)), on: session)
+                }
                 return Outcome(eventsAppended: appended, tasksUpdated: updated)
             }
             do {
