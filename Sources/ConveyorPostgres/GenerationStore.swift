@@ -147,6 +147,9 @@ public struct GenerationStore: Sendable {
                 DELETE FROM task_events_default e WHERE at < now() - $1::bigint * interval '1 millisecond'
                   AND NOT EXISTS (SELECT 1 FROM tasks_default t WHERE t.id = e.task_id)
                 """, [retentionMillis], name: "prune kept events").affected
+            removal.rowsDeleted += try session.query("""
+                DELETE FROM task_tags_default g WHERE NOT EXISTS (SELECT 1 FROM tasks_default t WHERE t.id = g.task_id)
+                """, name: "prune kept tags").affected
             try session.withStatementTimeout(Self.maintenanceTimeout) { () throws(PostgresError) in
                 try removeLegacyEvents(retentionMillis: retentionMillis, on: session, into: &removal)
             }

@@ -127,6 +127,11 @@ public struct TaskStore: Sendable {
                 try session.copy(
                     "COPY tasks (id, type, queue, status, params, correlation_id, idempotency_key, attempts, max_attempts, created_at, updated_at, submitted_by, tags) FROM STDIN",
                     data: copyRows(zip(fresh.lazy.map { tasks[$0] }, newIDs)), name: "copy tasks")
+                // Only tagged tasks touch the tags index (task_tags), so untagged submissions pay nothing.
+                let tagRows = tagCopyRows(zip(fresh.lazy.map { tasks[$0] }, newIDs))
+                if !tagRows.isEmpty {
+                    try session.copy("COPY task_tags (key, value, task_id) FROM STDIN", data: tagRows, name: "copy task tags")
+                }
             }
             // A key repeated within the batch gets the task of its first occurrence.
             for (index, task) in tasks.enumerated() where results[index] == nil {
@@ -160,6 +165,22 @@ public struct TaskStore: Sendable {
             encoder.append(task.submittedBy)
             encoder.append(task.tags)
             encoder.endRow()
+        }
+        return encoder.bytes
+    }
+
+    /// The COPY text of the tags of new tasks (none for untagged ones): one row per tag.
+    package static func tagCopyRows(_ rows: some Sequence<(NewTask, TaskID)>) -> [UInt8] {
+        var encoder = CopyRowEncoder()
+        for (task, id) in rows {
+            guard let tags = task.tags, case .object(let members)? = try? JSONValue.parse(tags) else { continue }
+            for (key, value) in members.sorted(by: { $0.key < $1.key }) {
+                guard case .string(let text) = value else { continue }
+                encoder.append(key)
+                encoder.append(text)
+                encoder.append(id.rawValue)
+                encoder.endRow()
+            }
         }
         return encoder.bytes
     }

@@ -36,12 +36,13 @@ struct RetentionTests {
         #expect(keyed.status == 201)
         let keyedID = try #require(keyed.json?["id"]?.intValue)
         finished.append(keyedID)
+        finished.append(try await stack.submit("noop", extra: #","tags":{"batch":"old"}"#))
         #expect(try await stack.waitUntilTerminal(finished).values.allSatisfy { $0 == .succeeded })
         // One task of the same generation that has not finished: committed, never dispatched (the
         // Reconciler sleeps on the still test clock until the test runs a pass).
         let waiting = try await stack.coordinator.store.insert([NewTask(
             type: "noop", queue: TaskTypeDefinition.defaultQueue, params: "{}", correlationID: "late", idempotencyKey: nil,
-            maxAttempts: 3, createdAtMillis: WallClock.nowMillis())])[0].id.rawValue
+            maxAttempts: 3, createdAtMillis: WallClock.nowMillis(), tags: #"{"batch":"kept"}"#)])[0].id.rawValue
 
         let old = try #require(try await generations.generations().last)
         #expect(try await generations.open(old.number + 1))
@@ -55,6 +56,7 @@ struct RetentionTests {
         #expect(removal.tasksKept == 1)
         for id in finished { #expect(try await stack.get("/v1/tasks/\(id)").status == 404) }
         #expect(try await sql(stack, "SELECT count(*) FROM task_events WHERE task_id = ANY($1::bigint[])", [PostgresArrayLiteral.integers(finished)])[0][0] == "0")
+        #expect(try await sql(stack, "SELECT task_id FROM task_tags").map { $0[0] } == [String(waiting)], "tags go with their tasks; the kept task keeps its own")
         #expect(try await stack.get("/v1/tasks/\(waiting)").status == 200)
         #expect(try await generations.generations().map(\.number) == [old.number + 1])
 
