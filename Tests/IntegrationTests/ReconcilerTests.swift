@@ -27,7 +27,7 @@ struct ReconcilerTests {
         let clock = MockClock()
         let stack = try await Stack.start(registry: registry, agents: 0, coordinatorClock: clock, configure: configure)
         // PartitionMaintainer, Retention, RedisJanitor, Forwarder and Reconciler, each after its first pass.
-        await clock.waitForSleepers(5)
+        await clock.waitForSleepers(6)
         return stack
     }
 

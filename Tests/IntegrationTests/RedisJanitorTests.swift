@@ -10,7 +10,7 @@ struct RedisJanitorTests {
     private func quietStack(agents: Int, _ configure: @escaping (inout CoordinatorConfiguration) -> Void = { _ in }) async throws -> Stack {
         let clock = MockClock()
         let stack = try await Stack.start(agents: agents, coordinatorClock: clock, configure: configure)
-        await clock.waitForSleepers(5)
+        await clock.waitForSleepers(6)
         return stack
     }
 

@@ -18,7 +18,7 @@ struct RetentionTests {
             configuration.retention = .seconds(86400)
             configuration.dispatchGrace = .zero
         }
-        await clock.waitForSleepers(5)
+        await clock.waitForSleepers(6)
         return stack
     }
 

@@ -118,8 +118,8 @@ struct ServiceTimingTests {
         #expect(await passes.next()?.failed == false)
         #expect(!ran.isFulfilled)
         try await Self.setIdle(redis, stream: environment.keys.ready("default"), entry: entry, owner: "ghost", idle: .seconds(11))
-        await clock.waitForSleepers(4)
-        // Reclaimer, lease keeper, heartbeat and cancel watcher are all asleep; only the reclaimer's
+        await clock.waitForSleepers(5)
+        // Reclaimer, lease keeper, heartbeat, cancel watcher and progress flusher are all asleep; only the reclaimer's
         // five seconds matter here.
         #expect(clock.pendingWaits.contains(.seconds(5)))
         clock.advance(by: .milliseconds(4999))
@@ -159,12 +159,12 @@ struct ServiceTimingTests {
         try await Self.setIdle(redis, stream: stream, entry: entry, owner: "timed", idle: .seconds(5))
 
         // One tick counted: less than a third of the lease, nothing renewed.
-        await clock.waitForSleepers(4)
+        await clock.waitForSleepers(5)
         clock.advance(by: .seconds(1))
         _ = await passes.next()
         #expect(try await Self.idle(redis, stream: stream, entry: entry) >= 5000)
         // Two ticks: a third of the lease, renewed (idle back near zero).
-        await clock.waitForSleepers(4)
+        await clock.waitForSleepers(5)
         clock.advance(by: .seconds(1))
         _ = await passes.next()
         #expect(try await Self.idle(redis, stream: stream, entry: entry) < 5000)
