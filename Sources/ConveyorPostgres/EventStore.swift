@@ -37,8 +37,9 @@ public struct EventStore: Sendable {
             // Outside the transaction: created in one, a rollback would drop them behind the flag's back.
             try Self.prepareTemporaryTables(on: session)
             func apply(appended: Int) throws(PostgresError) -> Outcome {
-                let updated = try merge.map { rows throws(PostgresError) in try Self.merge(rows, on: session) } ?? 0
+                // Progress first: an attempt's last report and its outcome often share a batch.
                 if let progressRows { try Self.mergeProgress(progressRows, on: session) }
+                let updated = try merge.map { rows throws(PostgresError) in try Self.merge(rows, on: session) } ?? 0
                 if try notifications.isOpen(on: session) {
                     try TaskNotifications.notify(TaskNotifications.payloads(for: recorded.lazy.map(\.taskID)), on: session)
                 }
@@ -80,16 +81,19 @@ public struct EventStore: Sendable {
         return latest.values.sorted { $0.taskID < $1.taskID }
     }
 
-    /// Sets `tasks.progress` to a newer report of the task's current attempt. Never touches the status.
+    /// Sets `tasks.progress` to a newer report of the task's current attempt. Never touches the status,
+    /// and once the task has finished takes only reports made before it finished: a duplicate run of the
+    /// attempt (a lease taken over from an agent that was only slow) cannot replace the last report.
     private static func mergeProgress(_ rows: [UInt8], on session: PostgresSession) throws(PostgresError) {
         // One primary-key lookup per task, as for the status merge (see there).
         try session.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off", name: "merge plan")
-        try session.copy("COPY conveyor_progress_merge (id, attempt, progress) FROM STDIN", data: rows, name: "copy progress merge")
+        try session.copy("COPY conveyor_progress_merge (id, attempt, at, progress) FROM STDIN", data: rows, name: "copy progress merge")
         _ = try session.query("""
             UPDATE tasks t SET progress = p.progress
             FROM conveyor_progress_merge p
             WHERE t.id = p.id
               AND p.attempt > t.redrive_floor AND p.attempt >= t.attempts
+              AND (t.finished_at IS NULL OR p.at <= t.finished_at)
               AND (t.progress IS NULL
                    OR (t.progress->>'attempt')::integer < p.attempt
                    OR ((t.progress->>'attempt')::integer = p.attempt AND t.progress->>'updated_at' < p.progress->>'updated_at'))
@@ -102,6 +106,7 @@ public struct EventStore: Sendable {
             guard let progress = event.progress else { continue }
             encoder.append(event.taskID.rawValue)
             encoder.append(event.attempt)
+            encoder.append(timestampMillis: event.atMillis)
             encoder.append(progress.json(attempt: event.attempt, atMillis: event.atMillis))
             encoder.endRow()
         }
@@ -142,7 +147,7 @@ public struct EventStore: Sendable {
                 finished_at timestamptz, result jsonb, error text
             ) ON COMMIT DELETE ROWS;
             CREATE TEMP TABLE IF NOT EXISTS conveyor_progress_merge (
-                id bigint, attempt integer, progress jsonb
+                id bigint, attempt integer, at timestamptz, progress jsonb
             ) ON COMMIT DELETE ROWS;
             CREATE TEMP TABLE IF NOT EXISTS conveyor_event_batch (
                 event_id text, task_id bigint, status text, attempt integer, agent text, at timestamptz, detail jsonb

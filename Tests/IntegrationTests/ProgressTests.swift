@@ -123,18 +123,31 @@ struct ProgressTests {
         try await stack.stop()
     }
 
-    @Test("a report recorded after the outcome never moves the status back")
+    @Test("a report recorded after the outcome never moves the status back; one made after it (a duplicate run) is ignored, one made before it is kept")
     func neverBackwards() async throws {
         let stack = try await Stack.start()
         let id = try await stack.submit("noop")
         #expect(try await stack.waitUntilTerminal([id])[id] == .succeeded)
-        let late = LifecycleEvent(
-            taskID: TaskID(id), status: .running, attempt: 1, agent: "late", atMillis: WallClock.nowMillis(), correlationID: "c",
-            type: "noop", progress: try TaskProgress(fraction: 0.9, message: "late"))
-        _ = try await EventStore(client: stack.coordinator.postgres).record([late])
-        let task = try await stack.task(id)
+        let store = EventStore(client: stack.coordinator.postgres)
+        func report(_ message: String, atMillis: Int64) async throws {
+            let event = LifecycleEvent(
+                taskID: TaskID(id), status: .running, attempt: 1, agent: "late", atMillis: atMillis, correlationID: "c",
+                type: "noop", progress: try TaskProgress(fraction: 0.9, message: message))
+            _ = try await store.record([event])
+        }
+        try await report("made after the outcome", atMillis: WallClock.nowMillis() + 1000)
+        var task = try await stack.task(id)
+        #expect(task["status"]?.stringValue == "succeeded" && task["finished_at"]?.stringValue != nil)
+        #expect(task["progress"] == .null, "a report made after the task finished is not taken")
+        let started = try #require(task["started_at"]?.stringValue)
+        let rows = try await stack.coordinator.postgres.withSession { session in
+            try session.query("SELECT (extract(epoch FROM $1::timestamptz) * 1000)::bigint", [started]).rows
+        }
+        let startedMillis = try #require(rows.first?[0].flatMap { Int64($0) })
+        try await report("made before the outcome", atMillis: startedMillis)
+        task = try await stack.task(id)
         #expect(task["status"]?.stringValue == "succeeded")
-        #expect(task["finished_at"]?.stringValue != nil)
+        #expect(task["progress"]?["message"]?.stringValue == "made before the outcome")
         try await stack.stop()
     }
 }
