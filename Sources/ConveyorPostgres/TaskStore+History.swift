@@ -39,9 +39,6 @@ public struct HistoryCursor: Sendable, Hashable, Comparable, CustomStringConvert
         self.eventID = eventID
     }
 
-    /// Before every row.
-    public static let start = HistoryCursor(atMillis: Int64.min, eventID: "")
-
     /// `<ms>.<event id>`: opaque to clients, who send it back as `after` or `Last-Event-ID`.
     public var description: String { "\(atMillis).\(eventID)" }
 
@@ -61,7 +58,7 @@ extension TaskStore {
     /// Up to `limit` rows of a task's history after `cursor`, oldest first. One index range on the
     /// task's own partition: a page costs the same however large the table.
     public func history(of id: TaskID, after cursor: HistoryCursor, limit: Int) async throws -> [HistoryRow] {
-        let after = cursor.atMillis == Int64.min ? "-infinity" : PostgresTimestamp.text(millis: cursor.atMillis)
+        let after = PostgresTimestamp.text(millis: cursor.atMillis)
         let rows = try await client.withSession { session in
             try session.query("""
                 SELECT e.event_id, e.status, e.attempt, e.agent, (extract(epoch FROM e.at) * 1000)::bigint, e.detail::text,

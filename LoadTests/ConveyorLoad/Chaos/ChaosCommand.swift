@@ -9,7 +9,7 @@ struct ChaosCommand: AsyncParsableCommand {
         abstract: "Submit tasks while agents, the coordinator, Redis and PostgreSQL are killed; report lost and duplicated work.",
         discussion: """
             Starts its own redis-server (AOF, everysec) and PostgreSQL, one coordinator and several agents as
-            separate `conveyor` processes, and submits a mix of noop, sleep and fail-once tasks through
+            separate `conveyor` processes, and submits a mix of noop, sleep, steps and fail-once tasks through
             /v1/tasks/batch (each task with an idempotency key; a failed request is retried until it gets
             its answer). Meanwhile: an agent is SIGKILLed every few seconds and restarted under a new id;
             the first coordinators crash at CONVEYOR_FAULT points (after COMMIT, after XADD, after recording)
