@@ -12,6 +12,10 @@ final class ProgressBook: Sendable {
     private struct State {
         var throttle = ProgressThrottle<String, ContinuousClock.Instant>()
         var deliveries: [String: Delivery] = [:]
+        /// When the latest report was made (Unix ms): its time, whenever it is sent. Stamping it at the
+        /// flush instead could date the attempt's last report after its outcome, which the Recorder
+        /// then rightly refuses as a duplicate run's.
+        var reportedAt: [String: Int64] = [:]
     }
 
     private let state = Mutex(State())
@@ -34,31 +38,34 @@ final class ProgressBook: Sendable {
         state.withLock { state in
             if state.deliveries.updateValue(delivery, forKey: delivery.entryID) == nil { open.add(1, ordering: .relaxed) }
             state.throttle.report(delivery.entryID, progress)
+            state.reportedAt[delivery.entryID] = WallClock.nowMillis()
         }
     }
 
     /// The reports due now, with their deliveries; entries of attempts no longer `running` are dropped.
-    func due(now: ContinuousClock.Instant, running: (String) -> Bool) -> [(Delivery, TaskProgress)] {
+    func due(now: ContinuousClock.Instant, running: (String) -> Bool) -> [(Delivery, TaskProgress, atMillis: Int64)] {
         guard count > 0 else { return [] }
         return state.withLock { state in
             for entry in state.deliveries.keys where !running(entry) {
                 state.deliveries[entry] = nil
+                state.reportedAt[entry] = nil
                 _ = state.throttle.finish(entry)
                 open.subtract(1, ordering: .relaxed)
             }
             return state.throttle.due(now: now).compactMap { entry, progress in
-                state.deliveries[entry].map { ($0, progress) }
+                state.deliveries[entry].map { ($0, progress, atMillis: state.reportedAt[entry] ?? WallClock.nowMillis()) }
             }
         }
     }
 
     /// Ends the attempt's entry; returns its report not sent yet.
-    func finish(_ delivery: Delivery) -> TaskProgress? {
+    func finish(_ delivery: Delivery) -> (progress: TaskProgress, atMillis: Int64)? {
         guard count > 0 else { return nil }
         return state.withLock { state in
             guard state.deliveries.removeValue(forKey: delivery.entryID) != nil else { return nil }
             open.subtract(1, ordering: .relaxed)
-            return state.throttle.finish(delivery.entryID)
+            let at = state.reportedAt.removeValue(forKey: delivery.entryID) ?? WallClock.nowMillis()
+            return state.throttle.finish(delivery.entryID).map { ($0, at) }
         }
     }
 }

@@ -212,7 +212,7 @@ final class Executor: Service, Sendable {
             }
         }
         // The attempt's last word about its progress goes out before its outcome, in the same order.
-        if let lastProgress { await completer.progress(delivery, lastProgress, atMillis: WallClock.nowMillis()) }
+        if let lastProgress { await completer.progress(delivery, lastProgress.progress, atMillis: lastProgress.atMillis) }
         await completer.finished(delivery, outcome, startedAtMillis: startedAt)
     }
 

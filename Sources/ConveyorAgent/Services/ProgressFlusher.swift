@@ -38,8 +38,8 @@ final class ProgressFlusher: Service, Sendable {
     }
 
     func flushOnce(now: ContinuousClock.Instant) async {
-        for (delivery, progress) in book.due(now: now, running: running) {
-            await completer.progress(delivery, progress, atMillis: WallClock.nowMillis())
+        for (delivery, progress, at) in book.due(now: now, running: running) {
+            await completer.progress(delivery, progress, atMillis: at)
         }
     }
 }
