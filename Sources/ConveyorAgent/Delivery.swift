@@ -21,7 +21,9 @@ public struct Delivery: Sendable, Hashable {
 enum AttemptOutcome: Sendable, Hashable {
     /// `result` is compact JSON text, or nil.
     case succeeded(result: String?)
-    case failed(error: String, retryable: Bool)
+    /// `retryAfter`: the least wait before the next attempt the handler asked for (an HTTP worker's
+    /// `Retry-After`), or nil for the type's backoff alone.
+    case failed(error: String, retryable: Bool, retryAfter: Duration? = nil)
     /// The attempt ran past its type's `timeout` and was stopped: a retryable failure, counted apart.
     case timedOut(after: Duration)
     /// Stopped (or never started) because the task was cancelled through the API.
@@ -30,9 +32,15 @@ enum AttemptOutcome: Sendable, Hashable {
     /// What a failed or timed-out attempt reports: its error text, and whether it may be retried.
     var failure: (error: String, retryable: Bool)? {
         switch self {
-        case .failed(let error, let retryable): (error, retryable)
+        case .failed(let error, let retryable, _): (error, retryable)
         case .timedOut(let after): ("timed out after \(after)", true)
         case .succeeded, .cancelled: nil
         }
+    }
+
+    /// The least wait before the next attempt the handler asked for.
+    var retryAfter: Duration? {
+        if case .failed(_, _, let retryAfter) = self { return retryAfter }
+        return nil
     }
 }

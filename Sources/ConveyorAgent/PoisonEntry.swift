@@ -19,9 +19,10 @@ struct PoisonEntry: Sendable {
         deadFields += ["dead_reason", reason, "dead_entry", entryID, "dead_at", String(atMillis)]
         var eventFields: [String] = []
         if let envelope {
-            let event = LifecycleEvent(
+            var event = LifecycleEvent(
                 taskID: envelope.id, status: .dead, attempt: envelope.attempt, agent: agentID, atMillis: atMillis,
                 error: reason, correlationID: envelope.correlationID, type: envelope.type)
+            event.hasCallback = envelope.hasCallback
             eventFields = event.fields.flatMap { [$0.0, $0.1] }
         }
         let arguments = [RedisKeys.agentsGroup, entryID, envelope?.id.description ?? "", String(deadFields.count)] + deadFields

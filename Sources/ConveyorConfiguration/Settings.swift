@@ -65,12 +65,16 @@ public enum Settings {
     public static let lokiURL = Setting(environmentVariable: "CONVEYOR_LOKI_URL", flag: nil, defaultValue: "(none)", summary: "Also push log lines to this Loki (http://loki:3100): batched, gzip, labels service and level; dropped and counted when Loki is away.")
     public static let logLevel = Setting(environmentVariable: "CONVEYOR_LOG_LEVEL", flag: nil, defaultValue: "info", summary: "trace, debug, info, notice, warning, error or critical.")
     public static let logFormat = Setting(environmentVariable: "CONVEYOR_LOG_FORMAT", flag: nil, defaultValue: "(text on a terminal, else json)", summary: "json or text.")
+    public static let webhookHosts = Setting(environmentVariable: "CONVEYOR_WEBHOOK_HOSTS", flag: nil, defaultValue: "(none: webhooks off)", summary: "Hosts completion webhooks may call, comma-separated (`hooks.example.com`, `*.example.com`, `*` for any); a callback_url elsewhere gets 422.")
+    public static let webhookSecret = Setting(environmentVariable: "CONVEYOR_WEBHOOK_SECRET", flag: nil, defaultValue: "(none: webhooks off)", summary: "The HMAC-SHA256 key of the Conveyor-Signature header of every webhook delivery (at least 16 bytes); required with CONVEYOR_WEBHOOK_HOSTS.", isSecret: true)
+    public static let webhookRetryFor = Setting(environmentVariable: "CONVEYOR_WEBHOOK_RETRY_FOR", flag: nil, defaultValue: "24h", summary: "How long a webhook delivery is retried (exponential backoff, 1 s to 10 min) before it is given up and recorded as failed.")
+    public static let webhookTimeout = Setting(environmentVariable: "CONVEYOR_WEBHOOK_TIMEOUT", flag: nil, defaultValue: "10s", summary: "How long one webhook request may take.")
     public static let clientURL = Setting(environmentVariable: "CONVEYOR_URL", flag: "--url", defaultValue: "http://127.0.0.1:8080", summary: "Coordinator URL used by `conveyor tasks`.")
     public static let clientToken = Setting(environmentVariable: "CONVEYOR_API_TOKEN", flag: "--token", defaultValue: "(none)", summary: "Bearer token used by `conveyor tasks`.", isSecret: true)
 
     public static let all: [Setting] = [
         redisURL, redisPrefix, redisTimeout, postgresURL, postgresPoolSize, postgresStatementTimeout, postgresConnectTimeout, taskTypes, httpHost, httpPort, apiTokens, apiTokensFile, authDisabled,
         maxBodyBytes, submitBatchMax, recorderBatch, instanceID, agentID, agentConcurrency, agentQueues, metricsPort, metricsHost,
-        reconcileInterval, reconcileSweep, dispatchGrace, recorderTakeoverAfter, retention, deadLetterLimit, idleConsumerAfter, shutdownGrace, observabilityEnabled, taskLogSample, lokiURL, logLevel, logFormat, clientURL, clientToken, fault, executionJournal,
+        reconcileInterval, reconcileSweep, dispatchGrace, recorderTakeoverAfter, retention, deadLetterLimit, idleConsumerAfter, webhookHosts, webhookSecret, webhookRetryFor, webhookTimeout, shutdownGrace, observabilityEnabled, taskLogSample, lokiURL, logLevel, logFormat, clientURL, clientToken, fault, executionJournal,
     ]
 }

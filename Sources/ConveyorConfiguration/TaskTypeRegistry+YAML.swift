@@ -1,4 +1,5 @@
 import ConveyorCore
+import Foundation
 import Yams
 
 // MARK: - YAML
@@ -21,6 +22,18 @@ extension TaskTypeRegistry {
     ///     lease: 30s             # taken over by another agent after this long without renewal
     ///     env:                   # command types only: variables the command gets (besides TASK_* …)
     ///       GIT_AUTHOR_NAME: conveyor
+    ///     callback_url: https://hooks.example.com/done   # default completion webhook of its tasks
+    ///   transcribe:
+    ///     handler: http          # the agent POSTs each task to a worker service …
+    ///     url: http://127.0.0.1:9000/tasks   # … at this URL
+    /// schedules:                 # optional: periodic tasks
+    ///   nightly_report:
+    ///     cron: "0 3 * * *"      # 5 fields, or 6 with seconds first; @daily and friends
+    ///     time_zone: Europe/Berlin   # default UTC
+    ///     type: resize_image
+    ///     params: {size: 64}     # default {}
+    ///     queue: images          # default: the type's queue
+    ///     missed: latest         # latest (default) | skip | all
     /// ```
     /// - Parameter source: names the file in error messages.
     public init(yaml: String, source: String) throws(ConfigurationError) {
@@ -33,9 +46,9 @@ extension TaskTypeRegistry {
         guard let document = root as? [String: Any] else {
             throw ConfigurationError(key: source, "expected a mapping with a 'types' key")
         }
-        let unknownTop = Set(document.keys).subtracting(["types"])
+        let unknownTop = Set(document.keys).subtracting(["types", "schedules"])
         if let key = unknownTop.sorted().first {
-            throw ConfigurationError(key: source, "unknown key '\(key)' (expected 'types')")
+            throw ConfigurationError(key: source, "unknown key '\(key)' (expected 'types' and optionally 'schedules')")
         }
         guard let types = document["types"] as? [String: Any], !types.isEmpty else {
             throw ConfigurationError(key: source, "'types' must be a non-empty mapping of type name to settings")
@@ -44,12 +57,74 @@ extension TaskTypeRegistry {
         for name in types.keys.sorted() {
             definitions.append(try Self.definition(name: name, settings: types[name], source: source))
         }
-        self.init(definitions)
+        let known = TaskTypeRegistry(definitions)
+        var schedules: [ScheduleDefinition] = []
+        if let raw = document["schedules"] {
+            guard let mapping = raw as? [String: Any] else {
+                throw ConfigurationError(key: "\(source): schedules", "expected a mapping of schedule name to settings")
+            }
+            for name in mapping.keys.sorted() {
+                schedules.append(try Self.schedule(name: name, settings: mapping[name], registry: known, source: source))
+            }
+        }
+        self.init(definitions, schedules: schedules)
+    }
+
+    private static let scheduleKeys: Set<String> = ["cron", "time_zone", "type", "params", "queue", "missed"]
+
+    private static func schedule(name: String, settings: Any?, registry: TaskTypeRegistry, source: String) throws(ConfigurationError) -> ScheduleDefinition {
+        let path = "\(source): schedules.\(name)"
+        guard Self.isValidName(name) else {
+            throw ConfigurationError(key: path, "schedule names use letters, digits, '_', '-', '.' and ':' (at most 100)")
+        }
+        guard let settings = settings as? [String: Any] else { throw ConfigurationError(key: path, "expected a mapping of settings") }
+        if let key = Set(settings.keys).subtracting(scheduleKeys).sorted().first {
+            throw ConfigurationError(key: "\(path).\(key)", "unknown setting (known: \(scheduleKeys.sorted().joined(separator: ", ")))")
+        }
+        guard let expression = settings["cron"] as? String else {
+            throw ConfigurationError(key: "\(path).cron", "required: a cron expression such as \"*/5 * * * *\"")
+        }
+        let timeZone = (settings["time_zone"] as? String) ?? "UTC"
+        let cron: CronSchedule
+        do {
+            cron = try CronSchedule(expression, timeZone: timeZone)
+        } catch {
+            throw ConfigurationError(key: "\(path).cron", error.description)
+        }
+        guard let type = settings["type"] as? String else { throw ConfigurationError(key: "\(path).type", "required: a task type") }
+        guard let definition = registry[type] else {
+            throw ConfigurationError(key: "\(path).type", "unknown task type '\(type)'")
+        }
+        var params = "{}"
+        if let raw = settings["params"] {
+            guard let value = JSONValue(yaml: raw), case .object = value else {
+                throw ConfigurationError(key: "\(path).params", "must be a mapping (the task's params object)")
+            }
+            params = value.serialized
+        }
+        var queue: String?
+        if let raw = settings["queue"] {
+            guard let text = raw as? String, Self.isValidName(text) else {
+                throw ConfigurationError(key: "\(path).queue", "queue names use letters, digits, '_', '-', '.' and ':'")
+            }
+            guard registry.queues.contains(text) || text == definition.queue else {
+                throw ConfigurationError(key: "\(path).queue", "unknown queue '\(text)' (known: \(registry.queues.joined(separator: ", ")))")
+            }
+            queue = text
+        }
+        var missed = ScheduleDefinition.MissedTicks.latest
+        if let raw = settings["missed"] {
+            guard let text = raw as? String, let policy = ScheduleDefinition.MissedTicks(rawValue: text) else {
+                throw ConfigurationError(key: "\(path).missed", "must be one of \(ScheduleDefinition.MissedTicks.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            missed = policy
+        }
+        return ScheduleDefinition(name: name, cron: cron, type: type, params: params, queue: queue, missedTicks: missed)
     }
 
     private static let knownKeys: Set<String> = [
         "queue", "max_concurrent", "timeout", "max_attempts", "handler", "command", "max_output_bytes",
-        "backoff_base", "backoff_max", "lease", "env",
+        "backoff_base", "backoff_max", "lease", "env", "url", "callback_url",
     ]
 
     private static func definition(name: String, settings: Any?, source: String) throws(ConfigurationError) -> TaskTypeDefinition {
@@ -128,6 +203,18 @@ extension TaskTypeRegistry {
         if handler == "command", command.isEmpty {
             throw ConfigurationError(key: "\(path).command", "required for handler 'command'")
         }
+        func httpURL(_ key: String) throws(ConfigurationError) -> String? {
+            guard let raw = settings[key] else { return nil }
+            guard let text = raw as? String, text.hasPrefix("http://") || text.hasPrefix("https://"), text.utf8.count <= 2048 else {
+                throw ConfigurationError(key: "\(path).\(key)", "must be an http:// or https:// URL")
+            }
+            return text
+        }
+        let url = try httpURL("url")
+        if handler == "http", url == nil {
+            throw ConfigurationError(key: "\(path).url", "required for handler 'http': the worker service's URL")
+        }
+        let callbackURL = try httpURL("callback_url")
         return TaskTypeDefinition(
             name: name,
             queue: queue,
@@ -140,7 +227,9 @@ extension TaskTypeRegistry {
             backoffBase: backoffBase,
             backoffMax: backoffMax,
             lease: lease,
-            environment: environment
+            environment: environment,
+            url: url,
+            callbackURL: callbackURL
         )
     }
 
@@ -149,6 +238,34 @@ extension TaskTypeRegistry {
         return name.utf8.allSatisfy { byte in
             (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
                 || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_")
+        }
+    }
+}
+
+extension JSONValue {
+    /// A value Yams loaded, as JSON: mappings, sequences, strings, numbers, booleans and null.
+    init?(yaml value: Any) {
+        switch value {
+        case let text as String: self = .string(text)
+        case let flag as Bool: self = .bool(flag)
+        case let number as Int: self = .integer(Int64(number))
+        case let number as Double: self = .double(number)
+        case let list as [Any]:
+            var items: [JSONValue] = []
+            for item in list {
+                guard let json = JSONValue(yaml: item) else { return nil }
+                items.append(json)
+            }
+            self = .array(items)
+        case let mapping as [String: Any]:
+            var members: [String: JSONValue] = [:]
+            for (key, item) in mapping {
+                guard let json = JSONValue(yaml: item) else { return nil }
+                members[key] = json
+            }
+            self = .object(members)
+        case is NSNull: self = .null
+        default: return nil
         }
     }
 }

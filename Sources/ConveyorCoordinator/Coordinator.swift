@@ -1,3 +1,4 @@
+import AsyncHTTPClient
 import ConveyorCore
 import ConveyorMetricNames
 import ConveyorObservability
@@ -12,7 +13,7 @@ import ServiceLifecycle
 ///
 /// Services, in dependency order (the HTTP server runs last, so on SIGTERM it stops first and the
 /// Submitter then drains what was already accepted): PartitionMaintainer, Retention, RedisJanitor,
-/// TaskWatchHub, Recorder, Forwarder, Reconciler, ProgressRelay, Submitter, server.
+/// TaskWatchHub, WebhookDispatcher, Recorder, Forwarder, Reconciler, ProgressRelay, Submitter, Scheduler, server.
 public struct Coordinator: Sendable {
     public let configuration: CoordinatorConfiguration
     public let postgres: PostgresClient
@@ -43,6 +44,12 @@ public struct Coordinator: Sendable {
     public let watchHub: TaskWatchHub
     /// Carries progress reported over HTTP onto the events streams.
     let progressRelay: ProgressRelay
+    /// Enqueues the ticks of periodic schedules.
+    public let scheduler: Scheduler
+    /// Sends completion webhooks (nil when webhooks are off).
+    public let webhooks: WebhookDispatcher?
+    /// The webhooks' own HTTP client: redirects off, so an allowed host cannot send the broker elsewhere.
+    let webhookClient: HTTPClient?
     let clock: any Clock<Duration>
     let logger: Logger
 
@@ -67,13 +74,39 @@ public struct Coordinator: Sendable {
         self.redis = RedisConnection(configuration: configuration.redis, name: "coordinator-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
         self.recorderRedis = RedisConnection(configuration: configuration.redis, name: "recorder-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
         self.store = TaskStore(client: postgres)
+        let forwarder = Forwarder(
+            redis: redis, keys: configuration.keys, queues: configuration.registry.queues, clock: clock,
+            logger: logger.with(label: "conveyor.coordinator.forwarder"))
+        self.forwarder = forwarder
         self.submitter = Submitter(
             store: store, redis: redis, keys: configuration.keys, maxBatchTasks: configuration.submitBatchMaxTasks,
-            logger: logger.with(label: "conveyor.coordinator.submitter"))
+            logger: logger.with(label: "conveyor.coordinator.submitter"),
+            onScheduled: { forwarder.nudge(dueAtMillis: $0) })
+        if let secret = configuration.webhookSecret, !configuration.webhookHosts.allowedHosts.isEmpty {
+            let client = HTTPClient(
+                eventLoopGroup: HTTPClient.defaultEventLoopGroup,
+                configuration: HTTPClient.Configuration(
+                    redirectConfiguration: .disallow,
+                    connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)))
+            self.webhookClient = client
+            self.webhooks = WebhookDispatcher(
+                store: WebhookStore(client: postgres), client: client, secret: secret, hosts: configuration.webhookHosts,
+                retryFor: configuration.webhookRetryFor, timeout: configuration.webhookTimeout, backoff: configuration.webhookBackoff,
+                clock: clock, logger: logger.with(label: "conveyor.coordinator.webhooks"))
+        } else {
+            self.webhookClient = nil
+            self.webhooks = nil
+        }
+        let webhooks = self.webhooks
         self.recorder = Recorder(
             store: EventStore(client: postgres), redis: recorderRedis, keys: configuration.keys,
             queues: configuration.registry.queues, consumer: configuration.instanceID,
-            batchSize: configuration.recorderBatchSize, abandonedAfter: configuration.abandonedEventsAfter, logger: logger.with(label: "conveyor.coordinator.recorder"))
+            batchSize: configuration.recorderBatchSize, abandonedAfter: configuration.abandonedEventsAfter, logger: logger.with(label: "conveyor.coordinator.recorder"),
+            onWebhooksQueued: { webhooks?.wake() })
+        let submitter = self.submitter
+        self.scheduler = Scheduler(
+            registry: configuration.registry, store: ScheduleStore(client: postgres), submit: { try await submitter.submit($0) },
+            clock: clock, logger: logger.with(label: "conveyor.coordinator.scheduler"))
         self.deadLetters = DeadLetterQueue(
             redis: redis, store: store, keys: configuration.keys, registry: configuration.registry,
             redrivableFor: max(configuration.retention - GenerationStore.redriveMargin, configuration.retention / 2))
@@ -97,9 +130,6 @@ public struct Coordinator: Sendable {
             redis: janitorRedis, keys: configuration.keys, queues: configuration.registry.queues,
             deadLetterLimit: configuration.deadLetterLimit, idleConsumerAfter: configuration.idleConsumerAfter,
             interval: configuration.janitorInterval, clock: clock, logger: logger.with(label: "conveyor.coordinator.janitor"))
-        self.forwarder = Forwarder(
-            redis: redis, keys: configuration.keys, queues: configuration.registry.queues, clock: clock,
-            logger: logger.with(label: "conveyor.coordinator.forwarder"))
         self.watchHub = TaskWatchHub(
             listener: PostgresListener(
                 configuration: configuration.postgres, channel: TaskNotifications.channel, logger: logger.with(label: "conveyor.coordinator.watch")),
@@ -143,17 +173,23 @@ public struct Coordinator: Sendable {
         }
         let watch = TaskWatchRoutes(store: store, hub: watchHub, retryAfterSeconds: configuration.retryAfterSeconds)
         TaskRoutes(
-            parser: TaskSubmissionParser(registry: configuration.registry), submitter: submitter, store: store, watch: watch,
-            redis: redis, keys: configuration.keys,
+            parser: TaskSubmissionParser(registry: configuration.registry, webhookHosts: configuration.webhookHosts),
+            submitter: submitter, store: store, watch: watch, redis: redis, keys: configuration.keys,
+            onCancelled: { [webhooks] in webhooks?.wake() },
             maxBodyBytes: configuration.maxBodyBytes, retryAfterSeconds: configuration.retryAfterSeconds
         ).register(on: v1)
         watch.register(on: v1)
         TaskProgressRoutes(store: store, relay: progressRelay, retryAfterSeconds: configuration.retryAfterSeconds).register(on: v1)
         DeadLetterRoutes(deadLetters: deadLetters, retryAfterSeconds: configuration.retryAfterSeconds).register(on: v1)
+        ScheduleRoutes(registry: configuration.registry, store: ScheduleStore(client: postgres), retryAfterSeconds: configuration.retryAfterSeconds)
+            .register(on: v1)
+        var services: [any Service] = [partitionMaintainer, retention, janitor, watchHub]
+        if let webhooks { services.append(webhooks) }
+        services += [recorder, forwarder, reconciler, progressRelay, submitter, scheduler] as [any Service]
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conveyor"),
-            services: [partitionMaintainer, retention, janitor, watchHub, recorder, forwarder, reconciler, progressRelay, submitter],
+            services: services,
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: logger
         )
@@ -168,6 +204,7 @@ public struct Coordinator: Sendable {
         janitorRedis.close()
         maintenancePostgres.close()
         watchHub.close()
+        try? webhookClient?.syncShutdown()
         postgres.close()
     }
 }

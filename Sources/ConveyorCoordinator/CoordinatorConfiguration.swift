@@ -52,6 +52,16 @@ public struct CoordinatorConfiguration: Sendable {
     public var idleConsumerAfter: Duration = .seconds(900)
     /// How often the ``RedisJanitor`` tidies each queue.
     public var janitorInterval: Duration = .seconds(60)
+    /// Where completion webhooks may go (empty: webhooks are off).
+    public var webhookHosts = WebhookHostPolicy(allowedHosts: [])
+    /// The key of every delivery's signature; required when ``webhookHosts`` allows any host.
+    public var webhookSecret: String?
+    /// How long a delivery is retried before it is given up.
+    public var webhookRetryFor: Duration = .seconds(86_400)
+    /// How long one delivery request may take.
+    public var webhookTimeout: Duration = .seconds(10)
+    /// The wait between a delivery's tries (tests shorten it).
+    public var webhookBackoff: Backoff = WebhookDispatcher.defaultBackoff
     /// Most tasks in one `POST /v1/tasks/batch`.
     public static let maxBatchTasks = 1000
     /// Highest `max_attempts` a task may ask for.
@@ -86,5 +96,17 @@ public struct CoordinatorConfiguration: Sendable {
         guard deadLetterLimit > 0 else { throw ConfigurationError(key: "CONVEYOR_DEAD_LETTER_LIMIT", "must be positive") }
         guard idleConsumerAfter >= .seconds(1) else { throw ConfigurationError(key: "CONVEYOR_IDLE_CONSUMER_AFTER", "must be at least 1s") }
         guard recorderBatchSize > 0 else { throw ConfigurationError(key: "CONVEYOR_RECORDER_BATCH", "must be positive") }
+        if !webhookHosts.allowedHosts.isEmpty {
+            guard let secret = webhookSecret, secret.utf8.count >= 16 else {
+                throw ConfigurationError(key: "CONVEYOR_WEBHOOK_SECRET", "required (at least 16 bytes) when CONVEYOR_WEBHOOK_HOSTS allows webhooks")
+            }
+        }
+        for definition in registry.types.values.sorted(by: { $0.name < $1.name }) {
+            if let url = definition.callbackURL, let reason = webhookHosts.refusal(for: url) {
+                throw ConfigurationError(key: "types.\(definition.name).callback_url", reason)
+            }
+        }
+        guard webhookRetryFor >= .seconds(1) else { throw ConfigurationError(key: "CONVEYOR_WEBHOOK_RETRY_FOR", "must be at least 1s") }
+        guard webhookTimeout >= .milliseconds(100) else { throw ConfigurationError(key: "CONVEYOR_WEBHOOK_TIMEOUT", "must be at least 100ms") }
     }
 }

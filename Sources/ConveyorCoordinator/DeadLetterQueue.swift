@@ -79,7 +79,7 @@ public struct DeadLetterQueue: Sendable {
         let calls = tasks.map { task in
             let envelope = TaskEnvelope(
                 id: task.id, type: task.type, params: task.params, correlationID: task.correlationID,
-                attempt: task.attempts + 1, maxAttempts: task.maxAttempts, enqueuedAtMillis: now)
+                attempt: task.attempts + 1, maxAttempts: task.maxAttempts, enqueuedAtMillis: now, hasCallback: task.hasCallback)
             return ScriptCall(
                 keys: [keys.dead(task.queue), keys.deadIndex(task.queue), keys.ready(task.queue)],
                 arguments: [task.id.description] + envelope.fields.flatMap { [$0.0, $0.1] })

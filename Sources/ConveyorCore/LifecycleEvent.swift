@@ -27,6 +27,8 @@ public struct LifecycleEvent: Sendable, Hashable {
     public var nextAttemptAtMillis: Int64?
     /// Set on a progress report (see the type's documentation).
     public var progress: TaskProgress?
+    /// On an outcome: the task has a completion webhook (``TaskEnvelope/hasCallback``), field `cb`.
+    public var hasCallback = false
 
     public init(
         taskID: TaskID, status: TaskStatus, attempt: Int, agent: String, atMillis: Int64,
@@ -72,6 +74,7 @@ public struct LifecycleEvent: Sendable, Hashable {
         if let dispatchedAtMillis { fields.append(("disp", String(dispatchedAtMillis))) }
         if let nextAttemptAtMillis { fields.append(("next", String(nextAttemptAtMillis))) }
         if let progress { fields.append(contentsOf: progress.fields) }
+        if hasCallback { fields.append(("cb", "1")) }
         return fields
     }
 
@@ -98,6 +101,7 @@ public struct LifecycleEvent: Sendable, Hashable {
         self.type = try field("type")
         self.dispatchedAtMillis = fields["disp"].flatMap { Int64($0) }
         self.nextAttemptAtMillis = fields["next"].flatMap { Int64($0) }
+        self.hasCallback = fields["cb"] == "1"
         do {
             self.progress = try TaskProgress(fields: fields)
         } catch {

@@ -28,6 +28,8 @@ public struct PeriodicService: Sendable {
     public var logger: Logger
     /// Signalled after every pass with its outcome (tests wait on it; a no-op in production).
     public var passes: TestSignal<PassOutcome>?
+    /// Ends a sleep early when signalled (nil: sleeps always run their course).
+    public var wakeup: Wakeup?
 
     private let pass: Pass
     private let onShutdown: (@Sendable () async -> Void)?
@@ -54,8 +56,9 @@ public struct PeriodicService: Sendable {
     public init(
         name: String, interval: Duration, failureBackoff: Backoff = defaultFailureBackoff,
         clock: any Clock<Duration> = ContinuousClock(), logger: Logger, passes: TestSignal<PassOutcome>? = nil,
-        onShutdown: (@Sendable () async -> Void)? = nil, pass: @escaping Pass
+        wakeup: Wakeup? = nil, onShutdown: (@Sendable () async -> Void)? = nil, pass: @escaping Pass
     ) {
+        self.wakeup = wakeup
         self.name = name
         self.interval = interval
         self.failureBackoff = failureBackoff
@@ -100,7 +103,18 @@ public struct PeriodicService: Sendable {
                 await Task.yield()
                 continue
             }
-            try? await cancelWhenGracefulShutdown { try await clock.sleep(for: wait) }
+            try? await cancelWhenGracefulShutdown { try await sleep(for: wait, on: clock) }
+        }
+    }
+
+    /// Sleeps for `wait`, or until the wakeup is signalled.
+    private func sleep<C: Clock<Duration>>(for wait: Duration, on clock: C) async throws {
+        guard let wakeup else { return try await clock.sleep(for: wait) }
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await clock.sleep(for: wait) }
+            group.addTask { await wakeup.wait() }
+            await group.next()
+            group.cancelAll()
         }
     }
 }

@@ -1,7 +1,8 @@
 /// A task as it travels through the ready stream: exactly what an agent needs to run one attempt.
 ///
 /// Stream entry fields (DESIGN §4): `id`, `type`, `params` (JSON text), `cid` (correlation id),
-/// `attempt` (1-based), `max` (max attempts), `enq` (submission time, Unix ms; kept across retries, reset by a redrive).
+/// `attempt` (1-based), `max` (max attempts), `enq` (submission time, Unix ms; kept across retries, reset by a redrive),
+/// and `cb` = `1` when the task has a completion webhook (absent otherwise).
 public struct TaskEnvelope: Sendable, Hashable {
     public var id: TaskID
     public var type: String
@@ -11,11 +12,15 @@ public struct TaskEnvelope: Sendable, Hashable {
     public var attempt: Int
     public var maxAttempts: Int
     public var enqueuedAtMillis: Int64
+    /// Whether the task has a `callback_url`. Its outcome event carries the flag on, so the Recorder
+    /// looks for a webhook only for the tasks that have one: tasks without cost nothing.
+    public var hasCallback: Bool
 
     public init(
         id: TaskID, type: String, params: String, correlationID: String,
-        attempt: Int, maxAttempts: Int, enqueuedAtMillis: Int64
+        attempt: Int, maxAttempts: Int, enqueuedAtMillis: Int64, hasCallback: Bool = false
     ) {
+        self.hasCallback = hasCallback
         self.id = id
         self.type = type
         self.params = params
@@ -27,11 +32,17 @@ public struct TaskEnvelope: Sendable, Hashable {
 
     /// The field/value pairs written with XADD, in a fixed order.
     public var fields: [(String, String)] {
-        [
+        var fields = [
             ("id", id.description), ("type", type), ("params", params), ("cid", correlationID),
             ("attempt", String(attempt)), ("max", String(maxAttempts)), ("enq", String(enqueuedAtMillis)),
         ]
+        if hasCallback { fields.append(("cb", "1")) }
+        return fields
     }
+
+    /// The fields of a scheduled task's entry as parked in the delayed set: ``fields`` plus `sched`, which
+    /// tells the Forwarder to record the task's release (status `queued`) when it moves the entry.
+    public var scheduledFields: [(String, String)] { fields + [("sched", "1")] }
 
     /// Decodes a stream entry. Throws when a field is missing or malformed: such an entry is poison and is
     /// dead-lettered rather than retried.
@@ -52,6 +63,7 @@ public struct TaskEnvelope: Sendable, Hashable {
         self.attempt = Int(try number("attempt"))
         self.maxAttempts = Int(try number("max"))
         self.enqueuedAtMillis = try number("enq")
+        self.hasCallback = fields["cb"] == "1"
         guard attempt >= 1 else { throw EnvelopeError(field: "attempt", reason: "must be at least 1") }
     }
 }

@@ -25,6 +25,10 @@ public struct TaskTypeDefinition: Sendable, Hashable {
     public var lease: Duration
     /// For `command` types: variables the command gets besides the task's own (the registry's `env:`).
     public var environment: [String: String]
+    /// For the `http` handler: the worker service the agent POSTs each task to.
+    public var url: String?
+    /// The completion webhook of this type's tasks when a submission names none.
+    public var callbackURL: String?
 
     /// The backoff between this type's attempts.
     public var backoff: Backoff { Backoff(base: backoffBase, maximum: backoffMax) }
@@ -43,8 +47,10 @@ public struct TaskTypeDefinition: Sendable, Hashable {
         timeout: Duration = defaultTimeout, maxAttempts: Int = defaultMaxAttempts, handler: String,
         command: [String] = [], maxOutputBytes: Int = defaultMaxOutputBytes,
         backoffBase: Duration = defaultBackoffBase, backoffMax: Duration = defaultBackoffMax,
-        lease: Duration = defaultLease, environment: [String: String] = [:]
+        lease: Duration = defaultLease, environment: [String: String] = [:], url: String? = nil, callbackURL: String? = nil
     ) {
+        self.url = url
+        self.callbackURL = callbackURL
         self.environment = environment
         self.name = name
         self.queue = queue
@@ -64,12 +70,15 @@ public struct TaskTypeDefinition: Sendable, Hashable {
 /// queue, concurrency, timeout and handler here.
 public struct TaskTypeRegistry: Sendable, Hashable {
     public private(set) var types: [String: TaskTypeDefinition]
+    /// Periodic schedules, by name.
+    public private(set) var schedules: [ScheduleDefinition]
 
     /// Handlers every agent has without any registration.
-    public static let builtInHandlers: Set<String> = ["noop", "sleep", "echo", "fail", "steps", "command"]
+    public static let builtInHandlers: Set<String> = ["noop", "sleep", "echo", "fail", "steps", "command", "http"]
 
-    public init(_ definitions: [TaskTypeDefinition]) {
+    public init(_ definitions: [TaskTypeDefinition], schedules: [ScheduleDefinition] = []) {
         self.types = Dictionary(definitions.map { ($0.name, $0) }, uniquingKeysWith: { _, last in last })
+        self.schedules = schedules.sorted { $0.name < $1.name }
     }
 
     public subscript(name: String) -> TaskTypeDefinition? { types[name] }

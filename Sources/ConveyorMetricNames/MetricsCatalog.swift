@@ -30,6 +30,7 @@ public enum MetricsCatalog {
     public static let queueDead = Entry(name: "conveyor_queue_dead", help: "Dead letters of a queue.")
     public static let agentsLive = Entry(name: "conveyor_agents_live", help: "Agents whose heartbeat has not expired.")
     public static let reconciled = Entry(name: "conveyor_reconciler_redispatched_total", help: "Tasks the Reconciler put back into Redis.")
+    public static let webhookDeliveries = Entry(name: "conveyor_webhook_deliveries_total", help: "Tries to deliver a completion webhook, by outcome (delivered, failed, gave_up).")
     public static let generationsDropped = Entry(name: "conveyor_retention_generations_dropped_total", help: "Generations of tasks and events dropped by retention.")
     public static let deadLettersTrimmed = Entry(name: "conveyor_dead_letters_trimmed_total", help: "Dead letters trimmed from Redis beyond the per-queue bound (their rows stay in PostgreSQL), by queue.")
     public static let consumersRemoved = Entry(name: "conveyor_consumers_removed_total", help: "Idle consumers holding nothing removed from a consumer group, by queue.")
@@ -59,7 +60,7 @@ public enum MetricsCatalog {
 
     public static let all: [Entry] = [
         tasksSubmitted, enqueueDuration, httpRequests, httpDuration, eventsRecorded, recorderLag, queueReady, queuePending,
-        queueDelayed, queueDead, agentsLive, reconciled, generationsDropped, deadLettersTrimmed, consumersRemoved, cancelMarksRemoved, taskWatchers, postgresRows, postgresBatch, postgresDuration, tasksCompleted, taskRun,
+        queueDelayed, queueDead, agentsLive, reconciled, webhookDeliveries, generationsDropped, deadLettersTrimmed, consumersRemoved, cancelMarksRemoved, taskWatchers, postgresRows, postgresBatch, postgresDuration, tasksCompleted, taskRun,
         taskEndToEnd, retries, timeouts, reclaims, inFlight, redisPipeline, redisRoundTrip, logLinesDropped, processCPU, processResident,
         processOpenFDs, processStart,
     ]

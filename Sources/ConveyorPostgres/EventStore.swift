@@ -22,6 +22,8 @@ public struct EventStore: Sendable {
         public var eventsAppended: Int
         /// Rows of `tasks` that moved forward.
         public var tasksUpdated: Int
+        /// Completion webhooks queued for the tasks that finished.
+        public var webhooksQueued = 0
     }
 
     public func record(_ events: [LifecycleEvent]) async throws -> Outcome {
@@ -32,6 +34,8 @@ public struct EventStore: Sendable {
         let history = Self.encodeHistory(recorded)
         let merge = statusEvents.isEmpty ? nil : Self.encodeMerge(Self.coalesce(statusEvents))
         let progressRows = progress.isEmpty ? nil : Self.encodeProgress(progress)
+        // Only outcomes that carry the callback flag cost the webhook statement: tasks without one, none.
+        let withCallbacks = statusEvents.filter { $0.hasCallback && $0.status.isTerminal }.map(\.taskID)
         let notifications = self.notifications
         return try await client.withSession { session in
             // Outside the transaction: created in one, a rollback would drop them behind the flag's back.
@@ -40,10 +44,11 @@ public struct EventStore: Sendable {
                 // Progress first: an attempt's last report and its outcome often share a batch.
                 if let progressRows { try Self.mergeProgress(progressRows, on: session) }
                 let updated = try merge.map { rows throws(PostgresError) in try Self.merge(rows, on: session) } ?? 0
+                let webhooks = try WebhookStore.queue(withCallbacks, on: session)
                 if try notifications.isOpen(on: session) {
                     try TaskNotifications.notify(TaskNotifications.payloads(for: recorded.lazy.map(\.taskID)), on: session)
                 }
-                return Outcome(eventsAppended: appended, tasksUpdated: updated)
+                return Outcome(eventsAppended: appended, tasksUpdated: updated, webhooksQueued: webhooks)
             }
             do {
                 return try session.transaction { () throws(PostgresError) -> Outcome in

@@ -108,7 +108,49 @@ public enum Migrations {
             """),
         Migration(version: 4, name: "generations", sql: generationsSQL),
         Migration(version: 5, name: "progress and tags", sql: progressAndTagsSQL),
+        Migration(version: 6, name: "scheduled tasks, webhooks and periodic schedules", sql: timeSQL),
     ]
+
+    /// Migration 6: issue 12's columns and tables. New columns are nullable without a default, so adding
+    /// them rewrites nothing, and no index on `tasks` is added (every index there costs each insert and
+    /// each merge): webhook deliveries and schedule state live in tables of their own.
+    static let timeSQL = """
+        -- When a scheduled task is due; where its completion webhook goes.
+        ALTER TABLE tasks ADD COLUMN run_at timestamptz, ADD COLUMN callback_url text;
+
+        -- A scheduled task ranks below its own release (queued, attempt 0).
+        CREATE OR REPLACE FUNCTION conveyor_progress(status text, attempt integer) RETURNS bigint
+            LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+            SELECT CASE
+                WHEN status IN ('succeeded', 'failed', 'dead', 'cancelled') THEN 1000000000::bigint
+                WHEN status = 'running' THEN attempt::bigint * 10 + 1
+                WHEN status = 'retrying' THEN attempt::bigint * 10 + 2
+                WHEN status = 'scheduled' THEN attempt::bigint * 10 - 1
+                ELSE attempt::bigint * 10
+            END
+        $$;
+
+        -- Completion webhooks still to deliver, one row per (task, attempt, terminal status). Written in the
+        -- transaction that records the task's outcome; deleted once delivered or given up (each attempt
+        -- is a row of the task's history).
+        CREATE TABLE webhook_deliveries (
+            id              text PRIMARY KEY,
+            task_id         bigint NOT NULL,
+            url             text NOT NULL,
+            created_at      timestamptz NOT NULL DEFAULT now(),
+            next_attempt_at timestamptz NOT NULL DEFAULT now(),
+            attempts        integer NOT NULL DEFAULT 0,
+            last_error      text
+        );
+        CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_at);
+
+        -- The last tick each periodic schedule has enqueued.
+        CREATE TABLE conveyor_schedules (
+            name       text PRIMARY KEY,
+            last_tick  timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL DEFAULT now()
+        );
+        """
 
     /// Ids of one generation: a generation lasts a day or so, and at the throughput ceiling a day takes
     /// under a fifth of them, so a generation never runs out before the next one opens.

@@ -13,11 +13,16 @@ public struct UnfinishedTask: Sendable, Hashable {
     public var createdAtMillis: Int64
     /// Whether an agent reported on it, or a reconciliation found it in Redis.
     public var dispatched: Bool
+    /// A scheduled task's due time (Unix ms).
+    public var runAtMillis: Int64?
+    public var hasCallback: Bool
 
     public init(
         id: TaskID, type: String, queue: String, status: TaskStatus, params: String, correlationID: String,
-        attempts: Int, maxAttempts: Int, createdAtMillis: Int64, dispatched: Bool
+        attempts: Int, maxAttempts: Int, createdAtMillis: Int64, dispatched: Bool, runAtMillis: Int64? = nil, hasCallback: Bool = false
     ) {
+        self.runAtMillis = runAtMillis
+        self.hasCallback = hasCallback
         self.id = id
         self.type = type
         self.queue = queue
@@ -49,7 +54,8 @@ public struct UnfinishedTaskState: Sendable, Hashable {
 extension TaskStore {
     static let unfinishedColumns = """
         id, type, queue, status, params::text, correlation_id, attempts, max_attempts,
-        (extract(epoch FROM created_at) * 1000)::bigint, dispatched
+        (extract(epoch FROM created_at) * 1000)::bigint, dispatched,
+        (extract(epoch FROM run_at) * 1000)::bigint, callback_url IS NOT NULL
         """
 
     /// Tasks older than `age` (by PostgreSQL's clock) that no agent has reported on and that are not
@@ -58,7 +64,7 @@ extension TaskStore {
         try await client.withSession { session in
             try session.query("""
                 SELECT \(Self.unfinishedColumns) FROM tasks
-                WHERE NOT dispatched AND created_at < now() - $1::bigint * interval '1 millisecond' AND status = 'queued'
+                WHERE NOT dispatched AND created_at < now() - $1::bigint * interval '1 millisecond' AND status IN ('queued', 'scheduled')
                 ORDER BY created_at LIMIT $2
                 """, [String(age.milliseconds), String(limit)], name: "undispatched tasks").rows.compactMap(Self.unfinished)
         }
@@ -73,7 +79,7 @@ extension TaskStore {
         let rows = try await client.withSession { session in
             try session.query("""
                 SELECT id, queue, status, attempts, dispatched FROM tasks
-                WHERE id > $1 AND status IN ('queued', 'running', 'retrying')
+                WHERE id > $1 AND status IN ('scheduled', 'queued', 'running', 'retrying')
                 ORDER BY id LIMIT $2
                 """, [String(afterID?.rawValue ?? 0), String(limit)], name: "unfinished tasks").rows
         }
@@ -143,6 +149,7 @@ extension TaskStore {
         else { return nil }
         return UnfinishedTask(
             id: id, type: type, queue: queue, status: status, params: row[4] ?? "{}", correlationID: row[5] ?? "",
-            attempts: attempts, maxAttempts: maxAttempts, createdAtMillis: created, dispatched: row[9] == "t")
+            attempts: attempts, maxAttempts: maxAttempts, createdAtMillis: created, dispatched: row[9] == "t",
+            runAtMillis: row[10].flatMap { Int64($0) }, hasCallback: row[11] == "t")
     }
 }

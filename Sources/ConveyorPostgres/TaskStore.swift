@@ -14,11 +14,19 @@ public struct NewTask: Sendable, Hashable {
     public var submittedBy: String?
     /// The submission's tags as a compact JSON object, nil for none.
     public var tags: String?
+    /// When a scheduled task is due (Unix ms); nil for a task that runs now. Such a task is stored
+    /// `scheduled` and parked in its queue's delayed set.
+    public var runAtMillis: Int64?
+    /// Where its completion webhook goes (nil: none).
+    public var callbackURL: String?
 
     public init(
         type: String, queue: String, params: String, correlationID: String, idempotencyKey: String?,
-        maxAttempts: Int, createdAtMillis: Int64, submittedBy: String? = nil, tags: String? = nil
+        maxAttempts: Int, createdAtMillis: Int64, submittedBy: String? = nil, tags: String? = nil,
+        runAtMillis: Int64? = nil, callbackURL: String? = nil
     ) {
+        self.runAtMillis = runAtMillis
+        self.callbackURL = callbackURL
         self.submittedBy = submittedBy
         self.tags = tags
         self.type = type
@@ -29,6 +37,11 @@ public struct NewTask: Sendable, Hashable {
         self.maxAttempts = maxAttempts
         self.createdAtMillis = createdAtMillis
     }
+}
+
+extension NewTask {
+    /// `scheduled` for a task with a `run_at`, else `queued`.
+    public var initialStatus: TaskStatus { runAtMillis == nil ? .queued : .scheduled }
 }
 
 /// The outcome of inserting one ``NewTask``.
@@ -63,6 +76,9 @@ public struct TaskRecord: Sendable, Hashable {
     public var tags: String?
     /// The latest progress report as JSON text (see ``TaskProgress/json(attempt:atMillis:)``).
     public var progress: String?
+    /// When a scheduled task is (or was) due, RFC 3339.
+    public var runAt: String?
+    public var callbackURL: String?
 }
 
 /// Reads and writes the `tasks` table.
@@ -121,11 +137,11 @@ public struct TaskStore: Sendable {
             }
             let newIDs = try ids.allocate(fresh.count, on: session)
             for (index, id) in zip(fresh, newIDs) {
-                results[index] = InsertedTask(id: id, status: .queued, created: true)
+                results[index] = InsertedTask(id: id, status: tasks[index].initialStatus, created: true)
             }
             if !fresh.isEmpty {
                 try session.copy(
-                    "COPY tasks (id, type, queue, status, params, correlation_id, idempotency_key, attempts, max_attempts, created_at, updated_at, submitted_by, tags) FROM STDIN",
+                    "COPY tasks (id, type, queue, status, params, correlation_id, idempotency_key, attempts, max_attempts, created_at, updated_at, submitted_by, tags, run_at, callback_url) FROM STDIN",
                     data: copyRows(zip(fresh.lazy.map { tasks[$0] }, newIDs)), name: "copy tasks")
                 // Only tagged tasks touch the tags index (task_tags), so untagged submissions pay nothing.
                 let tagRows = tagCopyRows(zip(fresh.lazy.map { tasks[$0] }, newIDs))
@@ -154,7 +170,7 @@ public struct TaskStore: Sendable {
             encoder.append(id.rawValue)
             encoder.append(task.type)
             encoder.append(task.queue)
-            encoder.append(TaskStatus.queued.rawValue)
+            encoder.append(task.initialStatus.rawValue)
             encoder.append(task.params)
             encoder.append(task.correlationID)
             encoder.append(task.idempotencyKey)
@@ -164,6 +180,8 @@ public struct TaskStore: Sendable {
             encoder.append(timestampMillis: task.createdAtMillis)
             encoder.append(task.submittedBy)
             encoder.append(task.tags)
+            encoder.append(timestampMillis: task.runAtMillis)
+            encoder.append(task.callbackURL)
             encoder.endRow()
         }
         return encoder.bytes
@@ -191,7 +209,8 @@ public struct TaskStore: Sendable {
                 SELECT id, type, queue, status, attempts, max_attempts, params::text, result::text, error,
                        correlation_id, idempotency_key,
                        \(Self.rfc3339("created_at")), \(Self.rfc3339("updated_at")),
-                       \(Self.rfc3339("started_at")), \(Self.rfc3339("finished_at")), submitted_by, tags::text, progress::text
+                       \(Self.rfc3339("started_at")), \(Self.rfc3339("finished_at")), submitted_by, tags::text, progress::text,
+                       \(Self.rfc3339("run_at")), callback_url
                 FROM tasks WHERE id = $1
                 """, [id.description], name: "get task")
             guard let row = rows.rows.first else { return nil }
@@ -201,7 +220,8 @@ public struct TaskStore: Sendable {
                 attempts: row[4].flatMap { Int($0) } ?? 0, maxAttempts: row[5].flatMap { Int($0) } ?? 0,
                 params: row[6] ?? "null", result: row[7], error: row[8], correlationID: row[9] ?? "",
                 idempotencyKey: row[10], createdAt: row[11] ?? "", updatedAt: row[12] ?? "",
-                startedAt: row[13], finishedAt: row[14], submittedBy: row[15], tags: row[16], progress: row[17])
+                startedAt: row[13], finishedAt: row[14], submittedBy: row[15], tags: row[16], progress: row[17],
+                runAt: row[18], callbackURL: row[19])
         }
     }
 
@@ -242,7 +262,7 @@ extension TaskStore {
         let literal = PostgresArrayLiteral.integers(ids.map(\.rawValue))
         _ = try await client.withSession { session in
             try session.query(
-                "DELETE FROM tasks WHERE id = ANY($1::bigint[]) AND status = 'queued' AND NOT dispatched",
+                "DELETE FROM tasks WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'scheduled') AND NOT dispatched",
                 [literal], name: "withdraw tasks").affected
         }
     }
@@ -259,6 +279,7 @@ public struct RedrivenTask: Sendable, Hashable {
     public var attempts: Int
     public var maxAttempts: Int
     public var previousMaxAttempts: Int
+    public var hasCallback = false
 }
 
 extension TaskStore {
@@ -275,7 +296,7 @@ extension TaskStore {
         return try await client.withSession { session in
             try session.transaction { () throws(PostgresError) -> [RedrivenTask] in
                 let rows = try session.query("""
-                    SELECT id, type, queue, params::text, correlation_id, attempts, max_attempts
+                    SELECT id, type, queue, params::text, correlation_id, attempts, max_attempts, callback_url IS NOT NULL
                     FROM tasks WHERE id = ANY($1::bigint[]) AND status = 'dead'
                       AND ($2::bigint IS NULL OR finished_at IS NULL OR finished_at > now() - $2::bigint * interval '1 millisecond')
                     FOR UPDATE
@@ -287,7 +308,8 @@ extension TaskStore {
                     else { continue }
                     tasks.append(RedrivenTask(
                         id: id, type: type, queue: queue, params: row[3] ?? "{}", correlationID: row[4] ?? "",
-                        attempts: attempts, maxAttempts: attempts + freshAttempts(type), previousMaxAttempts: max))
+                        attempts: attempts, maxAttempts: attempts + freshAttempts(type), previousMaxAttempts: max,
+                        hasCallback: row[7] == "t"))
                 }
                 guard !tasks.isEmpty else { return [] }
                 var encoder = CopyRowEncoder()
@@ -359,17 +381,19 @@ extension TaskStore {
     }
 
     /// Marks a task `cancelled` unless it has already finished; returns whether it did. The change is
-    /// an event of the task's history too, and wakes its live streams and waits.
+    /// an event of the task's history too, wakes its live streams and waits, and queues its completion
+    /// webhook if it has one.
     public func cancel(_ id: TaskID) async throws -> Bool {
         try await client.withSession { session in
             try session.transaction { () throws(PostgresError) -> Bool in
                 guard let row = try session.query("""
                     UPDATE tasks SET status = 'cancelled', updated_at = now(), finished_at = now(), error = 'cancelled', dispatched = true
                     WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'dead', 'cancelled')
-                    RETURNING attempts, correlation_id
+                    RETURNING attempts, correlation_id, callback_url IS NOT NULL
                     """, [id.description], name: "cancel task").rows.first
                 else { return false }
                 try Self.recordAdminEvents([(id, row[0].flatMap { Int($0) } ?? 0, row[1] ?? "")], status: "cancelled", error: "cancelled", on: session)
+                if row[2] == "t" { _ = try WebhookStore.queue([id], on: session) }
                 return true
             }
         }

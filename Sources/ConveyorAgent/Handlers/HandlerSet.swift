@@ -4,7 +4,7 @@ import ConveyorCore
 public struct HandlerSet: Sendable {
     private var handlers: [String: any TaskHandler]
 
-    /// `noop`, `sleep`, `echo`, `fail` and `steps`. (`command` is configured per type, see ``resolve(_:)``.)
+    /// `noop`, `sleep`, `echo`, `fail` and `steps`. (`command` and `http` are configured per type, see ``resolve(_:)``.)
     public static var builtIns: HandlerSet {
         HandlerSet(handlers: ["noop": NoopHandler(), "sleep": SleepHandler(), "echo": EchoHandler(), "fail": FailHandler(), "steps": StepsHandler()])
     }
@@ -33,6 +33,8 @@ public struct HandlerSet: Sendable {
             if definition.handler == "command" {
                 resolved[definition.name] = CommandHandler(
                     command: definition.command, maxOutputBytes: definition.maxOutputBytes, environment: definition.environment)
+            } else if definition.handler == "http", let url = definition.url {
+                resolved[definition.name] = HTTPPushHandler(url: url, maxReplyBytes: definition.maxOutputBytes, client: HTTPPushHandler.sharedClient)
             } else if let handler = handlers[definition.handler] {
                 resolved[definition.name] = handler
             } else if queues.contains(definition.queue) {

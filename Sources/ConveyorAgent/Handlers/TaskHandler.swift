@@ -78,10 +78,13 @@ public struct TaskFailure: Error, Sendable, Hashable, CustomStringConvertible {
     public var message: String
     /// False when retrying cannot help (bad params, a permanent refusal): the task fails at once.
     public var retryable: Bool
+    /// The least wait before the next attempt (a service said `Retry-After`); nil: the type's backoff.
+    public var retryAfter: Duration?
 
-    public init(_ message: String, retryable: Bool = true) {
+    public init(_ message: String, retryable: Bool = true, retryAfter: Duration? = nil) {
         self.message = message
         self.retryable = retryable
+        self.retryAfter = retryAfter
     }
 
     public static func permanent(_ message: String) -> TaskFailure {

@@ -162,6 +162,7 @@ final class Completer: Service, Sendable {
                     taskID: envelope.id, status: .succeeded, attempt: envelope.attempt, agent: agentID, atMillis: at,
                     startedAtMillis: started, correlationID: envelope.correlationID, type: envelope.type,
                     dispatchedAtMillis: delivery.dispatchedAtMillis)
+                event.hasCallback = envelope.hasCallback
                 var requeue: (envelope: TaskEnvelope, delay: Duration)?
                 var deadReason: String?
                 switch outcome {
@@ -179,7 +180,8 @@ final class Completer: Service, Sendable {
                         next.attempt += 1
                         let backoff = registry[envelope.type]?.backoff
                             ?? Backoff(base: TaskTypeDefinition.defaultBackoffBase, maximum: TaskTypeDefinition.defaultBackoffMax)
-                        let delay = backoff.delay(attempt: envelope.attempt - 1)
+                        // A handler's Retry-After is a floor (capped at a day), not a replacement: jitter stays.
+                        let delay = max(backoff.delay(attempt: envelope.attempt - 1), min(outcome.retryAfter ?? .zero, .seconds(86_400)))
                         requeue = (next, delay)
                         event.nextAttemptAtMillis = at + delay.milliseconds
                     } else {

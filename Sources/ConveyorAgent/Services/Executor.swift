@@ -203,7 +203,7 @@ final class Executor: Service, Sendable {
             Counter(label: MetricsCatalog.timeouts.name, dimensions: [("type", envelope.type)]).increment()
         }
         switch outcome {
-        case .failed(let error, _): taskLogger.warning("attempt failed", metadata: [LogKeys.error: "\(error)"])
+        case .failed(let error, _, _): taskLogger.warning("attempt failed", metadata: [LogKeys.error: "\(error)"])
         case .timedOut(let after): taskLogger.warning("attempt timed out", metadata: ["timeout": "\(after)"])
         case .cancelled: taskLogger.info("attempt stopped: the task was cancelled")
         case .succeeded:
@@ -243,7 +243,7 @@ final class Executor: Service, Sendable {
         case .success(let value):
             return .succeeded(result: value.map(\.serialized))
         case .failure(let error as TaskFailure):
-            return .failed(error: error.message, retryable: error.retryable)
+            return .failed(error: error.message, retryable: error.retryable, retryAfter: error.retryAfter)
         case .failure(let error as AttemptTimedOut):
             return .timedOut(after: error.timeout)
         case .failure(is TaskCancelledByClient):

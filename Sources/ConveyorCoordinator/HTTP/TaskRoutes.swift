@@ -14,6 +14,8 @@ struct TaskRoutes: Sendable {
     let watch: TaskWatchRoutes
     let redis: RedisConnection
     let keys: RedisKeys
+    /// Wakes the WebhookDispatcher: a cancel may have queued a delivery.
+    let onCancelled: @Sendable () -> Void
     let maxBodyBytes: Int
     let retryAfterSeconds: Int
 
@@ -24,7 +26,7 @@ struct TaskRoutes: Sendable {
         group.post("tasks/{id}/cancel") { request, context in try await cancel(request, context: context) }
     }
 
-    /// Cancels a task that has not finished: a queued or delayed one never runs; a running one is told
+    /// Cancels a task that has not finished: a scheduled, queued or delayed one never runs; a running one is told
     /// to stop by its agent's CancelWatcher. The id goes into the queue's cancelled set before the row
     /// says `cancelled`, so an agent can never see the status without the signal.
     private func cancel(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
@@ -41,6 +43,7 @@ struct TaskRoutes: Sendable {
                 _ = try? await redis.send(RedisCommand("SREM", [keys.cancelled(queue), id.description]))
                 throw APIError.conflict("already_finished", "task \(id) finished before it could be cancelled")
             }
+            onCancelled()
             return JSONResponse.make(.ok, "{\"id\":\(id.rawValue),\"status\":\"cancelled\"}")
         } catch let error as APIError {
             throw error
@@ -56,7 +59,9 @@ struct TaskRoutes: Sendable {
             body, correlationID: context.correlationID, idempotencyKey: request.headers[.idempotencyKey], now: WallClock.nowMillis())
         task.submittedBy = context.token?.name
         let inserted = try await submit([task], logger: context.logger)[0]
-        let json = "{\"id\":\(inserted.id.rawValue),\"status\":\"\(inserted.status.rawValue)\"}"
+        var json = "{\"id\":\(inserted.id.rawValue),\"status\":\"\(inserted.status.rawValue)\""
+        if inserted.created, let runAt = task.runAtMillis { json += ",\"run_at\":\"\(UTCTime.format(millis: runAt))\"" }
+        json += "}"
         if inserted.created { return JSONResponse.make(.created, json) }
         return JSONResponse.make(.ok, json, headers: [.idempotentReplayed: "true"])
     }
@@ -147,6 +152,7 @@ struct TaskRoutes: Sendable {
             + "\"correlation_id\":\(string(task.correlationID)),\"idempotency_key\":\(string(task.idempotencyKey)),"
             + "\"created_at\":\(string(task.createdAt)),\"updated_at\":\(string(task.updatedAt)),"
             + "\"started_at\":\(string(task.startedAt)),\"finished_at\":\(string(task.finishedAt)),"
-            + "\"progress\":\(task.progress ?? "null"),\"tags\":\(task.tags ?? "{}")}"
+            + "\"progress\":\(task.progress ?? "null"),\"tags\":\(task.tags ?? "{}"),"
+            + "\"run_at\":\(string(task.runAt)),\"callback_url\":\(string(task.callbackURL))}"
     }
 }

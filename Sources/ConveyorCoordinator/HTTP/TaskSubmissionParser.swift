@@ -11,11 +11,40 @@ struct TaskSubmissionBody: Decodable, Sendable {
     /// Batch elements only; a single submission uses the `Idempotency-Key` header.
     var idempotencyKey: String?
     var tags: [String: String]?
+    /// Run later: a duration (`"90s"`, `"5m"`, or a number of seconds) …
+    var delay: DelayValue?
+    /// … or an RFC 3339 time. Not both.
+    var runAt: String?
+    var callbackURL: String?
 
     enum CodingKeys: String, CodingKey {
-        case type, params, queue, tags
+        case type, params, queue, tags, delay
         case maxAttempts = "max_attempts"
         case idempotencyKey = "idempotency_key"
+        case runAt = "run_at"
+        case callbackURL = "callback_url"
+    }
+}
+
+/// `delay` as a client may write it: `"90s"` or `90`.
+enum DelayValue: Decodable, Sendable {
+    case text(String)
+    case seconds(Double)
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let seconds = try? container.decode(Double.self) {
+            self = .seconds(seconds)
+        } else {
+            self = .text(try container.decode(String.self))
+        }
+    }
+
+    var duration: Duration? {
+        switch self {
+        case .text(let text): Duration(configurationText: text)
+        case .seconds(let seconds): seconds.isFinite && seconds >= 0 && seconds < 1e10 ? .milliseconds(Int64((seconds * 1000).rounded())) : nil
+        }
     }
 }
 
@@ -27,10 +56,15 @@ struct TaskBatchBody: Decodable, Sendable {
 /// Pure: no I/O, so every 400 and 422 path is unit-tested without a server.
 package struct TaskSubmissionParser: Sendable {
     let registry: TaskTypeRegistry
+    let webhookHosts: WebhookHostPolicy
 
-    package init(registry: TaskTypeRegistry) {
+    package init(registry: TaskTypeRegistry, webhookHosts: WebhookHostPolicy = WebhookHostPolicy(allowedHosts: [])) {
         self.registry = registry
+        self.webhookHosts = webhookHosts
     }
+
+    /// How far ahead a task may be scheduled.
+    static let maxScheduleAhead = Duration.seconds(366 * 86_400)
 
     /// Longest accepted idempotency key.
     static let maxIdempotencyKeyLength = 255
@@ -103,9 +137,43 @@ package struct TaskSubmissionParser: Sendable {
             }
         }
         let tags = try Self.validateTags(body.tags, at: at, index: index)
+        let runAt = try Self.runAt(body, at: at, index: index, now: now)
+        let callbackURL = body.callbackURL ?? definition.callbackURL
+        if let callbackURL, let reason = webhookHosts.refusal(for: callbackURL) {
+            throw .unprocessable("invalid_callback_url", "\(at)callback_url: \(reason)", index: index)
+        }
         return NewTask(
             type: definition.name, queue: queue, params: params.serialized, correlationID: correlationID,
-            idempotencyKey: idempotencyKey, maxAttempts: maxAttempts, createdAtMillis: now, tags: tags)
+            idempotencyKey: idempotencyKey, maxAttempts: maxAttempts, createdAtMillis: now, tags: tags,
+            runAtMillis: runAt, callbackURL: callbackURL)
+    }
+
+    /// When the task is due (Unix ms), or nil to run now: a time that has passed runs now too.
+    static func runAt(_ body: TaskSubmissionBody, at: String, index: Int?, now: Int64) throws(APIError) -> Int64? {
+        let due: Int64
+        switch (body.delay, body.runAt) {
+        case (nil, nil):
+            return nil
+        case (.some, .some):
+            throw .badRequest("\(at)delay, run_at: give one of them, not both", code: "invalid_schedule", index: index)
+        case (let delay?, nil):
+            guard let duration = delay.duration, duration >= .zero else {
+                throw .badRequest("\(at)delay: must be a duration such as \"90s\", \"5m\", \"2h\" or a number of seconds", code: "invalid_schedule", index: index)
+            }
+            guard duration <= maxScheduleAhead else {
+                throw .badRequest("\(at)delay: at most 366 days", code: "invalid_schedule", index: index)
+            }
+            due = now + duration.milliseconds
+        case (nil, let text?):
+            guard let millis = RFC3339.parseMillis(text) else {
+                throw .badRequest("\(at)run_at: must be an RFC 3339 time such as \"2026-12-01T09:30:00Z\"", code: "invalid_schedule", index: index)
+            }
+            guard millis - now <= maxScheduleAhead.milliseconds else {
+                throw .badRequest("\(at)run_at: at most 366 days ahead", code: "invalid_schedule", index: index)
+            }
+            due = millis
+        }
+        return due > now ? due : nil
     }
 
     /// The tags as compact JSON (nil for none), or the 400 naming the tag at fault.
@@ -182,6 +250,7 @@ package struct TaskSubmissionParser: Sendable {
     private static func describe(_ type: Any.Type) -> String {
         switch type {
         case is String.Type: "a string"
+        case is DelayValue.Type: "a duration"
         case is Int.Type: "an integer"
         case is [TaskSubmissionBody].Type, is [Any].Type: "an array"
         case is JSONValue.Type: "a JSON value"

@@ -3,13 +3,17 @@ import ConveyorObservability
 import ConveyorRedis
 import Logging
 import ServiceLifecycle
+import Synchronization
 
-/// Moves retries whose backoff has passed from each queue's delayed set back to its ready stream, with
-/// the ``Scripts/forwardDue`` script (atomic, so several coordinators may run it at once).
+/// Moves retries whose backoff has passed, and scheduled tasks whose time has come, from each queue's
+/// delayed set to its ready stream, with the ``Scripts/forwardDue`` script (atomic, so several
+/// coordinators may run it at once).
 ///
-/// Wakes when the earliest retry is due (the script reports how long until then), at least every
-/// `maximumWait`, and at once again while it still finds full batches. Graceful shutdown: stops after
-/// the current script.
+/// Wakes when the earliest entry is due (the script reports how long until then), at least every
+/// `maximumWait`, at once again while it still finds full batches, and when this coordinator's
+/// Submitter parks a task due before the planned wake (``nudge(dueAtMillis:)``). A task submitted
+/// through another coordinator is therefore released within `maximumWait` of its time. Graceful
+/// shutdown: stops after the current script.
 public final class Forwarder: Service, Sendable {
     private let redis: RedisConnection
     private let keys: RedisKeys
@@ -20,6 +24,9 @@ public final class Forwarder: Service, Sendable {
     private let logger: Logger
     /// Fired after every pass (tests wait on it).
     public let passes = TestSignal<PeriodicService.PassOutcome>()
+    private let wakeup = Wakeup()
+    /// When the next pass is planned, Unix ms (0: a pass is running or about to).
+    private let plannedWakeMillis = Mutex<Int64>(0)
 
     static let backoff = Backoff(base: .milliseconds(100), maximum: .seconds(5))
 
@@ -39,13 +46,29 @@ public final class Forwarder: Service, Sendable {
     public func run() async throws {
         await PeriodicService(
             name: "forwarding due retries", interval: maximumWait, failureBackoff: Self.backoff, clock: clock, logger: logger,
-            passes: passes
-        ) { _ in try await self.forwardOnce() }.run()
+            passes: passes, wakeup: wakeup
+        ) { _ in
+            self.plannedWakeMillis.withLock { $0 = 0 }
+            let wait = try await self.forwardOnce()
+            self.plannedWakeMillis.withLock { $0 = WallClock.nowMillis() + wait.milliseconds }
+            return wait
+        }.run()
+    }
+
+    /// A task due at `dueAtMillis` was parked: wake early if that is before the planned pass, or if a
+    /// pass is running (its script may have looked before the task was parked).
+    public func nudge(dueAtMillis: Int64) {
+        let early = plannedWakeMillis.withLock { planned in
+            guard planned == 0 || planned > dueAtMillis else { return false }
+            planned = 0
+            return true
+        }
+        if early { wakeup.signal() }
     }
 
     /// Runs the script once per queue (one pipeline) and returns how long to sleep.
     func forwardOnce() async throws -> Duration {
-        let calls = queues.map { ScriptCall(keys: [keys.delayed($0), keys.ready($0)], arguments: [String(batchSize)]) }
+        let calls = queues.map { ScriptCall(keys: [keys.delayed($0), keys.ready($0), keys.events($0)], arguments: [String(batchSize)]) }
         let replies = try await redis.evaluate(Scripts.forwardDue, calls)
         var wait = maximumWait
         for (queue, reply) in zip(queues, replies) {

@@ -244,12 +244,18 @@ public final class Reconciler: Service, Sendable {
         for queue in Set(tasks.map(\.queue)) {
             try await redis.ensureGroup(stream: keys.ready(queue), group: RedisKeys.agentsGroup)
         }
+        let now = WallClock.nowMillis()
         let replies = try await redis.send(tasks.map { task in
             let attempt = task.nextAttempt
-            return RedisConnection.xadd(stream: keys.ready(task.queue), fields: TaskEnvelope(
+            let envelope = TaskEnvelope(
                 id: task.id, type: task.type, params: task.params, correlationID: task.correlationID,
-                attempt: attempt, maxAttempts: max(task.maxAttempts, attempt), enqueuedAtMillis: task.createdAtMillis
-            ).fields)
+                attempt: attempt, maxAttempts: max(task.maxAttempts, attempt), enqueuedAtMillis: task.createdAtMillis,
+                hasCallback: task.hasCallback)
+            // A scheduled task not yet due waits in the delayed set again; a due one goes straight to work.
+            if task.status == .scheduled, let due = task.runAtMillis, due > now {
+                return Submitter.park(envelope, dueAtMillis: due, in: keys.delayed(task.queue))
+            }
+            return RedisConnection.xadd(stream: keys.ready(task.queue), fields: envelope.fields)
         })
         if let failure = replies.first(where: { $0.errorMessage != nil }) {
             throw RedisError(.commandFailed, failure.errorMessage!, command: "XADD")

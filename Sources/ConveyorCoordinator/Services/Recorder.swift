@@ -34,6 +34,8 @@ public final class Recorder: Service, Sendable {
     /// How long an event may sit pending with another Recorder before this one takes it over.
     private let abandonedAfter: Duration
     private let stopping = Atomic<Bool>(false)
+    /// Called after a batch queued completion webhooks (the WebhookDispatcher's wakeup).
+    private let onWebhooksQueued: @Sendable () -> Void
 
     static let block = Duration.seconds(1)
     static let backoff = Backoff(base: .milliseconds(100), maximum: .seconds(5))
@@ -41,8 +43,9 @@ public final class Recorder: Service, Sendable {
     /// - Parameter redis: a connection of its own: XREADGROUP BLOCK holds it while waiting.
     public init(
         store: EventStore, redis: RedisConnection, keys: RedisKeys, queues: [String], consumer: String, batchSize: Int,
-        abandonedAfter: Duration = .seconds(60), logger: Logger
+        abandonedAfter: Duration = .seconds(60), logger: Logger, onWebhooksQueued: @escaping @Sendable () -> Void = {}
     ) {
+        self.onWebhooksQueued = onWebhooksQueued
         self.abandonedAfter = abandonedAfter
         self.store = store
         self.redis = redis
@@ -142,7 +145,8 @@ public final class Recorder: Service, Sendable {
         if !events.isEmpty {
             do {
                 let started = ContinuousClock.now
-                _ = try await store.record(events)
+                let outcome = try await store.record(events)
+                if outcome.webhooksQueued > 0 { onWebhooksQueued() }
                 PostgresBatchMetrics.record(operation: "record_events", table: "task_events", rows: events.count, since: started)
                 Counter(label: MetricsCatalog.eventsRecorded.name).increment(by: events.count)
             } catch let error as PostgresError where !error.isUnavailable {
@@ -159,7 +163,7 @@ public final class Recorder: Service, Sendable {
         logger.warning("a batch of events was refused; recording them one by one", metadata: [LogKeys.error: "\(error)"])
         for event in events {
             do {
-                _ = try await store.record([event])
+                if try await store.record([event]).webhooksQueued > 0 { onWebhooksQueued() }
             } catch let error as PostgresError where !error.isUnavailable {
                 logger.error("dropping a lifecycle event PostgreSQL refused", metadata: [
                     LogKeys.taskID: "\(event.taskID)", LogKeys.correlationID: "\(event.correlationID)", LogKeys.error: "\(error)",

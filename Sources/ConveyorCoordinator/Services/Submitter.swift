@@ -12,8 +12,10 @@ import Synchronization
 /// Turns accepted requests into durable, dispatched tasks, a batch at a time (group commit).
 ///
 /// Wakes on the first waiting request. One flush: COPY every waiting task into `tasks` and COMMIT, then
-/// XADD them all to their queues' ready streams in one pipeline, then answer every waiting request. A
-/// lone request is flushed at once; under load, a batch is whatever arrived during the previous flush.
+/// XADD them all to their queues' ready streams in one pipeline (a scheduled task is parked in its
+/// queue's delayed set instead, with ZADD in the same pipeline, for the Forwarder to release when due),
+/// then answer every waiting request. A lone request is flushed at once; under load, a batch is
+/// whatever arrived during the previous flush.
 ///
 /// A 201 therefore means committed *and* in Redis. If the XADD fails after the COMMIT (Redis went away
 /// in between), the just-inserted rows are deleted again and the requests get 503 with a
@@ -35,10 +37,16 @@ public final class Submitter: Service, Sendable {
     private let keys: RedisKeys
     private let maxBatchTasks: Int
     private let logger: Logger
+    /// Told the due time of each batch's earliest scheduled task (the Forwarder's nudge).
+    private let onScheduled: @Sendable (_ dueAtMillis: Int64) -> Void
     /// Streams whose consumer group is known to exist.
     private let preparedStreams = Mutex<Set<String>>([])
 
-    public init(store: TaskStore, redis: RedisConnection, keys: RedisKeys, maxBatchTasks: Int, logger: Logger) {
+    public init(
+        store: TaskStore, redis: RedisConnection, keys: RedisKeys, maxBatchTasks: Int, logger: Logger,
+        onScheduled: @escaping @Sendable (_ dueAtMillis: Int64) -> Void = { _ in }
+    ) {
+        self.onScheduled = onScheduled
         self.store = store
         self.redis = redis
         self.keys = keys
@@ -110,14 +118,21 @@ public final class Submitter: Service, Sendable {
         }
     }
 
-    /// XADDs every task to its queue's ready stream in one pipeline.
+    /// XADDs every task to its queue's ready stream, or parks a scheduled one in its delayed set, in one
+    /// pipeline.
     private func dispatch(_ tasks: [(NewTask, TaskID)]) async throws {
         guard !tasks.isEmpty else { return }
+        var earliestDue: Int64?
         let commands = tasks.map { task, id in
-            RedisConnection.xadd(stream: keys.ready(task.queue), fields: TaskEnvelope(
+            let envelope = TaskEnvelope(
                 id: id, type: task.type, params: task.params, correlationID: task.correlationID,
-                attempt: 1, maxAttempts: task.maxAttempts, enqueuedAtMillis: task.createdAtMillis
-            ).fields)
+                attempt: 1, maxAttempts: task.maxAttempts, enqueuedAtMillis: task.createdAtMillis,
+                hasCallback: task.callbackURL != nil)
+            if let due = task.runAtMillis {
+                earliestDue = min(earliestDue ?? due, due)
+                return Self.park(envelope, dueAtMillis: due, in: keys.delayed(task.queue))
+            }
+            return RedisConnection.xadd(stream: keys.ready(task.queue), fields: envelope.fields)
         }
         let replies = try await redis.send(commands)
         if let failure = replies.first(where: { $0.errorMessage != nil }) {
@@ -125,6 +140,21 @@ public final class Submitter: Service, Sendable {
             let queued = replies.count { $0.errorMessage == nil }
             throw RedisError(.commandFailed, failure.errorMessage!, command: "XADD", answered: queued)
         }
+        if let earliestDue { onScheduled(earliestDue) }
+    }
+
+    /// The ZADD that parks a scheduled task's first attempt in its queue's delayed set, as the member
+    /// format the Forwarder and the census read: the entry's fields as a JSON array.
+    static func park(_ envelope: TaskEnvelope, dueAtMillis: Int64, in delayed: String) -> RedisCommand {
+        var member = "["
+        for (index, (name, value)) in envelope.scheduledFields.enumerated() {
+            if index > 0 { member += "," }
+            JSONValue.writeString(name, into: &member)
+            member += ","
+            JSONValue.writeString(value, into: &member)
+        }
+        member += "]"
+        return RedisCommand("ZADD", [delayed, String(dueAtMillis), member])
     }
 
     /// Removes tasks that were committed but could not be dispatched, so the client's 503 is the truth.

@@ -53,6 +53,11 @@ extension SettingsReader {
         configuration.retention = try duration(Settings.retention, default: CoordinatorConfiguration.defaultRetention)
         configuration.deadLetterLimit = try int(Settings.deadLetterLimit, default: 10_000, range: 1...100_000_000)!
         configuration.idleConsumerAfter = try duration(Settings.idleConsumerAfter, default: .seconds(900))
+        configuration.webhookHosts = WebhookHostPolicy(
+            allowedHosts: (string(Settings.webhookHosts) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        configuration.webhookSecret = string(Settings.webhookSecret)
+        configuration.webhookRetryFor = try duration(Settings.webhookRetryFor, default: .seconds(86_400))
+        configuration.webhookTimeout = try duration(Settings.webhookTimeout, default: .seconds(10))
         configuration.registry = try registry()
         configuration.keys = keys()
         try configuration.validate()
