@@ -225,6 +225,8 @@ let package = Package(
             dependencies: [
                 "ConveyorTesting", "ConveyorConfiguration", "ConveyorCoordinator", "ConveyorAgent", "ConveyorRedis", "ConveyorPostgres", "ConveyorEmbedded",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -19,6 +19,9 @@ import Foundation
 ///
 /// Searches skip whole months, days, hours and minutes that cannot match, in both directions, so asking for
 /// the latest tick of an every-second schedule across a gap of years costs about as much as asking for the next.
+/// `next(after:)` gives up after five years, which bounds the work for a rare schedule; a leap-day schedule
+/// facing a century year (2100: no 29 February) is the one ordinary case that runs into it. Instants are
+/// considered within the years 1–9999 only.
 public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
     public let expression: String
     /// The IANA identifier as given, e.g. "UTC" or "Europe/Berlin".
@@ -48,7 +51,7 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
 
     /// The first tick strictly after `millis` (Unix ms, UTC). nil when there is none within 5 years (e.g. "0 0 30 2 *").
     public func next(after millis: Int64) -> Int64? {
-        nextTick(after: millis) { start in local(start) + Self.searchHorizonSeconds }
+        firstTick(after: millis, throughWall: nil)
     }
 
     /// The latest tick strictly after `floor` and at or before `millis`, or nil.
@@ -63,11 +66,11 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
     /// The ticks in (after, through], oldest first, at most `limit` of them. Unlike `next(after:)` this looks
     /// as far as `through`, so a window of decades still finds a leap day eight years after the previous one.
     public func ticks(after: Int64, through: Int64, limit: Int) -> [Int64] {
-        // A day past `through`'s wall time covers any UTC offset change before it; the bound below trims the rest.
-        let wallLimit = local(min(max(floorDivide(through, 1000), Self.earliestSecond), Self.latestSecond)) + 86_400
+        // A day past `through`'s wall time covers any offset change before it; `tick <= through` trims the rest.
+        let lastWall = local(min(max(floorDivide(through, 1000), Self.earliestSecond), Self.latestSecond)) + 86_400
         var result: [Int64] = []
         var cursor = after
-        while result.count < limit, let tick = nextTick(after: cursor, wallLimit: { _ in wallLimit }), tick <= through {
+        while result.count < limit, let tick = firstTick(after: cursor, throughWall: lastWall), tick <= through {
             result.append(tick)
             cursor = tick
         }
@@ -76,24 +79,22 @@ public struct CronSchedule: Sendable, Hashable, CustomStringConvertible {
 
     // MARK: - Searching in UTC
 
-    /// The first tick strictly after `millis`, searching wall times up to `wallLimit(start)`.
-    private func nextTick(after millis: Int64, wallLimit: (Int64) -> Int64) -> Int64? {
+    /// The first tick strictly after `millis`, among wall times up to `throughWall` (five years on when nil).
+    ///
+    /// The search starts at the wall-clock time of the first eligible second: first occurrences only grow with
+    /// wall time, so no earlier wall time can tick after it.
+    private func firstTick(after millis: Int64, throughWall: Int64?) -> Int64? {
         guard fields.canEverMatch else { return nil }
         let start = max(floorDivide(millis, 1000) + 1, Self.earliestSecond)
         guard start <= Self.latestSecond else { return nil }
-        return nextTick(atOrAfter: start, through: min(wallLimit(start), Self.latestSecond + 86_400)).map { $0 * 1000 }
-    }
-
-    /// The first tick at or after `start` (Unix seconds). The local search starts at `start`'s own wall-clock
-    /// time: first occurrences only grow with local time, so no earlier local time can tick at or after `start`.
-    private func nextTick(atOrAfter start: Int64, through limit: Int64) -> Int64? {
         var from = local(start)
+        let limit = min(throughWall ?? from + Self.searchHorizonSeconds, local(Self.latestSecond))
         while let wall = fields.nextMatch(atOrAfter: from, through: limit) {
             switch resolve(wall) {
             case .unique(let instant) where instant >= start:
-                return instant
+                return instant * 1000
             case .repeated(let first, _) where first >= start:
-                return first
+                return first * 1000
             case .repeated(_, let overlapEnd), .skipped(_, let overlapEnd):
                 // `start` lies in the second pass of an overlap (its times ticked in the first), or the wall
                 // time never happens: either way nothing before the end of that stretch can tick.
@@ -211,15 +212,15 @@ private struct CronFields: Sendable, Hashable {
     init(parsing expression: String) throws(CronError) {
         func fail(_ message: String) -> CronError { CronError(expression: expression, message: message) }
 
-        var text = expression.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !text.isEmpty else { throw fail("the expression is empty") }
-        if text.hasPrefix("@") {
-            guard let expanded = Self.macros[text.lowercased()] else {
-                throw fail("unknown macro '\(text)' (known: @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly)")
+        var parts = expression.split(whereSeparator: \.isWhitespace).map(String.init)
+        guard let head = parts.first else { throw fail("the expression is empty") }
+        if head.hasPrefix("@") {
+            guard parts.count == 1, let expanded = Self.macros[head.lowercased()] else {
+                let macro = parts.joined(separator: " ")
+                throw fail("unknown macro '\(macro)' (known: @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly)")
             }
-            text = expanded
+            parts = expanded.split(separator: " ").map(String.init)
         }
-        let parts = text.split(whereSeparator: \.isWhitespace).map(String.init)
         guard parts.count == 5 || parts.count == 6 else {
             throw fail(
                 "expected 5 fields (minute hour day-of-month month day-of-week) or 6 (with a leading second), found \(parts.count)")

@@ -52,7 +52,11 @@ public final class Scheduler: Service, Sendable {
     }
 
     public func run() async throws {
-        guard !schedules.isEmpty else { return }
+        guard !schedules.isEmpty else {
+            // Returning early would end the whole service group: idle until shutdown instead.
+            try? await gracefulShutdown()
+            return
+        }
         await PeriodicService(
             name: "scheduling periodic tasks", interval: Self.maximumWait, clock: clock, logger: logger, passes: passes
         ) { _ in try await self.tickOnce() }.run()

@@ -21,9 +21,14 @@ enum TaskTimeline {
     /// Its cursor sorts before every history row.
     static let queuedCursor = HistoryCursor(atMillis: 0, eventID: "")
 
+    /// A scheduled task's first item is `scheduled` (with its `run_at`); its release, recorded by the
+    /// Forwarder, is a `queued` row later in the history.
     static func queued(_ task: TaskRecord) -> TimelineItem {
-        let json = "{\"id\":\"\(queuedCursor)\",\"kind\":\"queued\",\"at\":\(string(task.createdAt)),\"attempt\":0}"
-        return TimelineItem(kind: "queued", cursor: queuedCursor.description, json: json)
+        let kind = task.runAt == nil ? "queued" : "scheduled"
+        var json = "{\"id\":\"\(queuedCursor)\",\"kind\":\"\(kind)\",\"at\":\(string(task.createdAt)),\"attempt\":0"
+        if let runAt = task.runAt { json += ",\"run_at\":\(string(runAt))" }
+        json += "}"
+        return TimelineItem(kind: kind, cursor: queuedCursor.description, json: json)
     }
 
     /// A terminal item made from the task's row, for a task whose row says it is finished while its
@@ -60,6 +65,16 @@ enum TaskTimeline {
             items.append(item("progress", at: row.atMillis, extra: ",\"progress\":\(progress)"))
         case "redriven":
             items.append(item("redriven", at: row.atMillis))
+        case "webhook":
+            // One try of the completion webhook: its outcome, the receiver's status code or the error.
+            var extra = ""
+            for key in ["delivery", "url", "outcome", "error"] {
+                if let value = detail?[key]?.stringValue { extra += ",\"\(key)\":\(string(value))" }
+            }
+            if let tryNumber = detail?["try"]?.intValue { extra += ",\"try\":\(tryNumber)" }
+            if let code = detail?["status_code"]?.intValue { extra += ",\"status_code\":\(code)" }
+            if let next = detail?["next_attempt"]?.intValue { extra += ",\"next_attempt_at\":\"\(UTCTime.format(millis: next))\"" }
+            items.append(item("webhook", at: row.atMillis, extra: extra))
         default:
             if row.foldsStart, let started = detail?["started"]?.intValue { start(at: started) }
             var extra = ""
