@@ -112,4 +112,51 @@ struct SeededGenerator: RandomNumberGenerator {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+
+}
+
+extension TaskTypeRegistryTests {
+    @Test("reads schedules, http handlers and default callbacks")
+    func schedulesAndHTTP() throws {
+        let registry = try TaskTypeRegistry(yaml: """
+            types:
+              transcribe:
+                handler: http
+                url: http://127.0.0.1:9000/tasks
+                callback_url: https://hooks.example.com/done
+            schedules:
+              nightly:
+                cron: "0 3 * * *"
+                time_zone: Europe/Berlin
+                type: transcribe
+                params: {language: de, retries: [1, 2]}
+                missed: all
+            """, source: "types.yaml")
+        #expect(registry["transcribe"]?.url == "http://127.0.0.1:9000/tasks")
+        #expect(registry["transcribe"]?.callbackURL == "https://hooks.example.com/done")
+        let nightly = try #require(registry.schedules.first)
+        #expect(nightly.name == "nightly" && nightly.type == "transcribe" && nightly.missedTicks == .all)
+        #expect(nightly.cron.expression == "0 3 * * *" && nightly.cron.timeZone == "Europe/Berlin")
+        #expect(try JSONValue.parse(nightly.params) == .object(["language": .string("de"), "retries": .array([.integer(1), .integer(2)])]))
+    }
+
+    @Test("a schedule with a bad cron, an unknown type or time zone, or an http type without a url, is refused by name")
+    func badSchedules() throws {
+        let cases: [(String, String)] = [
+            ("types: {a: {handler: noop}}\nschedules: {s: {cron: '61 * * * *', type: a}}", "schedules.s.cron"),
+            ("types: {a: {handler: noop}}\nschedules: {s: {cron: '* * * * *', type: b}}", "schedules.s.type"),
+            ("types: {a: {handler: noop}}\nschedules: {s: {cron: '* * * * *', type: a, time_zone: Mars/Base}}", "schedules.s.cron"),
+            ("types: {a: {handler: noop}}\nschedules: {s: {cron: '* * * * *', type: a, missed: twice}}", "schedules.s.missed"),
+            ("types: {a: {handler: http}}", "types.a.url"),
+            ("types: {a: {handler: noop, callback_url: 'ftp://x'}}", "types.a.callback_url"),
+        ]
+        for (yaml, key) in cases {
+            #expect(throws: ConfigurationError.self, "\(key)") { try TaskTypeRegistry(yaml: yaml, source: "t.yaml") }
+            do {
+                _ = try TaskTypeRegistry(yaml: yaml, source: "t.yaml")
+            } catch {
+                #expect(error.key.hasSuffix(key), "\(error.key) for \(yaml)")
+            }
+        }
+    }
 }
