@@ -33,6 +33,15 @@ struct TasksCommand: AsyncParsableCommand {
         @Option(help: "Most attempts (default: the type's).") var maxAttempts: Int?
         @Option(help: "Idempotency key: the same key returns the same task.") var idempotencyKey: String?
         @Option(name: .customLong("tag"), help: "A tag, key=value (repeatable): stored with the task, for finding it later.") var tags: [String] = []
+        @Option(help: "Run later: after this long (e.g. 90s, 5m, 2h).") var delay: String?
+        @Option(help: "Run later: at this RFC 3339 time (e.g. 2026-12-01T09:30:00Z).") var runAt: String?
+        @Option(help: "POST the task's final record here when it finishes (a host the coordinator allows).") var callbackURL: String?
+
+        func validate() throws {
+            if delay != nil && runAt != nil { throw ValidationError("give --delay or --run-at, not both") }
+            if let delay, Duration(configurationText: delay) == nil { throw ValidationError("--delay must be a duration such as 90s, 5m or 2h") }
+            if let runAt, RFC3339.parseMillis(runAt) == nil { throw ValidationError("--run-at must be an RFC 3339 time such as 2026-12-01T09:30:00Z") }
+        }
 
         func run() async throws {
             guard let parsed = try? JSONValue.parse(params), case .object = parsed else {
@@ -54,6 +63,11 @@ struct TasksCommand: AsyncParsableCommand {
             }
             if let maxAttempts { body += ",\"max_attempts\":\(maxAttempts)" }
             if !tagMap.isEmpty { body += ",\"tags\":" + JSONValue.object(tagMap).serialized }
+            for (field, value) in [("delay", delay), ("run_at", runAt), ("callback_url", callbackURL)] {
+                guard let value else { continue }
+                body += ",\"\(field)\":"
+                JSONValue.writeString(value, into: &body)
+            }
             body += "}"
             let (client, http) = connection.client()
             let reply: APIClient.Reply
