@@ -104,6 +104,9 @@ final class ChaosCluster: Sendable {
             "CONVEYOR_RETENTION": "90s", "CONVEYOR_IDLE_CONSUMER_AFTER": "10s", "CONVEYOR_DEAD_LETTER_LIMIT": "20",
             "CONVEYOR_RECONCILE_INTERVAL": "1s", "CONVEYOR_RECONCILE_SWEEP": "10s", "CONVEYOR_DISPATCH_GRACE": "3s", "CONVEYOR_SHUTDOWN_GRACE": "5s",
             "CONVEYOR_LOG_FORMAT": "json", "CONVEYOR_LOG_LEVEL": "notice",
+            // Webhooks to the run's receiver; a short timeout, so a delivery a killed coordinator had
+            // claimed is sent again within seconds.
+            "CONVEYOR_WEBHOOK_HOSTS": "127.0.0.1", "CONVEYOR_WEBHOOK_SECRET": WebhookReceiver.secret, "CONVEYOR_WEBHOOK_TIMEOUT": "2s",
         ]
         environment["CONVEYOR_FAULT"] = fault ?? ""
         return environment

@@ -10,12 +10,16 @@ import Synchronization
 /// names its id.
 final class ChaosLoad: Sendable {
     enum Kind: String, CaseIterable, Sendable {
-        case noop, sleep, steps, failOnce = "fail-once"
+        case noop, delayed, sleep, steps, failOnce = "fail-once"
+
+        /// The task type this kind submits.
+        var type: String { self == .delayed ? "noop" : rawValue }
     }
 
     struct Accepted: Sendable {
         var id: Int64
         var kind: Kind
+        var hasCallback: Bool
     }
 
     let total: Int
@@ -23,6 +27,8 @@ final class ChaosLoad: Sendable {
     let senders = 8
     let duration: Duration
     let baseURLs: [String]
+    /// Every tenth task (of every kind) has this completion webhook.
+    let callbackURL: String
     let runID = String(UUID().uuidString.prefix(8)).lowercased()
     private let next = Atomic<Int>(0)
     private let state = Mutex(State())
@@ -35,7 +41,8 @@ final class ChaosLoad: Sendable {
         var successes: [(sent: Int64, answered: Int64)] = []
     }
 
-    init(total: Int, duration: Duration, baseURLs: [String]) {
+    init(total: Int, duration: Duration, baseURLs: [String], callbackURL: String) {
+        self.callbackURL = callbackURL
         self.total = total
         self.duration = duration
         self.baseURLs = baseURLs
@@ -50,15 +57,19 @@ final class ChaosLoad: Sendable {
         state.withLock { $0.successes.filter { $0.sent >= millis }.map(\.answered).min() }
     }
 
-    /// The kind of the `index`th task: 55% noop, 20% sleep, 10% steps (reporting progress), 15% fail-once.
+    /// The kind of the `index`th task: 45% noop, 10% delayed noop (0.5–3 s), 20% sleep, 10% steps
+    /// (reporting progress), 15% fail-once.
     static func kind(of index: Int) -> Kind {
         switch index % 20 {
-        case 0..<11: .noop
+        case 0..<9: .noop
+        case 9..<11: .delayed
         case 11..<15: .sleep
         case 15..<17: .steps
         default: .failOnce
         }
     }
+
+    static func hasCallback(_ index: Int) -> Bool { index % 10 == 7 }
 
     func run(startedAt: ContinuousClock.Instant) async {
         let batches = (total + batchSize - 1) / batchSize
@@ -82,12 +93,15 @@ final class ChaosLoad: Sendable {
         let elements = range.map { index -> String in
             let params: String
             switch Self.kind(of: index) {
-            case .noop: params = "{}"
+            case .noop, .delayed: params = "{}"
             case .sleep: params = "{\"ms\":\(10 + (index * 37) % 190)}"
             case .steps: params = "{\"steps\":\(3 + index % 4),\"ms\":\(20 + (index * 13) % 80)}"
             case .failOnce: params = "{\"times\":1}"
             }
-            return "{\"type\":\"\(Self.kind(of: index).rawValue)\",\"params\":\(params),\"idempotency_key\":\"chaos-\(runID)-\(index)\"}"
+            var extra = ""
+            if Self.kind(of: index) == .delayed { extra += ",\"delay\":\"\(500 + (index * 53) % 2500)ms\"" }
+            if Self.hasCallback(index) { extra += ",\"callback_url\":\"\(callbackURL)\"" }
+            return "{\"type\":\"\(Self.kind(of: index).type)\",\"params\":\(params),\"idempotency_key\":\"chaos-\(runID)-\(index)\"\(extra)}"
         }
         return "{\"tasks\":[" + elements.joined(separator: ",") + "]}"
     }
@@ -114,7 +128,7 @@ final class ChaosLoad: Sendable {
                     let ids = (try? JSONValue.parse(text))?["tasks"]?.arrayValue?.compactMap { $0["id"]?.intValue } ?? []
                     state.withLock { state in
                         for (offset, id) in ids.enumerated() {
-                            state.accepted.append(Accepted(id: id, kind: Self.kind(of: first + offset)))
+                            state.accepted.append(Accepted(id: id, kind: Self.kind(of: first + offset), hasCallback: Self.hasCallback(first + offset)))
                         }
                         state.successes.append((sent, WallClock.nowMillis()))
                     }

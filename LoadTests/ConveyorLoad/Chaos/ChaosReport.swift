@@ -10,7 +10,7 @@ struct ChaosReport: Sendable {
 
     static func make(
         plan: ChaosPlan, cluster: ChaosCluster, load: ChaosLoad, faults: [FaultRecord], startMillis: Int64,
-        settledAfter: Duration, allRecorded: Duration
+        settledAfter: Duration, allRecorded: Duration, receiver: WebhookReceiver, webhooksDoneAfter: Duration
     ) async throws -> ChaosReport {
         let accepted = load.accepted
         let ids = accepted.map(\.id)
@@ -26,6 +26,12 @@ struct ChaosReport: Sendable {
         // Every steps task that succeeded reported 100 % last: an attempt's last report is never lost.
         let stepsTasks = accepted.filter { $0.kind == .steps }.compactMap { rows[$0.id] }.filter { $0.status == "succeeded" }
         let lastReportMissing = stepsTasks.filter { $0.progressFraction != 1 }.count
+        // Every task with a callback had its final record delivered, signed (at-least-once: repeats counted).
+        let delivered = receiver.delivered
+        let callbackTasks = accepted.filter { $0.hasCallback }
+        let webhooksMissing = callbackTasks.filter { delivered[$0.id] == nil }.count
+        let webhookRepeats = callbackTasks.compactMap { delivered[$0.id] }.reduce(0) { $0 + max(0, $1 - 1) }
+        let delayedTasks = accepted.filter { $0.kind == .delayed }.count
 
         // Duplicates: the same attempt of the same task started more than once.
         var perAttempt: [String: Int] = [:]
@@ -72,15 +78,17 @@ struct ChaosReport: Sendable {
             sortedAgent.last!, sortedAgent[sortedAgent.count / 2])
 
         let passed = lost == 0 && wrong.isEmpty && load.unanswered == 0 && load.rejected.isEmpty && accepted.count == plan.tasks
-            && lastReportMissing == 0
+            && lastReportMissing == 0 && webhooksMissing == 0 && receiver.invalid == 0
         var text = """
             ── Conveyor chaos run ──
-            load:        \(plan.tasks) tasks (55% noop, 20% sleep 10–200 ms, 10% steps reporting progress, 15% fail-once) over \(plan.duration), \(ChaosCluster.coordinatorSlots) coordinators, \(plan.agents) agents
+            load:        \(plan.tasks) tasks (45% noop, 10% noop delayed 0.5–3 s, 20% sleep 10–200 ms, 10% steps reporting progress, 15% fail-once; every tenth with a webhook) over \(plan.duration), \(ChaosCluster.coordinatorSlots) coordinators, \(plan.agents) agents
             accepted:    \(accepted.count) of \(plan.tasks) (never answered: \(load.unanswered), rejected: \(load.rejected.count))
             statuses:    \(statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             LOST:        \(lost)\(lost > 0 ? "  (missing rows \(missingRows), unfinished \(unfinished))" : "")
             wrong:       \(wrong.count) (every task of this mix must end succeeded)
             progress:    \(stepsTasks.count - lastReportMissing) of \(stepsTasks.count) steps tasks show their last report (100 %)
+            delayed:     \(delayedTasks) delayed tasks among the accepted (each must end succeeded like the rest)
+            webhooks:    \(callbackTasks.count - webhooksMissing) of \(callbackTasks.count) tasks with a callback delivered, signed (\(webhookRepeats) repeats, at-least-once; \(receiver.refused) tries refused with 503 by the receiver; \(receiver.invalid) bad signatures; all in \(format(webhooksDoneAfter)) after the tasks settled)
             executions:  \(executions.count) started; duplicate executions \(duplicateExecutions) across \(tasksRunTwice) tasks (at-least-once); \(ghostExecutions) for tasks never accepted
             reconciler:  \(redispatched) tasks re-dispatched from PostgreSQL; \(takeovers) batches of events taken over from dead coordinators
             generations: \(generationsOpened) opened during the run (task ids jumped to a new partition)
@@ -94,7 +102,7 @@ struct ChaosReport: Sendable {
 
         let json = """
             {"tasks":\(plan.tasks),"duration_s":\(plan.duration.components.seconds),"agents":\(plan.agents),"accepted":\(accepted.count),\
-            "unanswered":\(load.unanswered),"rejected":\(load.rejected.count),"lost":\(lost),"wrong_status":\(wrong.count),"steps_tasks":\(stepsTasks.count),"last_report_missing":\(lastReportMissing),\
+            "unanswered":\(load.unanswered),"rejected":\(load.rejected.count),"lost":\(lost),"wrong_status":\(wrong.count),"steps_tasks":\(stepsTasks.count),"last_report_missing":\(lastReportMissing),"delayed":\(delayedTasks),"webhook_tasks":\(callbackTasks.count),"webhooks_missing":\(webhooksMissing),"webhook_repeats":\(webhookRepeats),"bad_signatures":\(receiver.invalid),\
             "executions":\(executions.count),"duplicate_executions":\(duplicateExecutions),"tasks_run_twice":\(tasksRunTwice),\
             "redispatched":\(redispatched),"event_takeovers":\(takeovers),"settled_s":\(String(format: "%.1f", settledAfter.seconds)),\
             "agent_recovery_max_s":\(sortedAgent.last.map { String(format: "%.2f", $0) } ?? "null"),\

@@ -60,11 +60,14 @@ final class ChaosRun: Sendable {
 
     func execute(keep: Bool) async throws -> ChaosReport {
         let cluster = try await ChaosCluster.start(conveyor: conveyor)
+        let receiver = try await WebhookReceiver.start()
         do {
-            let report = try await drive(cluster)
+            let report = try await drive(cluster, receiver: receiver)
+            await receiver.stop()
             await cluster.shutdown(keep: keep)
             return report
         } catch {
+            await receiver.stop()
             await cluster.shutdown(keep: true)
             throw ChaosError("\(error) (logs kept in \(cluster.directory))")
         }
@@ -159,14 +162,14 @@ final class ChaosRun: Sendable {
         }
     }
 
-    private func drive(_ cluster: ChaosCluster) async throws -> ChaosReport {
+    private func drive(_ cluster: ChaosCluster, receiver: WebhookReceiver) async throws -> ChaosReport {
         // Slot 0 crashes at the fault points; slot 1 runs clean, so the leader lock changes hands.
         try await cluster.startCoordinator(slot: 0, generation: 0, fault: Self.coordinatorFaults[0])
         for slot in 1..<ChaosCluster.coordinatorSlots { try await cluster.startCoordinator(slot: slot, generation: 0, fault: nil) }
         for slot in 0..<plan.agents { try await cluster.startAgent(id: "agent-\(slot)-g0", fault: Self.agentFault) }
         try await waitUntilReady(cluster)
 
-        let load = ChaosLoad(total: plan.tasks, duration: plan.duration, baseURLs: cluster.baseURLs)
+        let load = ChaosLoad(total: plan.tasks, duration: plan.duration, baseURLs: cluster.baseURLs, callbackURL: receiver.url)
         let start = ContinuousClock.now
         let startMillis = WallClock.nowMillis()
         print("[chaos] submitting \(plan.tasks) tasks over \(plan.duration) to \(ChaosCluster.coordinatorSlots) coordinators and \(plan.agents) agents; folder \(cluster.directory)")
@@ -177,9 +180,10 @@ final class ChaosRun: Sendable {
         let settled = try await waitUntilFinished(cluster, ids: load.accepted.map(\.id))
         finished.store(true, ordering: .relaxed)
         await supervisor.value
+        let webhooksDone = await waitForWebhooks(receiver, ids: load.accepted.filter { $0.hasCallback }.map { $0.id })
         return try await ChaosReport.make(
             plan: plan, cluster: cluster, load: load, faults: faults.withLock { $0 }, startMillis: startMillis,
-            settledAfter: settled, allRecorded: ContinuousClock.now - start)
+            settledAfter: settled, allRecorded: ContinuousClock.now - start, receiver: receiver, webhooksDoneAfter: webhooksDone)
     }
 
     private func waitUntilReady(_ cluster: ChaosCluster) async throws {
@@ -191,6 +195,18 @@ final class ChaosRun: Sendable {
             }
             guard ready else { throw ChaosError("the coordinator at \(url) did not become ready within 60 s") }
         }
+    }
+
+    /// Waits (at most 2 minutes) until the receiver got a valid delivery for every task with a callback;
+    /// returns how long that took after the tasks settled.
+    private func waitForWebhooks(_ receiver: WebhookReceiver, ids: [Int64]) async -> Duration {
+        let began = ContinuousClock.now
+        while ContinuousClock.now < began + .seconds(120) {
+            let delivered = receiver.delivered
+            if ids.allSatisfy({ delivered[$0] != nil }) { break }
+            try? await Task.sleep(for: .milliseconds(500))
+        }
+        return ContinuousClock.now - began
     }
 
     /// Polls PostgreSQL until every accepted id is terminal; returns how long that took after the load.
