@@ -48,7 +48,10 @@ struct DevCommand: AsyncParsableCommand {
             let upkeep = Upkeep(
                 retention: try settings.duration(Settings.retention, default: CoordinatorConfiguration.defaultRetention),
                 deadLetterLimit: try settings.int(Settings.deadLetterLimit, default: 10_000, range: 1...100_000_000)!,
-                idleConsumerAfter: try settings.duration(Settings.idleConsumerAfter, default: .seconds(900)))
+                idleConsumerAfter: try settings.duration(Settings.idleConsumerAfter, default: .seconds(900)),
+                webhookHosts: WebhookHostPolicy(
+                    allowedHosts: (settings.string(Settings.webhookHosts) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }),
+                webhookSecret: settings.string(Settings.webhookSecret))
             print("conveyor dev: starting Redis and PostgreSQL in a temp folder…")
             let redis: LocalRedisServer
             let postgres: LocalPostgresServer
@@ -81,6 +84,9 @@ struct DevCommand: AsyncParsableCommand {
         var retention: Duration
         var deadLetterLimit: Int
         var idleConsumerAfter: Duration
+        /// Webhooks work on the embedded stack too when CONVEYOR_WEBHOOK_HOSTS and _SECRET are set.
+        var webhookHosts: WebhookHostPolicy
+        var webhookSecret: String?
     }
 
     private func runStack(redis: LocalRedisServer, postgres: LocalPostgresServer, registry: TaskTypeRegistry, upkeep: Upkeep, logger: Logger) async throws {
@@ -94,6 +100,8 @@ struct DevCommand: AsyncParsableCommand {
         configuration.retention = upkeep.retention
         configuration.deadLetterLimit = upkeep.deadLetterLimit
         configuration.idleConsumerAfter = upkeep.idleConsumerAfter
+        configuration.webhookHosts = upkeep.webhookHosts
+        configuration.webhookSecret = upkeep.webhookSecret
         try configuration.validate()
         let coordinator = Coordinator(configuration: configuration, logger: logger)
         defer { coordinator.close() }
