@@ -245,3 +245,56 @@ struct TaskFollowerTests {
         #expect(!follower.lastWasTerminal)
     }
 }
+
+@Suite("Request validation: delay, run_at and callback_url (no I/O)")
+struct ScheduledSubmissionParserTests {
+    let parser = TaskSubmissionParser(
+        registry: TaskTypeRegistry([TaskTypeDefinition(name: "noop", handler: "noop")]),
+        webhookHosts: WebhookHostPolicy(allowedHosts: ["hooks.example.com"]))
+    let now: Int64 = 1_800_000_000_000
+
+    private func parse(_ body: String) throws(APIError) -> NewTask {
+        try parser.parseSingle(Data(body.utf8), correlationID: "c", idempotencyKey: nil, now: now)
+    }
+
+    @Test("delay as text or seconds and run_at in RFC 3339 become a due time; a past time runs now")
+    func dueTimes() throws {
+        #expect(try parse(#"{"type":"noop","delay":"90s"}"#).runAtMillis == now + 90_000)
+        #expect(try parse(#"{"type":"noop","delay":1.5}"#).runAtMillis == now + 1500)
+        #expect(try parse(#"{"type":"noop","delay":"0s"}"#).runAtMillis == nil, "due now: an ordinary task")
+        #expect(try parse(#"{"type":"noop","run_at":"2027-01-15T09:00:00Z"}"#).runAtMillis == 1_800_003_600_000)
+        #expect(try parse(#"{"type":"noop","run_at":"2027-01-15T10:30:00.250+01:00"}"#).runAtMillis == 1_800_005_400_250)
+        #expect(try parse(#"{"type":"noop","run_at":"2027-01-15T07:00:00Z"}"#).runAtMillis == nil, "in the past: runs now")
+    }
+
+    @Test("bad schedules are 400 invalid_schedule naming the field; a batch names the element")
+    func badSchedules() {
+        for body in [
+            #"{"type":"noop","delay":"1s","run_at":"2027-01-15T09:00:00Z"}"#, #"{"type":"noop","delay":"soon"}"#,
+            #"{"type":"noop","delay":-1}"#, #"{"type":"noop","delay":"367d"}"#, #"{"type":"noop","run_at":"15/01/2027"}"#,
+            #"{"type":"noop","run_at":"2029-01-15T09:00:00Z"}"#,
+        ] {
+            #expect(throws: APIError.self, "\(body)") { try parse(body) }
+            do { _ = try parse(body) } catch { #expect(error.code == "invalid_schedule" && error.status == .badRequest, "\(body): \(error.message)") }
+        }
+        do {
+            _ = try parser.parseBatch(Data(#"{"tasks":[{"type":"noop"},{"type":"noop","delay":"x"}]}"#.utf8), correlationID: "c", idempotencyKey: nil, now: now)
+            Issue.record("expected a 400")
+        } catch {
+            #expect(error.index == 1 && error.message.hasPrefix("tasks[1].delay"))
+        }
+    }
+
+    @Test("callback_url must name an allowed host over http(s): 422 invalid_callback_url otherwise")
+    func callbackURLs() throws {
+        #expect(try parse(#"{"type":"noop","callback_url":"https://hooks.example.com/done"}"#).callbackURL == "https://hooks.example.com/done")
+        for url in ["https://10.0.0.1/x", "file:///etc/passwd", "https://hooks.example.com.evil.com/"] {
+            do {
+                _ = try parse("{\"type\":\"noop\",\"callback_url\":\"\(url)\"}")
+                Issue.record("\(url) was accepted")
+            } catch {
+                #expect(error.code == "invalid_callback_url" && error.status == .unprocessableContent, "\(url)")
+            }
+        }
+    }
+}
