@@ -26,7 +26,7 @@ public enum MetricsCatalog {
     public static let recorderLag = Entry(name: "conveyor_recorder_lag_seconds", help: "Age of the oldest lifecycle event not yet recorded in PostgreSQL (0 when none waits).")
     public static let queueReady = Entry(name: "conveyor_queue_ready", help: "Entries in a queue's ready stream (backlog plus in flight), sampled from Redis at scrape time.")
     public static let queuePending = Entry(name: "conveyor_queue_pending", help: "Entries of a queue delivered to agents and not yet acknowledged (in flight).")
-    public static let queueDelayed = Entry(name: "conveyor_queue_delayed", help: "Retries of a queue waiting out their backoff.")
+    public static let queueDelayed = Entry(name: "conveyor_queue_delayed", help: "Entries of a queue's delayed set: retries waiting out their backoff and scheduled tasks not yet due.")
     public static let queueDead = Entry(name: "conveyor_queue_dead", help: "Dead letters of a queue.")
     public static let agentsLive = Entry(name: "conveyor_agents_live", help: "Agents whose heartbeat has not expired.")
     public static let reconciled = Entry(name: "conveyor_reconciler_redispatched_total", help: "Tasks the Reconciler put back into Redis.")

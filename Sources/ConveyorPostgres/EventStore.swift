@@ -139,7 +139,9 @@ public struct EventStore: Sendable {
                 dispatched = true
             FROM conveyor_task_merge m
             WHERE t.id = m.id
-              AND m.attempt > t.redrive_floor
+              -- Attempt 0 is a scheduled task's release (queued): below every attempt, it only ever moves
+              -- a row on from `scheduled`, so the redrive floor (which drops an old attempt's replays) must not hide it.
+              AND (m.attempt > t.redrive_floor OR m.attempt = 0)
               AND conveyor_progress(m.status, m.attempt) > conveyor_progress(t.status, t.attempts)
             """, name: "merge task state").affected
     }

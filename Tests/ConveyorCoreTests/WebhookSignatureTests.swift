@@ -41,3 +41,17 @@ struct WebhookSignatureTests {
         #expect(WebhookHostPolicy(allowedHosts: ["*"]).refusal(for: "https://anything.example/") == nil)
     }
 }
+
+@Suite("Retry-After (no I/O)")
+struct RetryAfterTests {
+    @Test("seconds and HTTP dates become a wait; a date in the past is no wait; garbage is nil")
+    func parses() {
+        let now: Int64 = 1_800_000_000_000  // Fri, 15 Jan 2027 08:00:00 GMT
+        #expect(RetryAfter.parse("120", nowMillis: now) == .seconds(120))
+        #expect(RetryAfter.parse(" 0 ", nowMillis: now) == .zero)
+        #expect(RetryAfter.parse("Fri, 15 Jan 2027 08:00:30 GMT", nowMillis: now) == .seconds(30))
+        #expect(RetryAfter.parse("Fri, 15 Jan 2027 07:00:00 GMT", nowMillis: now) == .zero)
+        #expect(RetryAfter.parse("soon", nowMillis: now) == nil)
+        #expect(RetryAfter.parse("-5", nowMillis: now) == nil)
+    }
+}

@@ -49,6 +49,27 @@ struct ScheduledTaskTests {
         try await stack.stop()
     }
 
+    @Test("when due, a scheduled task moves on to `queued` while no agent has taken it; parked, it counts as dispatched")
+    func releaseMovesToQueued() async throws {
+        let stack = try await Stack.start(registry: registry, agents: 0)
+        let id = try await stack.submit("work", extra: #","delay":"700ms""#)
+        func row() async throws -> (status: String?, dispatched: String?) {
+            try await stack.coordinator.postgres.withSession { session in
+                let row = try session.query("SELECT status, dispatched FROM tasks WHERE id = $1", [String(id)]).rows.first
+                return (row?[0] ?? nil, row?[1] ?? nil)
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        var current = try await row()
+        #expect(current.status == "scheduled")
+        while current.status == "scheduled" && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+            current = try await row()
+        }
+        #expect(current.status == "queued" && current.dispatched == "t")
+        try await stack.stop()
+    }
+
     @Test("run_at in RFC 3339 works in a batch; a time that has passed runs now; delay and run_at together are a 400")
     func runAtAndValidation() async throws {
         let stack = try await Stack.start(registry: registry, handlers: handlers(ExecutionLog()))

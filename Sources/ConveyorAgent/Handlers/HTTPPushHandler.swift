@@ -63,7 +63,7 @@ struct HTTPPushHandler: TaskHandler {
         case 408, 429, 500..<600:
             throw TaskFailure(
                 "the worker answered \(status)\(Self.excerpt(text))", retryable: true,
-                retryAfter: response.headers.first(name: "Retry-After").flatMap { Self.retryAfter($0, nowMillis: WallClock.nowMillis()) })
+                retryAfter: response.headers.first(name: "Retry-After").flatMap { RetryAfter.parse($0, nowMillis: WallClock.nowMillis()) })
         default:
             throw TaskFailure("the worker answered \(status)\(Self.excerpt(text))", retryable: false)
         }
@@ -77,18 +77,6 @@ struct HTTPPushHandler: TaskHandler {
         JSONValue.writeString(task.correlationID, into: &body)
         body += ",\"deadline\":\"\(UTCTime.format(millis: nowMillis + task.timeout.milliseconds))\"}"
         return body
-    }
-
-    /// `Retry-After` as a wait: delay-seconds, or an HTTP date (RFC 9110 §10.2.3). Nil when unreadable.
-    static func retryAfter(_ value: String, nowMillis: Int64) -> Duration? {
-        let trimmed = value.trimmingCharacters(in: .whitespaces)
-        if let seconds = Int64(trimmed), seconds >= 0 { return .seconds(seconds) }
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "GMT")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
-        guard let date = formatter.date(from: trimmed) else { return nil }
-        return .milliseconds(max(0, Int64(date.timeIntervalSince1970 * 1000) - nowMillis))
     }
 
     private static func excerpt(_ text: String) -> String {

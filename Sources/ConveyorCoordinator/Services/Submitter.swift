@@ -112,6 +112,7 @@ public final class Submitter: Service, Sendable {
                 submission.reply.succeed(Array(inserted[offset..<end]))
                 offset = end
             }
+            await markParked(fresh.filter { $0.0.runAtMillis != nil }.map(\.1.id))
         } catch {
             logger.warning("submission batch failed", metadata: [LogKeys.count: "\(tasks.count)", LogKeys.error: "\(error)"])
             for submission in batch { submission.reply.fail(error) }
@@ -155,6 +156,19 @@ public final class Submitter: Service, Sendable {
         }
         member += "]"
         return RedisCommand("ZADD", [delayed, String(dueAtMillis), member])
+    }
+
+    /// Marks parked scheduled tasks as known to be in Redis. An ordinary task's first event does that
+    /// within moments; a scheduled one may wait for days, and until then the Reconciler would take a
+    /// census of its queue to look for it. Best effort, after the replies: if it fails, that census
+    /// finds the task parked and marks it.
+    private func markParked(_ ids: [TaskID]) async {
+        guard !ids.isEmpty else { return }
+        do {
+            try await store.markDispatched(ids)
+        } catch {
+            logger.debug("could not mark parked scheduled tasks dispatched; the Reconciler will", metadata: [LogKeys.error: "\(error)"])
+        }
     }
 
     /// Removes tasks that were committed but could not be dispatched, so the client's 503 is the truth.

@@ -12,7 +12,9 @@ import ServiceLifecycle
 /// signed with HMAC-SHA256 (``WebhookSignature``), and records every try in the task's history.
 ///
 /// Never on the task path: the Recorder only inserts a row in the transaction that records the outcome,
-/// and wakes this service (``wake()``); a slow or dead receiver delays nothing but its own deliveries.
+/// and wakes this service (``wake()``). A pass sends its batch concurrently and waits for all of it, so a
+/// receiver that hangs holds up this coordinator's next pass by at most `timeout`; task processing is
+/// never held up.
 /// At-least-once: a row is claimed with a lease (the request timeout plus a margin), so a coordinator
 /// that dies mid-send leaves it to be sent again, by any coordinator (claims use SKIP LOCKED). Failed
 /// tries are retried with exponential backoff and full jitter, honouring `Retry-After` as a floor, until
@@ -130,7 +132,7 @@ public final class WebhookDispatcher: Service, Sendable {
             let body = try? await response.body.collect(upTo: 4096)
             let code = Int(response.status.code)
             if (200..<300).contains(code) { return .delivered(statusCode: code) }
-            retryAfter = response.headers.first(name: "Retry-After").flatMap { Int64($0) }.map { Duration.seconds($0) }
+            retryAfter = response.headers.first(name: "Retry-After").flatMap { RetryAfter.parse($0, nowMillis: WallClock.nowMillis()) }
             let excerpt = body.map { String(buffer: $0).prefix(200) } ?? ""
             error = "the receiver answered \(code)" + (excerpt.isEmpty ? "" : ": \(excerpt)")
         } catch {
