@@ -455,17 +455,10 @@ private struct CivilDate {
         (self.year, self.month, self.day) = (year, month, day)
     }
 
-    /// Howard Hinnant's civil-from-days.
+    /// Howard Hinnant's civil-from-days, shared with ``UTCTime``.
     init(daysSinceEpoch days: Int64) {
-        let z = days + 719_468
-        let era = floorDivide(z, 146_097)
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36_524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let shiftedMonth = (5 * dayOfYear + 2) / 153
-        let month = Int(shiftedMonth < 10 ? shiftedMonth + 3 : shiftedMonth - 9)
-        self.init(
-            year: yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month: month, day: Int(dayOfYear - (153 * shiftedMonth + 2) / 5 + 1))
+        let (year, month, day) = UTCTime.civil(daysSinceEpoch: days)
+        self.init(year: year, month: Int(month), day: Int(day))
     }
 
     /// Howard Hinnant's days-from-civil.
