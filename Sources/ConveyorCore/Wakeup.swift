@@ -31,7 +31,7 @@ public final class Wakeup: Sendable {
 
     /// Returns at the next signal (or at once when one is pending), or when the task is cancelled.
     /// One waiter at a time: the service that owns it.
-    func wait() async {
+    public func wait() async {
         state.withLock { $0.cancelled = false }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in

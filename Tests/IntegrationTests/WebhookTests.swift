@@ -16,11 +16,12 @@ struct WebhookTests {
         TaskTypeDefinition(name: "slow", maxConcurrent: 10, handler: "sleep"),
     ])
 
-    private func stack(retryFor: Duration = .seconds(86_400)) async throws -> Stack {
+    private func stack(retryFor: Duration = .seconds(86_400), timeout: Duration = .seconds(10)) async throws -> Stack {
         try await Stack.start(registry: registry) { configuration in
             configuration.webhookHosts = WebhookHostPolicy(allowedHosts: ["127.0.0.1"])
             configuration.webhookSecret = Self.secret
             configuration.webhookRetryFor = retryFor
+            configuration.webhookTimeout = timeout
             configuration.webhookBackoff = Backoff(base: .milliseconds(100), maximum: .seconds(2))
         }
     }
@@ -118,6 +119,23 @@ struct WebhookTests {
         #expect(receiver.received.allSatisfy(valid))
         try await stack.stop()
         try await receiver.stop()
+    }
+
+    @Test("a receiver that hangs holds up only its own delivery: another task's webhook goes out meanwhile")
+    func hangingReceiverDoesNotBlockOthers() async throws {
+        let hanging = try await TestHTTPServer.start { _, _ in .init(status: .ok, delay: .seconds(6)) }
+        let quick = try await TestHTTPServer.start { _, _ in .init(status: .ok) }
+        let stack = try await stack(timeout: .seconds(8))
+        _ = try await stack.submit("echo", extra: ",\"callback_url\":\"\(hanging.url)\"")
+        try await wait(hanging) { $0.count == 1 }
+        let submitted = ContinuousClock.now
+        _ = try await stack.submit("echo", extra: ",\"callback_url\":\"\(quick.url)\"")
+        try await wait(quick, timeout: .seconds(10)) { $0.count == 1 }
+        let took = ContinuousClock.now - submitted
+        #expect(took < .seconds(3), "the second webhook took \(took) while the first receiver hung for 6 s")
+        try await stack.stop()
+        try await hanging.stop()
+        try await quick.stop()
     }
 
     @Test("cancelling a task with a callback delivers its cancelled record")

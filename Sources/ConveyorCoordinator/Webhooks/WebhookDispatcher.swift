@@ -7,22 +7,25 @@ import Logging
 import Metrics
 import NIOCore
 import ServiceLifecycle
+import Synchronization
 
 /// Sends completion webhooks: claims due rows of `webhook_deliveries`, POSTs each task's final record
 /// signed with HMAC-SHA256 (``WebhookSignature``), and records every try in the task's history.
 ///
 /// Never on the task path: the Recorder only inserts a row in the transaction that records the outcome,
-/// and wakes this service (``wake()``). A pass sends its batch concurrently and waits for all of it, so a
-/// receiver that hangs holds up this coordinator's next pass by at most `timeout`; task processing is
-/// never held up.
-/// At-least-once: a row is claimed with a lease (the request timeout plus a margin), so a coordinator
-/// that dies mid-send leaves it to be sent again, by any coordinator (claims use SKIP LOCKED). Failed
-/// tries are retried with exponential backoff and full jitter, honouring `Retry-After` as a floor, until
+/// and wakes this service (``wake()``). Sends are a sliding window, not batches that wait for their
+/// slowest member: up to `batchSize` tries are in flight, each recorded (in small batches, as they
+/// finish) and replaced by a newly claimed one, so a receiver that hangs until the timeout holds up only
+/// its own deliveries.
+///
+/// At-least-once: a row is claimed with a lease (the request timeout plus 30 s), so a coordinator that
+/// dies mid-send leaves it to be sent again, by any coordinator (claims use SKIP LOCKED). Failed tries
+/// are retried with exponential backoff and full jitter, honouring `Retry-After` as a floor, until
 /// `retryFor` after the task finished; then the delivery is given up (and recorded so).
 ///
-/// Wakes at least every `interval`, at once after the Recorder queued deliveries, and again at once
-/// while it finds full batches. Graceful shutdown: the requests of the current pass finish (each within
-/// its timeout) and are recorded.
+/// Claims at least every `interval`, at once after the Recorder queued deliveries, and again as soon as
+/// recorded tries free room in a full window. Graceful shutdown: no more claims; the tries in flight
+/// finish (each within its timeout) and are recorded.
 public final class WebhookDispatcher: Service, Sendable {
     private let store: WebhookStore
     private let client: HTTPClient
@@ -35,12 +38,23 @@ public final class WebhookDispatcher: Service, Sendable {
     private let interval: Duration
     private let clock: any Clock<Duration>
     private let logger: Logger
+    /// Wakes the claiming loop.
     private let wakeup = Wakeup()
-    /// Fired after every pass (tests wait on it).
+    /// Wakes the recording loop.
+    private let finishedWakeup = Wakeup()
+    /// Claimed and not yet recorded.
+    private let inFlight = Atomic<Int>(0)
+    /// Tries that finished and wait to be recorded.
+    private let finished = Mutex<[(delivery: WebhookDelivery, result: WebhookAttemptResult)]>([])
+    /// Set once no more tries will start: the recording loop ends when the window is empty.
+    private let draining = Atomic<Bool>(false)
+    /// Fired after every claiming pass (tests wait on it).
     public let passes = TestSignal<PeriodicService.PassOutcome>()
 
     public static let defaultBackoff = Backoff(base: .seconds(1), maximum: .seconds(600))
+    static let recordBackoff = Backoff(base: .milliseconds(100), maximum: .seconds(5))
 
+    /// - Parameter batchSize: the most tries in flight at once.
     public init(
         store: WebhookStore, client: HTTPClient, secret: String, hosts: WebhookHostPolicy, retryFor: Duration, timeout: Duration,
         backoff: Backoff = defaultBackoff, batchSize: Int = 200, interval: Duration = .seconds(1),
@@ -63,30 +77,89 @@ public final class WebhookDispatcher: Service, Sendable {
     public func wake() { wakeup.signal() }
 
     public func run() async throws {
-        await PeriodicService(
-            name: "delivering webhooks", interval: interval, clock: clock, logger: logger, passes: passes, wakeup: wakeup
-        ) { _ in try await self.deliverOnce() }.run()
+        let (claimed, claims) = AsyncStream.makeStream(of: WebhookDelivery.self)
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.recordLoop() }
+            group.addTask {
+                await PeriodicService(
+                    name: "delivering webhooks", interval: self.interval, clock: self.clock, logger: self.logger, passes: self.passes,
+                    wakeup: self.wakeup
+                ) { _ in try await self.claim(into: claims) }.run()
+                claims.finish()
+            }
+            // Each claimed delivery is sent in a task of its own, as it comes.
+            for await delivery in claimed {
+                group.addTask {
+                    let result = await self.send(delivery)
+                    self.finished.withLock { $0.append((delivery, result)) }
+                    self.finishedWakeup.signal()
+                }
+            }
+            draining.store(true, ordering: .sequentiallyConsistent)
+            finishedWakeup.signal()
+        }
     }
 
-    /// One pass: claim, send concurrently, record. Returns zero to go again at once after a full batch.
-    func deliverOnce() async throws -> Duration? {
-        let due = try await store.claimDue(limit: batchSize, lease: timeout + .seconds(30))
-        guard !due.isEmpty else { return nil }
-        let results = await withTaskGroup(of: (WebhookDelivery, WebhookAttemptResult).self) { group in
-            for delivery in due {
-                group.addTask { (delivery, await self.send(delivery)) }
-            }
-            var results: [(delivery: WebhookDelivery, result: WebhookAttemptResult)] = []
-            for await result in group { results.append(result) }
-            return results
+    /// One claiming pass: fills the window with due deliveries. Zero (go again at once) when it claimed
+    /// a full window's worth and more may be due.
+    func claim(into claims: AsyncStream<WebhookDelivery>.Continuation) async throws -> Duration? {
+        let room = batchSize - inFlight.load(ordering: .sequentiallyConsistent)
+        guard room > 0 else { return nil }  // the recording loop wakes this one when room frees up
+        inFlight.add(room, ordering: .sequentiallyConsistent)
+        let due: [WebhookDelivery]
+        do {
+            due = try await store.claimDue(limit: room, lease: timeout + .seconds(30))
+        } catch {
+            inFlight.subtract(room, ordering: .sequentiallyConsistent)
+            throw error
         }
-        try await store.record(results)
-        for (delivery, result) in results {
-            let outcome: String
+        inFlight.subtract(room - due.count, ordering: .sequentiallyConsistent)
+        for delivery in due { claims.yield(delivery) }
+        return due.count == room ? .zero : nil
+    }
+
+    /// Records finished tries in batches as they come, until the window is empty after shutdown.
+    private func recordLoop() async {
+        var failures = 0
+        while true {
+            let batch = finished.withLock { finished in
+                defer { finished.removeAll(keepingCapacity: true) }
+                return finished
+            }
+            if batch.isEmpty {
+                if draining.load(ordering: .sequentiallyConsistent) && inFlight.load(ordering: .sequentiallyConsistent) == 0 { return }
+                if Task.isCancelled { return }
+                await finishedWakeup.wait()
+                continue
+            }
+            do {
+                try await store.record(batch)
+                failures = 0
+            } catch {
+                // Kept and tried again: PostgreSQL may be away. Meanwhile the claims' leases may run out,
+                // and those deliveries are sent again (at-least-once).
+                finished.withLock { $0.insert(contentsOf: batch, at: 0) }
+                if failures % 20 == 0 {
+                    logger.warning("recording webhook tries failed; will retry", metadata: [LogKeys.error: "\(error)", "tries": "\(batch.count)"])
+                }
+                failures += 1
+                try? await Task.sleep(for: Self.recordBackoff.delay(attempt: failures - 1))
+                continue
+            }
+            let wasFull = inFlight.subtract(batch.count, ordering: .sequentiallyConsistent).oldValue >= batchSize
+            if wasFull { wakeup.signal() }
+            report(batch)
+        }
+    }
+
+    private func report(_ batch: [(delivery: WebhookDelivery, result: WebhookAttemptResult)]) {
+        var counts: [String: Int] = [:]
+        for (delivery, result) in batch {
             switch result {
-            case .delivered: outcome = "delivered"
+            case .delivered:
+                counts["delivered", default: 0] += 1
             case .failed(let error, _):
-                outcome = "failed"
+                counts["failed", default: 0] += 1
                 if delivery.attempt == 1 || delivery.attempt % 10 == 0 {
                     logger.warning("webhook delivery failed; will retry", metadata: [
                         LogKeys.taskID: "\(delivery.taskID)", LogKeys.correlationID: "\(delivery.correlationID)", "url": "\(delivery.url)",
@@ -94,15 +167,16 @@ public final class WebhookDispatcher: Service, Sendable {
                     ])
                 }
             case .gaveUp(let error):
-                outcome = "gave_up"
+                counts["gave_up", default: 0] += 1
                 logger.error("webhook delivery given up", metadata: [
                     LogKeys.taskID: "\(delivery.taskID)", LogKeys.correlationID: "\(delivery.correlationID)", "url": "\(delivery.url)",
                     "tries": "\(delivery.attempt)", LogKeys.error: "\(error)",
                 ])
             }
-            Counter(label: MetricsCatalog.webhookDeliveries.name, dimensions: [("outcome", outcome)]).increment()
         }
-        return due.count >= batchSize ? .zero : nil
+        for (outcome, count) in counts {
+            Counter(label: MetricsCatalog.webhookDeliveries.name, dimensions: [("outcome", outcome)]).increment(by: count)
+        }
     }
 
     /// One try of one delivery.
