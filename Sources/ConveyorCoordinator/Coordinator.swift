@@ -46,6 +46,8 @@ public struct Coordinator: Sendable {
     let progressRelay: ProgressRelay
     /// Enqueues the ticks of periodic schedules.
     public let scheduler: Scheduler
+    /// The schedules' last ticks (the Scheduler writes them, `GET /v1/schedules` reads them).
+    let scheduleStore: ScheduleStore
     /// Sends completion webhooks (nil when webhooks are off).
     public let webhooks: WebhookDispatcher?
     /// The webhooks' own HTTP client: redirects off, so an allowed host cannot send the broker elsewhere.
@@ -104,8 +106,9 @@ public struct Coordinator: Sendable {
             batchSize: configuration.recorderBatchSize, abandonedAfter: configuration.abandonedEventsAfter, logger: logger.with(label: "conveyor.coordinator.recorder"),
             onWebhooksQueued: { webhooks?.wake() })
         let submitter = self.submitter
+        self.scheduleStore = ScheduleStore(client: postgres)
         self.scheduler = Scheduler(
-            registry: configuration.registry, store: ScheduleStore(client: postgres), submit: { try await submitter.submit($0) },
+            registry: configuration.registry, store: scheduleStore, submit: { try await submitter.submit($0) },
             clock: clock, logger: logger.with(label: "conveyor.coordinator.scheduler"))
         self.deadLetters = DeadLetterQueue(
             redis: redis, store: store, keys: configuration.keys, registry: configuration.registry,
@@ -181,7 +184,7 @@ public struct Coordinator: Sendable {
         watch.register(on: v1)
         TaskProgressRoutes(store: store, relay: progressRelay, retryAfterSeconds: configuration.retryAfterSeconds).register(on: v1)
         DeadLetterRoutes(deadLetters: deadLetters, retryAfterSeconds: configuration.retryAfterSeconds).register(on: v1)
-        ScheduleRoutes(registry: configuration.registry, store: ScheduleStore(client: postgres), retryAfterSeconds: configuration.retryAfterSeconds)
+        ScheduleRoutes(registry: configuration.registry, store: scheduleStore, retryAfterSeconds: configuration.retryAfterSeconds)
             .register(on: v1)
         var services: [any Service] = [partitionMaintainer, retention, janitor, watchHub]
         if let webhooks { services.append(webhooks) }

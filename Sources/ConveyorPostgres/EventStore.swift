@@ -146,7 +146,8 @@ public struct EventStore: Sendable {
             """, name: "merge task state").affected
     }
 
-    private static func prepareTemporaryTables(on session: PostgresSession) throws(PostgresError) {
+    /// Also used by ``WebhookStore``, whose history rows go through `conveyor_event_batch` the same way.
+    static func prepareTemporaryTables(on session: PostgresSession) throws(PostgresError) {
         guard !session.prepared.contains("event temp tables") else { return }
         try session.execute("""
             CREATE TEMP TABLE IF NOT EXISTS conveyor_task_merge (

@@ -141,6 +141,7 @@ public struct WebhookStore: Sendable {
         let history = encoder.bytes
         let (finished, retries) = (done, (ids: retryIDs, at: retryAt, errors: retryErrors))
         try await client.withSession { session in
+            try EventStore.prepareTemporaryTables(on: session)
             try session.transaction { () throws(PostgresError) in
                 if !finished.isEmpty {
                     _ = try session.query(
@@ -153,25 +154,21 @@ public struct WebhookStore: Sendable {
                         """, [PostgresArrayLiteral.text(retries.ids), PostgresArrayLiteral.integers(retries.at), PostgresArrayLiteral.text(retries.errors)],
                         name: "reschedule webhooks")
                 }
-                // A replayed try (a crash after this COMMIT, before the process forgot it) must not fail the batch.
-                try session.execute("""
-                    CREATE TEMP TABLE IF NOT EXISTS conveyor_webhook_events (
-                        event_id text, task_id bigint, status text, attempt integer, agent text, at timestamptz, detail jsonb
-                    ) ON COMMIT DELETE ROWS
-                    """, name: "webhook temp table")
+                // A replayed try (a crash after this COMMIT, before the process forgot it) must not fail the
+                // batch: through the Recorder's batch table, skipping rows already there.
                 try session.copy(
-                    "COPY conveyor_webhook_events (event_id, task_id, status, attempt, agent, at, detail) FROM STDIN",
+                    "COPY conveyor_event_batch (event_id, task_id, status, attempt, agent, at, detail) FROM STDIN",
                     data: history, name: "copy webhook events")
                 _ = try session.query("""
                     INSERT INTO task_events (event_id, task_id, status, attempt, agent, at, detail)
-                    SELECT event_id, task_id, status, attempt, agent, at, detail FROM conveyor_webhook_events
+                    SELECT event_id, task_id, status, attempt, agent, at, detail FROM conveyor_event_batch
                     ON CONFLICT DO NOTHING
                     """, name: "record webhook events")
             }
         }
     }
 
-    /// Deliveries not yet done (for tests and `/status`).
+    /// Deliveries not yet done (tests read it).
     public func pendingCount() async throws -> Int {
         try await client.withSession { session in
             try session.query("SELECT count(*) FROM webhook_deliveries", name: "count webhooks").rows.first?[0].flatMap { Int($0) } ?? 0

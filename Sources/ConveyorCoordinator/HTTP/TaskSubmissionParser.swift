@@ -43,7 +43,7 @@ enum DelayValue: Decodable, Sendable {
     var duration: Duration? {
         switch self {
         case .text(let text): Duration(configurationText: text)
-        case .seconds(let seconds): seconds.isFinite && seconds >= 0 && seconds < 1e10 ? .milliseconds(Int64((seconds * 1000).rounded())) : nil
+        case .seconds(let seconds): Duration(configurationText: String(seconds))
         }
     }
 }

@@ -49,8 +49,7 @@ struct DevCommand: AsyncParsableCommand {
                 retention: try settings.duration(Settings.retention, default: CoordinatorConfiguration.defaultRetention),
                 deadLetterLimit: try settings.int(Settings.deadLetterLimit, default: 10_000, range: 1...100_000_000)!,
                 idleConsumerAfter: try settings.duration(Settings.idleConsumerAfter, default: .seconds(900)),
-                webhookHosts: WebhookHostPolicy(
-                    allowedHosts: (settings.string(Settings.webhookHosts) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }),
+                webhookHosts: settings.webhookHosts(),
                 webhookSecret: settings.string(Settings.webhookSecret))
             print("conveyor dev: starting Redis and PostgreSQL in a temp folder…")
             let redis: LocalRedisServer

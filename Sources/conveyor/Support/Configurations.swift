@@ -53,8 +53,7 @@ extension SettingsReader {
         configuration.retention = try duration(Settings.retention, default: CoordinatorConfiguration.defaultRetention)
         configuration.deadLetterLimit = try int(Settings.deadLetterLimit, default: 10_000, range: 1...100_000_000)!
         configuration.idleConsumerAfter = try duration(Settings.idleConsumerAfter, default: .seconds(900))
-        configuration.webhookHosts = WebhookHostPolicy(
-            allowedHosts: (string(Settings.webhookHosts) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
+        configuration.webhookHosts = webhookHosts()
         configuration.webhookSecret = string(Settings.webhookSecret)
         configuration.webhookRetryFor = try duration(Settings.webhookRetryFor, default: .seconds(86_400))
         configuration.webhookTimeout = try duration(Settings.webhookTimeout, default: .seconds(10))
@@ -63,6 +62,11 @@ extension SettingsReader {
         try configuration.validate()
         try armFaults()
         return configuration
+    }
+
+    /// `CONVEYOR_WEBHOOK_HOSTS`, a comma-separated list (empty: webhooks off).
+    func webhookHosts() -> WebhookHostPolicy {
+        WebhookHostPolicy(allowedHosts: (string(Settings.webhookHosts) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) })
     }
 
     /// `CONVEYOR_API_TOKENS` and the lines of `CONVEYOR_API_TOKENS_FILE`, parsed together.
