@@ -65,7 +65,7 @@ struct ConfigurationValueTests {
         #expect(Duration(configurationText: text) == expected)
     }
 
-    @Test("nonsense durations are rejected", arguments: ["", "soon", "-1s", "5 parsecs"])
+    @Test("nonsense durations are rejected, and so are absurdly long ones", arguments: ["", "soon", "-1s", "5 parsecs", "1e300s", "1e300", "inf", "nan"])
     func badDurations(text: String) {
         #expect(Duration(configurationText: text) == nil)
     }
