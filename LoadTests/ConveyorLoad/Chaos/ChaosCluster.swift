@@ -23,9 +23,24 @@ final class ChaosCluster: Sendable {
     static let coordinatorSlots = 2
 
     /// Task types with short leases and backoffs, so a crash costs seconds, and enough attempts that
-    /// repeated kills do not dead-letter a healthy task.
-    static let registry = """
+    /// repeated kills do not dead-letter a healthy task. `remote` runs on the HTTP push handler against
+    /// the run's worker at `workerURL`; the schedule `chaos_tick` enqueues a noop task every second.
+    static func registry(workerURL: String) -> String {
+        """
+        schedules:
+          chaos_tick:
+            cron: "* * * * * *"
+            type: noop
         types:
+          remote:
+            handler: http
+            url: \(workerURL)
+            max_concurrent: 64
+            max_attempts: 10
+            timeout: 10s
+            lease: 3s
+            backoff_base: 100ms
+            backoff_max: 500ms
           noop:
             handler: noop
             max_concurrent: 64
@@ -57,8 +72,9 @@ final class ChaosCluster: Sendable {
             backoff_base: 100ms
             backoff_max: 500ms
         """
+    }
 
-    static func start(conveyor: String) async throws -> ChaosCluster {
+    static func start(conveyor: String, workerURL: String) async throws -> ChaosCluster {
         let directory = try await LocalProcess.makeDirectory(prefix: "conveyor-chaos", ownedByPostgres: false)
         let logger = Logger(label: "conveyor.chaos", factory: { _ in SwiftLogNoOpLogHandler() })
         async let redis = LocalRedisServer.start(appendOnly: true, logger: logger)
@@ -66,7 +82,7 @@ final class ChaosCluster: Sendable {
         let cluster = ChaosCluster(
             directory: directory, conveyor: conveyor, ports: try (0..<coordinatorSlots).map { _ in try LocalProcess.freePort() },
             redis: try await redis, postgres: try await postgres)
-        try registry.write(toFile: cluster.registryPath, atomically: true, encoding: .utf8)
+        try registry(workerURL: workerURL).write(toFile: cluster.registryPath, atomically: true, encoding: .utf8)
         let migrate = try await ChildProcess.start(
             executable: conveyor, arguments: ["migrate"], workingDirectory: nil, logPath: "\(directory)/migrate.log",
             environment: cluster.coordinatorEnvironment(slot: 0, generation: 0, fault: nil))

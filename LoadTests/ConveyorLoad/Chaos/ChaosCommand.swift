@@ -9,14 +9,15 @@ struct ChaosCommand: AsyncParsableCommand {
         abstract: "Submit tasks while agents, the coordinator, Redis and PostgreSQL are killed; report lost and duplicated work.",
         discussion: """
             Starts its own redis-server (AOF, everysec) and PostgreSQL, one coordinator and several agents as
-            separate `conveyor` processes, and submits a mix of noop, delayed noop, sleep, steps and
-            fail-once tasks (every tenth with a completion webhook to a receiver it runs) through
+            separate `conveyor` processes, and submits a mix of noop, delayed noop, remote (the HTTP push
+            handler, to a worker it runs), sleep, steps and fail-once tasks (every tenth with a completion
+            webhook to a receiver it runs), while a schedule ticks every second, through
             /v1/tasks/batch (each task with an idempotency key; a failed request is retried until it gets
             its answer). Meanwhile: an agent is SIGKILLed every few seconds and restarted under a new id;
             the first coordinators crash at CONVEYOR_FAULT points (after COMMIT, after XADD, after recording)
             and one more is SIGKILLed; Redis is SIGKILLed and restarted from its AOF; PostgreSQL is
             restarted (immediate stop). Exits 1 if any accepted task is lost or ends with a wrong status, or
-            a task with a callback never got a validly signed delivery.
+            a task with a callback never got a validly signed delivery, or a schedule tick was missed or doubled.
             """)
 
     @Option(help: "Tasks to submit.")

@@ -10,7 +10,7 @@ import Synchronization
 /// names its id.
 final class ChaosLoad: Sendable {
     enum Kind: String, CaseIterable, Sendable {
-        case noop, delayed, sleep, steps, failOnce = "fail-once"
+        case noop, delayed, remote, sleep, steps, failOnce = "fail-once"
 
         /// The task type this kind submits.
         var type: String { self == .delayed ? "noop" : rawValue }
@@ -57,11 +57,12 @@ final class ChaosLoad: Sendable {
         state.withLock { $0.successes.filter { $0.sent >= millis }.map(\.answered).min() }
     }
 
-    /// The kind of the `index`th task: 45% noop, 10% delayed noop (0.5–3 s), 20% sleep, 10% steps
-    /// (reporting progress), 15% fail-once.
+    /// The kind of the `index`th task: 40% noop, 10% delayed noop (0.5–3 s), 5% remote (the HTTP push
+    /// handler), 20% sleep, 10% steps (reporting progress), 15% fail-once.
     static func kind(of index: Int) -> Kind {
         switch index % 20 {
-        case 0..<9: .noop
+        case 0..<8: .noop
+        case 8: .remote
         case 9..<11: .delayed
         case 11..<15: .sleep
         case 15..<17: .steps
@@ -94,6 +95,7 @@ final class ChaosLoad: Sendable {
             let params: String
             switch Self.kind(of: index) {
             case .noop, .delayed: params = "{}"
+            case .remote: params = "{\"n\":\(index)}"
             case .sleep: params = "{\"ms\":\(10 + (index * 37) % 190)}"
             case .steps: params = "{\"steps\":\(3 + index % 4),\"ms\":\(20 + (index * 13) % 80)}"
             case .failOnce: params = "{\"times\":1}"

@@ -32,6 +32,14 @@ struct ChaosReport: Sendable {
         let webhooksMissing = callbackTasks.filter { delivered[$0.id] == nil }.count
         let webhookRepeats = callbackTasks.compactMap { delivered[$0.id] }.reduce(0) { $0 + max(0, $1 - 1) }
         let delayedTasks = accepted.filter { $0.kind == .delayed }.count
+        let remoteTasks = accepted.filter { $0.kind == .remote }.count
+        let work = receiver.work
+        // The every-second schedule across every fault: no tick missed or doubled (consecutive seconds,
+        // one task each), and every tick older than 10 s has succeeded.
+        let ticks = try await TaskCensus.scheduleTicks(url: cluster.postgres.url, schedule: "chaos_tick")
+        let tickGaps = zip(ticks, ticks.dropFirst()).filter { $1.tick - $0.tick != 1000 }.count
+        let settledTicks = ticks.filter { $0.tick < WallClock.nowMillis() - 10_000 }
+        let ticksUnfinished = settledTicks.filter { $0.status != "succeeded" }.count
 
         // Duplicates: the same attempt of the same task started more than once.
         var perAttempt: [String: Int] = [:]
@@ -79,15 +87,18 @@ struct ChaosReport: Sendable {
 
         let passed = lost == 0 && wrong.isEmpty && load.unanswered == 0 && load.rejected.isEmpty && accepted.count == plan.tasks
             && lastReportMissing == 0 && webhooksMissing == 0 && receiver.invalid == 0
+            && !ticks.isEmpty && tickGaps == 0 && ticksUnfinished == 0
         var text = """
             ── Conveyor chaos run ──
-            load:        \(plan.tasks) tasks (45% noop, 10% noop delayed 0.5–3 s, 20% sleep 10–200 ms, 10% steps reporting progress, 15% fail-once; every tenth with a webhook) over \(plan.duration), \(ChaosCluster.coordinatorSlots) coordinators, \(plan.agents) agents
+            load:        \(plan.tasks) tasks (40% noop, 10% noop delayed 0.5–3 s, 5% remote on the HTTP push handler, 20% sleep 10–200 ms, 10% steps reporting progress, 15% fail-once; every tenth with a webhook; a schedule ticking every second) over \(plan.duration), \(ChaosCluster.coordinatorSlots) coordinators, \(plan.agents) agents
             accepted:    \(accepted.count) of \(plan.tasks) (never answered: \(load.unanswered), rejected: \(load.rejected.count))
             statuses:    \(statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             LOST:        \(lost)\(lost > 0 ? "  (missing rows \(missingRows), unfinished \(unfinished))" : "")
             wrong:       \(wrong.count) (every task of this mix must end succeeded)
             progress:    \(stepsTasks.count - lastReportMissing) of \(stepsTasks.count) steps tasks show their last report (100 %)
             delayed:     \(delayedTasks) delayed tasks among the accepted (each must end succeeded like the rest)
+            push:        \(remoteTasks) remote tasks; the worker got \(work.requests) requests and refused \(work.refused) with 503 (retried)
+            schedule:    \(ticks.count) ticks of the every-second schedule, \(tickGaps) gaps or doubles, \(ticksUnfinished) of \(settledTicks.count) older than 10 s not succeeded
             webhooks:    \(callbackTasks.count - webhooksMissing) of \(callbackTasks.count) tasks with a callback delivered, signed (\(webhookRepeats) repeats, at-least-once; \(receiver.refused) tries refused with 503 by the receiver; \(receiver.invalid) bad signatures; all in \(format(webhooksDoneAfter)) after the tasks settled)
             executions:  \(executions.count) started; duplicate executions \(duplicateExecutions) across \(tasksRunTwice) tasks (at-least-once); \(ghostExecutions) for tasks never accepted
             reconciler:  \(redispatched) tasks re-dispatched from PostgreSQL; \(takeovers) batches of events taken over from dead coordinators
@@ -102,7 +113,7 @@ struct ChaosReport: Sendable {
 
         let json = """
             {"tasks":\(plan.tasks),"duration_s":\(plan.duration.components.seconds),"agents":\(plan.agents),"accepted":\(accepted.count),\
-            "unanswered":\(load.unanswered),"rejected":\(load.rejected.count),"lost":\(lost),"wrong_status":\(wrong.count),"steps_tasks":\(stepsTasks.count),"last_report_missing":\(lastReportMissing),"delayed":\(delayedTasks),"webhook_tasks":\(callbackTasks.count),"webhooks_missing":\(webhooksMissing),"webhook_repeats":\(webhookRepeats),"bad_signatures":\(receiver.invalid),\
+            "unanswered":\(load.unanswered),"rejected":\(load.rejected.count),"lost":\(lost),"wrong_status":\(wrong.count),"steps_tasks":\(stepsTasks.count),"last_report_missing":\(lastReportMissing),"delayed":\(delayedTasks),"remote":\(remoteTasks),"schedule_ticks":\(ticks.count),"schedule_gaps":\(tickGaps),"schedule_unfinished":\(ticksUnfinished),"webhook_tasks":\(callbackTasks.count),"webhooks_missing":\(webhooksMissing),"webhook_repeats":\(webhookRepeats),"bad_signatures":\(receiver.invalid),\
             "executions":\(executions.count),"duplicate_executions":\(duplicateExecutions),"tasks_run_twice":\(tasksRunTwice),\
             "redispatched":\(redispatched),"event_takeovers":\(takeovers),"settled_s":\(String(format: "%.1f", settledAfter.seconds)),\
             "agent_recovery_max_s":\(sortedAgent.last.map { String(format: "%.2f", $0) } ?? "null"),\

@@ -59,8 +59,14 @@ final class ChaosRun: Sendable {
     }
 
     func execute(keep: Bool) async throws -> ChaosReport {
-        let cluster = try await ChaosCluster.start(conveyor: conveyor)
         let receiver = try await WebhookReceiver.start()
+        let cluster: ChaosCluster
+        do {
+            cluster = try await ChaosCluster.start(conveyor: conveyor, workerURL: receiver.workerURL)
+        } catch {
+            await receiver.stop()
+            throw error
+        }
         do {
             let report = try await drive(cluster, receiver: receiver)
             await receiver.stop()

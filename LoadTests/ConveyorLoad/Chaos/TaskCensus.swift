@@ -28,6 +28,20 @@ enum TaskCensus {
         return counts
     }
 
+    /// The ticks (Unix ms) a periodic schedule enqueued, with each tick's task status.
+    static func scheduleTicks(url: String, schedule: String) async throws -> [(tick: Int64, status: String)] {
+        let connection = PostgresConnection(url: url, name: "chaos-census", logger: logger)
+        defer { connection.close() }
+        let rows = try await connection.withSession { session in
+            try session.query(
+                "SELECT idempotency_key, status FROM tasks WHERE idempotency_key LIKE $1", ["schedule:\(schedule):%"]).rows
+        }
+        return rows.compactMap { row in
+            guard let tick = row[0].flatMap({ $0.split(separator: ":").last }).flatMap({ Int64($0) }), let status = row[1] else { return nil }
+            return (tick, status)
+        }.sorted { $0.tick < $1.tick }
+    }
+
     static func rows(url: String, ids: [Int64]) async throws -> [Int64: Row] {
         let connection = PostgresConnection(url: url, name: "chaos-census", logger: logger)
         defer { connection.close() }

@@ -6,9 +6,11 @@ import NIOCore
 import ServiceLifecycle
 import Synchronization
 
-/// The chaos run's webhook receiver: a real HTTP server that checks every delivery's signature, answers
-/// about one in six with 503 (so deliveries are retried while processes die), and remembers which tasks
-/// it received a valid delivery for.
+/// The chaos run's webhook receiver and push worker: a real HTTP server. On `/hook` it checks every
+/// delivery's signature, answers about one in six with 503 (so deliveries are retried while processes
+/// die), and remembers which tasks it received a valid delivery for. On `/work` it runs the `remote`
+/// tasks of the HTTP push handler: their params back as the result, with about one in six answered 503
+/// (so attempts are retried too).
 final class WebhookReceiver: Sendable {
     static let secret = "chaos-webhook-secret-0123456789"
 
@@ -17,6 +19,8 @@ final class WebhookReceiver: Sendable {
         var invalid = 0
         var refused = 0
         var requests = 0
+        var workRequests = 0
+        var workRefused = 0
     }
 
     let port: Int
@@ -29,6 +33,9 @@ final class WebhookReceiver: Sendable {
     }
 
     var url: String { "http://127.0.0.1:\(port)/hook" }
+    var workerURL: String { "http://127.0.0.1:\(port)/work" }
+    /// Requests the push handler made, and how many of them were refused with 503.
+    var work: (requests: Int, refused: Int) { state.state.withLock { ($0.workRequests, $0.workRefused) } }
     /// Tasks with at least one valid delivery, and how many each got.
     var delivered: [Int64: Int] { state.state.withLock { $0.delivered } }
     var invalid: Int { state.state.withLock { $0.invalid } }
@@ -56,6 +63,17 @@ final class WebhookReceiver: Sendable {
                 return false
             }
             return Response(status: refuse ? .serviceUnavailable : (valid ? .noContent : .unauthorized))
+        }
+        router.post("work") { request, _ -> Response in
+            let body = String(buffer: try await request.body.collect(upTo: 1 << 20))
+            let refuse = shared.state.withLock { state -> Bool in
+                state.workRequests += 1
+                if state.workRequests % 6 == 0 { state.workRefused += 1 }
+                return state.workRequests % 6 == 0
+            }
+            if refuse { return Response(status: .serviceUnavailable) }
+            let params = (try? JSONValue.parse(body))?["params"] ?? .null
+            return Response(status: .ok, body: ResponseBody(byteBuffer: ByteBuffer(string: "{\"echo\":\(params.serialized)}")))
         }
         let listening = Promise<Int>()
         let logger = Logger(label: "conveyor.chaos.webhooks", factory: { _ in SwiftLogNoOpLogHandler() })
