@@ -53,9 +53,10 @@ public struct Agent: Sendable {
         self.readerRedis = RedisConnection(configuration: configuration.redis, name: "agent-reader", logger: logger.with(label: "conveyor.agent.redis"))
         let slots = SlotPool(capacity: configuration.concurrency)
         let ownPendingResumed = Promise<Void>()
+        let gate = FlowGate(redis: redis, keys: configuration.keys, registry: configuration.registry)
         self.completer = Completer(
             redis: redis, keys: configuration.keys, registry: configuration.registry, agentID: configuration.agentID,
-            batchSize: configuration.completerBatchSize, logger: logger.with(label: "conveyor.agent.completer"))
+            batchSize: configuration.completerBatchSize, gate: gate, logger: logger.with(label: "conveyor.agent.completer"))
         var journal: ExecutionJournal?
         if let path = configuration.executionJournalPath {
             do {
@@ -70,16 +71,16 @@ public struct Agent: Sendable {
         self.consumer = Consumer(
             redis: readerRedis, keys: configuration.keys, agentID: configuration.agentID,
             queues: configuration.servedQueues, executor: executor, slots: slots, readBlock: configuration.readBlock,
-            ownPendingResumed: ownPendingResumed, logger: logger.with(label: "conveyor.agent.consumer"))
+            ownPendingResumed: ownPendingResumed, gate: gate, logger: logger.with(label: "conveyor.agent.consumer"))
         self.heartbeat = Heartbeat(redis: redis, keys: configuration.keys, configuration: configuration, executor: executor, clock: clock, logger: logger.with(label: "conveyor.agent.heartbeat"))
         let served = configuration.registry.types.values.filter { configuration.servedQueues.contains($0.queue) }
         self.leaseKeeper = LeaseKeeper(
             redis: redis, executor: executor, agentID: configuration.agentID,
-            shortestLease: served.map(\.lease).min() ?? TaskTypeDefinition.defaultLease, clock: clock,
+            shortestLease: served.map(\.lease).min() ?? TaskTypeDefinition.defaultLease, gate: gate, clock: clock,
             logger: logger.with(label: "conveyor.agent.lease-keeper"))
         self.reclaimer = Reclaimer(
             redis: redis, keys: configuration.keys, registry: configuration.registry, queues: configuration.servedQueues,
-            agentID: configuration.agentID, executor: executor, slots: slots, ownPendingResumed: ownPendingResumed, clock: clock,
+            agentID: configuration.agentID, executor: executor, slots: slots, gate: gate, ownPendingResumed: ownPendingResumed, clock: clock,
             logger: logger.with(label: "conveyor.agent.reclaimer"))
         self.cancelWatcher = CancelWatcher(redis: redis, keys: configuration.keys, executor: executor, clock: clock, logger: logger.with(label: "conveyor.agent.cancel-watcher"))
         let executor = self.executor

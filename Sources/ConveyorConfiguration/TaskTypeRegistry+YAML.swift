@@ -11,7 +11,12 @@ extension TaskTypeRegistry {
     /// types:
     ///   resize_image:
     ///     queue: images          # default "default"
-    ///     max_concurrent: 5      # per agent, default 5
+    ///     max_concurrent: 5      # across all agents, default 5; "unlimited" for none
+    ///     max_concurrent_per_agent: 2   # on one agent, default: no limit but the agent's --concurrency
+    ///     rate_limit: 10/s       # starts per second (also /min, /h) across all agents; "10/s burst 20"
+    ///     per_key:               # limits per value of a submission's limit_key (a customer, a user)
+    ///       max_concurrent: 2
+    ///       rate_limit: 5/s
     ///     timeout: 60s           # default 5m
     ///     max_attempts: 3        # default 3
     ///     handler: command       # noop | sleep | echo | fail | command | <in-process name>
@@ -123,7 +128,7 @@ extension TaskTypeRegistry {
     }
 
     private static let knownKeys: Set<String> = [
-        "queue", "max_concurrent", "timeout", "max_attempts", "handler", "command", "max_output_bytes",
+        "queue", "max_concurrent", "max_concurrent_per_agent", "rate_limit", "per_key", "timeout", "max_attempts", "handler", "command", "max_output_bytes",
         "backoff_base", "backoff_max", "lease", "env", "url", "callback_url",
     ]
 
@@ -145,6 +150,7 @@ extension TaskTypeRegistry {
             }
             return number
         }
+        let limits = try flowLimits(settings, path: path)
         guard let handler = settings["handler"] as? String, !handler.isEmpty else {
             throw ConfigurationError(key: "\(path).handler", "required: one of \(builtInHandlers.sorted().joined(separator: ", ")) or an in-process handler name")
         }
@@ -218,7 +224,10 @@ extension TaskTypeRegistry {
         return TaskTypeDefinition(
             name: name,
             queue: queue,
-            maxConcurrent: try positiveInt("max_concurrent", default: TaskTypeDefinition.defaultMaxConcurrent),
+            maxConcurrent: limits.maxConcurrent,
+            maxConcurrentPerAgent: limits.maxConcurrentPerAgent,
+            rateLimit: limits.rateLimit,
+            perKey: limits.perKey,
             timeout: timeout,
             maxAttempts: try positiveInt("max_attempts", default: TaskTypeDefinition.defaultMaxAttempts),
             handler: handler,
@@ -231,6 +240,50 @@ extension TaskTypeRegistry {
             url: url,
             callbackURL: callbackURL
         )
+    }
+
+    private static let perKeyKeys: Set<String> = ["max_concurrent", "rate_limit"]
+
+    /// A type's flow-control settings: `max_concurrent` (a positive integer or `unlimited`), the per-agent
+    /// cap, `rate_limit` and `per_key`.
+    private static func flowLimits(_ settings: [String: Any], path: String) throws(ConfigurationError)
+        -> (maxConcurrent: Int?, maxConcurrentPerAgent: Int?, rateLimit: RateLimit?, perKey: KeyLimits?)
+    {
+        func limit(_ raw: Any?, key: String, default value: Int?) throws(ConfigurationError) -> Int? {
+            guard let raw else { return value }
+            if let text = raw as? String, text == "unlimited" { return nil }
+            guard let number = raw as? Int, number > 0, number <= 1_000_000 else {
+                throw ConfigurationError(key: key, "must be a positive integer (at most 1000000) or \"unlimited\"")
+            }
+            return number
+        }
+        func rate(_ raw: Any?, key: String) throws(ConfigurationError) -> RateLimit? {
+            guard let raw else { return nil }
+            guard let text = raw as? String, let rate = RateLimit(text: text) else {
+                throw ConfigurationError(key: key, "must be a rate such as 10/s, 600/min or 100/h, optionally followed by 'burst N'")
+            }
+            return rate
+        }
+        let maxConcurrent = try limit(settings["max_concurrent"], key: "\(path).max_concurrent", default: TaskTypeDefinition.defaultMaxConcurrent)
+        let perAgent = try limit(settings["max_concurrent_per_agent"], key: "\(path).max_concurrent_per_agent", default: nil)
+        let rateLimit = try rate(settings["rate_limit"], key: "\(path).rate_limit")
+        var perKey: KeyLimits?
+        if let raw = settings["per_key"] {
+            guard let mapping = raw as? [String: Any] else {
+                throw ConfigurationError(key: "\(path).per_key", "expected a mapping with max_concurrent and/or rate_limit")
+            }
+            if let key = Set(mapping.keys).subtracting(perKeyKeys).sorted().first {
+                throw ConfigurationError(key: "\(path).per_key.\(key)", "unknown setting (known: max_concurrent, rate_limit)")
+            }
+            let limits = KeyLimits(
+                maxConcurrent: try limit(mapping["max_concurrent"], key: "\(path).per_key.max_concurrent", default: nil),
+                rateLimit: try rate(mapping["rate_limit"], key: "\(path).per_key.rate_limit"))
+            guard limits.maxConcurrent != nil || limits.rateLimit != nil else {
+                throw ConfigurationError(key: "\(path).per_key", "set max_concurrent, rate_limit or both")
+            }
+            perKey = limits
+        }
+        return (maxConcurrent, perAgent, rateLimit, perKey)
     }
 
     static func isValidVariableName(_ name: String) -> Bool {

@@ -2,7 +2,8 @@
 ///
 /// Stream entry fields (DESIGN §4): `id`, `type`, `params` (JSON text), `cid` (correlation id),
 /// `attempt` (1-based), `max` (max attempts), `enq` (submission time, Unix ms; kept across retries, reset by a redrive),
-/// and `cb` = `1` when the task has a completion webhook (absent otherwise).
+/// `cb` = `1` when the task has a completion webhook, `pri` = its priority when not normal (`0` low, `2`
+/// high), `lk` = its limit key; each absent otherwise.
 public struct TaskEnvelope: Sendable, Hashable {
     public var id: TaskID
     public var type: String
@@ -15,12 +16,19 @@ public struct TaskEnvelope: Sendable, Hashable {
     /// Whether the task has a `callback_url`. Its outcome event carries the flag on, so the Recorder
     /// looks for a webhook only for the tasks that have one: tasks without cost nothing.
     public var hasCallback: Bool
+    /// Which of the queue's ready streams carries the task.
+    public var priority: TaskPriority
+    /// The value its type's `per_key` limits are counted under (a customer, a user), if any.
+    public var limitKey: String?
 
     public init(
         id: TaskID, type: String, params: String, correlationID: String,
-        attempt: Int, maxAttempts: Int, enqueuedAtMillis: Int64, hasCallback: Bool = false
+        attempt: Int, maxAttempts: Int, enqueuedAtMillis: Int64, hasCallback: Bool = false,
+        priority: TaskPriority = .normal, limitKey: String? = nil
     ) {
         self.hasCallback = hasCallback
+        self.priority = priority
+        self.limitKey = limitKey
         self.id = id
         self.type = type
         self.params = params
@@ -37,6 +45,8 @@ public struct TaskEnvelope: Sendable, Hashable {
             ("attempt", String(attempt)), ("max", String(maxAttempts)), ("enq", String(enqueuedAtMillis)),
         ]
         if hasCallback { fields.append(("cb", "1")) }
+        if priority != .normal { fields.append(("pri", String(priority.rawValue))) }
+        if let limitKey { fields.append(("lk", limitKey)) }
         return fields
     }
 
@@ -64,6 +74,13 @@ public struct TaskEnvelope: Sendable, Hashable {
         self.maxAttempts = Int(try number("max"))
         self.enqueuedAtMillis = try number("enq")
         self.hasCallback = fields["cb"] == "1"
+        if let raw = fields["pri"] {
+            guard let priority = TaskPriority(text: raw) else { throw EnvelopeError(field: "pri", reason: "not a priority") }
+            self.priority = priority
+        } else {
+            self.priority = .normal
+        }
+        self.limitKey = fields["lk"]
         guard attempt >= 1 else { throw EnvelopeError(field: "attempt", reason: "must be at least 1") }
     }
 }

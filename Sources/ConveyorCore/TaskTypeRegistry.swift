@@ -1,11 +1,18 @@
 
-/// How one task type is run: which queue carries it, how many run at once on one agent, for how long,
-/// how often it is tried, and by which handler.
+/// How one task type is run: which queue carries it, how many run at once and how fast they start
+/// (across the whole cluster, and on one agent), for how long, how often it is tried, and by which handler.
 public struct TaskTypeDefinition: Sendable, Hashable {
     public var name: String
     public var queue: String
-    /// Most tasks of this type running at once on one agent.
-    public var maxConcurrent: Int
+    /// Most attempts of this type running at once across every agent; nil for no limit. A slot is
+    /// tied to the attempt's lease: a dead agent's slot comes back when the lease expires.
+    public var maxConcurrent: Int?
+    /// Most attempts of this type running at once on one agent; nil for no limit beyond the agent's own.
+    public var maxConcurrentPerAgent: Int?
+    /// How fast attempts of this type may start across every agent; nil for no limit.
+    public var rateLimit: RateLimit?
+    /// The limits of each `limit_key` value within this type; nil when keys are not limited.
+    public var perKey: KeyLimits?
     /// A longer attempt is stopped and counts as failed.
     public var timeout: Duration
     public var maxAttempts: Int
@@ -30,6 +37,11 @@ public struct TaskTypeDefinition: Sendable, Hashable {
     /// The completion webhook of this type's tasks when a submission names none.
     public var callbackURL: String?
 
+    /// Whether starting an attempt of this type must ask Redis for a slot or a token first.
+    public var isFlowControlled: Bool {
+        maxConcurrent != nil || rateLimit != nil || perKey?.maxConcurrent != nil || perKey?.rateLimit != nil
+    }
+
     /// The backoff between this type's attempts.
     public var backoff: Backoff { Backoff(base: backoffBase, maximum: backoffMax) }
 
@@ -43,8 +55,8 @@ public struct TaskTypeDefinition: Sendable, Hashable {
     public static let defaultBackoffMax = Duration.seconds(600)
 
     public init(
-        name: String, queue: String = defaultQueue, maxConcurrent: Int = defaultMaxConcurrent,
-        timeout: Duration = defaultTimeout, maxAttempts: Int = defaultMaxAttempts, handler: String,
+        name: String, queue: String = defaultQueue, maxConcurrent: Int? = defaultMaxConcurrent,
+        maxConcurrentPerAgent: Int? = nil, rateLimit: RateLimit? = nil, perKey: KeyLimits? = nil, timeout: Duration = defaultTimeout, maxAttempts: Int = defaultMaxAttempts, handler: String,
         command: [String] = [], maxOutputBytes: Int = defaultMaxOutputBytes,
         backoffBase: Duration = defaultBackoffBase, backoffMax: Duration = defaultBackoffMax,
         lease: Duration = defaultLease, environment: [String: String] = [:], url: String? = nil, callbackURL: String? = nil
@@ -55,6 +67,9 @@ public struct TaskTypeDefinition: Sendable, Hashable {
         self.name = name
         self.queue = queue
         self.maxConcurrent = maxConcurrent
+        self.maxConcurrentPerAgent = maxConcurrentPerAgent
+        self.rateLimit = rateLimit
+        self.perKey = perKey
         self.timeout = timeout
         self.maxAttempts = maxAttempts
         self.handler = handler
@@ -90,13 +105,14 @@ public struct TaskTypeRegistry: Sendable, Hashable {
     public var queues: [String] { Set(types.values.map(\.queue)).sorted() }
 
     /// The registry used when `CONVEYOR_TASK_TYPES` is unset: the five built-in demo handlers, each a
-    /// type of the same name on the `default` queue.
+    /// type of the same name on the `default` queue. They are what the load generator measures, so they
+    /// have no cluster-wide limit; only a per-agent one.
     public static let builtIn = TaskTypeRegistry([
-        TaskTypeDefinition(name: "noop", maxConcurrent: 1000, handler: "noop"),
-        TaskTypeDefinition(name: "sleep", maxConcurrent: 50, handler: "sleep"),
-        TaskTypeDefinition(name: "echo", maxConcurrent: 100, handler: "echo"),
-        TaskTypeDefinition(name: "fail", handler: "fail"),
-        TaskTypeDefinition(name: "steps", maxConcurrent: 100, handler: "steps"),
+        TaskTypeDefinition(name: "noop", maxConcurrent: nil, maxConcurrentPerAgent: 1000, handler: "noop"),
+        TaskTypeDefinition(name: "sleep", maxConcurrent: nil, maxConcurrentPerAgent: 50, handler: "sleep"),
+        TaskTypeDefinition(name: "echo", maxConcurrent: nil, maxConcurrentPerAgent: 100, handler: "echo"),
+        TaskTypeDefinition(name: "fail", maxConcurrent: nil, maxConcurrentPerAgent: 5, handler: "fail"),
+        TaskTypeDefinition(name: "steps", maxConcurrent: nil, maxConcurrentPerAgent: 100, handler: "steps"),
     ])
 
     /// Type and queue names end up in Redis keys, label values and log lines: keep them plain.

@@ -31,6 +31,10 @@ public enum MetricsCatalog {
     public static let agentsLive = Entry(name: "conveyor_agents_live", help: "Agents whose heartbeat has not expired.")
     public static let reconciled = Entry(name: "conveyor_reconciler_redispatched_total", help: "Tasks the Reconciler put back into Redis.")
     public static let webhookDeliveries = Entry(name: "conveyor_webhook_deliveries_total", help: "Tries to deliver a completion webhook, by outcome (delivered, failed, gave_up).")
+    public static let limitRunning = Entry(name: "conveyor_limit_running", help: "Attempts holding a slot of a type's cluster-wide concurrency limit, sampled from Redis at scrape time.")
+    public static let limitMax = Entry(name: "conveyor_limit_max", help: "A type's cluster-wide concurrency limit (max_concurrent).")
+    public static let limitWaiting = Entry(name: "conveyor_limit_waiting", help: "Tasks of a type held back, by reason: concurrency (waiting for a slot), rate (waiting for their reserved start), paused.")
+    public static let limitUtilisation = Entry(name: "conveyor_limit_utilisation", help: "Share of a type's cluster-wide concurrency limit in use (running / max_concurrent), 0–1.")
     public static let generationsDropped = Entry(name: "conveyor_retention_generations_dropped_total", help: "Generations of tasks and events dropped by retention.")
     public static let deadLettersTrimmed = Entry(name: "conveyor_dead_letters_trimmed_total", help: "Dead letters trimmed from Redis beyond the per-queue bound (their rows stay in PostgreSQL), by queue.")
     public static let consumersRemoved = Entry(name: "conveyor_consumers_removed_total", help: "Idle consumers holding nothing removed from a consumer group, by queue.")
@@ -47,6 +51,7 @@ public enum MetricsCatalog {
     public static let retries = Entry(name: "conveyor_task_retries_total", help: "Failed attempts scheduled for a retry, by type.")
     public static let timeouts = Entry(name: "conveyor_task_timeouts_total", help: "Attempts stopped at their type's timeout, by type.")
     public static let reclaims = Entry(name: "conveyor_reclaims_total", help: "Tasks taken over from an agent whose lease expired, by queue.")
+    public static let throttled = Entry(name: "conveyor_throttled_total", help: "Taken entries held back instead of started, by type and reason (concurrency, rate, paused).")
     public static let inFlight = Entry(name: "conveyor_agent_tasks_in_flight", help: "Tasks an agent holds (running or waiting for their type's slot).")
 
     // Both
@@ -60,8 +65,8 @@ public enum MetricsCatalog {
 
     public static let all: [Entry] = [
         tasksSubmitted, enqueueDuration, httpRequests, httpDuration, eventsRecorded, recorderLag, queueReady, queuePending,
-        queueDelayed, queueDead, agentsLive, reconciled, webhookDeliveries, generationsDropped, deadLettersTrimmed, consumersRemoved, cancelMarksRemoved, taskWatchers, postgresRows, postgresBatch, postgresDuration, tasksCompleted, taskRun,
-        taskEndToEnd, retries, timeouts, reclaims, inFlight, redisPipeline, redisRoundTrip, logLinesDropped, processCPU, processResident,
+        queueDelayed, queueDead, agentsLive, reconciled, webhookDeliveries, limitRunning, limitMax, limitWaiting, limitUtilisation, generationsDropped, deadLettersTrimmed, consumersRemoved, cancelMarksRemoved, taskWatchers, postgresRows, postgresBatch, postgresDuration, tasksCompleted, taskRun,
+        taskEndToEnd, retries, timeouts, reclaims, throttled, inFlight, redisPipeline, redisRoundTrip, logLinesDropped, processCPU, processResident,
         processOpenFDs, processStart,
     ]
 

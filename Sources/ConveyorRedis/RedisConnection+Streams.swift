@@ -42,6 +42,13 @@ extension RedisConnection {
     public func readGroup(
         group: String, consumer: String, streams: [String], id: String = ">", count: Int, block: Duration?
     ) async throws -> [(stream: String, entries: [StreamEntry])] {
+        let reply = try await send(Self.xreadgroup(group: group, consumer: consumer, streams: streams, id: id, count: count, block: block))
+        return try Self.decodeRead(reply, command: "XREADGROUP")
+    }
+
+    /// The XREADGROUP command of ``readGroup(group:consumer:streams:id:count:block:)``, for a pipeline;
+    /// decode its reply with ``decodeRead(_:command:)``.
+    public static func xreadgroup(group: String, consumer: String, streams: [String], id: String = ">", count: Int, block: Duration?) -> RedisCommand {
         var command = RedisCommand("XREADGROUP", ["GROUP", group, consumer, "COUNT", String(max(count, 1))])
         if let block {
             command.append("BLOCK")
@@ -51,11 +58,10 @@ extension RedisConnection {
         command.append("STREAMS")
         for stream in streams { command.append(stream) }
         for _ in streams { command.append(id) }
-        let reply = try await send(command)
-        return try Self.decodeRead(reply, command: "XREADGROUP")
+        return command
     }
 
-    static func decodeRead(_ reply: RedisReply, command: String) throws(RedisError) -> [(stream: String, entries: [StreamEntry])] {
+    public static func decodeRead(_ reply: RedisReply, command: String) throws(RedisError) -> [(stream: String, entries: [StreamEntry])] {
         if reply.isNull { return [] }
         if let message = reply.errorMessage { throw RedisError(.commandFailed, message, command: command) }
         guard let streams = reply.array else { throw RedisError(.unexpectedReply, "expected an array", command: command) }

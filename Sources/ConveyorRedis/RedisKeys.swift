@@ -1,3 +1,5 @@
+import ConveyorCore
+
 /// Every Redis key Conveyor uses, and nothing else builds key names.
 ///
 /// `{queue}` is a hash tag: all keys of one queue land in one cluster slot, so a Lua script may touch
@@ -15,8 +17,28 @@ public struct RedisKeys: Sendable, Hashable {
         self.prefix = prefix
     }
 
-    /// Stream of tasks ready to run.
+    /// Stream of tasks of normal priority ready to run.
     public func ready(_ queue: String) -> String { "\(prefix):{\(queue)}:ready" }
+    /// Stream of tasks of one priority ready to run (normal is ``ready(_:)`` itself, so a queue that never
+    /// sees another priority has one stream, as before priorities existed).
+    public func ready(_ queue: String, priority: TaskPriority) -> String {
+        priority == .normal ? ready(queue) : "\(prefix):{\(queue)}:ready:\(priority.name)"
+    }
+    /// Every ready stream of a queue, highest priority first.
+    public func readyStreams(_ queue: String) -> [String] {
+        TaskPriority.allCases.reversed().map { ready(queue, priority: $0) }
+    }
+    /// Hash of what is paused in a queue: `*` (the whole queue) or a type name → paused since (Unix ms).
+    public func paused(_ queue: String) -> String { "\(prefix):{\(queue)}:paused" }
+    /// List of a paused type's entries that agents took and parked until it resumes, oldest first.
+    public func pausedEntries(_ queue: String, type: String) -> String { "\(prefix):{\(queue)}:paused:\(type)" }
+    /// Where one cluster-wide limit keeps its state: the type's own, or one limit key's within it.
+    public func limit(_ queue: String, type: String, key: String? = nil) -> LimitKeys {
+        let base = key.map { "\(prefix):{\(queue)}:limit:\(type):key:\($0)" } ?? "\(prefix):{\(queue)}:limit:\(type)"
+        return LimitKeys(running: base + ":running", rate: base + ":rate", waiting: base + ":waiting")
+    }
+    /// Set of the limit keys of a type that have entries waiting for a slot (the reaper's list).
+    public func waitingKeys(_ queue: String, type: String) -> String { "\(prefix):{\(queue)}:limit:\(type):waiting-keys" }
     /// Sorted set of tasks waiting for a retry, scored by due time.
     public func delayed(_ queue: String) -> String { "\(prefix):{\(queue)}:delayed" }
     /// Stream of dead-lettered tasks.
@@ -31,4 +53,14 @@ public struct RedisKeys: Sendable, Hashable {
     public var agents: String { "\(prefix):agents" }
     /// Changes whenever Redis lost its data; the Reconciler watches it.
     public var epoch: String { "\(prefix):epoch" }
+}
+
+/// The Redis keys of one cluster-wide limit, all in its queue's hash slot.
+public struct LimitKeys: Sendable, Hashable {
+    /// Sorted set: task id → the lease deadline of the attempt holding the slot (Redis time, ms).
+    public var running: String
+    /// String: the GCRA's theoretical arrival time (ms); expires once it is in the past.
+    public var rate: String
+    /// List: entries taken while every slot was held, oldest first; a freed slot moves one back.
+    public var waiting: String
 }

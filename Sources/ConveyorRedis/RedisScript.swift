@@ -31,14 +31,24 @@ public struct ScriptCall: Sendable, Hashable {
 extension RedisConnection {
     /// Runs the script once per call, all calls in one pipeline; returns one reply per call.
     public func evaluate(_ script: RedisScript, _ calls: [ScriptCall]) async throws -> [RedisReply] {
+        try await evaluate(calls.map { (script, $0) })
+    }
+
+    /// Runs several scripts' calls in one pipeline, in order; returns one reply per call.
+    public func evaluate(_ calls: [(script: RedisScript, call: ScriptCall)]) async throws -> [RedisReply] {
         guard !calls.isEmpty else { return [] }
-        var sha = script.cachedSHA
-        if sha == nil { sha = try await load(script) }
-        var replies = try await send(calls.map { Self.evalsha(sha!, $0) })
+        var shas: [String: String] = [:]
+        for (script, _) in calls where shas[script.name] == nil {
+            if let cached = script.cachedSHA { shas[script.name] = cached } else { shas[script.name] = try await load(script) }
+        }
+        var replies = try await send(calls.map { Self.evalsha(shas[$0.script.name]!, $0.call) })
         let missing = replies.indices.filter { replies[$0].errorMessage?.hasPrefix("NOSCRIPT") == true }
         if !missing.isEmpty {
-            let reloaded = try await load(script)
-            let retried = try await send(missing.map { Self.evalsha(reloaded, calls[$0]) })
+            var reloaded: [String: String] = [:]
+            for index in missing where reloaded[calls[index].script.name] == nil {
+                reloaded[calls[index].script.name] = try await load(calls[index].script)
+            }
+            let retried = try await send(missing.map { Self.evalsha(reloaded[calls[$0].script.name]!, calls[$0].call) })
             for (index, reply) in zip(missing, retried) { replies[index] = reply }
         }
         return replies

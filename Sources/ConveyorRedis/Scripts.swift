@@ -138,21 +138,23 @@ public enum Scripts {
     /// scheduled task's entry (marked `sched`) also gets its release recorded: a `queued` event (attempt
     /// 0), which moves its status on from `scheduled`.
     public static let forwardDue = RedisScript(name: "forward_due", source: """
-        -- KEYS[1] -> conveyor:{<queue>}:delayed  (sorted set written by complete_tasks and the submitter)
+        -- KEYS[1] -> conveyor:{<queue>}:delayed  (sorted set written by complete_tasks, admit and the submitter)
         -- KEYS[2] -> conveyor:{<queue>}:ready    (stream)
         -- KEYS[3] -> conveyor:{<queue>}:events   (stream)
+        -- KEYS[4], KEYS[5] -> conveyor:{<queue>}:ready:low, :ready:high  (streams of the other priorities)
         -- ARGV[1] -> most entries to move
         -- Returns {moved, ms until the next entry is due (-1 when none is left)}.
         local time = redis.call('TIME')
         local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+        local streams = {['0'] = KEYS[4] or KEYS[2], ['1'] = KEYS[2], ['2'] = KEYS[5] or KEYS[2]}
         local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
         for _, member in ipairs(due) do
             local fields = cjson.decode(member)
-            redis.call('XADD', KEYS[2], '*', unpack(fields))
+            local f = {}
+            for i = 1, #fields - 1, 2 do f[fields[i]] = fields[i + 1] end
+            redis.call('XADD', streams[f['pri'] or '1'] or KEYS[2], '*', unpack(fields))
             redis.call('ZREM', KEYS[1], member)
-            if fields[#fields - 1] == 'sched' then
-                local f = {}
-                for i = 1, #fields - 1, 2 do f[fields[i]] = fields[i + 1] end
+            if f['sched'] then
                 redis.call('XADD', KEYS[3], '*', 'task', f['id'], 'status', 'queued', 'attempt', '0', 'agent', 'forwarder',
                     'at', tostring(now), 'cid', f['cid'] or '', 'type', f['type'] or '')
             end

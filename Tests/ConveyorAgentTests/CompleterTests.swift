@@ -13,7 +13,7 @@ struct CompleterTests {
     private func completer() -> Completer {
         // Never connects: scriptCalls(for:) only builds arguments.
         let redis = RedisConnection(configuration: RedisConfiguration(port: 1), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
-        return Completer(redis: redis, keys: RedisKeys(prefix: "p"), registry: registry, agentID: "a1", batchSize: 100, logger: Logger(label: "test"))
+        return Completer(redis: redis, keys: RedisKeys(prefix: "p"), registry: registry, agentID: "a1", batchSize: 100, gate: FlowGate(redis: redis, keys: RedisKeys(prefix: "p"), registry: registry), logger: Logger(label: "test"))
     }
 
     private func delivery(attempt: Int, entry: String = "1-0") -> Delivery {

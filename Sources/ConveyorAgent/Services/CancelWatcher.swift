@@ -38,7 +38,7 @@ final class CancelWatcher: Service, Sendable {
     func checkOnce() async throws {
         let held = executor.heldDeliveries
         guard !held.isEmpty else { return }
-        let cancelled = try await Consumer.cancelledEntries(held, redis: redis, keys: keys)
+        let cancelled = try await FlowGate.inspect(held, redis: redis, keys: keys).cancelled
         if !cancelled.isEmpty { executor.cancel(entries: cancelled) }
     }
 }

@@ -32,11 +32,13 @@ final class Completer: Service, Sendable {
     private let registry: TaskTypeRegistry
     private let agentID: String
     private let batchSize: Int
+    private let gate: FlowGate
     private let logger: Logger
 
     static let backoff = Backoff(base: .milliseconds(50), maximum: .seconds(2))
 
-    init(redis: RedisConnection, keys: RedisKeys, registry: TaskTypeRegistry, agentID: String, batchSize: Int, logger: Logger) {
+    init(redis: RedisConnection, keys: RedisKeys, registry: TaskTypeRegistry, agentID: String, batchSize: Int, gate: FlowGate, logger: Logger) {
+        self.gate = gate
         self.redis = redis
         self.keys = keys
         self.registry = registry
@@ -71,12 +73,14 @@ final class Completer: Service, Sendable {
     /// Retries until Redis takes the batch, unless the task is cancelled (then the unacknowledged tasks
     /// are redelivered later: at-least-once).
     private func flush(_ batch: [Item]) async {
-        let calls = scriptCalls(for: batch)
+        // Finished attempts of limited types free their slots in the same round trip, right after their
+        // acknowledgement (a slot left behind by a crash between the two lapses with its lease).
+        let calls = scriptCalls(for: batch).map { (Scripts.completeTasks, $0) } + releaseCalls(for: batch).map { (Scripts.releaseSlots, $0) }
         FaultInjection.point(.crashBeforeComplete)
         var failures = 0
         while true {
             do {
-                let replies = try await redis.evaluate(Scripts.completeTasks, calls)
+                let replies = try await redis.evaluate(calls)
                 if let error = replies.compactMap(\.errorMessage).first {
                     throw RedisError(.commandFailed, error, command: "EVALSHA complete_tasks")
                 }
@@ -136,6 +140,14 @@ final class Completer: Service, Sendable {
             commands.append(RedisCommand("SREM", [keys.cancelled(delivery.queue), delivery.envelope.id.description]))
         }
         if !commands.isEmpty { _ = try? await redis.send(commands) }
+    }
+
+    func releaseCalls(for batch: [Item]) -> [ScriptCall] {
+        var finished: [(queue: String, envelope: TaskEnvelope, fill: Bool)] = []
+        for case .finished(let delivery, let outcome, _, _) in batch where registry[delivery.envelope.type]?.isFlowControlled == true {
+            finished.append((delivery.queue, delivery.envelope, outcome == .cancelled))
+        }
+        return finished.isEmpty ? [] : gate.releaseCalls(finished)
     }
 
     func scriptCalls(for batch: [Item]) -> [ScriptCall] {

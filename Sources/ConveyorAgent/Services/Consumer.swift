@@ -5,8 +5,10 @@ import Logging
 import ServiceLifecycle
 import Synchronization
 
-/// Reads tasks from the served queues' ready streams and hands them to the Executor, never more than
-/// there are free slots (the lease clock starts at delivery, not when a handler begins).
+/// Reads tasks from the served queues' ready streams (one per priority, shared by ``ReadPlan``) and
+/// hands them to the Executor, never more than there are free slots (the lease clock starts at delivery,
+/// not when a handler begins). Entries of limited types, and of queues with something paused, pass the
+/// ``FlowGate`` first; those held back never reach the Executor. A queue paused as a whole is not read.
 ///
 /// Wakes on a free slot. At start it first takes back its own pending entries (left by an earlier run
 /// under the same agent id), then reads new ones with XREADGROUP … BLOCK. An entry that cannot be decoded
@@ -21,7 +23,10 @@ final class Consumer: Service, Sendable {
     private let slots: SlotPool
     private let readBlock: Duration
     private let logger: Logger
-    private let rotation = Atomic<Int>(0)
+    private let gate: FlowGate
+    private let plan: Mutex<ReadPlan>
+    /// Queues paused as a whole, as last seen: not read until a check finds them resumed.
+    private let pausedQueues = Mutex<Set<String>>([])
     /// Fulfilled once this agent's own pending entries are back in the Executor (the Reclaimer waits).
     private let ownPendingResumed: Promise<Void>
 
@@ -30,8 +35,12 @@ final class Consumer: Service, Sendable {
     /// - Parameter redis: a connection of its own: XREADGROUP BLOCK holds it while waiting.
     init(
         redis: RedisConnection, keys: RedisKeys, agentID: String, queues: [String], executor: Executor, slots: SlotPool,
-        readBlock: Duration, ownPendingResumed: Promise<Void>, logger: Logger
+        readBlock: Duration, ownPendingResumed: Promise<Void>, gate: FlowGate, logger: Logger
     ) {
+        self.gate = gate
+        self.plan = Mutex(ReadPlan(streams: queues.flatMap { queue in
+            TaskPriority.allCases.reversed().map { ReadPlan.Stream(key: keys.ready(queue, priority: $0), queue: queue, priority: $0) }
+        }))
         self.ownPendingResumed = ownPendingResumed
         self.redis = redis
         self.keys = keys
@@ -64,13 +73,7 @@ final class Consumer: Service, Sendable {
                 }
                 let free = await cancelWhenGracefulShutdown { await self.slots.waitForFree() }
                 guard free > 0, !Task.isShuttingDownGracefully else { continue }
-                let selection = select(free: free)
-                let read = try await cancelWhenGracefulShutdown {
-                    try await self.redis.readGroup(
-                        group: RedisKeys.agentsGroup, consumer: self.agentID, streams: selection.streams,
-                        count: selection.count, block: self.readBlock)
-                }
-                try await dispatch(read)
+                try await readRound(free: free)
                 failures = 0
             } catch {
                 if Task.isCancelled || Task.isShuttingDownGracefully { break }
@@ -91,7 +94,7 @@ final class Consumer: Service, Sendable {
     /// Creates the consumer groups this agent reads and writes through (existing ones are kept).
     private func ensureGroups() async throws {
         for queue in queues {
-            try await redis.ensureGroup(stream: keys.ready(queue), group: RedisKeys.agentsGroup)
+            for stream in keys.readyStreams(queue) { try await redis.ensureGroup(stream: stream, group: RedisKeys.agentsGroup) }
             try await redis.ensureGroup(stream: keys.events(queue), group: RedisKeys.recordersGroup)
         }
     }
@@ -100,12 +103,13 @@ final class Consumer: Service, Sendable {
     /// walking forward so that an entry already handed over is not read twice.
     private func resumeOwnPending() async throws {
         for queue in queues {
+          for stream in keys.readyStreams(queue) {
             var cursor = "0"
             while !Task.isShuttingDownGracefully {
                 let free = await cancelWhenGracefulShutdown { await self.slots.waitForFree() }
                 guard free > 0 else { return }
                 let read = try await redis.readGroup(
-                    group: RedisKeys.agentsGroup, consumer: agentID, streams: [keys.ready(queue)], id: cursor, count: free, block: nil)
+                    group: RedisKeys.agentsGroup, consumer: agentID, streams: [stream], id: cursor, count: free, block: nil)
                 guard let last = read.first?.entries.last else { break }
                 cursor = last.id
                 if read.first!.entries.count > 0 {
@@ -113,17 +117,53 @@ final class Consumer: Service, Sendable {
                 }
                 try await dispatch(read)
             }
+          }
         }
     }
 
-    /// Which streams to read and how many entries from each, so that the total can never exceed `free`:
-    /// COUNT applies per stream, so with fewer free slots than queues only some queues are read this
-    /// round (rotating, so none starves).
-    private func select(free: Int) -> (streams: [String], count: Int) {
-        let streams = queues.map(keys.ready)
-        if free >= streams.count { return (streams, free / streams.count) }
-        let start = rotation.add(1, ordering: .relaxed).newValue
-        return ((0..<free).map { streams[(start + $0) % streams.count] }, 1)
+    /// One read: the plan's non-blocking reads in one pipeline, each stream with its own count; when
+    /// they find nothing, one XREADGROUP … BLOCK over every stream, which returns on the first new entry.
+    private func readRound(free: Int) async throws {
+        let excluded = try await pausedStreams()
+        let asked = plan.withLock { $0.counts(free: free, excluded: excluded) }
+        if asked.isEmpty {
+            // Every served queue is paused: look again after a read's wait.
+            try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.readBlock) }
+            return
+        }
+        let replies = try await redis.send(asked.map { stream, count in
+            RedisConnection.xreadgroup(group: RedisKeys.agentsGroup, consumer: agentID, streams: [stream.key], count: count, block: nil)
+        })
+        var read: [(stream: String, entries: [StreamEntry])] = []
+        for reply in replies { read += try RedisConnection.decodeRead(reply, command: "XREADGROUP") }
+        var got: [String: Int] = [:]
+        for (stream, entries) in read { got[stream, default: 0] += entries.count }
+        plan.withLock { $0.record(asked: asked, got: got) }
+        if read.isEmpty {
+            // COUNT is per stream: with fewer free slots than streams, wait on the highest priorities only.
+            let all = plan.withLock { $0.streams }.filter { !excluded.contains($0.key) }
+            let streams = all.count <= free ? all.map(\.key) : all.sorted { $0.priority > $1.priority }.prefix(free).map(\.key)
+            read = try await cancelWhenGracefulShutdown {
+                try await self.redis.readGroup(
+                    group: RedisKeys.agentsGroup, consumer: self.agentID, streams: streams,
+                    count: max(1, free / streams.count), block: self.readBlock)
+            }
+            plan.withLock { $0.markActive(read.map(\.stream)) }
+        }
+        try await dispatch(read)
+    }
+
+    /// The streams of queues paused as a whole. Only when some queue was seen paused does this cost a
+    /// round trip: it checks whether those queues are paused still.
+    private func pausedStreams() async throws -> Set<String> {
+        let paused = pausedQueues.withLock { $0 }
+        guard !paused.isEmpty else { return [] }
+        let order = paused.sorted()
+        let replies = try await redis.send(order.map { RedisCommand("HEXISTS", [keys.paused($0), "*"]) })
+        var still = Set<String>()
+        for (queue, reply) in zip(order, replies) where reply.integer == 1 { still.insert(queue) }
+        pausedQueues.withLock { $0 = still.union($0.subtracting(paused)) }
+        return Set(still.flatMap { keys.readyStreams($0) })
     }
 
     private func dispatch(_ read: [(stream: String, entries: [StreamEntry])]) async throws {
@@ -131,7 +171,7 @@ final class Consumer: Service, Sendable {
         var poison: [PoisonEntry] = []
         var deliveries: [Delivery] = []
         for (stream, entries) in read {
-            guard let queue = queues.first(where: { keys.ready($0) == stream }) else { continue }
+            guard let queue = queues.first(where: { keys.readyStreams($0).contains(stream) }) else { continue }
             for entry in entries {
                 guard let fields = entry.fields else {
                     // Deleted after delivery (already completed elsewhere): nothing to run.
@@ -151,28 +191,26 @@ final class Consumer: Service, Sendable {
         // The same atomic script as the Reclaimer's: copied, acknowledged and deleted at once, or not at all.
         _ = try await PoisonEntry.deadLetter(poison, redis: redis, keys: keys, agentID: agentID)
         guard !deliveries.isEmpty else { return }
-        let cancelled = try await Self.cancelledEntries(deliveries, redis: redis, keys: keys)
+        let inspection = try await gate.inspect(deliveries)
+        let wholeQueues = inspection.paused.filter { $0.value.contains("*") }.keys
+        if !wholeQueues.isEmpty { pausedQueues.withLock { $0.formUnion(wholeQueues) } }
+        try await Self.start(deliveries, inspection: inspection, gate: gate, slots: slots, executor: executor)
+    }
+
+    /// Hands taken entries to the Executor: cancelled ones to be dropped, gated ones only if admitted.
+    static func start(
+        _ deliveries: [Delivery], inspection: FlowGate.Inspection, gate: FlowGate, slots: SlotPool, executor: Executor, reclaimed: Bool = false
+    ) async throws {
+        var ready: [Delivery] = []
+        var gated: [Delivery] = []
         for var delivery in deliveries {
-            delivery.cancelled = cancelled.contains(delivery.entryID)
+            delivery.cancelled = inspection.cancelled.contains(delivery.entryID)
+            if !delivery.cancelled && gate.isGated(delivery, inspection: inspection) { gated.append(delivery) } else { ready.append(delivery) }
+        }
+        ready += try await gate.admit(gated, reclaimed: reclaimed)
+        for delivery in ready {
             slots.take(1)
             executor.submit(delivery)
         }
-    }
-
-    /// The entries among `deliveries` whose task was cancelled: one SMISMEMBER per queue for the whole
-    /// batch, so checking costs no round trip per task.
-    static func cancelledEntries(_ deliveries: [Delivery], redis: RedisConnection, keys: RedisKeys) async throws -> Set<String> {
-        let byQueue = Dictionary(grouping: deliveries, by: \.queue)
-        let queues = byQueue.keys.sorted()
-        let replies = try await redis.send(queues.map { queue in
-            RedisCommand("SMISMEMBER", [keys.cancelled(queue)] + byQueue[queue]!.map(\.envelope.id.description))
-        })
-        var cancelled = Set<String>()
-        for (queue, reply) in zip(queues, replies) {
-            for (delivery, member) in zip(byQueue[queue]!, reply.array ?? []) where member.integer == 1 {
-                cancelled.insert(delivery.entryID)
-            }
-        }
-        return cancelled
     }
 }

@@ -7,7 +7,7 @@ import Metrics
 import ServiceLifecycle
 import Synchronization
 
-/// Runs delivered tasks: each in a child task, at most the type's `max_concurrent` at once, stopped at
+/// Runs delivered tasks: each in a child task, at most the type's `max_concurrent_per_agent` at once, stopped at
 /// the type's `timeout`, its outcome handed to the Completer.
 ///
 /// Wakes on work from the Consumer. Graceful shutdown: accepts nothing new and lets running tasks
@@ -17,6 +17,7 @@ import Synchronization
 /// waiting out the lease.
 final class Executor: Service, Sendable {
     private let handlers: [String: any TaskHandler]
+    /// Per-agent limits (`max_concurrent_per_agent`); a type without one has none here.
     private let limiters: [String: TypeLimiter]
     private let registry: TaskTypeRegistry
     private let completer: Completer
@@ -50,7 +51,7 @@ final class Executor: Service, Sendable {
         self.journal = journal
         self.registry = registry
         self.limiters = handlers.keys.reduce(into: [:]) { limiters, type in
-            limiters[type] = TypeLimiter(limit: registry[type]?.maxConcurrent ?? TaskTypeDefinition.defaultMaxConcurrent)
+            if let limit = registry[type]?.maxConcurrentPerAgent { limiters[type] = TypeLimiter(limit: limit) }
         }
         self.completer = completer
         self.slots = slots
@@ -167,7 +168,7 @@ final class Executor: Service, Sendable {
         taskLogger[metadataKey: LogKeys.taskType] = "\(envelope.type)"
         taskLogger[metadataKey: LogKeys.attempt] = "\(envelope.attempt)"
         if !Observability.isEnabled { taskLogger.logLevel = max(taskLogger.logLevel, .warning) }
-        guard let handler = handlers[envelope.type], let limiter = limiters[envelope.type] else {
+        guard let handler = handlers[envelope.type] else {
             // A type this agent does not serve on this queue: fail it for good rather than loop.
             taskLogger.error("no handler for task type")
             await completer.finished(delivery, .failed(error: "no handler for task type '\(envelope.type)' on agent", retryable: false), startedAtMillis: WallClock.nowMillis())
@@ -179,8 +180,9 @@ final class Executor: Service, Sendable {
             await completer.finished(delivery, .cancelled, startedAtMillis: WallClock.nowMillis())
             return
         }
-        await limiter.acquire()
-        defer { limiter.release() }
+        let limiter = limiters[envelope.type]
+        await limiter?.acquire()
+        defer { limiter?.release() }
         if cancel.isSucceeded {
             taskLogger.info("task cancelled before it started")
             await completer.finished(delivery, .cancelled, startedAtMillis: WallClock.nowMillis())

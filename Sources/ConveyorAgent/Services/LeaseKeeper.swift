@@ -13,6 +13,7 @@ final class LeaseKeeper: Service, Sendable {
     private let redis: RedisConnection
     private let executor: Executor
     private let agentID: String
+    private let gate: FlowGate
     let tick: Duration
     private let clock: any Clock<Duration>
     private let logger: Logger
@@ -20,9 +21,10 @@ final class LeaseKeeper: Service, Sendable {
     let passes = TestSignal<PeriodicService.PassOutcome>()
 
     init(
-        redis: RedisConnection, executor: Executor, agentID: String, shortestLease: Duration,
+        redis: RedisConnection, executor: Executor, agentID: String, shortestLease: Duration, gate: FlowGate,
         clock: any Clock<Duration> = ContinuousClock(), logger: Logger
     ) {
+        self.gate = gate
         self.redis = redis
         self.executor = executor
         self.agentID = agentID
@@ -52,8 +54,19 @@ final class LeaseKeeper: Service, Sendable {
         let calls = byStream.keys.sorted().map { stream in
             ScriptCall(keys: [stream], arguments: [RedisKeys.agentsGroup, agentID] + byStream[stream]!.map(\.entryID))
         }
+        // The cluster-wide slots of limited types are kept with the lease: same deadline, same pass.
+        var slotKeys: [String] = []
+        var slotArguments: [String] = []
+        for delivery in due {
+            for limit in gate.concurrencyLimits(of: delivery.envelope, queue: delivery.queue) {
+                slotKeys.append(limit.keys.running)
+                slotArguments += [delivery.envelope.id.description, String(gate.registry.lease(of: delivery.envelope.type).milliseconds)]
+            }
+        }
+        var scripted = calls.map { (Scripts.renewLeases, $0) }
+        if !slotKeys.isEmpty { scripted.append((Scripts.renewSlots, ScriptCall(keys: slotKeys, arguments: slotArguments))) }
         do {
-            let replies = try await redis.evaluate(Scripts.renewLeases, calls)
+            let replies = try await redis.evaluate(scripted)
             for (call, reply) in zip(calls, replies) {
                 let renewed = Set(reply.array?.compactMap(\.string) ?? [])
                 for id in call.arguments.dropFirst(2) where !renewed.contains(id) {

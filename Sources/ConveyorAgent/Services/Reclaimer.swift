@@ -15,6 +15,10 @@ import ServiceLifecycle
 /// delivered more often than its max_attempts is poison: it goes to the dead stream (status `dead`).
 /// Entries deleted while pending are acknowledged. Claims never exceed the free slots.
 ///
+/// A claimed entry of a limited type passes the ``FlowGate`` again (its task keeps the slot it held).
+/// Each pass also reaps the cluster-wide concurrency limits of the served queues: slots whose lease
+/// lapsed are freed and waiting entries moved into free slots.
+///
 /// Wakes every half of the shortest lease served (at most every 10 s). Graceful shutdown: stops.
 final class Reclaimer: Service, Sendable {
     private let redis: RedisConnection
@@ -24,6 +28,7 @@ final class Reclaimer: Service, Sendable {
     private let agentID: String
     private let executor: Executor
     private let slots: SlotPool
+    private let gate: FlowGate
     let interval: Duration
     private let shortestLease: Duration
     private let clock: any Clock<Duration>
@@ -37,8 +42,9 @@ final class Reclaimer: Service, Sendable {
 
     init(
         redis: RedisConnection, keys: RedisKeys, registry: TaskTypeRegistry, queues: [String], agentID: String, executor: Executor,
-        slots: SlotPool, ownPendingResumed: Promise<Void>, clock: any Clock<Duration> = ContinuousClock(), logger: Logger
+        slots: SlotPool, gate: FlowGate, ownPendingResumed: Promise<Void>, clock: any Clock<Duration> = ContinuousClock(), logger: Logger
     ) {
+        self.gate = gate
         self.clock = clock
         self.ownPendingResumed = ownPendingResumed
         self.redis = redis
@@ -75,7 +81,10 @@ final class Reclaimer: Service, Sendable {
         var failure: (any Error)?
         for queue in queues {
             do {
-                try await reclaim(queue)
+                for stream in keys.readyStreams(queue) { try await reclaim(queue, stream: stream) }
+                if registry.types.values.contains(where: { $0.queue == queue && $0.isFlowControlled }) {
+                    try await gate.reap(queue: queue)
+                }
             } catch {
                 failure = failure ?? error
             }
@@ -83,9 +92,8 @@ final class Reclaimer: Service, Sendable {
         if let failure { throw failure }
     }
 
-    /// One pass over one queue's pending entries.
-    func reclaim(_ queue: String) async throws {
-        let stream = keys.ready(queue)
+    /// One pass over one ready stream's pending entries.
+    func reclaim(_ queue: String, stream: String) async throws {
         let pending = try await redis.send(RedisCommand("XPENDING", [
             stream, RedisKeys.agentsGroup, "IDLE", String(shortestLease.milliseconds), "-", "+", String(Self.scanLimit),
         ]))
@@ -139,10 +147,9 @@ final class Reclaimer: Service, Sendable {
         logger.info("took over a task whose lease expired", metadata: [
             LogKeys.taskID: "\(envelope.id)", LogKeys.taskType: "\(envelope.type)", LogKeys.correlationID: "\(envelope.correlationID)",
         ])
-        var delivery = Delivery(queue: queue, stream: stream, entryID: id, envelope: envelope)
-        delivery.cancelled = try await Consumer.cancelledEntries([delivery], redis: redis, keys: keys).contains(id)
-        slots.take(1)
-        executor.submit(delivery)
+        let delivery = Delivery(queue: queue, stream: stream, entryID: id, envelope: envelope)
+        let inspection = try await gate.inspect([delivery])
+        try await Consumer.start([delivery], inspection: inspection, gate: gate, slots: slots, executor: executor, reclaimed: true)
     }
 
     private func deadLetter(_ queue: String, id: String, fields: [String: String], reason: String, event envelope: TaskEnvelope?) async throws {

@@ -68,7 +68,7 @@ public final class Forwarder: Service, Sendable {
 
     /// Runs the script once per queue (one pipeline) and returns how long to sleep.
     func forwardOnce() async throws -> Duration {
-        let calls = queues.map { ScriptCall(keys: [keys.delayed($0), keys.ready($0), keys.events($0)], arguments: [String(batchSize)]) }
+        let calls = queues.map { ScriptCall(keys: [keys.delayed($0), keys.ready($0), keys.events($0), keys.ready($0, priority: .low), keys.ready($0, priority: .high)], arguments: [String(batchSize)]) }
         let replies = try await redis.evaluate(Scripts.forwardDue, calls)
         var wait = maximumWait
         for (queue, reply) in zip(queues, replies) {

@@ -1,0 +1,201 @@
+/// The Lua scripts of cluster-wide flow control: concurrency slots, rate limits and pauses are decided
+/// where an agent takes work (DESIGN §8), atomically, with every key in the queue's hash slot.
+///
+/// An entry that a limit holds back leaves the ready stream at once (acknowledged and deleted in the same
+/// script) and waits where nothing reads it again until it may start: a concurrency limit's waiting list
+/// (a freed slot moves one entry back), the delayed set until its reserved start (rate), or the paused
+/// type's list (resume moves them back). So it occupies no agent slot, blocks no other type on its
+/// stream, and is never re-read in a loop. A held-back task stays `queued`: no attempt is spent.
+extension Scripts {
+    /// Lua shared by the flow-control scripts.
+    static let flowLua = """
+        local time = redis.call('TIME')
+        local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+        -- Moves a parked entry (field/value list) back to the ready stream of its priority.
+        -- ready: {low, normal, high} stream keys.
+        local function requeue(ready, fields)
+            local priority = 1
+            for k = 1, #fields - 1, 2 do
+                if fields[k] == 'pri' then priority = tonumber(fields[k + 1]) or 1 end
+            end
+            redis.call('XADD', ready[priority + 1] or ready[2], '*', unpack(fields))
+        end
+        -- Moves up to n waiting entries back to the ready streams; returns how many moved.
+        local function promote(ready, waiting, n)
+            local moved = 0
+            while moved < n do
+                local member = redis.call('LPOP', waiting)
+                if not member then break end
+                requeue(ready, cjson.decode(member))
+                moved = moved + 1
+            end
+            return moved
+        end
+        """
+
+    /// Decides, for a batch of entries one agent just took from one queue, which may start now.
+    ///
+    /// Per entry, in order: a pause of its queue or type parks it in the type's paused list; a full
+    /// concurrency limit (the type's, or its limit key's) parks it in that limit's waiting list; a rate
+    /// limit (GCRA) that does not allow it yet reserves its start and parks it in the delayed set until
+    /// then, marked `rr` so that its return is not charged again. Otherwise it takes a slot in each
+    /// concurrency limit, scored with its lease deadline: the LeaseKeeper pushes the deadline on while it
+    /// runs, the Completer frees it, and a dead agent's slot lapses when the lease does. An entry whose
+    /// task already holds the slot (a reclaim after its agent died) keeps it.
+    public static let admit = RedisScript(name: "admit", source: """
+        -- KEYS[1] -> conveyor:{<queue>}:paused    (hash)
+        -- KEYS[2] -> conveyor:{<queue>}:delayed   (sorted set)
+        -- KEYS[3..5] -> conveyor:{<queue>}:ready:low, :ready, :ready:high  (streams)
+        -- KEYS[6…] -> the limit keys and paused lists the entries name by index
+        -- ARGV[1] -> consumer group on the ready streams
+        -- ARGV[2…] -> per entry: stream key index, entry id, task id, type, lease ms, paused list key index,
+        --             c, then c × (running key index, waiting key index, limit),
+        --             r, then r × (rate key index, interval ms, burst),
+        --             f, then f field/value strings of the entry
+        -- Returns one verdict per entry: 0 start, 1 held (paused), 2 held (concurrency), 3 held (rate).
+        \(flowLua)
+        local ready = {KEYS[3], KEYS[4], KEYS[5]}
+        local all_paused = redis.call('HEXISTS', KEYS[1], '*') == 1
+        local verdicts = {}
+        local i = 2
+        while i <= #ARGV do
+            local stream = KEYS[tonumber(ARGV[i])]
+            local id, task, ttype = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+            local lease = tonumber(ARGV[i + 4])
+            local paused_list = KEYS[tonumber(ARGV[i + 5])]
+            local c = tonumber(ARGV[i + 6])
+            local ci = i + 7
+            local r = tonumber(ARGV[ci + 3 * c])
+            local ri = ci + 3 * c + 1
+            local f = tonumber(ARGV[ri + 3 * r])
+            local fi = ri + 3 * r + 1
+            i = fi + f
+            local fields = {}
+            local reserved = false
+            for k = 0, f - 1 do
+                fields[k + 1] = ARGV[fi + k]
+                if k % 2 == 0 and ARGV[fi + k] == 'rr' then reserved = true end
+            end
+            local function park()
+                redis.call('XACK', stream, ARGV[1], id)
+                redis.call('XDEL', stream, id)
+            end
+            local verdict = 0
+            if all_paused or redis.call('HEXISTS', KEYS[1], ttype) == 1 then
+                verdict = 1
+                park()
+                redis.call('RPUSH', paused_list, cjson.encode(fields))
+            end
+            if verdict == 0 then
+                for k = 0, c - 1 do
+                    local running = KEYS[tonumber(ARGV[ci + 3 * k])]
+                    redis.call('ZREMRANGEBYSCORE', running, '-inf', now)
+                    if not redis.call('ZSCORE', running, task) and redis.call('ZCARD', running) >= tonumber(ARGV[ci + 3 * k + 2]) then
+                        verdict = 2
+                        park()
+                        redis.call('RPUSH', KEYS[tonumber(ARGV[ci + 3 * k + 1])], cjson.encode(fields))
+                        break
+                    end
+                end
+            end
+            if verdict == 0 and r > 0 and not reserved then
+                -- GCRA: allowed from tat - (burst - 1) * interval; the earliest start all limits allow.
+                local start = now
+                for k = 0, r - 1 do
+                    local tat = tonumber(redis.call('GET', KEYS[tonumber(ARGV[ri + 3 * k])]) or '0')
+                    local interval, burst = tonumber(ARGV[ri + 3 * k + 1]), tonumber(ARGV[ri + 3 * k + 2])
+                    start = math.max(start, tat - (burst - 1) * interval)
+                end
+                for k = 0, r - 1 do
+                    local key = KEYS[tonumber(ARGV[ri + 3 * k])]
+                    local tat = math.max(tonumber(redis.call('GET', key) or '0'), start) + tonumber(ARGV[ri + 3 * k + 1])
+                    -- Once tat is past, the state equals a fresh key's: an idle limit key expires.
+                    redis.call('SET', key, string.format('%d', tat), 'PX', math.max(1, tat - now))
+                end
+                if start > now then
+                    verdict = 3
+                    park()
+                    fields[#fields + 1] = 'rr'
+                    fields[#fields + 1] = '1'
+                    redis.call('ZADD', KEYS[2], start, cjson.encode(fields))
+                end
+            end
+            if verdict == 0 then
+                for k = 0, c - 1 do
+                    local running = KEYS[tonumber(ARGV[ci + 3 * k])]
+                    redis.call('ZADD', running, now + lease, task)
+                    redis.call('PEXPIRE', running, 2 * lease + 60000)
+                end
+            end
+            verdicts[#verdicts + 1] = verdict
+        end
+        return verdicts
+        """)
+
+    /// Frees the concurrency slots of finished attempts and of lapsed leases, and moves one waiting entry
+    /// back to the ready stream per slot freed (so a waiting task starts as soon as a slot is free, without
+    /// anything polling). With `limit` > 0 it is also the reaper's pass: it moves as many waiting entries
+    /// as the limit has free slots, which heals a slot whose promoted entry never came to start (its task
+    /// was cancelled meanwhile).
+    public static let releaseSlots = RedisScript(name: "release_slots", source: """
+        -- KEYS[1..3] -> conveyor:{<queue>}:ready:low, :ready, :ready:high  (streams)
+        -- KEYS[4…] -> per limit: its running sorted set, then its waiting list
+        -- ARGV per limit: limit (0 = only what was freed), n, then n task ids whose slot to free
+        -- Returns the number of entries moved back to the ready streams.
+        \(flowLua)
+        local ready = {KEYS[1], KEYS[2], KEYS[3]}
+        local moved = 0
+        local a = 1
+        for k = 4, #KEYS, 2 do
+            local running, waiting = KEYS[k], KEYS[k + 1]
+            local limit, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+            local freed = 0
+            if n > 0 then freed = redis.call('ZREM', running, unpack(ARGV, a + 2, a + 1 + n)) end
+            freed = freed + redis.call('ZREMRANGEBYSCORE', running, '-inf', now)
+            if limit > 0 then freed = math.max(freed, limit - redis.call('ZCARD', running)) end
+            if freed > 0 then moved = moved + promote(ready, waiting, freed) end
+            a = a + 2 + n
+        end
+        return moved
+        """)
+
+    /// Pushes the lease deadline of held slots on while their attempts run (Redis' clock, as ``admit``).
+    public static let renewSlots = RedisScript(name: "renew_slots", source: """
+        -- KEYS[…] -> running sorted sets (a key may repeat)
+        -- ARGV per key: task id, lease ms
+        -- Returns how many slots were still held.
+        \(flowLua)
+        local held = 0
+        for k = 1, #KEYS do
+            held = held + redis.call('ZADD', KEYS[k], 'XX', 'CH', now + tonumber(ARGV[2 * k]), ARGV[2 * k - 1])
+        end
+        return held
+        """)
+
+    /// Resumes a queue or a type: clears the pause, then moves the entries agents parked meanwhile back to
+    /// the ready streams in the order they were parked, for every listed type not still paused itself.
+    public static let resume = RedisScript(name: "resume", source: """
+        -- KEYS[1] -> conveyor:{<queue>}:paused  (hash)
+        -- KEYS[2..4] -> conveyor:{<queue>}:ready:low, :ready, :ready:high  (streams)
+        -- KEYS[5…] -> conveyor:{<queue>}:paused:<type>  (lists)
+        -- ARGV[1] -> the pause to clear: '*' or a type; ARGV[2…] -> the type of each list in KEYS[5…]
+        -- Returns the number of entries moved back.
+        \(flowLua)
+        local ready = {KEYS[2], KEYS[3], KEYS[4]}
+        redis.call('HDEL', KEYS[1], ARGV[1])
+        local moved = 0
+        if redis.call('HEXISTS', KEYS[1], '*') == 1 then return 0 end
+        for k = 5, #KEYS do
+            if redis.call('HEXISTS', KEYS[1], ARGV[k - 3]) == 0 then
+                while true do
+                    local batch = redis.call('LRANGE', KEYS[k], 0, 999)
+                    if #batch == 0 then break end
+                    for _, member in ipairs(batch) do requeue(ready, cjson.decode(member)) end
+                    redis.call('LTRIM', KEYS[k], #batch, -1)
+                    moved = moved + #batch
+                end
+            end
+        end
+        return moved
+        """)
+}
