@@ -48,6 +48,8 @@ public struct Coordinator: Sendable {
     public let scheduler: Scheduler
     /// The schedules' last ticks (the Scheduler writes them, `GET /v1/schedules` reads them).
     let scheduleStore: ScheduleStore
+    /// Pauses of queues and types: the routes write them, the Reconciler restores them after a Redis loss.
+    let pauses: QueuePauses
     /// Sends completion webhooks (nil when webhooks are off).
     public let webhooks: WebhookDispatcher?
     /// The webhooks' own HTTP client: redirects off, so an allowed host cannot send the broker elsewhere.
@@ -115,11 +117,18 @@ public struct Coordinator: Sendable {
             redrivableFor: max(configuration.retention - GenerationStore.redriveMargin, configuration.retention / 2))
         self.reconcilerLock = PostgresConnection(configuration: configuration.postgres, name: "reconciler-pg", logger: logger.with(label: "conveyor.coordinator.postgres"))
         self.reconcilerRedis = RedisConnection(configuration: configuration.redis, name: "reconciler-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
+        let pauses = QueuePauses(store: PauseStore(client: postgres), redis: redis, keys: configuration.keys, registry: configuration.registry)
+        self.pauses = pauses
+        let reconcilerLogger = logger.with(label: "conveyor.coordinator.reconciler")
         self.reconciler = Reconciler(
             store: store, meta: MetaStore(client: postgres), lock: reconcilerLock, redis: reconcilerRedis, keys: configuration.keys,
             interval: configuration.reconcileInterval, dispatchGrace: configuration.dispatchGrace,
             sweepInterval: configuration.reconcileSweep, clock: clock,
-            logger: logger.with(label: "conveyor.coordinator.reconciler"))
+            logger: reconcilerLogger,
+            restoreRedisState: {
+                let restored = try await pauses.restore()
+                if restored > 0 { reconcilerLogger.notice("restored pauses in Redis", metadata: [LogKeys.count: "\(restored)"]) }
+            })
         var maintenance = configuration.postgres
         maintenance.poolSize = 1
         self.maintenancePostgres = PostgresClient(configuration: maintenance, name: "maintenance-pg", logger: logger.with(label: "conveyor.coordinator.postgres"))
@@ -166,10 +175,10 @@ public struct Coordinator: Sendable {
             health.add(middleware: AuthMiddleware(tokens: configuration.apiTokens, required: false))
         }
         HealthRoutes(
-            redis: redis, store: store, keys: configuration.keys, queues: configuration.registry.queues,
+            redis: redis, store: store, keys: configuration.keys, registry: configuration.registry,
             retryAfterSeconds: configuration.retryAfterSeconds
         ).register(on: health)
-        MetricsRoutes(sampler: QueueSampler(redis: redis, keys: configuration.keys, queues: configuration.registry.queues), hub: watchHub).register(on: router)
+        MetricsRoutes(sampler: QueueSampler(redis: redis, keys: configuration.keys, registry: configuration.registry), hub: watchHub).register(on: router)
         let v1 = router.group("v1")
         if !configuration.authDisabled {
             v1.add(middleware: AuthMiddleware(tokens: configuration.apiTokens, required: true))
@@ -186,6 +195,7 @@ public struct Coordinator: Sendable {
         DeadLetterRoutes(deadLetters: deadLetters, retryAfterSeconds: configuration.retryAfterSeconds).register(on: v1)
         ScheduleRoutes(registry: configuration.registry, store: scheduleStore, retryAfterSeconds: configuration.retryAfterSeconds)
             .register(on: v1)
+        PauseRoutes(pauses: pauses, retryAfterSeconds: configuration.retryAfterSeconds).register(on: v1)
         var services: [any Service] = [partitionMaintainer, retention, janitor, watchHub]
         if let webhooks { services.append(webhooks) }
         services += [recorder, forwarder, reconciler, progressRelay, submitter, scheduler] as [any Service]

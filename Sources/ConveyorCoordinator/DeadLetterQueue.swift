@@ -79,14 +79,15 @@ public struct DeadLetterQueue: Sendable {
         let calls = tasks.map { task in
             let envelope = TaskEnvelope(
                 id: task.id, type: task.type, params: task.params, correlationID: task.correlationID,
-                attempt: task.attempts + 1, maxAttempts: task.maxAttempts, enqueuedAtMillis: now, hasCallback: task.hasCallback)
+                attempt: task.attempts + 1, maxAttempts: task.maxAttempts, enqueuedAtMillis: now, hasCallback: task.hasCallback,
+                priority: task.priority, limitKey: task.limitKey)
             return ScriptCall(
-                keys: [keys.dead(task.queue), keys.deadIndex(task.queue), keys.ready(task.queue)],
+                keys: [keys.dead(task.queue), keys.deadIndex(task.queue), keys.ready(task.queue, priority: task.priority)],
                 arguments: [task.id.description] + envelope.fields.flatMap { [$0.0, $0.1] })
         }
         do {
-            for queue in Set(tasks.map(\.queue)) {
-                try await redis.ensureGroup(stream: keys.ready(queue), group: RedisKeys.agentsGroup)
+            for stream in Set(tasks.map { keys.ready($0.queue, priority: $0.priority) }) {
+                try await redis.ensureGroup(stream: stream, group: RedisKeys.agentsGroup)
             }
             let replies = try await redis.evaluate(Scripts.redrive, calls)
             if let message = replies.compactMap(\.errorMessage).first {

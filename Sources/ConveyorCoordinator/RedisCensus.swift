@@ -2,14 +2,17 @@ import ConveyorCore
 import ConveyorRedis
 import Foundation
 
-/// Which tasks of a queue Redis holds anywhere: dead letters, delayed retries, the ready stream
-/// (backlog and in-flight entries alike) and outcome events not yet recorded.
+/// Which tasks of a queue Redis holds anywhere: dead letters, delayed retries, the ready streams
+/// (backlog and in-flight entries alike, every priority), entries parked by flow control (waiting for a
+/// slot, or for a paused type to resume) and outcome events not yet recorded.
 ///
 /// The Reconciler compares this with PostgreSQL to find tasks that Redis lost. The keys are read in the
 /// order tasks move between them, so that a task moving during the count is still seen: a redrive moves
 /// dead → ready and the Forwarder delayed → ready, both read before ready; a completion removes the ready
 /// entry and adds its event atomically, and events are read after ready. A task whose event has been
-/// recorded meanwhile has a changed row, which the Reconciler checks afterwards.
+/// recorded meanwhile has a changed row, which the Reconciler checks afterwards. Flow control moves entries
+/// both ways between the ready streams and the parked lists and the delayed set (an agent parks, a freed
+/// slot or a resume moves back), so those are read both before and after the streams.
 ///
 /// The Reconciler relies on each candidate row having been read from PostgreSQL *before* the census:
 /// then a task that moved on meanwhile shows as a changed row when it is read again.
@@ -28,14 +31,43 @@ struct RedisCensus: Sendable {
         try await scanCollection("HSCAN", keys.deadIndex(queue), into: &ids) { reply in
             stride(from: 0, to: reply.count, by: 2).compactMap { reply[$0].string.flatMap { TaskID($0) } }
         }
-        try await scanCollection("ZSCAN", keys.delayed(queue), into: &ids) { reply in
-            stride(from: 0, to: reply.count, by: 2).compactMap { reply[$0].string.flatMap(Self.taskID(inDelayedMember:)) }
-        }
-        try await scan(stream: keys.ready(queue), field: "id", into: &ids)
+        try await scanParked(queue, into: &ids)
+        for stream in keys.readyStreams(queue) { try await scan(stream: stream, field: "id", into: &ids) }
+        try await scanParked(queue, into: &ids)
         // A `running` event proves nothing: an attempt started before Redis lost its data still reports
         // it. Only an outcome (written together with the XACK of the ready entry) means the task moved on.
         try await scan(stream: keys.events(queue), field: "task", skippingStatus: TaskStatus.running.rawValue, into: &ids)
         return ids
+    }
+
+    /// The delayed set and every list of parked entries (limits' waiting lists, paused types' lists).
+    private func scanParked(_ queue: String, into ids: inout Set<TaskID>) async throws {
+        try await scanCollection("ZSCAN", keys.delayed(queue), into: &ids) { reply in
+            stride(from: 0, to: reply.count, by: 2).compactMap { reply[$0].string.flatMap(Self.taskID(inDelayedMember:)) }
+        }
+        for pattern in [keys.limit(queue, type: "*").waiting, keys.pausedEntries(queue, type: "*")] {
+            var cursor = "0"
+            repeat {
+                let reply = try await checked(RedisCommand("SCAN", [cursor, "MATCH", pattern, "COUNT", String(pageSize)]))
+                guard let parts = reply.array, parts.count == 2, let next = parts[0].string else {
+                    throw RedisError(.unexpectedReply, "malformed SCAN reply", command: "SCAN")
+                }
+                for key in (parts[1].array ?? []).compactMap(\.string) { try await scanList(key, into: &ids) }
+                cursor = next
+            } while cursor != "0"
+        }
+    }
+
+    /// Pages through a list of parked entries (members in the delayed set's format).
+    private func scanList(_ key: String, into ids: inout Set<TaskID>) async throws {
+        var start = 0
+        while true {
+            let reply = try await checked(RedisCommand("LRANGE", [key, String(start), String(start + pageSize - 1)]))
+            let members = reply.array ?? []
+            ids.formUnion(members.compactMap { $0.string.flatMap(Self.taskID(inDelayedMember:)) })
+            guard members.count == pageSize else { return }
+            start += pageSize
+        }
     }
 
     /// The ids of a queue's cancelled set, a page of SSCAN at a time.

@@ -109,7 +109,26 @@ public enum Migrations {
         Migration(version: 4, name: "generations", sql: generationsSQL),
         Migration(version: 5, name: "progress and tags", sql: progressAndTagsSQL),
         Migration(version: 6, name: "scheduled tasks, webhooks and periodic schedules", sql: timeSQL),
+        Migration(version: 7, name: "flow control", sql: flowControlSQL),
     ]
+
+    /// Migration 7: issue 13's columns and the pause record. Nullable columns without a default (adding
+    /// them rewrites nothing; a normal-priority task without a limit key stores two NULLs).
+    static let flowControlSQL = """
+        -- Which ready stream carries the task (0 low, 2 high; NULL normal) and the value its type's per-key
+        -- limits count it under: what a re-dispatch by the Reconciler or a redrive needs to put it back.
+        ALTER TABLE tasks ADD COLUMN priority smallint, ADD COLUMN limit_key text;
+
+        -- What is paused: a whole queue (type = '') or one type in it. The record of pauses: Redis holds a
+        -- copy that agents read, which the Reconciler restores when Redis lost its data.
+        CREATE TABLE conveyor_pauses (
+            queue      text NOT NULL,
+            type       text NOT NULL DEFAULT '',
+            paused_at  timestamptz NOT NULL DEFAULT now(),
+            paused_by  text,
+            PRIMARY KEY (queue, type)
+        );
+        """
 
     /// Migration 6: issue 12's columns and tables. New columns are nullable without a default, so adding
     /// them rewrites nothing, and no index on `tasks` is added (every index there costs each insert and

@@ -16,6 +16,8 @@ public struct UnfinishedTask: Sendable, Hashable {
     /// A scheduled task's due time (Unix ms).
     public var runAtMillis: Int64?
     public var hasCallback: Bool
+    public var priority: TaskPriority = .normal
+    public var limitKey: String?
 
     public init(
         id: TaskID, type: String, queue: String, status: TaskStatus, params: String, correlationID: String,
@@ -55,7 +57,7 @@ extension TaskStore {
     static let unfinishedColumns = """
         id, type, queue, status, params::text, correlation_id, attempts, max_attempts,
         (extract(epoch FROM created_at) * 1000)::bigint, dispatched,
-        (extract(epoch FROM run_at) * 1000)::bigint, callback_url IS NOT NULL
+        (extract(epoch FROM run_at) * 1000)::bigint, callback_url IS NOT NULL, priority, limit_key
         """
 
     /// Tasks older than `age` (by PostgreSQL's clock) that no agent has reported on and that are not
@@ -147,9 +149,12 @@ extension TaskStore {
             let status = row[3].flatMap(TaskStatus.init(rawValue:)), let attempts = row[6].flatMap({ Int($0) }),
             let maxAttempts = row[7].flatMap({ Int($0) }), let created = row[8].flatMap({ Int64($0) })
         else { return nil }
-        return UnfinishedTask(
+        var task = UnfinishedTask(
             id: id, type: type, queue: queue, status: status, params: row[4] ?? "{}", correlationID: row[5] ?? "",
             attempts: attempts, maxAttempts: maxAttempts, createdAtMillis: created, dispatched: row[9] == "t",
             runAtMillis: row[10].flatMap { Int64($0) }, hasCallback: row[11] == "t")
+        task.priority = row[12].flatMap { TaskPriority(text: $0) } ?? .normal
+        task.limitKey = row[13]
+        return task
     }
 }

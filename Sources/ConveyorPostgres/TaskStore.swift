@@ -19,12 +19,18 @@ public struct NewTask: Sendable, Hashable {
     public var runAtMillis: Int64?
     /// Where its completion webhook goes (nil: none).
     public var callbackURL: String?
+    /// Which ready stream of its queue carries it.
+    public var priority: TaskPriority
+    /// The value its type's per-key limits count it under.
+    public var limitKey: String?
 
     public init(
         type: String, queue: String, params: String, correlationID: String, idempotencyKey: String?,
         maxAttempts: Int, createdAtMillis: Int64, submittedBy: String? = nil, tags: String? = nil,
-        runAtMillis: Int64? = nil, callbackURL: String? = nil
+        runAtMillis: Int64? = nil, callbackURL: String? = nil, priority: TaskPriority = .normal, limitKey: String? = nil
     ) {
+        self.priority = priority
+        self.limitKey = limitKey
         self.runAtMillis = runAtMillis
         self.callbackURL = callbackURL
         self.submittedBy = submittedBy
@@ -79,6 +85,8 @@ public struct TaskRecord: Sendable, Hashable {
     /// When a scheduled task is (or was) due, RFC 3339.
     public var runAt: String?
     public var callbackURL: String?
+    public var priority: TaskPriority = .normal
+    public var limitKey: String?
 }
 
 /// Reads and writes the `tasks` table.
@@ -141,7 +149,7 @@ public struct TaskStore: Sendable {
             }
             if !fresh.isEmpty {
                 try session.copy(
-                    "COPY tasks (id, type, queue, status, params, correlation_id, idempotency_key, attempts, max_attempts, created_at, updated_at, submitted_by, tags, run_at, callback_url) FROM STDIN",
+                    "COPY tasks (id, type, queue, status, params, correlation_id, idempotency_key, attempts, max_attempts, created_at, updated_at, submitted_by, tags, run_at, callback_url, priority, limit_key) FROM STDIN",
                     data: copyRows(zip(fresh.lazy.map { tasks[$0] }, newIDs)), name: "copy tasks")
                 // Only tagged tasks touch the tags index (task_tags), so untagged submissions pay nothing.
                 let tagRows = tagCopyRows(zip(fresh.lazy.map { tasks[$0] }, newIDs))
@@ -182,6 +190,9 @@ public struct TaskStore: Sendable {
             encoder.append(task.tags)
             encoder.append(timestampMillis: task.runAtMillis)
             encoder.append(task.callbackURL)
+            // NULL for normal priority: the column stays empty for the common case.
+            encoder.append(task.priority == .normal ? nil : String(task.priority.rawValue))
+            encoder.append(task.limitKey)
             encoder.endRow()
         }
         return encoder.bytes
@@ -210,7 +221,7 @@ public struct TaskStore: Sendable {
                        correlation_id, idempotency_key,
                        \(Self.rfc3339("created_at")), \(Self.rfc3339("updated_at")),
                        \(Self.rfc3339("started_at")), \(Self.rfc3339("finished_at")), submitted_by, tags::text, progress::text,
-                       \(Self.rfc3339("run_at")), callback_url
+                       \(Self.rfc3339("run_at")), callback_url, priority, limit_key
                 FROM tasks WHERE id = $1
                 """, [id.description], name: "get task")
             guard let row = rows.rows.first else { return nil }
@@ -221,7 +232,8 @@ public struct TaskStore: Sendable {
                 params: row[6] ?? "null", result: row[7], error: row[8], correlationID: row[9] ?? "",
                 idempotencyKey: row[10], createdAt: row[11] ?? "", updatedAt: row[12] ?? "",
                 startedAt: row[13], finishedAt: row[14], submittedBy: row[15], tags: row[16], progress: row[17],
-                runAt: row[18], callbackURL: row[19])
+                runAt: row[18], callbackURL: row[19],
+                priority: row[20].flatMap { TaskPriority(text: $0) } ?? .normal, limitKey: row[21])
         }
     }
 
@@ -280,6 +292,8 @@ public struct RedrivenTask: Sendable, Hashable {
     public var maxAttempts: Int
     public var previousMaxAttempts: Int
     public var hasCallback = false
+    public var priority: TaskPriority = .normal
+    public var limitKey: String?
 }
 
 extension TaskStore {
@@ -296,7 +310,8 @@ extension TaskStore {
         return try await client.withSession { session in
             try session.transaction { () throws(PostgresError) -> [RedrivenTask] in
                 let rows = try session.query("""
-                    SELECT id, type, queue, params::text, correlation_id, attempts, max_attempts, callback_url IS NOT NULL
+                    SELECT id, type, queue, params::text, correlation_id, attempts, max_attempts, callback_url IS NOT NULL,
+                           priority, limit_key
                     FROM tasks WHERE id = ANY($1::bigint[]) AND status = 'dead'
                       AND ($2::bigint IS NULL OR finished_at IS NULL OR finished_at > now() - $2::bigint * interval '1 millisecond')
                     FOR UPDATE
@@ -309,7 +324,7 @@ extension TaskStore {
                     tasks.append(RedrivenTask(
                         id: id, type: type, queue: queue, params: row[3] ?? "{}", correlationID: row[4] ?? "",
                         attempts: attempts, maxAttempts: attempts + freshAttempts(type), previousMaxAttempts: max,
-                        hasCallback: row[7] == "t"))
+                        hasCallback: row[7] == "t", priority: row[8].flatMap { TaskPriority(text: $0) } ?? .normal, limitKey: row[9]))
                 }
                 guard !tasks.isEmpty else { return [] }
                 var encoder = CopyRowEncoder()

@@ -5,7 +5,8 @@ import Foundation
 import Hummingbird
 
 /// `GET /health` (the process answers), `GET /ready` (Redis and PostgreSQL answer), `GET /status`
-/// (queue depths, in-flight work by type, live agents).
+/// (queue depths by priority, what is paused, each limited type's limits and their use, in-flight work by
+/// type, live agents).
 ///
 /// Without a `read` token, `/ready` names the unhealthy backend but not its error text, and `/status`
 /// leaves out the agents' hosts and pids: both are reachable by anyone who can reach the port.
@@ -13,7 +14,7 @@ struct HealthRoutes: Sendable {
     let redis: RedisConnection
     let store: TaskStore
     let keys: RedisKeys
-    let queues: [String]
+    let registry: TaskTypeRegistry
     let retryAfterSeconds: Int
 
     /// How long `/ready` waits for each backend: a frozen one is reported as such, not waited on.
@@ -69,24 +70,17 @@ struct HealthRoutes: Sendable {
     }
 
     private func status(detailed: Bool) async throws -> Response {
-        var commands = [RedisCommand("HGETALL", [keys.agents])]
-        for queue in queues {
-            commands.append(RedisCommand("XLEN", [keys.ready(queue)]))
-            commands.append(RedisCommand("XPENDING", [keys.ready(queue), RedisKeys.agentsGroup]))
-            commands.append(RedisCommand("ZCARD", [keys.delayed(queue)]))
-            commands.append(RedisCommand("XLEN", [keys.dead(queue)]))
-            commands.append(RedisConnection.xinfoGroups(stream: keys.ready(queue)))
-        }
-        let replies: [RedisReply]
+        let replies: (agents: RedisReply, queues: [QueueState])
         do {
-            replies = try await redis.send(commands)
+            let agents = try await redis.send(RedisCommand("HGETALL", [keys.agents]))
+            replies = (agents, try await QueueState.read(registry.queues, registry: registry, redis: redis, keys: keys))
         } catch {
             throw APIError.from(storage: error, retryAfterSeconds: retryAfterSeconds)
         }
         let now = WallClock.nowMillis()
         var agents: [AgentHeartbeat] = []
         let decoder = JSONDecoder()
-        let flat = replies[0].array ?? []
+        let flat = replies.agents.array ?? []
         var index = 1
         while index < flat.count {
             if let text = flat[index].string, let heartbeat = try? decoder.decode(AgentHeartbeat.self, from: Data(text.utf8)), heartbeat.expiresAt > now {
@@ -98,18 +92,7 @@ struct HealthRoutes: Sendable {
         for agent in agents {
             for (type, count) in agent.inFlight { inFlightByType[type, default: 0] += count }
         }
-        var queueJSON: [String] = []
-        for (offset, queue) in queues.enumerated() {
-            let base = 1 + offset * 5
-            // XPENDING's summary form: [count, smallest id, greatest id, consumers]; an error when the group is missing.
-            let pending = replies[base + 1].array?.first?.integer ?? 0
-            let delayed = replies[base + 2].integer ?? 0
-            let dead = replies[base + 3].integer ?? 0
-            var name = ""
-            JSONValue.writeString(queue, into: &name)
-            let undelivered = RedisConnection.backlog(length: replies[base], pending: pending, groups: replies[base + 4], group: RedisKeys.agentsGroup)
-            queueJSON.append("\(name):{\"ready\":\(undelivered),\"in_flight\":\(pending),\"delayed\":\(delayed),\"dead\":\(dead)}")
-        }
+        let queueJSON = replies.queues.map(Self.json)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         let agentsJSON = String(decoding: try encoder.encode(agents.sorted { $0.id < $1.id }), as: UTF8.self)
@@ -117,5 +100,37 @@ struct HealthRoutes: Sendable {
         var body = "{\"queues\":{\(queueJSON.joined(separator: ","))},\"in_flight_by_type\":\(inFlightJSON),\"live_agents\":\(agents.count)"
         body += detailed ? ",\"agents\":\(agentsJSON)}" : "}"
         return JSONResponse.make(.ok, body)
+    }
+
+    /// `"<queue>":{ready, ready_by_priority, in_flight, delayed, dead, paused, paused_types, types: {…}}`;
+    /// `types` lists the types with a limit or a pause, each with its limits and their use.
+    static func json(_ state: QueueState) -> String {
+        func string(_ text: String?) -> String {
+            guard let text else { return "null" }
+            var out = ""
+            JSONValue.writeString(text, into: &out)
+            return out
+        }
+        let byPriority = TaskPriority.allCases.reversed().map { "\"\($0.name)\":\(state.backlog[$0] ?? 0)" }.joined(separator: ",")
+        let pausedTypes = state.paused.subtracting(["*"]).sorted().map { string($0) }.joined(separator: ",")
+        var json = "\(string(state.queue)):{\"ready\":\(state.totalBacklog),\"ready_by_priority\":{\(byPriority)},"
+        json += "\"in_flight\":\(state.inFlight),\"delayed\":\(state.delayed),\"dead\":\(state.dead),"
+        json += "\"paused\":\(state.paused.contains("*")),\"paused_types\":[\(pausedTypes)],\"types\":{"
+        var first = true
+        for use in state.types where use.definition.isFlowControlled || use.paused > 0 || state.paused.contains(use.definition.name) {
+            let type = use.definition
+            if !first { json += "," }
+            first = false
+            json += "\(string(type.name)):{\"max_concurrent\":\(type.maxConcurrent.map(String.init) ?? "null"),\"running\":\(use.running),"
+            json += "\"utilisation\":\(type.maxConcurrent.map { String(format: "%.3f", Double(use.running) / Double($0)) } ?? "null"),"
+            json += "\"rate_limit\":\(string(type.rateLimit?.description)),\"waiting_for_slot\":\(use.waitingForSlot),"
+            json += "\"paused\":\(state.paused.contains(type.name)),\"parked_by_pause\":\(use.paused)"
+            if let perKey = type.perKey {
+                json += ",\"per_key\":{\"max_concurrent\":\(perKey.maxConcurrent.map(String.init) ?? "null"),"
+                json += "\"rate_limit\":\(string(perKey.rateLimit?.description)),\"keys_waiting\":\(use.keysWaiting)}"
+            }
+            json += "}"
+        }
+        return json + "}}"
     }
 }

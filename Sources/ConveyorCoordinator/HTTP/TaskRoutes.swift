@@ -153,6 +153,7 @@ struct TaskRoutes: Sendable {
             + "\"created_at\":\(string(task.createdAt)),\"updated_at\":\(string(task.updatedAt)),"
             + "\"started_at\":\(string(task.startedAt)),\"finished_at\":\(string(task.finishedAt)),"
             + "\"progress\":\(task.progress ?? "null"),\"tags\":\(task.tags ?? "{}"),"
-            + "\"run_at\":\(string(task.runAt)),\"callback_url\":\(string(task.callbackURL))}"
+            + "\"run_at\":\(string(task.runAt)),\"callback_url\":\(string(task.callbackURL)),"
+            + "\"priority\":\"\(task.priority.name)\",\"limit_key\":\(string(task.limitKey))}"
     }
 }

@@ -16,9 +16,13 @@ struct TaskSubmissionBody: Decodable, Sendable {
     /// … or an RFC 3339 time. Not both.
     var runAt: String?
     var callbackURL: String?
+    /// `"low"`, `"normal"`, `"high"` or 0–2.
+    var priority: PriorityValue?
+    var limitKey: String?
 
     enum CodingKeys: String, CodingKey {
-        case type, params, queue, tags, delay
+        case type, params, queue, tags, delay, priority
+        case limitKey = "limit_key"
         case maxAttempts = "max_attempts"
         case idempotencyKey = "idempotency_key"
         case runAt = "run_at"
@@ -48,6 +52,28 @@ enum DelayValue: Decodable, Sendable {
     }
 }
 
+/// `priority` as a client may write it: `"high"` or `2`.
+enum PriorityValue: Decodable, Sendable {
+    case text(String)
+    case number(Int)
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let number = try? container.decode(Int.self) {
+            self = .number(number)
+        } else {
+            self = .text(try container.decode(String.self))
+        }
+    }
+
+    var priority: TaskPriority? {
+        switch self {
+        case .text(let text): TaskPriority(text: text)
+        case .number(let number): TaskPriority(rawValue: number)
+        }
+    }
+}
+
 struct TaskBatchBody: Decodable, Sendable {
     var tasks: [TaskSubmissionBody]
 }
@@ -73,6 +99,8 @@ package struct TaskSubmissionParser: Sendable {
     static let maxTags = 20
     static let maxTagKeyBytes = 64
     static let maxTagValueBytes = 256
+    /// Longest limit key (bytes): it is part of Redis key names.
+    static let maxLimitKeyBytes = 128
 
     package func parseSingle(_ body: Data, correlationID: String, idempotencyKey: String?, now: Int64) throws(APIError) -> NewTask {
         let decoded: TaskSubmissionBody = try Self.decode(body)
@@ -142,10 +170,23 @@ package struct TaskSubmissionParser: Sendable {
         if let callbackURL, let reason = webhookHosts.refusal(for: callbackURL) {
             throw .unprocessable("invalid_callback_url", "\(at)callback_url: \(reason)", index: index)
         }
+        var priority = TaskPriority.normal
+        if let value = body.priority {
+            guard let parsed = value.priority else {
+                throw .badRequest("\(at)priority: must be \"low\", \"normal\", \"high\" or 0–2 (higher starts first)", code: "invalid_field", index: index)
+            }
+            priority = parsed
+        }
+        if let key = body.limitKey {
+            guard !key.isEmpty, key.utf8.count <= Self.maxLimitKeyBytes, key.utf8.allSatisfy({ $0 > 0x20 && $0 != 0x7F }) else {
+                throw .badRequest(
+                    "\(at)limit_key: must be 1–\(Self.maxLimitKeyBytes) bytes without spaces or control characters", code: "invalid_field", index: index)
+            }
+        }
         return NewTask(
             type: definition.name, queue: queue, params: params.serialized, correlationID: correlationID,
             idempotencyKey: idempotencyKey, maxAttempts: maxAttempts, createdAtMillis: now, tags: tags,
-            runAtMillis: runAt, callbackURL: callbackURL)
+            runAtMillis: runAt, callbackURL: callbackURL, priority: priority, limitKey: body.limitKey)
     }
 
     /// When the task is due (Unix ms), or nil to run now: a time that has passed runs now too.
@@ -251,6 +292,7 @@ package struct TaskSubmissionParser: Sendable {
         switch type {
         case is String.Type: "a string"
         case is DelayValue.Type: "a duration"
+        case is PriorityValue.Type: "a priority"
         case is Int.Type: "an integer"
         case is [TaskSubmissionBody].Type, is [Any].Type: "an array"
         case is JSONValue.Type: "a JSON value"

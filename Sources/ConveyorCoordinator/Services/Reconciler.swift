@@ -56,6 +56,9 @@ public final class Reconciler: Service, Sendable {
     private let interval: Duration
     private let dispatchGrace: Duration
     private let sweepInterval: Duration
+    /// Writes back what Redis keeps besides tasks (the pauses) after Redis lost its data: before any task
+    /// is re-dispatched, so that a paused type's tasks are parked again rather than run.
+    private let restoreRedisState: @Sendable () async throws -> Void
     /// Clock time counted towards the next sweep (from the passes' own clock, so tests drive it).
     private let sinceSweep = Mutex<Duration>(.zero)
     /// Sweeps run until then (set at each Redis change this leader sees; in memory, like ``recheckUntil``).
@@ -85,8 +88,10 @@ public final class Reconciler: Service, Sendable {
     public init(
         store: TaskStore, meta: MetaStore, lock: PostgresConnection, redis: RedisConnection, keys: RedisKeys,
         interval: Duration, dispatchGrace: Duration, sweepInterval: Duration = CoordinatorConfiguration.defaultReconcileSweep,
-        clock: any Clock<Duration> = ContinuousClock(), logger: Logger
+        clock: any Clock<Duration> = ContinuousClock(), logger: Logger,
+        restoreRedisState: @escaping @Sendable () async throws -> Void = {}
     ) {
+        self.restoreRedisState = restoreRedisState
         self.sweepInterval = sweepInterval
         self.clock = clock
         self.store = store
@@ -136,6 +141,7 @@ public final class Reconciler: Service, Sendable {
             } else {
                 logger.warning("Redis restarted or lost its data; looking for unfinished tasks it no longer holds", metadata: ["identity": "\(identity)"])
             }
+            try await restoreRedisState()
             try await recoverUnfinished(into: &report)
             try await meta.set(Self.identityKey, to: identity)
             recheckUntil.withLock { $0 = .now + dispatchGrace }
@@ -241,8 +247,8 @@ public final class Reconciler: Service, Sendable {
     private func dispatch(_ tasks: [UnfinishedTask]) async throws {
         guard !tasks.isEmpty else { return }
         guard try await holdLeadership() else { throw ReconcilerError.leadershipLost }
-        for queue in Set(tasks.map(\.queue)) {
-            try await redis.ensureGroup(stream: keys.ready(queue), group: RedisKeys.agentsGroup)
+        for stream in Set(tasks.map { keys.ready($0.queue, priority: $0.priority) }) {
+            try await redis.ensureGroup(stream: stream, group: RedisKeys.agentsGroup)
         }
         let now = WallClock.nowMillis()
         let replies = try await redis.send(tasks.map { task in
@@ -250,12 +256,12 @@ public final class Reconciler: Service, Sendable {
             let envelope = TaskEnvelope(
                 id: task.id, type: task.type, params: task.params, correlationID: task.correlationID,
                 attempt: attempt, maxAttempts: max(task.maxAttempts, attempt), enqueuedAtMillis: task.createdAtMillis,
-                hasCallback: task.hasCallback)
+                hasCallback: task.hasCallback, priority: task.priority, limitKey: task.limitKey)
             // A scheduled task not yet due waits in the delayed set again; a due one goes straight to work.
             if task.status == .scheduled, let due = task.runAtMillis, due > now {
                 return Submitter.park(envelope, dueAtMillis: due, in: keys.delayed(task.queue))
             }
-            return RedisConnection.xadd(stream: keys.ready(task.queue), fields: envelope.fields)
+            return RedisConnection.xadd(stream: keys.ready(task.queue, priority: task.priority), fields: envelope.fields)
         })
         if let failure = replies.first(where: { $0.errorMessage != nil }) {
             throw RedisError(.commandFailed, failure.errorMessage!, command: "XADD")

@@ -75,7 +75,8 @@ public final class RedisJanitor: Service, Sendable {
         var sweep = Sweep()
         for queue in queues {
             let trimmed = try await trimDeadLetters(queue)
-            var removed = try await removeIdleConsumers(stream: keys.ready(queue), group: RedisKeys.agentsGroup)
+            var removed = 0
+            for stream in keys.readyStreams(queue) { removed += try await removeIdleConsumers(stream: stream, group: RedisKeys.agentsGroup) }
             removed += try await removeIdleConsumers(stream: keys.events(queue), group: RedisKeys.recordersGroup)
             let unmarked = try await removeStaleCancelMarks(queue)
             Counter(label: MetricsCatalog.deadLettersTrimmed.name, dimensions: [("queue", queue)]).increment(by: trimmed)

@@ -128,12 +128,12 @@ public final class Submitter: Service, Sendable {
             let envelope = TaskEnvelope(
                 id: id, type: task.type, params: task.params, correlationID: task.correlationID,
                 attempt: 1, maxAttempts: task.maxAttempts, enqueuedAtMillis: task.createdAtMillis,
-                hasCallback: task.callbackURL != nil)
+                hasCallback: task.callbackURL != nil, priority: task.priority, limitKey: task.limitKey)
             if let due = task.runAtMillis {
                 earliestDue = min(earliestDue ?? due, due)
                 return Self.park(envelope, dueAtMillis: due, in: keys.delayed(task.queue))
             }
-            return RedisConnection.xadd(stream: keys.ready(task.queue), fields: envelope.fields)
+            return RedisConnection.xadd(stream: keys.ready(task.queue, priority: task.priority), fields: envelope.fields)
         }
         let replies = try await redis.send(commands)
         if let failure = replies.first(where: { $0.errorMessage != nil }) {
@@ -188,7 +188,7 @@ public final class Submitter: Service, Sendable {
     }
 
     private func prepareStreams(for tasks: [NewTask]) async throws {
-        let streams = Set(tasks.map { keys.ready($0.queue) })
+        let streams = Set(tasks.map { keys.ready($0.queue, priority: $0.priority) })
         let missing = preparedStreams.withLock { streams.subtracting($0) }
         for stream in missing {
             try await redis.ensureGroup(stream: stream, group: RedisKeys.agentsGroup)

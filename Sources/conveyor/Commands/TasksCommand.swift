@@ -36,8 +36,11 @@ struct TasksCommand: AsyncParsableCommand {
         @Option(help: "Run later: after this long (e.g. 90s, 5m, 2h).") var delay: String?
         @Option(help: "Run later: at this RFC 3339 time (e.g. 2026-12-01T09:30:00Z).") var runAt: String?
         @Option(help: "POST the task's final record here when it finishes (a host the coordinator allows).") var callbackURL: String?
+        @Option(help: "low, normal (default) or high: higher starts first.") var priority: String?
+        @Option(help: "The value the type's per_key limits count this task under (a customer, a user).") var limitKey: String?
 
         func validate() throws {
+            if let priority, TaskPriority(text: priority) == nil { throw ValidationError("--priority must be low, normal or high") }
             if delay != nil && runAt != nil { throw ValidationError("give --delay or --run-at, not both") }
             if let delay, Duration(configurationText: delay) == nil { throw ValidationError("--delay must be a duration such as 90s, 5m or 2h") }
             if let runAt, RFC3339.parseMillis(runAt) == nil { throw ValidationError("--run-at must be an RFC 3339 time such as 2026-12-01T09:30:00Z") }
@@ -63,7 +66,7 @@ struct TasksCommand: AsyncParsableCommand {
             }
             if let maxAttempts { body += ",\"max_attempts\":\(maxAttempts)" }
             if !tagMap.isEmpty { body += ",\"tags\":" + JSONValue.object(tagMap).serialized }
-            for (field, value) in [("delay", delay), ("run_at", runAt), ("callback_url", callbackURL)] {
+            for (field, value) in [("delay", delay), ("run_at", runAt), ("callback_url", callbackURL), ("priority", priority), ("limit_key", limitKey)] {
                 guard let value else { continue }
                 body += ",\"\(field)\":"
                 JSONValue.writeString(value, into: &body)
