@@ -218,7 +218,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ConveyorLoadTests",
-            dependencies: ["conveyor-load", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["conveyor-load", "ConveyorEmbedded", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,6 +1,8 @@
 import Foundation
 
-/// An append-only file with one line per attempt started: `<task id> <attempt> <agent> <unix ms>`.
+/// An append-only file with one line per attempt started, `<task id> <attempt> <agent> <unix ms>`, and
+/// one per attempt ended, `end <task id> <attempt> <agent> <unix ms>`: run intervals, from which the
+/// proofs of cluster-wide limits measure how many attempts of a type overlapped.
 ///
 /// A testing aid (`CONVEYOR_EXECUTION_JOURNAL`): PostgreSQL keeps one event per (task, attempt, status),
 /// so a rerun of an attempt after a crash leaves no trace there. The chaos test counts duplicate
@@ -20,7 +22,15 @@ final class ExecutionJournal: Sendable {
     deinit { close(descriptor) }
 
     func record(taskID: String, attempt: Int, agent: String, atMillis: Int64) {
-        let line = Array("\(taskID) \(attempt) \(agent) \(atMillis)\n".utf8)
+        append("\(taskID) \(attempt) \(agent) \(atMillis)\n")
+    }
+
+    func recordEnd(taskID: String, attempt: Int, agent: String, atMillis: Int64) {
+        append("end \(taskID) \(attempt) \(agent) \(atMillis)\n")
+    }
+
+    private func append(_ text: String) {
+        let line = Array(text.utf8)
         _ = line.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
     }
 }

@@ -58,11 +58,22 @@ struct ReadPlan: Sendable {
                 if share > 0 { result[stream.key, default: 0] += share }
                 given += share
             }
-            // What rounding left goes to the highest priorities first, one each.
+            // What rounding left (all of it when slots are few) goes by a weighted rotation: over
+            // `totalWeight` rounds each stream gets its weight's worth of turns, so a lower priority still
+            // starts while a higher one has work, one slot at a time included.
             var leftover = budget - given
-            for stream in active.sorted(by: { $0.priority > $1.priority }) where leftover > 0 {
-                result[stream.key, default: 0] += 1
+            var turn = round
+            while leftover > 0 {
+                var position = turn % totalWeight
+                for stream in active.sorted(by: { $0.priority > $1.priority }) {
+                    if position < stream.priority.readWeight {
+                        result[stream.key, default: 0] += 1
+                        break
+                    }
+                    position -= stream.priority.readWeight
+                }
                 leftover -= 1
+                turn &+= 1
             }
         }
         return streams.compactMap { stream in result[stream.key].map { (stream, $0) } }

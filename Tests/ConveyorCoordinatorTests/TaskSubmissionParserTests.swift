@@ -30,6 +30,12 @@ struct TaskSubmissionParserTests {
         (#"{"type":"noop","max_attempts":101}"#, 400, "invalid_field"),
         (#"{"type":"nope"}"#, 422, "unknown_task_type"),
         (#"{"type":"noop","queue":"nowhere"}"#, 422, "unknown_queue"),
+        (#"{"type":"noop","priority":"urgent"}"#, 400, "invalid_field"),
+        (#"{"type":"noop","priority":3}"#, 400, "invalid_field"),
+        (#"{"type":"noop","priority":true}"#, 400, "invalid_field"),
+        (#"{"type":"noop","limit_key":""}"#, 400, "invalid_field"),
+        (#"{"type":"noop","limit_key":"two words"}"#, 400, "invalid_field"),
+        (#"{"type":"noop","limit_key":7}"#, 400, "invalid_field"),
     ])
     func badInput(json: String, status: Int, code: String) {
         do {
@@ -39,6 +45,18 @@ struct TaskSubmissionParserTests {
             #expect(Int(error.status.code) == status)
             #expect(error.code == code)
         }
+    }
+
+    @Test("priority reads as a name or 0–2 (normal when absent); limit_key is kept as given")
+    func priorityAndLimitKey() throws {
+        let parse = { (json: String) throws(APIError) -> NewTask in
+            try self.parser.parseSingle(Data(json.utf8), correlationID: "c", idempotencyKey: nil, now: 1)
+        }
+        #expect(try parse(#"{"type":"noop"}"#).priority == .normal)
+        #expect(try parse(#"{"type":"noop","priority":"high"}"#).priority == .high)
+        #expect(try parse(#"{"type":"noop","priority":0}"#).priority == .low)
+        #expect(try parse(#"{"type":"noop","limit_key":"customer-42"}"#).limitKey == "customer-42")
+        #expect(try parse(#"{"type":"noop"}"#).limitKey == nil)
     }
 
     @Test("a batch element at fault is named by index, in the message and the index field")

@@ -1,4 +1,5 @@
 @testable import conveyor_load
+import ConveyorEmbedded
 import NIOCore
 import Testing
 

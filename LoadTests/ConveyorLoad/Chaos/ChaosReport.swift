@@ -1,4 +1,5 @@
 import ConveyorCore
+import ConveyorEmbedded
 import Foundation
 
 /// What a chaos run proved: lost tasks (must be 0), wrong statuses (must be 0), duplicate executions

@@ -1,4 +1,5 @@
 import ConveyorPostgres
+import ConveyorEmbedded
 import Foundation
 import Logging
 

@@ -195,6 +195,7 @@ final class Executor: Service, Sendable {
         await completer.started(delivery, atMillis: startedAt)
         let timeout = registry[envelope.type]?.timeout ?? TaskTypeDefinition.defaultTimeout
         let outcome = await Self.attempt(handler, delivery: delivery, timeout: timeout, cancel: cancel, logger: taskLogger, progress: progressBook.sink(for: delivery))
+        journal?.recordEnd(taskID: envelope.id.description, attempt: envelope.attempt, agent: agentID, atMillis: WallClock.nowMillis())
         let lastProgress = progressBook.finish(delivery)
         guard let outcome else {
             taskLogger.info("attempt interrupted by shutdown; the task is handed back")

@@ -25,7 +25,8 @@ final class Stack: Sendable {
     static func start(
         registry: TaskTypeRegistry = .builtIn, agents agentCount: Int = 1, concurrency: Int = 64,
         handlers: HandlerSet = .builtIns, migrate: Bool = true, environment given: TestEnvironment? = nil,
-        coordinatorClock: any Clock<Duration> = ContinuousClock(), configure: (inout CoordinatorConfiguration) -> Void = { _ in }
+        coordinatorClock: any Clock<Duration> = ContinuousClock(), configure: (inout CoordinatorConfiguration) -> Void = { _ in },
+        configureAgent: (inout AgentConfiguration) -> Void = { _ in }
     ) async throws -> Stack {
         let environment = if let given { given } else { try await TestServers.shared.environment(name: "stack") }
         let logger = TestServers.logger("conveyor.test.stack")
@@ -45,6 +46,7 @@ final class Stack: Sendable {
             agentConfiguration.concurrency = concurrency
             agentConfiguration.heartbeatInterval = .milliseconds(200)
             agentConfiguration.readBlock = .milliseconds(200)
+            configureAgent(&agentConfiguration)
             agents.append(try Agent(configuration: agentConfiguration, handlers: handlers, logger: logger))
         }
         let listening = Promise<Int>()
