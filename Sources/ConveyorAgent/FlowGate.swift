@@ -106,7 +106,9 @@ struct FlowGate: Sendable {
                 for limit in concurrency { arguments += [slot(limit.keys.running), slot(limit.keys.waiting), String(limit.limit)] }
                 let rates = reclaimed ? [] : rateLimits(of: envelope, queue: queue)
                 arguments.append(String(rates.count))
-                for limit in rates { arguments += [slot(limit.keys.rate), String(limit.rate.intervalMillis), String(limit.rate.burst)] }
+                for limit in rates {
+                    arguments += [slot(limit.keys.rate), slot(limit.keys.starts), String(limit.rate.intervalMillis), String(limit.rate.burst)]
+                }
                 let fields = envelope.fields
                 arguments.append(String(fields.count * 2))
                 for (field, value) in fields { arguments += [field, value] }

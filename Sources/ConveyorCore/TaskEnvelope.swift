@@ -3,7 +3,7 @@
 /// Stream entry fields (DESIGN §4): `id`, `type`, `params` (JSON text), `cid` (correlation id),
 /// `attempt` (1-based), `max` (max attempts), `enq` (submission time, Unix ms; kept across retries, reset by a redrive),
 /// `cb` = `1` when the task has a completion webhook, `pri` = its priority when not normal (`0` low, `2`
-/// high), `lk` = its limit key; each absent otherwise.
+/// high), `lk` = its limit key, `rr` and `rs` = the starts its rate limit reserved (Unix ms); each absent otherwise.
 public struct TaskEnvelope: Sendable, Hashable {
     public var id: TaskID
     public var type: String
@@ -20,6 +20,12 @@ public struct TaskEnvelope: Sendable, Hashable {
     public var priority: TaskPriority
     /// The value its type's `per_key` limits are counted under (a customer, a user), if any.
     public var limitKey: String?
+    /// When this attempt's start was reserved by its type's rate limit (field `rr`, Unix ms): coming back
+    /// from the delayed set on time, it is not charged again.
+    public var rateReservedAt: Int64?
+    /// When a start slot was reserved for this attempt after it came back too late to start in turn
+    /// (field `rs`, Unix ms): see the admission script.
+    public var rateSlotAt: Int64?
 
     public init(
         id: TaskID, type: String, params: String, correlationID: String,
@@ -47,6 +53,8 @@ public struct TaskEnvelope: Sendable, Hashable {
         if hasCallback { fields.append(("cb", "1")) }
         if priority != .normal { fields.append(("pri", String(priority.rawValue))) }
         if let limitKey { fields.append(("lk", limitKey)) }
+        if let rateReservedAt { fields.append(("rr", String(rateReservedAt))) }
+        if let rateSlotAt { fields.append(("rs", String(rateSlotAt))) }
         return fields
     }
 
@@ -81,6 +89,8 @@ public struct TaskEnvelope: Sendable, Hashable {
             self.priority = .normal
         }
         self.limitKey = fields["lk"]
+        self.rateReservedAt = fields["rr"].flatMap { Int64($0) }
+        self.rateSlotAt = fields["rs"].flatMap { Int64($0) }
         guard attempt >= 1 else { throw EnvelopeError(field: "attempt", reason: "must be at least 1") }
     }
 }

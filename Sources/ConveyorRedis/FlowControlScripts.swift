@@ -36,12 +36,18 @@ extension Scripts {
     /// Decides, for a batch of entries one agent just took from one queue, which may start now.
     ///
     /// Per entry, in order: a pause of its queue or type parks it in the type's paused list; a full
-    /// concurrency limit (the type's, or its limit key's) parks it in that limit's waiting list; a rate
-    /// limit (GCRA) that does not allow it yet reserves its start and parks it in the delayed set until
-    /// then, marked `rr` so that its return is not charged again. Otherwise it takes a slot in each
-    /// concurrency limit, scored with its lease deadline: the LeaseKeeper pushes the deadline on while it
-    /// runs, the Completer frees it, and a dead agent's slot lapses when the lease does. An entry whose
-    /// task already holds the slot (a reclaim after its agent died) keeps it.
+    /// concurrency limit (the type's, or its limit key's) parks it in that limit's waiting list. Then its
+    /// rate limits, two GCRA timelines each:
+    /// - *Reservations*, in arrival order: an entry not allowed yet reserves its start at once and waits
+    ///   in the delayed set until then, marked `rr`; coming back, it is not charged again. So a backlog is
+    ///   released one entry at a time at the rate, in order, without re-reading anything in a loop.
+    /// - *Starts*: entries released late (the Forwarder or the agents were held up) would start in a
+    ///   bunch; the starts timeline spaces them again (half an interval of slack, so on-time entries are
+    ///   never sent back for jitter), reserving a slot marked `rs` for each one it delays.
+    /// Otherwise it takes a slot in each concurrency limit, scored with its lease deadline: the
+    /// LeaseKeeper pushes the deadline on while it runs, the Completer frees it, and a dead agent's slot
+    /// lapses when the lease does. An entry whose task already holds the slot (a reclaim after its agent
+    /// died) keeps it. Rate keys expire once their time is past (an idle limit key costs nothing).
     public static let admit = RedisScript(name: "admit", source: """
         -- KEYS[1] -> conveyor:{<queue>}:paused    (hash)
         -- KEYS[2] -> conveyor:{<queue>}:delayed   (sorted set)
@@ -50,11 +56,10 @@ extension Scripts {
         -- ARGV[1] -> consumer group on the ready streams
         -- ARGV[2…] -> per entry: stream key index, entry id, task id, type, lease ms, paused list key index,
         --             c, then c × (running key index, waiting key index, limit),
-        --             r, then r × (rate key index, interval ms, burst),
+        --             r, then r × (reservations key index, starts key index, interval ms, burst),
         --             f, then f field/value strings of the entry
         -- Returns one verdict per entry: 0 start, 1 held (paused), 2 held (concurrency), 3 held (rate).
         \(flowLua)
-        local ready = {KEYS[3], KEYS[4], KEYS[5]}
         local all_paused = redis.call('HEXISTS', KEYS[1], '*') == 1
         local verdicts = {}
         local i = 2
@@ -67,14 +72,28 @@ extension Scripts {
             local ci = i + 7
             local r = tonumber(ARGV[ci + 3 * c])
             local ri = ci + 3 * c + 1
-            local f = tonumber(ARGV[ri + 3 * r])
-            local fi = ri + 3 * r + 1
+            local f = tonumber(ARGV[ri + 4 * r])
+            local fi = ri + 4 * r + 1
             i = fi + f
             local fields = {}
-            local reserved = false
-            for k = 0, f - 1 do
-                fields[k + 1] = ARGV[fi + k]
-                if k % 2 == 0 and ARGV[fi + k] == 'rr' then reserved = true end
+            local reserved_at, slot_at = nil, nil
+            for k = 0, f - 1, 2 do
+                local name = ARGV[fi + k]
+                if name == 'rr' then
+                    reserved_at = tonumber(ARGV[fi + k + 1])
+                elseif name == 'rs' then
+                    slot_at = tonumber(ARGV[fi + k + 1])
+                else
+                    fields[#fields + 1] = name
+                    fields[#fields + 1] = ARGV[fi + k + 1]
+                end
+            end
+            -- The entry as parked: its fields plus what it has been charged.
+            local function member(rr, rs)
+                local out = {unpack(fields)}
+                if rr then out[#out + 1] = 'rr'; out[#out + 1] = string.format('%d', rr) end
+                if rs then out[#out + 1] = 'rs'; out[#out + 1] = string.format('%d', rs) end
+                return cjson.encode(out)
             end
             local function park()
                 redis.call('XACK', stream, ARGV[1], id)
@@ -84,7 +103,7 @@ extension Scripts {
             if all_paused or redis.call('HEXISTS', KEYS[1], ttype) == 1 then
                 verdict = 1
                 park()
-                redis.call('RPUSH', paused_list, cjson.encode(fields))
+                redis.call('RPUSH', paused_list, member(reserved_at, nil))
             end
             if verdict == 0 then
                 for k = 0, c - 1 do
@@ -93,31 +112,52 @@ extension Scripts {
                     if not redis.call('ZSCORE', running, task) and redis.call('ZCARD', running) >= tonumber(ARGV[ci + 3 * k + 2]) then
                         verdict = 2
                         park()
-                        redis.call('RPUSH', KEYS[tonumber(ARGV[ci + 3 * k + 1])], cjson.encode(fields))
+                        redis.call('RPUSH', KEYS[tonumber(ARGV[ci + 3 * k + 1])], member(reserved_at, nil))
                         break
                     end
                 end
             end
-            if verdict == 0 and r > 0 and not reserved then
-                -- GCRA: allowed from tat - (burst - 1) * interval; the earliest start all limits allow.
+            if verdict == 0 and r > 0 and not reserved_at then
+                -- Reservations: allowed from tat - (burst - 1) * interval; the earliest start all limits allow.
                 local start = now
                 for k = 0, r - 1 do
-                    local tat = tonumber(redis.call('GET', KEYS[tonumber(ARGV[ri + 3 * k])]) or '0')
-                    local interval, burst = tonumber(ARGV[ri + 3 * k + 1]), tonumber(ARGV[ri + 3 * k + 2])
-                    start = math.max(start, tat - (burst - 1) * interval)
+                    local tat = tonumber(redis.call('GET', KEYS[tonumber(ARGV[ri + 4 * k])]) or '0')
+                    start = math.max(start, tat - (tonumber(ARGV[ri + 4 * k + 3]) - 1) * tonumber(ARGV[ri + 4 * k + 2]))
                 end
                 for k = 0, r - 1 do
-                    local key = KEYS[tonumber(ARGV[ri + 3 * k])]
-                    local tat = math.max(tonumber(redis.call('GET', key) or '0'), start) + tonumber(ARGV[ri + 3 * k + 1])
-                    -- Once tat is past, the state equals a fresh key's: an idle limit key expires.
+                    local key = KEYS[tonumber(ARGV[ri + 4 * k])]
+                    local tat = math.max(tonumber(redis.call('GET', key) or '0'), start) + tonumber(ARGV[ri + 4 * k + 2])
                     redis.call('SET', key, string.format('%d', tat), 'PX', math.max(1, tat - now))
                 end
+                reserved_at = start
                 if start > now then
                     verdict = 3
                     park()
-                    fields[#fields + 1] = 'rr'
-                    fields[#fields + 1] = '1'
-                    redis.call('ZADD', KEYS[2], start, cjson.encode(fields))
+                    redis.call('ZADD', KEYS[2], start, member(start, nil))
+                end
+            end
+            if verdict == 0 and r > 0 then
+                -- Starts: every start advances this timeline; an entry whose slot on it was reserved
+                -- starts if back within an interval (at least 100 ms) of that slot.
+                local tolerance = 100
+                for k = 0, r - 1 do tolerance = math.max(tolerance, tonumber(ARGV[ri + 4 * k + 2])) end
+                if not (slot_at and now - slot_at <= tolerance) then
+                    local at = now
+                    for k = 0, r - 1 do
+                        local interval = tonumber(ARGV[ri + 4 * k + 2])
+                        local tat = tonumber(redis.call('GET', KEYS[tonumber(ARGV[ri + 4 * k + 1])]) or '0')
+                        at = math.max(at, tat - (tonumber(ARGV[ri + 4 * k + 3]) - 1) * interval - math.floor(interval / 2))
+                    end
+                    for k = 0, r - 1 do
+                        local key = KEYS[tonumber(ARGV[ri + 4 * k + 1])]
+                        local tat = math.max(tonumber(redis.call('GET', key) or '0'), at) + tonumber(ARGV[ri + 4 * k + 2])
+                        redis.call('SET', key, string.format('%d', tat), 'PX', math.max(1, tat - now))
+                    end
+                    if at > now then
+                        verdict = 3
+                        park()
+                        redis.call('ZADD', KEYS[2], at, member(reserved_at, at))
+                    end
                 end
             end
             if verdict == 0 then

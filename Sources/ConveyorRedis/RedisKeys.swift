@@ -35,7 +35,7 @@ public struct RedisKeys: Sendable, Hashable {
     /// Where one cluster-wide limit keeps its state: the type's own, or one limit key's within it.
     public func limit(_ queue: String, type: String, key: String? = nil) -> LimitKeys {
         let base = key.map { "\(prefix):{\(queue)}:limit:\(type):key:\($0)" } ?? "\(prefix):{\(queue)}:limit:\(type)"
-        return LimitKeys(running: base + ":running", rate: base + ":rate", waiting: base + ":waiting")
+        return LimitKeys(running: base + ":running", rate: base + ":rate", starts: base + ":starts", waiting: base + ":waiting")
     }
     /// Set of the limit keys of a type that have entries waiting for a slot (the reaper's list).
     public func waitingKeys(_ queue: String, type: String) -> String { "\(prefix):{\(queue)}:limit:\(type):waiting-keys" }
@@ -59,8 +59,10 @@ public struct RedisKeys: Sendable, Hashable {
 public struct LimitKeys: Sendable, Hashable {
     /// Sorted set: task id → the lease deadline of the attempt holding the slot (Redis time, ms).
     public var running: String
-    /// String: the GCRA's theoretical arrival time (ms); expires once it is in the past.
+    /// String: the rate limit's reservations timeline (GCRA theoretical arrival time, ms); expires once past.
     public var rate: String
+    /// String: the rate limit's starts timeline, which spaces entries released late (ms); expires once past.
+    public var starts: String
     /// List: entries taken while every slot was held, oldest first; a freed slot moves one back.
     public var waiting: String
 }

@@ -190,6 +190,8 @@ final class Completer: Service, Sendable {
                         event.status = .retrying
                         var next = envelope
                         next.attempt += 1
+                        next.rateReservedAt = nil  // the next attempt waits for its own start
+                        next.rateSlotAt = nil
                         let backoff = registry[envelope.type]?.backoff
                             ?? Backoff(base: TaskTypeDefinition.defaultBackoffBase, maximum: TaskTypeDefinition.defaultBackoffMax)
                         // A handler's Retry-After is a floor (capped at a day), not a replacement: jitter stays.

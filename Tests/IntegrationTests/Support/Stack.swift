@@ -72,9 +72,11 @@ final class Stack: Sendable {
 
     /// Starts one more agent in a group of its own, so a test can crash it alone.
     func startAgent(
-        id: String, registry: TaskTypeRegistry, handlers: HandlerSet, shutdownDeadline: Duration? = nil, metricsPort: Int? = nil
+        id: String, registry: TaskTypeRegistry, handlers: HandlerSet, shutdownDeadline: Duration? = nil, metricsPort: Int? = nil,
+        concurrency: Int = 64
     ) throws -> RunningAgent {
         var configuration = AgentConfiguration(agentID: id, redis: environment.redis)
+        configuration.concurrency = concurrency
         configuration.metricsPort = metricsPort
         configuration.registry = registry
         configuration.keys = environment.keys
