@@ -8,6 +8,12 @@ public struct Delivery: Sendable, Hashable {
     /// The ready-stream entry id.
     public var entryID: String
     public var envelope: TaskEnvelope
+    /// Names the delivery within the agent: entry ids are unique per stream only, and a queue has a
+    /// stream per priority (and an agent may serve several queues).
+    public var key: String { Self.key(stream: stream, entryID: entryID) }
+
+    public static func key(stream: String, entryID: String) -> String { stream + " " + entryID }
+
     /// The task was cancelled before this agent started it: it is acknowledged without running.
     public var cancelled: Bool = false
 

@@ -22,6 +22,7 @@ struct FlowGate: Sendable {
     /// What a read learned beside its entries: which of them were cancelled, and what is paused per queue.
     struct Inspection: Sendable {
         var cancelled: Set<String> = []
+        /// Keys (``Delivery/key``) of the cancelled ones.
         /// Queue → paused names (`*` or types); queues with nothing paused are absent.
         var paused: [String: Set<String>] = [:]
     }
@@ -43,7 +44,7 @@ struct FlowGate: Sendable {
         var inspection = Inspection()
         for (index, queue) in queues.enumerated() {
             for (delivery, member) in zip(byQueue[queue]!, replies[2 * index].array ?? []) where member.integer == 1 {
-                inspection.cancelled.insert(delivery.entryID)
+                inspection.cancelled.insert(delivery.key)
             }
             let paused = Set((replies[2 * index + 1].array ?? []).compactMap(\.string))
             if !paused.isEmpty { inspection.paused[queue] = paused }

@@ -7,6 +7,8 @@ import ConveyorRedis
 /// `dead` event when the task is known, acknowledge and delete, only if the entry is still pending.
 struct PoisonEntry: Sendable {
     var queue: String
+    /// The ready stream (of its priority) the entry is pending in.
+    var stream: String
     var entryID: String
     var fields: [String: String]
     var reason: String
@@ -27,7 +29,7 @@ struct PoisonEntry: Sendable {
         }
         let arguments = [RedisKeys.agentsGroup, entryID, envelope?.id.description ?? "", String(deadFields.count)] + deadFields
             + [String(eventFields.count)] + eventFields
-        return ScriptCall(keys: [keys.ready(queue), keys.events(queue), keys.dead(queue), keys.deadIndex(queue)], arguments: arguments)
+        return ScriptCall(keys: [stream, keys.events(queue), keys.dead(queue), keys.deadIndex(queue)], arguments: arguments)
     }
 
     /// Dead-letters every entry in one pipeline; returns those this call dead-lettered (an entry another

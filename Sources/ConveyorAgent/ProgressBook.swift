@@ -36,9 +36,9 @@ final class ProgressBook: Sendable {
 
     func report(_ delivery: Delivery, _ progress: TaskProgress) {
         state.withLock { state in
-            if state.deliveries.updateValue(delivery, forKey: delivery.entryID) == nil { open.add(1, ordering: .relaxed) }
-            state.throttle.report(delivery.entryID, progress)
-            state.reportedAt[delivery.entryID] = WallClock.nowMillis()
+            if state.deliveries.updateValue(delivery, forKey: delivery.key) == nil { open.add(1, ordering: .relaxed) }
+            state.throttle.report(delivery.key, progress)
+            state.reportedAt[delivery.key] = WallClock.nowMillis()
         }
     }
 
@@ -62,10 +62,10 @@ final class ProgressBook: Sendable {
     func finish(_ delivery: Delivery) -> (progress: TaskProgress, atMillis: Int64)? {
         guard count > 0 else { return nil }
         return state.withLock { state in
-            guard state.deliveries.removeValue(forKey: delivery.entryID) != nil else { return nil }
+            guard state.deliveries.removeValue(forKey: delivery.key) != nil else { return nil }
             open.subtract(1, ordering: .relaxed)
-            let at = state.reportedAt.removeValue(forKey: delivery.entryID) ?? WallClock.nowMillis()
-            return state.throttle.finish(delivery.entryID).map { ($0, at) }
+            let at = state.reportedAt.removeValue(forKey: delivery.key) ?? WallClock.nowMillis()
+            return state.throttle.finish(delivery.key).map { ($0, at) }
         }
     }
 }

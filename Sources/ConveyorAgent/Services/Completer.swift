@@ -152,22 +152,28 @@ final class Completer: Service, Sendable {
 
     func scriptCalls(for batch: [Item]) -> [ScriptCall] {
         var finishedEntries = Set<String>()
-        for case .finished(let delivery, _, _, _) in batch { finishedEntries.insert(delivery.entryID) }
+        for case .finished(let delivery, _, _, _) in batch { finishedEntries.insert(delivery.key) }
+        // One call per ready stream (a queue has one per priority): the script acknowledges in KEYS[1].
         var argumentsByQueue: [String: [String]] = [:]
+        var queueOfStream: [String: String] = [:]
         for item in batch {
             switch item {
+            case .started(let delivery, _), .progress(let delivery, _, _), .finished(let delivery, _, _, _):
+                queueOfStream[delivery.stream] = delivery.queue
+            }
+            switch item {
             case .started(let delivery, let at):
-                if finishedEntries.contains(delivery.entryID) { continue }
+                if finishedEntries.contains(delivery.key) { continue }
                 let event = LifecycleEvent(
                     taskID: delivery.envelope.id, status: .running, attempt: delivery.envelope.attempt, agent: agentID,
                     atMillis: at, startedAtMillis: at, correlationID: delivery.envelope.correlationID, type: delivery.envelope.type,
                     dispatchedAtMillis: delivery.dispatchedAtMillis)
-                append(&argumentsByQueue[delivery.queue, default: [RedisKeys.agentsGroup]], ack: "", event: event, requeue: nil, deadLetter: nil)
+                append(&argumentsByQueue[delivery.stream, default: [RedisKeys.agentsGroup]], ack: "", event: event, requeue: nil, deadLetter: nil)
             case .progress(let delivery, let progress, let at):
                 let event = LifecycleEvent(
                     taskID: delivery.envelope.id, status: .running, attempt: delivery.envelope.attempt, agent: agentID,
                     atMillis: at, correlationID: delivery.envelope.correlationID, type: delivery.envelope.type, progress: progress)
-                append(&argumentsByQueue[delivery.queue, default: [RedisKeys.agentsGroup]], ack: "", event: event, requeue: nil, deadLetter: nil)
+                append(&argumentsByQueue[delivery.stream, default: [RedisKeys.agentsGroup]], ack: "", event: event, requeue: nil, deadLetter: nil)
             case .finished(let delivery, let outcome, let started, let at):
                 let envelope = delivery.envelope
                 var event = LifecycleEvent(
@@ -209,13 +215,14 @@ final class Completer: Service, Sendable {
                         ("dead_reason", reason), ("dead_at", String(at)), ("dead_entry", delivery.entryID),
                     ])
                 }
-                append(&argumentsByQueue[delivery.queue, default: [RedisKeys.agentsGroup]], ack: delivery.entryID, event: event, requeue: requeue, deadLetter: deadLetter)
+                append(&argumentsByQueue[delivery.stream, default: [RedisKeys.agentsGroup]], ack: delivery.entryID, event: event, requeue: requeue, deadLetter: deadLetter)
             }
         }
-        return argumentsByQueue.keys.sorted().map { queue in
-            ScriptCall(
-                keys: [keys.ready(queue), keys.events(queue), keys.delayed(queue), keys.dead(queue), keys.deadIndex(queue)],
-                arguments: argumentsByQueue[queue]!)
+        return argumentsByQueue.keys.sorted().map { stream in
+            let queue = queueOfStream[stream]!
+            return ScriptCall(
+                keys: [stream, keys.events(queue), keys.delayed(queue), keys.dead(queue), keys.deadIndex(queue)],
+                arguments: argumentsByQueue[stream]!)
         }
     }
 

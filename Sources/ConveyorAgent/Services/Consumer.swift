@@ -125,24 +125,33 @@ final class Consumer: Service, Sendable {
     /// they find nothing, one XREADGROUP … BLOCK over every stream, which returns on the first new entry.
     private func readRound(free: Int) async throws {
         let excluded = try await pausedStreams()
-        let asked = plan.withLock { $0.counts(free: free, excluded: excluded) }
-        if asked.isEmpty {
-            // Every served queue is paused: look again after a read's wait.
-            try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.readBlock) }
-            return
-        }
-        let replies = try await redis.send(asked.map { stream, count in
-            RedisConnection.xreadgroup(group: RedisKeys.agentsGroup, consumer: agentID, streams: [stream.key], count: count, block: nil)
-        })
+        // A round that asked only some streams, all empty, learns which are; a second round asks the
+        // others before the agent waits. One that asked every stream waits at once.
         var read: [(stream: String, entries: [StreamEntry])] = []
-        for reply in replies { read += try RedisConnection.decodeRead(reply, command: "XREADGROUP") }
-        var got: [String: Int] = [:]
-        for (stream, entries) in read { got[stream, default: 0] += entries.count }
-        plan.withLock { $0.record(asked: asked, got: got) }
+        var rounds = 0
+        var askedAll = false
+        while read.isEmpty && rounds < 2 && !askedAll {
+            rounds += 1
+            let asked = plan.withLock { $0.counts(free: free, excluded: excluded) }
+            askedAll = asked.count == plan.withLock({ $0.streams }).count - excluded.count
+            if asked.isEmpty {
+                // Every served queue is paused: look again after a read's wait.
+                try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.readBlock) }
+                return
+            }
+            let replies = try await redis.send(asked.map { stream, count in
+                RedisConnection.xreadgroup(group: RedisKeys.agentsGroup, consumer: agentID, streams: [stream.key], count: count, block: nil)
+            })
+            for reply in replies { read += try RedisConnection.decodeRead(reply, command: "XREADGROUP") }
+            var got: [String: Int] = [:]
+            for (stream, entries) in read { got[stream, default: 0] += entries.count }
+            plan.withLock { $0.record(asked: asked, got: got) }
+        }
         if read.isEmpty {
-            // COUNT is per stream: with fewer free slots than streams, wait on the highest priorities only.
-            let all = plan.withLock { $0.streams }.filter { !excluded.contains($0.key) }
-            let streams = all.count <= free ? all.map(\.key) : all.sorted { $0.priority > $1.priority }.prefix(free).map(\.key)
+            // Every stream waits: new work on any of them wakes the read. COUNT is per stream; with fewer
+            // free slots than streams it is 1, and the read returns only what arrived during the wait (one
+            // entry, unless several streams got work in the same instant: held and renewed like the rest).
+            let streams = plan.withLock { $0.streams }.filter { !excluded.contains($0.key) }.map(\.key)
             read = try await cancelWhenGracefulShutdown {
                 try await self.redis.readGroup(
                     group: RedisKeys.agentsGroup, consumer: self.agentID, streams: streams,
@@ -183,7 +192,7 @@ final class Consumer: Service, Sendable {
                     deliveries.append(Delivery(queue: queue, stream: stream, entryID: entry.id, envelope: envelope))
                 } catch {
                     logger.error("dead-lettering an undecodable stream entry", metadata: [LogKeys.queue: "\(queue)", "entry": "\(entry.id)", LogKeys.error: "\(error)"])
-                    poison.append(PoisonEntry(queue: queue, entryID: entry.id, fields: fields, reason: "\(error)", envelope: nil))
+                    poison.append(PoisonEntry(queue: queue, stream: stream, entryID: entry.id, fields: fields, reason: "\(error)", envelope: nil))
                 }
             }
         }
@@ -204,7 +213,7 @@ final class Consumer: Service, Sendable {
         var ready: [Delivery] = []
         var gated: [Delivery] = []
         for var delivery in deliveries {
-            delivery.cancelled = inspection.cancelled.contains(delivery.entryID)
+            delivery.cancelled = inspection.cancelled.contains(delivery.key)
             if !delivery.cancelled && gate.isGated(delivery, inspection: inspection) { gated.append(delivery) } else { ready.append(delivery) }
         }
         ready += try await gate.admit(gated, reclaimed: reclaimed)

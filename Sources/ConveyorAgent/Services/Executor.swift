@@ -26,7 +26,7 @@ final class Executor: Service, Sendable {
     private let inbox: AsyncStream<Delivery>
     private let inboxContinuation: AsyncStream<Delivery>.Continuation
     private let inFlight = Mutex<[String: Int]>([:])
-    /// Deliveries held by this agent (running or waiting for their type's slot), by ready-entry id,
+    /// Deliveries held by this agent (running or waiting for their type's slot), by ``Delivery/key``,
     /// with the time their lease was last renewed: what the LeaseKeeper keeps alive.
     private let held = Mutex<[String: HeldDelivery]>([:])
     private let executions = Atomic<Int>(0)
@@ -88,14 +88,14 @@ final class Executor: Service, Sendable {
     var heldDeliveries: [Delivery] { held.withLock { $0.values.map(\.delivery) } }
 
     /// Stops held deliveries of cancelled tasks: a running attempt is cancelled (a command gets SIGTERM,
-    /// then SIGKILL), one not started yet never starts.
+    /// then SIGKILL), one not started yet never starts. `entries` are ``Delivery/key``s.
     func cancel(entries: some Sequence<String>) {
         let signals = held.withLock { held in entries.compactMap { held[$0]?.cancel } }
         for signal in signals { signal.succeed(()) }
     }
 
     /// Whether this agent already holds the entry (so a reclaim of it would be a duplicate).
-    func holds(_ entryID: String) -> Bool { held.withLock { $0[entryID] != nil } }
+    func holds(_ key: String) -> Bool { held.withLock { $0[key] != nil } }
 
     /// Takes a task the Consumer or the Reclaimer read (it already holds one slot for it).
     ///
@@ -106,8 +106,8 @@ final class Executor: Service, Sendable {
         let cancel = Promise<Void>()
         if delivery.cancelled { cancel.succeed(()) }
         let fresh = held.withLock { held -> Bool in
-            guard held[delivery.entryID] == nil else { return false }
-            held[delivery.entryID] = HeldDelivery(delivery: delivery, sinceRenewal: .zero, cancel: cancel)
+            guard held[delivery.key] == nil else { return false }
+            held[delivery.key] = HeldDelivery(delivery: delivery, sinceRenewal: .zero, cancel: cancel)
             return true
         }
         guard fresh else {
@@ -154,7 +154,7 @@ final class Executor: Service, Sendable {
     }
 
     private func finishWithoutRunning(_ delivery: Delivery) {
-        held.withLock { _ = $0.removeValue(forKey: delivery.entryID) }
+        held.withLock { _ = $0.removeValue(forKey: delivery.key) }
         inFlight.withLock { $0[delivery.envelope.type, default: 1] -= 1 }
         slots.release()
     }
@@ -174,7 +174,7 @@ final class Executor: Service, Sendable {
             await completer.finished(delivery, .failed(error: "no handler for task type '\(envelope.type)' on agent", retryable: false), startedAtMillis: WallClock.nowMillis())
             return
         }
-        let cancel = held.withLock { $0[delivery.entryID]?.cancel } ?? Promise<Void>()
+        let cancel = held.withLock { $0[delivery.key]?.cancel } ?? Promise<Void>()
         if cancel.isSucceeded {
             taskLogger.info("task cancelled before it started")
             await completer.finished(delivery, .cancelled, startedAtMillis: WallClock.nowMillis())

@@ -103,7 +103,7 @@ final class Reclaimer: Service, Sendable {
                 let idle = parts[2].integer, let deliveries = parts[3].integer
             else { return nil }
             // Our own entries are renewed while we hold them; one we no longer hold is fair game.
-            if owner == agentID && executor.holds(id) { return nil }
+            if owner == agentID && executor.holds(Delivery.key(stream: stream, entryID: id)) { return nil }
             return (id, idle, deliveries)
         }
         guard !candidates.isEmpty else { return }
@@ -118,14 +118,14 @@ final class Reclaimer: Service, Sendable {
             do {
                 envelope = try TaskEnvelope(fields: fields)
             } catch {
-                try await deadLetter(queue, id: candidate.id, fields: fields, reason: "\(error)", event: nil)
+                try await deadLetter(queue, stream: stream, id: candidate.id, fields: fields, reason: "\(error)", event: nil)
                 continue
             }
             let lease = registry.lease(of: envelope.type)
             guard candidate.idle >= lease.milliseconds else { continue }
             if candidate.deliveries > Int64(envelope.maxAttempts) {
                 let reason = "delivered \(candidate.deliveries) times without finishing"
-                try await deadLetter(queue, id: candidate.id, fields: fields, reason: reason, event: envelope)
+                try await deadLetter(queue, stream: stream, id: candidate.id, fields: fields, reason: reason, event: envelope)
                 continue
             }
             guard slots.free > 0 else { continue }
@@ -152,8 +152,8 @@ final class Reclaimer: Service, Sendable {
         try await Consumer.start([delivery], inspection: inspection, gate: gate, slots: slots, executor: executor, reclaimed: true)
     }
 
-    private func deadLetter(_ queue: String, id: String, fields: [String: String], reason: String, event envelope: TaskEnvelope?) async throws {
-        let entry = PoisonEntry(queue: queue, entryID: id, fields: fields, reason: reason, envelope: envelope)
+    private func deadLetter(_ queue: String, stream: String, id: String, fields: [String: String], reason: String, event envelope: TaskEnvelope?) async throws {
+        let entry = PoisonEntry(queue: queue, stream: stream, entryID: id, fields: fields, reason: reason, envelope: envelope)
         if try await !PoisonEntry.deadLetter([entry], redis: redis, keys: keys, agentID: agentID).isEmpty {
             logger.error("dead-lettered a poison entry", metadata: [LogKeys.queue: "\(queue)", "entry": "\(id)", LogKeys.error: "\(reason)"])
         }
