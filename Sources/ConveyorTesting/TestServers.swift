@@ -53,6 +53,9 @@ public actor TestServers {
     /// - Parameters:
     ///   - ownRedis: a redis-server of its own (with AOF), for tests that kill or restart it.
     ///   - ownPostgres: a PostgreSQL server of its own, for tests that stop or restart it.
+    /// How long the connection that creates a test's database may take to open.
+    static let connectTimeout = Duration.seconds(20)
+
     public func environment(name: String = "test", ownRedis: Bool = false, ownPostgres: Bool = false) async throws -> TestEnvironment {
         let redis: LocalRedisServer
         if ownRedis {
@@ -71,8 +74,10 @@ public actor TestServers {
         counter += 1
         let suffix = "\(counter)_\(UInt32.random(in: 0...UInt32.max))"
         let database = "t_\(suffix)"
+        // The whole suite starts at once on two cores: dozens of CREATE DATABASE and new backends queue up,
+        // so connecting may take longer than the 3 s a production process allows itself.
         let admin = PostgresConnection(url: "postgres://postgres@127.0.0.1:\(postgres.port)/postgres", name: "test-admin",
-            statementTimeout: .seconds(120), logger: Self.quietLogger)  // CREATE DATABASE queues behind the others
+            connectTimeout: Self.connectTimeout, statementTimeout: .seconds(120), logger: Self.quietLogger)  // CREATE DATABASE queues behind the others
         defer { admin.close() }
         try await admin.withSession { session in
             try session.execute("CREATE DATABASE \(database)", name: "create test database")
