@@ -48,6 +48,17 @@ final class ChaosCluster: Sendable {
             lease: 3s
             backoff_base: 100ms
             backoff_max: 500ms
+          limited:
+            handler: sleep
+            max_concurrent: 3
+            rate_limit: 100/s burst 10
+            per_key:
+              max_concurrent: 1
+            max_attempts: 10
+            timeout: 30s
+            lease: 3s
+            backoff_base: 100ms
+            backoff_max: 500ms
           sleep:
             handler: sleep
             max_concurrent: 64

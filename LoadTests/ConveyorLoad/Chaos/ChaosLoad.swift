@@ -10,7 +10,7 @@ import Synchronization
 /// names its id.
 final class ChaosLoad: Sendable {
     enum Kind: String, CaseIterable, Sendable {
-        case noop, delayed, remote, sleep, steps, failOnce = "fail-once"
+        case noop, delayed, remote, limited, sleep, steps, failOnce = "fail-once"
 
         /// The task type this kind submits.
         var type: String { self == .delayed ? "noop" : rawValue }
@@ -20,6 +20,7 @@ final class ChaosLoad: Sendable {
         var id: Int64
         var kind: Kind
         var hasCallback: Bool
+        var limitKey: String?
     }
 
     let total: Int
@@ -57,11 +58,13 @@ final class ChaosLoad: Sendable {
         state.withLock { $0.successes.filter { $0.sent >= millis }.map(\.answered).min() }
     }
 
-    /// The kind of the `index`th task: 40% noop, 10% delayed noop (0.5–3 s), 5% remote (the HTTP push
-    /// handler), 20% sleep, 10% steps (reporting progress), 15% fail-once.
+    /// The kind of the `index`th task: 35% noop (a fifth of them high priority, a fifth low), 5% limited
+    /// (at most 3 at once cluster-wide, 1 per limit key, 100/s), 10% delayed noop (0.5–3 s), 5% remote
+    /// (the HTTP push handler), 20% sleep, 10% steps (reporting progress), 15% fail-once.
     static func kind(of index: Int) -> Kind {
         switch index % 20 {
-        case 0..<8: .noop
+        case 0..<7: .noop
+        case 7: .limited
         case 8: .remote
         case 9..<11: .delayed
         case 11..<15: .sleep
@@ -71,6 +74,18 @@ final class ChaosLoad: Sendable {
     }
 
     static func hasCallback(_ index: Int) -> Bool { index % 10 == 7 }
+
+    /// Noop tasks 0 and 1 of every twenty are high priority, 2 low; the rest normal.
+    static func priority(of index: Int) -> String? {
+        switch index % 20 {
+        case 0, 1: "high"
+        case 2: "low"
+        default: nil
+        }
+    }
+
+    /// The limit key of a `limited` task.
+    static func limitKey(of index: Int) -> String { "key-\(index % 4)" }
 
     func run(startedAt: ContinuousClock.Instant) async {
         let batches = (total + batchSize - 1) / batchSize
@@ -97,11 +112,14 @@ final class ChaosLoad: Sendable {
             case .noop, .delayed: params = "{}"
             case .remote: params = "{\"n\":\(index)}"
             case .sleep: params = "{\"ms\":\(10 + (index * 37) % 190)}"
+            case .limited: params = "{\"ms\":\(10 + (index * 29) % 40)}"
             case .steps: params = "{\"steps\":\(3 + index % 4),\"ms\":\(20 + (index * 13) % 80)}"
             case .failOnce: params = "{\"times\":1}"
             }
             var extra = ""
             if Self.kind(of: index) == .delayed { extra += ",\"delay\":\"\(500 + (index * 53) % 2500)ms\"" }
+            if Self.kind(of: index) == .limited { extra += ",\"limit_key\":\"\(Self.limitKey(of: index))\"" }
+            if Self.kind(of: index) == .noop, let priority = Self.priority(of: index) { extra += ",\"priority\":\"\(priority)\"" }
             if Self.hasCallback(index) { extra += ",\"callback_url\":\"\(callbackURL)\"" }
             return "{\"type\":\"\(Self.kind(of: index).type)\",\"params\":\(params),\"idempotency_key\":\"chaos-\(runID)-\(index)\"\(extra)}"
         }
@@ -130,7 +148,9 @@ final class ChaosLoad: Sendable {
                     let ids = (try? JSONValue.parse(text))?["tasks"]?.arrayValue?.compactMap { $0["id"]?.intValue } ?? []
                     state.withLock { state in
                         for (offset, id) in ids.enumerated() {
-                            state.accepted.append(Accepted(id: id, kind: Self.kind(of: first + offset), hasCallback: Self.hasCallback(first + offset)))
+                            state.accepted.append(Accepted(
+                                id: id, kind: Self.kind(of: first + offset), hasCallback: Self.hasCallback(first + offset),
+                                limitKey: Self.kind(of: first + offset) == .limited ? Self.limitKey(of: first + offset) : nil))
                         }
                         state.successes.append((sent, WallClock.nowMillis()))
                     }

@@ -42,6 +42,23 @@ struct ChaosReport: Sendable {
         let settledTicks = ticks.filter { $0.tick < WallClock.nowMillis() - 10_000 }
         let ticksUnfinished = settledTicks.filter { $0.status != "succeeded" }.count
 
+        // The limited type (3 at once cluster-wide, 1 per key) never ran more, measured from the journal's
+        // run intervals. A run the journal has no end for died with its agent (at that agent's death).
+        // Attempts in flight when Redis lost writes (a kill restarted from its AOF, or a wipe) keep
+        // running without the slots Redis forgot: they are left out, and counted.
+        let deaths = faults.filter { $0.agent != nil }
+        let redisLosses = faults.filter { $0.kind == .redisKilled || $0.kind == .redisWiped }.map(\.atMillis)
+        let limitedKeys = Dictionary(uniqueKeysWithValues: accepted.filter { $0.kind == .limited }.map { ($0.id, $0.limitKey ?? "") })
+        var limitedRuns = ExecutionJournalFile.runs(paths: [cluster.journalPath]).filter { limitedKeys[$0.task] != nil }
+        for index in limitedRuns.indices where limitedRuns[index].endMillis == nil {
+            let run = limitedRuns[index]
+            limitedRuns[index].endMillis = deaths.filter { $0.agent == run.agent && $0.atMillis >= run.startMillis }.map(\.atMillis).min()
+        }
+        let ghostRuns = limitedRuns.filter { run in redisLosses.contains { run.startMillis <= $0 && (run.endMillis ?? .max) >= $0 } }
+        let countedRuns = limitedRuns.filter { run in !redisLosses.contains { run.startMillis <= $0 && (run.endMillis ?? .max) >= $0 } }
+        let limitedOverlap = ExecutionJournalFile.maxOverlap(countedRuns)
+        let keyOverlap = Dictionary(grouping: countedRuns, by: { limitedKeys[$0.task]! }).values.map { ExecutionJournalFile.maxOverlap($0) }.max() ?? 0
+
         // Duplicates: the same attempt of the same task started more than once.
         var perAttempt: [String: Int] = [:]
         for execution in executions { perAttempt["\(execution.task)/\(execution.attempt)", default: 0] += 1 }
@@ -89,9 +106,10 @@ struct ChaosReport: Sendable {
         let passed = lost == 0 && wrong.isEmpty && load.unanswered == 0 && load.rejected.isEmpty && accepted.count == plan.tasks
             && lastReportMissing == 0 && webhooksMissing == 0 && receiver.invalid == 0
             && !ticks.isEmpty && tickGaps == 0 && ticksUnfinished == 0
+            && !limitedRuns.isEmpty && limitedOverlap <= 3 && keyOverlap <= 1
         var text = """
             ── Conveyor chaos run ──
-            load:        \(plan.tasks) tasks (40% noop, 10% noop delayed 0.5–3 s, 5% remote on the HTTP push handler, 20% sleep 10–200 ms, 10% steps reporting progress, 15% fail-once; every tenth with a webhook; a schedule ticking every second) over \(plan.duration), \(ChaosCluster.coordinatorSlots) coordinators, \(plan.agents) agents
+            load:        \(plan.tasks) tasks (35% noop (a fifth high priority, a fifth low), 5% limited (3 at once, 1 per key, 100/s), 10% noop delayed 0.5–3 s, 5% remote on the HTTP push handler, 20% sleep 10–200 ms, 10% steps reporting progress, 15% fail-once; every tenth with a webhook; a schedule ticking every second) over \(plan.duration), \(ChaosCluster.coordinatorSlots) coordinators, \(plan.agents) agents
             accepted:    \(accepted.count) of \(plan.tasks) (never answered: \(load.unanswered), rejected: \(load.rejected.count))
             statuses:    \(statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             LOST:        \(lost)\(lost > 0 ? "  (missing rows \(missingRows), unfinished \(unfinished))" : "")
@@ -99,6 +117,7 @@ struct ChaosReport: Sendable {
             progress:    \(stepsTasks.count - lastReportMissing) of \(stepsTasks.count) steps tasks show their last report (100 %)
             delayed:     \(delayedTasks) delayed tasks among the accepted (each must end succeeded like the rest)
             push:        \(remoteTasks) remote tasks; the worker got \(work.requests) requests and refused \(work.refused) with 503 (retried)
+            limits:      \(limitedRuns.count) runs of the limited type: at most \(limitedOverlap) at once (limit 3), \(keyOverlap) per key (limit 1); \(ghostRuns.count) in flight when Redis lost writes, left out
             schedule:    \(ticks.count) ticks of the every-second schedule, \(tickGaps) gaps or doubles, \(ticksUnfinished) of \(settledTicks.count) older than 10 s not succeeded
             webhooks:    \(callbackTasks.count - webhooksMissing) of \(callbackTasks.count) tasks with a callback delivered, signed (\(webhookRepeats) repeats, at-least-once; \(receiver.refused) tries refused with 503 by the receiver; \(receiver.invalid) bad signatures; all in \(format(webhooksDoneAfter)) after the tasks settled)
             executions:  \(executions.count) started; duplicate executions \(duplicateExecutions) across \(tasksRunTwice) tasks (at-least-once); \(ghostExecutions) for tasks never accepted
@@ -114,7 +133,7 @@ struct ChaosReport: Sendable {
 
         let json = """
             {"tasks":\(plan.tasks),"duration_s":\(plan.duration.components.seconds),"agents":\(plan.agents),"accepted":\(accepted.count),\
-            "unanswered":\(load.unanswered),"rejected":\(load.rejected.count),"lost":\(lost),"wrong_status":\(wrong.count),"steps_tasks":\(stepsTasks.count),"last_report_missing":\(lastReportMissing),"delayed":\(delayedTasks),"remote":\(remoteTasks),"schedule_ticks":\(ticks.count),"schedule_gaps":\(tickGaps),"schedule_unfinished":\(ticksUnfinished),"webhook_tasks":\(callbackTasks.count),"webhooks_missing":\(webhooksMissing),"webhook_repeats":\(webhookRepeats),"bad_signatures":\(receiver.invalid),\
+            "unanswered":\(load.unanswered),"rejected":\(load.rejected.count),"lost":\(lost),"wrong_status":\(wrong.count),"steps_tasks":\(stepsTasks.count),"last_report_missing":\(lastReportMissing),"delayed":\(delayedTasks),"remote":\(remoteTasks),"limited_runs":\(limitedRuns.count),"limited_max_overlap":\(limitedOverlap),"limited_key_max_overlap":\(keyOverlap),"limited_ghost_runs":\(ghostRuns.count),"schedule_ticks":\(ticks.count),"schedule_gaps":\(tickGaps),"schedule_unfinished":\(ticksUnfinished),"webhook_tasks":\(callbackTasks.count),"webhooks_missing":\(webhooksMissing),"webhook_repeats":\(webhookRepeats),"bad_signatures":\(receiver.invalid),\
             "executions":\(executions.count),"duplicate_executions":\(duplicateExecutions),"tasks_run_twice":\(tasksRunTwice),\
             "redispatched":\(redispatched),"event_takeovers":\(takeovers),"settled_s":\(String(format: "%.1f", settledAfter.seconds)),\
             "agent_recovery_max_s":\(sortedAgent.last.map { String(format: "%.2f", $0) } ?? "null"),\
