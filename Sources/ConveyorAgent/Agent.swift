@@ -45,6 +45,11 @@ public struct Agent: Sendable {
         for type in configuration.registry.types.values where configuration.servedQueues.contains(type.queue) {
             Counter(label: MetricsCatalog.retries.name, dimensions: [("type", type.name)]).increment(by: 0)
             Counter(label: MetricsCatalog.timeouts.name, dimensions: [("type", type.name)]).increment(by: 0)
+            if type.isFlowControlled {
+                for reason in FlowGate.Hold.allCases {
+                    Counter(label: MetricsCatalog.throttled.name, dimensions: [("type", type.name), ("reason", reason.rawValue)]).increment(by: 0)
+                }
+            }
         }
         let resolved = try handlers.resolve(configuration.registry, queues: configuration.servedQueues)
         self.configuration = configuration
