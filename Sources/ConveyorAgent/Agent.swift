@@ -72,7 +72,7 @@ public struct Agent: Sendable {
         }
         self.executor = Executor(
             handlers: resolved, registry: configuration.registry, completer: completer, slots: slots,
-            agentID: configuration.agentID, journal: journal, redis: redis, logger: logger.with(label: "conveyor.agent.executor"))
+            agentID: configuration.agentID, journal: journal, redis: redis, gate: gate, logger: logger.with(label: "conveyor.agent.executor"))
         self.consumer = Consumer(
             redis: readerRedis, keys: configuration.keys, agentID: configuration.agentID,
             queues: configuration.servedQueues, executor: executor, slots: slots, readBlock: configuration.readBlock,

@@ -16,6 +16,11 @@ public struct Delivery: Sendable, Hashable {
 
     /// The task was cancelled before this agent started it: it is acknowledged without running.
     public var cancelled: Bool = false
+    /// Its type has a per-agent limit as well as cluster-wide ones: the Executor asks the ``FlowGate``
+    /// once the agent's own slot for the type is free, so it never holds a cluster slot it cannot use.
+    var admitOnStart = false
+    /// Taken over from another agent or from this agent's previous run: the attempt started before.
+    var reclaimed = false
 
     /// When the entry was added to the ready stream (Unix ms, from its id): the attempt's dispatch.
     public var dispatchedAtMillis: Int64? {

@@ -57,13 +57,22 @@ struct FlowGate: Sendable {
         registry[delivery.envelope.type]?.isFlowControlled == true || inspection.paused[delivery.queue] != nil
     }
 
-    /// The cluster-wide concurrency limits an attempt of this envelope counts against, with their sizes.
-    func concurrencyLimits(of envelope: TaskEnvelope, queue: String) -> [(keys: LimitKeys, limit: Int)] {
+    /// One cluster-wide concurrency limit an attempt counts against.
+    struct ConcurrencyLimit: Sendable {
+        var keys: LimitKeys
+        var limit: Int
+        /// For a per-key limit: the type's list of limit keys with waiting entries, and this key.
+        var waitingKeys: (set: String, key: String)?
+    }
+
+    /// The cluster-wide concurrency limits an attempt of this envelope counts against.
+    func concurrencyLimits(of envelope: TaskEnvelope, queue: String) -> [ConcurrencyLimit] {
         guard let type = registry[envelope.type] else { return [] }
-        var limits: [(keys: LimitKeys, limit: Int)] = []
-        if let limit = type.maxConcurrent { limits.append((keys.limit(queue, type: type.name), limit)) }
+        var limits: [ConcurrencyLimit] = []
+        if let limit = type.maxConcurrent { limits.append(ConcurrencyLimit(keys: keys.limit(queue, type: type.name), limit: limit)) }
         if let key = envelope.limitKey, let limit = type.perKey?.maxConcurrent {
-            limits.append((keys.limit(queue, type: type.name, key: key), limit))
+            limits.append(ConcurrencyLimit(
+                keys: keys.limit(queue, type: type.name, key: key), limit: limit, waitingKeys: (keys.waitingKeys(queue, type: type.name), key)))
         }
         return limits
     }
@@ -78,141 +87,162 @@ struct FlowGate: Sendable {
         return limits
     }
 
+    /// A script call's KEYS, each named once, and the 1-based index a key has in them.
+    private struct KeyList {
+        var keys: [String]
+        private var index: [String: Int] = [:]
+
+        init(_ keys: [String]) {
+            self.keys = keys
+            for (offset, key) in keys.enumerated() where index[key] == nil { index[key] = offset + 1 }
+        }
+
+        mutating func slot(_ key: String) -> String {
+            if let known = index[key] { return String(known) }
+            keys.append(key)
+            index[key] = keys.count
+            return String(keys.count)
+        }
+    }
+
     /// Runs the admission script for `deliveries` (all gated), one call per queue in one pipeline, and
-    /// returns those that may start. A `reclaimed` entry's attempt already started once: its rate was
-    /// charged then, so only its slot is checked (it keeps its own if still held).
+    /// returns those that may start. A `reclaimed` entry's attempt already started once (taken over, or
+    /// this agent's own from before a restart): its rate was charged then, so only its slot is checked (it
+    /// keeps its own if still held). A queue whose call fails leaves its entries pending (taken over after
+    /// their lease); the others still start.
     func admit(_ deliveries: [Delivery], reclaimed: Bool = false) async throws -> [Delivery] {
         guard !deliveries.isEmpty else { return [] }
         let byQueue = Dictionary(grouping: deliveries, by: \.queue)
         let queues = byQueue.keys.sorted()
         var calls: [ScriptCall] = []
         for queue in queues {
-            var callKeys = [keys.paused(queue), keys.delayed(queue)] + TaskPriority.allCases.map { keys.ready(queue, priority: $0) }
-            var index: [String: Int] = [:]
-            func slot(_ key: String) -> String {
-                if let known = index[key] { return String(known) }
-                callKeys.append(key)
-                index[key] = callKeys.count
-                return String(callKeys.count)
-            }
+            var list = KeyList([keys.paused(queue), keys.delayed(queue)] + TaskPriority.allCases.map { keys.ready(queue, priority: $0) })
             var arguments = [RedisKeys.agentsGroup]
             for delivery in byQueue[queue]! {
                 let envelope = delivery.envelope
                 arguments += [
-                    String(3 + delivery.envelope.priority.rawValue), delivery.entryID, envelope.id.description, envelope.type,
-                    String(registry.lease(of: envelope.type).milliseconds), slot(keys.pausedEntries(queue, type: envelope.type)),
+                    list.slot(delivery.stream), delivery.entryID, envelope.id.description, envelope.type,
+                    String(registry.lease(of: envelope.type).milliseconds), list.slot(keys.pausedEntries(queue, type: envelope.type)),
                 ]
                 let concurrency = concurrencyLimits(of: envelope, queue: queue)
                 arguments.append(String(concurrency.count))
-                for limit in concurrency { arguments += [slot(limit.keys.running), slot(limit.keys.waiting), String(limit.limit)] }
+                for limit in concurrency {
+                    arguments += [list.slot(limit.keys.running), list.slot(limit.keys.waiting), String(limit.limit)]
+                    if let waiting = limit.waitingKeys { arguments += [list.slot(waiting.set), waiting.key] } else { arguments += ["0", ""] }
+                }
                 let rates = reclaimed ? [] : rateLimits(of: envelope, queue: queue)
                 arguments.append(String(rates.count))
                 for limit in rates {
-                    arguments += [slot(limit.keys.rate), slot(limit.keys.starts), String(limit.rate.intervalMillis), String(limit.rate.burst)]
+                    arguments += [list.slot(limit.keys.rate), list.slot(limit.keys.starts), String(limit.rate.intervalMillis), String(limit.rate.burst)]
                 }
                 let fields = envelope.fields
                 arguments.append(String(fields.count * 2))
                 for (field, value) in fields { arguments += [field, value] }
             }
-            calls.append(ScriptCall(keys: callKeys, arguments: arguments))
+            calls.append(ScriptCall(keys: list.keys, arguments: arguments))
         }
         let replies = try await redis.evaluate(Scripts.admit, calls)
         var admitted: [Delivery] = []
         var held: [String: [Hold: Int]] = [:]
-        var waitingKeys: [RedisCommand] = []
+        var failure: String?
         for (queue, reply) in zip(queues, replies) {
-            if let message = reply.errorMessage { throw RedisError(.commandFailed, message, command: "EVALSHA admit") }
+            if let message = reply.errorMessage {
+                failure = failure ?? message
+                continue
+            }
             for (delivery, verdict) in zip(byQueue[queue]!, reply.array ?? []) {
                 switch verdict.integer {
                 case 0: admitted.append(delivery)
                 case 1: held[delivery.envelope.type, default: [:]][.paused, default: 0] += 1
-                case 2:
-                    held[delivery.envelope.type, default: [:]][.concurrency, default: 0] += 1
-                    if let key = delivery.envelope.limitKey, registry[delivery.envelope.type]?.perKey?.maxConcurrent != nil {
-                        waitingKeys.append(RedisCommand("SADD", [keys.waitingKeys(queue, type: delivery.envelope.type), key]))
-                    }
-                default: held[delivery.envelope.type, default: [:]][.rate, default: 0] += 1
+                case 2: held[delivery.envelope.type, default: [:]][.concurrency, default: 0] += 1
+                case 3: held[delivery.envelope.type, default: [:]][.rate, default: 0] += 1
+                default: break  // no longer this agent's entry: another agent took it over
                 }
             }
         }
-        // The reaper's list of limit keys with waiting entries (a key's own releases move them back; the
-        // list is for the rare slot freed with nothing of the key left to release it).
-        if !waitingKeys.isEmpty { _ = try? await redis.send(waitingKeys) }
         for (type, reasons) in held {
             for (reason, count) in reasons {
                 Counter(label: MetricsCatalog.throttled.name, dimensions: [("type", type), ("reason", reason.rawValue)]).increment(by: count)
             }
         }
+        if let failure, admitted.isEmpty { throw RedisError(.commandFailed, failure, command: "EVALSHA admit") }
         return admitted
     }
 
-    /// The release calls for finished attempts, one per queue: frees their slots and moves as many waiting
-    /// entries back. An entry with `fill` (a cancelled task that never started: it may have been the one a
-    /// freed slot moved back) also moves waiting entries into whatever slots are free.
-    func releaseCalls(_ finished: [(queue: String, envelope: TaskEnvelope, fill: Bool)]) -> [ScriptCall] {
-        var perQueue: [String: [(keys: LimitKeys, limit: Int, fill: Bool, tasks: [String])]] = [:]
-        for (queue, envelope, fill) in finished {
-            for limit in concurrencyLimits(of: envelope, queue: queue) {
-                var list = perQueue[queue, default: []]
-                if let at = list.firstIndex(where: { $0.keys == limit.keys }) {
-                    list[at].tasks.append(envelope.id.description)
+    /// The release calls for finished attempts, one per queue: frees their slots (only those whose entry
+    /// is still pending for `consumer`) and moves as many waiting entries back. An entry with `fill` (a
+    /// cancelled task that never started: it may have been the one a freed slot moved back) also moves
+    /// waiting entries into whatever slots are free.
+    func releaseCalls(_ finished: [(delivery: Delivery, fill: Bool)], consumer: String) -> [ScriptCall] {
+        struct Release {
+            var limit: ConcurrencyLimit
+            var fill: Bool
+            var items: [Delivery]
+        }
+        var perQueue: [String: [Release]] = [:]
+        for (delivery, fill) in finished {
+            for limit in concurrencyLimits(of: delivery.envelope, queue: delivery.queue) {
+                var list = perQueue[delivery.queue, default: []]
+                if let at = list.firstIndex(where: { $0.limit.keys == limit.keys }) {
+                    list[at].items.append(delivery)
                     list[at].fill = list[at].fill || fill
                 } else {
-                    list.append((limit.keys, limit.limit, fill, [envelope.id.description]))
+                    list.append(Release(limit: limit, fill: fill, items: [delivery]))
                 }
-                perQueue[queue] = list
+                perQueue[delivery.queue] = list
             }
         }
         return perQueue.keys.sorted().map { queue in
-            var callKeys = TaskPriority.allCases.map { keys.ready(queue, priority: $0) }
-            var arguments: [String] = []
-            for limit in perQueue[queue]! {
-                callKeys += [limit.keys.running, limit.keys.waiting]
-                arguments += [limit.fill ? String(limit.limit) : "0", String(limit.tasks.count)] + limit.tasks
+            var list = KeyList(TaskPriority.allCases.map { keys.ready(queue, priority: $0) })
+            let releases = perQueue[queue]!
+            // Each limit's pair of keys first, in order; the sets after them.
+            for release in releases {
+                list.keys += [release.limit.keys.running, release.limit.keys.waiting]
             }
-            return ScriptCall(keys: callKeys, arguments: arguments)
+            var arguments = [RedisKeys.agentsGroup, consumer]
+            for release in releases {
+                arguments.append(release.fill ? String(release.limit.limit) : "0")
+                if let waiting = release.limit.waitingKeys { arguments += [list.slot(waiting.set), waiting.key] } else { arguments += ["0", ""] }
+                arguments.append(String(release.items.count))
+                for delivery in release.items {
+                    arguments += [delivery.envelope.id.description, list.slot(delivery.stream), delivery.entryID]
+                }
+            }
+            return ScriptCall(keys: list.keys, arguments: arguments)
         }
     }
 
     /// The reaper's pass over one queue: frees lapsed slots (a dead agent's, once its lease is over) and
-    /// moves waiting entries into every free slot, for each concurrency-limited type and its limit keys.
-    func reap(queue: String) async throws {
+    /// moves waiting entries into every free slot, for each concurrency-limited type and the limit keys
+    /// with waiting entries (up to 100 a pass, picked at random).
+    func reap(queue: String, consumer: String) async throws {
         let types = registry.types.values.filter { $0.queue == queue }.sorted { $0.name < $1.name }
-        var callKeys = TaskPriority.allCases.map { keys.ready(queue, priority: $0) }
-        var arguments: [String] = []
-        var keyedTypes: [TaskTypeDefinition] = []
+        var limits: [ConcurrencyLimit] = []
+        var keyed: [TaskTypeDefinition] = []
         for type in types {
-            if let limit = type.maxConcurrent {
-                let limitKeys = keys.limit(queue, type: type.name)
-                callKeys += [limitKeys.running, limitKeys.waiting]
-                arguments += [String(limit), "0"]
-            }
-            if type.perKey?.maxConcurrent != nil { keyedTypes.append(type) }
+            if let limit = type.maxConcurrent { limits.append(ConcurrencyLimit(keys: keys.limit(queue, type: type.name), limit: limit)) }
+            if type.perKey?.maxConcurrent != nil { keyed.append(type) }
         }
-        var members: [[String]] = []
-        if !keyedTypes.isEmpty {
-            let replies = try await redis.send(keyedTypes.map { RedisCommand("SRANDMEMBER", [keys.waitingKeys(queue, type: $0.name), "100"]) })
-            members = replies.map { $0.array?.compactMap(\.string) ?? [] }
-            for (type, keysOfType) in zip(keyedTypes, members) {
-                for key in keysOfType {
-                    let limitKeys = keys.limit(queue, type: type.name, key: key)
-                    callKeys += [limitKeys.running, limitKeys.waiting]
-                    arguments += [String(type.perKey!.maxConcurrent!), "0"]
+        if !keyed.isEmpty {
+            let replies = try await redis.send(keyed.map { RedisCommand("SRANDMEMBER", [keys.waitingKeys(queue, type: $0.name), "100"]) })
+            for (type, reply) in zip(keyed, replies) {
+                for key in reply.array?.compactMap(\.string) ?? [] {
+                    limits.append(ConcurrencyLimit(
+                        keys: keys.limit(queue, type: type.name, key: key), limit: type.perKey!.maxConcurrent!,
+                        waitingKeys: (keys.waitingKeys(queue, type: type.name), key)))
                 }
             }
         }
-        guard callKeys.count > 3 else { return }
-        _ = try await redis.evaluate(Scripts.releaseSlots, [ScriptCall(keys: callKeys, arguments: arguments)])
-        // Keys whose waiting list is empty now leave the reaper's list.
-        var checks: [(type: String, key: String)] = []
-        for (type, keysOfType) in zip(keyedTypes, members) {
-            for key in keysOfType { checks.append((type.name, key)) }
+        guard !limits.isEmpty else { return }
+        var list = KeyList(TaskPriority.allCases.map { keys.ready(queue, priority: $0) })
+        for limit in limits { list.keys += [limit.keys.running, limit.keys.waiting] }
+        var arguments = [RedisKeys.agentsGroup, consumer]
+        for limit in limits {
+            arguments.append(String(limit.limit))
+            if let waiting = limit.waitingKeys { arguments += [list.slot(waiting.set), waiting.key] } else { arguments += ["0", ""] }
+            arguments.append("0")
         }
-        guard !checks.isEmpty else { return }
-        let lengths = try await redis.send(checks.map { RedisCommand("LLEN", [keys.limit(queue, type: $0.type, key: $0.key).waiting]) })
-        let empty = zip(checks, lengths).filter { $0.1.integer == 0 }.map(\.0)
-        if !empty.isEmpty {
-            _ = try await redis.send(empty.map { RedisCommand("SREM", [keys.waitingKeys(queue, type: $0.type), $0.key]) })
-        }
+        let reply = try await redis.evaluate(Scripts.releaseSlots, [ScriptCall(keys: list.keys, arguments: arguments)])[0]
+        if let message = reply.errorMessage { throw RedisError(.commandFailed, message, command: "EVALSHA release_slots") }
     }
 }

@@ -18,6 +18,8 @@ struct ReadPlan: Sendable {
     let streams: [Stream]
     private(set) var drained: Set<String>
     private var round = 0
+    /// Which drained stream the next probe goes to: probes take turns.
+    private var probeCursor = 0
 
     init(streams: [Stream]) {
         self.streams = streams
@@ -43,10 +45,10 @@ struct ReadPlan: Sendable {
         if !probes.isEmpty {
             let room = max(0, budget - active.count)
             let taken = min(room, probes.count)
-            let start = round % probes.count
             let turn = taken > 0 ? taken : (round % 4 == 0 ? 1 : 0)
-            for offset in 0..<min(turn, budget) {
-                result[probes[(start + offset) % probes.count].key] = 1
+            for _ in 0..<min(turn, budget) {
+                result[probes[probeCursor % probes.count].key] = 1
+                probeCursor &+= 1
             }
             budget -= result.values.reduce(0, +)
         }

@@ -55,11 +55,13 @@ extension Scripts {
         -- KEYS[6…] -> the limit keys and paused lists the entries name by index
         -- ARGV[1] -> consumer group on the ready streams
         -- ARGV[2…] -> per entry: stream key index, entry id, task id, type, lease ms, paused list key index,
-        --             c, then c × (running key index, waiting key index, limit),
+        --             c, then c × (running key index, waiting key index, limit, waiting-keys set index (0: none), limit key),
         --             r, then r × (reservations key index, starts key index, interval ms, burst),
         --             f, then f field/value strings of the entry
-        -- Returns one verdict per entry: 0 start, 1 held (paused), 2 held (concurrency), 3 held (rate).
+        -- Returns one verdict per entry: 0 start, 1 held (paused), 2 held (concurrency), 3 held (rate),
+        -- 4 gone (no longer pending for this consumer: nothing to start or park).
         \(flowLua)
+        local ready = {KEYS[3], KEYS[4], KEYS[5]}
         local all_paused = redis.call('HEXISTS', KEYS[1], '*') == 1
         local verdicts = {}
         local i = 2
@@ -70,8 +72,8 @@ extension Scripts {
             local paused_list = KEYS[tonumber(ARGV[i + 5])]
             local c = tonumber(ARGV[i + 6])
             local ci = i + 7
-            local r = tonumber(ARGV[ci + 3 * c])
-            local ri = ci + 3 * c + 1
+            local r = tonumber(ARGV[ci + 5 * c])
+            local ri = ci + 5 * c + 1
             local f = tonumber(ARGV[ri + 4 * r])
             local fi = ri + 4 * r + 1
             i = fi + f
@@ -95,24 +97,36 @@ extension Scripts {
                 if rs then out[#out + 1] = 'rs'; out[#out + 1] = string.format('%d', rs) end
                 return cjson.encode(out)
             end
+            -- Takes the entry out of the ready stream, if it is still ours. A slot its task still holds (a
+            -- reclaimed attempt held back now) is freed, and moves a waiting entry back.
             local function park()
-                redis.call('XACK', stream, ARGV[1], id)
+                if redis.call('XACK', stream, ARGV[1], id) == 0 then return false end
                 redis.call('XDEL', stream, id)
+                for k = 0, c - 1 do
+                    if redis.call('ZREM', KEYS[tonumber(ARGV[ci + 5 * k])], task) == 1 then
+                        promote(ready, KEYS[tonumber(ARGV[ci + 5 * k + 1])], 1)
+                    end
+                end
+                return true
             end
             local verdict = 0
             if all_paused or redis.call('HEXISTS', KEYS[1], ttype) == 1 then
                 verdict = 1
-                park()
-                redis.call('RPUSH', paused_list, member(reserved_at, nil))
+                if park() then redis.call('RPUSH', paused_list, member(reserved_at, nil)) else verdict = 4 end
             end
             if verdict == 0 then
                 for k = 0, c - 1 do
-                    local running = KEYS[tonumber(ARGV[ci + 3 * k])]
+                    local running = KEYS[tonumber(ARGV[ci + 5 * k])]
                     redis.call('ZREMRANGEBYSCORE', running, '-inf', now)
-                    if not redis.call('ZSCORE', running, task) and redis.call('ZCARD', running) >= tonumber(ARGV[ci + 3 * k + 2]) then
+                    if not redis.call('ZSCORE', running, task) and redis.call('ZCARD', running) >= tonumber(ARGV[ci + 5 * k + 2]) then
                         verdict = 2
-                        park()
-                        redis.call('RPUSH', KEYS[tonumber(ARGV[ci + 3 * k + 1])], member(reserved_at, nil))
+                        if park() then
+                            redis.call('RPUSH', KEYS[tonumber(ARGV[ci + 5 * k + 1])], member(reserved_at, nil))
+                            local set = tonumber(ARGV[ci + 5 * k + 3])
+                            if set > 0 then redis.call('SADD', KEYS[set], ARGV[ci + 5 * k + 4]) end
+                        else
+                            verdict = 4
+                        end
                         break
                     end
                 end
@@ -132,8 +146,7 @@ extension Scripts {
                 reserved_at = start
                 if start > now then
                     verdict = 3
-                    park()
-                    redis.call('ZADD', KEYS[2], start, member(start, nil))
+                    if park() then redis.call('ZADD', KEYS[2], start, member(start, nil)) else verdict = 4 end
                 end
             end
             if verdict == 0 and r > 0 then
@@ -155,14 +168,13 @@ extension Scripts {
                     end
                     if at > now then
                         verdict = 3
-                        park()
-                        redis.call('ZADD', KEYS[2], at, member(reserved_at, at))
+                        if park() then redis.call('ZADD', KEYS[2], at, member(reserved_at, at)) else verdict = 4 end
                     end
                 end
             end
             if verdict == 0 then
                 for k = 0, c - 1 do
-                    local running = KEYS[tonumber(ARGV[ci + 3 * k])]
+                    local running = KEYS[tonumber(ARGV[ci + 5 * k])]
                     redis.call('ZADD', running, now + lease, task)
                     redis.call('PEXPIRE', running, 2 * lease + 60000)
                 end
@@ -174,40 +186,57 @@ extension Scripts {
 
     /// Frees the concurrency slots of finished attempts and of lapsed leases, and moves one waiting entry
     /// back to the ready stream per slot freed (so a waiting task starts as soon as a slot is free, without
-    /// anything polling). With `limit` > 0 it is also the reaper's pass: it moves as many waiting entries
-    /// as the limit has free slots, which heals a slot whose promoted entry never came to start (its task
-    /// was cancelled meanwhile).
+    /// anything polling). The Completer runs it just before it acknowledges the attempts, and an attempt
+    /// frees its slot only while its entry is still pending for this agent: a retried flush frees nothing
+    /// twice, and an agent whose lease another agent took over does not free the slot that agent now runs
+    /// the task in. With `limit` > 0 it is also the reaper's pass: it moves as many waiting entries as the
+    /// limit has free slots, which heals a slot whose moved-back entry never came to start (its task was
+    /// cancelled meanwhile); and a limit key whose waiting list is empty leaves the reaper's list.
     public static let releaseSlots = RedisScript(name: "release_slots", source: """
         -- KEYS[1..3] -> conveyor:{<queue>}:ready:low, :ready, :ready:high  (streams)
-        -- KEYS[4…] -> per limit: its running sorted set, then its waiting list
-        -- ARGV per limit: limit (0 = only what was freed), n, then n task ids whose slot to free
+        -- KEYS[4…] -> per limit: its running sorted set, then its waiting list; then the waiting-keys sets
+        -- ARGV[1] -> consumer group; ARGV[2] -> this consumer
+        -- ARGV per limit: limit (0 = only what was freed), waiting-keys set key index (0: none), limit key,
+        --                 n, then n × (task id, ready stream key index, entry id)
         -- Returns the number of entries moved back to the ready streams.
         \(flowLua)
         local ready = {KEYS[1], KEYS[2], KEYS[3]}
         local moved = 0
-        local a = 1
-        for k = 4, #KEYS, 2 do
+        local a = 3
+        local k = 4
+        while a <= #ARGV do
             local running, waiting = KEYS[k], KEYS[k + 1]
-            local limit, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+            local limit, set, member, n = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2], tonumber(ARGV[a + 3])
             local freed = 0
-            if n > 0 then freed = redis.call('ZREM', running, unpack(ARGV, a + 2, a + 1 + n)) end
+            for j = 0, n - 1 do
+                local base = a + 4 + 3 * j
+                local mine = redis.call('XPENDING', KEYS[tonumber(ARGV[base + 1])], ARGV[1], ARGV[base + 2], ARGV[base + 2], 1, ARGV[2])
+                if #mine == 1 then freed = freed + redis.call('ZREM', running, ARGV[base]) end
+            end
             freed = freed + redis.call('ZREMRANGEBYSCORE', running, '-inf', now)
             if limit > 0 then freed = math.max(freed, limit - redis.call('ZCARD', running)) end
             if freed > 0 then moved = moved + promote(ready, waiting, freed) end
-            a = a + 2 + n
+            if set > 0 and redis.call('LLEN', waiting) == 0 then redis.call('SREM', KEYS[set], member) end
+            a = a + 4 + 3 * n
+            k = k + 2
         end
         return moved
         """)
 
     /// Pushes the lease deadline of held slots on while their attempts run (Redis' clock, as ``admit``).
     public static let renewSlots = RedisScript(name: "renew_slots", source: """
-        -- KEYS[…] -> running sorted sets (a key may repeat)
+        -- KEYS[…] -> running sorted sets of one queue (a key may repeat)
         -- ARGV per key: task id, lease ms
         -- Returns how many slots were still held.
         \(flowLua)
         local held = 0
         for k = 1, #KEYS do
-            held = held + redis.call('ZADD', KEYS[k], 'XX', 'CH', now + tonumber(ARGV[2 * k]), ARGV[2 * k - 1])
+            local lease = tonumber(ARGV[2 * k])
+            if redis.call('ZADD', KEYS[k], 'XX', 'CH', now + lease, ARGV[2 * k - 1]) == 1 then
+                held = held + 1
+                -- An idle set expires (a limit key nobody uses); a held slot keeps it.
+                redis.call('PEXPIRE', KEYS[k], 2 * lease + 60000)
+            end
         end
         return held
         """)

@@ -197,9 +197,10 @@ struct FlowLimitTests {
         #expect(statuses.values.allSatisfy { $0 == .succeeded })
         let firstStart = try #require(started.first)
         print("slots returned \(firstStart - killedAt) ms after the SIGKILL (lease 2 s)")
-        // The lease was last renewed at most a third of it before the kill, so the slots lapse between
-        // 2/3 lease and lease after it; the Reclaimer or the reaper notices within half a lease more.
-        #expect(firstStart - killedAt >= 1300, "not before the lease ran out")
+        // The lease was last renewed at most a third of it before the kill (on time), so the slots lapse
+        // between 2/3 lease and lease after it; the Reclaimer or the reaper notices within half a lease
+        // more. The lower bound leaves room for a renewal a loaded machine ran late.
+        #expect(firstStart - killedAt >= 1000, "not before the lease ran out")
         #expect(firstStart - killedAt <= 3500, "within the lease and one reclaim pass")
         #expect(log.maxRunning <= 2, "never more than the limit, counting the killed agent's slots once")
         try await rescuer.stop()

@@ -73,9 +73,10 @@ final class Completer: Service, Sendable {
     /// Retries until Redis takes the batch, unless the task is cancelled (then the unacknowledged tasks
     /// are redelivered later: at-least-once).
     private func flush(_ batch: [Item]) async {
-        // Finished attempts of limited types free their slots in the same round trip, right after their
-        // acknowledgement (a slot left behind by a crash between the two lapses with its lease).
-        let calls = scriptCalls(for: batch).map { (Scripts.completeTasks, $0) } + releaseCalls(for: batch).map { (Scripts.releaseSlots, $0) }
+        // Finished attempts of limited types free their slots in the same round trip, just before their
+        // acknowledgement, while the script can still tell that the entry is this agent's (a slot left
+        // behind by a crash between the two lapses with its lease).
+        let calls = releaseCalls(for: batch).map { (Scripts.releaseSlots, $0) } + scriptCalls(for: batch).map { (Scripts.completeTasks, $0) }
         FaultInjection.point(.crashBeforeComplete)
         var failures = 0
         while true {
@@ -143,11 +144,11 @@ final class Completer: Service, Sendable {
     }
 
     func releaseCalls(for batch: [Item]) -> [ScriptCall] {
-        var finished: [(queue: String, envelope: TaskEnvelope, fill: Bool)] = []
+        var finished: [(delivery: Delivery, fill: Bool)] = []
         for case .finished(let delivery, let outcome, _, _) in batch where registry[delivery.envelope.type]?.isFlowControlled == true {
-            finished.append((delivery.queue, delivery.envelope, outcome == .cancelled))
+            finished.append((delivery, outcome == .cancelled))
         }
-        return finished.isEmpty ? [] : gate.releaseCalls(finished)
+        return finished.isEmpty ? [] : gate.releaseCalls(finished, consumer: agentID)
     }
 
     func scriptCalls(for batch: [Item]) -> [ScriptCall] {

@@ -115,7 +115,7 @@ final class Consumer: Service, Sendable {
                 if read.first!.entries.count > 0 {
                     logger.info("resuming own pending tasks", metadata: [LogKeys.queue: "\(queue)", LogKeys.count: "\(read.first!.entries.count)"])
                 }
-                try await dispatch(read)
+                try await dispatch(read, reclaimed: true)
             }
           }
         }
@@ -175,7 +175,8 @@ final class Consumer: Service, Sendable {
         return Set(still.flatMap { keys.readyStreams($0) })
     }
 
-    private func dispatch(_ read: [(stream: String, entries: [StreamEntry])]) async throws {
+    /// - Parameter reclaimed: entries this agent held before a restart (their attempts started once).
+    private func dispatch(_ read: [(stream: String, entries: [StreamEntry])], reclaimed: Bool = false) async throws {
         var gone: [RedisCommand] = []
         var poison: [PoisonEntry] = []
         var deliveries: [Delivery] = []
@@ -203,7 +204,7 @@ final class Consumer: Service, Sendable {
         let inspection = try await gate.inspect(deliveries)
         let wholeQueues = inspection.paused.filter { $0.value.contains("*") }.keys
         if !wholeQueues.isEmpty { pausedQueues.withLock { $0.formUnion(wholeQueues) } }
-        try await Self.start(deliveries, inspection: inspection, gate: gate, slots: slots, executor: executor)
+        try await Self.start(deliveries, inspection: inspection, gate: gate, slots: slots, executor: executor, reclaimed: reclaimed)
     }
 
     /// Hands taken entries to the Executor: cancelled ones to be dropped, gated ones only if admitted.
@@ -214,7 +215,18 @@ final class Consumer: Service, Sendable {
         var gated: [Delivery] = []
         for var delivery in deliveries {
             delivery.cancelled = inspection.cancelled.contains(delivery.key)
-            if !delivery.cancelled && gate.isGated(delivery, inspection: inspection) { gated.append(delivery) } else { ready.append(delivery) }
+            delivery.reclaimed = reclaimed
+            if !delivery.cancelled && gate.isGated(delivery, inspection: inspection) {
+                // A per-agent cap too: admitted when the agent's own slot for the type is free.
+                if gate.registry[delivery.envelope.type]?.maxConcurrentPerAgent != nil {
+                    delivery.admitOnStart = true
+                    ready.append(delivery)
+                } else {
+                    gated.append(delivery)
+                }
+            } else {
+                ready.append(delivery)
+            }
         }
         ready += try await gate.admit(gated, reclaimed: reclaimed)
         for delivery in ready {

@@ -33,6 +33,7 @@ final class Executor: Service, Sendable {
     private let journal: ExecutionJournal?
     private let agentID: String
     private let redis: RedisConnection
+    private let gate: FlowGate
     /// Deliveries whose attempt the shutdown deadline cut short: handed back when the Executor stops.
     private let interrupted = Mutex<[Delivery]>([])
     /// Progress reports of the running attempts (sent by the ProgressFlusher and at each attempt's end).
@@ -43,8 +44,9 @@ final class Executor: Service, Sendable {
 
     init(
         handlers: [String: any TaskHandler], registry: TaskTypeRegistry, completer: Completer, slots: SlotPool,
-        agentID: String, journal: ExecutionJournal?, redis: RedisConnection, logger: Logger
+        agentID: String, journal: ExecutionJournal?, redis: RedisConnection, gate: FlowGate, logger: Logger
     ) {
+        self.gate = gate
         self.handlers = handlers
         self.redis = redis
         self.agentID = agentID
@@ -183,6 +185,10 @@ final class Executor: Service, Sendable {
         let limiter = limiters[envelope.type]
         await limiter?.acquire()
         defer { limiter?.release() }
+        if delivery.admitOnStart && !cancel.isSucceeded {
+            // Held back (parked by the script) or no longer ours: it does not run here.
+            guard (try? await gate.admit([delivery], reclaimed: delivery.reclaimed))?.isEmpty == false else { return }
+        }
         if cancel.isSucceeded {
             taskLogger.info("task cancelled before it started")
             await completer.finished(delivery, .cancelled, startedAtMillis: WallClock.nowMillis())

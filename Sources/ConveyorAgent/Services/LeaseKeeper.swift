@@ -54,17 +54,18 @@ final class LeaseKeeper: Service, Sendable {
         let calls = byStream.keys.sorted().map { stream in
             ScriptCall(keys: [stream], arguments: [RedisKeys.agentsGroup, agentID] + byStream[stream]!.map(\.entryID))
         }
-        // The cluster-wide slots of limited types are kept with the lease: same deadline, same pass.
-        var slotKeys: [String] = []
-        var slotArguments: [String] = []
+        // The cluster-wide slots of limited types are kept with the lease: same deadline, same pass; one
+        // call per queue, so each touches one hash slot.
+        var slotCalls: [String: ScriptCall] = [:]
         for delivery in due {
             for limit in gate.concurrencyLimits(of: delivery.envelope, queue: delivery.queue) {
-                slotKeys.append(limit.keys.running)
-                slotArguments += [delivery.envelope.id.description, String(gate.registry.lease(of: delivery.envelope.type).milliseconds)]
+                slotCalls[delivery.queue, default: ScriptCall(keys: [], arguments: [])].keys.append(limit.keys.running)
+                slotCalls[delivery.queue]!.arguments += [
+                    delivery.envelope.id.description, String(gate.registry.lease(of: delivery.envelope.type).milliseconds),
+                ]
             }
         }
-        var scripted = calls.map { (Scripts.renewLeases, $0) }
-        if !slotKeys.isEmpty { scripted.append((Scripts.renewSlots, ScriptCall(keys: slotKeys, arguments: slotArguments))) }
+        let scripted = calls.map { (Scripts.renewLeases, $0) } + slotCalls.keys.sorted().map { (Scripts.renewSlots, slotCalls[$0]!) }
         do {
             let replies = try await redis.evaluate(scripted)
             for (call, reply) in zip(calls, replies) {

@@ -83,7 +83,7 @@ final class Reclaimer: Service, Sendable {
             do {
                 for stream in keys.readyStreams(queue) { try await reclaim(queue, stream: stream) }
                 if registry.types.values.contains(where: { $0.queue == queue && $0.isFlowControlled }) {
-                    try await gate.reap(queue: queue)
+                    try await gate.reap(queue: queue, consumer: agentID)
                 }
             } catch {
                 failure = failure ?? error
