@@ -3,11 +3,13 @@ import ConveyorCore
 /// How one agent shares a read among its ready streams (every served queue has one per priority), so
 /// that the total never exceeds its free slots (DESIGN §2, pitfall 2) and priorities get their weight.
 ///
-/// Streams that had more work than the last read asked of them are *active* and share the free slots by
-/// their priority's ``TaskPriority/readWeight`` (6 : 3 : 1): while high-priority work floods in, low
-/// priority still gets a tenth of the starts, so it is never starved. A stream that came back short is
-/// *drained*; it is probed with a read of one, so new work there is found within a read or two. When
-/// slots are too few for every probe, the probes take turns.
+/// Each stream is *busy* (its last read filled the count asked: more is waiting), *trickling* (it gave
+/// some: work arrives there) or *idle* (it gave nothing). The busy streams, or when none is busy the
+/// trickling ones, share the free slots by their priority's ``TaskPriority/readWeight`` (6 : 3 : 1):
+/// while high-priority work floods in, low priority still gets a tenth of the starts, so it is never
+/// starved; a stream alone with work gets every slot. The others are probed with a read of one, so new
+/// work there is found within a read or two; when slots are too few for every probe, probes take turns.
+/// When every stream is idle the agent waits on all of them at once (``allIdle(excluding:)``).
 struct ReadPlan: Sendable {
     struct Stream: Sendable, Hashable {
         var key: String
@@ -15,16 +17,25 @@ struct ReadPlan: Sendable {
         var priority: TaskPriority
     }
 
+    enum Activity: Sendable {
+        case busy, trickling, idle
+    }
+
     let streams: [Stream]
-    private(set) var drained: Set<String>
+    private var activity: [String: Activity]
     private var round = 0
-    /// Which drained stream the next probe goes to: probes take turns.
+    /// Which probe the next turn goes to: probes take turns.
     private var probeCursor = 0
 
     init(streams: [Stream]) {
         self.streams = streams
-        // Until a read says otherwise, only normal priority is assumed to have work.
-        self.drained = Set(streams.filter { $0.priority != .normal }.map(\.key))
+        // Until a read says otherwise, work is expected on normal priority only.
+        self.activity = Dictionary(uniqueKeysWithValues: streams.map { ($0.key, $0.priority == .normal ? .trickling : .idle) })
+    }
+
+    /// Whether every stream not excluded gave nothing when last read: then the agent waits on all of them.
+    func allIdle(excluding excluded: Set<String> = []) -> Bool {
+        streams.allSatisfy { excluded.contains($0.key) || activity[$0.key] == .idle }
     }
 
     /// How many entries to read from each stream this round (streams absent get none); the counts sum to
@@ -33,29 +44,28 @@ struct ReadPlan: Sendable {
         round &+= 1
         let candidates = streams.filter { !excluded.contains($0.key) }
         guard free > 0, !candidates.isEmpty else { return [] }
-        var active = candidates.filter { !drained.contains($0.key) }
-        var probes = candidates.filter { drained.contains($0.key) }
-        if active.isEmpty {
-            active = probes
-            probes = []
-        }
+        let busy = candidates.filter { activity[$0.key] == .busy }
+        var primary = busy.isEmpty ? candidates.filter { activity[$0.key] == .trickling } : busy
+        if primary.isEmpty { primary = candidates }
+        let primaryKeys = Set(primary.map(\.key))
+        let probes = candidates.filter { !primaryKeys.contains($0.key) }
         var budget = free
         var result: [String: Int] = [:]
-        // Probes first while they fit beside one read per active stream; otherwise in turns.
+        // Probes first while they fit beside one read per primary stream; otherwise in turns.
         if !probes.isEmpty {
-            let room = max(0, budget - active.count)
+            let room = max(0, budget - primary.count)
             let taken = min(room, probes.count)
             let turn = taken > 0 ? taken : (round % 4 == 0 ? 1 : 0)
             for _ in 0..<min(turn, budget) {
-                result[probes[probeCursor % probes.count].key] = 1
+                result[probes[probeCursor % probes.count].key, default: 0] += 1
                 probeCursor &+= 1
             }
             budget -= result.values.reduce(0, +)
         }
         if budget > 0 {
-            let totalWeight = active.reduce(0) { $0 + $1.priority.readWeight }
+            let totalWeight = primary.reduce(0) { $0 + $1.priority.readWeight }
             var given = 0
-            for stream in active {
+            for stream in primary {
                 let share = budget * stream.priority.readWeight / totalWeight
                 if share > 0 { result[stream.key, default: 0] += share }
                 given += share
@@ -65,9 +75,10 @@ struct ReadPlan: Sendable {
             // starts while a higher one has work, one slot at a time included.
             var leftover = budget - given
             var turn = round
+            let ordered = primary.sorted { $0.priority > $1.priority }
             while leftover > 0 {
                 var position = turn % totalWeight
-                for stream in active.sorted(by: { $0.priority > $1.priority }) {
+                for stream in ordered {
                     if position < stream.priority.readWeight {
                         result[stream.key, default: 0] += 1
                         break
@@ -81,15 +92,16 @@ struct ReadPlan: Sendable {
         return streams.compactMap { stream in result[stream.key].map { (stream, $0) } }
     }
 
-    /// Records what a round returned: a stream that filled its count may have more; one that did not is drained.
+    /// Records what a round returned.
     mutating func record(asked: [(stream: Stream, count: Int)], got: [String: Int]) {
         for (stream, count) in asked {
-            if got[stream.key, default: 0] >= count { drained.remove(stream.key) } else { drained.insert(stream.key) }
+            let received = got[stream.key, default: 0]
+            activity[stream.key] = received >= count ? .busy : received > 0 ? .trickling : .idle
         }
     }
 
-    /// A blocking read delivered entries from these streams: they have work.
+    /// A blocking read delivered entries from these streams: work arrives there.
     mutating func markActive(_ keys: some Sequence<String>) {
-        for key in keys { drained.remove(key) }
+        for key in keys where activity[key] == .idle { activity[key] = .trickling }
     }
 }

@@ -36,6 +36,18 @@ struct ReadPlanTests {
         #expect(asked["q:low"] == 1)
     }
 
+    @Test("a stream that gave less than it was asked, alone with work, still gets the whole next read")
+    func tricklingStreamKeepsTheRead() {
+        var plan = plan()
+        let first = plan.counts(free: 1000)
+        plan.record(asked: first, got: ["q:normal": 300])
+        let asked = counts(plan.counts(free: 1000))
+        #expect(asked["q:normal"] == 998)
+        #expect(!plan.allIdle())
+        plan.record(asked: plan.counts(free: 10), got: [:])
+        #expect(plan.allIdle(), "a round that found nothing anywhere: the agent waits on every stream")
+    }
+
     @Test("when every priority has work, slots go 6 : 3 : 1, so low priority is never starved")
     func weightedShares() {
         var plan = plan()

@@ -125,20 +125,14 @@ final class Consumer: Service, Sendable {
     /// they find nothing, one XREADGROUP … BLOCK over every stream, which returns on the first new entry.
     private func readRound(free: Int) async throws {
         let excluded = try await pausedStreams()
-        // A round that asked only some streams, all empty, learns which are; a second round asks the
-        // others before the agent waits. One that asked every stream waits at once.
+        // Non-blocking rounds while some stream is expected to have work (a round that finds nothing
+        // marks what it asked idle; a second one asks the rest); then the agent waits on every stream.
         var read: [(stream: String, entries: [StreamEntry])] = []
         var rounds = 0
-        var askedAll = false
-        while read.isEmpty && rounds < 2 && !askedAll {
+        while read.isEmpty && rounds < 2 && !plan.withLock({ $0.allIdle(excluding: excluded) }) {
             rounds += 1
             let asked = plan.withLock { $0.counts(free: free, excluded: excluded) }
-            askedAll = asked.count == plan.withLock({ $0.streams }).count - excluded.count
-            if asked.isEmpty {
-                // Every served queue is paused: look again after a read's wait.
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.readBlock) }
-                return
-            }
+            if asked.isEmpty { break }
             let replies = try await redis.send(asked.map { stream, count in
                 RedisConnection.xreadgroup(group: RedisKeys.agentsGroup, consumer: agentID, streams: [stream.key], count: count, block: nil)
             })
@@ -147,11 +141,17 @@ final class Consumer: Service, Sendable {
             for (stream, entries) in read { got[stream, default: 0] += entries.count }
             plan.withLock { $0.record(asked: asked, got: got) }
         }
+        let waitable = plan.withLock { $0.streams }.filter { !excluded.contains($0.key) }
+        if waitable.isEmpty {
+            // Every served queue is paused: look again after a read's wait.
+            try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.readBlock) }
+            return
+        }
         if read.isEmpty {
             // Every stream waits: new work on any of them wakes the read. COUNT is per stream; with fewer
             // free slots than streams it is 1, and the read returns only what arrived during the wait (one
             // entry, unless several streams got work in the same instant: held and renewed like the rest).
-            let streams = plan.withLock { $0.streams }.filter { !excluded.contains($0.key) }.map(\.key)
+            let streams = waitable.map(\.key)
             read = try await cancelWhenGracefulShutdown {
                 try await self.redis.readGroup(
                     group: RedisKeys.agentsGroup, consumer: self.agentID, streams: streams,
