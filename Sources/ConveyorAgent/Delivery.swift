@@ -9,10 +9,18 @@ public struct Delivery: Sendable, Hashable {
     public var entryID: String
     public var envelope: TaskEnvelope
     /// Names the delivery within the agent: entry ids are unique per stream only, and a queue has a
-    /// stream per priority (and an agent may serve several queues).
-    public var key: String { Self.key(stream: stream, entryID: entryID) }
+    /// stream per priority (and an agent may serve several queues). A pair, not one joined string: it is
+    /// hashed several times per task, and joining would allocate each time.
+    public var key: Key { Key(stream: stream, entryID: entryID) }
 
-    public static func key(stream: String, entryID: String) -> String { stream + " " + entryID }
+    public struct Key: Hashable, Sendable {
+        public var stream: String
+        public var entryID: String
+    }
+
+    /// The key as text, for the progress book (its throttle is keyed by text; only tasks that report
+    /// progress pay for it).
+    var keyText: String { stream + " " + entryID }
 
     /// The task was cancelled before this agent started it: it is acknowledged without running.
     public var cancelled: Bool = false

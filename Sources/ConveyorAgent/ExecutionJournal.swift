@@ -1,8 +1,8 @@
 import Foundation
 
 /// An append-only file with one line per attempt started, `<task id> <attempt> <agent> <unix ms>`, and
-/// one per attempt ended, `end <task id> <attempt> <agent> <unix ms>`: run intervals, from which the
-/// proofs of cluster-wide limits measure how many attempts of a type overlapped.
+/// for types with a cluster-wide limit, one per attempt ended, `end <task id> <attempt> <agent> <unix ms>`:
+/// run intervals, from which the proofs of those limits measure how many attempts overlapped.
 ///
 /// A testing aid (`CONVEYOR_EXECUTION_JOURNAL`): PostgreSQL keeps one event per (task, attempt, status),
 /// so a rerun of an attempt after a crash leaves no trace there. The chaos test counts duplicate

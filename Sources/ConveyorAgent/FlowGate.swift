@@ -13,6 +13,19 @@ struct FlowGate: Sendable {
     let redis: RedisConnection
     let keys: RedisKeys
     let registry: TaskTypeRegistry
+    /// Types with a cluster-wide limit, and those of them with a per-agent cap too: looked up per task,
+    /// so sets of names rather than the registry's definitions (each lookup would copy one).
+    let limitedTypes: Set<String>
+    let cappedLimitedTypes: Set<String>
+
+    init(redis: RedisConnection, keys: RedisKeys, registry: TaskTypeRegistry) {
+        self.redis = redis
+        self.keys = keys
+        self.registry = registry
+        let limited = registry.types.values.filter(\.isFlowControlled)
+        self.limitedTypes = Set(limited.map(\.name))
+        self.cappedLimitedTypes = Set(limited.filter { $0.maxConcurrentPerAgent != nil }.map(\.name))
+    }
 
     /// Why an entry did not start.
     enum Hold: String, Sendable, CaseIterable {
@@ -21,7 +34,7 @@ struct FlowGate: Sendable {
 
     /// What a read learned beside its entries: which of them were cancelled, and what is paused per queue.
     struct Inspection: Sendable {
-        var cancelled: Set<String> = []
+        var cancelled: Set<Delivery.Key> = []
         /// Keys (``Delivery/key``) of the cancelled ones.
         /// Queue → paused names (`*` or types); queues with nothing paused are absent.
         var paused: [String: Set<String>] = [:]
@@ -54,7 +67,7 @@ struct FlowGate: Sendable {
 
     /// Whether a delivery must pass the script before it starts.
     func isGated(_ delivery: Delivery, inspection: Inspection) -> Bool {
-        registry[delivery.envelope.type]?.isFlowControlled == true || inspection.paused[delivery.queue] != nil
+        limitedTypes.contains(delivery.envelope.type) || inspection.paused[delivery.queue] != nil
     }
 
     /// One cluster-wide concurrency limit an attempt counts against.

@@ -36,17 +36,17 @@ final class ProgressBook: Sendable {
 
     func report(_ delivery: Delivery, _ progress: TaskProgress) {
         state.withLock { state in
-            if state.deliveries.updateValue(delivery, forKey: delivery.key) == nil { open.add(1, ordering: .relaxed) }
-            state.throttle.report(delivery.key, progress)
-            state.reportedAt[delivery.key] = WallClock.nowMillis()
+            if state.deliveries.updateValue(delivery, forKey: delivery.keyText) == nil { open.add(1, ordering: .relaxed) }
+            state.throttle.report(delivery.keyText, progress)
+            state.reportedAt[delivery.keyText] = WallClock.nowMillis()
         }
     }
 
     /// The reports due now, with their deliveries; entries of attempts no longer `running` are dropped.
-    func due(now: ContinuousClock.Instant, running: (String) -> Bool) -> [(Delivery, TaskProgress, atMillis: Int64)] {
+    func due(now: ContinuousClock.Instant, running: (Delivery.Key) -> Bool) -> [(Delivery, TaskProgress, atMillis: Int64)] {
         guard count > 0 else { return [] }
         return state.withLock { state in
-            for entry in state.deliveries.keys where !running(entry) {
+            for (entry, delivery) in state.deliveries where !running(delivery.key) {
                 state.deliveries[entry] = nil
                 state.reportedAt[entry] = nil
                 _ = state.throttle.finish(entry)
@@ -62,10 +62,10 @@ final class ProgressBook: Sendable {
     func finish(_ delivery: Delivery) -> (progress: TaskProgress, atMillis: Int64)? {
         guard count > 0 else { return nil }
         return state.withLock { state in
-            guard state.deliveries.removeValue(forKey: delivery.key) != nil else { return nil }
+            guard state.deliveries.removeValue(forKey: delivery.keyText) != nil else { return nil }
             open.subtract(1, ordering: .relaxed)
-            let at = state.reportedAt.removeValue(forKey: delivery.key) ?? WallClock.nowMillis()
-            return state.throttle.finish(delivery.key).map { ($0, at) }
+            let at = state.reportedAt.removeValue(forKey: delivery.keyText) ?? WallClock.nowMillis()
+            return state.throttle.finish(delivery.keyText).map { ($0, at) }
         }
     }
 }

@@ -9,7 +9,9 @@ import ConveyorCore
 /// while high-priority work floods in, low priority still gets a tenth of the starts, so it is never
 /// starved; a stream alone with work gets every slot. The others are probed with a read of one, so new
 /// work there is found within a read or two; when slots are too few for every probe, probes take turns.
-/// When every stream is idle the agent waits on all of them at once (``allIdle(excluding:)``).
+/// When every stream is idle the agent waits on all of them at once (``allIdle(excluding:)``); when one
+/// stream alone has work, its read waits too (``waitsOn(_:)``), briefly while other streams are probed,
+/// so a steady flow is read as it arrives, one round trip per read, as if there were one stream.
 struct ReadPlan: Sendable {
     struct Stream: Sendable, Hashable {
         var key: String
@@ -90,6 +92,12 @@ struct ReadPlan: Sendable {
             }
         }
         return streams.compactMap { stream in result[stream.key].map { (stream, $0) } }
+    }
+
+    /// Whether this round's read of `stream` should wait for entries: it is the one stream with work.
+    func waitsOn(_ asked: [(stream: Stream, count: Int)]) -> String? {
+        let primary = asked.filter { activity[$0.stream.key] != .idle }
+        return primary.count == 1 ? primary[0].stream.key : nil
     }
 
     /// Records what a round returned.

@@ -144,24 +144,21 @@ final class Completer: Service, Sendable {
     }
 
     func releaseCalls(for batch: [Item]) -> [ScriptCall] {
+        guard !gate.limitedTypes.isEmpty else { return [] }
         var finished: [(delivery: Delivery, fill: Bool)] = []
-        for case .finished(let delivery, let outcome, _, _) in batch where registry[delivery.envelope.type]?.isFlowControlled == true {
+        for case .finished(let delivery, let outcome, _, _) in batch where gate.limitedTypes.contains(delivery.envelope.type) {
             finished.append((delivery, outcome == .cancelled))
         }
         return finished.isEmpty ? [] : gate.releaseCalls(finished, consumer: agentID)
     }
 
     func scriptCalls(for batch: [Item]) -> [ScriptCall] {
-        var finishedEntries = Set<String>()
+        var finishedEntries = Set<Delivery.Key>()
         for case .finished(let delivery, _, _, _) in batch { finishedEntries.insert(delivery.key) }
         // One call per ready stream (a queue has one per priority): the script acknowledges in KEYS[1].
         var argumentsByQueue: [String: [String]] = [:]
         var queueOfStream: [String: String] = [:]
         for item in batch {
-            switch item {
-            case .started(let delivery, _), .progress(let delivery, _, _), .finished(let delivery, _, _, _):
-                queueOfStream[delivery.stream] = delivery.queue
-            }
             switch item {
             case .started(let delivery, let at):
                 if finishedEntries.contains(delivery.key) { continue }
@@ -218,6 +215,13 @@ final class Completer: Service, Sendable {
                 }
                 append(&argumentsByQueue[delivery.stream, default: [RedisKeys.agentsGroup]], ack: delivery.entryID, event: event, requeue: requeue, deadLetter: deadLetter)
             }
+        }
+        for item in batch {
+            switch item {
+            case .started(let delivery, _), .progress(let delivery, _, _), .finished(let delivery, _, _, _):
+                if queueOfStream[delivery.stream] == nil { queueOfStream[delivery.stream] = delivery.queue }
+            }
+            if queueOfStream.count == argumentsByQueue.count { break }
         }
         return argumentsByQueue.keys.sorted().map { stream in
             let queue = queueOfStream[stream]!

@@ -31,6 +31,8 @@ final class Consumer: Service, Sendable {
     private let ownPendingResumed: Promise<Void>
 
     static let backoff = Backoff(base: .milliseconds(100), maximum: .seconds(5))
+    /// How long the read of the one stream with work waits while other streams are probed.
+    static let probingWait = Duration.milliseconds(50)
 
     /// - Parameter redis: a connection of its own: XREADGROUP BLOCK holds it while waiting.
     init(
@@ -131,11 +133,21 @@ final class Consumer: Service, Sendable {
         var rounds = 0
         while read.isEmpty && rounds < 2 && !plan.withLock({ $0.allIdle(excluding: excluded) }) {
             rounds += 1
-            let asked = plan.withLock { $0.counts(free: free, excluded: excluded) }
+            let (asked, waiting) = plan.withLock { plan in
+                let asked = plan.counts(free: free, excluded: excluded)
+                return (asked, plan.waitsOn(asked))
+            }
             if asked.isEmpty { break }
-            let replies = try await redis.send(asked.map { stream, count in
-                RedisConnection.xreadgroup(group: RedisKeys.agentsGroup, consumer: agentID, streams: [stream.key], count: count, block: nil)
-            })
+            // The one stream with work waits for it (the probes go first in the pipeline and never wait);
+            // while other streams are probed, only briefly, so that work arriving there is not held up.
+            let wait = asked.count == 1 ? readBlock : min(readBlock, Self.probingWait)
+            let replies = try await cancelWhenGracefulShutdown {
+                try await self.redis.send(asked.sorted { ($0.stream.key == waiting ? 1 : 0) < ($1.stream.key == waiting ? 1 : 0) }.map { stream, count in
+                    RedisConnection.xreadgroup(
+                        group: RedisKeys.agentsGroup, consumer: self.agentID, streams: [stream.key], count: count,
+                        block: stream.key == waiting ? wait : nil)
+                })
+            }
             for reply in replies { read += try RedisConnection.decodeRead(reply, command: "XREADGROUP") }
             var got: [String: Int] = [:]
             for (stream, entries) in read { got[stream, default: 0] += entries.count }
@@ -211,6 +223,16 @@ final class Consumer: Service, Sendable {
     static func start(
         _ deliveries: [Delivery], inspection: FlowGate.Inspection, gate: FlowGate, slots: SlotPool, executor: Executor, reclaimed: Bool = false
     ) async throws {
+        // The common case: no limited type and nothing paused; only cancellations to mark.
+        if gate.limitedTypes.isEmpty && inspection.paused.isEmpty {
+            for var delivery in deliveries {
+                if !inspection.cancelled.isEmpty { delivery.cancelled = inspection.cancelled.contains(delivery.key) }
+                delivery.reclaimed = reclaimed
+                slots.take(1)
+                executor.submit(delivery)
+            }
+            return
+        }
         var ready: [Delivery] = []
         var gated: [Delivery] = []
         for var delivery in deliveries {
@@ -218,7 +240,7 @@ final class Consumer: Service, Sendable {
             delivery.reclaimed = reclaimed
             if !delivery.cancelled && gate.isGated(delivery, inspection: inspection) {
                 // A per-agent cap too: admitted when the agent's own slot for the type is free.
-                if gate.registry[delivery.envelope.type]?.maxConcurrentPerAgent != nil {
+                if gate.cappedLimitedTypes.contains(delivery.envelope.type) {
                     delivery.admitOnStart = true
                     ready.append(delivery)
                 } else {

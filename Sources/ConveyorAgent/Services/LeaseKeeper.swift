@@ -57,7 +57,7 @@ final class LeaseKeeper: Service, Sendable {
         // The cluster-wide slots of limited types are kept with the lease: same deadline, same pass; one
         // call per queue, so each touches one hash slot.
         var slotCalls: [String: ScriptCall] = [:]
-        for delivery in due {
+        for delivery in due where gate.limitedTypes.contains(delivery.envelope.type) {
             for limit in gate.concurrencyLimits(of: delivery.envelope, queue: delivery.queue) {
                 slotCalls[delivery.queue, default: ScriptCall(keys: [], arguments: [])].keys.append(limit.keys.running)
                 slotCalls[delivery.queue]!.arguments += [

@@ -11,7 +11,7 @@ final class ProgressFlusher: Service, Sendable {
     private let book: ProgressBook
     private let completer: Completer
     /// Whether the agent still runs an attempt, by ready-entry id.
-    private let running: @Sendable (String) -> Bool
+    private let running: @Sendable (Delivery.Key) -> Bool
     private let interval: Duration
     private let clock: any Clock<Duration>
     private let logger: Logger
@@ -19,7 +19,7 @@ final class ProgressFlusher: Service, Sendable {
     static let defaultInterval = Duration.milliseconds(200)
 
     init(
-        book: ProgressBook, completer: Completer, running: @escaping @Sendable (String) -> Bool, interval: Duration = defaultInterval,
+        book: ProgressBook, completer: Completer, running: @escaping @Sendable (Delivery.Key) -> Bool, interval: Duration = defaultInterval,
         clock: any Clock<Duration> = ContinuousClock(), logger: Logger
     ) {
         self.book = book

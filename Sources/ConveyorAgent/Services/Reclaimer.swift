@@ -103,7 +103,7 @@ final class Reclaimer: Service, Sendable {
                 let idle = parts[2].integer, let deliveries = parts[3].integer
             else { return nil }
             // Our own entries are renewed while we hold them; one we no longer hold is fair game.
-            if owner == agentID && executor.holds(Delivery.key(stream: stream, entryID: id)) { return nil }
+            if owner == agentID && executor.holds(Delivery.Key(stream: stream, entryID: id)) { return nil }
             return (id, idle, deliveries)
         }
         guard !candidates.isEmpty else { return }
