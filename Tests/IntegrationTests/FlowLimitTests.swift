@@ -146,30 +146,18 @@ struct FlowLimitTests {
         try await stack.stop()
     }
 
-    /// The real `conveyor` binary, so a crash is a real SIGKILL.
-    private static let binary = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent(".build/debug/conveyor").path
-
     @Test("slots held by an agent killed with SIGKILL come back when their lease expires: not before, not twice")
     func killedAgentsSlotsReturnWithTheLease() async throws {
-        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the conveyor binary first: swift build")
+        try #require(AgentProcess.isBuilt, "build the conveyor binary first: swift build")
         let registry = TaskTypeRegistry([
             TaskTypeDefinition(name: "guarded", maxConcurrent: 2, handler: "sleep", lease: .seconds(2)),
         ])
         let stack = try await Stack.start(registry: registry, agents: 0)
-        let directory = try await LocalProcess.makeDirectory(prefix: "conveyor-slots", ownedByPostgres: false)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        try "types:\n  guarded:\n    handler: sleep\n    max_concurrent: 2\n    lease: 2s\n"
-            .write(toFile: "\(directory)/types.yaml", atomically: true, encoding: .utf8)
-        let journal = "\(directory)/executions.journal"
-        let doomed = try await ChildProcess.start(
-            executable: Self.binary, arguments: ["agent"], workingDirectory: nil, logPath: "\(directory)/agent.log",
-            environment: [
-                "CONVEYOR_REDIS_URL": stack.environment.redisServer.url, "CONVEYOR_REDIS_PREFIX": stack.environment.keys.prefix,
-                "CONVEYOR_TASK_TYPES": "\(directory)/types.yaml", "CONVEYOR_AGENT_ID": "doomed", "CONVEYOR_EXECUTION_JOURNAL": journal,
-            ])
-        defer { if doomed.isRunning { doomed.signal(SIGKILL) } }
+        let agent = try await AgentProcess.start(
+            on: stack, id: "doomed", registryYAML: "types:\n  guarded:\n    handler: sleep\n    max_concurrent: 2\n    lease: 2s\n")
+        defer { agent.cleanUp() }
+        let doomed = agent.process
+        let journal = agent.journal
         // Two tasks that would run for an hour take both slots on the doomed agent.
         let hogs = [try await stack.submit("guarded", params: "{\"ms\":3600000}"), try await stack.submit("guarded", params: "{\"ms\":3600000}")]
         for _ in 0..<300 where ExecutionJournalFile.runs(paths: [journal]).count < 2 { try await Task.sleep(for: .milliseconds(50)) }

@@ -13,31 +13,19 @@ struct LeaseTests {
         TaskTypeDefinition(name: "work", maxConcurrent: 10, maxAttempts: 3, handler: "work", lease: .seconds(2)),
     ])
 
-    /// The real `conveyor` binary (built by `swift build`), so a crash is a real SIGKILL.
-    private static let binary = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent(".build/debug/conveyor").path
-
     @Test("a task held by an agent process killed with SIGKILL is taken over by another after its lease, and succeeds once")
     func killedAgentsTaskIsReclaimed() async throws {
-        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the conveyor binary first: swift build")
+        try #require(AgentProcess.isBuilt, "build the conveyor binary first: swift build")
         // The child runs the built-in sleep handler, for an hour: only a take-over can finish the task.
         let sleepy = TaskTypeRegistry([
             TaskTypeDefinition(name: "work", maxConcurrent: 10, maxAttempts: 3, handler: "sleep", lease: .seconds(2)),
         ])
         let stack = try await Stack.start(registry: sleepy, agents: 0)
-        let directory = try await LocalProcess.makeDirectory(prefix: "conveyor-lease", ownedByPostgres: false)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        try "types:\n  work:\n    handler: sleep\n    max_concurrent: 10\n    lease: 2s\n"
-            .write(toFile: "\(directory)/types.yaml", atomically: true, encoding: .utf8)
-        let journal = "\(directory)/executions.journal"
-        let doomed = try await ChildProcess.start(
-            executable: Self.binary, arguments: ["agent"], workingDirectory: nil, logPath: "\(directory)/agent.log",
-            environment: [
-                "CONVEYOR_REDIS_URL": stack.environment.redisServer.url, "CONVEYOR_REDIS_PREFIX": stack.environment.keys.prefix,
-                "CONVEYOR_TASK_TYPES": "\(directory)/types.yaml", "CONVEYOR_AGENT_ID": "doomed", "CONVEYOR_EXECUTION_JOURNAL": journal,
-            ])
-        defer { if doomed.isRunning { doomed.signal(SIGKILL) } }
+        let agent = try await AgentProcess.start(
+            on: stack, id: "doomed", registryYAML: "types:\n  work:\n    handler: sleep\n    max_concurrent: 10\n    lease: 2s\n")
+        defer { agent.cleanUp() }
+        let doomed = agent.process
+        let journal = agent.journal
         let id = try await stack.submit("work", params: "{\"ms\":3600000}")
         // Until the child has started the attempt (its journal says so).
         var started = false

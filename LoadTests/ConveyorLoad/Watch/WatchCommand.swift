@@ -29,7 +29,8 @@ struct WatchCommand: AsyncParsableCommand {
             types:
               sleep:
                 handler: sleep
-                max_concurrent: \(tasks)
+                max_concurrent: unlimited
+                max_concurrent_per_agent: \(tasks)
             """.write(toFile: registryPath, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: registryPath) }
         print("conveyor-load: starting Redis, PostgreSQL, a coordinator and an agent…")
