@@ -16,20 +16,27 @@ struct QueuesCommand: AsyncParsableCommand {
         }
     }
 
-    struct Pause: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Pause a queue, or one type with --type: nothing new starts; running tasks finish.")
-
-        @OptionGroup var connection: TasksCommand.Connection
+    /// What `pause` and `resume` name: a queue, or one type (in its own queue).
+    struct Target: ParsableArguments {
         @Argument(help: "The queue (ignored with --type, whose queue is the type's).") var queue: String?
-        @Option(help: "Pause only this task type.") var type: String?
+        @Option(help: "Only this task type.") var type: String?
 
         func validate() throws {
             if queue == nil && type == nil { throw ValidationError("name a queue, or a type with --type") }
         }
 
+        func path(_ action: String) -> String { QueuesCommand.path(queue: queue, type: type, action: action) }
+    }
+
+    struct Pause: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Pause a queue, or one type with --type: nothing new starts; running tasks finish.")
+
+        @OptionGroup var connection: TasksCommand.Connection
+        @OptionGroup var target: Target
+
         func run() async throws {
-            try await call(connection) { try await $0.post(QueuesCommand.path(queue: queue, type: type, action: "pause"), json: "{}") }
+            try await call(connection) { try await $0.post(target.path("pause"), json: "{}") }
         }
     }
 
@@ -38,15 +45,10 @@ struct QueuesCommand: AsyncParsableCommand {
             abstract: "Resume a queue, or one type with --type: what waited starts, in order.")
 
         @OptionGroup var connection: TasksCommand.Connection
-        @Argument(help: "The queue (ignored with --type).") var queue: String?
-        @Option(help: "Resume only this task type.") var type: String?
-
-        func validate() throws {
-            if queue == nil && type == nil { throw ValidationError("name a queue, or a type with --type") }
-        }
+        @OptionGroup var target: Target
 
         func run() async throws {
-            try await call(connection) { try await $0.post(QueuesCommand.path(queue: queue, type: type, action: "resume"), json: "{}") }
+            try await call(connection) { try await $0.post(target.path("resume"), json: "{}") }
         }
     }
 
