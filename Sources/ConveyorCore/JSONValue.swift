@@ -12,12 +12,18 @@ public enum JSONValue: Sendable, Hashable {
     case object([String: JSONValue])
 
     /// Parses a complete JSON text.
-    public static func parse(_ text: String) throws -> JSONValue {
-        try parse(Data(text.utf8))
+    public static func parse(_ text: String) throws(JSONParseError) -> JSONValue {
+        var text = text
+        return try text.withUTF8 { bytes in parse(bytes) }.get()
     }
 
-    public static func parse(_ data: Data) throws -> JSONValue {
-        try JSONDecoder().decode(JSONValue.self, from: data)
+    public static func parse(_ data: Data) throws(JSONParseError) -> JSONValue {
+        try data.withUnsafeBytes { raw in parse(raw.bindMemory(to: UInt8.self)) }.get()
+    }
+
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Result<JSONValue, JSONParseError> {
+        var parser = JSONTextParser(bytes)
+        return Result { () throws(JSONParseError) in try parser.parseDocument() }
     }
 
     public subscript(key: String) -> JSONValue? {
