@@ -8,7 +8,8 @@ import ConveyorCore
 /// trickling ones, share the free slots by their priority's ``TaskPriority/readWeight`` (6 : 3 : 1):
 /// while high-priority work floods in, low priority still gets a tenth of the starts, so it is never
 /// starved; a stream alone with work gets every slot. The others are probed with a read of one, so new
-/// work there is found within a read or two; when slots are too few for every probe, probes take turns.
+/// work there is found within a read or two of a probe round (the Consumer runs one every 25 ms while a
+/// stream has work); when slots are too few for every probe, probes take turns.
 /// When every stream is idle the agent waits on all of them at once (``allIdle(excluding:)``); when one
 /// stream alone has work, its read waits too (``waitsOn(_:)``), briefly while other streams are probed,
 /// so a steady flow is read as it arrives, one round trip per read, as if there were one stream.
@@ -41,8 +42,10 @@ struct ReadPlan: Sendable {
     }
 
     /// How many entries to read from each stream this round (streams absent get none); the counts sum to
-    /// at most `free`. `excluded` streams (of paused queues) get nothing.
-    mutating func counts(free: Int, excluded: Set<String> = []) -> [(stream: Stream, count: Int)] {
+    /// at most `free`. `excluded` streams (of paused queues) get nothing. Without `probing`, streams that
+    /// gave nothing when last read are left out (the Consumer probes them on a timer, so a steady flow on
+    /// one stream costs one read command per round, not one per stream).
+    mutating func counts(free: Int, excluded: Set<String> = [], probing: Bool = true) -> [(stream: Stream, count: Int)] {
         round &+= 1
         let candidates = streams.filter { !excluded.contains($0.key) }
         guard free > 0, !candidates.isEmpty else { return [] }
@@ -50,7 +53,8 @@ struct ReadPlan: Sendable {
         var primary = busy.isEmpty ? candidates.filter { activity[$0.key] == .trickling } : busy
         if primary.isEmpty { primary = candidates }
         let primaryKeys = Set(primary.map(\.key))
-        let probes = candidates.filter { !primaryKeys.contains($0.key) }
+        // Idle streams only on probe rounds; a stream that gave something is read every round.
+        let probes = candidates.filter { !primaryKeys.contains($0.key) && (probing || activity[$0.key] != .idle) }
         var budget = free
         var result: [String: Int] = [:]
         // Probes first while they fit beside one read per primary stream; otherwise in turns.
@@ -92,6 +96,11 @@ struct ReadPlan: Sendable {
             }
         }
         return streams.compactMap { stream in result[stream.key].map { (stream, $0) } }
+    }
+
+    /// Whether some stream not excluded gave nothing when last read: one a probe would look at.
+    func hasIdle(excluding excluded: Set<String> = []) -> Bool {
+        streams.contains { !excluded.contains($0.key) && activity[$0.key] == .idle }
     }
 
     /// Whether this round's read of `stream` should wait for entries: it is the one stream with work.

@@ -36,6 +36,17 @@ struct ReadPlanTests {
         #expect(asked["q:low"] == 1)
     }
 
+    @Test("between probe rounds, the stream with work gets every slot and idle streams are not read; a stream that gave something still is")
+    func noProbesBetweenProbeRounds() {
+        var plan = plan()
+        let between = counts(plan.counts(free: 100, probing: false))
+        #expect(between == ["q:normal": 100])
+        #expect(plan.hasIdle())
+        plan.record(asked: plan.counts(free: 100), got: ["q:normal": 100, "q:high": 1])
+        let busyAndTrickling = counts(plan.counts(free: 100, probing: false))
+        #expect(busyAndTrickling["q:high"] ?? 0 > 0 && busyAndTrickling["q:normal"] ?? 0 > 0 && busyAndTrickling["q:low"] == nil)
+    }
+
     @Test("a stream that gave less than it was asked, alone with work, still gets the whole next read")
     func tricklingStreamKeepsTheRead() {
         var plan = plan()

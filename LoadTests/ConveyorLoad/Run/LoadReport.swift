@@ -19,6 +19,16 @@ struct LoadReport: Sendable, Codable {
         }
     }
 
+    /// One task type of a mix: what it kept beside the others.
+    struct TypeLine: Sendable, Codable {
+        var type: String
+        var succeeded: Int
+        var failed: Int
+        /// Succeeded tasks of this type per second, from the first submission to its last finish.
+        var endToEndPerSecond: Double
+        var endToEndMilliseconds: Percentiles
+    }
+
     struct Verdict: Sendable, Codable {
         var objective: String
         var measuredMilliseconds: Double
@@ -50,6 +60,8 @@ struct LoadReport: Sendable, Codable {
     var enqueueMilliseconds: Percentiles
     /// Milliseconds, per task, from PostgreSQL's `created_at` to `finished_at`.
     var endToEndMilliseconds: Percentiles?
+    /// Per task type, when the run had more than one.
+    var types: [TypeLine]
     var processes: [ProcessUsage]
     var objectives: [Verdict]
     var timeline: [LoadRun.Second]
@@ -82,6 +94,13 @@ struct LoadReport: Sendable, Codable {
         if let outcome {
             endToEndMilliseconds = Percentiles(outcome.endToEnd)
             endToEndPerSecond = Double(outcome.succeeded) / max(outcome.lastFinishedSecond, loadSeconds, 0.001)
+        }
+        let seconds = loadSeconds
+        types = (outcome?.byType ?? [:]).count < 2 ? [] : outcome!.byType.keys.sorted().map { type in
+            let line = outcome!.byType[type]!
+            return TypeLine(
+                type: type, succeeded: line.succeeded, failed: line.failed,
+                endToEndPerSecond: Double(line.succeeded) / max(line.lastFinishedSecond, seconds, 0.001), endToEndMilliseconds: Percentiles(line.endToEnd))
         }
         self.processes = processes
         timeline = load.timeline
@@ -119,6 +138,14 @@ struct LoadReport: Sendable, Codable {
         lines.append(row("enqueue latency", "P50 \(milliseconds(enqueue.p50))  P95 \(milliseconds(enqueue.p95))  P99 \(milliseconds(enqueue.p99))  P99.9 \(milliseconds(enqueue.p999))  max \(milliseconds(enqueue.max))"))
         if let endToEnd = endToEndMilliseconds {
             lines.append(row("end-to-end latency", "P50 \(milliseconds(endToEnd.p50))  P95 \(milliseconds(endToEnd.p95))  P99 \(milliseconds(endToEnd.p99))  max \(milliseconds(endToEnd.max))"))
+        }
+        if !types.isEmpty {
+            lines.append(row("by type", "succeeded, end to end per second, end-to-end P50 / P99"))
+            for line in types {
+                let rate = String(format: "%.0f/s", line.endToEndPerSecond)
+                let latency = line.endToEndMilliseconds
+                lines.append(row("  " + line.type, "\(number(line.succeeded)) (\(number(line.failed)) failed)  \(rate)  P50 \(milliseconds(latency.p50))  P99 \(milliseconds(latency.p99))"))
+            }
         }
         if !processes.isEmpty {
             lines.append(row("processes", "CPU (% of one core, average)   memory now / peak"))

@@ -24,6 +24,15 @@ struct Outcome: Sendable {
     var endToEndP99PerSecond: [Double] = []
     /// When the last task finished, seconds after the load started.
     var lastFinishedSecond: Double = 0
+    /// The same, task type by task type: what each type of a mix kept (say, beside a limited one).
+    var byType: [String: TypeOutcome] = [:]
+
+    struct TypeOutcome: Sendable {
+        var succeeded = 0
+        var failed = 0
+        var endToEnd = LatencyHistogram()
+        var lastFinishedSecond: Double = 0
+    }
 }
 
 /// Waits until every accepted task is terminal in PostgreSQL (up to a bound), then reads each one's
@@ -60,12 +69,15 @@ enum OutcomeCheck {
         outcome.expired = expired.count
         var perSecond: [Int: LatencyHistogram] = [:]
         for row in rows {
-            if row.status == "succeeded" { outcome.succeeded += 1 } else { outcome.failed += 1 }
+            let succeeded = row.status == "succeeded"
+            if succeeded { outcome.succeeded += 1 } else { outcome.failed += 1 }
             let latency = Double(row.finishedMillis - row.createdMillis)
             outcome.endToEnd.record(milliseconds: latency)
             let second = max(0, Int((row.finishedMillis - startedAtMillis) / 1000))
             perSecond[second, default: LatencyHistogram()].record(milliseconds: latency)
-            outcome.lastFinishedSecond = max(outcome.lastFinishedSecond, Double(row.finishedMillis - startedAtMillis) / 1000)
+            let finishedSecond = Double(row.finishedMillis - startedAtMillis) / 1000
+            outcome.lastFinishedSecond = max(outcome.lastFinishedSecond, finishedSecond)
+            outcome.byType[row.type, default: Outcome.TypeOutcome()].record(succeeded: succeeded, latency: latency, finishedSecond: finishedSecond)
         }
         let seconds = (perSecond.keys.max() ?? -1) + 1
         outcome.finishedPerSecond = (0..<seconds).map { perSecond[$0]?.count ?? 0 }
@@ -80,6 +92,7 @@ enum OutcomeCheck {
     private struct Row: Sendable {
         var id: Int64
         var status: String
+        var type: String
         var createdMillis: Int64
         var finishedMillis: Int64
     }
@@ -111,13 +124,14 @@ enum OutcomeCheck {
             let literal = PostgresArrayLiteral.integers(ids[start..<min(start + chunk, ids.count)])
             let rows = try await connection.withSession { session in
                 try session.query("""
-                    SELECT id, status, (extract(epoch FROM created_at) * 1000)::bigint, (extract(epoch FROM finished_at) * 1000)::bigint
+                    SELECT id, status, (extract(epoch FROM created_at) * 1000)::bigint, (extract(epoch FROM finished_at) * 1000)::bigint, type
                     FROM tasks WHERE id = ANY($1::bigint[]) AND status IN ('succeeded', 'failed', 'dead', 'cancelled')
                     """, [literal], name: "load outcome").rows
             }
             for row in rows {
                 guard let id = row[0].flatMap({ Int64($0) }), let status = row[1], let created = row[2].flatMap({ Int64($0) }) else { continue }
-                result.append(Row(id: id, status: status, createdMillis: created, finishedMillis: row[3].flatMap { Int64($0) } ?? created))
+                result.append(Row(
+                    id: id, status: status, type: row[4] ?? "", createdMillis: created, finishedMillis: row[3].flatMap { Int64($0) } ?? created))
             }
         }
         return result
@@ -145,5 +159,13 @@ enum OutcomeCheck {
             if let id = row[0].flatMap({ Int64($0) }), let count = row[1].flatMap({ Int($0) }) { retries[id] = count }
         }
         return repeated.reduce(0) { $0 + max(0, $1.value - 1 - (retries[$1.key] ?? 0)) }
+    }
+}
+
+extension Outcome.TypeOutcome {
+    mutating func record(succeeded: Bool, latency: Double, finishedSecond: Double) {
+        if succeeded { self.succeeded += 1 } else { failed += 1 }
+        endToEnd.record(milliseconds: latency)
+        lastFinishedSecond = max(lastFinishedSecond, finishedSecond)
     }
 }

@@ -33,6 +33,12 @@ final class Consumer: Service, Sendable {
     static let backoff = Backoff(base: .milliseconds(100), maximum: .seconds(5))
     /// How long the read of the one stream with work waits while other streams are probed.
     static let probingWait = Duration.milliseconds(50)
+    /// How often streams that gave nothing are probed while another has work: a probe on every read
+    /// would triple the read commands of a steady flow (and cost the agent more than the task at a
+    /// thousand tasks a second); new work on an idle stream waits at most this long to be seen.
+    static let probeInterval = Duration.milliseconds(25)
+    /// When the next read round probes the idle streams.
+    private let nextProbe = Mutex(ContinuousClock.now)
 
     /// - Parameter redis: a connection of its own: XREADGROUP BLOCK holds it while waiting.
     init(
@@ -133,14 +139,26 @@ final class Consumer: Service, Sendable {
         var rounds = 0
         while read.isEmpty && rounds < 2 && !plan.withLock({ $0.allIdle(excluding: excluded) }) {
             rounds += 1
-            let (asked, waiting) = plan.withLock { plan in
-                let asked = plan.counts(free: free, excluded: excluded)
-                return (asked, plan.waitsOn(asked))
+            let now = ContinuousClock.now
+            let probeDue = nextProbe.withLock { $0 }
+            let probing = now >= probeDue
+            let (asked, waiting, idleLeft) = plan.withLock { plan in
+                let asked = plan.counts(free: free, excluded: excluded, probing: probing)
+                return (asked, plan.waitsOn(asked), plan.hasIdle(excluding: excluded.union(asked.map(\.stream.key))))
             }
             if asked.isEmpty { break }
-            // The one stream with work waits for it (the probes go first in the pipeline and never wait);
-            // while other streams are probed, only briefly, so that work arriving there is not held up.
-            let wait = asked.count == 1 ? readBlock : min(readBlock, Self.probingWait)
+            if probing { nextProbe.withLock { $0 = now + Self.probeInterval } }
+            // The one stream with work waits for it (the probes go first in the pipeline and never wait):
+            // while other streams are probed, only briefly, so that work arriving there is not held up;
+            // between probe rounds, until the next one is due.
+            let wait: Duration
+            if asked.count > 1 {
+                wait = min(readBlock, Self.probingWait)
+            } else if idleLeft {
+                wait = min(readBlock, max(.milliseconds(1), (probing ? now + Self.probeInterval : probeDue) - now))
+            } else {
+                wait = readBlock
+            }
             let replies = try await cancelWhenGracefulShutdown {
                 try await self.redis.send(asked.sorted { ($0.stream.key == waiting ? 1 : 0) < ($1.stream.key == waiting ? 1 : 0) }.map { stream, count in
                     RedisConnection.xreadgroup(
