@@ -128,10 +128,11 @@ package struct TaskSubmissionParser: Sendable {
         return tasks
     }
 
-    private func validate(
-        _ body: TaskSubmissionBody, index: Int?, correlationID: String, idempotencyKey: String?, now: Int64
+    /// - Parameter label: how errors name the element (default `tasks[i].`, or nothing for a single task).
+    func validate(
+        _ body: TaskSubmissionBody, index: Int?, label: String? = nil, correlationID: String, idempotencyKey: String?, now: Int64
     ) throws(APIError) -> NewTask {
-        let at = index.map { "tasks[\($0)]." } ?? ""
+        let at = label ?? index.map { "tasks[\($0)]." } ?? ""
         guard let definition = registry[body.type] else {
             throw .unprocessable("unknown_task_type", "\(at)type: unknown task type '\(body.type)'", index: index)
         }
