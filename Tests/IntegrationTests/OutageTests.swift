@@ -11,6 +11,26 @@ struct OutageTests {
         TaskTypeDefinition(name: "work", maxConcurrent: 10, maxAttempts: 3, handler: "work"),
     ])
 
+    /// Where the default queue's work sits in Redis, for a failure message.
+    private static func redisState(_ stack: Stack) async throws -> String {
+        let keys = stack.environment.keys
+        let queue = TaskTypeDefinition.defaultQueue
+        let redis = RedisConnection(configuration: stack.environment.redis, logger: TestServers.quietLogger)
+        var labels: [String] = []
+        for stream in keys.readyStreams(queue) { labels += ["groups \(stream)", "pending \(stream)", "entries \(stream)"] }
+        labels += ["delayed", "limit running", "limit waiting"]
+        var commands = keys.readyStreams(queue).flatMap { stream in
+            [RedisCommand("XINFO", ["GROUPS", stream]), RedisCommand("XPENDING", [stream, RedisKeys.agentsGroup, "-", "+", "10"]),
+             RedisCommand("XRANGE", [stream, "-", "+", "COUNT", "5"])]
+        }
+        commands.append(RedisCommand("ZRANGE", [keys.delayed(queue), "0", "-1", "WITHSCORES"]))
+        let limit = keys.limit(queue, type: "work")
+        commands.append(RedisCommand("ZRANGE", [limit.running, "0", "-1", "WITHSCORES"]))
+        commands.append(RedisCommand("LRANGE", [limit.waiting, "0", "-1"]))
+        let replies = try await redis.send(commands)
+        return zip(labels, replies).map { "\($0) → \($1)" }.joined(separator: "\n")
+    }
+
     private func eventsWaiting(_ stack: Stack) async throws -> Int64 {
         try await stack.coordinator.redis.send(RedisCommand("XLEN", [stack.environment.keys.events(TaskTypeDefinition.defaultQueue)])).integer ?? 0
     }
@@ -90,7 +110,11 @@ struct OutageTests {
             if reply.status == 201 { after = reply.json?["id"]?.intValue } else { try await Task.sleep(for: .milliseconds(100)) }
         }
         let id = try #require(after)
-        #expect(try await stack.waitUntilTerminal([id], timeout: .seconds(30))[id] == .succeeded)
+        do {
+            #expect(try await stack.waitUntilTerminal([id], timeout: .seconds(30))[id] == .succeeded)
+        } catch {
+            Issue.record("task \(id) not terminal; Redis: \(try await Self.redisState(stack))")
+        }
         #expect(log.executions[before] == 1)
         try await stack.stop()
         await restarted.stop()

@@ -27,6 +27,10 @@ final class Consumer: Service, Sendable {
     private let plan: Mutex<ReadPlan>
     /// Queues paused as a whole, as last seen: not read until a check finds them resumed.
     private let pausedQueues = Mutex<Set<String>>([])
+    /// Entries a read took whose hand-over then failed (the inspection's round trip on a connection still
+    /// reconnecting, say): delivered to this agent, so pending under its name; dispatched again before the
+    /// next read instead of being left for the Reclaimer to find a lease later.
+    private let undispatched = Mutex<[(stream: String, entries: [StreamEntry])]>([])
     /// Fulfilled once this agent's own pending entries are back in the Executor (the Reclaimer waits).
     private let ownPendingResumed: Promise<Void>
 
@@ -78,6 +82,12 @@ final class Consumer: Service, Sendable {
                     try await resumeOwnPending()
                     resumedOwnPending = true
                     ownPendingResumed.succeed(())
+                }
+                let held = undispatched.withLock { $0 }
+                if !held.isEmpty {
+                    // Nothing of them reached the Executor (every step before it can fail, none after).
+                    try await dispatch(held)
+                    undispatched.withLock { $0 = [] }
                 }
                 let free = await cancelWhenGracefulShutdown { await self.slots.waitForFree() }
                 guard free > 0, !Task.isShuttingDownGracefully else { continue }
@@ -189,7 +199,12 @@ final class Consumer: Service, Sendable {
             }
             plan.withLock { $0.markActive(read.map(\.stream)) }
         }
-        try await dispatch(read)
+        do {
+            try await dispatch(read)
+        } catch {
+            undispatched.withLock { $0 = read }
+            throw error
+        }
     }
 
     /// The streams of queues paused as a whole. Only when some queue was seen paused does this cost a
