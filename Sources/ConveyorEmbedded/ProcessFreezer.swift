@@ -22,8 +22,11 @@ enum ProcessFreezer {
         return pids
     }
 
+    /// The parent first: stopped, it forks no new child, so the scan after it finds every child. (Scanning
+    /// first missed a backend forked during the scan, which then answered while "frozen".)
     static func freeze(_ pid: Int32) {
-        for member in family(of: pid) { _ = kill(member, SIGSTOP) }
+        _ = kill(pid, SIGSTOP)
+        for member in family(of: pid) where member != pid { _ = kill(member, SIGSTOP) }
     }
 
     static func thaw(_ pid: Int32) {
