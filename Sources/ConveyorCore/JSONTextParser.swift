@@ -124,31 +124,31 @@ struct JSONTextParser {
             if byte < 0x20 { throw failure("a control character must be escaped in a string") }
             index += 1
         }
-        var scalars = Array(bytes[start..<index])
+        var utf8 = Array(bytes[start..<index])
         while index < bytes.count {
             let byte = bytes[index]
             switch byte {
             case UInt8(ascii: "\""):
                 index += 1
-                return String(decoding: scalars, as: UTF8.self)
+                return String(decoding: utf8, as: UTF8.self)
             case UInt8(ascii: "\\"):
                 index += 1
                 guard index < bytes.count else { throw failure("unexpected end of text in an escape") }
                 let escaped = bytes[index]
                 index += 1
                 switch escaped {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): scalars.append(escaped)
-                case UInt8(ascii: "b"): scalars.append(0x08)
-                case UInt8(ascii: "f"): scalars.append(0x0C)
-                case UInt8(ascii: "n"): scalars.append(0x0A)
-                case UInt8(ascii: "r"): scalars.append(0x0D)
-                case UInt8(ascii: "t"): scalars.append(0x09)
-                case UInt8(ascii: "u"): scalars.append(contentsOf: try parseUnicodeEscape().utf8)
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): utf8.append(escaped)
+                case UInt8(ascii: "b"): utf8.append(0x08)
+                case UInt8(ascii: "f"): utf8.append(0x0C)
+                case UInt8(ascii: "n"): utf8.append(0x0A)
+                case UInt8(ascii: "r"): utf8.append(0x0D)
+                case UInt8(ascii: "t"): utf8.append(0x09)
+                case UInt8(ascii: "u"): utf8.append(contentsOf: try parseUnicodeEscape().utf8)
                 default: throw failure("unknown escape")
                 }
             default:
                 if byte < 0x20 { throw failure("a control character must be escaped in a string") }
-                scalars.append(byte)
+                utf8.append(byte)
                 index += 1
             }
         }
@@ -156,7 +156,7 @@ struct JSONTextParser {
     }
 
     /// The character of a `\uXXXX` escape (after its `\u`), joining a surrogate pair.
-    private mutating func parseUnicodeEscape() throws(JSONParseError) -> String {
+    private mutating func parseUnicodeEscape() throws(JSONParseError) -> Unicode.Scalar {
         let first = try hexQuad()
         if (0xD800...0xDBFF).contains(first) {
             guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") else {
@@ -166,10 +166,10 @@ struct JSONTextParser {
             let second = try hexQuad()
             guard (0xDC00...0xDFFF).contains(second) else { throw failure("a high surrogate must be followed by a low one") }
             let value = 0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
-            return String(Character(Unicode.Scalar(value)!))
+            return Unicode.Scalar(value)!
         }
         guard let scalar = Unicode.Scalar(first) else { throw failure("a lone low surrogate") }
-        return String(Character(scalar))
+        return scalar
     }
 
     private mutating func hexQuad() throws(JSONParseError) -> UInt32 {

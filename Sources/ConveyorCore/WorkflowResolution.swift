@@ -76,12 +76,13 @@ public enum WorkflowResolution {
         return decisions
     }
 
-    /// The workflow's outcome once every node has ended, else nil: failed if any node failed (itself or
-    /// by a dependency), else cancelled if any was cancelled, else succeeded (skipped nodes included).
+    /// How a workflow ended.
     public enum Outcome: String, Sendable, Hashable {
         case succeeded, failed, cancelled
     }
 
+    /// The workflow's outcome once every node has ended, else nil: failed if any node failed (itself or
+    /// by a dependency), else cancelled if any was cancelled, else succeeded (skipped nodes included).
     public static func outcome(_ states: [NodeState]) -> Outcome? {
         guard states.allSatisfy(\.hasEnded) else { return nil }
         if states.contains(where: { $0 == .failed || $0 == .failedByDependency }) { return .failed }

@@ -16,9 +16,7 @@ struct LoadReportTests {
             let type = index < 200 ? "noop" : "limited"
             // The limited type's last task finishes at 20 s, after the 10 s load: its rate counts to then.
             let finished = type == "noop" ? 5.0 : 20.0
-            outcome.succeeded += 1
-            outcome.endToEnd.record(milliseconds: type == "noop" ? 4 : 900)
-            outcome.byType[type, default: Outcome.TypeOutcome()].record(succeeded: true, latency: type == "noop" ? 4 : 900, finishedSecond: finished)
+            outcome.record(type: type, succeeded: true, latency: type == "noop" ? 4 : 900, finishedSecond: finished)
         }
         let report = LoadReport(mode: "test", mix: "noop=2,limited=1", load: Self.result(accepted: 300), outcome: outcome, processes: [], objectives: [])
         #expect(report.types.map(\.type) == ["limited", "noop"])
@@ -31,8 +29,7 @@ struct LoadReportTests {
     @Test("a run of one task type has no per-type lines")
     func oneType() {
         var outcome = Outcome()
-        outcome.succeeded = 1
-        outcome.byType["noop", default: Outcome.TypeOutcome()].record(succeeded: true, latency: 1, finishedSecond: 1)
+        outcome.record(type: "noop", succeeded: true, latency: 1, finishedSecond: 1)
         let report = LoadReport(mode: "test", mix: "noop=100", load: Self.result(accepted: 1), outcome: outcome, processes: [], objectives: [])
         #expect(report.types.isEmpty)
         #expect(!report.table.contains("by type"))

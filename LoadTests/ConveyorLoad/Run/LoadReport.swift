@@ -86,28 +86,28 @@ struct LoadReport: Sendable, Codable {
         errors = load.errors
         acceptedPerSecond = Double(accepted) / max(loadSeconds, 0.001)
         enqueueMilliseconds = Percentiles(load.enqueue)
-        succeeded = outcome?.succeeded
-        failed = outcome?.failed
+        succeeded = outcome?.total.succeeded
+        failed = outcome?.total.failed
         lost = outcome?.lost
         expired = outcome?.expired
         duplicates = outcome?.duplicates
         if let outcome {
-            endToEndMilliseconds = Percentiles(outcome.endToEnd)
-            endToEndPerSecond = Double(outcome.succeeded) / max(outcome.lastFinishedSecond, loadSeconds, 0.001)
+            endToEndMilliseconds = Percentiles(outcome.total.endToEnd)
+            endToEndPerSecond = Double(outcome.total.succeeded) / max(outcome.total.lastFinishedSecond, loadSeconds, 0.001)
         }
         let seconds = loadSeconds
-        types = (outcome?.byType ?? [:]).count < 2 ? [] : outcome!.byType.keys.sorted().map { type in
-            let line = outcome!.byType[type]!
-            return TypeLine(
-                type: type, succeeded: line.succeeded, failed: line.failed,
-                endToEndPerSecond: Double(line.succeeded) / max(line.lastFinishedSecond, seconds, 0.001), endToEndMilliseconds: Percentiles(line.endToEnd))
+        let byType = outcome?.byType ?? [:]
+        types = byType.count < 2 ? [] : byType.sorted { $0.key < $1.key }.map { type, tally in
+            TypeLine(
+                type: type, succeeded: tally.succeeded, failed: tally.failed,
+                endToEndPerSecond: Double(tally.succeeded) / max(tally.lastFinishedSecond, seconds, 0.001), endToEndMilliseconds: Percentiles(tally.endToEnd))
         }
         self.processes = processes
         timeline = load.timeline
         finishedPerSecond = outcome?.finishedPerSecond ?? []
         endToEndP99PerSecond = outcome?.endToEndP99PerSecond ?? []
         self.objectives = objectives.map { objective in
-            let histogram = objective.measure == .enqueue ? load.enqueue : (outcome?.endToEnd ?? LatencyHistogram())
+            let histogram = objective.measure == .enqueue ? load.enqueue : (outcome?.total.endToEnd ?? LatencyHistogram())
             let measured = histogram.milliseconds(at: objective.percentile)
             return Verdict(objective: objective.description, measuredMilliseconds: measured, met: histogram.count > 0 && measured <= objective.limitMilliseconds)
         }

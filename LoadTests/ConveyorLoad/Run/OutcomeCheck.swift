@@ -5,9 +5,28 @@ import Logging
 
 /// What became of the accepted tasks, read back from PostgreSQL after the load.
 struct Outcome: Sendable {
-    var succeeded = 0
-    /// `failed`, `dead` or `cancelled`.
-    var failed = 0
+    /// Finished tasks counted together: how many succeeded and failed, their end-to-end latency and
+    /// when the last one finished.
+    struct Tally: Sendable {
+        var succeeded = 0
+        /// `failed`, `dead` or `cancelled`.
+        var failed = 0
+        /// Submission to final outcome, from the row's `created_at` and `finished_at`.
+        var endToEnd = LatencyHistogram()
+        /// When the last task finished, seconds after the load started.
+        var lastFinishedSecond: Double = 0
+
+        mutating func record(succeeded: Bool, latency: Double, finishedSecond: Double) {
+            if succeeded { self.succeeded += 1 } else { failed += 1 }
+            endToEnd.record(milliseconds: latency)
+            lastFinishedSecond = max(lastFinishedSecond, finishedSecond)
+        }
+    }
+
+    /// Every finished task.
+    var total = Tally()
+    /// The same, task type by task type: what each type of a mix kept (say, beside a limited one).
+    var byType: [String: Tally] = [:]
     /// Accepted but not terminal when the wait ended (or missing from PostgreSQL, outside a generation
     /// retention dropped).
     var lost = 0
@@ -16,22 +35,15 @@ struct Outcome: Sendable {
     var expired = 0
     /// Executions beyond one per attempt (at-least-once), from the agents' journal; nil without it.
     var duplicates: Int?
-    /// Submission to final outcome, from the row's `created_at` and `finished_at`.
-    var endToEnd = LatencyHistogram()
     /// Tasks reaching a terminal status in each second of the run (index 0 = the first second).
     var finishedPerSecond: [Int] = []
     /// The end-to-end P99 of the tasks finishing in each second, milliseconds.
     var endToEndP99PerSecond: [Double] = []
-    /// When the last task finished, seconds after the load started.
-    var lastFinishedSecond: Double = 0
-    /// The same, task type by task type: what each type of a mix kept (say, beside a limited one).
-    var byType: [String: TypeOutcome] = [:]
 
-    struct TypeOutcome: Sendable {
-        var succeeded = 0
-        var failed = 0
-        var endToEnd = LatencyHistogram()
-        var lastFinishedSecond: Double = 0
+    /// One finished task, counted in the total and under its type.
+    mutating func record(type: String, succeeded: Bool, latency: Double, finishedSecond: Double) {
+        total.record(succeeded: succeeded, latency: latency, finishedSecond: finishedSecond)
+        byType[type, default: Tally()].record(succeeded: succeeded, latency: latency, finishedSecond: finishedSecond)
     }
 }
 
@@ -69,15 +81,12 @@ enum OutcomeCheck {
         outcome.expired = expired.count
         var perSecond: [Int: LatencyHistogram] = [:]
         for row in rows {
-            let succeeded = row.status == "succeeded"
-            if succeeded { outcome.succeeded += 1 } else { outcome.failed += 1 }
             let latency = Double(row.finishedMillis - row.createdMillis)
-            outcome.endToEnd.record(milliseconds: latency)
             let second = max(0, Int((row.finishedMillis - startedAtMillis) / 1000))
             perSecond[second, default: LatencyHistogram()].record(milliseconds: latency)
-            let finishedSecond = Double(row.finishedMillis - startedAtMillis) / 1000
-            outcome.lastFinishedSecond = max(outcome.lastFinishedSecond, finishedSecond)
-            outcome.byType[row.type, default: Outcome.TypeOutcome()].record(succeeded: succeeded, latency: latency, finishedSecond: finishedSecond)
+            outcome.record(
+                type: row.type, succeeded: row.status == "succeeded", latency: latency,
+                finishedSecond: Double(row.finishedMillis - startedAtMillis) / 1000)
         }
         let seconds = (perSecond.keys.max() ?? -1) + 1
         outcome.finishedPerSecond = (0..<seconds).map { perSecond[$0]?.count ?? 0 }
@@ -162,10 +171,3 @@ enum OutcomeCheck {
     }
 }
 
-extension Outcome.TypeOutcome {
-    mutating func record(succeeded: Bool, latency: Double, finishedSecond: Double) {
-        if succeeded { self.succeeded += 1 } else { failed += 1 }
-        endToEnd.record(milliseconds: latency)
-        lastFinishedSecond = max(lastFinishedSecond, finishedSecond)
-    }
-}

@@ -150,14 +150,17 @@ final class Consumer: Service, Sendable {
         while read.isEmpty && rounds < 2 && !plan.withLock({ $0.allIdle(excluding: excluded) }) {
             rounds += 1
             let now = ContinuousClock.now
-            let probeDue = nextProbe.withLock { $0 }
+            var probeDue = nextProbe.withLock { $0 }
             let probing = now >= probeDue
             let (asked, waiting, idleLeft) = plan.withLock { plan in
                 let asked = plan.counts(free: free, excluded: excluded, probing: probing)
                 return (asked, plan.waitsOn(asked), plan.hasIdle(excluding: excluded.union(asked.map(\.stream.key))))
             }
             if asked.isEmpty { break }
-            if probing { nextProbe.withLock { $0 = now + Self.probeInterval } }
+            if probing {
+                probeDue = now + Self.probeInterval
+                nextProbe.withLock { [probeDue] in $0 = probeDue }
+            }
             // The one stream with work waits for it (the probes go first in the pipeline and never wait):
             // while other streams are probed, only briefly, so that work arriving there is not held up;
             // between probe rounds, until the next one is due.
@@ -165,7 +168,7 @@ final class Consumer: Service, Sendable {
             if asked.count > 1 {
                 wait = min(readBlock, Self.probingWait)
             } else if idleLeft {
-                wait = min(readBlock, max(.milliseconds(1), (probing ? now + Self.probeInterval : probeDue) - now))
+                wait = min(readBlock, max(.milliseconds(1), probeDue - now))
             } else {
                 wait = readBlock
             }

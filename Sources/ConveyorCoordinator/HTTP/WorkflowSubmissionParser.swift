@@ -64,10 +64,10 @@ extension TaskSubmissionParser {
             throw .badRequest("name: must be 1–\(Self.maxWorkflowNameBytes) bytes without control characters", code: "invalid_field")
         }
         let elements: [WorkflowNodeBody]
-        let field: String
+        let isChain: Bool
         switch (decoded.nodes, decoded.chain) {
-        case (let nodes?, nil): (elements, field) = (nodes, "nodes")
-        case (nil, let chain?): (elements, field) = (chain, "chain")
+        case (let nodes?, nil): (elements, isChain) = (nodes, false)
+        case (nil, let chain?): (elements, isChain) = (chain, true)
         default: throw .badRequest("give the workflow's 'nodes' or its 'chain', not both and not neither", code: "invalid_workflow")
         }
         guard elements.count <= WorkflowGraph.maximumNodes else {
@@ -76,7 +76,7 @@ extension TaskSubmissionParser {
         var keys: [String] = []
         keys.reserveCapacity(elements.count)
         for (index, element) in elements.enumerated() {
-            if field == "chain" {
+            if isChain {
                 if element.dependsOn != nil {
                     throw .badRequest("chain[\(index)].depends_on: a chain's nodes depend on the one before; use 'nodes' for a graph", code: "invalid_workflow", index: index)
                 }
@@ -88,7 +88,7 @@ extension TaskSubmissionParser {
         }
         let graph: WorkflowGraph
         do {
-            graph = field == "chain"
+            graph = isChain
                 ? try WorkflowGraph.chain(keys)
                 : try WorkflowGraph(zip(keys, elements).map { WorkflowGraph.Node(key: $0, dependsOn: $1.dependsOn ?? []) })
         } catch {
@@ -97,7 +97,7 @@ extension TaskSubmissionParser {
         var nodes: [NewWorkflow.Node] = []
         nodes.reserveCapacity(elements.count)
         for (index, element) in elements.enumerated() {
-            let at = "\(field)[\(index)] ('\(keys[index])')."
+            let at = "\(isChain ? "chain" : "nodes")[\(index)] ('\(keys[index])')."
             if element.task.delay != nil || element.task.runAt != nil {
                 throw .badRequest("\(at)delay, run_at: a workflow node starts when its dependencies succeed", code: "invalid_workflow", index: index)
             }
