@@ -13,7 +13,8 @@ import ServiceLifecycle
 ///
 /// Services, in dependency order (the HTTP server runs last, so on SIGTERM it stops first and the
 /// Submitter then drains what was already accepted): PartitionMaintainer, Retention, RedisJanitor,
-/// TaskWatchHub, WebhookDispatcher, Recorder, Forwarder, Reconciler, ProgressRelay, Submitter, Scheduler, server.
+/// TaskWatchHub, WebhookDispatcher, Recorder, Forwarder, Reconciler, WorkflowSweeper, ProgressRelay, Submitter,
+/// Scheduler, server.
 public struct Coordinator: Sendable {
     public let configuration: CoordinatorConfiguration
     public let postgres: PostgresClient
@@ -27,6 +28,10 @@ public struct Coordinator: Sendable {
     public let forwarder: Forwarder
     public let deadLetters: DeadLetterQueue
     public let reconciler: Reconciler
+    public let workflowStore: WorkflowStore
+    /// Dispatches the nodes a join queued and ends finished workflows.
+    public let workflowAdvancer: WorkflowAdvancer
+    public let workflowSweeper: WorkflowSweeper
     /// The Reconciler's own session: it holds the leader lock while it lives.
     let reconcilerLock: PostgresConnection
     /// The Reconciler's own Redis connection (a census reads whole streams).
@@ -102,11 +107,19 @@ public struct Coordinator: Sendable {
             self.webhooks = nil
         }
         let webhooks = self.webhooks
+        self.workflowStore = WorkflowStore(client: postgres)
+        let workflowAdvancer = WorkflowAdvancer(
+            workflows: workflowStore, tasks: store, redis: redis, keys: configuration.keys,
+            logger: logger.with(label: "conveyor.coordinator.workflows"))
+        self.workflowAdvancer = workflowAdvancer
+        self.workflowSweeper = WorkflowSweeper(
+            store: workflowStore, advancer: workflowAdvancer, interval: configuration.reconcileInterval, clock: clock,
+            logger: logger.with(label: "conveyor.coordinator.workflows"))
         self.recorder = Recorder(
             store: EventStore(client: postgres), redis: recorderRedis, keys: configuration.keys,
             queues: configuration.registry.queues, consumer: configuration.instanceID,
             batchSize: configuration.recorderBatchSize, abandonedAfter: configuration.abandonedEventsAfter, logger: logger.with(label: "conveyor.coordinator.recorder"),
-            onWebhooksQueued: { webhooks?.wake() })
+            onWebhooksQueued: { webhooks?.wake() }, onWorkflowAdvance: { await workflowAdvancer.carryOut($0) })
         let submitter = self.submitter
         self.scheduleStore = ScheduleStore(client: postgres)
         self.scheduler = Scheduler(
@@ -114,7 +127,8 @@ public struct Coordinator: Sendable {
             clock: clock, logger: logger.with(label: "conveyor.coordinator.scheduler"))
         self.deadLetters = DeadLetterQueue(
             redis: redis, store: store, keys: configuration.keys, registry: configuration.registry,
-            redrivableFor: max(configuration.retention - GenerationStore.redriveMargin, configuration.retention / 2))
+            redrivableFor: max(configuration.retention - GenerationStore.redriveMargin, configuration.retention / 2),
+            workflows: workflowAdvancer)
         self.reconcilerLock = PostgresConnection(configuration: configuration.postgres, name: "reconciler-pg", logger: logger.with(label: "conveyor.coordinator.postgres"))
         self.reconcilerRedis = RedisConnection(configuration: configuration.redis, name: "reconciler-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
         let pauses = QueuePauses(store: PauseStore(client: postgres), redis: redis, keys: configuration.keys, registry: configuration.registry)
@@ -187,6 +201,12 @@ public struct Coordinator: Sendable {
         TaskRoutes(
             parser: TaskSubmissionParser(registry: configuration.registry, webhookHosts: configuration.webhookHosts),
             submitter: submitter, store: store, watch: watch, redis: redis, keys: configuration.keys,
+            workflows: workflowAdvancer, onCancelled: { [webhooks] in webhooks?.wake() },
+            maxBodyBytes: configuration.maxBodyBytes, retryAfterSeconds: configuration.retryAfterSeconds
+        ).register(on: v1)
+        WorkflowRoutes(
+            parser: TaskSubmissionParser(registry: configuration.registry, webhookHosts: configuration.webhookHosts),
+            store: workflowStore, advancer: workflowAdvancer, redis: redis, keys: configuration.keys,
             onCancelled: { [webhooks] in webhooks?.wake() },
             maxBodyBytes: configuration.maxBodyBytes, retryAfterSeconds: configuration.retryAfterSeconds
         ).register(on: v1)
@@ -198,7 +218,7 @@ public struct Coordinator: Sendable {
         PauseRoutes(pauses: pauses, retryAfterSeconds: configuration.retryAfterSeconds).register(on: v1)
         var services: [any Service] = [partitionMaintainer, retention, janitor, watchHub]
         if let webhooks { services.append(webhooks) }
-        services += [recorder, forwarder, reconciler, progressRelay, submitter, scheduler] as [any Service]
+        services += [recorder, forwarder, reconciler, workflowSweeper, progressRelay, submitter, scheduler] as [any Service]
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conveyor"),

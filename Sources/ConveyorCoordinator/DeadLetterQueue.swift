@@ -14,6 +14,8 @@ public struct DeadLetterQueue: Sendable {
     /// Dead tasks that finished longer ago than this are not redriven: retention is about to drop them
     /// (see ``GenerationStore/redriveMargin``).
     let redrivableFor: Duration
+    /// Carries on the workflow of a node whose redrive had to be undone.
+    let workflows: WorkflowAdvancer?
 
     /// One dead letter as the API shows it.
     public struct Letter: Sendable, Hashable {
@@ -80,7 +82,7 @@ public struct DeadLetterQueue: Sendable {
             let envelope = TaskEnvelope(
                 id: task.id, type: task.type, params: task.params, correlationID: task.correlationID,
                 attempt: task.attempts + 1, maxAttempts: task.maxAttempts, enqueuedAtMillis: now, hasCallback: task.hasCallback,
-                priority: task.priority, limitKey: task.limitKey)
+                priority: task.priority, limitKey: task.limitKey, dependencies: task.dependencies)
             return ScriptCall(
                 keys: [keys.dead(task.queue), keys.deadIndex(task.queue), keys.ready(task.queue, priority: task.priority)],
                 arguments: [task.id.description] + envelope.fields.flatMap { [$0.0, $0.1] })
@@ -94,7 +96,7 @@ public struct DeadLetterQueue: Sendable {
                 throw RedisError(.commandFailed, message, command: "EVALSHA redrive")
             }
         } catch {
-            try? await store.revertRedrive(tasks)
+            if let advance = try? await store.revertRedrive(tasks) { await workflows?.carryOut(advance) }
             throw error
         }
         return tasks

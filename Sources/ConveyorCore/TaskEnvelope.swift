@@ -3,7 +3,8 @@
 /// Stream entry fields (DESIGN §4): `id`, `type`, `params` (JSON text), `cid` (correlation id),
 /// `attempt` (1-based), `max` (max attempts), `enq` (submission time, Unix ms; kept across retries, reset by a redrive),
 /// `cb` = `1` when the task has a completion webhook, `pri` = its priority when not normal (`0` low, `2`
-/// high), `lk` = its limit key, `rr` and `rs` = the starts its rate limit reserved (Unix ms); each absent otherwise.
+/// high), `lk` = its limit key, `rr` and `rs` = the starts its rate limit reserved (Unix ms), `deps` = a workflow
+/// node's dependencies and their results (JSON object text); each absent otherwise.
 public struct TaskEnvelope: Sendable, Hashable {
     public var id: TaskID
     public var type: String
@@ -26,12 +27,16 @@ public struct TaskEnvelope: Sendable, Hashable {
     /// When a start slot was reserved for this attempt after it came back too late to start in turn
     /// (field `rs`, Unix ms): see the admission script.
     public var rateSlotAt: Int64?
+    /// A workflow node's dependencies, by node key: `{"<key>": {"task_id", "status", "result" | "error"}}`
+    /// (JSON text). Carried by every attempt's entry, so a retry is given them too.
+    public var dependencies: String?
 
     public init(
         id: TaskID, type: String, params: String, correlationID: String,
         attempt: Int, maxAttempts: Int, enqueuedAtMillis: Int64, hasCallback: Bool = false,
-        priority: TaskPriority = .normal, limitKey: String? = nil
+        priority: TaskPriority = .normal, limitKey: String? = nil, dependencies: String? = nil
     ) {
+        self.dependencies = dependencies
         self.hasCallback = hasCallback
         self.priority = priority
         self.limitKey = limitKey
@@ -55,6 +60,7 @@ public struct TaskEnvelope: Sendable, Hashable {
         if let limitKey { fields.append(("lk", limitKey)) }
         if let rateReservedAt { fields.append(("rr", String(rateReservedAt))) }
         if let rateSlotAt { fields.append(("rs", String(rateSlotAt))) }
+        if let dependencies { fields.append(("deps", dependencies)) }
         return fields
     }
 
@@ -91,6 +97,7 @@ public struct TaskEnvelope: Sendable, Hashable {
         self.limitKey = fields["lk"]
         self.rateReservedAt = fields["rr"].flatMap { Int64($0) }
         self.rateSlotAt = fields["rs"].flatMap { Int64($0) }
+        self.dependencies = fields["deps"]
         guard attempt >= 1 else { throw EnvelopeError(field: "attempt", reason: "must be at least 1") }
     }
 }

@@ -40,6 +40,11 @@ public enum MetricsCatalog {
     public static let consumersRemoved = Entry(name: "conveyor_consumers_removed_total", help: "Idle consumers holding nothing removed from a consumer group, by queue.")
     public static let cancelMarksRemoved = Entry(name: "conveyor_cancel_marks_removed_total", help: "Ids of cancelled tasks no longer in Redis removed from a queue's cancelled set, by queue.")
     public static let taskWatchers = Entry(name: "conveyor_task_watchers", help: "Live task streams and long-polls open on this coordinator, sampled at scrape time.")
+    public static let workflowsStarted = Entry(name: "conveyor_workflows_started_total", help: "Workflows accepted (stored with all their nodes), by name.")
+    public static let workflowsFinished = Entry(name: "conveyor_workflows_finished_total", help: "Workflows whose nodes have all ended, by name and outcome (succeeded, failed, cancelled).")
+    public static let workflowDuration = Entry(name: "conveyor_workflow_duration_seconds", help: "From a workflow's submission to the end of its last node, by name and outcome.", buckets: runBuckets)
+    public static let workflowNodesWaiting = Entry(name: "conveyor_workflow_nodes_waiting", help: "Nodes of running workflows waiting for their dependencies, sampled by the WorkflowSweeper.")
+    public static let workflowNodesDispatched = Entry(name: "conveyor_workflow_nodes_dispatched_total", help: "Workflow nodes put on their ready streams because their dependencies ended (roots not included).")
     public static let postgresRows = Entry(name: "conveyor_postgres_copy_rows_total", help: "Rows written to PostgreSQL with COPY, by table.")
     public static let postgresBatch = Entry(name: "conveyor_postgres_batch_rows", help: "Rows per PostgreSQL write batch, by operation.", buckets: sizeBuckets)
     public static let postgresDuration = Entry(name: "conveyor_postgres_batch_duration_seconds", help: "Time of one PostgreSQL write batch (transaction), by operation.", buckets: latencyBuckets)
@@ -65,7 +70,8 @@ public enum MetricsCatalog {
 
     public static let all: [Entry] = [
         tasksSubmitted, enqueueDuration, httpRequests, httpDuration, eventsRecorded, recorderLag, queueReady, queuePending,
-        queueDelayed, queueDead, agentsLive, reconciled, webhookDeliveries, limitRunning, limitMax, limitWaiting, limitUtilisation, generationsDropped, deadLettersTrimmed, consumersRemoved, cancelMarksRemoved, taskWatchers, postgresRows, postgresBatch, postgresDuration, tasksCompleted, taskRun,
+        queueDelayed, queueDead, agentsLive, reconciled, webhookDeliveries, limitRunning, limitMax, limitWaiting, limitUtilisation, generationsDropped, deadLettersTrimmed, consumersRemoved, cancelMarksRemoved, taskWatchers,
+        workflowsStarted, workflowsFinished, workflowDuration, workflowNodesWaiting, workflowNodesDispatched, postgresRows, postgresBatch, postgresDuration, tasksCompleted, taskRun,
         taskEndToEnd, retries, timeouts, reclaims, throttled, inFlight, redisPipeline, redisRoundTrip, logLinesDropped, processCPU, processResident,
         processOpenFDs, processStart,
     ]

@@ -101,4 +101,10 @@ public enum PostgresArrayLiteral {
     public static func integers(_ values: some Sequence<Int64>) -> String {
         "{" + values.map(String.init).joined(separator: ",") + "}"
     }
+
+    /// The integers of an integer array as PostgreSQL prints it (`{1,2,3}`); NULL or `{}` gives none.
+    public static func parseIntegers(_ text: String?) -> [Int64] {
+        guard let text, text.count > 2 else { return [] }
+        return text.dropFirst().dropLast().split(separator: ",").compactMap { Int64($0) }
+    }
 }

@@ -24,6 +24,8 @@ public struct EventStore: Sendable {
         public var tasksUpdated: Int
         /// Completion webhooks queued for the tasks that finished.
         public var webhooksQueued = 0
+        /// What the workflow nodes that ended in this batch decided (nothing for plain tasks).
+        public var workflows = WorkflowAdvance()
     }
 
     public func record(_ events: [LifecycleEvent]) async throws -> Outcome {
@@ -43,12 +45,14 @@ public struct EventStore: Sendable {
             func apply(appended: Int) throws(PostgresError) -> Outcome {
                 // Progress first: an attempt's last report and its outcome often share a batch.
                 if let progressRows { try Self.mergeProgress(progressRows, on: session) }
-                let updated = try merge.map { rows throws(PostgresError) in try Self.merge(rows, on: session) } ?? 0
+                let merged = try merge.map { rows throws(PostgresError) in try Self.merge(rows, on: session) } ?? Merged()
                 let webhooks = try WebhookStore.queue(withCallbacks, on: session)
                 if try notifications.isOpen(on: session) {
                     try TaskNotifications.notify(TaskNotifications.payloads(for: recorded.lazy.map(\.taskID)), on: session)
                 }
-                return Outcome(eventsAppended: appended, tasksUpdated: updated, webhooksQueued: webhooks)
+                // Last, so the child rows the join locks are held only until the COMMIT that follows.
+                let advance = try WorkflowAdvance.settle(merged.endedNodes, of: merged.workflows, on: session)
+                return Outcome(eventsAppended: appended, tasksUpdated: merged.updated, webhooksQueued: webhooks, workflows: advance)
             }
             do {
                 return try session.transaction { () throws(PostgresError) -> Outcome in
@@ -118,7 +122,14 @@ public struct EventStore: Sendable {
         return encoder.bytes
     }
 
-    private static func merge(_ rows: [UInt8], on session: PostgresSession) throws(PostgresError) -> Int {
+    /// What the merge moved: how many rows, and the workflow nodes among them that ended.
+    struct Merged {
+        var updated = 0
+        var endedNodes: [TaskID] = []
+        var workflows: Set<WorkflowID> = []
+    }
+
+    private static func merge(_ rows: [UInt8], on session: PostgresSession) throws(PostgresError) -> Merged {
         // A temp table has no statistics, so the planner guessed a hash join over a sequential scan of
         // all of `tasks`: every batch then read the whole table (LoadTests/profile.sh at 1,000 tasks/s:
         // PostgreSQL busy in ExecHashTableInsert and HeapTupleSatisfiesVisibility, its CPU growing with
@@ -127,8 +138,9 @@ public struct EventStore: Sendable {
         try session.copy(
             "COPY conveyor_task_merge (id, status, attempt, at, started_at, finished_at, result, error) FROM STDIN",
             data: rows, name: "copy task merge")
-        return try session.query("""
-            UPDATE tasks t SET
+        // The ended workflow nodes come back in two arrays of one row: a plain task adds nothing to them.
+        let row = try session.query("""
+            WITH moved AS (UPDATE tasks t SET
                 status = m.status,
                 attempts = m.attempt,
                 updated_at = m.at,
@@ -143,7 +155,19 @@ public struct EventStore: Sendable {
               -- a row on from `scheduled`, so the redrive floor (which drops an old attempt's replays) must not hide it.
               AND (m.attempt > t.redrive_floor OR m.attempt = 0)
               AND conveyor_progress(m.status, m.attempt) > conveyor_progress(t.status, t.attempts)
-            """, name: "merge task state").affected
+            RETURNING t.id, t.status, t.workflow_id)
+            SELECT count(*),
+                   array_agg(id) FILTER (WHERE workflow_id IS NOT NULL AND status IN ('succeeded', 'failed', 'dead', 'cancelled', 'skipped')),
+                   array_agg(DISTINCT workflow_id) FILTER (WHERE workflow_id IS NOT NULL AND status IN ('succeeded', 'failed', 'dead', 'cancelled', 'skipped'))
+            FROM moved
+            """, name: "merge task state").rows.first ?? []
+        var merged = Merged()
+        merged.updated = row.first.flatMap { $0.flatMap { Int($0) } } ?? 0
+        if row.count == 3 {
+            merged.endedNodes = PostgresArrayLiteral.parseIntegers(row[1]).map(TaskID.init(rawValue:))
+            merged.workflows = Set(PostgresArrayLiteral.parseIntegers(row[2]).map(WorkflowID.init(rawValue:)))
+        }
+        return merged
     }
 
     /// Also used by ``WebhookStore``, whose history rows go through `conveyor_event_batch` the same way.

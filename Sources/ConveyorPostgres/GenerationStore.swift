@@ -125,8 +125,10 @@ public struct GenerationStore: Sendable {
                 let kept = try session.withStatementTimeout(Self.maintenanceTimeout) { () throws(PostgresError) in
                     try session.query("""
                         SELECT id FROM tasks_g\(number)
-                        WHERE status NOT IN ('succeeded', 'failed', 'dead', 'cancelled') OR finished_at IS NULL
+                        WHERE status NOT IN ('succeeded', 'failed', 'dead', 'cancelled', 'skipped') OR finished_at IS NULL
                            OR finished_at >= now() - $1::bigint * interval '1 millisecond'
+                           -- A running workflow's join reads its ended nodes (their status, their results).
+                           OR workflow_id IN (SELECT id FROM workflows WHERE status = 'running')
                         """, [retentionMillis], name: "tasks to keep").rows.compactMap { $0[0] }
                 }
                 let moved = try Self.lockingBriefly(session) { () throws(PostgresError) -> Int64 in
@@ -140,13 +142,21 @@ public struct GenerationStore: Sendable {
                 }
             }
             removal.rowsDeleted += try session.query("""
-                DELETE FROM tasks_default WHERE status IN ('succeeded', 'failed', 'dead', 'cancelled')
+                DELETE FROM tasks_default WHERE status IN ('succeeded', 'failed', 'dead', 'cancelled', 'skipped')
                   AND finished_at < now() - $1::bigint * interval '1 millisecond'
                 """, [retentionMillis], name: "prune kept tasks").affected
             removal.rowsDeleted += try session.query("""
                 DELETE FROM task_events_default e WHERE at < now() - $1::bigint * interval '1 millisecond'
                   AND NOT EXISTS (SELECT 1 FROM tasks_default t WHERE t.id = e.task_id)
                 """, [retentionMillis], name: "prune kept events").affected
+            // Workflows go with the same window, their edges with them.
+            removal.rowsDeleted += try session.query("""
+                WITH gone AS (
+                    DELETE FROM workflows WHERE status <> 'running' AND finished_at < now() - $1::bigint * interval '1 millisecond'
+                    RETURNING id
+                )
+                DELETE FROM workflow_edges WHERE workflow_id IN (SELECT id FROM gone)
+                """, [retentionMillis], name: "prune workflows").affected
             removal.rowsDeleted += try session.query("""
                 DELETE FROM task_tags_default g WHERE NOT EXISTS (SELECT 1 FROM tasks_default t WHERE t.id = g.task_id)
                 """, name: "prune kept tags").affected

@@ -18,6 +18,10 @@ public struct UnfinishedTask: Sendable, Hashable {
     public var hasCallback: Bool
     public var priority: TaskPriority = .normal
     public var limitKey: String?
+    /// A workflow node's dependencies and their results (JSON object text), nil for any other task.
+    public var dependencies: String?
+    /// Whether it is a node of a workflow (whose ``dependencies`` are read with it).
+    var isWorkflowNode = false
 
     public init(
         id: TaskID, type: String, queue: String, status: TaskStatus, params: String, correlationID: String,
@@ -57,18 +61,51 @@ extension TaskStore {
     static let unfinishedColumns = """
         id, type, queue, status, params::text, correlation_id, attempts, max_attempts,
         (extract(epoch FROM created_at) * 1000)::bigint, dispatched,
-        (extract(epoch FROM run_at) * 1000)::bigint, callback_url IS NOT NULL, priority, limit_key
+        (extract(epoch FROM run_at) * 1000)::bigint, callback_url IS NOT NULL, priority, limit_key,
+        workflow_id IS NOT NULL
         """
 
+    /// Gives the workflow nodes among `tasks` their dependencies' results (``UnfinishedTask/dependencies``),
+    /// read in one statement for all of them and bounded by their ids (a per-row subquery or function
+    /// was planned badly on fresh rows: 10,000 nodes took seconds).
+    static func attachDependencies(_ tasks: inout [UnfinishedTask], on session: PostgresSession) throws(PostgresError) {
+        let nodes = tasks.filter(\.isWorkflowNode).map(\.id)
+        guard !nodes.isEmpty else { return }
+        let found = try dependencies(of: nodes, on: session)
+        for index in tasks.indices where tasks[index].isWorkflowNode { tasks[index].dependencies = found[tasks[index].id] }
+    }
+
+    /// Each node's dependencies by node key: task id, status, and result or error, as JSON text. A node
+    /// without dependencies (a root) has no entry.
+    static func dependencies(of nodes: [TaskID], on session: PostgresSession) throws(PostgresError) -> [TaskID: String] {
+        let rows = try session.query("""
+            SELECT e.child, jsonb_object_agg(p.node_key, jsonb_strip_nulls(jsonb_build_object(
+                       'task_id', p.id, 'status', p.status, 'result', p.result, 'error', p.error)))::text
+            FROM workflow_edges e JOIN tasks p ON p.id = e.parent
+            WHERE e.child = ANY($1::bigint[]) AND p.id IN (SELECT x.parent FROM workflow_edges x WHERE x.child = ANY($1::bigint[]))
+            GROUP BY e.child
+            """, [PostgresArrayLiteral.integers(nodes.map(\.rawValue))], name: "node dependencies").rows
+        var found: [TaskID: String] = [:]
+        for row in rows {
+            if let id = row[0].flatMap({ TaskID($0) }), let json = row[1] { found[id] = json }
+        }
+        return found
+    }
+
     /// Tasks older than `age` (by PostgreSQL's clock) that no agent has reported on and that are not
-    /// known to be in Redis, oldest first (served by the partial index `tasks_undispatched`).
+    /// known to be in Redis, oldest first (served by the partial index `tasks_undispatched`). Age counts
+    /// from the last change too: a workflow node queued a moment ago by its last dependency's end is
+    /// being dispatched by the coordinator that queued it, however old its row is.
     public func undispatched(olderThan age: Duration, limit: Int) async throws -> [UnfinishedTask] {
         try await client.withSession { session in
-            try session.query("""
+            var tasks = try session.query("""
                 SELECT \(Self.unfinishedColumns) FROM tasks
                 WHERE NOT dispatched AND created_at < now() - $1::bigint * interval '1 millisecond' AND status IN ('queued', 'scheduled')
+                  AND updated_at < now() - $1::bigint * interval '1 millisecond'
                 ORDER BY created_at LIMIT $2
                 """, [String(age.milliseconds), String(limit)], name: "undispatched tasks").rows.compactMap(Self.unfinished)
+            try Self.attachDependencies(&tasks, on: session)
+            return tasks
         }
     }
 
@@ -100,13 +137,16 @@ extension TaskStore {
     public func unchangedRows(_ states: [UnfinishedTaskState]) async throws -> [UnfinishedTask] {
         guard !states.isEmpty else { return [] }
         let literal = PostgresArrayLiteral.integers(states.map(\.id.rawValue))
-        let rows = try await client.withSession { session in
-            try session.query(
-                "SELECT \(Self.unfinishedColumns) FROM tasks WHERE id = ANY($1::bigint[])", [literal], name: "reread tasks").rows
+        let tasks = try await client.withSession { session in
+            var tasks = try session.query(
+                "SELECT \(Self.unfinishedColumns) FROM tasks WHERE id = ANY($1::bigint[])", [literal], name: "reread tasks"
+            ).rows.compactMap(Self.unfinished)
+            try Self.attachDependencies(&tasks, on: session)
+            return tasks
         }
         var read: [TaskID: (status: TaskStatus, attempts: Int32)] = [:]
         for state in states { read[state.id] = (state.status, state.attempts) }
-        return rows.compactMap(Self.unfinished).filter { task in
+        return tasks.filter { task in
             guard let before = read[task.id] else { return false }
             return before.status == task.status && Int(before.attempts) == task.attempts
         }
@@ -144,7 +184,7 @@ extension TaskStore {
         }
     }
 
-    private static func unfinished(_ row: [String?]) -> UnfinishedTask? {
+    static func unfinished(_ row: [String?]) -> UnfinishedTask? {
         guard let id = row[0].flatMap({ TaskID($0) }), let type = row[1], let queue = row[2],
             let status = row[3].flatMap(TaskStatus.init(rawValue:)), let attempts = row[6].flatMap({ Int($0) }),
             let maxAttempts = row[7].flatMap({ Int($0) }), let created = row[8].flatMap({ Int64($0) })
@@ -155,6 +195,7 @@ extension TaskStore {
             runAtMillis: row[10].flatMap { Int64($0) }, hasCallback: row[11] == "t")
         task.priority = row[12].flatMap { TaskPriority(text: $0) } ?? .normal
         task.limitKey = row[13]
+        task.isWorkflowNode = row[14] == "t"
         return task
     }
 }

@@ -149,7 +149,7 @@ public struct TaskStore: Sendable {
             }
             if !fresh.isEmpty {
                 try session.copy(
-                    "COPY tasks (id, type, queue, status, params, correlation_id, idempotency_key, attempts, max_attempts, created_at, updated_at, submitted_by, tags, run_at, callback_url, priority, limit_key) FROM STDIN",
+                    "COPY tasks (\(copyColumns)) FROM STDIN",
                     data: copyRows(zip(fresh.lazy.map { tasks[$0] }, newIDs)), name: "copy tasks")
                 // Only tagged tasks touch the tags index (task_tags), so untagged submissions pay nothing.
                 let tagRows = tagCopyRows(zip(fresh.lazy.map { tasks[$0] }, newIDs))
@@ -171,31 +171,40 @@ public struct TaskStore: Sendable {
     /// Seeds the hash of an idempotency key's lock, so it cannot equal another advisory lock's key.
     static let idempotencyLockSeed: Int64 = 0x6964_656D  // "idem"
 
-    /// The COPY text of new task rows, in the column order of the `COPY tasks` above.
+    /// The columns of `COPY tasks` that every new task fills, in order.
+    static let copyColumns =
+        "id, type, queue, status, params, correlation_id, idempotency_key, attempts, max_attempts, created_at, updated_at, submitted_by, tags, run_at, callback_url, priority, limit_key"
+
+    /// The COPY text of new task rows, in the order of ``copyColumns``.
     package static func copyRows(_ rows: some Sequence<(NewTask, TaskID)>) -> [UInt8] {
         var encoder = CopyRowEncoder(reservingCapacity: rows.underestimatedCount * 160)
         for (task, id) in rows {
-            encoder.append(id.rawValue)
-            encoder.append(task.type)
-            encoder.append(task.queue)
-            encoder.append(task.initialStatus.rawValue)
-            encoder.append(task.params)
-            encoder.append(task.correlationID)
-            encoder.append(task.idempotencyKey)
-            encoder.append(0)
-            encoder.append(task.maxAttempts)
-            encoder.append(timestampMillis: task.createdAtMillis)
-            encoder.append(timestampMillis: task.createdAtMillis)
-            encoder.append(task.submittedBy)
-            encoder.append(task.tags)
-            encoder.append(timestampMillis: task.runAtMillis)
-            encoder.append(task.callbackURL)
-            // NULL for normal priority: the column stays empty for the common case.
-            encoder.append(task.priority == .normal ? nil : String(task.priority.rawValue))
-            encoder.append(task.limitKey)
+            appendColumns(of: task, id: id, status: task.initialStatus, to: &encoder)
             encoder.endRow()
         }
         return encoder.bytes
+    }
+
+    /// Appends one new task's ``copyColumns`` to a row (a workflow node appends its own after them).
+    static func appendColumns(of task: NewTask, id: TaskID, status: TaskStatus, to encoder: inout CopyRowEncoder) {
+        encoder.append(id.rawValue)
+        encoder.append(task.type)
+        encoder.append(task.queue)
+        encoder.append(status.rawValue)
+        encoder.append(task.params)
+        encoder.append(task.correlationID)
+        encoder.append(task.idempotencyKey)
+        encoder.append(0)
+        encoder.append(task.maxAttempts)
+        encoder.append(timestampMillis: task.createdAtMillis)
+        encoder.append(timestampMillis: task.createdAtMillis)
+        encoder.append(task.submittedBy)
+        encoder.append(task.tags)
+        encoder.append(timestampMillis: task.runAtMillis)
+        encoder.append(task.callbackURL)
+        // NULL for normal priority: the column stays empty for the common case.
+        encoder.append(task.priority == .normal ? nil : String(task.priority.rawValue))
+        encoder.append(task.limitKey)
     }
 
     /// The COPY text of the tags of new tasks (none for untagged ones): one row per tag.
@@ -294,11 +303,15 @@ public struct RedrivenTask: Sendable, Hashable {
     public var hasCallback = false
     public var priority: TaskPriority = .normal
     public var limitKey: String?
+    /// A workflow node's dependencies and their results (JSON object text).
+    public var dependencies: String?
 }
 
 extension TaskStore {
     /// Moves `dead` tasks back to `queued` with a fresh budget of attempts (`freshAttempts(type)` more),
-    /// keeping their id, attempt count and history. Tasks that are not dead are left alone.
+    /// keeping their id, attempt count and history. Tasks that are not dead are left alone. A workflow
+    /// node's workflow carries on: it is running again, and the nodes its death failed or skipped
+    /// without running wait for it again.
     ///
     /// - Parameter finishedWithin: only tasks that died at most this long ago (nil: any); retention
     ///   counts on a redrive never reviving a task it is about to drop.
@@ -311,12 +324,14 @@ extension TaskStore {
             try session.transaction { () throws(PostgresError) -> [RedrivenTask] in
                 let rows = try session.query("""
                     SELECT id, type, queue, params::text, correlation_id, attempts, max_attempts, callback_url IS NOT NULL,
-                           priority, limit_key
+                           priority, limit_key,
+                           workflow_id IS NOT NULL
                     FROM tasks WHERE id = ANY($1::bigint[]) AND status = 'dead'
                       AND ($2::bigint IS NULL OR finished_at IS NULL OR finished_at > now() - $2::bigint * interval '1 millisecond')
                     FOR UPDATE
                     """, [literal, finishedWithin.map { String($0.milliseconds) }], name: "find dead tasks").rows
                 var tasks: [RedrivenTask] = []
+                var nodes: [TaskID] = []
                 for row in rows {
                     guard let id = row[0].flatMap({ TaskID($0) }), let type = row[1], let queue = row[2],
                         let attempts = row[5].flatMap({ Int($0) }), let max = row[6].flatMap({ Int($0) })
@@ -325,6 +340,11 @@ extension TaskStore {
                         id: id, type: type, queue: queue, params: row[3] ?? "{}", correlationID: row[4] ?? "",
                         attempts: attempts, maxAttempts: attempts + freshAttempts(type), previousMaxAttempts: max,
                         hasCallback: row[7] == "t", priority: row[8].flatMap { TaskPriority(text: $0) } ?? .normal, limitKey: row[9]))
+                    if row[10] == "t" { nodes.append(id) }
+                }
+                if !nodes.isEmpty {
+                    let dependencies = try Self.dependencies(of: nodes, on: session)
+                    for index in tasks.indices { tasks[index].dependencies = dependencies[tasks[index].id] }
                 }
                 guard !tasks.isEmpty else { return [] }
                 var encoder = CopyRowEncoder()
@@ -343,6 +363,14 @@ extension TaskStore {
                     FROM conveyor_redrive r WHERE t.id = r.id
                     """, name: "redrive tasks")
                 try Self.recordAdminEvents(tasks.map { ($0.id, $0.attempts, $0.correlationID) }, status: "redriven", error: nil, on: session)
+                if !nodes.isEmpty {
+                    _ = try session.query("""
+                        UPDATE workflows SET status = 'running', finished_at = NULL, updated_at = now()
+                        WHERE id IN (SELECT workflow_id FROM tasks WHERE id = ANY($1::bigint[])) AND status <> 'running'
+                        """, [PostgresArrayLiteral.integers(nodes.map(\.rawValue))], name: "reopen redriven workflows")
+                    // Its dependants wait for it again; none of them can start before it ends.
+                    _ = try WorkflowStore.reopen(try WorkflowStore.nodesEndedBy(nodes, on: session), on: session)
+                }
                 return tasks
             }
         }
@@ -362,17 +390,27 @@ extension TaskStore {
         return (ids, ids.count == limit ? ids.last : nil)
     }
 
-    /// Undoes ``redrive(_:freshAttempts:)`` for tasks whose next attempt could not be dispatched.
-    public func revertRedrive(_ tasks: [RedrivenTask]) async throws {
+    /// Undoes ``redrive(_:freshAttempts:)`` for tasks whose next attempt could not be dispatched. A
+    /// workflow node is dead again as far as its workflow goes too: the join decides its dependants
+    /// again (returned, to be carried out).
+    @discardableResult
+    public func revertRedrive(_ tasks: [RedrivenTask]) async throws -> WorkflowAdvance {
+        var advance = WorkflowAdvance()
         for task in tasks {
-            try await client.withSession { session in
-                _ = try session.query(
-                    "UPDATE tasks SET status = 'dead', max_attempts = $2, dispatched = true, finished_at = COALESCE(finished_at, now()) WHERE id = $1 AND status = 'queued'",
-                    [task.id.description, String(task.previousMaxAttempts)], name: "revert redrive").affected
-                // Its streams and waits see it dead again (outside a transaction, NOTIFY goes at once).
-                try TaskNotifications.notify([task.id.description], on: session)
+            let decided = try await client.withSession { session in
+                try session.transaction { () throws(PostgresError) -> WorkflowAdvance in
+                    let row = try session.query(
+                        "UPDATE tasks SET status = 'dead', max_attempts = $2, dispatched = true, finished_at = COALESCE(finished_at, now()) WHERE id = $1 AND status = 'queued' RETURNING workflow_id",
+                        [task.id.description, String(task.previousMaxAttempts)], name: "revert redrive").rows.first
+                    // Its streams and waits see it dead again.
+                    try TaskNotifications.notify([task.id.description], on: session)
+                    guard let workflow = row?[0].flatMap({ WorkflowID($0) }) else { return WorkflowAdvance() }
+                    return try WorkflowAdvance.settle([task.id], of: [workflow], on: session)
+                }
             }
+            advance.merge(decided)
         }
+        return advance
     }
 
     /// The status of a task, or nil when there is none.
@@ -395,21 +433,23 @@ extension TaskStore {
         }
     }
 
-    /// Marks a task `cancelled` unless it has already finished; returns whether it did. The change is
-    /// an event of the task's history too, wakes its live streams and waits, and queues its completion
-    /// webhook if it has one.
-    public func cancel(_ id: TaskID) async throws -> Bool {
+    /// Marks a task `cancelled` unless it has already finished; returns nil when it had, else what the
+    /// cancel decided for the task's workflow (nothing for a plain task). The change is an event of the
+    /// task's history too, wakes its live streams and waits, and queues its completion webhook if it has
+    /// one. A workflow node's dependants are decided in the same transaction, as for any node's end.
+    public func cancel(_ id: TaskID) async throws -> WorkflowAdvance? {
         try await client.withSession { session in
-            try session.transaction { () throws(PostgresError) -> Bool in
+            try session.transaction { () throws(PostgresError) -> WorkflowAdvance? in
                 guard let row = try session.query("""
                     UPDATE tasks SET status = 'cancelled', updated_at = now(), finished_at = now(), error = 'cancelled', dispatched = true
-                    WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'dead', 'cancelled')
-                    RETURNING attempts, correlation_id, callback_url IS NOT NULL
+                    WHERE id = $1 AND status NOT IN ('succeeded', 'failed', 'dead', 'cancelled', 'skipped')
+                    RETURNING attempts, correlation_id, callback_url IS NOT NULL, workflow_id
                     """, [id.description], name: "cancel task").rows.first
-                else { return false }
+                else { return nil }
                 try Self.recordAdminEvents([(id, row[0].flatMap { Int($0) } ?? 0, row[1] ?? "")], status: "cancelled", error: "cancelled", on: session)
                 if row[2] == "t" { _ = try WebhookStore.queue([id], on: session) }
-                return true
+                guard let workflow = row[3].flatMap({ WorkflowID($0) }) else { return WorkflowAdvance() }
+                return try WorkflowAdvance.settle([id], of: [workflow], on: session)
             }
         }
     }

@@ -42,7 +42,7 @@ public struct WebhookStore: Sendable {
         INSERT INTO webhook_deliveries (id, task_id, url)
         SELECT t.id || '-' || t.attempts || '-' || t.status, t.id, t.callback_url
         FROM tasks t
-        WHERE t.id = ANY($1::bigint[]) AND t.callback_url IS NOT NULL AND t.status IN ('succeeded', 'failed', 'dead', 'cancelled')
+        WHERE t.id = ANY($1::bigint[]) AND t.callback_url IS NOT NULL AND t.status IN ('succeeded', 'failed', 'dead', 'cancelled', 'skipped')
         ON CONFLICT DO NOTHING
         """
 
@@ -66,7 +66,7 @@ public struct WebhookStore: Sendable {
                     RETURNING d.id, d.task_id, d.url, d.attempts, (extract(epoch FROM d.created_at) * 1000)::bigint AS created
                 )
                 SELECT due.id, due.task_id, due.url, due.attempts, due.created,
-                       CASE WHEN t.status IN ('succeeded', 'failed', 'dead', 'cancelled') THEN \(Self.payloadSQL) END,
+                       CASE WHEN t.status IN ('succeeded', 'failed', 'dead', 'cancelled', 'skipped') THEN \(Self.payloadSQL) END,
                        t.correlation_id, t.attempts
                 FROM due LEFT JOIN tasks t ON t.id = due.task_id
                 """, [String(limit), String(lease.milliseconds)], name: "claim webhooks").rows

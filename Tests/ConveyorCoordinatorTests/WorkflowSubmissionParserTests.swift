@@ -1,5 +1,6 @@
 @testable import ConveyorCoordinator
 import ConveyorCore
+import ConveyorPostgres
 import Foundation
 import Testing
 

@@ -35,6 +35,18 @@ struct EnvelopeTests {
         #expect(decoded == envelope)
     }
 
+    @Test("a workflow node's dependencies travel in its entry and come back unchanged")
+    func dependenciesRoundTrip() throws {
+        let dependencies = #"{"fetch":{"task_id":7,"status":"succeeded","result":{"n":1}}}"#
+        let envelope = TaskEnvelope(
+            id: TaskID(43), type: "join", params: "{}", correlationID: "c2", attempt: 1, maxAttempts: 3, enqueuedAtMillis: 1,
+            dependencies: dependencies)
+        #expect(envelope.fields.last! == ("deps", dependencies))
+        #expect(try TaskEnvelope(fields: Dictionary(uniqueKeysWithValues: envelope.fields)).dependencies == dependencies)
+        let plain = TaskEnvelope(id: TaskID(44), type: "t", params: "{}", correlationID: "c", attempt: 1, maxAttempts: 1, enqueuedAtMillis: 1)
+        #expect(!plain.fields.contains { $0.0 == "deps" }, "a plain task carries no deps field")
+    }
+
     @Test("an entry with a missing or malformed field is rejected with the field's name")
     func envelopeErrors() {
         #expect(throws: EnvelopeError(field: "type", reason: "missing")) {

@@ -34,6 +34,20 @@ final class CommandHandlerTests {
         return try TaskTypeRegistry(yaml: yaml, source: "test.yaml")
     }
 
+    @Test("a workflow node reads its dependencies' results from the file CONVEYOR_DEPENDENCIES_FILE names")
+    func dependenciesFile() async throws {
+        let path = try script(#"if [ -n "$CONVEYOR_DEPENDENCIES_FILE" ]; then cat "$CONVEYOR_DEPENDENCIES_FILE"; else echo '{"root":true}'; fi"#)
+        let stack = try await Stack.start(registry: try registry(["shell": path]))
+        let reply = try await stack.post("/v1/workflows", #"{"name":"files","chain":[{"key":"a","type":"shell","params":{}},{"key":"b","type":"shell","params":{}}]}"#)
+        let a = try #require(reply.json?["nodes"]?["a"]?.intValue)
+        let b = try #require(reply.json?["nodes"]?["b"]?.intValue)
+        #expect(try await stack.waitUntilTerminal([a, b]) == [a: .succeeded, b: .succeeded])
+        let result = try await stack.task(b)["result"]
+        #expect(result?["a"]?["result"]?["root"] == .bool(true))
+        #expect(result?["a"]?["status"]?.stringValue == "succeeded")
+        try await stack.stop()
+    }
+
     @Test("JSON on stdout becomes the result; the task's id, type, attempt, correlation id and params arrive in the environment")
     func resultAndEnvironment() async throws {
         let path = try script(#"printf '{"id":"%s","type":"%s","attempt":%s,"cid":"%s","payload":%s}' "$TASK_ID" "$TASK_TYPE" "$TASK_ATTEMPT" "$CORRELATION_ID" "$PAYLOAD_JSON""#)

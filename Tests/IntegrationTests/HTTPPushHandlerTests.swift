@@ -36,6 +36,27 @@ struct HTTPPushHandlerTests {
         try await worker.stop()
     }
 
+    @Test("a workflow node's request body carries its dependencies' results")
+    func dependenciesInBody() async throws {
+        let worker = try await TestHTTPServer.start { _, _ in .init(status: .ok, body: #"{"pushed":true}"#) }
+        let stack = try await Stack.start(registry: TaskTypeRegistry(registry(worker.url).types.values + [
+            TaskTypeDefinition(name: "noop", handler: "noop"),
+        ]))
+        let reply = try await stack.post("/v1/workflows", #"{"name":"push","chain":[{"key":"first","type":"remote","params":{}},{"type":"remote","params":{}}]}"#)
+        let id = try #require(reply.json?["id"]?.intValue)
+        let first = try #require(reply.json?["nodes"]?["first"]?.intValue)
+        let second = try #require(reply.json?["nodes"]?["2"]?.intValue)
+        #expect(try await stack.waitUntilTerminal([first, second]) == [first: .succeeded, second: .succeeded])
+        let bodies = try worker.received.map { try JSONValue.parse($0.body) }
+        #expect(bodies.first { $0["id"]?.intValue == first }?["dependencies"] == nil, "a root gets none")
+        let dependencies = bodies.first { $0["id"]?.intValue == second }?["dependencies"]
+        #expect(dependencies?["first"]?["result"]?["pushed"] == .bool(true))
+        #expect(dependencies?["first"]?["task_id"]?.intValue == first)
+        _ = id
+        try await stack.stop()
+        try await worker.stop()
+    }
+
     @Test("a 500 is retried, and the next attempt's success is the result")
     func serverErrorIsRetried() async throws {
         let worker = try await TestHTTPServer.start { _, count in count == 1 ? .init(status: .internalServerError, body: "boom") : .init(status: .ok, body: "{}") }

@@ -10,7 +10,7 @@ struct ChaosReport: Sendable {
     var passed: Bool
 
     static func make(
-        plan: ChaosPlan, cluster: ChaosCluster, load: ChaosLoad, faults: [FaultRecord], startMillis: Int64,
+        plan: ChaosPlan, cluster: ChaosCluster, load: ChaosLoad, workflows: ChaosWorkflows, faults: [FaultRecord], startMillis: Int64,
         settledAfter: Duration, allRecorded: Duration, receiver: WebhookReceiver, webhooksDoneAfter: Duration
     ) async throws -> ChaosReport {
         let accepted = load.accepted
@@ -19,7 +19,7 @@ struct ChaosReport: Sendable {
         let executions = ExecutionJournalFile.executions(path: cluster.journalPath)
 
         let missingRows = ids.filter { rows[$0] == nil }.count
-        let unfinished = rows.values.filter { !["succeeded", "failed", "dead", "cancelled"].contains($0.status) }.count
+        let unfinished = rows.values.filter { !["succeeded", "failed", "dead", "cancelled", "skipped"].contains($0.status) }.count
         let lost = missingRows + unfinished
         let wrong = rows.values.filter { ["failed", "dead", "cancelled"].contains($0.status) }
         var statusCounts: [String: Int] = [:]
@@ -63,7 +63,7 @@ struct ChaosReport: Sendable {
         var perAttempt: [String: Int] = [:]
         for execution in executions { perAttempt["\(execution.task)/\(execution.attempt)", default: 0] += 1 }
         let duplicateExecutions = perAttempt.values.reduce(0) { $0 + max(0, $1 - 1) }
-        let acceptedSet = Set(ids)
+        let acceptedSet = Set(ids + workflows.accepted.flatMap { $0.nodes.values })
         let tasksRunTwice = Set(perAttempt.filter { $0.value > 1 }.keys.compactMap { Int64($0.split(separator: "/")[0]) }).count
         let ghostExecutions = executions.filter { !acceptedSet.contains($0.task) }.count
         let redispatched = countLines(containing: "re-dispatched a task Redis did not hold", in: cluster.directory, prefix: "coordinator-")
@@ -103,7 +103,9 @@ struct ChaosReport: Sendable {
             format: "tasks they held finished elsewhere within %.1f s at most (median %.1f s; lease 3 s)",
             sortedAgent.last!, sortedAgent[sortedAgent.count / 2])
 
-        let passed = lost == 0 && wrong.isEmpty && load.unanswered == 0 && load.rejected.isEmpty && accepted.count == plan.tasks
+        let flows = try await workflows.check(url: cluster.postgres.url, journalPath: cluster.journalPath)
+        let workflowsPassed = flows.passed && flows.accepted == workflows.total && workflows.unanswered == 0 && workflows.rejected.isEmpty
+        let passed = workflowsPassed && lost == 0 && wrong.isEmpty && load.unanswered == 0 && load.rejected.isEmpty && accepted.count == plan.tasks
             && lastReportMissing == 0 && webhooksMissing == 0 && receiver.invalid == 0
             && !ticks.isEmpty && tickGaps == 0 && ticksUnfinished == 0
             && !limitedRuns.isEmpty && limitedOverlap <= 3 && keyOverlap <= 1
@@ -120,6 +122,7 @@ struct ChaosReport: Sendable {
             limits:      \(limitedRuns.count) runs of the limited type: at most \(limitedOverlap) at once (limit 3), \(keyOverlap) per key (limit 1); \(ghostRuns.count) in flight when Redis lost writes, left out
             schedule:    \(ticks.count) ticks of the every-second schedule, \(tickGaps) gaps or doubles, \(ticksUnfinished) of \(settledTicks.count) older than 10 s not succeeded
             webhooks:    \(callbackTasks.count - webhooksMissing) of \(callbackTasks.count) tasks with a callback delivered, signed (\(webhookRepeats) repeats, at-least-once; \(receiver.refused) tries refused with 503 by the receiver; \(receiver.invalid) bad signatures; all in \(format(webhooksDoneAfter)) after the tasks settled)
+            workflows:   \(flows.accepted) of \(workflows.total) accepted (6 nodes each, \(flows.nodes) nodes; never answered \(workflows.unanswered), rejected \(workflows.rejected.count)): \(flows.statuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); LOST (still running) \(flows.unfinished), wrong \(flows.wrong), joins not queued exactly once \(flows.joinsNotQueuedOnce), nodes started before a dependency succeeded \(flows.startedEarly)
             executions:  \(executions.count) started; duplicate executions \(duplicateExecutions) across \(tasksRunTwice) tasks (at-least-once); \(ghostExecutions) for tasks never accepted
             reconciler:  \(redispatched) tasks re-dispatched from PostgreSQL; \(takeovers) batches of events taken over from dead coordinators
             generations: \(generationsOpened) opened during the run (task ids jumped to a new partition)
@@ -128,12 +131,13 @@ struct ChaosReport: Sendable {
             """
         text += "\n" + lines.joined(separator: "\n")
         text += "\n  \(agentFaults.count) agent deaths (\(agentFaults.filter { $0.kind == .agentKilled }.count) SIGKILL, \(agentFaults.filter { $0.kind == .agentCrashed }.count) at crash-before-complete): \(agentSummary)"
-        for rejection in load.rejected.prefix(5) { text += "\n  rejected: \(rejection)" }
+        for rejection in (load.rejected + workflows.rejected).prefix(5) { text += "\n  rejected: \(rejection)" }
         text += "\nresult:      \(passed ? "PASS" : "FAIL")"
 
         let json = """
             {"tasks":\(plan.tasks),"duration_s":\(plan.duration.components.seconds),"agents":\(plan.agents),"accepted":\(accepted.count),\
             "unanswered":\(load.unanswered),"rejected":\(load.rejected.count),"lost":\(lost),"wrong_status":\(wrong.count),"steps_tasks":\(stepsTasks.count),"last_report_missing":\(lastReportMissing),"delayed":\(delayedTasks),"remote":\(remoteTasks),"limited_runs":\(limitedRuns.count),"limited_max_overlap":\(limitedOverlap),"limited_key_max_overlap":\(keyOverlap),"limited_ghost_runs":\(ghostRuns.count),"schedule_ticks":\(ticks.count),"schedule_gaps":\(tickGaps),"schedule_unfinished":\(ticksUnfinished),"webhook_tasks":\(callbackTasks.count),"webhooks_missing":\(webhooksMissing),"webhook_repeats":\(webhookRepeats),"bad_signatures":\(receiver.invalid),\
+            "workflows":\(flows.accepted),"workflows_lost":\(flows.unfinished),"workflows_wrong":\(flows.wrong),"joins_not_queued_once":\(flows.joinsNotQueuedOnce),"nodes_started_early":\(flows.startedEarly),\
             "executions":\(executions.count),"duplicate_executions":\(duplicateExecutions),"tasks_run_twice":\(tasksRunTwice),\
             "redispatched":\(redispatched),"event_takeovers":\(takeovers),"settled_s":\(String(format: "%.1f", settledAfter.seconds)),\
             "agent_recovery_max_s":\(sortedAgent.last.map { String(format: "%.2f", $0) } ?? "null"),\

@@ -179,16 +179,21 @@ final class ChaosRun: Sendable {
         let start = ContinuousClock.now
         let startMillis = WallClock.nowMillis()
         print("[chaos] submitting \(plan.tasks) tasks over \(plan.duration) to \(ChaosCluster.coordinatorSlots) coordinators and \(plan.agents) agents; folder \(cluster.directory)")
+        // One workflow of six nodes per fifty tasks, beside them.
+        let workflows = ChaosWorkflows(total: max(1, plan.tasks / 50), duration: plan.duration, baseURLs: cluster.baseURLs)
         let supervisor = Task { await supervise(cluster, start: start) }
+        async let workflowsSent: Void = workflows.run(startedAt: start)
         await load.run(startedAt: start)
+        await workflowsSent
         let loadEnded = ContinuousClock.now
-        print("[chaos] load done: \(load.accepted.count) accepted in \(loadEnded - start); waiting for every task to finish")
-        let settled = try await waitUntilFinished(cluster, ids: load.accepted.map(\.id))
+        print("[chaos] load done: \(load.accepted.count) accepted and \(workflows.accepted.count) workflows in \(loadEnded - start); waiting for every task to finish")
+        let settled = try await waitUntilFinished(cluster, ids: load.accepted.map(\.id) + workflows.accepted.flatMap { $0.nodes.values })
+        try await waitUntilWorkflowsEnded(cluster, workflows)
         finished.store(true, ordering: .relaxed)
         await supervisor.value
         let webhooksDone = await waitForWebhooks(receiver, ids: load.accepted.filter { $0.hasCallback }.map { $0.id })
         return try await ChaosReport.make(
-            plan: plan, cluster: cluster, load: load, faults: faults.withLock { $0 }, startMillis: startMillis,
+            plan: plan, cluster: cluster, load: load, workflows: workflows, faults: faults.withLock { $0 }, startMillis: startMillis,
             settledAfter: settled, allRecorded: ContinuousClock.now - start, receiver: receiver, webhooksDoneAfter: webhooksDone)
     }
 
@@ -213,6 +218,16 @@ final class ChaosRun: Sendable {
             try? await Task.sleep(for: .milliseconds(500))
         }
         return ContinuousClock.now - began
+    }
+
+    /// Polls PostgreSQL (at most a minute) until no accepted workflow is running: its last node's end
+    /// ends it, or the WorkflowSweeper's next pass does.
+    private func waitUntilWorkflowsEnded(_ cluster: ChaosCluster, _ workflows: ChaosWorkflows) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            if let running = try? await workflows.running(url: cluster.postgres.url), running == 0 { return }
+            try await Task.sleep(for: .seconds(1))
+        }
     }
 
     /// Polls PostgreSQL until every accepted id is terminal; returns how long that took after the load.

@@ -16,7 +16,9 @@ import SystemPackage
 ///   `TASK_MAX_ATTEMPTS`, `CORRELATION_ID`, `PAYLOAD_FILE`, `CONVEYOR_PROGRESS_FILE` (append JSON lines
 ///   there to report progress, see ``CommandProgressChannel``), the type's own `env:` from the registry, and
 ///   `PAYLOAD_JSON` only when the params are at most ``payloadEnvironmentLimit`` bytes (a larger value
-///   would make exec fail with E2BIG);
+///   would make exec fail with E2BIG), and for a workflow node `CONVEYOR_DEPENDENCIES_FILE`: a file
+///   (mode 0600, removed after the attempt) holding its dependencies' statuses and results by node key
+///   as one JSON object (a file, because a join's may be megabytes);
 /// - the params as JSON on standard input, read from the file `PAYLOAD_FILE` names (mode 0600, removed
 ///   after the attempt), so params up to the request body limit work.
 ///
@@ -54,8 +56,11 @@ public struct CommandHandler: TaskHandler {
     }
 
     /// The whole environment of a task's process (see the type's documentation).
+    /// Names the file with a workflow node's dependencies and their results.
+    public static let dependenciesFileVariable = "CONVEYOR_DEPENDENCIES_FILE"
+
     static func environment(
-        for task: TaskContext, payloadFile: String, progressFile: String? = nil, typeEnvironment: [String: String],
+        for task: TaskContext, payloadFile: String, progressFile: String? = nil, dependenciesFile: String? = nil, typeEnvironment: [String: String],
         agentEnvironment: [String: String] = ProcessInfo.processInfo.environment
     ) -> [String: String] {
         var variables: [String: String] = ["PATH": "/usr/local/bin:/usr/bin:/bin"]
@@ -70,18 +75,22 @@ public struct CommandHandler: TaskHandler {
         variables["CORRELATION_ID"] = task.correlationID
         variables["PAYLOAD_FILE"] = payloadFile
         if let progressFile { variables[CommandProgressChannel.environmentVariable] = progressFile }
+        if let dependenciesFile { variables[dependenciesFileVariable] = dependenciesFile }
         if task.paramsJSON.utf8.count <= payloadEnvironmentLimit { variables["PAYLOAD_JSON"] = task.paramsJSON }
         return variables
     }
 
     public func handle(_ task: TaskContext) async throws -> JSONValue? {
-        let payload = try PayloadFile(task)
+        let payload = try PayloadFile(task, kind: "payload", contents: task.paramsJSON)
         defer { payload.remove() }
+        let dependencies = try task.dependenciesJSON.map { try PayloadFile(task, kind: "dependencies", contents: $0) }
+        defer { dependencies?.remove() }
         let progress = try CommandProgressChannel(task)
         defer { progress.remove() }
         var options = PlatformOptions()
         options.teardownSequence = [.gracefulShutDown(allowedDurationToNextStep: Self.terminationGracePeriod)]
-        let variables = Self.environment(for: task, payloadFile: payload.path, progressFile: progress.path, typeEnvironment: environment)
+        let variables = Self.environment(
+            for: task, payloadFile: payload.path, progressFile: progress.path, dependenciesFile: dependencies?.path, typeEnvironment: environment)
         let environment = Environment.custom(Dictionary(uniqueKeysWithValues: variables.map { (Environment.Key(stringLiteral: $0.key), $0.value) }))
         let executable: Executable = executable.contains("/") ? .path(FilePath(executable)) : .name(executable)
         let limit = maxOutputBytes
@@ -188,11 +197,11 @@ public struct CommandHandler: TaskHandler {
 private struct PayloadFile {
     let path: String
 
-    init(_ task: TaskContext) throws {
-        let name = "conveyor-payload-\(task.id)-\(task.attempt)-\(UUID().uuidString).json"
+    init(_ task: TaskContext, kind: String, contents: String) throws {
+        let name = "conveyor-\(kind)-\(task.id)-\(task.attempt)-\(UUID().uuidString).json"
         path = (NSTemporaryDirectory() as NSString).appendingPathComponent(name)
-        guard FileManager.default.createFile(atPath: path, contents: Data(task.paramsJSON.utf8), attributes: [.posixPermissions: 0o600]) else {
-            throw TaskFailure("cannot write the payload file \(path)")
+        guard FileManager.default.createFile(atPath: path, contents: Data(contents.utf8), attributes: [.posixPermissions: 0o600]) else {
+            throw TaskFailure("cannot write the \(kind) file \(path)")
         }
     }
 

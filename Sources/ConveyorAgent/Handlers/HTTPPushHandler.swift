@@ -6,7 +6,8 @@ import NIOCore
 /// `handler: http`: runs a task by POSTing it to a worker service, so a worker in any language needs no
 /// SDK, only an HTTP endpoint.
 ///
-/// The request body is `{"id", "type", "attempt", "max_attempts", "params", "correlation_id", "deadline"}`
+/// The request body is `{"id", "type", "attempt", "max_attempts", "params", "correlation_id", "deadline"}`,
+/// plus `"dependencies"` for a workflow node (its dependencies' statuses and results by node key)
 /// with `X-Correlation-ID`; the reply decides the attempt:
 /// - 2xx: succeeded; a JSON body is the result (an empty one: no result).
 /// - 408, 429, 5xx, a connection error or the type's timeout: a retryable failure; `Retry-After`
@@ -75,8 +76,9 @@ struct HTTPPushHandler: TaskHandler {
         JSONValue.writeString(task.type, into: &body)
         body += ",\"attempt\":\(task.attempt),\"max_attempts\":\(task.maxAttempts),\"params\":\(task.paramsJSON),\"correlation_id\":"
         JSONValue.writeString(task.correlationID, into: &body)
-        body += ",\"deadline\":\"\(UTCTime.format(millis: nowMillis + task.timeout.milliseconds))\"}"
-        return body
+        body += ",\"deadline\":\"\(UTCTime.format(millis: nowMillis + task.timeout.milliseconds))\""
+        if let dependencies = task.dependenciesJSON { body += ",\"dependencies\":" + dependencies }
+        return body + "}"
     }
 
     private static func excerpt(_ text: String) -> String {

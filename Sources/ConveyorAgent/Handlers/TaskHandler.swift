@@ -38,6 +38,10 @@ public struct TaskContext: Sendable {
     public var logger: Logger
     /// The attempt is stopped at this time (the type's `timeout`).
     public var timeout: Duration
+    /// A workflow node's dependencies, by node key: `{"<key>": {"task_id", "status", "result" | "error"}}`
+    /// as compact JSON (nil for a task outside a workflow and for a workflow's roots). A node started by
+    /// policy `run` finds here which dependencies did not succeed.
+    public var dependenciesJSON: String?
     /// Where ``reportProgress(_:)`` goes: the agent's throttle (nil outside an agent, e.g. in a test).
     var progressSink: ProgressBook.Sink?
 
@@ -59,6 +63,18 @@ public struct TaskContext: Sendable {
 }
 
 extension TaskContext {
+    /// ``dependenciesJSON`` parsed: each dependency's entry by node key (empty when there are none).
+    public var dependencies: [String: JSONValue] {
+        guard let dependenciesJSON, case .object(let members)? = try? JSONValue.parse(dependenciesJSON) else { return [:] }
+        return members
+    }
+
+    /// The result of the dependency with node key `key`, when it succeeded with one.
+    public func result(of key: String) -> JSONValue? {
+        guard case .object(let entry)? = dependencies[key], entry["status"] == .string("succeeded") else { return nil }
+        return entry["result"]
+    }
+
     /// Tells the task's caller how far the attempt has got. Cheap enough to call in a tight loop: the
     /// agent keeps only the latest report and sends about one per second (the last one always goes
     /// out before the outcome). Shown by `GET /v1/tasks/{id}`, its history and its live stream.

@@ -246,6 +246,7 @@ final class Executor: Service, Sendable {
             id: envelope.id, type: envelope.type, attempt: envelope.attempt, maxAttempts: envelope.maxAttempts,
             correlationID: envelope.correlationID, params: params, paramsJSON: envelope.params, logger: logger, timeout: timeout)
         context.progressSink = progress
+        context.dependenciesJSON = envelope.dependencies
         let result: Result<JSONValue?, any Error>
         if handler.returnsWithoutSuspending {
             do { result = .success(try await handler.handle(context)) } catch { result = .failure(error) }

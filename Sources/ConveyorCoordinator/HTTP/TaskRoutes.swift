@@ -14,6 +14,8 @@ struct TaskRoutes: Sendable {
     let watch: TaskWatchRoutes
     let redis: RedisConnection
     let keys: RedisKeys
+    /// Carries on the workflow of a cancelled node (its dependants are decided by the cancel).
+    let workflows: WorkflowAdvancer
     /// Wakes the WebhookDispatcher: a cancel may have queued a delivery.
     let onCancelled: @Sendable () -> Void
     let maxBodyBytes: Int
@@ -39,10 +41,11 @@ struct TaskRoutes: Sendable {
             guard let (queue, status) = try await store.queueAndStatus(of: id) else { throw APIError.notFound("no task with id \(id)") }
             guard !status.isTerminal else { throw APIError.conflict("already_finished", "task \(id) is already \(status.rawValue)") }
             _ = try await redis.send(RedisCommand("SADD", [keys.cancelled(queue), id.description]))
-            guard try await store.cancel(id) else {
+            guard let advance = try await store.cancel(id) else {
                 _ = try? await redis.send(RedisCommand("SREM", [keys.cancelled(queue), id.description]))
                 throw APIError.conflict("already_finished", "task \(id) finished before it could be cancelled")
             }
+            await workflows.carryOut(advance)
             onCancelled()
             return JSONResponse.make(.ok, "{\"id\":\(id.rawValue),\"status\":\"cancelled\"}")
         } catch let error as APIError {

@@ -34,20 +34,6 @@ struct WorkflowNodeBody: Decodable, Sendable {
     }
 }
 
-/// A workflow ready to be stored: its graph and, per node (in the graph's node order), the task it runs
-/// and what it does when a dependency does not succeed.
-package struct NewWorkflow: Sendable {
-    package var name: String
-    package var graph: WorkflowGraph
-    package var nodes: [Node]
-
-    package struct Node: Sendable {
-        package var key: String
-        package var task: NewTask
-        package var onDependencyFailure: DependencyFailurePolicy
-    }
-}
-
 extension TaskSubmissionParser {
     /// Longest workflow name (bytes).
     static let maxWorkflowNameBytes = 128
@@ -114,6 +100,6 @@ extension TaskSubmissionParser {
             let task = try validate(element.task, index: index, label: at, correlationID: correlationID, idempotencyKey: nil, now: now)
             nodes.append(NewWorkflow.Node(key: keys[index], task: task, onDependencyFailure: policy))
         }
-        return NewWorkflow(name: decoded.name, graph: graph, nodes: nodes)
+        return NewWorkflow(name: decoded.name, graph: graph, nodes: nodes, correlationID: correlationID, createdAtMillis: now)
     }
 }

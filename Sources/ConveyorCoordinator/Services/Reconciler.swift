@@ -252,11 +252,7 @@ public final class Reconciler: Service, Sendable {
         }
         let now = WallClock.nowMillis()
         let replies = try await redis.send(tasks.map { task in
-            let attempt = task.nextAttempt
-            let envelope = TaskEnvelope(
-                id: task.id, type: task.type, params: task.params, correlationID: task.correlationID,
-                attempt: attempt, maxAttempts: max(task.maxAttempts, attempt), enqueuedAtMillis: task.createdAtMillis,
-                hasCallback: task.hasCallback, priority: task.priority, limitKey: task.limitKey)
+            let envelope = task.envelope
             // A scheduled task not yet due waits in the delayed set again; a due one goes straight to work.
             if task.status == .scheduled, let due = task.runAtMillis, due > now {
                 return Submitter.park(envelope, dueAtMillis: due, in: keys.delayed(task.queue))

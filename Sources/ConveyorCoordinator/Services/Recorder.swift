@@ -36,6 +36,8 @@ public final class Recorder: Service, Sendable {
     private let stopping = Atomic<Bool>(false)
     /// Called after a batch queued completion webhooks (the WebhookDispatcher's wakeup).
     private let onWebhooksQueued: @Sendable () -> Void
+    /// Carries out, after the COMMIT, what ended workflow nodes decided (the WorkflowAdvancer).
+    private let onWorkflowAdvance: @Sendable (WorkflowAdvance) async -> Void
 
     static let block = Duration.seconds(1)
     static let backoff = Backoff(base: .milliseconds(100), maximum: .seconds(5))
@@ -43,9 +45,11 @@ public final class Recorder: Service, Sendable {
     /// - Parameter redis: a connection of its own: XREADGROUP BLOCK holds it while waiting.
     public init(
         store: EventStore, redis: RedisConnection, keys: RedisKeys, queues: [String], consumer: String, batchSize: Int,
-        abandonedAfter: Duration = .seconds(60), logger: Logger, onWebhooksQueued: @escaping @Sendable () -> Void = {}
+        abandonedAfter: Duration = .seconds(60), logger: Logger, onWebhooksQueued: @escaping @Sendable () -> Void = {},
+        onWorkflowAdvance: @escaping @Sendable (WorkflowAdvance) async -> Void = { _ in }
     ) {
         self.onWebhooksQueued = onWebhooksQueued
+        self.onWorkflowAdvance = onWorkflowAdvance
         self.abandonedAfter = abandonedAfter
         self.store = store
         self.redis = redis
@@ -147,6 +151,7 @@ public final class Recorder: Service, Sendable {
                 let started = ContinuousClock.now
                 let outcome = try await store.record(events)
                 if outcome.webhooksQueued > 0 { onWebhooksQueued() }
+                if !outcome.workflows.isEmpty { await onWorkflowAdvance(outcome.workflows) }
                 PostgresBatchMetrics.record(operation: "record_events", table: "task_events", rows: events.count, since: started)
                 Counter(label: MetricsCatalog.eventsRecorded.name).increment(by: events.count)
             } catch let error as PostgresError where !error.isUnavailable {
@@ -163,7 +168,9 @@ public final class Recorder: Service, Sendable {
         logger.warning("a batch of events was refused; recording them one by one", metadata: [LogKeys.error: "\(error)"])
         for event in events {
             do {
-                if try await store.record([event]).webhooksQueued > 0 { onWebhooksQueued() }
+                let outcome = try await store.record([event])
+                if outcome.webhooksQueued > 0 { onWebhooksQueued() }
+                if !outcome.workflows.isEmpty { await onWorkflowAdvance(outcome.workflows) }
             } catch let error as PostgresError where !error.isUnavailable {
                 logger.error("dropping a lifecycle event PostgreSQL refused", metadata: [
                     LogKeys.taskID: "\(event.taskID)", LogKeys.correlationID: "\(event.correlationID)", LogKeys.error: "\(error)",
