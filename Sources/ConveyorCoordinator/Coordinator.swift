@@ -208,7 +208,8 @@ public struct Coordinator: Sendable {
             parser: TaskSubmissionParser(registry: configuration.registry, webhookHosts: configuration.webhookHosts),
             store: workflowStore, advancer: workflowAdvancer, redis: redis, keys: configuration.keys,
             onCancelled: { [webhooks] in webhooks?.wake() },
-            maxBodyBytes: configuration.maxBodyBytes, retryAfterSeconds: configuration.retryAfterSeconds
+            maxBodyBytes: configuration.maxBodyBytes, retryAfterSeconds: configuration.retryAfterSeconds,
+            retryableFor: deadLetters.redrivableFor
         ).register(on: v1)
         watch.register(on: v1)
         TaskProgressRoutes(store: store, relay: progressRelay, retryAfterSeconds: configuration.retryAfterSeconds).register(on: v1)

@@ -52,7 +52,8 @@ public struct EventStore: Sendable {
                 }
                 // Last, so the child rows the join locks are held only until the COMMIT that follows.
                 let advance = try WorkflowAdvance.settle(merged.endedNodes, of: merged.workflows, on: session)
-                return Outcome(eventsAppended: appended, tasksUpdated: merged.updated, webhooksQueued: webhooks, workflows: advance)
+                return Outcome(
+                    eventsAppended: appended, tasksUpdated: merged.updated, webhooksQueued: webhooks + advance.webhooksQueued, workflows: advance)
             }
             do {
                 return try session.transaction { () throws(PostgresError) -> Outcome in
@@ -155,6 +156,8 @@ public struct EventStore: Sendable {
               -- a row on from `scheduled`, so the redrive floor (which drops an old attempt's replays) must not hide it.
               AND (m.attempt > t.redrive_floor OR m.attempt = 0)
               AND conveyor_progress(m.status, m.attempt) > conveyor_progress(t.status, t.attempts)
+              -- Only the join moves a waiting workflow node (a stale attempt of a retried one must not).
+              AND t.status <> 'waiting'
             RETURNING t.id, t.status, t.workflow_id)
             SELECT count(*),
                    array_agg(id) FILTER (WHERE workflow_id IS NOT NULL AND status IN ('succeeded', 'failed', 'dead', 'cancelled', 'skipped')),

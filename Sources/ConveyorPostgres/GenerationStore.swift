@@ -144,6 +144,7 @@ public struct GenerationStore: Sendable {
             removal.rowsDeleted += try session.query("""
                 DELETE FROM tasks_default WHERE status IN ('succeeded', 'failed', 'dead', 'cancelled', 'skipped')
                   AND finished_at < now() - $1::bigint * interval '1 millisecond'
+                  AND (workflow_id IS NULL OR workflow_id NOT IN (SELECT id FROM workflows WHERE status = 'running'))
                 """, [retentionMillis], name: "prune kept tasks").affected
             removal.rowsDeleted += try session.query("""
                 DELETE FROM task_events_default e WHERE at < now() - $1::bigint * interval '1 millisecond'

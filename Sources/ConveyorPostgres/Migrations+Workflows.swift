@@ -54,14 +54,16 @@ extension Migrations {
             ADD COLUMN waiting_on integer, ADD COLUMN failed_deps integer, ADD COLUMN on_dependency_failure text;
         CREATE INDEX tasks_workflow ON tasks (workflow_id, id) WHERE workflow_id IS NOT NULL;
 
-        -- The join. Called in the transaction that made the nodes `ended` terminal (a parent becomes
-        -- terminal once: the merge is forward-only). Each child along their edges is decremented once per
+        -- The join. Called in the transaction that made the nodes `ended` terminal (the merge is
+        -- forward-only, so a parent ends once per run; a retry or a redrive re-opens it and re-counts
+        -- its waiting children first, see below). Each child along their edges is decremented once per
         -- ended parent; the child rows are locked in id order first (two batches never deadlock on one
         -- level) and the decrement re-reads the newest row version, so of two transactions that end a
         -- child's last two parents, the one that commits second sees zero: the child is decided exactly
         -- once. A child whose parents have all ended is queued (all succeeded, or policy `run`), skipped
         -- or failed without running; the last two end in turn and cascade to their own children. Each
-        -- decision is appended to the task's history. Returns every decided node.
+        -- decision is appended to the task's history (one event per decision: its id carries the
+        -- transaction, so a second decision would show). Returns every decided node.
         -- Every read of `tasks` here is bounded by a list of ids (`= ANY`), read by primary key, and
         -- the join method is left to the planner: without statistics on freshly written rows it
         -- guessed a few waiting rows and scanned them all once per child, a nested loop of 10,000 by
@@ -116,7 +118,7 @@ extension Migrations {
                       INTO ids, statuses, workflows, attempts, cids, callbacks
                       FROM moved m WHERE m.status <> 'waiting';
                     INSERT INTO task_events (event_id, task_id, status, attempt, agent, at, detail)
-                    SELECT s.id || '-' || s.attempt || '-' || s.status || '-dep', s.id, s.status, s.attempt, 'workflow',
+                    SELECT s.id || '-' || s.attempt || '-' || s.status || '-dep-' || txid_current(), s.id, s.status, s.attempt, 'workflow',
                            date_trunc('milliseconds', clock_timestamp()),
                            jsonb_strip_nulls(jsonb_build_object('cid', s.cid,
                                'error', CASE WHEN s.status <> 'queued' THEN 'a dependency did not succeed' END))
@@ -128,52 +130,82 @@ extension Migrations {
             END
             $$;
 
-        -- Re-opens ended nodes (a workflow's retry, or the nodes a redriven dead node had failed or
-        -- skipped): each gets a fresh budget of attempts (as many as its last run had), drops its old
-        -- attempts' late events (the redrive floor) and waits again for its dependencies that have not
-        -- ended, counting those that ended without succeeding. A node with none left is queued (or, in
-        -- a case a retry cannot produce, ended by its policy, which the join then carries on). Its
-        -- workflow is running again. Returns the nodes it queued or ended, as the join does.
-        CREATE FUNCTION conveyor_workflow_reopen(nodes bigint[])
+        -- Re-opens ended nodes (`nodes`: a workflow's retry, or the nodes a redriven dead node had
+        -- failed or skipped; `also`: the redriven nodes themselves, already queued again): each gets a
+        -- fresh budget of attempts (as many as its last run had), drops its old attempts' late events
+        -- (the redrive floor) and waits again for its dependencies that have not ended, counting those
+        -- that ended without succeeding. The children still waiting on any of them are counted again
+        -- too. A node with none left is queued (or, in a case a retry cannot produce, ended by its
+        -- policy, which the join then carries on). Its workflow is running again. Returns the nodes it
+        -- queued or ended, as the join does.
+        CREATE FUNCTION conveyor_workflow_reopen(nodes bigint[], also bigint[])
             RETURNS TABLE (task_id bigint, task_status text, task_workflow bigint, has_callback boolean)
             LANGUAGE plpgsql SET enable_seqscan = off AS $$
             #variable_conflict use_column
             DECLARE
-                ended bigint[];
+                recount bigint[];
+                ids bigint[];
+                statuses text[];
+                workflows bigint[];
+                callbacks boolean[];
             BEGIN
-                UPDATE tasks t SET status = 'waiting', finished_at = NULL, error = NULL, result = NULL, progress = NULL,
-                    max_attempts = t.attempts + greatest(t.max_attempts - t.redrive_floor, 1), redrive_floor = t.attempts,
+                -- What is counted again: the re-opened nodes, and the children of every re-opened or
+                -- redriven node that still wait (their count took that node as ended).
+                recount := nodes || ARRAY(
+                    SELECT k.id FROM tasks k
+                    WHERE k.id IN (SELECT x.child FROM workflow_edges x WHERE x.parent = ANY(nodes || also))
+                      AND k.status = 'waiting' AND NOT k.id = ANY(nodes));
+                -- Parents first, then the counted rows, each in id order: the join locks a parent (its
+                -- merge) before its children, so the two never wait on each other in a cycle; and a
+                -- parent that is ending now is counted once it has.
+                PERFORM 1 FROM tasks p WHERE p.id IN (SELECT x.parent FROM workflow_edges x WHERE x.child = ANY(recount))
+                    ORDER BY p.id FOR SHARE;
+                PERFORM 1 FROM tasks k WHERE k.id = ANY(recount) ORDER BY k.id FOR UPDATE;
+                -- A fresh budget of attempts; the floor drops the old attempts' late events. A cancelled
+                -- node may still have its next attempt in Redis (queued, or waiting out a backoff): it
+                -- is skipped over too, so the stale one's events are dropped and the new one differs.
+                UPDATE tasks t SET status = 'waiting', finished_at = NULL, started_at = NULL, error = NULL, result = NULL, progress = NULL,
+                    attempts = t.attempts + CASE WHEN t.status = 'cancelled' THEN 1 ELSE 0 END,
+                    redrive_floor = t.attempts + CASE WHEN t.status = 'cancelled' THEN 1 ELSE 0 END,
+                    max_attempts = t.attempts + CASE WHEN t.status = 'cancelled' THEN 1 ELSE 0 END
+                        + greatest(t.max_attempts - t.redrive_floor, 1),
                     dispatched = true, updated_at = clock_timestamp()
                 WHERE t.id = ANY(nodes) AND t.workflow_id IS NOT NULL;
                 WITH counts AS (
-                    SELECT n.id,
-                           count(p.id) FILTER (WHERE p.status NOT IN ('succeeded', 'failed', 'dead', 'cancelled', 'skipped'))::integer AS open,
-                           count(p.id) FILTER (WHERE p.status IN ('failed', 'dead', 'cancelled', 'skipped'))::integer AS bad
-                    FROM unnest(nodes) AS n(id)
-                    LEFT JOIN workflow_edges e ON e.child = n.id AND e.child = ANY(nodes)
-                    LEFT JOIN tasks p ON p.id = e.parent
-                        AND p.id IN (SELECT x.parent FROM workflow_edges x WHERE x.child = ANY(nodes))
-                    GROUP BY n.id
+                    SELECT e.child AS id,
+                           count(*) FILTER (WHERE p.status NOT IN ('succeeded', 'failed', 'dead', 'cancelled', 'skipped'))::integer AS open,
+                           count(*) FILTER (WHERE p.status IN ('failed', 'dead', 'cancelled', 'skipped'))::integer AS bad
+                    FROM workflow_edges e JOIN tasks p ON p.id = e.parent
+                    WHERE e.child = ANY(recount)
+                      AND p.id IN (SELECT x.parent FROM workflow_edges x WHERE x.child = ANY(recount))
+                    GROUP BY e.child
                 ), moved AS (
-                    UPDATE tasks t SET waiting_on = c.open, failed_deps = c.bad,
+                    UPDATE tasks t SET waiting_on = coalesce(c.open, 0), failed_deps = coalesce(c.bad, 0),
                         status = CASE
-                            WHEN c.open > 0 THEN 'waiting'
-                            WHEN c.bad = 0 OR t.on_dependency_failure = 'run' THEN 'queued'
+                            WHEN coalesce(c.open, 0) > 0 THEN 'waiting'
+                            WHEN coalesce(c.bad, 0) = 0 OR t.on_dependency_failure = 'run' THEN 'queued'
                             WHEN t.on_dependency_failure = 'skip' THEN 'skipped'
                             ELSE 'failed' END,
-                        dispatched = NOT (c.open = 0 AND (c.bad = 0 OR t.on_dependency_failure = 'run')),
-                        finished_at = CASE WHEN c.open = 0 AND c.bad > 0 AND t.on_dependency_failure <> 'run' THEN clock_timestamp() END,
-                        error = CASE WHEN c.open = 0 AND c.bad > 0 AND t.on_dependency_failure <> 'run' THEN 'a dependency did not succeed' END
-                    FROM counts c WHERE t.id = c.id AND t.id = ANY(nodes) AND t.status = 'waiting'
+                        dispatched = NOT (coalesce(c.open, 0) = 0 AND (coalesce(c.bad, 0) = 0 OR t.on_dependency_failure = 'run')),
+                        finished_at = CASE WHEN coalesce(c.open, 0) = 0 AND coalesce(c.bad, 0) > 0 AND t.on_dependency_failure <> 'run'
+                            THEN clock_timestamp() END,
+                        error = CASE WHEN coalesce(c.open, 0) = 0 AND coalesce(c.bad, 0) > 0 AND t.on_dependency_failure <> 'run'
+                            THEN 'a dependency did not succeed' END
+                    FROM unnest(recount) AS r(id) LEFT JOIN counts c ON c.id = r.id
+                    WHERE t.id = r.id AND t.id = ANY(recount) AND t.status = 'waiting'
                     RETURNING t.id, t.status, t.workflow_id, t.callback_url IS NOT NULL AS cb
                 )
-                SELECT coalesce(array_agg(m.id) FILTER (WHERE m.status IN ('skipped', 'failed')), '{}') INTO ended FROM moved m;
-                RETURN QUERY SELECT t.id, t.status, t.workflow_id, t.callback_url IS NOT NULL FROM tasks t
-                    WHERE t.id = ANY(nodes) AND t.status IN ('queued', 'skipped', 'failed');
+                SELECT coalesce(array_agg(m.id), '{}'), coalesce(array_agg(m.status), '{}'), coalesce(array_agg(m.workflow_id), '{}'),
+                       coalesce(array_agg(m.cb), '{}')
+                  INTO ids, statuses, workflows, callbacks
+                  FROM moved m WHERE m.status <> 'waiting';
+                RETURN QUERY SELECT * FROM unnest(ids, statuses, workflows, callbacks);
                 UPDATE workflows w SET status = 'running', finished_at = NULL, updated_at = clock_timestamp()
                 WHERE w.id IN (SELECT t.workflow_id FROM tasks t WHERE t.id = ANY(nodes)) AND w.status <> 'running';
-                IF cardinality(ended) > 0 THEN
-                    RETURN QUERY SELECT * FROM conveyor_workflow_settle(ended);
+                -- Nodes ended at once (a case a retry cannot produce) carry the join on like any end.
+                ids := ARRAY(SELECT x.id FROM unnest(ids, statuses) AS x(id, status) WHERE x.status <> 'queued');
+                IF cardinality(ids) > 0 THEN
+                    RETURN QUERY SELECT * FROM conveyor_workflow_settle(ids);
                 END IF;
             END
             $$;

@@ -49,6 +49,12 @@ public struct PostgresError: Error, Sendable, Hashable, CustomStringConvertible 
 
     public var isUniqueViolation: Bool { sqlState == "23505" }
 
+    /// True when the same statements may well succeed if run again: a deadlock or serialization failure
+    /// (one of two transactions is chosen to fail) or a lock not available.
+    public var isTransient: Bool {
+        sqlState.map { ["40P01", "40001", "55P03"].contains($0) } == true
+    }
+
     public var description: String {
         var text = "postgres \(code)"
         if let query { text += " (\(query))" }

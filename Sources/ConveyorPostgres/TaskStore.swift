@@ -364,12 +364,20 @@ extension TaskStore {
                     """, name: "redrive tasks")
                 try Self.recordAdminEvents(tasks.map { ($0.id, $0.attempts, $0.correlationID) }, status: "redriven", error: nil, on: session)
                 if !nodes.isEmpty {
+                    // The workflow rows are locked first (a WorkflowAdvancer ending one meanwhile either
+                    // sees the redrive or waits for it), then running again.
+                    let literal = PostgresArrayLiteral.integers(nodes.map(\.rawValue))
+                    _ = try session.query("""
+                        SELECT id FROM workflows WHERE id IN (SELECT workflow_id FROM tasks WHERE id = ANY($1::bigint[]))
+                        ORDER BY id FOR UPDATE
+                        """, [literal], name: "lock redriven workflows")
                     _ = try session.query("""
                         UPDATE workflows SET status = 'running', finished_at = NULL, updated_at = now()
                         WHERE id IN (SELECT workflow_id FROM tasks WHERE id = ANY($1::bigint[])) AND status <> 'running'
-                        """, [PostgresArrayLiteral.integers(nodes.map(\.rawValue))], name: "reopen redriven workflows")
-                    // Its dependants wait for it again; none of them can start before it ends.
-                    _ = try WorkflowStore.reopen(try WorkflowStore.nodesEndedBy(nodes, on: session), on: session)
+                        """, [literal], name: "reopen redriven workflows")
+                    // Its dependants wait for it again: those its death ended, and those still waiting,
+                    // counted again. None of them can start before it ends.
+                    _ = try WorkflowStore.reopen(try WorkflowStore.nodesEndedBy(nodes, on: session), redriven: nodes, on: session)
                 }
                 return tasks
             }

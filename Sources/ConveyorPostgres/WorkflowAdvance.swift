@@ -10,6 +10,8 @@ public struct WorkflowAdvance: Sendable, Hashable {
     public var ended: [TaskID] = []
     /// Workflows one of whose nodes ended: each may have finished.
     public var workflows: Set<WorkflowID> = []
+    /// Completion webhooks queued for the nodes it ended.
+    public var webhooksQueued = 0
 
     public init() {}
 
@@ -19,6 +21,7 @@ public struct WorkflowAdvance: Sendable, Hashable {
         queued += other.queued
         ended += other.ended
         workflows.formUnion(other.workflows)
+        webhooksQueued += other.webhooksQueued
     }
 
     /// Runs the join (`conveyor_workflow_settle`, migration 8) for nodes that have just ended, inside the
@@ -43,7 +46,7 @@ public struct WorkflowAdvance: Sendable, Hashable {
                 if row[3] == "t" { callbacks.append(id) }
             }
         }
-        _ = try WebhookStore.queue(callbacks, on: session)
+        advance.webhooksQueued = try WebhookStore.queue(callbacks, on: session)
         try TaskNotifications.notify(TaskNotifications.payloads(for: advance.queued + advance.ended), on: session)
         return advance
     }

@@ -14,7 +14,8 @@ public struct CancelledNode: Sendable, Hashable {
     public var id: TaskID
     public var queue: String
     /// Whether it could be in Redis (it was queued, running or retrying): only those go into the
-    /// queue's cancelled set, which its agent or the Consumer empties again.
+    /// queue's cancelled set (the agent that takes or runs the entry removes the mark; the RedisJanitor
+    /// removes marks whose entry is gone).
     public var wasStarted: Bool
 }
 
@@ -23,11 +24,14 @@ public enum WorkflowActionError: Error, Sendable, Hashable, CustomStringConverti
     case notFound(WorkflowID)
     /// The action needs another status (cancel: running; retry: failed or cancelled).
     case wrongStatus(WorkflowID, WorkflowStatus)
+    /// It ended so long ago that retention is about to drop its nodes.
+    case expiring(WorkflowID)
 
     public var description: String {
         switch self {
         case .notFound(let id): "no workflow with id \(id)"
         case .wrongStatus(let id, let status): "workflow \(id) is \(status.rawValue)"
+        case .expiring(let id): "workflow \(id) ended too long ago: retention is about to remove it (CONVEYOR_RETENTION)"
         }
     }
 }
@@ -47,24 +51,33 @@ extension WorkflowStore {
         guard !workflows.isEmpty else { return [] }
         let literal = PostgresArrayLiteral.integers(workflows.map(\.rawValue))
         return try await client.withSession { session in
-            try session.query("""
-                WITH ended AS (
-                    SELECT w.id FROM workflows w
-                    WHERE w.id = ANY($1::bigint[]) AND w.status = 'running'
-                      AND (SELECT u.id FROM tasks u WHERE u.workflow_id = w.id AND u.status NOT IN \(Self.terminalStatuses)
-                           ORDER BY u.id DESC LIMIT 1) IS NULL
-                ), outcome AS (
-                    SELECT t.workflow_id AS id,
-                           CASE WHEN bool_or(t.status IN ('failed', 'dead')) THEN 'failed'
-                                WHEN bool_or(t.status = 'cancelled') THEN 'cancelled' ELSE 'succeeded' END AS status,
-                           max(t.finished_at) AS finished_at
-                    FROM tasks t WHERE t.workflow_id IN (SELECT id FROM ended) GROUP BY t.workflow_id
-                )
-                UPDATE workflows w SET status = o.status, finished_at = coalesce(o.finished_at, now()), updated_at = now()
-                FROM outcome o WHERE w.id = o.id AND w.status = 'running'
-                RETURNING w.id, w.name, w.status, (extract(epoch FROM w.finished_at - w.created_at) * 1000)::bigint
-                """, [literal], name: "finish workflows"
-            ).rows.compactMap(Self.finished)
+            try session.transaction { () throws(PostgresError) -> [FinishedWorkflow] in
+                // Locked first, in id order, and checked in the next statement (a snapshot taken after
+                // the lock): a redrive that re-opens one of them meanwhile (it locks the row too) is
+                // either seen, or waits and then sets it running again.
+                _ = try session.query(
+                    "SELECT id FROM workflows WHERE id = ANY($1::bigint[]) AND status = 'running' ORDER BY id FOR UPDATE",
+                    [literal], name: "lock ended workflows")
+                return try session.query("""
+                    WITH ended AS (
+                        SELECT w.id FROM workflows w
+                        WHERE w.id = ANY($1::bigint[]) AND w.status = 'running'
+                          AND (SELECT u.id FROM tasks u WHERE u.workflow_id = w.id AND u.status NOT IN \(Self.terminalStatuses)
+                               ORDER BY u.id DESC LIMIT 1) IS NULL
+                    ), outcome AS (
+                        -- A workflow whose nodes are gone altogether (retention) has failed: it cannot succeed.
+                        SELECT e.id,
+                               CASE WHEN count(t.id) = 0 OR bool_or(t.status IN ('failed', 'dead')) THEN 'failed'
+                                    WHEN bool_or(t.status = 'cancelled') THEN 'cancelled' ELSE 'succeeded' END AS status,
+                               max(t.finished_at) AS finished_at
+                        FROM ended e LEFT JOIN tasks t ON t.workflow_id = e.id GROUP BY e.id
+                    )
+                    UPDATE workflows w SET status = o.status, finished_at = coalesce(o.finished_at, now()), updated_at = now()
+                    FROM outcome o WHERE w.id = o.id AND w.status = 'running'
+                    RETURNING w.id, w.name, w.status, (extract(epoch FROM w.finished_at - w.created_at) * 1000)::bigint
+                    """, [literal], name: "finish workflows"
+                ).rows.compactMap(Self.finished)
+            }
         }
     }
 
@@ -153,32 +166,48 @@ extension WorkflowStore {
     ///
     /// - Returns: what the re-opening decided (the nodes to dispatch now).
     /// - Throws: ``WorkflowActionError`` when there is no such workflow or it is running or succeeded.
-    public func retry(_ id: WorkflowID) async throws -> WorkflowAdvance {
+    /// - Parameter finishedWithin: a workflow that ended longer ago than this is not retried: retention
+    ///   is about to drop its nodes (``WorkflowActionError/expiring``).
+    /// - Returns: what the re-opening decided (the nodes to dispatch now), and every re-opened node with
+    ///   its queue (a cancel's marks in Redis must go, or the new attempts would be cancelled too).
+    public func retry(_ id: WorkflowID, finishedWithin: Duration) async throws -> (advance: WorkflowAdvance, reopened: [CancelledNode]) {
         try await client.withSession { session in
-            try session.transaction { () throws(PostgresError) -> Result<WorkflowAdvance, WorkflowActionError> in
+            try session.transaction { () throws(PostgresError) -> Result<(advance: WorkflowAdvance, reopened: [CancelledNode]), WorkflowActionError> in
                 guard let status = try Self.lockedStatus(of: id, on: session) else { return .failure(.notFound(id)) }
                 guard status == .failed || status == .cancelled else { return .failure(.wrongStatus(id, status)) }
-                let reopened = try session.query(
-                    "SELECT id, attempts, correlation_id FROM tasks WHERE workflow_id = $1 AND status IN ('failed', 'dead', 'cancelled', 'skipped') ORDER BY id FOR UPDATE",
-                    [id.description], name: "nodes to retry").rows.compactMap { row -> (id: TaskID, attempt: Int, correlationID: String)? in
-                        row[0].flatMap { TaskID($0) }.map { ($0, row[1].flatMap { Int($0) } ?? 0, row[2] ?? "") }
-                    }
-                return .success(try Self.reopen(reopened, on: session))
+                let recent = try session.query(
+                    "SELECT finished_at IS NULL OR finished_at > now() - $2::bigint * interval '1 millisecond' FROM workflows WHERE id = $1",
+                    [id.description, String(finishedWithin.milliseconds)], name: "workflow within retention").rows.first?[0]
+                guard recent == "t" else { return .failure(.expiring(id)) }
+                let rows = try session.query(
+                    "SELECT id, attempts, correlation_id, queue FROM tasks WHERE workflow_id = $1 AND status IN ('failed', 'dead', 'cancelled', 'skipped') ORDER BY id FOR UPDATE",
+                    [id.description], name: "nodes to retry").rows
+                let reopened = rows.compactMap { row -> (id: TaskID, attempt: Int, correlationID: String)? in
+                    row[0].flatMap { TaskID($0) }.map { ($0, row[1].flatMap { Int($0) } ?? 0, row[2] ?? "") }
+                }
+                let queues = rows.compactMap { row in
+                    row[0].flatMap { TaskID($0) }.map { CancelledNode(id: $0, queue: row[3] ?? "", wasStarted: true) }
+                }
+                return .success((try Self.reopen(reopened, on: session), queues))
             }
         }.get()
     }
 
     /// Re-opens nodes (`conveyor_workflow_reopen`, migration 8) in the caller's transaction and records
     /// a `redriven` event in each one's history.
+    ///
+    /// - Parameter redriven: dead nodes a redrive has just queued again: their children still waiting
+    ///   are counted again (they had counted them as ended).
     static func reopen(
-        _ nodes: [(id: TaskID, attempt: Int, correlationID: String)], on session: PostgresSession
+        _ nodes: [(id: TaskID, attempt: Int, correlationID: String)], redriven: [TaskID] = [], on session: PostgresSession
     ) throws(PostgresError) -> WorkflowAdvance {
         var advance = WorkflowAdvance()
-        guard !nodes.isEmpty else { return advance }
+        guard !nodes.isEmpty || !redriven.isEmpty else { return advance }
         try TaskStore.recordAdminEvents(nodes, status: "redriven", error: nil, on: session)
         let rows = try session.query(
-            "SELECT task_id, task_status, task_workflow, has_callback FROM conveyor_workflow_reopen($1::bigint[])",
-            [PostgresArrayLiteral.integers(nodes.map(\.id.rawValue))], name: "reopen workflow nodes").rows
+            "SELECT task_id, task_status, task_workflow, has_callback FROM conveyor_workflow_reopen($1::bigint[], $2::bigint[])",
+            [PostgresArrayLiteral.integers(nodes.map(\.id.rawValue)), PostgresArrayLiteral.integers(redriven.map(\.rawValue))],
+            name: "reopen workflow nodes").rows
         var callbacks: [TaskID] = []
         for row in rows {
             guard let task = row[0].flatMap({ TaskID($0) }), let status = row[1] else { continue }
@@ -190,7 +219,7 @@ extension WorkflowStore {
                 if row[3] == "t" { callbacks.append(task) }
             }
         }
-        _ = try WebhookStore.queue(callbacks, on: session)
+        advance.webhooksQueued = try WebhookStore.queue(callbacks, on: session)
         try TaskNotifications.notify(TaskNotifications.payloads(for: nodes.map(\.id) + advance.queued + advance.ended), on: session)
         return advance
     }

@@ -97,8 +97,13 @@ public struct WorkflowStore: Sendable {
                 guard let id = try session.query("SELECT nextval('conveyor_workflow_ids')", name: "workflow id").rows.first?[0]
                     .flatMap({ WorkflowID($0) })
                 else { throw PostgresError(.unexpectedResult, "no workflow id", query: "nextval") }
-                let taskIDs = try ids.allocate(workflow.nodes.count, on: session)
                 let graph = workflow.graph
+                // Ids follow the dependency order, so every parent's id is below its children's: lock
+                // orders by id (the join's, a cancel's) then agree with the order work flows in, and the
+                // last nodes to end have the highest ids (``finishIfEnded(_:)`` looks there first).
+                let allocated = try ids.allocate(workflow.nodes.count, on: session)
+                var taskIDs = allocated
+                for (position, node) in graph.order.enumerated() { taskIDs[node] = allocated[position] }
                 var rows = CopyRowEncoder(reservingCapacity: workflow.nodes.count * 200)
                 var nodes: [InsertedWorkflow.Node] = []
                 var roots: [(task: NewTask, id: TaskID)] = []

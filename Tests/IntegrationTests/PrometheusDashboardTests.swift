@@ -59,6 +59,12 @@ struct PrometheusDashboardTests {
             for _ in 0..<10 { ids.append(try await stack.submit("work")) }
             ids.append(try await stack.submit("flaky", params: "{\"times\":1}"))
             ids.append(try await stack.submit("flaky", params: "{\"times\":5}"))
+            // A workflow too, for the workflow row: a chain whose second step waits on the first.
+            let workflow = try await stack.post("/v1/workflows", #"{"name":"dash","chain":[{"type":"work"},{"type":"work"}]}"#)
+            ids += workflow.json?["nodes"].flatMap { json -> [Int64]? in
+                guard case .object(let nodes) = json else { return nil }
+                return nodes.values.compactMap(\.intValue)
+            } ?? []
             try await Task.sleep(for: .milliseconds(200))
         }
         _ = try await stack.waitUntilTerminal(ids)

@@ -43,6 +43,11 @@ final class WorkflowJournal: Sendable {
             try await Task.sleep(for: .seconds(60))
             return nil
         })
+        handlers.register("pause", ClosureHandler { task in
+            let node = record(task)
+            try await Task.sleep(for: .milliseconds(1500))
+            return .object(["node": .string(node)])
+        })
         handlers.register("flaky", ClosureHandler { [self] task in
             let node = record(task)
             let fail = failuresLeft.withLock { left -> Bool in
@@ -57,7 +62,7 @@ final class WorkflowJournal: Sendable {
     }
 
     static let registry = TaskTypeRegistry(
-        ["step", "boom", "slow", "flaky"].map { TaskTypeDefinition(name: $0, maxConcurrent: nil, maxAttempts: 1, handler: $0) }
+        ["step", "boom", "slow", "flaky", "pause"].map { TaskTypeDefinition(name: $0, maxConcurrent: nil, maxAttempts: 1, handler: $0) }
             + TaskTypeRegistry.builtIn.types.values)
 }
 
@@ -251,6 +256,42 @@ struct WorkflowTests {
         let workflow = try await Self.waitUntilEnded(stack, id)
         #expect(workflow["status"]?.stringValue == "succeeded")
         #expect(journal.runs(of: "last").count == 1)
+        try await stack.stop()
+    }
+
+    @Test("a redrive while a dependant still waits on another dependency: it starts once both succeeded, not before")
+    func redriveWithWaitingDependant() async throws {
+        let journal = WorkflowJournal()
+        journal.failFirst(1, of: "shaky")
+        let stack = try await Stack.start(registry: WorkflowJournal.registry, handlers: journal.handlers())
+        let (id, nodes) = try await Self.submit(stack, Self.body("redrive-waiting", [
+            Self.node("shaky", "flaky"), Self.node("long", "pause"), Self.node("both", after: ["shaky", "long"], policy: "run"),
+        ]))
+        _ = try await stack.waitUntilTerminal([nodes["shaky"]!])
+        // "long" is still running: redrive the dead one now.
+        #expect(try await stack.post("/v1/dead/\(nodes["shaky"]!)/retry", "{}").status == 200)
+        let workflow = try await Self.waitUntilEnded(stack, id)
+        #expect(workflow["status"]?.stringValue == "succeeded")
+        let both = try #require(journal.runs(of: "both").first)
+        #expect(journal.runs(of: "both").count == 1)
+        #expect(both.dependencies["shaky"]?["status"]?.stringValue == "succeeded", "started after the redriven dependency succeeded")
+        #expect(both.dependencies["long"]?["status"]?.stringValue == "succeeded", "started after the other dependency succeeded")
+        try await stack.stop()
+    }
+
+    @Test("a workflow cancelled while a node was queued runs that node afresh when retried")
+    func retryAfterCancel() async throws {
+        let journal = WorkflowJournal()
+        let stack = try await Stack.start(registry: WorkflowJournal.registry, agents: 0)
+        let (id, _) = try await Self.submit(stack, Self.body("cancel-retry", [Self.node("first"), Self.node("second", after: ["first"])]))
+        // No agent yet: "first" is queued in Redis when the workflow is cancelled.
+        #expect(try await stack.post("/v1/workflows/\(id)/cancel", "{}").status == 200)
+        #expect(try await stack.post("/v1/workflows/\(id)/retry", "{}").status == 200)
+        let agent = try stack.startAgent(id: "late", registry: WorkflowJournal.registry, handlers: journal.handlers())
+        let workflow = try await Self.waitUntilEnded(stack, id)
+        #expect(workflow["status"]?.stringValue == "succeeded")
+        #expect(journal.runs(of: "second").count == 1)
+        try await agent.stop()
         try await stack.stop()
     }
 

@@ -42,6 +42,8 @@ public struct TaskContext: Sendable {
     /// as compact JSON (nil for a task outside a workflow and for a workflow's roots). A node started by
     /// policy `run` finds here which dependencies did not succeed.
     public var dependenciesJSON: String?
+    /// ``dependenciesJSON`` parsed once: each dependency's entry by node key (empty when there are none).
+    public var dependencies: [String: JSONValue] = [:]
     /// Where ``reportProgress(_:)`` goes: the agent's throttle (nil outside an agent, e.g. in a test).
     var progressSink: ProgressBook.Sink?
 
@@ -63,12 +65,6 @@ public struct TaskContext: Sendable {
 }
 
 extension TaskContext {
-    /// ``dependenciesJSON`` parsed: each dependency's entry by node key (empty when there are none).
-    public var dependencies: [String: JSONValue] {
-        guard let dependenciesJSON, case .object(let members)? = try? JSONValue.parse(dependenciesJSON) else { return [:] }
-        return members
-    }
-
     /// The result of the dependency with node key `key`, when it succeeded with one.
     public func result(of key: String) -> JSONValue? {
         guard case .object(let entry)? = dependencies[key], entry["status"] == .string("succeeded") else { return nil }

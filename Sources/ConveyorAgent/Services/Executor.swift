@@ -246,7 +246,10 @@ final class Executor: Service, Sendable {
             id: envelope.id, type: envelope.type, attempt: envelope.attempt, maxAttempts: envelope.maxAttempts,
             correlationID: envelope.correlationID, params: params, paramsJSON: envelope.params, logger: logger, timeout: timeout)
         context.progressSink = progress
-        context.dependenciesJSON = envelope.dependencies
+        if let dependencies = envelope.dependencies {
+            context.dependenciesJSON = dependencies
+            if case .object(let members)? = try? JSONValue.parse(dependencies) { context.dependencies = members }
+        }
         let result: Result<JSONValue?, any Error>
         if handler.returnsWithoutSuspending {
             do { result = .success(try await handler.handle(context)) } catch { result = .failure(error) }

@@ -40,9 +40,12 @@ struct TaskRoutes: Sendable {
         do {
             guard let (queue, status) = try await store.queueAndStatus(of: id) else { throw APIError.notFound("no task with id \(id)") }
             guard !status.isTerminal else { throw APIError.conflict("already_finished", "task \(id) is already \(status.rawValue)") }
-            _ = try await redis.send(RedisCommand("SADD", [keys.cancelled(queue), id.description]))
+            // A workflow node still waiting has no entry in Redis to stop; a mark would outlive it and
+            // cancel the node's next run, should its workflow be retried.
+            let marked = status != .waiting
+            if marked { _ = try await redis.send(RedisCommand("SADD", [keys.cancelled(queue), id.description])) }
             guard let advance = try await store.cancel(id) else {
-                _ = try? await redis.send(RedisCommand("SREM", [keys.cancelled(queue), id.description]))
+                if marked { _ = try? await redis.send(RedisCommand("SREM", [keys.cancelled(queue), id.description])) }
                 throw APIError.conflict("already_finished", "task \(id) finished before it could be cancelled")
             }
             await workflows.carryOut(advance)

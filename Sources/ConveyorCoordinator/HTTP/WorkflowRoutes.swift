@@ -19,6 +19,8 @@ struct WorkflowRoutes: Sendable {
     let onCancelled: @Sendable () -> Void
     let maxBodyBytes: Int
     let retryAfterSeconds: Int
+    /// Workflows that ended longer ago are not retried: retention is about to drop their nodes.
+    let retryableFor: Duration
 
     static let defaultLimit = 50
     static let maxLimit = 500
@@ -122,22 +124,28 @@ struct WorkflowRoutes: Sendable {
         try context.require(.admin, for: "cancel a workflow")
         let id = try Self.workflowID(context)
         context.logAdminAction("cancel", target: "workflow \(id)")
+        let before = try await storage(context) { try await store.unfinishedNodes(of: id) }
+        let started = before.filter(\.wasStarted)
         do {
-            let before = try await store.unfinishedNodes(of: id)
-            try await markCancelled(before.filter(\.wasStarted))
-            let (cancelled, workflow) = try await store.cancel(id)
-            let told = Set(before.filter(\.wasStarted).map(\.id))
-            try? await markCancelled(cancelled.filter { $0.wasStarted && !told.contains($0.id) })
-            onCancelled()
-            if let workflow { WorkflowAdvancer.recordFinished(workflow) }
-            return JSONResponse.make(.ok, "{\"id\":\(id.rawValue),\"status\":\"cancelled\",\"cancelled_nodes\":\(cancelled.count)}")
-        } catch let error as WorkflowActionError {
-            throw Self.apiError(error)
-        } catch let error as APIError {
-            throw error
+            try await markCancelled(started)
         } catch {
+            // Some marks may have been set: take them back, so nothing is stopped by a cancel that failed.
+            try? await unmarkCancelled(started)
             throw APIError.from(storage: error, retryAfterSeconds: retryAfterSeconds)
         }
+        let cancelled: [CancelledNode]
+        let workflow: FinishedWorkflow?
+        do {
+            (cancelled, workflow) = try await storage(context) { try await store.cancel(id) }
+        } catch {
+            try? await unmarkCancelled(started)
+            throw error
+        }
+        let told = Set(started.map(\.id))
+        try? await markCancelled(cancelled.filter { $0.wasStarted && !told.contains($0.id) })
+        onCancelled()
+        if let workflow { WorkflowAdvancer.recordFinished(workflow) }
+        return JSONResponse.make(.ok, "{\"id\":\(id.rawValue),\"status\":\"cancelled\",\"cancelled_nodes\":\(cancelled.count)}")
     }
 
     /// Runs the nodes that failed, died, were cancelled or were skipped again; succeeded nodes keep
@@ -146,21 +154,35 @@ struct WorkflowRoutes: Sendable {
         try context.require(.admin, for: "retry a workflow")
         let id = try Self.workflowID(context)
         context.logAdminAction("retry", target: "workflow \(id)")
+        let (advance, reopened) = try await storage(context) { try await store.retry(id, finishedWithin: retryableFor) }
+        // A cancel's marks would stop the new attempts too (a stale attempt still in Redis then runs; its
+        // events are below the node's redrive floor and change nothing).
         do {
-            let advance = try await store.retry(id)
-            await advancer.carryOut(advance)
-            return JSONResponse.make(.ok, "{\"id\":\(id.rawValue),\"status\":\"running\",\"started_nodes\":\(advance.queued.count)}")
-        } catch let error as WorkflowActionError {
-            throw Self.apiError(error)
+            try await unmarkCancelled(reopened)
         } catch {
-            throw APIError.from(storage: error, retryAfterSeconds: retryAfterSeconds)
+            context.logger.warning("could not clear the cancel marks of retried nodes; they may be cancelled again", metadata: [
+                "workflow_id": "\(id)", "error": "\(error)",
+            ])
         }
+        await advancer.carryOut(advance)
+        return JSONResponse.make(.ok, "{\"id\":\(id.rawValue),\"status\":\"running\",\"started_nodes\":\(advance.queued.count)}")
     }
 
     private func markCancelled(_ nodes: [CancelledNode]) async throws {
+        try await sendPerQueue("SADD", nodes)
+    }
+
+    private func unmarkCancelled(_ nodes: [CancelledNode]) async throws {
+        try await sendPerQueue("SREM", nodes)
+    }
+
+    private func sendPerQueue(_ command: String, _ nodes: [CancelledNode]) async throws {
         guard !nodes.isEmpty else { return }
         let byQueue = Dictionary(grouping: nodes, by: \.queue)
-        _ = try await redis.send(byQueue.map { queue, nodes in RedisCommand("SADD", [keys.cancelled(queue)] + nodes.map(\.id.description)) })
+        let replies = try await redis.send(byQueue.map { queue, nodes in RedisCommand(command, [keys.cancelled(queue)] + nodes.map(\.id.description)) })
+        if let failure = replies.first(where: { $0.errorMessage != nil }) {
+            throw RedisError(.commandFailed, failure.errorMessage!, command: command)
+        }
     }
 
     static func apiError(_ error: WorkflowActionError) -> APIError {
@@ -169,6 +191,7 @@ struct WorkflowRoutes: Sendable {
         case .wrongStatus(_, .running): .conflict("workflow_running", "\(error); cancel it first, or wait for it to end")
         case .wrongStatus(_, .succeeded): .conflict("nothing_to_retry", "\(error): every node succeeded")
         case .wrongStatus: .conflict("already_finished", error.description)
+        case .expiring: .conflict("expiring", error.description)
         }
     }
 
@@ -184,6 +207,8 @@ struct WorkflowRoutes: Sendable {
             return try await body()
         } catch let error as APIError {
             throw error
+        } catch let error as WorkflowActionError {
+            throw Self.apiError(error)
         } catch {
             let apiError = APIError.from(storage: error, retryAfterSeconds: retryAfterSeconds)
             if apiError.status == .internalServerError {

@@ -154,9 +154,10 @@ public final class Recorder: Service, Sendable {
                 if !outcome.workflows.isEmpty { await onWorkflowAdvance(outcome.workflows) }
                 PostgresBatchMetrics.record(operation: "record_events", table: "task_events", rows: events.count, since: started)
                 Counter(label: MetricsCatalog.eventsRecorded.name).increment(by: events.count)
-            } catch let error as PostgresError where !error.isUnavailable {
+            } catch let error as PostgresError where !error.isUnavailable && !error.isTransient {
                 // The data itself was refused. Record event by event and drop what PostgreSQL rejects,
-                // so one bad event cannot stall recording for every queue.
+                // so one bad event cannot stall recording for every queue. (A deadlock with a workflow
+                // cancel, say, is not the data's fault: the whole batch is read again and retried.)
                 try await recordOneByOne(events, after: error)
             }
             FaultInjection.point(.crashAfterRecord)
@@ -171,7 +172,7 @@ public final class Recorder: Service, Sendable {
                 let outcome = try await store.record([event])
                 if outcome.webhooksQueued > 0 { onWebhooksQueued() }
                 if !outcome.workflows.isEmpty { await onWorkflowAdvance(outcome.workflows) }
-            } catch let error as PostgresError where !error.isUnavailable {
+            } catch let error as PostgresError where !error.isUnavailable && !error.isTransient {
                 logger.error("dropping a lifecycle event PostgreSQL refused", metadata: [
                     LogKeys.taskID: "\(event.taskID)", LogKeys.correlationID: "\(event.correlationID)", LogKeys.error: "\(error)",
                 ])
