@@ -13,8 +13,8 @@ import ServiceLifecycle
 ///
 /// Services, in dependency order (the HTTP server runs last, so on SIGTERM it stops first and the
 /// Submitter then drains what was already accepted): PartitionMaintainer, Retention, RedisJanitor,
-/// TaskWatchHub, WebhookDispatcher, Recorder, Forwarder, Reconciler, WorkflowSweeper, ProgressRelay, Submitter,
-/// Scheduler, server.
+/// TaskWatchHub, WebhookDispatcher, WorkflowAdvancer, Recorder, Forwarder, Reconciler, WorkflowSweeper, ProgressRelay,
+/// Submitter, Scheduler, server.
 public struct Coordinator: Sendable {
     public let configuration: CoordinatorConfiguration
     public let postgres: PostgresClient
@@ -119,7 +119,7 @@ public struct Coordinator: Sendable {
             store: EventStore(client: postgres), redis: recorderRedis, keys: configuration.keys,
             queues: configuration.registry.queues, consumer: configuration.instanceID,
             batchSize: configuration.recorderBatchSize, abandonedAfter: configuration.abandonedEventsAfter, logger: logger.with(label: "conveyor.coordinator.recorder"),
-            onWebhooksQueued: { webhooks?.wake() }, onWorkflowAdvance: { await workflowAdvancer.carryOut($0) })
+            onWebhooksQueued: { webhooks?.wake() }, onWorkflowAdvance: { await workflowAdvancer.enqueue($0) })
         let submitter = self.submitter
         self.scheduleStore = ScheduleStore(client: postgres)
         self.scheduler = Scheduler(
@@ -219,7 +219,7 @@ public struct Coordinator: Sendable {
         PauseRoutes(pauses: pauses, retryAfterSeconds: configuration.retryAfterSeconds).register(on: v1)
         var services: [any Service] = [partitionMaintainer, retention, janitor, watchHub]
         if let webhooks { services.append(webhooks) }
-        services += [recorder, forwarder, reconciler, workflowSweeper, progressRelay, submitter, scheduler] as [any Service]
+        services += [workflowAdvancer, recorder, forwarder, reconciler, workflowSweeper, progressRelay, submitter, scheduler] as [any Service]
         return Application(
             router: router,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conveyor"),

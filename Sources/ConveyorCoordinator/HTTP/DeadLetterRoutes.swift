@@ -19,13 +19,7 @@ struct DeadLetterRoutes: Sendable {
     private func list(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
         try context.require(.read, for: "list dead letters")
         let query = request.uri.queryParameters
-        var limit = Self.defaultLimit
-        if let text = query["limit"] {
-            guard let value = Int(String(text)), (1...Self.maxLimit).contains(value) else {
-                throw APIError.badRequest("limit: must be 1–\(Self.maxLimit)", code: "invalid_field")
-            }
-            limit = value
-        }
+        let limit = try RequestReading.limit(request, defaultLimit: Self.defaultLimit, maxLimit: Self.maxLimit)
         let type = query["type"].map(String.init)
         let cursor = query["cursor"].map(String.init)
         let page = try await storage(context) { try await deadLetters.list(type: type, limit: limit, after: cursor) }

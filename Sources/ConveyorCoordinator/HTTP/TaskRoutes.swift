@@ -60,7 +60,7 @@ struct TaskRoutes: Sendable {
 
     private func submitOne(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
         try context.require(.submit, for: "submit tasks")
-        let body = try await readBody(request)
+        let body = try await RequestReading.body(request, maxBytes: maxBodyBytes)
         var task = try parser.parseSingle(
             body, correlationID: context.correlationID, idempotencyKey: request.headers[.idempotencyKey], now: WallClock.nowMillis())
         task.submittedBy = context.token?.name
@@ -74,7 +74,7 @@ struct TaskRoutes: Sendable {
 
     private func submitBatch(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
         try context.require(.submit, for: "submit tasks")
-        let body = try await readBody(request)
+        let body = try await RequestReading.body(request, maxBytes: maxBodyBytes)
         var tasks = try parser.parseBatch(
             body, correlationID: context.correlationID, idempotencyKey: request.headers[.idempotencyKey], now: WallClock.nowMillis())
         if let owner = context.token?.name {
@@ -130,19 +130,6 @@ struct TaskRoutes: Sendable {
             return JSONResponse.make(.ok, Self.json(try await watch.waitUntilTerminal(record, for: wait)))
         }
         return JSONResponse.make(.ok, Self.json(record))
-    }
-
-    /// Reads the body, refusing more than `maxBodyBytes` (before reading, when Content-Length says so).
-    private func readBody(_ request: Request) async throws -> Data {
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBodyBytes {
-            throw APIError.payloadTooLarge(limit: maxBodyBytes)
-        }
-        do {
-            let buffer = try await request.body.collect(upTo: maxBodyBytes)
-            return Data(buffer.readableBytesView)
-        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
-            throw APIError.payloadTooLarge(limit: maxBodyBytes)
-        }
     }
 
     static func json(_ task: TaskRecord) -> String {

@@ -38,7 +38,7 @@ struct WorkflowRoutes: Sendable {
     /// them after the dispatch grace (durable and dispatched later, as a task's 201 promises).
     private func submit(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
         try context.require(.submit, for: "submit workflows")
-        let body = try await readBody(request)
+        let body = try await RequestReading.body(request, maxBytes: maxBodyBytes)
         var workflow = try parser.parseWorkflow(body, correlationID: context.correlationID, now: WallClock.nowMillis())
         workflow.idempotencyKey = request.headers[.idempotencyKey]
         if let key = workflow.idempotencyKey, key.isEmpty || key.utf8.count > 255 {
@@ -86,13 +86,7 @@ struct WorkflowRoutes: Sendable {
     private func list(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
         try context.require(.read, for: "list workflows")
         let query = request.uri.queryParameters
-        var limit = Self.defaultLimit
-        if let text = query["limit"] {
-            guard let value = Int(String(text)), (1...Self.maxLimit).contains(value) else {
-                throw APIError.badRequest("limit: must be 1–\(Self.maxLimit)", code: "invalid_field")
-            }
-            limit = value
-        }
+        let limit = try RequestReading.limit(request, defaultLimit: Self.defaultLimit, maxLimit: Self.maxLimit)
         var status: WorkflowStatus?
         if let text = query["status"] {
             guard let parsed = WorkflowStatus(rawValue: String(text)) else {
@@ -215,19 +209,6 @@ struct WorkflowRoutes: Sendable {
                 context.logger.error("a workflow request failed", metadata: ["error": "\(error)"])
             }
             throw apiError
-        }
-    }
-
-    /// Reads the body, refusing more than `maxBodyBytes` (before reading, when Content-Length says so).
-    private func readBody(_ request: Request) async throws -> Data {
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBodyBytes {
-            throw APIError.payloadTooLarge(limit: maxBodyBytes)
-        }
-        do {
-            let buffer = try await request.body.collect(upTo: maxBodyBytes)
-            return Data(buffer.readableBytesView)
-        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
-            throw APIError.payloadTooLarge(limit: maxBodyBytes)
         }
     }
 

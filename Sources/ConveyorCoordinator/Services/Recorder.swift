@@ -36,7 +36,7 @@ public final class Recorder: Service, Sendable {
     private let stopping = Atomic<Bool>(false)
     /// Called after a batch queued completion webhooks (the WebhookDispatcher's wakeup).
     private let onWebhooksQueued: @Sendable () -> Void
-    /// Carries out, after the COMMIT, what ended workflow nodes decided (the WorkflowAdvancer).
+    /// Hands over, after the COMMIT, what ended workflow nodes decided (to the WorkflowAdvancer).
     private let onWorkflowAdvance: @Sendable (WorkflowAdvance) async -> Void
 
     static let block = Duration.seconds(1)

@@ -5,16 +5,23 @@ import ConveyorPostgres
 import ConveyorRedis
 import Logging
 import Metrics
+import ServiceLifecycle
 import Synchronization
 
 /// Carries out, after its transaction committed, what a node's end decided for its workflow: puts the
 /// nodes it queued on their ready streams (one pipeline), marks them dispatched, and ends the workflows
 /// whose last node ended (with their metrics).
 ///
+/// The Recorder hands its batches' decisions over (``enqueue(_:)``) and goes on recording; the
+/// service's loop merges whatever arrived meanwhile and carries it out at once, so a busy join costs
+/// one read, one pipeline and one update per round, not per Recorder batch (group commit, like the
+/// Submitter's). The API's cancel and retry carry out their own decisions directly.
+///
 /// Best effort by design: the decision itself is committed. A node queued but not yet in Redis is
 /// `queued` and not dispatched, so the Reconciler puts it there after the dispatch grace; a workflow
-/// left running with every node ended is ended by the ``WorkflowSweeper``.
-public final class WorkflowAdvancer: Sendable {
+/// left running with every node ended is ended by the ``WorkflowSweeper``. Graceful shutdown: it stops
+/// after the Recorder (it comes before it in the services) and carries out what is queued.
+public final class WorkflowAdvancer: Service, Sendable {
     private let workflows: WorkflowStore
     private let tasks: TaskStore
     private let redis: RedisConnection
@@ -22,6 +29,9 @@ public final class WorkflowAdvancer: Sendable {
     private let logger: Logger
     /// Streams whose consumer group is known to exist.
     private let preparedStreams = Mutex<Set<String>>([])
+    /// Decisions handed over by the Recorder, weighed by the nodes and workflows they name.
+    private let queue = GroupCommitQueue<WorkflowAdvance>(capacity: 50_000)
+    static let maximumRound = 20_000
 
     public init(workflows: WorkflowStore, tasks: TaskStore, redis: RedisConnection, keys: RedisKeys, logger: Logger) {
         self.workflows = workflows
@@ -29,6 +39,25 @@ public final class WorkflowAdvancer: Sendable {
         self.redis = redis
         self.keys = keys
         self.logger = logger
+    }
+
+    public func run() async throws {
+        await queue.consume(maximumWeight: Self.maximumRound) { batch in
+            var merged = WorkflowAdvance()
+            for advance in batch { merged.merge(advance) }
+            await carryOut(merged)
+        }
+    }
+
+    /// Hands a Recorder batch's decisions to the service's next round; waits only while the queue is
+    /// full. After shutdown has begun, carries them out itself.
+    public func enqueue(_ advance: WorkflowAdvance) async {
+        guard !advance.isEmpty else { return }
+        do {
+            try await queue.enqueue(advance, weight: max(1, advance.queued.count + advance.workflows.count))
+        } catch {
+            await carryOut(advance)
+        }
     }
 
     /// Dispatches the queued nodes and ends the finished workflows of `advance`. Never throws: what fails
