@@ -240,6 +240,8 @@ struct WorkflowTests {
         let succeeded = try await stack.post("/v1/workflows/\(id)/retry", "{}")
         #expect(succeeded.status == 409)
         #expect(succeeded.json?["error"]?["code"]?.stringValue == "nothing_to_retry")
+        let cancelEnded = try await stack.post("/v1/workflows/\(id)/cancel", "{}")
+        #expect(cancelEnded.status == 409 && cancelEnded.json?["error"]?["code"]?.stringValue == "already_finished")
         try await stack.stop()
     }
 

@@ -76,10 +76,5 @@ struct DeadLetterRoutes: Sendable {
         }
     }
 
-    private static func string(_ value: String?) -> String {
-        guard let value else { return "null" }
-        var out = ""
-        JSONValue.writeString(value, into: &out)
-        return out
-    }
+    private static func string(_ value: String?) -> String { JSONResponse.string(value) }
 }

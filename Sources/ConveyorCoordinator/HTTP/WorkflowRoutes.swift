@@ -148,7 +148,7 @@ struct WorkflowRoutes: Sendable {
         try context.require(.admin, for: "retry a workflow")
         let id = try Self.workflowID(context)
         context.logAdminAction("retry", target: "workflow \(id)")
-        let (advance, reopened) = try await storage(context) { try await store.retry(id, finishedWithin: retryableFor) }
+        let (advance, reopened) = try await storage(context, retrying: true) { try await store.retry(id, finishedWithin: retryableFor) }
         // A cancel's marks would stop the new attempts too (a stale attempt still in Redis then runs; its
         // events are below the node's redrive floor and change nothing).
         do {
@@ -179,13 +179,16 @@ struct WorkflowRoutes: Sendable {
         }
     }
 
-    static func apiError(_ error: WorkflowActionError) -> APIError {
-        switch error {
-        case .notFound: .notFound(error.description)
-        case .wrongStatus(_, .running): .conflict("workflow_running", "\(error); cancel it first, or wait for it to end")
-        case .wrongStatus(_, .succeeded): .conflict("nothing_to_retry", "\(error): every node succeeded")
-        case .wrongStatus: .conflict("already_finished", error.description)
-        case .expiring: .conflict("expiring", error.description)
+    /// - Parameter retrying: whether the refused action was a retry (else a cancel, which only a running
+    ///   workflow takes).
+    static func apiError(_ error: WorkflowActionError, retrying: Bool) -> APIError {
+        switch (error, retrying) {
+        case (.notFound, _): .notFound(error.description)
+        case (.wrongStatus, false): .conflict("already_finished", error.description)
+        case (.wrongStatus(_, .running), true): .conflict("workflow_running", "\(error); cancel it first, or wait for it to end")
+        case (.wrongStatus(_, .succeeded), true): .conflict("nothing_to_retry", "\(error): every node succeeded")
+        case (.wrongStatus, true): .conflict("already_finished", error.description)
+        case (.expiring, _): .conflict("expiring", error.description)
         }
     }
 
@@ -196,13 +199,15 @@ struct WorkflowRoutes: Sendable {
         return id
     }
 
-    private func storage<T: Sendable>(_ context: CoordinatorRequestContext, _ body: () async throws -> T) async throws -> T {
+    private func storage<T: Sendable>(
+        _ context: CoordinatorRequestContext, retrying: Bool = false, _ body: () async throws -> T
+    ) async throws -> T {
         do {
             return try await body()
         } catch let error as APIError {
             throw error
         } catch let error as WorkflowActionError {
-            throw Self.apiError(error)
+            throw Self.apiError(error, retrying: retrying)
         } catch {
             let apiError = APIError.from(storage: error, retryAfterSeconds: retryAfterSeconds)
             if apiError.status == .internalServerError {
@@ -212,12 +217,7 @@ struct WorkflowRoutes: Sendable {
         }
     }
 
-    private static func string(_ value: String?) -> String {
-        guard let value else { return "null" }
-        var out = ""
-        JSONValue.writeString(value, into: &out)
-        return out
-    }
+    private static func string(_ value: String?) -> String { JSONResponse.string(value) }
 
     static func json(_ workflow: WorkflowSummary) -> String {
         "{\"id\":\(workflow.id.rawValue),\"name\":\(string(workflow.name)),\"status\":\"\(workflow.status.rawValue)\","
