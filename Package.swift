@@ -137,6 +137,7 @@ let package = Package(
             name: "ConveyorTesting",
             dependencies: [
                 "ConveyorCore", "ConveyorEmbedded", "ConveyorRedis", "ConveyorPostgres",
+                .product(name: "Subprocess", package: "swift-subprocess"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -113,7 +113,8 @@ public struct Coordinator: Sendable {
             logger: logger.with(label: "conveyor.coordinator.workflows"))
         self.workflowAdvancer = workflowAdvancer
         self.workflowSweeper = WorkflowSweeper(
-            store: workflowStore, advancer: workflowAdvancer, interval: configuration.reconcileInterval, clock: clock,
+            store: workflowStore, advancer: workflowAdvancer, interval: configuration.reconcileInterval,
+            repairAfter: configuration.dispatchGrace, clock: clock,
             logger: logger.with(label: "conveyor.coordinator.workflows"))
         self.recorder = Recorder(
             store: EventStore(client: postgres), redis: recorderRedis, keys: configuration.keys,

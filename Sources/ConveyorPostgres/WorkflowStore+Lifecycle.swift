@@ -242,3 +242,38 @@ extension WorkflowStore {
         }
     }
 }
+
+extension WorkflowStore {
+    /// Waiting nodes of running workflows whose dependencies have all ended, idle for longer than
+    /// `idleFor`: a node the join should have decided and did not (a count that went wrong, say in a race
+    /// of a redrive with a join the locks do not order). Each is counted again from its dependencies'
+    /// statuses and decided as the join decides (``reopen(_:redriven:on:)`` re-counts the waiting
+    /// children of the parents it is given), in one transaction. Returns what that decided; empty when
+    /// nothing was stuck, which is the rule.
+    public func repairStuckNodes(idleFor: Duration, limit: Int = 1000) async throws -> WorkflowAdvance {
+        try await client.withSession { session in
+            try session.transaction { () throws(PostgresError) -> WorkflowAdvance in
+                // Per running workflow, through its nodes' index (never a scan of `tasks`).
+                let stuck = try session.query("""
+                    SELECT k.id FROM workflows w
+                    JOIN LATERAL (
+                        SELECT t.id FROM tasks t
+                        WHERE t.workflow_id = w.id AND t.status = 'waiting'
+                          AND t.updated_at < now() - $1::bigint * interval '1 millisecond'
+                    ) k ON true
+                    WHERE w.status = 'running'
+                      AND NOT EXISTS (
+                          SELECT 1 FROM workflow_edges e JOIN tasks p ON p.id = e.parent
+                          WHERE e.child = k.id AND p.status NOT IN \(Self.terminalStatuses))
+                    LIMIT $2
+                    """, [String(idleFor.milliseconds), String(limit)], name: "stuck workflow nodes").rows.compactMap { $0[0].flatMap { TaskID($0) } }
+                guard !stuck.isEmpty else { return WorkflowAdvance() }
+                let parents = try session.query(
+                    "SELECT DISTINCT parent FROM workflow_edges WHERE child = ANY($1::bigint[])",
+                    [PostgresArrayLiteral.integers(stuck.map(\.rawValue))], name: "parents of stuck nodes"
+                ).rows.compactMap { $0[0].flatMap { TaskID($0) } }
+                return try Self.reopen([], redriven: parents, on: session)
+            }
+        }
+    }
+}

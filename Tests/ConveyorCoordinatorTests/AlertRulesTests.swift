@@ -9,19 +9,19 @@ struct AlertRulesTests {
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Grafana/prometheus")
 
-    private func promtool(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        try ToolRun.run(["promtool"] + arguments, in: Self.directory)
+    private func promtool(_ arguments: [String]) async throws -> (status: Int32, output: String) {
+        try await ToolRun.run(["promtool"] + arguments, in: Self.directory)
     }
 
     @Test("the alert rules are valid (promtool check rules)")
-    func rulesAreValid() throws {
-        let result = try promtool(["check", "rules", "alerts.yml"])
+    func rulesAreValid() async throws {
+        let result = try await promtool(["check", "rules", "alerts.yml"])
         #expect(result.status == 0, "\(result.output)")
     }
 
     @Test("every alert has a unit test, and they pass (promtool test rules)")
-    func rulesPassTheirTests() throws {
-        let result = try promtool(["test", "rules", "alerts.test.yml"])
+    func rulesPassTheirTests() async throws {
+        let result = try await promtool(["test", "rules", "alerts.test.yml"])
         #expect(result.status == 0, "\(result.output)")
         let rules = try String(contentsOf: Self.directory.appendingPathComponent("alerts.yml"), encoding: .utf8)
         let tests = try String(contentsOf: Self.directory.appendingPathComponent("alerts.test.yml"), encoding: .utf8)
@@ -36,8 +36,8 @@ struct AlertRulesTests {
     }
 
     @Test("the scrape configuration is valid (promtool check config)")
-    func configIsValid() throws {
-        let result = try promtool(["check", "config", "prometheus.yml"])
+    func configIsValid() async throws {
+        let result = try await promtool(["check", "config", "prometheus.yml"])
         #expect(result.status == 0, "\(result.output)")
     }
 }

@@ -15,8 +15,8 @@ struct LokiShipperTests {
         let pushes = Mutex<[(encoding: String?, body: [UInt8])]>([])
     }
 
-    private func gunzip(_ bytes: [UInt8]) throws -> String {
-        try ToolRun.run(["gzip", "-dc"], input: bytes).output
+    private func gunzip(_ bytes: [UInt8]) async throws -> String {
+        try await ToolRun.run(["gzip", "-dc"], input: bytes).output
     }
 
     /// Runs `body` with a stand-in for Loki's push endpoint listening on the given port.
@@ -46,7 +46,8 @@ struct LokiShipperTests {
             let pushes = received.pushes.withLock { $0 }
             let push = try #require(pushes.first)
             #expect(push.encoding == "gzip")
-            let json = try #require(try JSONSerialization.jsonObject(with: Data(try gunzip(push.body).utf8)) as? [String: Any])
+            let text = try await gunzip(push.body)
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
             let streams = try #require(json["streams"] as? [[String: Any]])
             #expect(streams.count == 2, "one stream per level")
             for stream in streams {
@@ -70,7 +71,8 @@ struct LokiShipperTests {
             running.cancel()
             _ = try? await running.value
             let push = try #require(received.pushes.withLock { $0.first })
-            #expect(try gunzip(push.body).contains("c-7"))
+            let text = try await gunzip(push.body)
+            #expect(text.contains("c-7"))
         }
     }
 

@@ -15,8 +15,8 @@ struct MetricsTests {
     ])
 
     /// Runs `promtool check metrics` on a scrape; returns its exit status and output.
-    private func promtoolCheck(_ text: String) throws -> (status: Int32, output: String) {
-        try ToolRun.run(["promtool", "check", "metrics"], input: Array(text.utf8))
+    private func promtoolCheck(_ text: String) async throws -> (status: Int32, output: String) {
+        try await ToolRun.run(["promtool", "check", "metrics"], input: Array(text.utf8))
     }
 
     @Test("the coordinator's /metrics after a load passes promtool check metrics and names every outcome")
@@ -31,7 +31,7 @@ struct MetricsTests {
         let scrape = try await stack.request(.GET, "/metrics", token: nil)
         #expect(scrape.status == 200)
         #expect(scrape.headers.first(name: "Content-Type")?.hasPrefix("text/plain; version=0.0.4") == true)
-        let check = try promtoolCheck(scrape.body)
+        let check = try await promtoolCheck(scrape.body)
         #expect(check.status == 0, "promtool: \(check.output)")
         for expected in [
             #"conveyor_tasks_submitted_total{type="work"}"#,
@@ -63,7 +63,7 @@ struct MetricsTests {
         let compressed = Array(buffer: try await response.body.collect(upTo: 16 << 20))
         try await client.shutdown()
         #expect(compressed.starts(with: [0x1f, 0x8b]), "a gzip member")
-        let gunzip = try ToolRun.run(["gzip", "-dc"], input: compressed)
+        let gunzip = try await ToolRun.run(["gzip", "-dc"], input: compressed)
         #expect(gunzip.status == 0)
         let text = gunzip.output
         #expect(text.contains("# HELP conveyor_http_requests_total"))
@@ -90,7 +90,7 @@ struct MetricsTests {
             }
         }
         #expect(scrape.contains(#"conveyor_agent_tasks_in_flight{agent="scraped"}"#))
-        let check = try promtoolCheck(scrape)
+        let check = try await promtoolCheck(scrape)
         #expect(check.status == 0, "promtool: \(check.output)")
         try await agent.stop()
         try await stack.stop()

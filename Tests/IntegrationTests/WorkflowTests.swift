@@ -297,6 +297,26 @@ struct WorkflowTests {
         try await stack.stop()
     }
 
+    @Test("a node left waiting after its dependencies ended (a count gone wrong) is decided by the WorkflowSweeper")
+    func sweeperDecidesStuckNode() async throws {
+        let journal = WorkflowJournal()
+        let stack = try await Stack.start(registry: WorkflowJournal.registry, handlers: journal.handlers())
+        let (id, nodes) = try await Self.submit(stack, Self.body("stuck", [Self.node("first"), Self.node("second", after: ["first"])]))
+        #expect(try await Self.waitUntilEnded(stack, id)["status"]?.stringValue == "succeeded")
+        // As if a decrement had been lost: the node waits on a dependency that has ended, for an hour.
+        try await stack.coordinator.postgres.withSession { session in
+            _ = try session.query(
+                "UPDATE tasks SET status = 'waiting', waiting_on = 1, finished_at = NULL, updated_at = now() - interval '1 hour' WHERE id = $1",
+                [String(nodes["second"]!)])
+            _ = try session.query("UPDATE workflows SET status = 'running', finished_at = NULL WHERE id = $1", [String(id)])
+        }
+        try await stack.coordinator.workflowSweeper.sweep()
+        let workflow = try await Self.waitUntilEnded(stack, id)
+        #expect(workflow["status"]?.stringValue == "succeeded")
+        #expect(journal.runs(of: "second").count == 2, "it ran again once decided")
+        try await stack.stop()
+    }
+
     @Test("bad workflows are refused before anything is stored, naming the node; an Idempotency-Key returns the same workflow")
     func validationAndIdempotency() async throws {
         let stack = try await Stack.start(registry: WorkflowJournal.registry, agents: 0)
