@@ -42,7 +42,8 @@ struct ScheduledTaskTests {
     func delayedTaskStartsOnTime() async throws {
         let log = ExecutionLog()
         let stack = try await Stack.start(registry: registry, handlers: handlers(log))
-        let reply = try await stack.post("/v1/tasks", #"{"type":"work","delay":"1500ms"}"#)
+        // Four seconds: at the start of a full run on two cores, the submit and the read below took over 1.5 s.
+        let reply = try await stack.post("/v1/tasks", #"{"type":"work","delay":"4s"}"#)
         #expect(reply.status == 201)
         #expect(reply.json?["status"]?.stringValue == "scheduled" && reply.json?["run_at"]?.stringValue != nil)
         let id = try #require(reply.json?["id"]?.intValue)
