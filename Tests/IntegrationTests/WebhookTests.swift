@@ -132,7 +132,9 @@ struct WebhookTests {
         _ = try await stack.submit("echo", extra: ",\"callback_url\":\"\(quick.url)\"")
         try await wait(quick, timeout: .seconds(10)) { $0.count == 1 }
         let took = ContinuousClock.now - submitted
-        #expect(took < .seconds(3), "the second webhook took \(took) while the first receiver hung for 6 s")
+        // Below the first receiver's 6 s hang is the point; 5 s leaves room for a loaded machine (3.5 s seen
+        // at the start of a fresh-clone CI run).
+        #expect(took < .seconds(5), "the second webhook took \(took) while the first receiver hung for 6 s")
         try await stack.stop()
         try await hanging.stop()
         try await quick.stop()
