@@ -38,7 +38,7 @@ public struct NewWorkflow: Sendable {
 }
 
 /// The outcome of ``WorkflowStore/insert(_:)``.
-public struct InsertedWorkflow: Sendable, Hashable {
+public struct InsertedWorkflow: Sendable {
     public var id: WorkflowID
     public var status: WorkflowStatus
     /// False when an earlier workflow with the same idempotency key was returned instead.
@@ -53,12 +53,6 @@ public struct InsertedWorkflow: Sendable, Hashable {
         public var id: TaskID
         public var status: TaskStatus
     }
-
-    public static func == (lhs: InsertedWorkflow, rhs: InsertedWorkflow) -> Bool {
-        lhs.id == rhs.id && lhs.created == rhs.created && lhs.nodes == rhs.nodes
-    }
-
-    public func hash(into hasher: inout Hasher) { hasher.combine(id) }
 }
 
 /// Reads and writes workflows: the `workflows` row, its nodes (rows of `tasks`) and its edges.

@@ -24,6 +24,6 @@ public enum ToolRun {
         case .exited(let code): status = Int32(code)
         case .signaled(let signal): status = 128 + Int32(signal)
         }
-        return (status, (result.standardOutput ?? "") + (result.standardError ?? ""))
+        return (status, result.standardOutput + result.standardError)
     }
 }

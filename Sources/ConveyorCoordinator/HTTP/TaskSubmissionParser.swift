@@ -94,6 +94,15 @@ package struct TaskSubmissionParser: Sendable {
 
     /// Longest accepted idempotency key.
     static let maxIdempotencyKeyLength = 255
+
+    /// Refuses an empty or overlong idempotency key, or one with control characters (a task's, or a
+    /// workflow's `Idempotency-Key`).
+    static func checkIdempotencyKey(_ key: String?, at: String, index: Int?) throws(APIError) {
+        guard let key else { return }
+        guard !key.isEmpty, key.utf8.count <= maxIdempotencyKeyLength, !key.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+            throw .badRequest("\(at)idempotency key: must be 1–\(maxIdempotencyKeyLength) bytes without control characters", code: "invalid_field", index: index)
+        }
+    }
     /// Tags per task, and the longest key and value (bytes). Small on purpose: tags are for finding and
     /// grouping tasks (customer, source, batch), and they are stored and indexed with every task.
     static let maxTags = 20
@@ -158,13 +167,7 @@ package struct TaskSubmissionParser: Sendable {
         guard !params.containsNUL else {
             throw .badRequest("\(at)params: strings must not contain U+0000", code: "invalid_field", index: index)
         }
-        if let idempotencyKey {
-            guard !idempotencyKey.isEmpty, idempotencyKey.utf8.count <= Self.maxIdempotencyKeyLength,
-                !idempotencyKey.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F })
-            else {
-                throw .badRequest("\(at)idempotency key: must be 1–\(Self.maxIdempotencyKeyLength) bytes without control characters", code: "invalid_field", index: index)
-            }
-        }
+        try Self.checkIdempotencyKey(idempotencyKey, at: at, index: index)
         let tags = try Self.validateTags(body.tags, at: at, index: index)
         let runAt = try Self.runAt(body, at: at, index: index, now: now)
         let callbackURL = body.callbackURL ?? definition.callbackURL

@@ -39,11 +39,8 @@ struct WorkflowRoutes: Sendable {
     private func submit(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
         try context.require(.submit, for: "submit workflows")
         let body = try await RequestReading.body(request, maxBytes: maxBodyBytes)
-        var workflow = try parser.parseWorkflow(body, correlationID: context.correlationID, now: WallClock.nowMillis())
-        workflow.idempotencyKey = request.headers[.idempotencyKey]
-        if let key = workflow.idempotencyKey, key.isEmpty || key.utf8.count > 255 {
-            throw APIError.badRequest("Idempotency-Key: must be 1–255 bytes", code: "invalid_field")
-        }
+        var workflow = try parser.parseWorkflow(
+            body, correlationID: context.correlationID, idempotencyKey: request.headers[.idempotencyKey], now: WallClock.nowMillis())
         workflow.submittedBy = context.token?.name
         if let owner = context.token?.name {
             for index in workflow.nodes.indices { workflow.nodes[index].task.submittedBy = owner }

@@ -42,7 +42,10 @@ extension TaskSubmissionParser {
     /// at most ``WorkflowGraph/maximumNodes`` nodes) and every node's task, each error naming the node.
     /// Node tasks take every option a task does except a schedule (a node starts when its dependencies
     /// succeed) and an idempotency key of their own (the workflow's `Idempotency-Key` covers them all).
-    package func parseWorkflow(_ body: Data, correlationID: String, now: Int64) throws(APIError) -> NewWorkflow {
+    package func parseWorkflow(
+        _ body: Data, correlationID: String, idempotencyKey: String? = nil, now: Int64
+    ) throws(APIError) -> NewWorkflow {
+        try Self.checkIdempotencyKey(idempotencyKey, at: "Idempotency-Key: ", index: nil)
         let decoded: WorkflowSubmissionBody = try Self.decode(body)
         guard !decoded.name.isEmpty, decoded.name.utf8.count <= Self.maxWorkflowNameBytes,
             !decoded.name.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F })
@@ -100,6 +103,7 @@ extension TaskSubmissionParser {
             let task = try validate(element.task, index: index, label: at, correlationID: correlationID, idempotencyKey: nil, now: now)
             nodes.append(NewWorkflow.Node(key: keys[index], task: task, onDependencyFailure: policy))
         }
-        return NewWorkflow(name: decoded.name, graph: graph, nodes: nodes, correlationID: correlationID, createdAtMillis: now)
+        return NewWorkflow(
+            name: decoded.name, graph: graph, nodes: nodes, correlationID: correlationID, idempotencyKey: idempotencyKey, createdAtMillis: now)
     }
 }

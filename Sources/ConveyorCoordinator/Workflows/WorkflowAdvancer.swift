@@ -142,14 +142,3 @@ public final class WorkflowAdvancer: Service, Sendable {
         }
     }
 }
-
-extension UnfinishedTask {
-    /// The stream entry of the task's next attempt.
-    var envelope: TaskEnvelope {
-        let attempt = nextAttempt
-        return TaskEnvelope(
-            id: id, type: type, params: params, correlationID: correlationID,
-            attempt: attempt, maxAttempts: max(maxAttempts, attempt), enqueuedAtMillis: createdAtMillis,
-            hasCallback: hasCallback, priority: priority, limitKey: limitKey, dependencies: dependencies)
-    }
-}
