@@ -32,6 +32,8 @@ public struct Coordinator: Sendable {
     /// Dispatches the nodes a join queued and ends finished workflows.
     public let workflowAdvancer: WorkflowAdvancer
     public let workflowSweeper: WorkflowSweeper
+    /// Cancels and retries tasks by filter (the bulk routes and the console).
+    public let taskActions: TaskActions
     /// The Reconciler's own session: it holds the leader lock while it lives.
     let reconcilerLock: PostgresConnection
     /// The Reconciler's own Redis connection (a census reads whole streams).
@@ -130,6 +132,10 @@ public struct Coordinator: Sendable {
             redis: redis, store: store, keys: configuration.keys, registry: configuration.registry,
             redrivableFor: max(configuration.retention - GenerationStore.redriveMargin, configuration.retention / 2),
             workflows: workflowAdvancer)
+        self.taskActions = TaskActions(
+            store: store, redis: redis, keys: configuration.keys, deadLetters: deadLetters, workflows: workflowAdvancer,
+            workflowStore: workflowStore, retryableFor: deadLetters.redrivableFor,
+            logger: logger.with(label: "conveyor.coordinator.actions"), onCancelled: { webhooks?.wake() })
         self.reconcilerLock = PostgresConnection(configuration: configuration.postgres, name: "reconciler-pg", logger: logger.with(label: "conveyor.coordinator.postgres"))
         self.reconcilerRedis = RedisConnection(configuration: configuration.redis, name: "reconciler-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
         let pauses = QueuePauses(store: PauseStore(client: postgres), redis: redis, keys: configuration.keys, registry: configuration.registry)
@@ -210,7 +216,10 @@ public struct Coordinator: Sendable {
             store: workflowStore, advancer: workflowAdvancer, redis: redis, keys: configuration.keys,
             onCancelled: { [webhooks] in webhooks?.wake() },
             maxBodyBytes: configuration.maxBodyBytes, retryAfterSeconds: configuration.retryAfterSeconds,
-            retryableFor: deadLetters.redrivableFor
+            actions: taskActions
+        ).register(on: v1)
+        TaskSearchRoutes(
+            store: store, actions: taskActions, maxBodyBytes: configuration.maxBodyBytes, retryAfterSeconds: configuration.retryAfterSeconds
         ).register(on: v1)
         watch.register(on: v1)
         TaskProgressRoutes(store: store, relay: progressRelay, retryAfterSeconds: configuration.retryAfterSeconds).register(on: v1)

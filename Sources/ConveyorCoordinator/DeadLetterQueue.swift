@@ -71,11 +71,14 @@ public struct DeadLetterQueue: Sendable {
         case expiring
     }
 
-    /// Redrives the given tasks; returns those that were dead and are now queued again.
+    /// Redrives the given tasks; returns those that were dead (or failed, with `includingFailed`) and
+    /// are now queued again.
     @discardableResult
-    public func redrive(_ ids: [TaskID]) async throws -> [RedrivenTask] {
+    public func redrive(_ ids: [TaskID], includingFailed: Bool = false) async throws -> [RedrivenTask] {
         let registry = self.registry
-        let tasks = try await store.redrive(ids, finishedWithin: redrivableFor) { type in registry[type]?.maxAttempts ?? TaskTypeDefinition.defaultMaxAttempts }
+        let tasks = try await store.redrive(ids, finishedWithin: redrivableFor, includingFailed: includingFailed) { type in
+            registry[type]?.maxAttempts ?? TaskTypeDefinition.defaultMaxAttempts
+        }
         guard !tasks.isEmpty else { return [] }
         let now = WallClock.nowMillis()
         let calls = tasks.map { task in

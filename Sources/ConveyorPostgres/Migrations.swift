@@ -111,6 +111,7 @@ public enum Migrations {
         Migration(version: 6, name: "scheduled tasks, webhooks and periodic schedules", sql: timeSQL),
         Migration(version: 7, name: "flow control", sql: flowControlSQL),
         Migration(version: 8, name: "workflows", sql: workflowsSQL),
+        Migration(version: 9, name: "search", sql: searchSQL),
     ]
 
     /// Migration 7: issue 13's columns and the pause record. Nullable columns without a default (adding

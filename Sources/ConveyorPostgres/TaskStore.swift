@@ -305,6 +305,8 @@ public struct RedrivenTask: Sendable, Hashable {
     public var limitKey: String?
     /// A workflow node's dependencies and their results (JSON object text).
     public var dependencies: String?
+    /// What a revert puts back: `dead`, or `failed` for a failed task a bulk retry took.
+    public var previousStatus: TaskStatus = .dead
 }
 
 extension TaskStore {
@@ -315,8 +317,12 @@ extension TaskStore {
     ///
     /// - Parameter finishedWithin: only tasks that died at most this long ago (nil: any); retention
     ///   counts on a redrive never reviving a task it is about to drop.
+    /// - Parameter includingFailed: retry `failed` tasks too (a bulk retry does), except workflow nodes
+    ///   that failed because a dependency did without running themselves: their workflow's retry runs
+    ///   their dependencies first.
     public func redrive(
-        _ ids: [TaskID], finishedWithin: Duration? = nil, freshAttempts: @escaping @Sendable (String) -> Int
+        _ ids: [TaskID], finishedWithin: Duration? = nil, includingFailed: Bool = false,
+        freshAttempts: @escaping @Sendable (String) -> Int
     ) async throws -> [RedrivenTask] {
         guard !ids.isEmpty else { return [] }
         let literal = PostgresArrayLiteral.integers(ids.map(\.rawValue))
@@ -325,11 +331,12 @@ extension TaskStore {
                 let rows = try session.query("""
                     SELECT id, type, queue, params::text, correlation_id, attempts, max_attempts, callback_url IS NOT NULL,
                            priority, limit_key,
-                           workflow_id IS NOT NULL
-                    FROM tasks WHERE id = ANY($1::bigint[]) AND status = 'dead'
+                           workflow_id IS NOT NULL, status
+                    FROM tasks WHERE id = ANY($1::bigint[])
+                      AND (status = 'dead' OR ($3::boolean AND status = 'failed' AND (workflow_id IS NULL OR failed_deps = 0)))
                       AND ($2::bigint IS NULL OR finished_at IS NULL OR finished_at > now() - $2::bigint * interval '1 millisecond')
-                    FOR UPDATE
-                    """, [literal, finishedWithin.map { String($0.milliseconds) }], name: "find dead tasks").rows
+                    ORDER BY id FOR UPDATE
+                    """, [literal, finishedWithin.map { String($0.milliseconds) }, includingFailed ? "t" : "f"], name: "find dead tasks").rows
                 var tasks: [RedrivenTask] = []
                 var nodes: [TaskID] = []
                 for row in rows {
@@ -339,7 +346,8 @@ extension TaskStore {
                     tasks.append(RedrivenTask(
                         id: id, type: type, queue: queue, params: row[3] ?? "{}", correlationID: row[4] ?? "",
                         attempts: attempts, maxAttempts: attempts + freshAttempts(type), previousMaxAttempts: max,
-                        hasCallback: row[7] == "t", priority: row[8].flatMap { TaskPriority(text: $0) } ?? .normal, limitKey: row[9]))
+                        hasCallback: row[7] == "t", priority: row[8].flatMap { TaskPriority(text: $0) } ?? .normal, limitKey: row[9],
+                        dependencies: nil, previousStatus: row[11].flatMap(TaskStatus.init(rawValue:)) ?? .dead))
                     if row[10] == "t" { nodes.append(id) }
                 }
                 if !nodes.isEmpty {
@@ -408,8 +416,8 @@ extension TaskStore {
             let decided = try await client.withSession { session in
                 try session.transaction { () throws(PostgresError) -> WorkflowAdvance in
                     let row = try session.query(
-                        "UPDATE tasks SET status = 'dead', max_attempts = $2, dispatched = true, finished_at = COALESCE(finished_at, now()) WHERE id = $1 AND status = 'queued' RETURNING workflow_id",
-                        [task.id.description, String(task.previousMaxAttempts)], name: "revert redrive").rows.first
+                        "UPDATE tasks SET status = $3, max_attempts = $2, dispatched = true, finished_at = COALESCE(finished_at, now()) WHERE id = $1 AND status = 'queued' RETURNING workflow_id",
+                        [task.id.description, String(task.previousMaxAttempts), task.previousStatus.rawValue], name: "revert redrive").rows.first
                     // Its streams and waits see it dead again.
                     try TaskNotifications.notify([task.id.description], on: session)
                     guard let workflow = row?[0].flatMap({ WorkflowID($0) }) else { return WorkflowAdvance() }

@@ -19,8 +19,8 @@ struct WorkflowRoutes: Sendable {
     let onCancelled: @Sendable () -> Void
     let maxBodyBytes: Int
     let retryAfterSeconds: Int
-    /// Workflows that ended longer ago are not retried: retention is about to drop their nodes.
-    let retryableFor: Duration
+    /// Retries workflows (shared with the bulk retry of failed nodes).
+    let actions: TaskActions
 
     static let defaultLimit = 50
     static let maxLimit = 500
@@ -145,17 +145,7 @@ struct WorkflowRoutes: Sendable {
         try context.require(.admin, for: "retry a workflow")
         let id = try Self.workflowID(context)
         context.logAdminAction("retry", target: "workflow \(id)")
-        let (advance, reopened) = try await storage(context, retrying: true) { try await store.retry(id, finishedWithin: retryableFor) }
-        // A cancel's marks would stop the new attempts too (a stale attempt still in Redis then runs; its
-        // events are below the node's redrive floor and change nothing).
-        do {
-            try await unmarkCancelled(reopened)
-        } catch {
-            context.logger.warning("could not clear the cancel marks of retried nodes; they may be cancelled again", metadata: [
-                "workflow_id": "\(id)", "error": "\(error)",
-            ])
-        }
-        await advancer.carryOut(advance)
+        let advance = try await storage(context, retrying: true) { try await actions.retryWorkflow(id) }
         return JSONResponse.make(.ok, "{\"id\":\(id.rawValue),\"status\":\"running\",\"started_nodes\":\(advance.queued.count)}")
     }
 
