@@ -6,5 +6,5 @@ struct ConveyorLoad: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conveyor-load",
         abstract: "Load and failure testing for Conveyor.",
-        subcommands: [ChaosCommand.self, RunCommand.self, WatchCommand.self, WorkflowsCommand.self])
+        subcommands: [ChaosCommand.self, RunCommand.self, SearchCommand.self, WatchCommand.self, WorkflowsCommand.self])
 }

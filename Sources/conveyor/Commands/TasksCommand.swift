@@ -8,7 +8,7 @@ struct TasksCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tasks",
         abstract: "Submit and inspect tasks through a coordinator's HTTP API.",
-        subcommands: [Submit.self, Get.self, Cancel.self, Events.self, Watch.self])
+        subcommands: [Submit.self, Get.self, List.self, Cancel.self, Events.self, Watch.self])
 
     struct Connection: ParsableArguments {
         @Option(help: "Coordinator URL. [env: CONVEYOR_URL, default http://127.0.0.1:8080]") var url: String?
