@@ -69,12 +69,14 @@ public enum Settings {
     public static let webhookSecret = Setting(environmentVariable: "CONVEYOR_WEBHOOK_SECRET", flag: nil, defaultValue: "(none: webhooks off)", summary: "The HMAC-SHA256 key of the Conveyor-Signature header of every webhook delivery (at least 16 bytes); required with CONVEYOR_WEBHOOK_HOSTS.", isSecret: true)
     public static let webhookRetryFor = Setting(environmentVariable: "CONVEYOR_WEBHOOK_RETRY_FOR", flag: nil, defaultValue: "24h", summary: "How long a webhook delivery is retried (exponential backoff, 1 s to 10 min) before it is given up and recorded as failed.")
     public static let webhookTimeout = Setting(environmentVariable: "CONVEYOR_WEBHOOK_TIMEOUT", flag: nil, defaultValue: "10s", summary: "How long one webhook request may take.")
+    public static let consoleSession = Setting(environmentVariable: "CONVEYOR_CONSOLE_SESSION", flag: nil, defaultValue: "8h", summary: "How long a console sign-in lasts (the session cookie's lifetime; 5m to 7d).")
+    public static let grafanaURL = Setting(environmentVariable: "CONVEYOR_GRAFANA_URL", flag: nil, defaultValue: "(none: no log links)", summary: "Grafana's address as a browser reaches it (http://grafana.example:3000): the console links each task to the task-logs dashboard there.")
     public static let clientURL = Setting(environmentVariable: "CONVEYOR_URL", flag: "--url", defaultValue: "http://127.0.0.1:8080", summary: "Coordinator URL used by `conveyor tasks`.")
     public static let clientToken = Setting(environmentVariable: "CONVEYOR_API_TOKEN", flag: "--token", defaultValue: "(none)", summary: "Bearer token used by `conveyor tasks`.", isSecret: true)
 
     public static let all: [Setting] = [
         redisURL, redisPrefix, redisTimeout, postgresURL, postgresPoolSize, postgresStatementTimeout, postgresConnectTimeout, taskTypes, httpHost, httpPort, apiTokens, apiTokensFile, authDisabled,
         maxBodyBytes, submitBatchMax, recorderBatch, instanceID, agentID, agentConcurrency, agentQueues, metricsPort, metricsHost,
-        reconcileInterval, reconcileSweep, dispatchGrace, recorderTakeoverAfter, retention, deadLetterLimit, idleConsumerAfter, webhookHosts, webhookSecret, webhookRetryFor, webhookTimeout, shutdownGrace, observabilityEnabled, taskLogSample, lokiURL, logLevel, logFormat, clientURL, clientToken, fault, executionJournal,
+        reconcileInterval, reconcileSweep, dispatchGrace, recorderTakeoverAfter, retention, deadLetterLimit, idleConsumerAfter, webhookHosts, webhookSecret, webhookRetryFor, webhookTimeout, shutdownGrace, observabilityEnabled, taskLogSample, lokiURL, logLevel, logFormat, consoleSession, grafanaURL, clientURL, clientToken, fault, executionJournal,
     ]
 }

@@ -34,6 +34,10 @@ public struct Coordinator: Sendable {
     public let workflowSweeper: WorkflowSweeper
     /// Cancels and retries tasks by filter (the bulk routes and the console).
     public let taskActions: TaskActions
+    /// What the Recorder saw end, for the console's chart.
+    public let throughput = ThroughputHistory()
+    /// The console's sign-ins.
+    let consoleSessions: ConsoleSessions
     /// The Reconciler's own session: it holds the leader lock while it lives.
     let reconcilerLock: PostgresConnection
     /// The Reconciler's own Redis connection (a census reads whole streams).
@@ -122,7 +126,7 @@ public struct Coordinator: Sendable {
             store: EventStore(client: postgres), redis: recorderRedis, keys: configuration.keys,
             queues: configuration.registry.queues, consumer: configuration.instanceID,
             batchSize: configuration.recorderBatchSize, abandonedAfter: configuration.abandonedEventsAfter, logger: logger.with(label: "conveyor.coordinator.recorder"),
-            onWebhooksQueued: { webhooks?.wake() }, onWorkflowAdvance: { await workflowAdvancer.enqueue($0) })
+            onWebhooksQueued: { webhooks?.wake() }, onWorkflowAdvance: { await workflowAdvancer.enqueue($0) }, throughput: throughput)
         let submitter = self.submitter
         self.scheduleStore = ScheduleStore(client: postgres)
         self.scheduler = Scheduler(
@@ -167,6 +171,8 @@ public struct Coordinator: Sendable {
             listener: PostgresListener(
                 configuration: configuration.postgres, channel: TaskNotifications.channel, logger: logger.with(label: "conveyor.coordinator.watch")),
             client: postgres, logger: logger.with(label: "conveyor.coordinator.watch"))
+        self.consoleSessions = ConsoleSessions(
+            tokens: configuration.apiTokens, authDisabled: configuration.authDisabled, lifetime: configuration.consoleSession)
         self.progressRelay = ProgressRelay(redis: redis, keys: configuration.keys, clock: clock, logger: logger.with(label: "conveyor.coordinator.progress"))
     }
 
@@ -186,7 +192,22 @@ public struct Coordinator: Sendable {
     /// The Hummingbird application with every coordinator service attached.
     public func makeApplication(
         onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
-    ) -> some ApplicationProtocol {
+    ) throws -> some ApplicationProtocol {
+        let router = try makeRouter()
+        var services: [any Service] = [partitionMaintainer, retention, janitor, watchHub]
+        if let webhooks { services.append(webhooks) }
+        services += [workflowAdvancer, recorder, forwarder, reconciler, workflowSweeper, progressRelay, submitter, scheduler] as [any Service]
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conveyor"),
+            services: services,
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+            logger: logger
+        )
+    }
+
+    /// Every route: the API under `/v1`, health, metrics, the OpenAPI document and the console.
+    public func makeRouter() throws -> Router<CoordinatorRequestContext> {
         let router = Router(context: CoordinatorRequestContext.self)
         router.add(middleware: MetricsMiddleware())
         router.add(middleware: CorrelationMiddleware())
@@ -213,8 +234,7 @@ public struct Coordinator: Sendable {
         ).register(on: v1)
         WorkflowRoutes(
             parser: TaskSubmissionParser(registry: configuration.registry, webhookHosts: configuration.webhookHosts),
-            store: workflowStore, advancer: workflowAdvancer, redis: redis, keys: configuration.keys,
-            onCancelled: { [webhooks] in webhooks?.wake() },
+            store: workflowStore, advancer: workflowAdvancer,
             maxBodyBytes: configuration.maxBodyBytes, retryAfterSeconds: configuration.retryAfterSeconds,
             actions: taskActions
         ).register(on: v1)
@@ -227,16 +247,16 @@ public struct Coordinator: Sendable {
         ScheduleRoutes(registry: configuration.registry, store: scheduleStore, retryAfterSeconds: configuration.retryAfterSeconds)
             .register(on: v1)
         PauseRoutes(pauses: pauses, retryAfterSeconds: configuration.retryAfterSeconds).register(on: v1)
-        var services: [any Service] = [partitionMaintainer, retention, janitor, watchHub]
-        if let webhooks { services.append(webhooks) }
-        services += [workflowAdvancer, recorder, forwarder, reconciler, workflowSweeper, progressRelay, submitter, scheduler] as [any Service]
-        return Application(
-            router: router,
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "conveyor"),
-            services: services,
-            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
-            logger: logger
-        )
+        OpenAPIRoutes().register(on: router)
+        let pages = ConsolePages(
+            library: try ConsoleTemplates.library(), store: store, workflowStore: workflowStore, scheduleStore: scheduleStore,
+            pauseStore: pauses.store, registry: configuration.registry, redis: redis, keys: configuration.keys, throughput: throughput,
+            grafanaURL: configuration.grafanaURL, retryAfterSeconds: configuration.retryAfterSeconds)
+        ConsoleRoutes(
+            pages: pages, sessions: consoleSessions, actions: taskActions, deadLetters: deadLetters, pauses: pauses,
+            lifetime: configuration.consoleSession
+        ).register(on: router)
+        return router
     }
 
     /// Closes the connections' threads. Call after the application has stopped.

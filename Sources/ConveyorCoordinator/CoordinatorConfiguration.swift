@@ -60,6 +60,10 @@ public struct CoordinatorConfiguration: Sendable {
     public var webhookRetryFor: Duration = .seconds(86_400)
     /// How long one delivery request may take.
     public var webhookTimeout: Duration = .seconds(10)
+    /// How long a console sign-in lasts.
+    public var consoleSession: Duration = .seconds(8 * 3600)
+    /// Grafana's address as a browser reaches it: the console's log links (nil: none).
+    public var grafanaURL: String?
     /// The wait between a delivery's tries (tests shorten it).
     public var webhookBackoff: Backoff = WebhookDispatcher.defaultBackoff
     /// Most tasks in one `POST /v1/tasks/batch`.
@@ -108,5 +112,11 @@ public struct CoordinatorConfiguration: Sendable {
         }
         guard webhookRetryFor >= .seconds(1) else { throw ConfigurationError(key: "CONVEYOR_WEBHOOK_RETRY_FOR", "must be at least 1s") }
         guard webhookTimeout >= .milliseconds(100) else { throw ConfigurationError(key: "CONVEYOR_WEBHOOK_TIMEOUT", "must be at least 100ms") }
+        guard consoleSession >= .seconds(300), consoleSession <= .seconds(7 * 86400) else {
+            throw ConfigurationError(key: "CONVEYOR_CONSOLE_SESSION", "must be 5m to 7d")
+        }
+        if let grafanaURL, !(grafanaURL.hasPrefix("http://") || grafanaURL.hasPrefix("https://")) {
+            throw ConfigurationError(key: "CONVEYOR_GRAFANA_URL", "must be an http:// or https:// address")
+        }
     }
 }

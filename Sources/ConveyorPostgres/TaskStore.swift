@@ -87,6 +87,8 @@ public struct TaskRecord: Sendable, Hashable {
     public var callbackURL: String?
     public var priority: TaskPriority = .normal
     public var limitKey: String?
+    /// The workflow it is a node of.
+    public var workflowID: Int64?
 }
 
 /// Reads and writes the `tasks` table.
@@ -230,7 +232,7 @@ public struct TaskStore: Sendable {
                        correlation_id, idempotency_key,
                        \(Self.rfc3339("created_at")), \(Self.rfc3339("updated_at")),
                        \(Self.rfc3339("started_at")), \(Self.rfc3339("finished_at")), submitted_by, tags::text, progress::text,
-                       \(Self.rfc3339("run_at")), callback_url, priority, limit_key
+                       \(Self.rfc3339("run_at")), callback_url, priority, limit_key, workflow_id
                 FROM tasks WHERE id = $1
                 """, [id.description], name: "get task")
             guard let row = rows.rows.first else { return nil }
@@ -242,7 +244,8 @@ public struct TaskStore: Sendable {
                 idempotencyKey: row[10], createdAt: row[11] ?? "", updatedAt: row[12] ?? "",
                 startedAt: row[13], finishedAt: row[14], submittedBy: row[15], tags: row[16], progress: row[17],
                 runAt: row[18], callbackURL: row[19],
-                priority: row[20].flatMap { TaskPriority(text: $0) } ?? .normal, limitKey: row[21])
+                priority: row[20].flatMap { TaskPriority(text: $0) } ?? .normal, limitKey: row[21],
+                workflowID: row[22].flatMap { Int64($0) })
         }
     }
 

@@ -77,22 +77,54 @@ public struct TaskActions: Sendable {
         }
     }
 
+    /// Cancels every node of a running workflow that has not ended; returns how many. The started ones'
+    /// ids go into their queues' cancelled sets first (their agents stop them, a queued entry is dropped
+    /// when taken), then one transaction marks them and the workflow cancelled; a node a join queued
+    /// meanwhile is told afterwards. Throws ``WorkflowActionError`` when it cannot.
+    public func cancelWorkflow(_ id: WorkflowID) async throws -> Int {
+        let started = try await workflowStore.unfinishedNodes(of: id).filter(\.wasStarted)
+        do {
+            try await mark("SADD", started)
+        } catch {
+            // Some marks may have been set: take them back, so nothing is stopped by a cancel that failed.
+            try? await mark("SREM", started)
+            throw error
+        }
+        let cancelled: [CancelledNode]
+        let workflow: FinishedWorkflow?
+        do {
+            (cancelled, workflow) = try await workflowStore.cancel(id)
+        } catch {
+            try? await mark("SREM", started)
+            throw error
+        }
+        let told = Set(started.map(\.id))
+        try? await mark("SADD", cancelled.filter { $0.wasStarted && !told.contains($0.id) })
+        onCancelled()
+        if let workflow { WorkflowAdvancer.recordFinished(workflow) }
+        return cancelled.count
+    }
+
+    /// Adds (`SADD`) or removes (`SREM`) nodes' ids in their queues' cancelled sets, one pipeline.
+    private func mark(_ command: String, _ nodes: [CancelledNode]) async throws {
+        guard !nodes.isEmpty else { return }
+        let byQueue = Dictionary(grouping: nodes, by: \.queue)
+        let replies = try await redis.send(byQueue.map { queue, nodes in RedisCommand(command, [keys.cancelled(queue)] + nodes.map(\.id.description)) })
+        if let failure = replies.compactMap(\.errorMessage).first { throw RedisError(.commandFailed, failure, command: command) }
+    }
+
     /// Runs a failed or cancelled workflow's nodes that did not succeed again; succeeded nodes keep their
     /// results. Returns what the retry queued. Throws ``WorkflowActionError`` when it cannot.
     public func retryWorkflow(_ id: WorkflowID) async throws -> WorkflowAdvance {
         let (advance, reopened) = try await workflowStore.retry(id, finishedWithin: retryableFor)
         // A cancel's marks would stop the new attempts too (a stale attempt still in Redis then runs; its
         // events are below the node's redrive floor and change nothing).
-        if !reopened.isEmpty {
-            let byQueue = Dictionary(grouping: reopened, by: \.queue)
-            do {
-                let replies = try await redis.send(byQueue.map { queue, nodes in RedisCommand("SREM", [keys.cancelled(queue)] + nodes.map(\.id.description)) })
-                if let failure = replies.compactMap(\.errorMessage).first { throw RedisError(.commandFailed, failure, command: "SREM") }
-            } catch {
-                logger.warning("could not clear the cancel marks of retried nodes; they may be cancelled again", metadata: [
-                    "workflow_id": "\(id)", "error": "\(error)",
-                ])
-            }
+        do {
+            try await mark("SREM", reopened)
+        } catch {
+            logger.warning("could not clear the cancel marks of retried nodes; they may be cancelled again", metadata: [
+                "workflow_id": "\(id)", "error": "\(error)",
+            ])
         }
         await workflows.carryOut(advance)
         return advance

@@ -12,6 +12,8 @@ public struct CoordinatorRequestContext: RequestContext {
     /// Whether the auth middleware ran; when it did not, authentication is disabled and every scope is
     /// granted (`CONVEYOR_AUTH_DISABLED`, trusted networks).
     public var authenticated = false
+    /// The console session the request's cookie proved (console routes only).
+    public var consoleSession: ConsoleSessions.Session?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

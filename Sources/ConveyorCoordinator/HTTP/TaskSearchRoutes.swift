@@ -43,7 +43,7 @@ struct TaskSearchRoutes: Sendable {
         do {
             json = try JSONValue.parse(body)
         } catch {
-            throw APIError.badRequest("the body is not valid JSON: \(error)", code: "invalid_json")
+            throw APIError.badRequest("the body is not valid JSON: \(error)", code: "malformed_json")
         }
         var pairs = try TaskFilterParser.pairs(json: json)
         var bound = TaskActions.defaultBound

@@ -13,10 +13,6 @@ struct WorkflowRoutes: Sendable {
     let parser: TaskSubmissionParser
     let store: WorkflowStore
     let advancer: WorkflowAdvancer
-    let redis: RedisConnection
-    let keys: RedisKeys
-    /// Wakes the WebhookDispatcher: a cancel may have queued deliveries.
-    let onCancelled: @Sendable () -> Void
     let maxBodyBytes: Int
     let retryAfterSeconds: Int
     /// Retries workflows (shared with the bulk retry of failed nodes).
@@ -115,28 +111,8 @@ struct WorkflowRoutes: Sendable {
         try context.require(.admin, for: "cancel a workflow")
         let id = try Self.workflowID(context)
         context.logAdminAction("cancel", target: "workflow \(id)")
-        let before = try await storage(context) { try await store.unfinishedNodes(of: id) }
-        let started = before.filter(\.wasStarted)
-        do {
-            try await markCancelled(started)
-        } catch {
-            // Some marks may have been set: take them back, so nothing is stopped by a cancel that failed.
-            try? await unmarkCancelled(started)
-            throw APIError.from(storage: error, retryAfterSeconds: retryAfterSeconds)
-        }
-        let cancelled: [CancelledNode]
-        let workflow: FinishedWorkflow?
-        do {
-            (cancelled, workflow) = try await storage(context) { try await store.cancel(id) }
-        } catch {
-            try? await unmarkCancelled(started)
-            throw error
-        }
-        let told = Set(started.map(\.id))
-        try? await markCancelled(cancelled.filter { $0.wasStarted && !told.contains($0.id) })
-        onCancelled()
-        if let workflow { WorkflowAdvancer.recordFinished(workflow) }
-        return JSONResponse.make(.ok, "{\"id\":\(id.rawValue),\"status\":\"cancelled\",\"cancelled_nodes\":\(cancelled.count)}")
+        let cancelled = try await storage(context) { try await actions.cancelWorkflow(id) }
+        return JSONResponse.make(.ok, "{\"id\":\(id.rawValue),\"status\":\"cancelled\",\"cancelled_nodes\":\(cancelled)}")
     }
 
     /// Runs the nodes that failed, died, were cancelled or were skipped again; succeeded nodes keep
@@ -147,23 +123,6 @@ struct WorkflowRoutes: Sendable {
         context.logAdminAction("retry", target: "workflow \(id)")
         let advance = try await storage(context, retrying: true) { try await actions.retryWorkflow(id) }
         return JSONResponse.make(.ok, "{\"id\":\(id.rawValue),\"status\":\"running\",\"started_nodes\":\(advance.queued.count)}")
-    }
-
-    private func markCancelled(_ nodes: [CancelledNode]) async throws {
-        try await sendPerQueue("SADD", nodes)
-    }
-
-    private func unmarkCancelled(_ nodes: [CancelledNode]) async throws {
-        try await sendPerQueue("SREM", nodes)
-    }
-
-    private func sendPerQueue(_ command: String, _ nodes: [CancelledNode]) async throws {
-        guard !nodes.isEmpty else { return }
-        let byQueue = Dictionary(grouping: nodes, by: \.queue)
-        let replies = try await redis.send(byQueue.map { queue, nodes in RedisCommand(command, [keys.cancelled(queue)] + nodes.map(\.id.description)) })
-        if let failure = replies.first(where: { $0.errorMessage != nil }) {
-            throw RedisError(.commandFailed, failure.errorMessage!, command: command)
-        }
     }
 
     /// - Parameter retrying: whether the refused action was a retry (else a cancel, which only a running

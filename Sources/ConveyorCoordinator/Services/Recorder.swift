@@ -38,6 +38,8 @@ public final class Recorder: Service, Sendable {
     private let onWebhooksQueued: @Sendable () -> Void
     /// Hands over, after the COMMIT, what ended workflow nodes decided (to the WorkflowAdvancer).
     private let onWorkflowAdvance: @Sendable (WorkflowAdvance) async -> Void
+    /// The console's throughput chart: the ends of each recorded batch, counted.
+    private let throughput: ThroughputHistory?
 
     static let block = Duration.seconds(1)
     static let backoff = Backoff(base: .milliseconds(100), maximum: .seconds(5))
@@ -46,8 +48,9 @@ public final class Recorder: Service, Sendable {
     public init(
         store: EventStore, redis: RedisConnection, keys: RedisKeys, queues: [String], consumer: String, batchSize: Int,
         abandonedAfter: Duration = .seconds(60), logger: Logger, onWebhooksQueued: @escaping @Sendable () -> Void = {},
-        onWorkflowAdvance: @escaping @Sendable (WorkflowAdvance) async -> Void = { _ in }
+        onWorkflowAdvance: @escaping @Sendable (WorkflowAdvance) async -> Void = { _ in }, throughput: ThroughputHistory? = nil
     ) {
+        self.throughput = throughput
         self.onWebhooksQueued = onWebhooksQueued
         self.onWorkflowAdvance = onWorkflowAdvance
         self.abandonedAfter = abandonedAfter
@@ -154,6 +157,7 @@ public final class Recorder: Service, Sendable {
                 if !outcome.workflows.isEmpty { await onWorkflowAdvance(outcome.workflows) }
                 PostgresBatchMetrics.record(operation: "record_events", table: "task_events", rows: events.count, since: started)
                 Counter(label: MetricsCatalog.eventsRecorded.name).increment(by: events.count)
+                throughput?.record(events)
             } catch let error as PostgresError where !error.isUnavailable && !error.isTransient {
                 // The data itself was refused. Record event by event and drop what PostgreSQL rejects,
                 // so one bad event cannot stall recording for every queue. (A deadlock with a workflow

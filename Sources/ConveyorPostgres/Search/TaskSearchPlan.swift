@@ -22,7 +22,7 @@ public struct TaskSearchPlan: Sendable, Equatable {
         case correlationID
         /// `task_tags (key, value, task_id)`, for the first tag.
         case tag
-        /// `tasks_attention (status, id)`: every status asked for is one it holds.
+        /// `task_attention (status, task_id)`: every status asked for is one it holds.
         case statuses([TaskStatus])
         /// `tasks_kind (queue, type, id)`: one branch per (queue, type) pair the filter spans.
         case kind
@@ -30,7 +30,7 @@ public struct TaskSearchPlan: Sendable, Equatable {
         case primaryKey
     }
 
-    /// The statuses `tasks_attention` holds (migration 9): those people look for and that stay few.
+    /// The statuses `task_attention` holds (migration 9): those people look for and that stay few.
     public static let attentionStatuses: Set<TaskStatus> = [.scheduled, .retrying, .failed, .dead, .cancelled, .skipped]
     /// Most candidate ids one page examines when a filter is checked only on the rows.
     public static let candidateBudget = 2_000
@@ -125,9 +125,11 @@ public struct TaskSearchPlan: Sendable, Equatable {
                   AND task_id < $1 AND task_id > $2 ORDER BY task_id DESC LIMIT \(branchLimit)
                 """
         case .statuses(let statuses):
-            // A literal status per branch: only then can the planner prove the partial index covers it.
             sql = statuses.map { status in
-                "(SELECT '\(status.rawValue)', id FROM tasks WHERE status = '\(status.rawValue)' AND \(range) \(cut))"
+                """
+                (SELECT '\(status.rawValue)', task_id FROM task_attention WHERE status = '\(status.rawValue)'
+                   AND task_id < $1 AND task_id > $2 ORDER BY task_id DESC LIMIT \(branchLimit))
+                """
             }.joined(separator: " UNION ALL ")
         case .kind:
             switch (filter.queue, filter.type) {

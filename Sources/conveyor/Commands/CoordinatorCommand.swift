@@ -30,7 +30,7 @@ struct CoordinatorCommand: AsyncParsableCommand {
             defer { coordinator.close() }
             try await migrate(coordinator, logger: logger)
             for warning in await coordinator.redis.durabilityWarnings() { logger.warning("\(warning)") }
-            let app = coordinator.makeApplication { port in
+            let app = try coordinator.makeApplication { port in
                 logger.info("coordinator listening", metadata: ["host": "\(configuration.host)", "port": "\(port)"])
             }
             // The Loki shipper first, so it stops last and ships what the others logged while stopping.

@@ -116,7 +116,7 @@ struct DevCommand: AsyncParsableCommand {
         defer { for agent in agentList { agent.close() } }
 
         let listening = Promise<Int>()
-        let app = coordinator.makeApplication { port in listening.succeed(port) }
+        let app = try coordinator.makeApplication { port in listening.succeed(port) }
         let demo = DemoLoad(
             listening: listening, token: token, tasks: demoTasks, batch: demoBatch, concurrency: demoConcurrency,
             store: coordinator.store, redisURL: redis.url, postgresURL: postgres.url, agents: agents, exitAfterDemo: exitAfterDemo)

@@ -57,6 +57,8 @@ extension SettingsReader {
         configuration.webhookSecret = string(Settings.webhookSecret)
         configuration.webhookRetryFor = try duration(Settings.webhookRetryFor, default: .seconds(86_400))
         configuration.webhookTimeout = try duration(Settings.webhookTimeout, default: .seconds(10))
+        configuration.consoleSession = try duration(Settings.consoleSession, default: .seconds(8 * 3600))
+        configuration.grafanaURL = string(Settings.grafanaURL)
         configuration.registry = try registry()
         configuration.keys = keys()
         try configuration.validate()

@@ -50,7 +50,7 @@ final class Stack: Sendable {
             agents.append(try Agent(configuration: agentConfiguration, handlers: handlers, logger: logger))
         }
         let listening = Promise<Int>()
-        let app = coordinator.makeApplication { port in listening.succeed(port) }
+        let app = try coordinator.makeApplication { port in listening.succeed(port) }
         var services: [any Service] = [app]
         for agent in agents { services.append(contentsOf: agent.services) }
         var groupConfiguration = ServiceGroupConfiguration(services: services, logger: logger)
