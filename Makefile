@@ -1,10 +1,14 @@
 # The two commands of the README: `make demo` runs the whole broker with a demo load; `make test` runs
 # every test. Both install what is missing first.
 
-.PHONY: deps demo test chaos build release load bench celery profile clean
+.PHONY: deps test-deps demo test chaos build release load bench celery profile clean
 
 deps:
 	@scripts/install-deps.sh
+
+# What the tests need beyond that: Debian's chromium, the real browser the console's tests drive.
+test-deps:
+	@scripts/install-deps.sh --tests
 
 # Release build, then the embedded default: throwaway Redis + PostgreSQL, a coordinator, 2 agents and
 # 1,000 demo tasks. Ctrl-C stops everything. DEMO_ARGS adds flags (e.g. DEMO_ARGS=--exit-after-demo).
@@ -15,7 +19,7 @@ demo: deps
 # Unit and integration tests (they start their own Redis and PostgreSQL), then a short chaos run:
 # 3,000 tasks while agents, the coordinator, Redis and PostgreSQL are killed (it fails on any lost task),
 # then 1,000 live streams and 1,000 long-polls on one coordinator (it fails unless all see their task end).
-test: deps
+test: test-deps
 	swift build --build-tests
 	swift test --skip-build
 	.build/debug/conveyor-load chaos --tasks 3000 --duration 15

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Conveyor needs to build and run on Debian/Ubuntu, and nothing that is already there:
 # redis-server, the hiredis and libpq headers, PostgreSQL's server binaries, pkg-config, zlib and
-# prometheus (for promtool).
+# prometheus (for promtool). With --tests, also chromium: the headless browser the console's tests drive.
 # The Swift toolchain itself must already be on PATH (swift.org's installer, not apt).
 set -euo pipefail
 
@@ -14,6 +14,9 @@ command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 [ -f /usr/include/zlib.h ] || missing+=(zlib1g-dev)
 command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)   # promtool checks the /metrics output in the tests
+if [ "${1:-}" = "--tests" ]; then
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+fi
 
 if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}"

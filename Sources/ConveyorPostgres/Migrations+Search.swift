@@ -2,19 +2,24 @@ extension Migrations {
     /// Search (issue 15): what lets people find tasks (`GET /v1/tasks`, the console) at a cost that does
     /// not grow with the table, and the function that turns a time into an id bound.
     ///
-    /// Every index of `tasks` is paid on each insert and on every update that is not HOT, so:
-    /// - `tasks_kind (queue, type, id)`: a queue or a type, newest first. Neither column ever changes.
-    /// - `tasks_correlation (correlation_id, id)`: a request's tasks (a batch shares one id, so its rows
-    ///   append side by side).
-    /// - Statuses are not indexed on `tasks`: an index naming `status` (even a partial one) makes every
-    ///   status change a non-HOT update that writes every index again (measured: the ceiling fell 7 to
-    ///   10 %). The few statuses people look for (scheduled, retrying, failed, dead, cancelled, skipped)
-    ///   are kept in `task_attention (status, task_id)` by a trigger that fires only on a change into or
-    ///   out of them: a task that runs and succeeds never touches it. Partitioned like `tasks`, so
-    ///   retention drops a generation's rows with its tasks.
+    /// Every index of `tasks` is paid twice per task: at its insert, and again at its first recorded
+    /// event, whose update flips `dispatched` (in `tasks_undispatched`'s predicate) and so is never HOT.
+    /// Measured at the ceiling (one update per task, 0 HOT): btree indexes on (queue, type, id) and
+    /// (correlation_id, id) grew to 39 and 59 MB per 500,000 tasks beside the primary key's 22 MB and cost
+    /// 7 % of the throughput. So:
+    /// - `tasks_correlation`: a hash index on `correlation_id` (a 4-byte hash per entry, no key order to
+    ///   keep): a request's tasks, sorted by id after the lookup (a request has at most a batch's tasks).
+    /// - No index on queue or type: the search finds them walking the primary key newest first with a
+    ///   bounded number of candidates per page (`TaskSearchPlan.candidateBudget`).
+    /// - Statuses are not indexed on `tasks`: an index naming `status`, even a partial one, would make
+    ///   the updates that could be HOT (a second event of a slow task) non-HOT too. The few statuses people
+    ///   look for (scheduled, retrying, failed, dead, cancelled, skipped) are kept in `task_attention
+    ///   (status, task_id)` by a trigger whose `WHEN` fires only on a change into or out of them: a task
+    ///   that runs and succeeds never calls it. Partitioned like `tasks`, so retention drops a
+    ///   generation's rows with its tasks. Inserts go there from the code that inserts such a task (a
+    ///   scheduled submission; retention's re-insert of kept tasks), not from a trigger on every COPY row.
     static let searchSQL = """
-        CREATE INDEX tasks_kind ON tasks (queue, type, id);
-        CREATE INDEX tasks_correlation ON tasks (correlation_id, id);
+        CREATE INDEX tasks_correlation ON tasks USING hash (correlation_id);
 
         CREATE TABLE task_attention (
             status  text NOT NULL,
@@ -49,15 +54,13 @@ extension Migrations {
                 RETURN NULL;
             END
             $$;
-        -- The WHEN clauses are checked on the row in C: a change between other statuses costs no call.
-        CREATE TRIGGER tasks_attention_insert AFTER INSERT ON tasks FOR EACH ROW
-            WHEN (NEW.status IN \(attentionStatuses)) EXECUTE FUNCTION conveyor_track_attention();
+        -- The WHEN clause is checked on the row in C: a change between other statuses costs no call.
         CREATE TRIGGER tasks_attention_update AFTER UPDATE OF status ON tasks FOR EACH ROW
             WHEN (OLD.status IS DISTINCT FROM NEW.status AND (OLD.status IN \(attentionStatuses) OR NEW.status IN \(attentionStatuses)))
             EXECUTE FUNCTION conveyor_track_attention();
 
-        -- Opening and dropping a generation now covers task_attention too (see migrations 4 and 5). A
-        -- kept task is inserted again, so the trigger files it again in the default partition.
+        -- Opening and dropping a generation now covers task_attention too (see migrations 4 and 5); a kept
+        -- task in one of its statuses is filed again in the default partition.
         CREATE OR REPLACE FUNCTION conveyor_open_generation(number bigint) RETURNS boolean
             LANGUAGE plpgsql AS $$
             DECLARE
@@ -114,6 +117,8 @@ extension Migrations {
                 INSERT INTO task_events SELECT * FROM conveyor_kept_events;
                 INSERT INTO tasks SELECT * FROM conveyor_kept_tasks;
                 INSERT INTO task_tags SELECT * FROM conveyor_kept_tags;
+                INSERT INTO task_attention (status, task_id)
+                    SELECT status, id FROM conveyor_kept_tasks WHERE status IN \(attentionStatuses);
                 DELETE FROM conveyor_generations g WHERE g.number = conveyor_drop_generation.number;
                 RETURN moved;
             END

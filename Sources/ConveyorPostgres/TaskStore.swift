@@ -158,6 +158,13 @@ public struct TaskStore: Sendable {
                 if !tagRows.isEmpty {
                     try session.copy("COPY task_tags (key, value, task_id) FROM STDIN", data: tagRows, name: "copy task tags")
                 }
+                // Scheduled tasks are filed for search here; the UPDATE trigger keeps the file from then on.
+                let scheduled = zip(fresh, newIDs).filter { tasks[$0.0].initialStatus == .scheduled }.map(\.1)
+                if !scheduled.isEmpty {
+                    _ = try session.query(
+                        "INSERT INTO task_attention (status, task_id) SELECT 'scheduled', unnest($1::bigint[]) ON CONFLICT DO NOTHING",
+                        [PostgresArrayLiteral.integers(scheduled.map(\.rawValue))], name: "file scheduled tasks")
+                }
             }
             // A key repeated within the batch gets the task of its first occurrence.
             for (index, task) in tasks.enumerated() where results[index] == nil {

@@ -6,7 +6,7 @@ struct Conveyor: AsyncParsableCommand {
         commandName: "conveyor",
         abstract: "A task broker: HTTP in, Redis Streams between, PostgreSQL as the record.",
         discussion: "Every option can also be set by an environment variable; see the configuration table in docs/configuration.md.",
-        subcommands: [CoordinatorCommand.self, AgentCommand.self, MigrateCommand.self, DevCommand.self, TasksCommand.self, SchedulesCommand.self, QueuesCommand.self, DLQCommand.self, WorkflowsCommand.self]
+        subcommands: [CoordinatorCommand.self, AgentCommand.self, MigrateCommand.self, DevCommand.self, TasksCommand.self, SchedulesCommand.self, QueuesCommand.self, DLQCommand.self, WorkflowsCommand.self, OpenAPICommand.self]
     )
 
     static func main() async {

@@ -17,14 +17,16 @@ struct TaskSearchPlanTests {
         #expect(TaskSearchPlan(filter: filter { $0.correlationID = "c"; $0.tags = [TaskTag(key: "a", value: "b")] }, limit: 50).driver == .correlationID)
         #expect(TaskSearchPlan(filter: filter { $0.tags = [TaskTag(key: "a", value: "b")]; $0.statuses = [.failed] }, limit: 50).driver == .tag)
         #expect(TaskSearchPlan(filter: filter { $0.statuses = [.failed, .dead]; $0.type = "t" }, limit: 50).driver == .statuses([.dead, .failed]))
-        // `queued` is not in the attention index: the kind index drives, the status is checked on the rows.
-        #expect(TaskSearchPlan(filter: filter { $0.statuses = [.failed, .queued]; $0.type = "t" }, limit: 50).driver == .kind)
+        // `queued` is not in task_attention: the primary key drives, the status is checked on the rows.
+        #expect(TaskSearchPlan(filter: filter { $0.statuses = [.failed, .queued]; $0.type = "t" }, limit: 50).driver == .primaryKey)
+        #expect(TaskSearchPlan(filter: filter { $0.type = "t"; $0.queue = "q" }, limit: 50).driver == .primaryKey)
         #expect(TaskSearchPlan(filter: filter { $0.statuses = [.succeeded] }, limit: 50).driver == .primaryKey)
     }
 
     @Test("a branch yields limit + 1 ids when the driver checks every filter, the budget otherwise")
     func branchLimits() {
-        #expect(TaskSearchPlan(filter: filter { $0.type = "t"; $0.queue = "q" }, limit: 50).branchLimit == 51)
+        #expect(TaskSearchPlan(filter: TaskFilter(), limit: 50).branchLimit == 51)
+        #expect(TaskSearchPlan(filter: filter { $0.type = "t" }, limit: 50).branchLimit == TaskSearchPlan.candidateBudget)
         #expect(TaskSearchPlan(filter: filter { $0.statuses = [.failed] }, limit: 50).branchLimit == 51)
         #expect(TaskSearchPlan(filter: filter { $0.statuses = [.failed, .dead]; $0.errorContains = "x" }, limit: 50).branchLimit == TaskSearchPlan.candidateBudget / 2)
         #expect(TaskSearchPlan(filter: filter { $0.createdAfter = 1 }, limit: 50).hasResidualFilter)

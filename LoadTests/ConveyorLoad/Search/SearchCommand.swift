@@ -21,7 +21,7 @@ struct SearchCommand: AsyncParsableCommand {
     @Option(help: "Tasks to fill the table with.") var tasks = 1_000_000
     @Option(help: "Requests per filter (each walks --pages pages).") var requests = 40
     @Option(help: "Pages each request follows with the cursor.") var pages = 5
-    @Option(help: "Extra URL paths to time (repeatable), e.g. /ui/tasks?status=dead once the console exists.") var path: [String] = []
+    @Option(help: "Extra URL paths to time (repeatable); /ui paths are fetched signed in to the console.") var path: [String] = []
     @Option(help: "The conveyor binary (default: next to conveyor-load).") var conveyor: String?
     @Flag(help: "Keep the embedded stack's folder.") var keep = false
 
@@ -74,12 +74,24 @@ struct SearchCommand: AsyncParsableCommand {
         ]
     }
 
+    /// The console's pages, rendered on the server from the same history (a cursor page of /ui/tasks
+    /// follows its "Older" link like the API's).
+    static func consolePages(tasks: Int) -> [(name: String, path: String)] {
+        [
+            ("console: overview", "/ui"), ("console: tasks, newest", "/ui/tasks"), ("console: tasks, status=dead", "/ui/tasks?status=dead"),
+            ("console: tasks, type=steps", "/ui/tasks?type=steps"), ("console: tasks, error text", "/ui/tasks?error=upstream"),
+            ("console: a task", "/ui/tasks/\(tasks / 2 + 7)"), ("console: dead letters", "/ui/dead"), ("console: workflows", "/ui/workflows"),
+        ]
+    }
+
     private func measure(_ stack: LoadStack) async throws -> Bool {
         var ok = true
         let now = WallClock.nowMillis()
+        let cookie = try await signIn(stack)
         print("")
         print("filter                                  requests  pages   P50 ms   P95 ms   max ms  rows/page")
         var cases = Self.filters(now: now).map { (name: $0.name, path: "/v1/tasks?limit=50&" + $0.query) }
+        cases += Self.consolePages(tasks: tasks)
         cases += path.map { (name: $0, path: $0) }
         for (name, base) in cases {
             var timings: [Double] = []
@@ -88,9 +100,10 @@ struct SearchCommand: AsyncParsableCommand {
             for _ in 0..<requests {
                 var cursor: String?
                 for _ in 0..<pages {
-                    let url = stack.baseURL + base + (cursor.map { "&cursor=\($0)" } ?? "")
+                    let separator = base.contains("?") ? "&" : "?"
+                    let url = stack.baseURL + base + (cursor.map { "\(separator)cursor=\($0)" } ?? "")
                     let started = ContinuousClock.now
-                    let (status, body) = try await get(url)
+                    let (status, body) = try await get(url, cookie: base.hasPrefix("/ui") ? cookie : nil)
                     let elapsed = ContinuousClock.now - started
                     timings.append(Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1000)
                     guard status == 200 else {
@@ -99,9 +112,14 @@ struct SearchCommand: AsyncParsableCommand {
                         break
                     }
                     pageCount += 1
-                    let json = try? JSONValue.parse(body)
-                    rows += json?["tasks"]?.arrayValue?.count ?? 0
-                    cursor = json?["next_cursor"]?.stringValue
+                    if base.hasPrefix("/ui") {
+                        rows += body.components(separatedBy: "<a class=\"mono\" href=\"/ui/tasks/").count - 1
+                        cursor = Self.olderCursor(body)
+                    } else {
+                        let json = try? JSONValue.parse(body)
+                        rows += json?["tasks"]?.arrayValue?.count ?? 0
+                        cursor = json?["next_cursor"]?.stringValue
+                    }
                     if cursor == nil { break }
                 }
             }
@@ -114,9 +132,31 @@ struct SearchCommand: AsyncParsableCommand {
         return ok
     }
 
-    private func get(_ url: String) async throws -> (Int, String) {
+    /// The cursor of a console page's "Older" link.
+    static func olderCursor(_ html: String) -> String? {
+        guard let link = html.range(of: "id=\"older\"") ?? html.range(of: ">Older →<") else { return nil }
+        let before = html[..<link.lowerBound]
+        guard let cursor = before.range(of: "cursor=", options: .backwards) else { return nil }
+        let digits = before[cursor.upperBound...].prefix { $0.isNumber }
+        return digits.isEmpty ? nil : String(digits)
+    }
+
+    /// Signs in to the console with the stack's token; returns the session cookie.
+    private func signIn(_ stack: LoadStack) async throws -> String {
+        var request = HTTPClientRequest(url: stack.baseURL + "/ui/login")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        request.body = .bytes(ByteBuffer(string: "token=\(LoadStack.token)&next=%2Fui"))
+        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        guard let header = response.headers["Set-Cookie"].first, let cookie = header.split(separator: ";").first else {
+            throw ValidationError("the console did not sign in (HTTP \(response.status.code))")
+        }
+        return String(cookie)
+    }
+
+    private func get(_ url: String, cookie: String? = nil) async throws -> (Int, String) {
         var request = HTTPClientRequest(url: url)
-        request.headers.add(name: "Authorization", value: "Bearer \(LoadStack.token)")
+        if let cookie { request.headers.add(name: "Cookie", value: cookie) } else { request.headers.add(name: "Authorization", value: "Bearer \(LoadStack.token)") }
         let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
         let body = try await response.body.collect(upTo: 16 << 20)
         return (Int(response.status.code), String(buffer: body))

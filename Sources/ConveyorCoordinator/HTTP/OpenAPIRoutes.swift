@@ -3,14 +3,14 @@ import Hummingbird
 import Yams
 
 /// `GET /openapi.json`: the contract of ``OpenAPIDocument``, converted once from its YAML.
-struct OpenAPIRoutes: Sendable {
+public struct OpenAPIRoutes: Sendable {
     func register(on router: Router<CoordinatorRequestContext>) {
         let json = Self.json
         router.get("openapi.json") { _, _ in JSONResponse.make(.ok, json, headers: [.cacheControl: "public, max-age=300"]) }
     }
 
     /// The document as compact JSON with sorted keys (the same bytes every time).
-    static let json: String = {
+    public static let json: String = {
         do {
             return try jsonValue().serialized
         } catch {
@@ -21,7 +21,7 @@ struct OpenAPIRoutes: Sendable {
 
     /// The YAML read by YAML 1.2's JSON schema: only plain scalars are typed (so a quoted "200" stays a
     /// string and nothing becomes a date), and mapping keys are always strings.
-    static func jsonValue() throws -> JSONValue {
+    public static func jsonValue() throws -> JSONValue {
         guard let node = try Yams.compose(yaml: OpenAPIDocument.yaml) else { return .null }
         return convert(node)
     }

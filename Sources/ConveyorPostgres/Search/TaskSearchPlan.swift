@@ -4,28 +4,25 @@ import ConveyorCore
 /// as at a thousand:
 ///
 /// 1. **Candidates.** The most selective filter an index answers (the *driver*) yields task ids newest
-///    first, from one or more index ranges (*branches*: one per status of a status filter, one per
-///    queue or type a kind filter spans), each cut to a bound.
+///    first, from one or more index ranges (*branches*: one per status of a status filter), each cut to
+///    a bound. A filter no index answers (a queue, a type, error text, a time range) walks the primary key.
 /// 2. **Rows.** Those ids' rows are read by primary key and every filter is checked again on them, so
 ///    a page shows only what PostgreSQL holds now.
 ///
 /// When every filter is the driver's, a branch needs only `limit + 1` ids. Otherwise the candidates
 /// are bounded by ``candidateBudget`` and the page may come back short with a cursor to go on from:
-/// the price of a bounded page for filters no index answers (error text, a time range, a status among
-/// the many). The cursor is a task id; pages never use OFFSET.
+/// the price of a bounded page for filters no index answers. The cursor is a task id; pages never use OFFSET.
 public struct TaskSearchPlan: Sendable, Equatable {
     /// The index a search walks.
     public enum Driver: Sendable, Equatable {
         /// `tasks_idempotency_key`.
         case idempotencyKey
-        /// `tasks_correlation (correlation_id, id)`.
+        /// `tasks_correlation` (a hash index on `correlation_id`): a request's tasks, sorted after the lookup.
         case correlationID
         /// `task_tags (key, value, task_id)`, for the first tag.
         case tag
         /// `task_attention (status, task_id)`: every status asked for is one it holds.
         case statuses([TaskStatus])
-        /// `tasks_kind (queue, type, id)`: one branch per (queue, type) pair the filter spans.
-        case kind
         /// The primary key, newest first.
         case primaryKey
     }
@@ -53,8 +50,6 @@ public struct TaskSearchPlan: Sendable, Equatable {
             driver = .tag
         } else if !filter.statuses.isEmpty, filter.statuses.isSubset(of: Self.attentionStatuses) {
             driver = .statuses(filter.statuses.sorted { $0.rawValue < $1.rawValue })
-        } else if filter.queue != nil || filter.type != nil {
-            driver = .kind
         } else {
             driver = .primaryKey
         }
@@ -68,7 +63,6 @@ public struct TaskSearchPlan: Sendable, Equatable {
         case .correlationID: rest.correlationID = nil
         case .tag: rest.tags.removeFirst()
         case .statuses: rest.statuses = []
-        case .kind: (rest.queue, rest.type) = (nil, nil)
         case .primaryKey: break
         }
         return !rest.isEmpty
@@ -117,6 +111,7 @@ public struct TaskSearchPlan: Sendable, Equatable {
         case .idempotencyKey:
             sql = "SELECT '', id FROM tasks WHERE idempotency_key = \(bind(filter.idempotencyKey ?? "")) AND \(range) \(cut)"
         case .correlationID:
+            // The hash index yields the request's rows unordered; they are few, and sorted here.
             sql = "SELECT '', id FROM tasks WHERE correlation_id = \(bind(filter.correlationID ?? "")) AND \(range) \(cut)"
         case .tag:
             let tag = filter.tags[0]
@@ -131,39 +126,6 @@ public struct TaskSearchPlan: Sendable, Equatable {
                    AND task_id < $1 AND task_id > $2 ORDER BY task_id DESC LIMIT \(branchLimit))
                 """
             }.joined(separator: " UNION ALL ")
-        case .kind:
-            switch (filter.queue, filter.type) {
-            case (let queue?, let type?):
-                sql = "SELECT '', id FROM tasks WHERE queue = \(bind(queue)) AND type = \(bind(type)) AND \(range) \(cut)"
-            case (let queue?, nil):
-                // The queue's types, found by skipping through the index (one probe per type).
-                let q = bind(queue)
-                sql = """
-                    WITH RECURSIVE kinds(type) AS (
-                        SELECT min(type) FROM tasks WHERE queue = \(q)
-                        UNION ALL
-                        SELECT (SELECT min(type) FROM tasks WHERE queue = \(q) AND type > kinds.type) FROM kinds WHERE kinds.type IS NOT NULL
-                    )
-                    SELECT k.type, c.id FROM kinds k CROSS JOIN LATERAL (
-                        SELECT id FROM tasks WHERE queue = \(q) AND type = k.type AND \(range) \(cut)
-                    ) c WHERE k.type IS NOT NULL
-                    """
-            case (nil, let type?):
-                // Every queue, found the same way: a type runs on its own queue unless a task named another.
-                let t = bind(type)
-                sql = """
-                    WITH RECURSIVE queues(queue) AS (
-                        SELECT min(queue) FROM tasks
-                        UNION ALL
-                        SELECT (SELECT min(queue) FROM tasks WHERE queue > queues.queue) FROM queues WHERE queues.queue IS NOT NULL
-                    )
-                    SELECT q.queue, c.id FROM queues q CROSS JOIN LATERAL (
-                        SELECT id FROM tasks WHERE queue = q.queue AND type = \(t) AND \(range) \(cut)
-                    ) c WHERE q.queue IS NOT NULL
-                    """
-            case (nil, nil):
-                sql = "SELECT '', id FROM tasks WHERE \(range) \(cut)"
-            }
         case .primaryKey:
             sql = "SELECT '', id FROM tasks WHERE \(range) \(cut)"
         }
