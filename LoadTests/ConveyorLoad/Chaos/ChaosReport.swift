@@ -10,7 +10,7 @@ struct ChaosReport: Sendable {
     var passed: Bool
 
     static func make(
-        plan: ChaosPlan, cluster: ChaosCluster, load: ChaosLoad, workflows: ChaosWorkflows, faults: [FaultRecord], startMillis: Int64,
+        plan: ChaosPlan, cluster: ChaosCluster, load: ChaosLoad, workflows: ChaosWorkflows, bulk: ChaosBulk, faults: [FaultRecord], startMillis: Int64,
         settledAfter: Duration, allRecorded: Duration, receiver: WebhookReceiver, webhooksDoneAfter: Duration
     ) async throws -> ChaosReport {
         let accepted = load.accepted
@@ -105,7 +105,12 @@ struct ChaosReport: Sendable {
 
         let flows = try await workflows.check(url: cluster.postgres.url, journalPath: cluster.journalPath)
         let workflowsPassed = flows.passed && flows.accepted == workflows.total && workflows.unanswered == 0 && workflows.rejected.isEmpty
-        let passed = workflowsPassed && lost == 0 && wrong.isEmpty && load.unanswered == 0 && load.rejected.isEmpty && accepted.count == plan.tasks
+        let bulkStatuses = try await bulk.statuses(url: cluster.postgres.url)
+        let bulkSummary = bulk.summary
+        let bulkNotCancelled = bulkStatuses.filter { $0.key != "cancelled" }.values.reduce(0, +)
+        let bulkPassed = bulkSummary.tasks > 0 && bulkNotCancelled == 0 && bulkSummary.unfinishedRounds == 0
+            && bulkSummary.searches == bulk.rounds && bulkSummary.failures.isEmpty
+        let passed = bulkPassed && workflowsPassed && lost == 0 && wrong.isEmpty && load.unanswered == 0 && load.rejected.isEmpty && accepted.count == plan.tasks
             && lastReportMissing == 0 && webhooksMissing == 0 && receiver.invalid == 0
             && !ticks.isEmpty && tickGaps == 0 && ticksUnfinished == 0
             && !limitedRuns.isEmpty && limitedOverlap <= 3 && keyOverlap <= 1
@@ -123,6 +128,7 @@ struct ChaosReport: Sendable {
             schedule:    \(ticks.count) ticks of the every-second schedule, \(tickGaps) gaps or doubles, \(ticksUnfinished) of \(settledTicks.count) older than 10 s not succeeded
             webhooks:    \(callbackTasks.count - webhooksMissing) of \(callbackTasks.count) tasks with a callback delivered, signed (\(webhookRepeats) repeats, at-least-once; \(receiver.refused) tries refused with 503 by the receiver; \(receiver.invalid) bad signatures; all in \(format(webhooksDoneAfter)) after the tasks settled)
             workflows:   \(flows.accepted) of \(workflows.total) accepted (6 nodes each, \(flows.nodes) nodes; never answered \(workflows.unanswered), rejected \(workflows.rejected.count)): \(flows.statuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); LOST (still running) \(flows.unfinished), wrong \(flows.wrong), joins not queued exactly once \(flows.joinsNotQueuedOnce), nodes started before a dependency succeeded \(flows.startedEarly)
+            bulk:        \(bulkSummary.rounds) of \(bulk.rounds) rounds of \(bulk.perRound) tasks scheduled an hour ahead, cancelled by tag through POST /v1/tasks/cancel (sent again until done): \(bulkStatuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); not cancelled \(bulkNotCancelled), rounds unfinished \(bulkSummary.unfinishedRounds), searches answered \(bulkSummary.searches)\(bulkSummary.failures.isEmpty ? "" : "; " + bulkSummary.failures.prefix(3).joined(separator: "; "))
             executions:  \(executions.count) started; duplicate executions \(duplicateExecutions) across \(tasksRunTwice) tasks (at-least-once); \(ghostExecutions) for tasks never accepted
             reconciler:  \(redispatched) tasks re-dispatched from PostgreSQL; \(takeovers) batches of events taken over from dead coordinators
             generations: \(generationsOpened) opened during the run (task ids jumped to a new partition)

@@ -181,19 +181,23 @@ final class ChaosRun: Sendable {
         print("[chaos] submitting \(plan.tasks) tasks over \(plan.duration) to \(ChaosCluster.coordinatorSlots) coordinators and \(plan.agents) agents; folder \(cluster.directory)")
         // One workflow of six nodes per fifty tasks, beside them.
         let workflows = ChaosWorkflows(total: max(1, plan.tasks / 50), duration: plan.duration, baseURLs: cluster.baseURLs)
+        // Rounds of scheduled tasks cancelled in bulk by their tag, one per thousand tasks (two at least).
+        let bulk = ChaosBulk(rounds: max(2, plan.tasks / 1000), duration: plan.duration, baseURLs: cluster.baseURLs)
         let supervisor = Task { await supervise(cluster, start: start) }
         async let workflowsSent: Void = workflows.run(startedAt: start)
+        async let bulkDone: Void = bulk.run(startedAt: start)
         await load.run(startedAt: start)
         await workflowsSent
+        await bulkDone
         let loadEnded = ContinuousClock.now
         print("[chaos] load done: \(load.accepted.count) accepted and \(workflows.accepted.count) workflows in \(loadEnded - start); waiting for every task to finish")
-        let settled = try await waitUntilFinished(cluster, ids: load.accepted.map(\.id) + workflows.accepted.flatMap { $0.nodes.values })
+        let settled = try await waitUntilFinished(cluster, ids: load.accepted.map(\.id) + workflows.accepted.flatMap { $0.nodes.values } + bulk.accepted)
         try await waitUntilWorkflowsEnded(cluster, workflows)
         finished.store(true, ordering: .relaxed)
         await supervisor.value
         let webhooksDone = await waitForWebhooks(receiver, ids: load.accepted.filter { $0.hasCallback }.map { $0.id })
         return try await ChaosReport.make(
-            plan: plan, cluster: cluster, load: load, workflows: workflows, faults: faults.withLock { $0 }, startMillis: startMillis,
+            plan: plan, cluster: cluster, load: load, workflows: workflows, bulk: bulk, faults: faults.withLock { $0 }, startMillis: startMillis,
             settledAfter: settled, allRecorded: ContinuousClock.now - start, receiver: receiver, webhooksDoneAfter: webhooksDone)
     }
 

@@ -55,6 +55,12 @@ struct SearchFill {
                                               WHEN i % 20000 = 11 THEN 'failed' WHEN i % 100000 = 13 THEN 'retrying'
                                               ELSE 'succeeded' END AS status) s
                     """, [String(first), String(last), String(total), errors], name: "fill tasks")
+                // What the Submitter and the status trigger would have filed as these tasks went by.
+                _ = try session.query("""
+                    INSERT INTO task_attention (status, task_id)
+                    SELECT status, id FROM tasks WHERE id BETWEEN $1 AND $2
+                      AND status IN ('scheduled', 'retrying', 'failed', 'dead', 'cancelled', 'skipped')
+                    """, [String(first), String(last)], name: "fill attention")
                 _ = try session.query("""
                     INSERT INTO task_tags (key, value, task_id)
                     SELECT 'customer', 'c' || (i % 500), i FROM generate_series($1::bigint, $2::bigint) AS i WHERE i % 10 = 3
@@ -65,6 +71,7 @@ struct SearchFill {
             _ = try session.query("SELECT setval('conveyor_task_ids', $1::bigint + 1000)", [String(total)], name: "move ids")
             try session.execute("VACUUM ANALYZE tasks")
             try session.execute("VACUUM ANALYZE task_tags")
+            try session.execute("VACUUM ANALYZE task_attention")
         }
         let elapsed = ContinuousClock.now - started
         return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
