@@ -183,7 +183,6 @@ struct TaskSearchTests {
         try await stack.stop()
     }
 
-    /// Partitions name their copies of an index after its columns (`tasks_g0_correlation_id_idx`).
     @Test("each driver of the search walks its index, never the whole table")
     func plans() async throws {
         let stack = try await Stack.start(agents: 0)
@@ -191,7 +190,7 @@ struct TaskSearchTests {
         let cases: [(TaskFilter, String)] = [
             ({ var f = TaskFilter(); f.statuses = [.failed, .dead]; return f }(), "task_attention"),
             ({ var f = TaskFilter(); f.type = "noop"; return f }(), "pkey"),
-            ({ var f = TaskFilter(); f.correlationID = "x"; return f }(), "correlation_id_idx"),
+            ({ var f = TaskFilter(); f.correlationID = "x"; return f }(), "task_requests"),
             (TaskFilter(), "pkey"),
         ]
         for (filter, index) in cases {

@@ -22,6 +22,7 @@ enum ConsoleTemplates {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{title}} · Conveyor</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/ui/assets/console.css">
 <script src="/ui/assets/console.js" defer></script>
 </head>

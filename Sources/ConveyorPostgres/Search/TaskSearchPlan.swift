@@ -17,7 +17,7 @@ public struct TaskSearchPlan: Sendable, Equatable {
     public enum Driver: Sendable, Equatable {
         /// `tasks_idempotency_key`.
         case idempotencyKey
-        /// `tasks_correlation` (a hash index on `correlation_id`): a request's tasks, sorted after the lookup.
+        /// `task_requests (correlation_id, first_id)`: the id ranges of the requests, then their rows.
         case correlationID
         /// `task_tags (key, value, task_id)`, for the first tag.
         case tag
@@ -111,8 +111,17 @@ public struct TaskSearchPlan: Sendable, Equatable {
         case .idempotencyKey:
             sql = "SELECT '', id FROM tasks WHERE idempotency_key = \(bind(filter.idempotencyKey ?? "")) AND \(range) \(cut)"
         case .correlationID:
-            // The hash index yields the request's rows unordered; they are few, and sorted here.
-            sql = "SELECT '', id FROM tasks WHERE correlation_id = \(bind(filter.correlationID ?? "")) AND \(range) \(cut)"
+            // A request's ids span a range that other coordinators' blocks may interleave: its rows are
+            // told apart by their correlation id. Newest requests first; each range is a batch at most.
+            let id = bind(filter.correlationID ?? "")
+            sql = """
+                SELECT '', t.id FROM (
+                    SELECT first_id, last_id FROM task_requests WHERE correlation_id = \(id) AND first_id < $1 AND last_id > $2
+                    ORDER BY first_id DESC LIMIT \(branchLimit)
+                ) r CROSS JOIN LATERAL (
+                    SELECT id FROM tasks WHERE id BETWEEN r.first_id AND r.last_id AND \(range) AND correlation_id = \(id)
+                ) t ORDER BY t.id DESC LIMIT \(branchLimit)
+                """
         case .tag:
             let tag = filter.tags[0]
             sql = """

@@ -31,7 +31,8 @@ final class Chromium: Sendable {
             arguments: [
                 "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                 "--no-default-browser-check", "--disable-extensions", "--disable-background-networking", "--disable-sync",
-                "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "--user-data-dir=\(directory)/profile",
+                "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0", "--remote-allow-origins=*",
+                "--user-data-dir=\(directory)/profile",
                 "--window-size=1280,900", "about:blank",
             ],
             workingDirectory: directory, logPath: log)
