@@ -6,10 +6,11 @@ extension Migrations {
     /// event, whose update flips `dispatched` (in `tasks_undispatched`'s predicate) and so is never HOT.
     /// Measured at the ceiling (one update per task, none HOT): btree indexes on (queue, type, id) and
     /// (correlation_id, id) grew to 39 and 59 MB per 500,000 tasks beside the primary key's 22 MB and cost
-    /// 7 to 10 % of the throughput; a hash index on the correlation id as much. So no new index on `tasks`:
-    /// - `task_requests (correlation_id, first_id, last_id)`: one row per correlation id per submission
-    ///   transaction (a batch of 500 tasks is one row), written beside the COPY and never updated. A
-    ///   correlation search reads a request's id range, then those rows by primary key.
+    /// 7 to 10 % of the throughput; a hash index on the correlation id as much; a side table of request
+    /// ranges written in the submission's transaction cost single POSTs 12 to 15 %. So:
+    /// - `tasks_correlation (correlation_id, id) WHERE dispatched`: a task enters it once, at that first
+    ///   non-HOT update (in the Recorder's batch, off the submit path), never at its insert. Tasks not
+    ///   dispatched yet (the backlog) are found through `tasks_undispatched`, the newest first.
     /// - No index on queue or type: the search walks the primary key newest first with a bounded number
     ///   of candidates per page (`TaskSearchPlan.candidateBudget`).
     /// - Statuses: an index naming `status`, even a partial one, would make the updates that could be
@@ -17,19 +18,10 @@ extension Migrations {
     ///   retrying, failed, dead, cancelled, skipped) are kept in `task_attention (status, task_id)` by a
     ///   trigger whose `WHEN` fires only on a change into or out of them: a task that runs and succeeds
     ///   never calls it. Inserts go there from the code that inserts such a task (a scheduled submission;
-    ///   retention's re-insert of kept tasks), not from a trigger on every COPY row.
-    /// Both tables are partitioned like `tasks`, so retention drops a generation's rows with its tasks.
+    ///   retention's re-insert of kept tasks), not from a trigger on every COPY row. Partitioned like
+    ///   `tasks`, so retention drops a generation's rows with its tasks.
     static let searchSQL = """
-        CREATE TABLE task_requests (
-            correlation_id text NOT NULL,
-            first_id       bigint NOT NULL,
-            last_id        bigint NOT NULL,
-            PRIMARY KEY (correlation_id, first_id)
-        ) PARTITION BY RANGE (first_id);
-        CREATE TABLE task_requests_default PARTITION OF task_requests DEFAULT;
-        -- Tasks from before: a range per correlation id per thousand ids, so no range spans days.
-        INSERT INTO task_requests (correlation_id, first_id, last_id)
-            SELECT correlation_id, min(id), max(id) FROM tasks GROUP BY correlation_id, id / 1000;
+        CREATE INDEX tasks_correlation ON tasks (correlation_id, id) WHERE dispatched;
 
         CREATE TABLE task_attention (
             status  text NOT NULL,
@@ -46,7 +38,6 @@ extension Migrations {
                 FROM conveyor_generations g JOIN pg_class c ON c.relname = 'tasks_g' || g.number
             LOOP
                 EXECUTE format('CREATE TABLE %I PARTITION OF task_attention %s', 'task_attention_g' || generation.number, generation.bound);
-                EXECUTE format('CREATE TABLE %I PARTITION OF task_requests %s', 'task_requests_g' || generation.number, generation.bound);
             END LOOP;
         END
         $$;
@@ -70,8 +61,8 @@ extension Migrations {
             WHEN (OLD.status IS DISTINCT FROM NEW.status AND (OLD.status IN \(attentionStatuses) OR NEW.status IN \(attentionStatuses)))
             EXECUTE FUNCTION conveyor_track_attention();
 
-        -- Opening and dropping a generation now covers task_attention and task_requests too (see
-        -- migrations 4 and 5); a kept task is filed again in their default partitions.
+        -- Opening and dropping a generation now covers task_attention too (see migrations 4 and 5); a kept
+        -- task in one of its statuses is filed again in the default partition.
         CREATE OR REPLACE FUNCTION conveyor_open_generation(number bigint) RETURNS boolean
             LANGUAGE plpgsql AS $$
             DECLARE
@@ -80,7 +71,6 @@ extension Migrations {
                 events_part text := 'task_events_g' || number;
                 tags_part text := 'task_tags_g' || number;
                 attention_part text := 'task_attention_g' || number;
-                requests_part text := 'task_requests_g' || number;
             BEGIN
                 PERFORM pg_advisory_xact_lock(\(generationLockKey));
                 IF EXISTS (SELECT 1 FROM conveyor_generations g WHERE g.number >= conveyor_open_generation.number) THEN
@@ -90,7 +80,6 @@ extension Migrations {
                 EXECUTE format('CREATE TABLE %I (LIKE tasks INCLUDING ALL) WITH (fillfactor = 80)', tasks_part);
                 EXECUTE format('CREATE TABLE %I (LIKE task_tags INCLUDING ALL)', tags_part);
                 EXECUTE format('CREATE TABLE %I (LIKE task_attention INCLUDING ALL)', attention_part);
-                EXECUTE format('CREATE TABLE %I (LIKE task_requests INCLUDING ALL)', requests_part);
                 EXECUTE format('ALTER TABLE task_events ATTACH PARTITION %I FOR VALUES FROM (%s) TO (%s)',
                                events_part, number * width, (number + 1) * width);
                 EXECUTE format('ALTER TABLE tasks ATTACH PARTITION %I FOR VALUES FROM (%s) TO (%s)',
@@ -99,8 +88,6 @@ extension Migrations {
                                tags_part, number * width, (number + 1) * width);
                 EXECUTE format('ALTER TABLE task_attention ATTACH PARTITION %I FOR VALUES FROM (%s) TO (%s)',
                                attention_part, number * width, (number + 1) * width);
-                EXECUTE format('ALTER TABLE task_requests ATTACH PARTITION %I FOR VALUES FROM (%s) TO (%s)',
-                               requests_part, number * width, (number + 1) * width);
                 INSERT INTO conveyor_generations (number, first_id) VALUES (number, number * width);
                 RETURN true;
             END
@@ -113,14 +100,13 @@ extension Migrations {
                 events_part text := 'task_events_g' || number;
                 tags_part text := 'task_tags_g' || number;
                 attention_part text := 'task_attention_g' || number;
-                requests_part text := 'task_requests_g' || number;
                 moved bigint;
             BEGIN
                 PERFORM pg_advisory_xact_lock(\(generationLockKey));
                 IF NOT EXISTS (SELECT 1 FROM conveyor_generations g WHERE g.number = conveyor_drop_generation.number AND g.closed_at IS NOT NULL) THEN
                     RETURN -1;
                 END IF;
-                LOCK TABLE ONLY task_events, ONLY tasks, ONLY task_tags, ONLY task_attention, ONLY task_requests IN ACCESS EXCLUSIVE MODE;
+                LOCK TABLE ONLY task_events, ONLY tasks, ONLY task_tags, ONLY task_attention IN ACCESS EXCLUSIVE MODE;
                 EXECUTE format('CREATE TEMP TABLE conveyor_kept_tasks ON COMMIT DROP AS SELECT * FROM %I WHERE id = ANY($1) OR NOT dispatched', tasks_part) USING kept;
                 GET DIAGNOSTICS moved = ROW_COUNT;
                 EXECUTE format('CREATE TEMP TABLE conveyor_kept_events ON COMMIT DROP AS SELECT * FROM %I WHERE task_id IN (SELECT id FROM conveyor_kept_tasks)', events_part);
@@ -129,15 +115,12 @@ extension Migrations {
                 EXECUTE format('ALTER TABLE tasks DETACH PARTITION %I', tasks_part);
                 EXECUTE format('ALTER TABLE task_tags DETACH PARTITION %I', tags_part);
                 EXECUTE format('ALTER TABLE task_attention DETACH PARTITION %I', attention_part);
-                EXECUTE format('ALTER TABLE task_requests DETACH PARTITION %I', requests_part);
-                EXECUTE format('DROP TABLE %I, %I, %I, %I, %I', events_part, tasks_part, tags_part, attention_part, requests_part);
+                EXECUTE format('DROP TABLE %I, %I, %I, %I', events_part, tasks_part, tags_part, attention_part);
                 INSERT INTO task_events SELECT * FROM conveyor_kept_events;
                 INSERT INTO tasks SELECT * FROM conveyor_kept_tasks;
                 INSERT INTO task_tags SELECT * FROM conveyor_kept_tags;
                 INSERT INTO task_attention (status, task_id)
                     SELECT status, id FROM conveyor_kept_tasks WHERE status IN \(attentionStatuses);
-                INSERT INTO task_requests (correlation_id, first_id, last_id)
-                    SELECT correlation_id, min(id), max(id) FROM conveyor_kept_tasks GROUP BY correlation_id, id / 1000 ON CONFLICT DO NOTHING;
                 DELETE FROM conveyor_generations g WHERE g.number = conveyor_drop_generation.number;
                 RETURN moved;
             END

@@ -158,7 +158,6 @@ public struct TaskStore: Sendable {
                 if !tagRows.isEmpty {
                     try session.copy("COPY task_tags (key, value, task_id) FROM STDIN", data: tagRows, name: "copy task tags")
                 }
-                try Self.recordRequests(zip(fresh.lazy.map { tasks[$0].correlationID }, newIDs), on: session)
                 // Scheduled tasks are filed for search here; the UPDATE trigger keeps the file from then on.
                 let scheduled = zip(fresh, newIDs).filter { tasks[$0.0].initialStatus == .scheduled }.map(\.1)
                 if !scheduled.isEmpty {
@@ -176,24 +175,6 @@ public struct TaskStore: Sendable {
             }
             return results.compactMap { $0 }
         }
-    }
-
-    /// Files the id range of each correlation id among new tasks in `task_requests` (what a search by
-    /// correlation id reads): one row per request, however many tasks it submitted.
-    static func recordRequests(_ tasks: some Sequence<(String, TaskID)>, on session: PostgresSession) throws(PostgresError) {
-        var ranges: [String: (first: Int64, last: Int64)] = [:]
-        for (correlationID, id) in tasks {
-            let seen = ranges[correlationID]
-            ranges[correlationID] = (min(seen?.first ?? id.rawValue, id.rawValue), max(seen?.last ?? id.rawValue, id.rawValue))
-        }
-        guard !ranges.isEmpty else { return }
-        _ = try session.query("""
-            INSERT INTO task_requests (correlation_id, first_id, last_id)
-            SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[]) ON CONFLICT DO NOTHING
-            """, [
-                PostgresArrayLiteral.text(ranges.keys), PostgresArrayLiteral.integers(ranges.values.map(\.first)),
-                PostgresArrayLiteral.integers(ranges.values.map(\.last)),
-            ], name: "record requests")
     }
 
     /// Seeds the hash of an idempotency key's lock, so it cannot equal another advisory lock's key.

@@ -119,7 +119,6 @@ public struct WorkflowStore: Sendable {
                 try session.copy(
                     "COPY tasks (\(TaskStore.copyColumns), workflow_id, node_key, waiting_on, failed_deps, on_dependency_failure, dispatched) FROM STDIN",
                     data: rows.bytes, name: "copy workflow nodes")
-                try TaskStore.recordRequests(taskIDs.lazy.map { (workflow.correlationID, $0) }, on: session)
                 let tagRows = TaskStore.tagCopyRows(zip(workflow.nodes.lazy.map(\.task), taskIDs))
                 if !tagRows.isEmpty {
                     try session.copy("COPY task_tags (key, value, task_id) FROM STDIN", data: tagRows, name: "copy task tags")

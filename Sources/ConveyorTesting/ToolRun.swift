@@ -16,7 +16,7 @@ public enum ToolRun {
     public static func run(_ arguments: [String], input: [UInt8]? = nil, in directory: URL? = nil) async throws -> (status: Int32, output: String) {
         guard let tool = arguments.first else { return (-1, "no tool given") }
         let result = try await Subprocess.run(
-            .name(tool), arguments: Arguments(Array(arguments.dropFirst())),
+            tool.contains("/") ? .path(FilePath(tool)) : .name(tool), arguments: Arguments(Array(arguments.dropFirst())),
             workingDirectory: directory.map { FilePath($0.path) },
             input: .array(input ?? []), output: .string(limit: 16 << 20), error: .string(limit: 16 << 20))
         let status: Int32

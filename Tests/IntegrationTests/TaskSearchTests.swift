@@ -3,6 +3,7 @@ import ConveyorCore
 import ConveyorPostgres
 import ConveyorRedis
 import ConveyorTesting
+import Foundation
 import Testing
 
 @Suite("Task search and bulk actions")
@@ -190,7 +191,7 @@ struct TaskSearchTests {
         let cases: [(TaskFilter, String)] = [
             ({ var f = TaskFilter(); f.statuses = [.failed, .dead]; return f }(), "task_attention"),
             ({ var f = TaskFilter(); f.type = "noop"; return f }(), "pkey"),
-            ({ var f = TaskFilter(); f.correlationID = "x"; return f }(), "task_requests"),
+            ({ var f = TaskFilter(); f.correlationID = "x"; return f }(), "correlation_id_id_idx"),
             (TaskFilter(), "pkey"),
         ]
         for (filter, index) in cases {
@@ -205,6 +206,33 @@ struct TaskSearchTests {
             #expect(explained.contains(index), "\(filter): \(explained)")
             #expect(!explained.contains("Seq Scan"), "\(filter): \(explained)")
         }
+        try await stack.stop()
+    }
+}
+
+@Suite("conveyor tasks list")
+struct TasksListCommandTests {
+    private static let binary = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent(".build/debug/conveyor").path
+
+    @Test("the CLI lists the search as a table or JSON with the same filters, and refuses a bad filter with a message and a non-zero exit")
+    func listsTasks() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the conveyor binary first: swift build")
+        let stack = try await Stack.start(agents: 0)
+        let tagged = try await stack.submit("echo", extra: #","tags":{"customer":"acme"}"#)
+        _ = try await stack.submit("noop")
+        let common = ["--url", stack.baseURL, "--token", stack.token]
+        let table = try await ToolRun.run([Self.binary, "tasks", "list", "--tag", "customer=acme"] + common)
+        #expect(table.status == 0, "\(table.output)")
+        let lines = table.output.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("ID") == true && lines.first?.contains("STATUS") == true)
+        #expect(lines.count == 2 && lines[1].hasPrefix(String(tagged)) && lines[1].contains("queued") && lines[1].contains("echo"), "\(table.output)")
+        let json = try await ToolRun.run([Self.binary, "tasks", "list", "--status", "queued", "--limit", "1", "--json"] + common)
+        let page = try JSONValue.parse(json.output)
+        #expect(page["tasks"]?.arrayValue?.count == 1 && page["next_cursor"]?.stringValue != nil)
+        let refused = try await ToolRun.run([Self.binary, "tasks", "list", "--status", "sideways"] + common)
+        #expect(refused.status != 0 && refused.output.contains("unknown status 'sideways'"), "\(refused.output)")
         try await stack.stop()
     }
 }

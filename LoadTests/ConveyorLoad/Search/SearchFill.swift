@@ -62,10 +62,6 @@ struct SearchFill {
                       AND status IN ('scheduled', 'retrying', 'failed', 'dead', 'cancelled', 'skipped')
                     """, [String(first), String(last)], name: "fill attention")
                 _ = try session.query("""
-                    INSERT INTO task_requests (correlation_id, first_id, last_id)
-                    SELECT 'corr-' || (i / 100), min(i), max(i) FROM generate_series($1::bigint, $2::bigint) AS i GROUP BY i / 100
-                    """, [String(first), String(last)], name: "fill requests")
-                _ = try session.query("""
                     INSERT INTO task_tags (key, value, task_id)
                     SELECT 'customer', 'c' || (i % 500), i FROM generate_series($1::bigint, $2::bigint) AS i WHERE i % 10 = 3
                     """, [String(first), String(last)], name: "fill tags")
@@ -76,7 +72,6 @@ struct SearchFill {
             try session.execute("VACUUM ANALYZE tasks")
             try session.execute("VACUUM ANALYZE task_tags")
             try session.execute("VACUUM ANALYZE task_attention")
-            try session.execute("VACUUM ANALYZE task_requests")
         }
         let elapsed = ContinuousClock.now - started
         return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18

@@ -17,7 +17,8 @@ public struct TaskSearchPlan: Sendable, Equatable {
     public enum Driver: Sendable, Equatable {
         /// `tasks_idempotency_key`.
         case idempotencyKey
-        /// `task_requests (correlation_id, first_id)`: the id ranges of the requests, then their rows.
+        /// `tasks_correlation (correlation_id, id) WHERE dispatched`, and the newest of the backlog not yet
+        /// dispatched (`tasks_undispatched`).
         case correlationID
         /// `task_tags (key, value, task_id)`, for the first tag.
         case tag
@@ -111,16 +112,15 @@ public struct TaskSearchPlan: Sendable, Equatable {
         case .idempotencyKey:
             sql = "SELECT '', id FROM tasks WHERE idempotency_key = \(bind(filter.idempotencyKey ?? "")) AND \(range) \(cut)"
         case .correlationID:
-            // A request's ids span a range that other coordinators' blocks may interleave: its rows are
-            // told apart by their correlation id. Newest requests first; each range is a batch at most.
+            // Two branches: dispatched tasks by the index (they enter it at their first event), and the
+            // newest `candidateBudget` of the backlog not yet dispatched, checked one by one.
             let id = bind(filter.correlationID ?? "")
             sql = """
-                SELECT '', t.id FROM (
-                    SELECT first_id, last_id FROM task_requests WHERE correlation_id = \(id) AND first_id < $1 AND last_id > $2
-                    ORDER BY first_id DESC LIMIT \(branchLimit)
-                ) r CROSS JOIN LATERAL (
-                    SELECT id FROM tasks WHERE id BETWEEN r.first_id AND r.last_id AND \(range) AND correlation_id = \(id)
-                ) t ORDER BY t.id DESC LIMIT \(branchLimit)
+                (SELECT 'dispatched', id FROM tasks WHERE correlation_id = \(id) AND dispatched AND \(range) \(cut))
+                UNION ALL
+                (SELECT 'backlog', b.id FROM (
+                    SELECT id, correlation_id FROM tasks WHERE NOT dispatched ORDER BY created_at DESC LIMIT \(Self.candidateBudget)
+                ) b WHERE b.correlation_id = \(id) AND b.id < $1 AND b.id > $2 ORDER BY b.id DESC LIMIT \(branchLimit))
                 """
         case .tag:
             let tag = filter.tags[0]
