@@ -147,7 +147,16 @@ struct SearchCommand: AsyncParsableCommand {
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
         request.body = .bytes(ByteBuffer(string: "token=\(LoadStack.token)&next=%2Fui"))
-        let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+        // Not HTTPClient.shared: it follows the 303, and the cookie comes with the 303 itself.
+        let client = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: .init(redirectConfiguration: .disallow))
+        let response: HTTPClientResponse
+        do {
+            response = try await client.execute(request, timeout: .seconds(30))
+            try await client.shutdown()
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
         guard let header = response.headers["Set-Cookie"].first, let cookie = header.split(separator: ";").first else {
             throw ValidationError("the console did not sign in (HTTP \(response.status.code))")
         }

@@ -45,10 +45,10 @@ struct SearchFill {
                            c.at, c.at + interval '60 ms', c.at + interval '10 ms',
                            CASE WHEN s.status IN ('succeeded', 'dead', 'cancelled', 'failed') THEN c.at + interval '60 ms' END,
                            CASE WHEN s.status = 'succeeded' THEN '{"ok":true}'::jsonb END,
-                           CASE WHEN s.status IN ('dead', 'retrying', 'failed') THEN ($4::text[])[1 + i % 5] || ' (#' || i || ')'
+                           CASE WHEN s.status IN ('dead', 'retrying', 'failed') THEN ($4::text[])[1 + (i / 1000) % 5] || ' (#' || i || ')'
                                 WHEN s.status = 'cancelled' THEN 'cancelled' END,
                            true,
-                           CASE WHEN i % 10 = 3 THEN jsonb_build_object('customer', 'c' || (i % 500)) END
+                           CASE WHEN i % 10 = 3 THEN jsonb_build_object('customer', 'c' || ((i / 10) % 500)) END
                     FROM generate_series($1::bigint, $2::bigint) AS i,
                          LATERAL (SELECT now() - interval '7 days' + (i::double precision / $3) * interval '7 days' AS at) c,
                          LATERAL (SELECT CASE WHEN i % 1000 = 7 THEN 'dead' WHEN i % 2000 = 3 THEN 'cancelled'
@@ -63,7 +63,7 @@ struct SearchFill {
                     """, [String(first), String(last)], name: "fill attention")
                 _ = try session.query("""
                     INSERT INTO task_tags (key, value, task_id)
-                    SELECT 'customer', 'c' || (i % 500), i FROM generate_series($1::bigint, $2::bigint) AS i WHERE i % 10 = 3
+                    SELECT 'customer', 'c' || ((i / 10) % 500), i FROM generate_series($1::bigint, $2::bigint) AS i WHERE i % 10 = 3
                     """, [String(first), String(last)], name: "fill tags")
                 progress(last)
                 first = last + 1

@@ -43,6 +43,8 @@ enum TaskFilterParser {
         var filter = TaskFilter()
         var seen: Set<String> = []
         for (name, value) in pairs {
+            // `?a=1&&b=2` gives an empty pair: nothing to filter on.
+            if name.isEmpty && value.isEmpty { continue }
             if extra.contains(name) { continue }
             if name != "status" && name != "tag" {
                 guard seen.insert(name).inserted else { throw .badRequest("\(name): given more than once", code: "invalid_filter") }
