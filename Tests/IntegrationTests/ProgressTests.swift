@@ -56,7 +56,9 @@ struct ProgressTests {
         #expect(try await stack.waitUntilTerminal([id])[id] == .succeeded)
         let task = try await stack.task(id)
         let reports = try #require(task["result"]?["reports"]?.intValue)
-        #expect(reports > 1000, "the handler reported \(reports) times")
+        // Hundreds of reports are the load; how many fit in 1.5 s depends on the machine (700 seen with the
+        // whole suite and Chromium on two cores). What matters is below: about one recorded a second.
+        #expect(reports > 300, "the handler reported \(reports) times")
         #expect(task["progress"]?["fraction"]?.intValue == 1)
         #expect(task["progress"]?["message"]?.stringValue == "done after \(reports) reports")
         let recorded = try await stack.coordinator.postgres.withSession { session in
