@@ -12,7 +12,11 @@ public final class LocalRedisServer: Sendable {
 
     /// - Parameter appendOnly: AOF with fsync every second (what `conveyor dev` uses); off for tests.
     /// - Parameter port: a fixed port (to restart a server where it was); nil picks a free one.
-    public static func start(appendOnly: Bool = false, port fixedPort: Int? = nil, directory fixedDirectory: String? = nil, logger: Logger) async throws -> LocalRedisServer {
+    /// - Parameter extraArguments: more `redis-server` options (a cluster node's).
+    public static func start(
+        appendOnly: Bool = false, port fixedPort: Int? = nil, directory fixedDirectory: String? = nil, extraArguments: [String] = [],
+        logger: Logger
+    ) async throws -> LocalRedisServer {
         guard let binary = LocalProcess.find(["redis-server", "/usr/bin/redis-server"]) else {
             throw LocalServerError("redis-server not found: install it with `apt-get install -y redis-server`")
         }
@@ -29,7 +33,7 @@ public final class LocalRedisServer: Sendable {
                 "--port", String(port), "--bind", "127.0.0.1", "--dir", directory, "--save", "",
                 "--appendonly", appendOnly ? "yes" : "no", "--appendfsync", "everysec",
                 "--maxmemory-policy", "noeviction", "--logfile", "\(directory)/redis.log", "--daemonize", "no",
-            ], workingDirectory: directory, logPath: "\(directory)/redis.out")
+            ] + extraArguments, workingDirectory: directory, logPath: "\(directory)/redis.out")
             let server = LocalRedisServer(port: port, directory: directory, process: process)
             do {
                 try await server.waitUntilReady(logger: logger)

@@ -1,9 +1,13 @@
 import ConveyorCore
 
-/// Where and how to reach Redis, parsed from a `redis://[user:password@]host:port/db` URL.
+/// Where and how to reach Redis, parsed from a `redis://[user:password@]host:port/db` URL, or a Redis
+/// Cluster's `redis+cluster://[user:password@]host:port,host:port…` (any of its nodes: the rest is
+/// discovered).
 public struct RedisConfiguration: Sendable, Hashable {
     public var host: String
     public var port: Int
+    /// The nodes a cluster client asks for the cluster's map; empty for a single Redis.
+    public var clusterNodes: [RedisNodeAddress] = []
     public var username: String?
     public var password: String?
     public var database: Int
@@ -30,12 +34,31 @@ public struct RedisConfiguration: Sendable, Hashable {
         self.commandTimeout = commandTimeout
     }
 
-    /// Parses `redis://[user:password@]host[:port][/db]`.
+    /// Whether this names a Redis Cluster.
+    public var isCluster: Bool { !clusterNodes.isEmpty }
+
+    /// The same settings for one node of the cluster.
+    public func node(_ address: RedisNodeAddress) -> RedisConfiguration {
+        var configuration = self
+        configuration.host = address.host
+        configuration.port = address.port
+        configuration.clusterNodes = []
+        return configuration
+    }
+
+    static let clusterScheme = "redis+cluster://"
+
+    /// Parses `redis://[user:password@]host[:port][/db]`, or `redis+cluster://[user:password@]host[:port],…`
+    /// (a cluster has database 0 only).
     /// - Parameter key: names the setting in the error message.
     public init(url: String, key: String = "CONVEYOR_REDIS_URL") throws(ConfigurationError) {
+        if url.hasPrefix(Self.clusterScheme) {
+            try self.init(clusterURL: url, key: key)
+            return
+        }
         let prefix = "redis://"
         guard url.hasPrefix(prefix) else {
-            throw ConfigurationError(key: key, "'\(Self.redacted(url))' is not a redis:// URL (expected redis://[user:password@]host:port/db)")
+            throw ConfigurationError(key: key, "'\(Self.redacted(url))' is not a redis:// or redis+cluster:// URL (expected redis://[user:password@]host:port/db)")
         }
         var rest = Substring(url.dropFirst(prefix.count))
         self.init()
@@ -73,6 +96,31 @@ public struct RedisConfiguration: Sendable, Hashable {
         host = String(hostPort)
     }
 
+    private init(clusterURL url: String, key: String) throws(ConfigurationError) {
+        // The node list has commas where a single URL has one host: read each node as a redis:// URL.
+        var rest = Substring(url.dropFirst(Self.clusterScheme.count))
+        var credentials = ""
+        if let at = rest.lastIndex(of: "@") {
+            credentials = String(rest[...at])
+            rest = rest[rest.index(after: at)...]
+        }
+        var database = ""
+        if let slash = rest.firstIndex(of: "/") {
+            database = String(rest[slash...])
+            rest = rest[..<slash]
+        }
+        guard database.isEmpty || database == "/" || database == "/0" else {
+            throw ConfigurationError(key: key, "\(Self.redacted(url)): a Redis Cluster has database 0 only")
+        }
+        var nodes: [RedisConfiguration] = []
+        for text in rest.split(separator: ",", omittingEmptySubsequences: false) {
+            guard !text.isEmpty else { throw ConfigurationError(key: key, "\(Self.redacted(url)) has an empty node in its list") }
+            nodes.append(try RedisConfiguration(url: "redis://\(credentials)\(text)", key: key))
+        }
+        self = nodes[0]
+        clusterNodes = nodes.map { RedisNodeAddress(host: $0.host, port: $0.port) }
+    }
+
     /// The URL with any password replaced by `***`, safe to log.
     public var redactedURL: String {
         let credentials: String
@@ -81,6 +129,7 @@ public struct RedisConfiguration: Sendable, Hashable {
         case (nil, _?): credentials = ":***@"
         default: credentials = ""
         }
+        if isCluster { return Self.clusterScheme + credentials + clusterNodes.map(\.description).joined(separator: ",") }
         return "redis://\(credentials)\(host):\(port)/\(database)"
     }
 

@@ -1,4 +1,4 @@
-extension RedisConnection {
+extension RedisClient {
     /// What in the server's configuration puts tasks at risk (DESIGN §2, pitfall 8): an eviction policy
     /// other than `noeviction` lets Redis drop stream entries under memory pressure, and without AOF a
     /// restart loses everything not yet recorded (the Reconciler then re-dispatches from PostgreSQL, but

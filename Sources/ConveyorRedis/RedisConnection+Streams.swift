@@ -1,5 +1,5 @@
 /// Stream commands, built and decoded in one place.
-extension RedisConnection {
+extension RedisClient {
     public static func xadd(stream: String, fields: [(String, String)]) -> RedisCommand {
         var command = RedisCommand("XADD")
         command.append(stream)
@@ -109,7 +109,7 @@ extension RedisConnection {
 }
 
 /// Backlog of a consumer group: entries not yet delivered to it.
-extension RedisConnection {
+extension RedisClient {
     /// Entries of a ready stream not yet delivered to `group`: its lag, or, when Redis cannot tell, the
     /// stream's length (XLEN reply) less the group's pending entries.
     public static func backlog(length: RedisReply, pending: Int64, groups: RedisReply, group: String) -> Int64 {

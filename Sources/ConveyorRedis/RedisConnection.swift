@@ -18,7 +18,7 @@ import Metrics
 /// (they may or may not have run), and the next request reconnects. While Redis stays unreachable,
 /// attempts are spaced by exponential backoff and requests in between fail fast with
 /// ``RedisError/Code/connectionFailed`` instead of each waiting for a connect timeout.
-public final class RedisConnection: Sendable {
+public final class RedisConnection: RedisClient {
     private struct Request: Sendable {
         var commands: [RedisCommand]
         var continuation: CheckedContinuation<[RedisReply], any Error>
@@ -47,10 +47,6 @@ public final class RedisConnection: Sendable {
                 continuation.resume(throwing: RedisError(.connectionClosed, "the connection was closed"))
             }
         }
-    }
-
-    public func send(_ command: RedisCommand) async throws -> RedisReply {
-        try await send([command])[0]
     }
 
     /// Stops the worker thread after the requests already queued.

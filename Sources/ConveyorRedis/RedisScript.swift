@@ -28,7 +28,7 @@ public struct ScriptCall: Sendable, Hashable {
     }
 }
 
-extension RedisConnection {
+extension RedisClient {
     /// Runs the script once per call, all calls in one pipeline; returns one reply per call.
     public func evaluate(_ script: RedisScript, _ calls: [ScriptCall]) async throws -> [RedisReply] {
         try await evaluate(calls.map { (script, $0) })

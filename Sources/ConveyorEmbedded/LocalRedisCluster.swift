@@ -1,0 +1,159 @@
+import ConveyorRedis
+import Foundation
+import Logging
+import Synchronization
+
+/// A throwaway Redis Cluster on loopback ports: `primaries` shards of one primary and `replicas`
+/// replicas each, every node a `redis-server --cluster-enabled yes` in its own temp folder, joined by
+/// `redis-cli --cluster create`. For `conveyor dev --redis-cluster`, the load generator and the tests;
+/// not for production.
+public final class LocalRedisCluster: Sendable {
+    /// One node: where it listens and where it keeps its files (nodes.conf, the AOF).
+    public struct Node: Sendable, Hashable {
+        public var port: Int
+        public var busPort: Int
+        public var directory: String
+        public var address: RedisNodeAddress { RedisNodeAddress(host: "127.0.0.1", port: port) }
+    }
+
+    public let nodes: [Node]
+    private let appendOnly: Bool
+    private let logger: Logger
+    /// The running server of each node, by port; a killed node is absent until restarted.
+    private let servers: Mutex<[Int: LocalRedisServer]>
+
+    /// The URL naming every node: `redis+cluster://127.0.0.1:port,…`.
+    public var url: String { "redis+cluster://" + nodes.map { "127.0.0.1:\($0.port)" }.joined(separator: ",") }
+
+    /// How long a primary may be unreachable before its replica takes over: short, so that failover tests
+    /// take seconds (Redis' default is 15 s).
+    public static let nodeTimeout = Duration.milliseconds(2000)
+
+    public static func start(primaries: Int = 3, replicas: Int = 1, appendOnly: Bool = false, logger: Logger) async throws -> LocalRedisCluster {
+        guard primaries >= 1, replicas >= 0 else { throw LocalServerError("a cluster needs at least one primary") }
+        guard let redisCLI = LocalProcess.find(["redis-cli", "/usr/bin/redis-cli"]) else {
+            throw LocalServerError("redis-cli not found: install it with `apt-get install -y redis-tools`")
+        }
+        var nodes: [Node] = []
+        var taken: Set<Int> = []
+        for _ in 0..<(primaries * (1 + replicas)) {
+            var ports: [Int] = []
+            while ports.count < 2 {
+                let port = try LocalProcess.freePort()
+                if taken.insert(port).inserted { ports.append(port) }
+            }
+            let directory = try await LocalProcess.makeDirectory(prefix: "conveyor-redis-cluster", ownedByPostgres: false)
+            nodes.append(Node(port: ports[0], busPort: ports[1], directory: directory))
+        }
+        let cluster = LocalRedisCluster(nodes: nodes, appendOnly: appendOnly, logger: logger)
+        do {
+            for node in nodes { try await cluster.startNode(node) }
+            let create = try await LocalProcess.run(redisCLI, ["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" } + [
+                "--cluster-replicas", String(replicas), "--cluster-yes",
+            ])
+            guard create.status == 0 else { throw LocalServerError("redis-cli --cluster create failed: \(create.output)") }
+            try await cluster.waitUntilHealthy()
+            return cluster
+        } catch {
+            await cluster.stop()
+            throw error
+        }
+    }
+
+    private init(nodes: [Node], appendOnly: Bool, logger: Logger) {
+        self.nodes = nodes
+        self.appendOnly = appendOnly
+        self.logger = logger
+        self.servers = Mutex([:])
+    }
+
+    private func startNode(_ node: Node) async throws {
+        let server = try await LocalRedisServer.start(
+            appendOnly: appendOnly, port: node.port, directory: node.directory,
+            extraArguments: [
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", String(node.busPort),
+                "--cluster-node-timeout", String(Self.nodeTimeout.milliseconds),
+            ], logger: logger)
+        servers.withLock { $0[node.port] = server }
+    }
+
+    /// Waits until every running node reports `cluster_state:ok`, knows every other node, and every
+    /// slot has a primary.
+    public func waitUntilHealthy(timeout: Duration = .seconds(30)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        let quiet = Logger(label: "conveyor.embedded", factory: { _ in SwiftLogNoOpLogHandler() })
+        var last = ""
+        while ContinuousClock.now < deadline {
+            let running = servers.withLock { Array($0.keys) }
+            var healthy = true
+            for port in running {
+                let connection = RedisConnection(configuration: RedisConfiguration(port: port), name: "redis-probe", logger: quiet)
+                defer { connection.close() }
+                let info = (try? await connection.send(RedisCommand("CLUSTER", ["INFO"])))?.string ?? ""
+                if !info.contains("cluster_state:ok") || !info.contains("cluster_slots_assigned:16384")
+                    || !info.contains("cluster_known_nodes:\(nodes.count)")
+                {
+                    healthy = false
+                    last = "127.0.0.1:\(port): " + info.split(separator: "\r\n").prefix(4).joined(separator: " ")
+                    break
+                }
+            }
+            if healthy { return }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        throw LocalServerError("the Redis Cluster did not become healthy within \(timeout): \(last)")
+    }
+
+    /// The ports of the nodes that are primaries now (it changes with a failover), as a running node
+    /// sees it.
+    public func primaryPorts() async throws -> [Int] {
+        let running = servers.withLock { Array($0.keys) }.sorted()
+        let quiet = Logger(label: "conveyor.embedded", factory: { _ in SwiftLogNoOpLogHandler() })
+        for port in running {
+            let connection = RedisConnection(configuration: RedisConfiguration(port: port), name: "redis-probe", logger: quiet)
+            defer { connection.close() }
+            guard let text = (try? await connection.send(RedisCommand("CLUSTER", ["NODES"])))?.string else { continue }
+            return text.split(separator: "\n").compactMap { line in
+                let fields = line.split(separator: " ")
+                guard fields.count >= 3, fields[2].contains("master"), !fields[2].contains("fail"),
+                    let address = fields[1].split(separator: "@").first, let node = RedisNodeAddress(address)
+                else { return nil }
+                return node.port
+            }.sorted()
+        }
+        throw LocalServerError("no cluster node answered CLUSTER NODES")
+    }
+
+    /// The running server of a node.
+    public func server(port: Int) -> LocalRedisServer? { servers.withLock { $0[port] } }
+
+    /// SIGKILLs a node (a primary's death: its replica takes over after ``nodeTimeout``).
+    public func kill(port: Int) {
+        let server = servers.withLock { $0.removeValue(forKey: port) }
+        server?.kill()
+    }
+
+    /// Starts a killed node again where it was. Without `keepingData` its AOF and RDB are deleted first
+    /// (its nodes.conf stays, so it comes back as the same node, empty).
+    public func restart(port: Int, keepingData: Bool = true) async throws {
+        guard let node = nodes.first(where: { $0.port == port }) else { throw LocalServerError("no node listens on \(port)") }
+        if let running = servers.withLock({ $0.removeValue(forKey: port) }) { await running.stop(removeDirectory: false) }
+        if !keepingData {
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: node.directory)) ?? []
+            for file in files where file != "nodes.conf" && !file.hasPrefix("redis.") {
+                try? FileManager.default.removeItem(atPath: "\(node.directory)/\(file)")
+            }
+        }
+        try await startNode(node)
+    }
+
+    /// Stops every node and removes their folders.
+    public func stop() async {
+        let running = servers.withLock { state in
+            defer { state = [:] }
+            return Array(state.values)
+        }
+        for server in running { await server.stop(removeDirectory: false) }
+        for node in nodes { try? FileManager.default.removeItem(atPath: node.directory) }
+    }
+}

@@ -1,0 +1,284 @@
+import Logging
+import Synchronization
+
+/// A Redis Cluster client: routes each command to the primary that owns its key's slot, one pipelining
+/// ``RedisConnection`` per primary.
+///
+/// A batch stays a batch: its commands are split per node, each node's share goes as one pipeline (all
+/// nodes at once), and the replies are put back in the batch's order. Commands of one slot keep their
+/// order; commands of different slots never depended on each other's.
+///
+/// The slot map comes from `CLUSTER SLOTS`, asked of a known node (the configured ones, then any primary
+/// seen). `MOVED` moves the slot in the map, retries there and reads the map again; `ASK` (a slot being
+/// migrated) retries once on the named node after `ASKING`, leaving the map as it is; `TRYAGAIN` and
+/// `CLUSTERDOWN` wait a moment and retry. At most ``maxRedirects`` hops per command: past that its
+/// reply is the last error. A node that cannot be reached (its primary died, a replica is taking over)
+/// makes the client read the map again; commands that were never sent are retried on the new owner,
+/// commands that may have run fail with the connection's error, as on a single Redis.
+public final class RedisClusterClient: RedisClient {
+    public let configuration: RedisConfiguration
+    private let name: String
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    /// Hops one command may take (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, an unreachable node) before its
+    /// reply is the error itself. A migration or failover needs two or three.
+    public static let maxRedirects = 5
+    /// The pause before retrying after `TRYAGAIN` or `CLUSTERDOWN`, or after an unreachable node, while
+    /// the cluster settles.
+    public static let settlePause = Duration.milliseconds(100)
+
+    private struct State {
+        var topology = ClusterTopology()
+        /// Counts map reads, so that callers that saw the same stale map share one read.
+        var version = 0
+        var connections: [RedisNodeAddress: RedisConnection] = [:]
+        var refresh: Task<Void, Never>?
+        /// Why the last read of the map failed, for the callers that waited on it.
+        var lastRefreshError: RedisError?
+        var closed = false
+    }
+
+    public init(configuration: RedisConfiguration, name: String = "redis", logger: Logger) {
+        precondition(configuration.isCluster, "a cluster client needs redis+cluster:// nodes")
+        self.configuration = configuration
+        self.name = name
+        self.logger = logger
+    }
+
+    deinit { close() }
+
+    public func close() {
+        let connections = state.withLock { state in
+            state.closed = true
+            defer { state.connections = [:] }
+            return Array(state.connections.values)
+        }
+        for connection in connections { connection.close() }
+    }
+
+    /// The slot map in use, read from the cluster first if it was never read.
+    public func topology() async throws -> ClusterTopology {
+        let (topology, version) = state.withLock { ($0.topology, $0.version) }
+        if version > 0 { return topology }
+        try await refreshTopology(seen: 0)
+        return state.withLock { $0.topology }
+    }
+
+    /// The connection to one node (made on first use): for what must be asked of every primary, such as
+    /// a SCAN of its keys.
+    public func connection(to node: RedisNodeAddress) throws(RedisError) -> RedisConnection {
+        try state.withLock { state throws(RedisError) in
+            if state.closed { throw RedisError(.connectionClosed, "the cluster client was closed") }
+            if let connection = state.connections[node] { return connection }
+            let connection = RedisConnection(configuration: configuration.node(node), name: name, logger: logger)
+            state.connections[node] = connection
+            return connection
+        }
+    }
+
+    // MARK: Sending
+
+    /// One command of a batch on its way: where it is in the batch, and the hops it took.
+    private struct Job: Sendable {
+        var index: Int
+        /// Set by an ASK: the node to ask once, after `ASKING`.
+        var askNode: RedisNodeAddress?
+        var hops = 0
+    }
+
+    public func send(_ commands: [RedisCommand]) async throws -> [RedisReply] {
+        guard !commands.isEmpty else { return [] }
+        var topology = try await self.topology()
+        var version = state.withLock { $0.version }
+        var replies = [RedisReply?](repeating: nil, count: commands.count)
+        var jobs: [Job] = []
+        for index in commands.indices {
+            if commands[index].route == .everyPrimary {
+                replies[index] = try await broadcast(commands[index], to: topology.primaries)
+            } else {
+                jobs.append(Job(index: index))
+            }
+        }
+        while !jobs.isEmpty {
+            var byNode: [RedisNodeAddress: [Job]] = [:]
+            for job in jobs {
+                if let node = job.askNode ?? node(for: commands[job.index], in: topology) {
+                    byNode[node, default: []].append(job)
+                } else {
+                    replies[job.index] = .error("CLUSTERDOWN Hash slot not served")
+                }
+            }
+            let results = await withTaskGroup(of: (RedisNodeAddress, [Job], Result<[RedisReply], any Error>).self) { group in
+                for (node, share) in byNode {
+                    group.addTask {
+                        do {
+                            return (node, share, .success(try await self.sendShare(share, of: commands, to: node)))
+                        } catch {
+                            return (node, share, .failure(error))
+                        }
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            jobs = []
+            var refresh = false
+            var pause = false
+            for (node, share, result) in results {
+                let answered: [RedisReply]
+                switch result {
+                case .success(let replies):
+                    answered = replies
+                case .failure(let error as RedisError) where error.code == RedisError.Code.connectionFailed:
+                    // Nothing was written: once the map is read again, retry where the slot lives then.
+                    for var job in share {
+                        job.hops += 1
+                        job.askNode = nil
+                        guard job.hops <= Self.maxRedirects else { throw error }
+                        jobs.append(job)
+                    }
+                    refresh = true
+                    pause = true
+                    continue
+                case .failure(let error):
+                    // The node went away mid-pipeline: these commands may have run, so they fail as on a
+                    // single Redis. The map is read again for whoever sends next.
+                    try? await refreshTopology(seen: version)
+                    throw error
+                }
+                for (job, reply) in zip(share, answered) {
+                    var next = job
+                    next.hops += 1
+                    next.askNode = nil
+                    guard case .error(let message) = reply, next.hops <= Self.maxRedirects else {
+                        replies[job.index] = reply
+                        continue
+                    }
+                    if let redirect = ClusterRedirect(reply) {
+                        // An empty host in a redirect means the host of the node that answered.
+                        let owner = redirect.node.host.isEmpty ? RedisNodeAddress(host: node.host, port: redirect.node.port) : redirect.node
+                        switch redirect.kind {
+                        case .moved:
+                            topology.assign(slot: redirect.slot, to: owner)
+                            state.withLock { if $0.version == version { $0.topology.assign(slot: redirect.slot, to: owner) } }
+                            refresh = true
+                        case .ask:
+                            next.askNode = owner
+                        }
+                        jobs.append(next)
+                    } else if message.hasPrefix("TRYAGAIN") || message.hasPrefix("CLUSTERDOWN") {
+                        // A multi-key command during a migration, or a cluster electing a new primary.
+                        pause = true
+                        refresh = refresh || message.hasPrefix("CLUSTERDOWN")
+                        jobs.append(next)
+                    } else {
+                        replies[job.index] = reply
+                    }
+                }
+            }
+            if pause { try await Task.sleep(for: Self.settlePause) }
+            if refresh, (try? await refreshTopology(seen: version)) != nil {
+                (topology, version) = state.withLock { ($0.topology, $0.version) }
+            }
+        }
+        return replies.map { $0! }
+    }
+
+    /// The primary a command goes to by its route.
+    private func node(for command: RedisCommand, in topology: ClusterTopology) -> RedisNodeAddress? {
+        switch command.route {
+        case .slot(let slot): topology.owner(of: slot)
+        case .anyPrimary, .everyPrimary: topology.primaries.first
+        }
+    }
+
+    /// One node's share of a batch as one pipeline; an asked command goes after its `ASKING`.
+    private func sendShare(_ share: [Job], of commands: [RedisCommand], to node: RedisNodeAddress) async throws -> [RedisReply] {
+        let connection = try connection(to: node)
+        guard share.contains(where: { $0.askNode != nil }) else {
+            return try await connection.send(share.map { commands[$0.index] })
+        }
+        var pipeline: [RedisCommand] = []
+        var positions: [Int] = []
+        for job in share {
+            if job.askNode != nil { pipeline.append(RedisCommand("ASKING")) }
+            positions.append(pipeline.count)
+            pipeline.append(commands[job.index])
+        }
+        let replies = try await connection.send(pipeline)
+        return positions.map { replies[$0] }
+    }
+
+    /// Sends a command to every primary; the reply is the first error, else the first primary's.
+    private func broadcast(_ command: RedisCommand, to primaries: [RedisNodeAddress]) async throws -> RedisReply {
+        var replies: [RedisReply] = []
+        for node in primaries {
+            replies.append(try await connection(to: node).send(command))
+        }
+        return replies.first { $0.errorMessage != nil } ?? replies.first ?? .error("CLUSTERDOWN no primary is known")
+    }
+
+    // MARK: The slot map
+
+    /// Reads the slot map again, unless another caller already did since `seen` (then its map is used).
+    /// Asks the primaries known, then the configured nodes, until one answers with a map that covers
+    /// every slot (a partial map is taken only when no node has a whole one).
+    /// - Throws: the last error when no node answered.
+    func refreshTopology(seen: Int) async throws {
+        let task: Task<Void, Never>? = state.withLock { state in
+            if state.version != seen { return nil }
+            if let running = state.refresh { return running }
+            // Unstructured on purpose: callers that found the same stale map share this one read, and
+            // it finishes even if the first of them is cancelled.
+            let task = Task { await self.readTopology() }
+            state.refresh = task
+            return task
+        }
+        guard let task else { return }
+        await task.value
+        let (version, lastError) = state.withLock { ($0.version, $0.lastRefreshError) }
+        if version == seen, let lastError { throw lastError }
+    }
+
+    private func readTopology() async {
+        let (known, closed) = state.withLock { ($0.topology.primaries, $0.closed) }
+        var candidates = known
+        for node in configuration.clusterNodes where !candidates.contains(node) { candidates.append(node) }
+        var best: ClusterTopology?
+        var failure: RedisError?
+        if !closed {
+            for node in candidates {
+                do {
+                    let reply = try await connection(to: node).send(RedisCommand("CLUSTER", ["SLOTS"]))
+                    let topology = try ClusterTopology(clusterSlots: reply, answeredBy: node)
+                    if best == nil || topology.uncoveredSlots < best!.uncoveredSlots { best = topology }
+                    if topology.uncoveredSlots == 0 { break }
+                } catch let error as RedisError {
+                    failure = error
+                } catch {
+                    failure = RedisError(.unexpectedReply, "\(error)", command: "CLUSTER SLOTS")
+                }
+            }
+        }
+        let stale: [RedisConnection] = state.withLock { state in
+            state.refresh = nil
+            guard let best else {
+                state.lastRefreshError = failure ?? RedisError(.connectionFailed, "no cluster node answered CLUSTER SLOTS")
+                return []
+            }
+            let changed = best != state.topology
+            state.topology = best
+            state.version += 1
+            state.lastRefreshError = nil
+            // Connections to nodes that are no longer primaries (a replaced primary, a removed node)
+            // are closed, except the configured ones, which the next read of the map may ask again.
+            let keep = Set(best.primaries).union(configuration.clusterNodes)
+            let gone = state.connections.keys.filter { !keep.contains($0) }
+            if changed && state.version > 1 {
+                logger.info("Redis Cluster map changed", metadata: ["primaries": "\(best.primaries.map(\.description).joined(separator: ","))"])
+            }
+            return gone.compactMap { state.connections.removeValue(forKey: $0) }
+        }
+        for connection in stale { connection.close() }
+    }
+}

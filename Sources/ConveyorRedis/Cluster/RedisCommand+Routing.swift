@@ -1,0 +1,54 @@
+/// Which node of a cluster a command belongs on.
+extension RedisCommand {
+    /// Where a cluster client sends a command.
+    public enum Route: Sendable, Hashable {
+        /// To the primary that owns this slot (the slot of the command's first key).
+        case slot(Int)
+        /// To every primary (SCRIPT LOAD: a script must be known wherever a queue may live).
+        case everyPrimary
+        /// To any one primary: the command names no key (PING, INFO, CONFIG GET, TIME).
+        case anyPrimary
+    }
+
+    /// Commands that name no key and are sent to one primary, whichever.
+    private static let keyless: Set<String> = [
+        "PING", "INFO", "CONFIG", "TIME", "DBSIZE", "CLUSTER", "CLIENT", "COMMAND", "ECHO", "LASTSAVE", "ROLE",
+    ]
+    /// Commands that must reach every primary.
+    private static let broadcast: Set<String> = ["SCRIPT", "FLUSHALL", "FLUSHDB"]
+
+    /// The command's route, from its name and where that command keeps its first key.
+    public var route: Route {
+        let name = self.name.uppercased()
+        if Self.broadcast.contains(name) { return .everyPrimary }
+        if Self.keyless.contains(name) { return .anyPrimary }
+        let index: Int?
+        switch name {
+        case "EVALSHA", "EVAL", "EVALSHA_RO", "EVAL_RO", "FCALL", "FCALL_RO":
+            // name, script, numkeys, key…: a script without keys may run anywhere.
+            index = argumentCount > 3 && argument(2) != "0" ? 3 : nil
+        case "XREADGROUP", "XREAD":
+            index = (1..<argumentCount).first { argument($0).uppercased() == "STREAMS" }.map { $0 + 1 }
+        case "XINFO", "XGROUP", "OBJECT", "MEMORY":
+            index = 2
+        default:
+            index = 1
+        }
+        guard let index, index < argumentCount else { return .anyPrimary }
+        return .slot(slot(ofArgument: index))
+    }
+
+    /// The argument as text (for routing and error messages; arguments may hold task params, so never
+    /// log one).
+    func argument(_ index: Int) -> String {
+        let start = lengths[..<index].reduce(0, +)
+        return String(decoding: bytes[start..<(start + lengths[index])], as: UTF8.self)
+    }
+
+    private func slot(ofArgument index: Int) -> Int {
+        let start = lengths[..<index].reduce(0, +)
+        return bytes.withUnsafeBufferPointer { buffer in
+            HashSlot.of(bytes: UnsafeBufferPointer(rebasing: buffer[start..<(start + lengths[index])]))
+        }
+    }
+}
