@@ -77,8 +77,8 @@ public final class LocalRedisCluster: Sendable {
         servers.withLock { $0[node.port] = server }
     }
 
-    /// Waits until every running node reports `cluster_state:ok`, knows every other node, and every
-    /// slot has a primary.
+    /// Waits until every running node reports `cluster_state:ok`, knows every other node, every slot
+    /// has a primary, and every replica's link to its primary is up.
     public func waitUntilHealthy(timeout: Duration = .seconds(30)) async throws {
         let deadline = ContinuousClock.now + timeout
         let quiet = Logger(label: "conveyor.embedded", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -89,9 +89,13 @@ public final class LocalRedisCluster: Sendable {
             for port in running {
                 let connection = RedisConnection(configuration: RedisConfiguration(port: port), name: "redis-probe", logger: quiet)
                 defer { connection.close() }
-                let info = (try? await connection.send(RedisCommand("CLUSTER", ["INFO"])))?.string ?? ""
+                let replies = (try? await connection.send([RedisCommand("CLUSTER", ["INFO"]), RedisCommand("INFO", ["replication"])])) ?? []
+                let info = replies.first?.string ?? ""
+                let replication = replies.last?.string ?? ""
+                // A replica that has not finished its first sync could not take over: wait for its link.
                 if !info.contains("cluster_state:ok") || !info.contains("cluster_slots_assigned:16384")
                     || !info.contains("cluster_known_nodes:\(nodes.count)")
+                    || (replication.contains("role:slave") && !replication.contains("master_link_status:up"))
                 {
                     healthy = false
                     last = "127.0.0.1:\(port): " + info.split(separator: "\r\n").prefix(4).joined(separator: " ")

@@ -28,7 +28,20 @@ public final class RedisClusterClient: RedisClient {
     /// the cluster settles.
     public static let settlePause = Duration.milliseconds(100)
 
+    /// What following the cluster cost so far: the redirects taken and the map reads.
+    public struct Statistics: Sendable, Hashable {
+        public var moved = 0
+        public var asked = 0
+        /// Commands retried after TRYAGAIN, CLUSTERDOWN or an unreachable node.
+        public var retried = 0
+        /// Reads of the slot map (the first one included).
+        public var mapReads = 0
+    }
+
+    public var statistics: Statistics { state.withLock { $0.statistics } }
+
     private struct State {
+        var statistics = Statistics()
         var topology = ClusterTopology()
         /// Counts map reads, so that callers that saw the same stale map share one read.
         var version = 0
@@ -137,6 +150,7 @@ public final class RedisClusterClient: RedisClient {
                         guard job.hops <= Self.maxRedirects else { throw error }
                         jobs.append(job)
                     }
+                    state.withLock { $0.statistics.retried += share.count }
                     refresh = true
                     pause = true
                     continue
@@ -159,15 +173,18 @@ public final class RedisClusterClient: RedisClient {
                         let owner = redirect.node.host.isEmpty ? RedisNodeAddress(host: node.host, port: redirect.node.port) : redirect.node
                         switch redirect.kind {
                         case .moved:
+                            state.withLock { $0.statistics.moved += 1 }
                             topology.assign(slot: redirect.slot, to: owner)
                             state.withLock { if $0.version == version { $0.topology.assign(slot: redirect.slot, to: owner) } }
                             refresh = true
                         case .ask:
+                            state.withLock { $0.statistics.asked += 1 }
                             next.askNode = owner
                         }
                         jobs.append(next)
                     } else if message.hasPrefix("TRYAGAIN") || message.hasPrefix("CLUSTERDOWN") {
                         // A multi-key command during a migration, or a cluster electing a new primary.
+                        state.withLock { $0.statistics.retried += 1 }
                         pause = true
                         refresh = refresh || message.hasPrefix("CLUSTERDOWN")
                         jobs.append(next)
@@ -269,6 +286,7 @@ public final class RedisClusterClient: RedisClient {
             let changed = best != state.topology
             state.topology = best
             state.version += 1
+            state.statistics.mapReads += 1
             state.lastRefreshError = nil
             // Connections to nodes that are no longer primaries (a replaced primary, a removed node)
             // are closed, except the configured ones, which the next read of the map may ask again.
