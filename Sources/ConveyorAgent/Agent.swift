@@ -16,9 +16,9 @@ import ServiceLifecycle
 public struct Agent: Sendable {
     public let configuration: AgentConfiguration
     /// For the Completer and heartbeats (pipelined, never blocking).
-    let redis: RedisConnection
+    let redis: any RedisClient
     /// The Consumer's own connection: XREADGROUP BLOCK holds it while waiting.
-    let readerRedis: RedisConnection
+    let readerRedis: any RedisClient
     let executor: Executor
     let completer: Completer
     let consumer: Consumer
@@ -54,8 +54,8 @@ public struct Agent: Sendable {
         let resolved = try handlers.resolve(configuration.registry, queues: configuration.servedQueues)
         self.configuration = configuration
         self.logger = logger
-        self.redis = RedisConnection(configuration: configuration.redis, name: "agent-redis", logger: logger.with(label: "conveyor.agent.redis"))
-        self.readerRedis = RedisConnection(configuration: configuration.redis, name: "agent-reader", logger: logger.with(label: "conveyor.agent.redis"))
+        self.redis = RedisClients.make(configuration.redis, name: "agent-redis", logger: logger.with(label: "conveyor.agent.redis"))
+        self.readerRedis = RedisClients.make(configuration.redis, name: "agent-reader", logger: logger.with(label: "conveyor.agent.redis"))
         let slots = SlotPool(capacity: configuration.concurrency)
         let ownPendingResumed = Promise<Void>()
         let gate = FlowGate(redis: redis, keys: configuration.keys, registry: configuration.registry)

@@ -10,7 +10,7 @@ import Metrics
 /// Entries of types without limits, in queues with nothing paused, skip the script: an agent learns
 /// what is paused in the same round trip that checks for cancellations, so unlimited work pays nothing.
 struct FlowGate: Sendable {
-    let redis: RedisConnection
+    let redis: any RedisClient
     let keys: RedisKeys
     let registry: TaskTypeRegistry
     /// Types with a cluster-wide limit, and those of them with a per-agent cap too: looked up per task,
@@ -18,7 +18,7 @@ struct FlowGate: Sendable {
     let limitedTypes: Set<String>
     let cappedLimitedTypes: Set<String>
 
-    init(redis: RedisConnection, keys: RedisKeys, registry: TaskTypeRegistry) {
+    init(redis: any RedisClient, keys: RedisKeys, registry: TaskTypeRegistry) {
         self.redis = redis
         self.keys = keys
         self.registry = registry
@@ -45,7 +45,7 @@ struct FlowGate: Sendable {
         try await Self.inspect(deliveries, redis: redis, keys: keys)
     }
 
-    static func inspect(_ deliveries: [Delivery], redis: RedisConnection, keys: RedisKeys) async throws -> Inspection {
+    static func inspect(_ deliveries: [Delivery], redis: any RedisClient, keys: RedisKeys) async throws -> Inspection {
         let byQueue = Dictionary(grouping: deliveries, by: \.queue)
         let queues = byQueue.keys.sorted()
         var commands: [RedisCommand] = []

@@ -34,7 +34,7 @@ struct PoisonEntry: Sendable {
 
     /// Dead-letters every entry in one pipeline; returns those this call dead-lettered (an entry another
     /// agent handled first is left out).
-    static func deadLetter(_ entries: [PoisonEntry], redis: RedisConnection, keys: RedisKeys, agentID: String) async throws -> [PoisonEntry] {
+    static func deadLetter(_ entries: [PoisonEntry], redis: any RedisClient, keys: RedisKeys, agentID: String) async throws -> [PoisonEntry] {
         guard !entries.isEmpty else { return [] }
         let replies = try await redis.evaluate(Scripts.deadLetter, entries.map { $0.scriptCall(keys: keys, agentID: agentID) })
         return zip(entries, replies).filter { $0.1.integer == 1 }.map(\.0)

@@ -19,9 +19,9 @@ public struct Coordinator: Sendable {
     public let configuration: CoordinatorConfiguration
     public let postgres: PostgresClient
     /// Commands of the Submitter and the API (pipelined, never blocking).
-    public let redis: RedisConnection
+    public let redis: any RedisClient
     /// The Recorder's own connection: XREADGROUP BLOCK holds it while waiting.
-    public let recorderRedis: RedisConnection
+    public let recorderRedis: any RedisClient
     public let store: TaskStore
     public let submitter: Submitter
     public let recorder: Recorder
@@ -41,12 +41,12 @@ public struct Coordinator: Sendable {
     /// The Reconciler's own session: it holds the leader lock while it lives.
     let reconcilerLock: PostgresConnection
     /// The Reconciler's own Redis connection (a census reads whole streams).
-    let reconcilerRedis: RedisConnection
+    let reconcilerRedis: any RedisClient
     public let partitionMaintainer: PartitionMaintainer
     public let retention: Retention
     public let janitor: RedisJanitor
     /// The janitor's own Redis connection (its census of a queue reads whole streams).
-    let janitorRedis: RedisConnection
+    let janitorRedis: any RedisClient
     /// PartitionMaintainer's and Retention's own PostgreSQL connection: a retention scan may run for
     /// minutes (its deadline is ``GenerationStore/maintenanceTimeout``), and work queued behind it on a
     /// pooled connection would wait as long (the PostgreSQL freeze test caught a submission doing so).
@@ -86,8 +86,8 @@ public struct Coordinator: Sendable {
                            metadata: ["tokens": "\(configuration.unnamedTokens.joined(separator: ","))"])
         }
         self.postgres = PostgresClient(configuration: configuration.postgres, name: "coordinator-pg", logger: logger.with(label: "conveyor.coordinator.postgres"))
-        self.redis = RedisConnection(configuration: configuration.redis, name: "coordinator-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
-        self.recorderRedis = RedisConnection(configuration: configuration.redis, name: "recorder-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
+        self.redis = RedisClients.make(configuration.redis, name: "coordinator-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
+        self.recorderRedis = RedisClients.make(configuration.redis, name: "recorder-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
         self.store = TaskStore(client: postgres)
         let forwarder = Forwarder(
             redis: redis, keys: configuration.keys, queues: configuration.registry.queues, clock: clock,
@@ -141,12 +141,13 @@ public struct Coordinator: Sendable {
             workflowStore: workflowStore, retryableFor: deadLetters.redrivableFor,
             logger: logger.with(label: "conveyor.coordinator.actions"), onCancelled: { webhooks?.wake() })
         self.reconcilerLock = PostgresConnection(configuration: configuration.postgres, name: "reconciler-pg", logger: logger.with(label: "conveyor.coordinator.postgres"))
-        self.reconcilerRedis = RedisConnection(configuration: configuration.redis, name: "reconciler-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
+        self.reconcilerRedis = RedisClients.make(configuration.redis, name: "reconciler-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
         let pauses = QueuePauses(store: PauseStore(client: postgres), redis: redis, keys: configuration.keys, registry: configuration.registry)
         self.pauses = pauses
         let reconcilerLogger = logger.with(label: "conveyor.coordinator.reconciler")
         self.reconciler = Reconciler(
             store: store, meta: MetaStore(client: postgres), lock: reconcilerLock, redis: reconcilerRedis, keys: configuration.keys,
+            queues: configuration.registry.queues,
             interval: configuration.reconcileInterval, dispatchGrace: configuration.dispatchGrace,
             sweepInterval: configuration.reconcileSweep, clock: clock,
             logger: reconcilerLogger,
@@ -162,7 +163,7 @@ public struct Coordinator: Sendable {
         self.retention = Retention(
             client: maintenancePostgres, retention: configuration.retention, span: configuration.generationSpan, clock: clock,
             logger: logger.with(label: "conveyor.coordinator.retention"))
-        self.janitorRedis = RedisConnection(configuration: configuration.redis, name: "janitor-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
+        self.janitorRedis = RedisClients.make(configuration.redis, name: "janitor-redis", logger: logger.with(label: "conveyor.coordinator.redis"))
         self.janitor = RedisJanitor(
             redis: janitorRedis, keys: configuration.keys, queues: configuration.registry.queues,
             deadLetterLimit: configuration.deadLetterLimit, idleConsumerAfter: configuration.idleConsumerAfter,

@@ -7,7 +7,7 @@ import ConveyorRedis
 /// `queued`, then atomically swaps the dead letter for a new ready entry. If Redis fails in between, the
 /// row is moved back to `dead`, so the two never disagree for long.
 public struct DeadLetterQueue: Sendable {
-    let redis: RedisConnection
+    let redis: any RedisClient
     let store: TaskStore
     let keys: RedisKeys
     let registry: TaskTypeRegistry

@@ -11,7 +11,7 @@ import ConveyorRedis
 /// parked back to the ready streams in the order it was parked (``Scripts/resume``).
 struct QueuePauses: Sendable {
     let store: PauseStore
-    let redis: RedisConnection
+    let redis: any RedisClient
     let keys: RedisKeys
     let registry: TaskTypeRegistry
 

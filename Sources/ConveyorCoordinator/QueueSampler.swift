@@ -10,7 +10,7 @@ import Metrics
 /// event (the Recorder's lag); per flow-controlled type its slots in use against its limit and what is
 /// held back; and the agents whose heartbeat has not expired. Cheap: O(1) commands, no scans.
 struct QueueSampler: Sendable {
-    let redis: RedisConnection
+    let redis: any RedisClient
     let keys: RedisKeys
     let registry: TaskTypeRegistry
 

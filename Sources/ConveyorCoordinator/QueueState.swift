@@ -34,7 +34,7 @@ struct QueueState: Sendable {
 
     /// Reads every queue's state; `rateHeld` (entries in the delayed set waiting for a reserved rate start)
     /// is not told apart from retries there, which would take a scan.
-    static func read(_ queues: [String], registry: TaskTypeRegistry, redis: RedisConnection, keys: RedisKeys) async throws -> [QueueState] {
+    static func read(_ queues: [String], registry: TaskTypeRegistry, redis: any RedisClient, keys: RedisKeys) async throws -> [QueueState] {
         var commands: [RedisCommand] = []
         var layout: [(queue: String, types: [TaskTypeDefinition])] = []
         let now = WallClock.nowMillis()

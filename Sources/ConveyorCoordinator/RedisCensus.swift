@@ -20,7 +20,7 @@ import Foundation
 /// Costs one pass over the queue's keys (pages of ``pageSize``): run it only when a reconciliation has
 /// candidates, on a connection of its own (its large replies would hold up a shared pipeline).
 struct RedisCensus: Sendable {
-    let redis: RedisConnection
+    let redis: any RedisClient
     let keys: RedisKeys
     var pageSize = 1000
 

@@ -7,7 +7,19 @@ extension RedisClient {
     /// Empty when all is well, or when the server does not allow CONFIG GET (some managed services):
     /// then nothing can be said, and nothing is claimed.
     public func durabilityWarnings() async -> [String] {
-        guard let replies = try? await send([
+        guard let cluster = self as? RedisClusterClient else { return await Self.durabilityWarnings(of: self) }
+        // Every primary has its own configuration: each is asked, and named in its warnings.
+        guard let primaries = try? await cluster.topology().primaries else { return [] }
+        var warnings: [String] = []
+        for node in primaries {
+            guard let connection = try? cluster.connection(to: node) else { continue }
+            warnings += await Self.durabilityWarnings(of: connection).map { "\(node): \($0)" }
+        }
+        return warnings
+    }
+
+    private static func durabilityWarnings(of redis: some RedisClient) async -> [String] {
+        guard let replies = try? await redis.send([
             RedisCommand("CONFIG", ["GET", "maxmemory-policy"]),
             RedisCommand("CONFIG", ["GET", "appendonly"]),
         ]) else { return [] }

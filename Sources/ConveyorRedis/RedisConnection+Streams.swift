@@ -32,7 +32,8 @@ extension RedisClient {
         }
     }
 
-    /// XREADGROUP over several streams.
+    /// XREADGROUP over several streams (on a cluster, over several slots: see
+    /// ``RedisClusterClient/readGroupAcrossSlots(group:consumer:streams:id:count:block:)``).
     ///
     /// - Parameters:
     ///   - ids: `>` for new entries, `0` to re-read this consumer's own pending entries.
@@ -42,6 +43,9 @@ extension RedisClient {
     public func readGroup(
         group: String, consumer: String, streams: [String], id: String = ">", count: Int, block: Duration?
     ) async throws -> [(stream: String, entries: [StreamEntry])] {
+        if let cluster = self as? RedisClusterClient, streams.count > 1 {
+            return try await cluster.readGroupAcrossSlots(group: group, consumer: consumer, streams: streams, id: id, count: count, block: block)
+        }
         let reply = try await send(Self.xreadgroup(group: group, consumer: consumer, streams: streams, id: id, count: count, block: block))
         return try Self.decodeRead(reply, command: "XREADGROUP")
     }

@@ -53,6 +53,9 @@ public struct RedisKeys: Sendable, Hashable {
     public var agents: String { "\(prefix):agents" }
     /// Changes whenever Redis lost its data; the Reconciler watches it.
     public var epoch: String { "\(prefix):epoch" }
+    /// On a Redis Cluster, the epoch of one queue's slot: a shard that comes back empty loses the epochs
+    /// of the queues it serves, and only those.
+    public func epoch(_ queue: String) -> String { "\(prefix):{\(queue)}:epoch" }
 }
 
 /// The Redis keys of one cluster-wide limit, all in its queue's hash slot.

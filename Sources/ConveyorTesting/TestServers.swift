@@ -15,6 +15,7 @@ public actor TestServers {
     // one start instead of each starting a server of its own.
     private var redis: Task<LocalRedisServer, any Error>?
     private var postgres: Task<LocalPostgresServer, any Error>?
+    private var redisCluster: Task<LocalRedisCluster, any Error>?
     private var counter = 0
 
     public static let quietLogger = Logger(label: "conveyor.test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -37,6 +38,18 @@ public actor TestServers {
         return try await start.value
     }
 
+    /// A Redis Cluster of 3 primaries with a replica each, shared like the single server.
+    public func sharedRedisCluster() async throws -> LocalRedisCluster {
+        if let redisCluster { return try await redisCluster.value }
+        let start = Task {
+            let cluster = try await LocalRedisCluster.start(primaries: 3, replicas: 1, logger: Self.quietLogger)
+            ExitCleanup.register(cluster: cluster)
+            return cluster
+        }
+        redisCluster = start
+        return try await start.value
+    }
+
     public func postgresServer() async throws -> LocalPostgresServer {
         if let postgres { return try await postgres.value }
         let start = Task {
@@ -56,7 +69,9 @@ public actor TestServers {
     /// How long the connection that creates a test's database may take to open.
     static let connectTimeout = Duration.seconds(20)
 
-    public func environment(name: String = "test", ownRedis: Bool = false, ownPostgres: Bool = false) async throws -> TestEnvironment {
+    /// - Parameter redisCluster: Redis is the shared Redis Cluster (``sharedRedisCluster()``) instead of
+    ///   the single server; `redisServer` is then the single server still, which the test leaves alone.
+    public func environment(name: String = "test", ownRedis: Bool = false, ownPostgres: Bool = false, redisCluster: Bool = false) async throws -> TestEnvironment {
         let redis: LocalRedisServer
         if ownRedis {
             redis = try await LocalRedisServer.start(appendOnly: true, logger: Self.quietLogger)
@@ -82,11 +97,12 @@ public actor TestServers {
         try await admin.withSession { session in
             try session.execute("CREATE DATABASE \(database)", name: "create test database")
         }
+        let cluster = redisCluster ? try await sharedRedisCluster() : nil
         return TestEnvironment(
-            redis: try RedisConfiguration(url: redis.url),
+            redis: try RedisConfiguration(url: cluster?.url ?? redis.url),
             postgres: try PostgresConfiguration(url: "postgres://postgres@127.0.0.1:\(postgres.port)/\(database)", poolSize: 2),
             keys: RedisKeys(prefix: "\(name)_\(suffix)"),
-            redisServer: redis, postgresServer: postgres)
+            redisServer: redis, postgresServer: postgres, redisCluster: cluster)
     }
 }
 
@@ -97,6 +113,8 @@ public struct TestEnvironment: Sendable {
     public var keys: RedisKeys
     public let redisServer: LocalRedisServer
     public let postgresServer: LocalPostgresServer
+    /// The Redis Cluster `redis` names, when the environment runs on one.
+    public var redisCluster: LocalRedisCluster? = nil
 }
 
 /// Stops the shared servers when the test process exits (Swift Testing has no global tear-down).
@@ -112,6 +130,12 @@ public enum ExitCleanup {
 
     static func register(redisPID: Int32, directory: String) {
         add("kill -KILL \(redisPID) 2>/dev/null; rm -rf '\(directory)'")
+    }
+
+    static func register(cluster: LocalRedisCluster) {
+        for node in cluster.nodes {
+            if let server = cluster.server(port: node.port) { register(redisPID: server.pid, directory: node.directory) }
+        }
     }
 
     static func register(postgres: LocalPostgresServer) {

@@ -1,16 +1,26 @@
 import ConveyorAgent
 import ConveyorCore
+import ConveyorRedis
+import ConveyorTesting
 import Testing
 
 @Suite("End to end: HTTP → Redis Streams → agents → PostgreSQL")
 struct EndToEndTests {
-    @Test("10,000 tasks submitted singly and in batches to 2 agents all succeed, each executed exactly once")
-    func tenThousandTasksSucceedExactlyOnce() async throws {
+    @Test("10,000 tasks of 4 queues submitted singly and in batches to 2 agents all succeed, each executed exactly once", arguments: RedisTopology.allCases)
+    func tenThousandTasksSucceedExactlyOnce(redis: RedisTopology) async throws {
         let log = ExecutionLog()
         var handlers = HandlerSet.builtIns
         handlers.register("counted", log.handler())
-        let registry = TaskTypeRegistry([TaskTypeDefinition(name: "counted", maxConcurrent: 64, handler: "counted")])
-        let stack = try await Stack.start(registry: registry, agents: 2, handlers: handlers)
+        // Four queues: on the cluster their slots are on different primaries (checked below).
+        let queues = ["default", "emails", "images", "billing"]
+        let registry = TaskTypeRegistry(queues.map { TaskTypeDefinition(name: "counted-\($0)", queue: $0, maxConcurrent: 64, handler: "counted") })
+        let stack = try await Stack.start(registry: registry, agents: 2, handlers: handlers, redis: redis)
+        if redis == .cluster {
+            let probe = RedisClusterClient(configuration: stack.environment.redis, logger: TestServers.quietLogger)
+            defer { probe.close() }
+            let topology = try await probe.topology()
+            #expect(Set(queues.compactMap { topology.owner(of: HashSlot.of($0)) }).count == 3, "the queues live on every primary")
+        }
 
         // 5,000 single POSTs, 32 at a time.
         let singles = try await withThrowingTaskGroup(of: [Int64].self) { group in
@@ -19,7 +29,7 @@ struct EndToEndTests {
                     var ids: [Int64] = []
                     var index = worker
                     while index < 5000 {
-                        ids.append(try await stack.submit("counted", params: "{\"n\":\(index)}"))
+                        ids.append(try await stack.submit("counted-\(queues[index % 4])", params: "{\"n\":\(index)}"))
                         index += 32
                     }
                     return ids
@@ -28,8 +38,7 @@ struct EndToEndTests {
             return try await group.reduce(into: []) { $0 += $1 }
         }
         // 5,000 more in 50 batches of 100, 8 at a time.
-        let element = "{\"type\":\"counted\",\"params\":{}}"
-        let batchBody = "{\"tasks\":[" + Array(repeating: element, count: 100).joined(separator: ",") + "]}"
+        let batchBody = "{\"tasks\":[" + (0..<100).map { "{\"type\":\"counted-\(queues[$0 % 4])\",\"params\":{}}" }.joined(separator: ",") + "]}"
         let batched = try await withThrowingTaskGroup(of: [Int64].self) { group in
             for worker in 0..<8 {
                 group.addTask {
@@ -98,12 +107,12 @@ struct EndToEndTests {
         try await stack.stop()
     }
 
-    @Test("a failing task is retried (through the delayed set) until it succeeds; one failing every attempt ends dead with its error")
-    func retriesThenSucceedsOrFails() async throws {
+    @Test("a failing task is retried (through the delayed set) until it succeeds; one failing every attempt ends dead with its error", arguments: RedisTopology.allCases)
+    func retriesThenSucceedsOrFails(redis: RedisTopology) async throws {
         let registry = TaskTypeRegistry([
             TaskTypeDefinition(name: "fail", handler: "fail", backoffBase: .milliseconds(50), backoffMax: .milliseconds(200)),
         ])
-        let stack = try await Stack.start(registry: registry)
+        let stack = try await Stack.start(registry: registry, redis: redis)
         let once = try await stack.submit("fail", params: "{\"times\":1}")
         let always = try await stack.submit("fail", params: "{\"times\":10}")
         let statuses = try await stack.waitUntilTerminal([once, always])
@@ -116,9 +125,9 @@ struct EndToEndTests {
         try await stack.stop()
     }
 
-    @Test("/health, /ready and /status answer, and /status lists the live agents")
-    func healthReadyStatus() async throws {
-        let stack = try await Stack.start(agents: 2)
+    @Test("/health, /ready and /status answer, and /status lists the live agents", arguments: RedisTopology.allCases)
+    func healthReadyStatus(redis: RedisTopology) async throws {
+        let stack = try await Stack.start(agents: 2, redis: redis)
         #expect(try await stack.request(.GET, "/health", token: nil).status == 200)
         let ready = try await stack.request(.GET, "/ready", token: nil)
         #expect(ready.status == 200)

@@ -40,7 +40,7 @@ final class GrowthSampler: Sendable {
     func run() async {
         let start = ContinuousClock.now
         let redis = stack.redis.flatMap { try? RedisConfiguration(url: $0.url) }.map {
-            RedisConnection(configuration: $0, name: "load-growth", logger: Self.logger)
+            RedisClients.make($0, name: "load-growth", logger: Self.logger)
         }
         let postgres = PostgresConnection(url: stack.postgres.url, name: "load-growth", logger: Self.logger)
         defer {

@@ -9,7 +9,7 @@ import ServiceLifecycle
 ///
 /// Wakes every `interval` while the agent holds work. Graceful shutdown: stops.
 final class CancelWatcher: Service, Sendable {
-    private let redis: RedisConnection
+    private let redis: any RedisClient
     private let keys: RedisKeys
     private let executor: Executor
     private let interval: Duration
@@ -17,7 +17,7 @@ final class CancelWatcher: Service, Sendable {
     private let logger: Logger
 
     init(
-        redis: RedisConnection, keys: RedisKeys, executor: Executor, interval: Duration = .milliseconds(500),
+        redis: any RedisClient, keys: RedisKeys, executor: Executor, interval: Duration = .milliseconds(500),
         clock: any Clock<Duration> = ContinuousClock(), logger: Logger
     ) {
         self.redis = redis

@@ -27,7 +27,7 @@ final class Completer: Service, Sendable {
     }
 
     private let queue: GroupCommitQueue<Item>
-    private let redis: RedisConnection
+    private let redis: any RedisClient
     private let keys: RedisKeys
     private let registry: TaskTypeRegistry
     private let agentID: String
@@ -37,7 +37,7 @@ final class Completer: Service, Sendable {
 
     static let backoff = Backoff(base: .milliseconds(50), maximum: .seconds(2))
 
-    init(redis: RedisConnection, keys: RedisKeys, registry: TaskTypeRegistry, agentID: String, batchSize: Int, gate: FlowGate, logger: Logger) {
+    init(redis: any RedisClient, keys: RedisKeys, registry: TaskTypeRegistry, agentID: String, batchSize: Int, gate: FlowGate, logger: Logger) {
         self.gate = gate
         self.redis = redis
         self.keys = keys

@@ -15,7 +15,7 @@ import Synchronization
 /// is moved to the queue's dead-letter stream and acknowledged: it never crashes the agent and never
 /// loops. Graceful shutdown: the first service to stop; it stops reading within one BLOCK interval.
 final class Consumer: Service, Sendable {
-    private let redis: RedisConnection
+    private let redis: any RedisClient
     private let keys: RedisKeys
     private let agentID: String
     private let queues: [String]
@@ -46,7 +46,7 @@ final class Consumer: Service, Sendable {
 
     /// - Parameter redis: a connection of its own: XREADGROUP BLOCK holds it while waiting.
     init(
-        redis: RedisConnection, keys: RedisKeys, agentID: String, queues: [String], executor: Executor, slots: SlotPool,
+        redis: any RedisClient, keys: RedisKeys, agentID: String, queues: [String], executor: Executor, slots: SlotPool,
         readBlock: Duration, ownPendingResumed: Promise<Void>, gate: FlowGate, logger: Logger
     ) {
         self.gate = gate

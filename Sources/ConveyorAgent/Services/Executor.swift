@@ -32,7 +32,7 @@ final class Executor: Service, Sendable {
     private let executions = Atomic<Int>(0)
     private let journal: ExecutionJournal?
     private let agentID: String
-    private let redis: RedisConnection
+    private let redis: any RedisClient
     private let gate: FlowGate
     /// Deliveries whose attempt the shutdown deadline cut short: handed back when the Executor stops.
     private let interrupted = Mutex<[Delivery]>([])
@@ -44,7 +44,7 @@ final class Executor: Service, Sendable {
 
     init(
         handlers: [String: any TaskHandler], registry: TaskTypeRegistry, completer: Completer, slots: SlotPool,
-        agentID: String, journal: ExecutionJournal?, redis: RedisConnection, gate: FlowGate, logger: Logger
+        agentID: String, journal: ExecutionJournal?, redis: any RedisClient, gate: FlowGate, logger: Logger
     ) {
         self.gate = gate
         self.handlers = handlers

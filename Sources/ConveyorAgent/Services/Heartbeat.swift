@@ -10,7 +10,7 @@ import ServiceLifecycle
 ///
 /// Wakes on its interval. Graceful shutdown: removes the agent's entry.
 final class Heartbeat: Service, Sendable {
-    private let redis: RedisConnection
+    private let redis: any RedisClient
     private let keys: RedisKeys
     private let configuration: AgentConfiguration
     private let executor: Executor
@@ -20,7 +20,7 @@ final class Heartbeat: Service, Sendable {
     private let clock: any Clock<Duration>
 
     init(
-        redis: RedisConnection, keys: RedisKeys, configuration: AgentConfiguration, executor: Executor,
+        redis: any RedisClient, keys: RedisKeys, configuration: AgentConfiguration, executor: Executor,
         clock: any Clock<Duration> = ContinuousClock(), logger: Logger
     ) {
         self.redis = redis

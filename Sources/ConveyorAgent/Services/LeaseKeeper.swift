@@ -10,7 +10,7 @@ import ServiceLifecycle
 /// Wakes every tick (a sixth of the shortest lease served). Graceful shutdown: keeps renewing until the
 /// Executor has finished, since it stops after it (it comes earlier in the service order).
 final class LeaseKeeper: Service, Sendable {
-    private let redis: RedisConnection
+    private let redis: any RedisClient
     private let executor: Executor
     private let agentID: String
     private let gate: FlowGate
@@ -21,7 +21,7 @@ final class LeaseKeeper: Service, Sendable {
     let passes = TestSignal<PeriodicService.PassOutcome>()
 
     init(
-        redis: RedisConnection, executor: Executor, agentID: String, shortestLease: Duration, gate: FlowGate,
+        redis: any RedisClient, executor: Executor, agentID: String, shortestLease: Duration, gate: FlowGate,
         clock: any Clock<Duration> = ContinuousClock(), logger: Logger
     ) {
         self.gate = gate

@@ -21,7 +21,7 @@ import ServiceLifecycle
 ///
 /// Wakes every half of the shortest lease served (at most every 10 s). Graceful shutdown: stops.
 final class Reclaimer: Service, Sendable {
-    private let redis: RedisConnection
+    private let redis: any RedisClient
     private let keys: RedisKeys
     private let registry: TaskTypeRegistry
     private let queues: [String]
@@ -41,7 +41,7 @@ final class Reclaimer: Service, Sendable {
     static let scanLimit = 500
 
     init(
-        redis: RedisConnection, keys: RedisKeys, registry: TaskTypeRegistry, queues: [String], agentID: String, executor: Executor,
+        redis: any RedisClient, keys: RedisKeys, registry: TaskTypeRegistry, queues: [String], agentID: String, executor: Executor,
         slots: SlotPool, gate: FlowGate, ownPendingResumed: Promise<Void>, clock: any Clock<Duration> = ContinuousClock(), logger: Logger
     ) {
         self.gate = gate

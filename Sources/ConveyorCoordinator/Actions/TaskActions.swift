@@ -8,7 +8,7 @@ import Logging
 /// transaction in PostgreSQL and one pipeline in Redis, and stops at the caller's bound.
 public struct TaskActions: Sendable {
     let store: TaskStore
-    let redis: RedisConnection
+    let redis: any RedisClient
     let keys: RedisKeys
     let deadLetters: DeadLetterQueue
     let workflows: WorkflowAdvancer

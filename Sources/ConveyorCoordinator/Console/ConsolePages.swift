@@ -14,7 +14,7 @@ struct ConsolePages: Sendable {
     let scheduleStore: ScheduleStore
     let pauseStore: PauseStore
     let registry: TaskTypeRegistry
-    let redis: RedisConnection
+    let redis: any RedisClient
     let keys: RedisKeys
     let throughput: ThroughputHistory
     /// Grafana's base URL for the task-logs links (nil: no links).

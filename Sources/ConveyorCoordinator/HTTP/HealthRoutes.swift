@@ -11,7 +11,7 @@ import Hummingbird
 /// Without a `read` token, `/ready` names the unhealthy backend but not its error text, and `/status`
 /// leaves out the agents' hosts and pids: both are reachable by anyone who can reach the port.
 struct HealthRoutes: Sendable {
-    let redis: RedisConnection
+    let redis: any RedisClient
     let store: TaskStore
     let keys: RedisKeys
     let registry: TaskTypeRegistry

@@ -12,7 +12,7 @@ struct TaskRoutes: Sendable {
     let submitter: Submitter
     let store: TaskStore
     let watch: TaskWatchRoutes
-    let redis: RedisConnection
+    let redis: any RedisClient
     let keys: RedisKeys
     /// Carries on the workflow of a cancelled node (its dependants are decided by the cancel).
     let workflows: WorkflowAdvancer

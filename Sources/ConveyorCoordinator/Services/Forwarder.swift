@@ -15,7 +15,7 @@ import Synchronization
 /// through another coordinator is therefore released within `maximumWait` of its time. Graceful
 /// shutdown: stops after the current script.
 public final class Forwarder: Service, Sendable {
-    private let redis: RedisConnection
+    private let redis: any RedisClient
     private let keys: RedisKeys
     private let queues: [String]
     private let batchSize: Int
@@ -31,7 +31,7 @@ public final class Forwarder: Service, Sendable {
     static let backoff = Backoff(base: .milliseconds(100), maximum: .seconds(5))
 
     public init(
-        redis: RedisConnection, keys: RedisKeys, queues: [String], batchSize: Int = 1000, maximumWait: Duration = .seconds(1),
+        redis: any RedisClient, keys: RedisKeys, queues: [String], batchSize: Int = 1000, maximumWait: Duration = .seconds(1),
         clock: any Clock<Duration> = ContinuousClock(), logger: Logger
     ) {
         self.redis = redis

@@ -24,7 +24,7 @@ final class ProgressRelay: Service, Sendable {
         var targets: [TaskID: Target] = [:]
     }
 
-    private let redis: RedisConnection
+    private let redis: any RedisClient
     private let keys: RedisKeys
     private let interval: Duration
     private let clock: any Clock<Duration>
@@ -33,7 +33,7 @@ final class ProgressRelay: Service, Sendable {
 
     static let forgetAfter = Duration.seconds(60)
 
-    init(redis: RedisConnection, keys: RedisKeys, interval: Duration = .milliseconds(200), clock: any Clock<Duration> = ContinuousClock(), logger: Logger) {
+    init(redis: any RedisClient, keys: RedisKeys, interval: Duration = .milliseconds(200), clock: any Clock<Duration> = ContinuousClock(), logger: Logger) {
         self.redis = redis
         self.keys = keys
         self.interval = interval

@@ -51,8 +51,11 @@ public final class Reconciler: Service, Sendable {
     private let meta: MetaStore
     private let lock: PostgresConnection
     /// A connection of its own: a census reads whole streams, which would hold up a shared pipeline.
-    private let redis: RedisConnection
+    private let redis: any RedisClient
     private let keys: RedisKeys
+    /// The queues whose slots a Redis Cluster's identity covers (a shard serving none of them cannot
+    /// hold their tasks).
+    private let queues: [String]
     private let interval: Duration
     private let dispatchGrace: Duration
     private let sweepInterval: Duration
@@ -86,7 +89,7 @@ public final class Reconciler: Service, Sendable {
     ///   - lock: a connection of its own, holding the leader lock for as long as it lives.
     ///   - redis: a connection of its own (see ``redis``).
     public init(
-        store: TaskStore, meta: MetaStore, lock: PostgresConnection, redis: RedisConnection, keys: RedisKeys,
+        store: TaskStore, meta: MetaStore, lock: PostgresConnection, redis: any RedisClient, keys: RedisKeys, queues: [String] = [],
         interval: Duration, dispatchGrace: Duration, sweepInterval: Duration = CoordinatorConfiguration.defaultReconcileSweep,
         clock: any Clock<Duration> = ContinuousClock(), logger: Logger,
         restoreRedisState: @escaping @Sendable () async throws -> Void = {}
@@ -99,6 +102,7 @@ public final class Reconciler: Service, Sendable {
         self.lock = lock
         self.redis = redis
         self.keys = keys
+        self.queues = queues
         self.interval = interval
         self.dispatchGrace = dispatchGrace
         self.logger = logger
@@ -173,6 +177,7 @@ public final class Reconciler: Service, Sendable {
 
     /// `<epoch>/<run id>`; the epoch is created when missing, which is how an emptied Redis shows.
     private func redisIdentity() async throws -> String {
+        if let cluster = redis as? RedisClusterClient { return try await clusterIdentity(cluster) }
         let replies = try await redis.send([
             RedisCommand("SET", [keys.epoch, UUID().uuidString, "NX"]),
             RedisCommand("GET", [keys.epoch]),
@@ -181,11 +186,37 @@ public final class Reconciler: Service, Sendable {
         guard let epoch = replies[1].string else {
             throw RedisError(.unexpectedReply, replies[1].errorMessage ?? "no epoch", command: "GET")
         }
-        // Some managed servers refuse INFO: then only the epoch tells, and a restart that kept the data
-        // but lost its last second goes unnoticed.
-        let info = replies[2].string ?? ""
-        let runID = info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("run_id:") }?.dropFirst("run_id:".count) ?? "-"
-        return "\(epoch)/\(runID)"
+        return "\(epoch)/\(Self.runID(inInfo: replies[2].string ?? ""))"
+    }
+
+    /// On a Redis Cluster: `<queue>=<epoch>/<run id>,…`, an epoch per queue in the queue's own slot and
+    /// the run id of the primary serving it. A shard restarted without its data loses its queues'
+    /// epochs; a failover (which may drop the last acknowledged writes) or a slot moved elsewhere
+    /// changes their primary. Either changes the identity, and the pass looks up every unfinished task.
+    private func clusterIdentity(_ cluster: RedisClusterClient) async throws -> String {
+        let queues = Set(queues).sorted()
+        let replies = try await cluster.send(queues.flatMap { queue in
+            [RedisCommand("SET", [keys.epoch(queue), UUID().uuidString, "NX"]), RedisCommand("GET", [keys.epoch(queue)])]
+        })
+        let topology = try await cluster.topology()
+        var runIDs: [RedisNodeAddress: Substring] = [:]
+        for node in Set(queues.compactMap { topology.owner(of: HashSlot.of(keys.epoch($0))) }) {
+            let info = try await cluster.connection(to: node).send(RedisCommand("INFO", ["server"])).string ?? ""
+            runIDs[node] = Self.runID(inInfo: info)
+        }
+        return try queues.enumerated().map { index, queue throws(RedisError) in
+            guard let epoch = replies[2 * index + 1].string else {
+                throw RedisError(.unexpectedReply, replies[2 * index + 1].errorMessage ?? "no epoch", command: "GET")
+            }
+            let runID = topology.owner(of: HashSlot.of(keys.epoch(queue))).flatMap { runIDs[$0] } ?? "-"
+            return "\(queue)=\(epoch)/\(runID)"
+        }.joined(separator: ",")
+    }
+
+    /// The `run_id` an INFO reply names. Some managed servers refuse INFO: then only the epoch tells,
+    /// and a restart that kept the data but lost its last second goes unnoticed.
+    private static func runID(inInfo info: String) -> Substring {
+        info.split(whereSeparator: \.isNewline).first { $0.hasPrefix("run_id:") }?.dropFirst("run_id:".count) ?? "-"
     }
 
     // MARK: - The two recoveries

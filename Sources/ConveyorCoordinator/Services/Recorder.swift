@@ -25,7 +25,7 @@ import Synchronization
 /// Graceful shutdown: finishes the batch in hand and returns within one BLOCK interval.
 public final class Recorder: Service, Sendable {
     private let store: EventStore
-    private let redis: RedisConnection
+    private let redis: any RedisClient
     private let keys: RedisKeys
     private let queues: [String]
     private let consumer: String
@@ -46,7 +46,7 @@ public final class Recorder: Service, Sendable {
 
     /// - Parameter redis: a connection of its own: XREADGROUP BLOCK holds it while waiting.
     public init(
-        store: EventStore, redis: RedisConnection, keys: RedisKeys, queues: [String], consumer: String, batchSize: Int,
+        store: EventStore, redis: any RedisClient, keys: RedisKeys, queues: [String], consumer: String, batchSize: Int,
         abandonedAfter: Duration = .seconds(60), logger: Logger, onWebhooksQueued: @escaping @Sendable () -> Void = {},
         onWorkflowAdvance: @escaping @Sendable (WorkflowAdvance) async -> Void = { _ in }, throughput: ThroughputHistory? = nil
     ) {

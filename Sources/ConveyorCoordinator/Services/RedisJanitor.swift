@@ -20,7 +20,7 @@ import Synchronization
 ///
 /// Any number of coordinators may run it: each step is an atomic script or is safe to repeat.
 public final class RedisJanitor: Service, Sendable {
-    let redis: RedisConnection
+    let redis: any RedisClient
     let keys: RedisKeys
     let queues: [String]
     let deadLetterLimit: Int
@@ -45,7 +45,7 @@ public final class RedisJanitor: Service, Sendable {
 
     /// - Parameter redis: a connection of its own: the cancelled-set check reads whole streams.
     public init(
-        redis: RedisConnection, keys: RedisKeys, queues: [String], deadLetterLimit: Int, idleConsumerAfter: Duration,
+        redis: any RedisClient, keys: RedisKeys, queues: [String], deadLetterLimit: Int, idleConsumerAfter: Duration,
         interval: Duration = .seconds(60), clock: any Clock<Duration> = ContinuousClock(), logger: Logger
     ) {
         self.redis = redis

@@ -33,7 +33,7 @@ public final class Submitter: Service, Sendable {
 
     private let queue: GroupCommitQueue<Submission>
     private let store: TaskStore
-    private let redis: RedisConnection
+    private let redis: any RedisClient
     private let keys: RedisKeys
     private let maxBatchTasks: Int
     private let logger: Logger
@@ -43,7 +43,7 @@ public final class Submitter: Service, Sendable {
     private let preparedStreams = Mutex<Set<String>>([])
 
     public init(
-        store: TaskStore, redis: RedisConnection, keys: RedisKeys, maxBatchTasks: Int, logger: Logger,
+        store: TaskStore, redis: any RedisClient, keys: RedisKeys, maxBatchTasks: Int, logger: Logger,
         onScheduled: @escaping @Sendable (_ dueAtMillis: Int64) -> Void = { _ in }
     ) {
         self.onScheduled = onScheduled

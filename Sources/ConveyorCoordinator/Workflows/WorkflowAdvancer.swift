@@ -24,7 +24,7 @@ import Synchronization
 public final class WorkflowAdvancer: Service, Sendable {
     private let workflows: WorkflowStore
     private let tasks: TaskStore
-    private let redis: RedisConnection
+    private let redis: any RedisClient
     private let keys: RedisKeys
     private let logger: Logger
     /// Streams whose consumer group is known to exist.
@@ -33,7 +33,7 @@ public final class WorkflowAdvancer: Service, Sendable {
     private let queue = GroupCommitQueue<WorkflowAdvance>(capacity: 50_000)
     static let maximumRound = 20_000
 
-    public init(workflows: WorkflowStore, tasks: TaskStore, redis: RedisConnection, keys: RedisKeys, logger: Logger) {
+    public init(workflows: WorkflowStore, tasks: TaskStore, redis: any RedisClient, keys: RedisKeys, logger: Logger) {
         self.workflows = workflows
         self.tasks = tasks
         self.redis = redis

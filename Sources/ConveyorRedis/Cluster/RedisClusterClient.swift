@@ -20,6 +20,8 @@ public final class RedisClusterClient: RedisClient {
     private let name: String
     private let logger: Logger
     private let state = Mutex(State())
+    /// Turns the slot that waits in a read over several slots.
+    let readTurn = Atomic<Int>(0)
 
     /// Hops one command may take (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, an unreachable node) before its
     /// reply is the error itself. A migration or failover needs two or three.

@@ -31,11 +31,25 @@ extension RedisCommand {
             index = (1..<argumentCount).first { argument($0).uppercased() == "STREAMS" }.map { $0 + 1 }
         case "XINFO", "XGROUP", "OBJECT", "MEMORY":
             index = 2
+        case "SCAN":
+            // A cursor, not a key: a pattern within one hash tag names that tag's slot (a queue's keys).
+            guard let match = (1..<argumentCount).first(where: { argument($0).uppercased() == "MATCH" }), match + 1 < argumentCount,
+                let tag = Self.hashTag(argument(match + 1)), !tag.contains(where: { "*?[]\\".contains($0) })
+            else { return .anyPrimary }
+            return .slot(HashSlot.of("{\(tag)}"))
         default:
             index = 1
         }
         guard let index, index < argumentCount else { return .anyPrimary }
         return .slot(slot(ofArgument: index))
+    }
+
+    /// The hash tag of a key or pattern: between the first `{` and the next `}`, when not empty.
+    static func hashTag(_ key: String) -> Substring? {
+        guard let open = key.firstIndex(of: "{"), let close = key[key.index(after: open)...].firstIndex(of: "}"),
+            close > key.index(after: open)
+        else { return nil }
+        return key[key.index(after: open)..<close]
     }
 
     /// The argument as text (for routing and error messages; arguments may hold task params, so never

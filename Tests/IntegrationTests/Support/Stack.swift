@@ -1,3 +1,4 @@
+import Testing
 import AsyncHTTPClient
 import ConveyorAgent
 import ConveyorCoordinator
@@ -24,11 +25,11 @@ final class Stack: Sendable {
 
     static func start(
         registry: TaskTypeRegistry = .builtIn, agents agentCount: Int = 1, concurrency: Int = 64,
-        handlers: HandlerSet = .builtIns, migrate: Bool = true, environment given: TestEnvironment? = nil,
+        handlers: HandlerSet = .builtIns, migrate: Bool = true, redis topology: RedisTopology = .single, environment given: TestEnvironment? = nil,
         coordinatorClock: any Clock<Duration> = ContinuousClock(), configure: (inout CoordinatorConfiguration) -> Void = { _ in },
         configureAgent: (inout AgentConfiguration) -> Void = { _ in }
     ) async throws -> Stack {
-        let environment = if let given { given } else { try await TestServers.shared.environment(name: "stack") }
+        let environment = if let given { given } else { try await TestServers.shared.environment(name: "stack", redisCluster: topology == .cluster) }
         let logger = TestServers.logger("conveyor.test.stack")
         var configuration = CoordinatorConfiguration(redis: environment.redis, postgres: environment.postgres, instanceID: "test-coordinator")
         configuration.port = 0
@@ -224,3 +225,10 @@ final class ExecutionLog: Sendable {
 }
 
 import Synchronization
+
+/// What a stack's Redis is: one server, or the shared Redis Cluster (3 primaries, a replica each).
+enum RedisTopology: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case single, cluster
+
+    var testDescription: String { self == .single ? "one Redis" : "a Redis Cluster" }
+}
