@@ -30,7 +30,7 @@ public final class LocalRedisCluster: Sendable {
     public static let nodeTimeout = Duration.milliseconds(2000)
 
     public static func start(primaries: Int = 3, replicas: Int = 1, appendOnly: Bool = false, logger: Logger) async throws -> LocalRedisCluster {
-        guard primaries >= 1, replicas >= 0 else { throw LocalServerError("a cluster needs at least one primary") }
+        guard primaries >= 3, replicas >= 0 else { throw LocalServerError("a Redis Cluster needs at least 3 primaries") }
         guard let redisCLI = LocalProcess.find(["redis-cli", "/usr/bin/redis-cli"]) else {
             throw LocalServerError("redis-cli not found: install it with `apt-get install -y redis-tools`")
         }
@@ -151,13 +151,15 @@ public final class LocalRedisCluster: Sendable {
         try await startNode(node)
     }
 
-    /// Stops every node and removes their folders.
-    public func stop() async {
+    /// Stops every node and removes their folders unless asked to keep them.
+    public func stop(removeDirectory: Bool = true) async {
         let running = servers.withLock { state in
             defer { state = [:] }
             return Array(state.values)
         }
         for server in running { await server.stop(removeDirectory: false) }
-        for node in nodes { try? FileManager.default.removeItem(atPath: node.directory) }
+        if removeDirectory {
+            for node in nodes { try? FileManager.default.removeItem(atPath: node.directory) }
+        }
     }
 }

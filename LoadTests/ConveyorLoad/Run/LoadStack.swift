@@ -9,7 +9,7 @@ import Synchronization
 final class LoadStack: Sendable {
     let directory: String
     /// nil when the stack uses a Redis it did not start (`--redis-url`).
-    let redis: LocalRedisServer?
+    let redis: (any LocalRedis)?
     let postgres: LocalPostgresServer
     let port: Int
     let coordinator: ChildProcess
@@ -30,14 +30,17 @@ final class LoadStack: Sendable {
     ///   - agentConcurrency: CONVEYOR_AGENT_CONCURRENCY of each agent.
     ///   - environment: added to every coordinator and agent's environment (to try a setting).
     ///   - redisURL: a running Redis to use instead of starting one (its keys are left behind).
-    static func start(conveyor: String, agents count: Int, agentConcurrency: Int, redisURL: String?, environment: [String: String]) async throws -> LoadStack {
+    ///   - redisCluster: start a Redis Cluster of this many primaries (a replica each) instead of one Redis.
+    static func start(
+        conveyor: String, agents count: Int, agentConcurrency: Int, redisURL: String?, redisCluster: Int? = nil, environment: [String: String]
+    ) async throws -> LoadStack {
         let logger = Logger(label: "conveyor.load", factory: { _ in SwiftLogNoOpLogHandler() })
         let directory = try await LocalProcess.makeDirectory(prefix: "conveyor-load", ownedByPostgres: false)
         async let startedPostgres = LocalPostgresServer.start(durable: true, logger: logger)
-        let redis: LocalRedisServer?
+        let redis: (any LocalRedis)?
         let postgres: LocalPostgresServer
         do {
-            redis = redisURL == nil ? try await LocalRedisServer.start(appendOnly: true, logger: logger) : nil
+            redis = redisURL == nil ? try await LocalRedisLauncher.start(clusterPrimaries: redisCluster, appendOnly: true, logger: logger) : nil
         } catch {
             if let postgres = try? await startedPostgres { await postgres.stop() }
             throw error
@@ -95,7 +98,7 @@ final class LoadStack: Sendable {
     }
 
     private init(
-        directory: String, redis: LocalRedisServer?, postgres: LocalPostgresServer, port: Int, coordinator: ChildProcess, agents: [ChildProcess],
+        directory: String, redis: (any LocalRedis)?, postgres: LocalPostgresServer, port: Int, coordinator: ChildProcess, agents: [ChildProcess],
         journalPaths: [String], conveyor: String, agentEnvironment: [String: String], agentConcurrency: Int
     ) {
         self.directory = directory
@@ -148,7 +151,7 @@ final class LoadStack: Sendable {
         for (index, agent) in agents.enumerated() {
             list.append(WatchedProcess(name: "agent-\(index + 1)", pid: agent.pid, includeChildren: false))
         }
-        if let redis { list.append(WatchedProcess(name: "redis", pid: redis.pid, includeChildren: false)) }
+        for (name, pid) in redis?.processes ?? [] { list.append(WatchedProcess(name: name, pid: pid, includeChildren: false)) }
         if let postmaster = postgresPID { list.append(WatchedProcess(name: "postgres (all processes)", pid: postmaster, includeChildren: true)) }
         list.append(WatchedProcess(name: "conveyor-load", pid: getpid(), includeChildren: false))
         return list

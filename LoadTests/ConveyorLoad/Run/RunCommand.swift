@@ -28,6 +28,7 @@ struct RunCommand: AsyncParsableCommand {
     @Option(help: "PostgreSQL URL of a running stack: check every accepted task and measure end-to-end latency.") var postgresURL: String?
     @Option(help: "Agents to start with --embedded (default 2).") var agents: Int?
     @Option(help: "With --embedded: use this running Redis instead of starting one.") var redisURL: String?
+    @Option(help: "With --embedded: start a Redis Cluster of this many primaries (a replica each) instead of one Redis.") var redisCluster: Int?
     @Option(help: "Concurrency of each embedded agent (default 64; 1000 in the max presets).") var agentConcurrency: Int?
     @Option(help: "Arrival rate, e.g. 1000/min or 20000/s (open loop: latency counts from each request's intended send time).") var rate: String?
     @Flag(help: "Closed loop: send as fast as the coordinator answers, to find the ceiling.") var max = false
@@ -95,6 +96,9 @@ struct RunCommand: AsyncParsableCommand {
         }
         guard !(resolved.embedded && url != nil) else { throw ValidationError("give either --embedded or --url, not both") }
         guard resolved.embedded || redisURL == nil else { throw ValidationError("--redis-url goes with --embedded") }
+        guard resolved.embedded || redisCluster == nil else { throw ValidationError("--redis-cluster goes with --embedded") }
+        guard redisURL == nil || redisCluster == nil else { throw ValidationError("give either --redis-url or --redis-cluster, not both") }
+        if let redisCluster, !(3...9).contains(redisCluster) { throw ValidationError("--redis-cluster must be 3–9 primaries (a Redis Cluster needs at least 3)") }
         for item in env where !item.contains("=") { throw ValidationError("--env '\(item)' must look like NAME=VALUE") }
         return resolved
     }
@@ -115,7 +119,7 @@ struct RunCommand: AsyncParsableCommand {
                 environment[parts[0]] = parts.count > 1 ? parts[1] : ""
             }
             print("conveyor-load: starting Redis, PostgreSQL, a coordinator and \(settings.agents) agents…")
-            stack = try await LoadStack.start(conveyor: binary, agents: settings.agents, agentConcurrency: settings.agentConcurrency, redisURL: redisURL, environment: environment)
+            stack = try await LoadStack.start(conveyor: binary, agents: settings.agents, agentConcurrency: settings.agentConcurrency, redisURL: redisURL, redisCluster: redisCluster, environment: environment)
         }
         // Ctrl-C or SIGTERM: the stack's processes run in process groups of their own, so stop them here.
         let interrupt = stack.map { stack in InterruptHandler { await stack.shutdown(keep: false) } }
@@ -180,7 +184,9 @@ struct RunCommand: AsyncParsableCommand {
         }
         let load = settings.rateText.map { "open loop at \($0)" } ?? "closed loop, \(settings.concurrency) requests in flight"
         let shape = settings.batch == 1 ? "single POSTs" : "batches of \(settings.batch)"
-        let target = stack.map { _ in "embedded: 1 coordinator, \(settings.agents) agents" } ?? baseURL
+        let target = stack.map { _ in
+            "embedded: 1 coordinator, \(settings.agents) agents" + (redisCluster.map { ", a Redis Cluster of \($0) primaries" } ?? "")
+        } ?? baseURL
         return LoadReport(
             mode: "\(load), \(shape), \(target)", mix: settings.mixText, load: result, outcome: outcome,
             processes: (sampler?.usage ?? []) + (probe?.usage ?? []), objectives: settings.objectives,

@@ -29,12 +29,14 @@ struct DevCommand: AsyncParsableCommand {
     @Option(help: "Tasks per request of the demo load: 1 uses POST /v1/tasks, more uses /v1/tasks/batch.") var demoBatch: Int = 1
     @Option(help: "Concurrent requests of the demo load.") var demoConcurrency: Int = 32
     @Flag(help: "Stop after the demo load instead of waiting for Ctrl-C.") var exitAfterDemo = false
+    @Option(help: "Run on a Redis Cluster of this many primaries (a replica each) instead of one Redis.") var redisCluster: Int?
 
     func validate() throws {
         guard (1...64).contains(agents) else { throw ValidationError("--agents must be 1–64") }
         guard demoTasks >= 0 else { throw ValidationError("--demo-tasks must not be negative") }
         guard (1...CoordinatorConfiguration.maxBatchTasks).contains(demoBatch) else { throw ValidationError("--demo-batch must be 1–1000") }
         guard demoConcurrency > 0 else { throw ValidationError("--demo-concurrency must be positive") }
+        if let redisCluster, !(3...9).contains(redisCluster) { throw ValidationError("--redis-cluster must be 3–9 primaries (a Redis Cluster needs at least 3)") }
     }
 
     func run() async throws {
@@ -51,11 +53,11 @@ struct DevCommand: AsyncParsableCommand {
                 idleConsumerAfter: try settings.duration(Settings.idleConsumerAfter, default: .seconds(900)),
                 webhookHosts: settings.webhookHosts(),
                 webhookSecret: settings.string(Settings.webhookSecret))
-            print("conveyor dev: starting Redis and PostgreSQL in a temp folder…")
-            let redis: LocalRedisServer
+            print("conveyor dev: starting \(redisCluster.map { "a Redis Cluster (\($0) primaries, a replica each)" } ?? "Redis") and PostgreSQL in a temp folder…")
+            let redis: any LocalRedis
             let postgres: LocalPostgresServer
             do {
-                redis = try await LocalRedisServer.start(appendOnly: true, logger: logger)
+                redis = try await LocalRedisLauncher.start(clusterPrimaries: redisCluster, appendOnly: true, logger: logger)
             } catch {
                 throw LocalServerFailure(message: "\(error)")
             }
@@ -88,7 +90,7 @@ struct DevCommand: AsyncParsableCommand {
         var webhookSecret: String?
     }
 
-    private func runStack(redis: LocalRedisServer, postgres: LocalPostgresServer, registry: TaskTypeRegistry, upkeep: Upkeep, logger: Logger) async throws {
+    private func runStack(redis: any LocalRedis, postgres: LocalPostgresServer, registry: TaskTypeRegistry, upkeep: Upkeep, logger: Logger) async throws {
         let token = "dev-" + CorrelationID.make().prefix(16)
         var configuration = CoordinatorConfiguration(
             redis: try RedisConfiguration(url: redis.url), postgres: try PostgresConfiguration(url: postgres.url, poolSize: 4),
