@@ -128,6 +128,64 @@ public final class LocalRedisCluster: Sendable {
         throw LocalServerError("no cluster node answered CLUSTER NODES")
     }
 
+    /// Moves a slot to another primary the way `redis-cli --cluster reshard` does, while clients keep
+    /// using it: the target imports and the source migrates it (new keys go to the target, with ASK),
+    /// its keys move in batches with MIGRATE, then every primary is told the target owns it (MOVED from
+    /// then on). `between` runs after the slot is marked migrating and before the keys move.
+    public func migrate(slot: Int, to target: Int, between: @Sendable () async throws -> Void = {}) async throws {
+        let quiet = Logger(label: "conveyor.embedded", factory: { _ in SwiftLogNoOpLogHandler() })
+        func connect(_ port: Int) -> RedisConnection {
+            RedisConnection(configuration: RedisConfiguration(port: port), name: "redis-admin", logger: quiet)
+        }
+        func checked(_ connection: RedisConnection, _ command: RedisCommand) async throws -> RedisReply {
+            let reply = try await connection.send(command)
+            if let message = reply.errorMessage { throw LocalServerError("\(command.name) on a cluster node: \(message)") }
+            return reply
+        }
+        let primaries = try await primaryPorts()
+        let sourcePort = try await shard(ofSlot: slot)[0]
+        guard primaries.contains(target), target != sourcePort else {
+            throw LocalServerError("slot \(slot) cannot move from \(sourcePort) to \(target): not another primary")
+        }
+        let targetConnection = connect(target)
+        defer { targetConnection.close() }
+        let source = connect(sourcePort)
+        defer { source.close() }
+        let sourceID = try await checked(source, RedisCommand("CLUSTER", ["MYID"])).string ?? ""
+        let targetID = try await checked(targetConnection, RedisCommand("CLUSTER", ["MYID"])).string ?? ""
+        _ = try await checked(targetConnection, RedisCommand("CLUSTER", ["SETSLOT", String(slot), "IMPORTING", sourceID]))
+        _ = try await checked(source, RedisCommand("CLUSTER", ["SETSLOT", String(slot), "MIGRATING", targetID]))
+        try await between()
+        while true {
+            let names = try await checked(source, RedisCommand("CLUSTER", ["GETKEYSINSLOT", String(slot), "100"])).array ?? []
+            if names.isEmpty { break }
+            _ = try await checked(source, RedisCommand(
+                "MIGRATE", ["127.0.0.1", String(target), "", "0", "5000", "KEYS"] + names.compactMap(\.string)))
+        }
+        for port in [target, sourcePort] + primaries.filter({ $0 != target && $0 != sourcePort }) {
+            let connection = connect(port)
+            defer { connection.close() }
+            _ = try await checked(connection, RedisCommand("CLUSTER", ["SETSLOT", String(slot), "NODE", targetID]))
+        }
+    }
+
+    /// The ports of a shard: its primary's (first) and its replicas', as a running node sees them now.
+    public func shard(ofSlot slot: Int) async throws -> [Int] {
+        let quiet = Logger(label: "conveyor.embedded", factory: { _ in SwiftLogNoOpLogHandler() })
+        for port in servers.withLock({ Array($0.keys) }).sorted() {
+            let connection = RedisConnection(configuration: RedisConfiguration(port: port), name: "redis-probe", logger: quiet)
+            defer { connection.close() }
+            guard let reply = try? await connection.send(RedisCommand("CLUSTER", ["SLOTS"])), let ranges = reply.array else { continue }
+            for range in ranges {
+                guard let fields = range.array, fields.count >= 3, let start = fields[0].integer, let end = fields[1].integer,
+                    (start...end).contains(Int64(slot))
+                else { continue }
+                return fields[2...].compactMap { $0.array?[1].integer.map(Int.init) }
+            }
+        }
+        throw LocalServerError("no running node knows who serves slot \(slot)")
+    }
+
     /// The running server of a node.
     public func server(port: Int) -> LocalRedisServer? { servers.withLock { $0[port] } }
 

@@ -71,7 +71,11 @@ public actor TestServers {
 
     /// - Parameter redisCluster: Redis is the shared Redis Cluster (``sharedRedisCluster()``) instead of
     ///   the single server; `redisServer` is then the single server still, which the test leaves alone.
-    public func environment(name: String = "test", ownRedis: Bool = false, ownPostgres: Bool = false, redisCluster: Bool = false) async throws -> TestEnvironment {
+    /// - Parameter ownRedisCluster: a Redis Cluster of its own (3 primaries, a replica each), for tests
+    ///   that kill its nodes or move its slots.
+    public func environment(
+        name: String = "test", ownRedis: Bool = false, ownPostgres: Bool = false, redisCluster: Bool = false, ownRedisCluster: Bool = false
+    ) async throws -> TestEnvironment {
         let redis: LocalRedisServer
         if ownRedis {
             redis = try await LocalRedisServer.start(appendOnly: true, logger: Self.quietLogger)
@@ -97,7 +101,12 @@ public actor TestServers {
         try await admin.withSession { session in
             try session.execute("CREATE DATABASE \(database)", name: "create test database")
         }
-        let cluster = redisCluster ? try await sharedRedisCluster() : nil
+        var cluster = redisCluster ? try await sharedRedisCluster() : nil
+        if ownRedisCluster {
+            let own = try await LocalRedisCluster.start(primaries: 3, replicas: 1, logger: Self.quietLogger)
+            ExitCleanup.register(cluster: own)
+            cluster = own
+        }
         return TestEnvironment(
             redis: try RedisConfiguration(url: cluster?.url ?? redis.url),
             postgres: try PostgresConfiguration(url: "postgres://postgres@127.0.0.1:\(postgres.port)/\(database)", poolSize: 2),

@@ -1,11 +1,12 @@
 import ConveyorEmbedded
+import ConveyorRedis
 import Foundation
 import Logging
 import Synchronization
 
-/// The cluster under test: its own Redis (AOF) and PostgreSQL, two coordinators (so the Reconciler's
-/// leader lock changes hands when one dies) and several agents, each a real `conveyor` process that can
-/// be SIGKILLed and started again.
+/// The cluster under test: its own Redis (AOF; or a Redis Cluster of several primaries with a replica
+/// each) and PostgreSQL, two coordinators (so the Reconciler's leader lock changes hands when one dies)
+/// and several agents, each a real `conveyor` process that can be SIGKILLed and started again.
 final class ChaosCluster: Sendable {
     let directory: String
     let conveyor: String
@@ -14,7 +15,10 @@ final class ChaosCluster: Sendable {
     let postgres: LocalPostgresServer
     let journalPath: String
     private let registryPath: String
-    private let redisServer: Mutex<LocalRedisServer>
+    /// One Redis (nil on a cluster); replaced when restarted.
+    private let redisServer: Mutex<LocalRedisServer?>
+    /// The Redis Cluster, whose faults hit one shard: the one serving the `emails` queue.
+    private let redisCluster: LocalRedisCluster?
     private let coordinators = Mutex<[Int: (process: ChildProcess, generation: Int)]>([:])
     private let agentProcesses = Mutex<[String: ChildProcess]>([:])
     private let logger = Logger(label: "conveyor.chaos", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -25,8 +29,9 @@ final class ChaosCluster: Sendable {
     /// Task types with short leases and backoffs, so a crash costs seconds, and enough attempts that
     /// repeated kills do not dead-letter a healthy task. `remote` runs on the HTTP push handler against
     /// the run's worker at `workerURL`; the schedule `chaos_tick` enqueues a noop task every second.
-    static func registry(workerURL: String) -> String {
-        """
+    /// On a Redis Cluster the types use three queues, one on each primary of a three-primary cluster.
+    static func registry(workerURL: String, clustered: Bool = false) -> String {
+        let text = """
         schedules:
           chaos_tick:
             cron: "* * * * * *"
@@ -83,17 +88,35 @@ final class ChaosCluster: Sendable {
             backoff_base: 100ms
             backoff_max: 500ms
         """
+        guard clustered else { return text }
+        let queues = ["remote": "emails", "limited": "billing", "sleep": "emails", "steps": "billing"]
+        var lines: [String] = []
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            lines.append(String(line))
+            let name = line.trimmingCharacters(in: .whitespaces).dropLast()
+            if line.hasPrefix("  ") && !line.hasPrefix("    ") && line.hasSuffix(":"), let queue = queues[String(name)] {
+                lines.append("    queue: \(queue)")
+            }
+        }
+        return lines.joined(separator: "\n")
     }
 
-    static func start(conveyor: String, workerURL: String) async throws -> ChaosCluster {
+    /// - Parameter redisCluster: run on a Redis Cluster of this many primaries instead of one Redis.
+    static func start(conveyor: String, workerURL: String, redisCluster: Int? = nil) async throws -> ChaosCluster {
         let directory = try await LocalProcess.makeDirectory(prefix: "conveyor-chaos", ownedByPostgres: false)
         let logger = Logger(label: "conveyor.chaos", factory: { _ in SwiftLogNoOpLogHandler() })
-        async let redis = LocalRedisServer.start(appendOnly: true, logger: logger)
         async let postgres = LocalPostgresServer.start(durable: true, logger: logger)
+        var server: LocalRedisServer?
+        var nodes: LocalRedisCluster?
+        if let redisCluster {
+            nodes = try await LocalRedisCluster.start(primaries: redisCluster, replicas: 1, appendOnly: true, logger: logger)
+        } else {
+            server = try await LocalRedisServer.start(appendOnly: true, logger: logger)
+        }
         let cluster = ChaosCluster(
             directory: directory, conveyor: conveyor, ports: try (0..<coordinatorSlots).map { _ in try LocalProcess.freePort() },
-            redis: try await redis, postgres: try await postgres)
-        try registry(workerURL: workerURL).write(toFile: cluster.registryPath, atomically: true, encoding: .utf8)
+            redisServer: server, redisCluster: nodes, postgres: try await postgres)
+        try registry(workerURL: workerURL, clustered: redisCluster != nil).write(toFile: cluster.registryPath, atomically: true, encoding: .utf8)
         let migrate = try await ChildProcess.start(
             executable: conveyor, arguments: ["migrate"], workingDirectory: nil, logPath: "\(directory)/migrate.log",
             environment: cluster.coordinatorEnvironment(slot: 0, generation: 0, fault: nil))
@@ -102,17 +125,23 @@ final class ChaosCluster: Sendable {
         return cluster
     }
 
-    private init(directory: String, conveyor: String, ports: [Int], redis: LocalRedisServer, postgres: LocalPostgresServer) {
+    private init(
+        directory: String, conveyor: String, ports: [Int], redisServer: LocalRedisServer?, redisCluster: LocalRedisCluster?, postgres: LocalPostgresServer
+    ) {
         self.directory = directory
         self.conveyor = conveyor
         self.ports = ports
-        self.redisServer = Mutex(redis)
+        self.redisServer = Mutex(redisServer)
+        self.redisCluster = redisCluster
         self.postgres = postgres
         self.registryPath = "\(directory)/task-types.yaml"
         self.journalPath = "\(directory)/executions.journal"
     }
 
-    var redisURL: String { redisServer.withLock { $0.url } }
+    var redisURL: String { redisCluster?.url ?? redisServer.withLock { $0?.url ?? "" } }
+
+    /// Whether Redis is a Redis Cluster.
+    var isRedisCluster: Bool { redisCluster != nil }
     var baseURLs: [String] { ports.map { "http://127.0.0.1:\($0)" } }
 
     /// Each generation gets an instance id of its own, as a replacement host would: the events a dead
@@ -201,27 +230,62 @@ final class ChaosCluster: Sendable {
 
     // MARK: - Redis and PostgreSQL
 
-    func killRedis() {
-        redisServer.withLock { $0.kill() }
+    /// The queue whose shard a Redis Cluster's faults hit.
+    private static let victimQueue = "emails"
+
+    private let killedNodes = Mutex<[Int]>([])
+    private let frozenNode = Mutex<LocalRedisServer?>(nil)
+
+    /// SIGKILLs Redis; on a cluster the primary serving `emails` (its replica takes over), or with
+    /// `wholeShard` that primary and its replicas (the shard is gone until restarted).
+    func killRedis(wholeShard: Bool = false) async throws {
+        guard let cluster = redisCluster else {
+            redisServer.withLock { $0?.kill() }
+            return
+        }
+        let shard = try await cluster.shard(ofSlot: HashSlot.of(Self.victimQueue))
+        let victims = wholeShard ? shard : [shard[0]]
+        for port in victims { cluster.kill(port: port) }
+        killedNodes.withLock { $0 = victims }
     }
 
     /// Starts Redis again on the same port from the same folder, so it loads its AOF; or, with `wipe`,
-    /// without its data, as a replaced Redis host would come back.
+    /// without its data, as a replaced Redis host would come back. On a cluster the killed nodes come
+    /// back (a killed primary as its successor's replica; a whole shard as itself, empty with `wipe`).
     func restartRedis(wipe: Bool = false) async throws {
-        let old = redisServer.withLock { $0 }
-        for _ in 0..<100 where old.isRunning { try await Task.sleep(for: .milliseconds(20)) }
-        if wipe {
-            let files = (try? FileManager.default.contentsOfDirectory(atPath: old.directory)) ?? []
-            for file in files where file.hasPrefix("appendonly") || file.hasSuffix(".rdb") {
-                try FileManager.default.removeItem(atPath: "\(old.directory)/\(file)")
+        guard let cluster = redisCluster else {
+            guard let old = redisServer.withLock({ $0 }) else { return }
+            for _ in 0..<100 where old.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+            if wipe {
+                let files = (try? FileManager.default.contentsOfDirectory(atPath: old.directory)) ?? []
+                for file in files where file.hasPrefix("appendonly") || file.hasSuffix(".rdb") {
+                    try FileManager.default.removeItem(atPath: "\(old.directory)/\(file)")
+                }
             }
+            let restarted = try await LocalRedisServer.start(appendOnly: true, port: old.port, directory: old.directory, logger: logger)
+            redisServer.withLock { $0 = restarted }
+            return
         }
-        let restarted = try await LocalRedisServer.start(appendOnly: true, port: old.port, directory: old.directory, logger: logger)
-        redisServer.withLock { $0 = restarted }
+        let killed = killedNodes.withLock { $0 }
+        for port in killed { try await cluster.restart(port: port, keepingData: !wipe) }
     }
 
-    func freezeRedis() { redisServer.withLock { $0 }.freeze() }
-    func thawRedis() { redisServer.withLock { $0 }.thaw() }
+    /// Freezes Redis; on a cluster the primary serving `emails`, which its replica replaces if the
+    /// freeze outlasts the cluster's node timeout.
+    func freezeRedis() async {
+        guard let cluster = redisCluster else {
+            redisServer.withLock { $0 }?.freeze()
+            return
+        }
+        guard let port = try? await cluster.shard(ofSlot: HashSlot.of(Self.victimQueue))[0], let node = cluster.server(port: port) else { return }
+        frozenNode.withLock { $0 = node }
+        node.freeze()
+    }
+
+    func thawRedis() {
+        if redisCluster == nil { redisServer.withLock { $0 }?.thaw() } else { frozenNode.withLock { $0 }?.thaw() }
+    }
+
     func freezePostgres() { postgres.freeze() }
     func thawPostgres() { postgres.thaw() }
 
@@ -239,8 +303,8 @@ final class ChaosCluster: Sendable {
         agentProcesses.withLock { agents in
             for process in agents.values where process.isRunning { process.signal(SIGKILL) }
         }
-        let redis = redisServer.withLock { $0 }
-        await redis.stop(removeDirectory: !keep)
+        await redisServer.withLock { $0 }?.stop(removeDirectory: !keep)
+        await redisCluster?.stop(removeDirectory: !keep)
         await postgres.stop(removeDirectory: !keep)
         if !keep { try? FileManager.default.removeItem(atPath: directory) }
     }

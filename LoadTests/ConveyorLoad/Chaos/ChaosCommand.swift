@@ -44,11 +44,15 @@ struct ChaosCommand: AsyncParsableCommand {
     @Flag(help: "Keep the run's folder (logs, journal, data) instead of removing it.")
     var keep = false
 
+    @Option(help: "Run on a Redis Cluster of this many primaries (a replica each): the Redis faults then hit the shard serving one queue (its primary killed, frozen past the node timeout, the whole shard wiped).")
+    var redisCluster: Int?
+
     func validate() throws {
         guard tasks >= 100 else { throw ValidationError("--tasks must be at least 100") }
         guard duration >= 10 else { throw ValidationError("--duration must be at least 10 seconds") }
         guard agents >= 2 else { throw ValidationError("--agents must be at least 2 (one is always being killed)") }
         guard agentKillEvery >= 0.5 else { throw ValidationError("--agent-kill-every must be at least 0.5") }
+        if let redisCluster, !(3...9).contains(redisCluster) { throw ValidationError("--redis-cluster must be 3–9 primaries (a Redis Cluster needs at least 3)") }
     }
 
     func run() async throws {
@@ -58,7 +62,7 @@ struct ChaosCommand: AsyncParsableCommand {
         }
         let plan = ChaosPlan(
             tasks: tasks, duration: .seconds(duration), agents: agents, agentKillEvery: .milliseconds(Int64(agentKillEvery * 1000)),
-            settle: .seconds(settle))
+            settle: .seconds(settle), redisCluster: redisCluster)
         let run = ChaosRun(plan: plan, conveyor: binary)
         let report = try await run.execute(keep: keep)
         print(report.text)

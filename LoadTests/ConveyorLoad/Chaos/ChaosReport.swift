@@ -116,7 +116,7 @@ struct ChaosReport: Sendable {
             && !limitedRuns.isEmpty && limitedOverlap <= 3 && keyOverlap <= 1
         var text = """
             ── Conveyor chaos run ──
-            load:        \(plan.tasks) tasks (35% noop (a fifth high priority, a fifth low), 5% limited (3 at once, 1 per key, 100/s), 10% noop delayed 0.5–3 s, 5% remote on the HTTP push handler, 20% sleep 10–200 ms, 10% steps reporting progress, 15% fail-once; every tenth with a webhook; a schedule ticking every second) over \(plan.duration), \(ChaosCluster.coordinatorSlots) coordinators, \(plan.agents) agents
+            load:        \(plan.tasks) tasks (35% noop (a fifth high priority, a fifth low), 5% limited (3 at once, 1 per key, 100/s), 10% noop delayed 0.5–3 s, 5% remote on the HTTP push handler, 20% sleep 10–200 ms, 10% steps reporting progress, 15% fail-once; every tenth with a webhook; a schedule ticking every second) over \(plan.duration), \(ChaosCluster.coordinatorSlots) coordinators, \(plan.agents) agents\(plan.redisCluster.map { ", a Redis Cluster of \($0) primaries with a replica each (queues default, emails, billing)" } ?? "")
             accepted:    \(accepted.count) of \(plan.tasks) (never answered: \(load.unanswered), rejected: \(load.rejected.count))
             statuses:    \(statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             LOST:        \(lost)\(lost > 0 ? "  (missing rows \(missingRows), unfinished \(unfinished))" : "")
@@ -141,7 +141,7 @@ struct ChaosReport: Sendable {
         text += "\nresult:      \(passed ? "PASS" : "FAIL")"
 
         let json = """
-            {"tasks":\(plan.tasks),"duration_s":\(plan.duration.components.seconds),"agents":\(plan.agents),"accepted":\(accepted.count),\
+            {"tasks":\(plan.tasks),"duration_s":\(plan.duration.components.seconds),"agents":\(plan.agents),"redis_cluster":\(plan.redisCluster ?? 0),"accepted":\(accepted.count),\
             "unanswered":\(load.unanswered),"rejected":\(load.rejected.count),"lost":\(lost),"wrong_status":\(wrong.count),"steps_tasks":\(stepsTasks.count),"last_report_missing":\(lastReportMissing),"delayed":\(delayedTasks),"remote":\(remoteTasks),"limited_runs":\(limitedRuns.count),"limited_max_overlap":\(limitedOverlap),"limited_key_max_overlap":\(keyOverlap),"limited_ghost_runs":\(ghostRuns.count),"schedule_ticks":\(ticks.count),"schedule_gaps":\(tickGaps),"schedule_unfinished":\(ticksUnfinished),"webhook_tasks":\(callbackTasks.count),"webhooks_missing":\(webhooksMissing),"webhook_repeats":\(webhookRepeats),"bad_signatures":\(receiver.invalid),\
             "workflows":\(flows.accepted),"workflows_lost":\(flows.unfinished),"workflows_wrong":\(flows.wrong),"joins_not_queued_once":\(flows.joinsNotQueuedOnce),"nodes_started_early":\(flows.startedEarly),\
             "executions":\(executions.count),"duplicate_executions":\(duplicateExecutions),"tasks_run_twice":\(tasksRunTwice),\

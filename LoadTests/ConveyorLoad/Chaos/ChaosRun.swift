@@ -11,6 +11,8 @@ struct ChaosPlan: Sendable {
     var agents: Int
     var agentKillEvery: Duration
     var settle: Duration
+    /// Primaries of the Redis Cluster to run on; nil for one Redis.
+    var redisCluster: Int? = nil
 }
 
 /// One fault as it happened.
@@ -62,7 +64,7 @@ final class ChaosRun: Sendable {
         let receiver = try await WebhookReceiver.start()
         let cluster: ChaosCluster
         do {
-            cluster = try await ChaosCluster.start(conveyor: conveyor, workerURL: receiver.workerURL)
+            cluster = try await ChaosCluster.start(conveyor: conveyor, workerURL: receiver.workerURL, redisCluster: plan.redisCluster)
         } catch {
             await receiver.stop()
             throw error
@@ -114,7 +116,7 @@ final class ChaosRun: Sendable {
         let index = record(kind, "for \(length)")
         let frozenAt = ContinuousClock.now
         _ = frozen.withLock { $0.insert(kind) }
-        if kind == .redisFrozen { cluster.freezeRedis() } else { cluster.freezePostgres() }
+        if kind == .redisFrozen { await cluster.freezeRedis() } else { cluster.freezePostgres() }
         let probe = await Self.probeSubmission(url, since: frozenAt, timeout: length + Self.probeLimit)
         let remaining = length - (ContinuousClock.now - frozenAt)
         if remaining > .zero { try? await Task.sleep(for: remaining) }
@@ -328,8 +330,8 @@ final class ChaosRun: Sendable {
 
             if !redisKilled && now >= start + duration * 0.3 && !isFrozen(.redisFrozen) {
                 redisKilled = true
-                let index = record(.redisKilled, "down for 1 s")
-                cluster.killRedis()
+                let index = record(.redisKilled, cluster.isRedisCluster ? "the primary serving emails; back after 1 s as a replica" : "down for 1 s")
+                do { try await cluster.killRedis() } catch { print("[chaos] could not kill Redis: \(error)") }
                 background.append(Task {
                     try? await Task.sleep(for: .seconds(1))
                     do {
@@ -340,8 +342,8 @@ final class ChaosRun: Sendable {
             }
             if !redisWiped && now >= start + duration * 0.4 && !isFrozen(.redisFrozen) {
                 redisWiped = true
-                let index = record(.redisWiped, "down for 1 s, AOF deleted")
-                cluster.killRedis()
+                let index = record(.redisWiped, cluster.isRedisCluster ? "the shard serving emails, primary and replica: down for 1 s, AOF deleted" : "down for 1 s, AOF deleted")
+                do { try await cluster.killRedis(wholeShard: true) } catch { print("[chaos] could not kill Redis: \(error)") }
                 background.append(Task {
                     try? await Task.sleep(for: .seconds(1))
                     do {
