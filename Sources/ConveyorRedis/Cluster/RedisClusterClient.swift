@@ -124,45 +124,39 @@ public final class RedisClusterClient: RedisClient {
                     replies[job.index] = .error("CLUSTERDOWN Hash slot not served")
                 }
             }
-            let results = await withTaskGroup(of: (RedisNodeAddress, [Job], Result<[RedisReply], any Error>).self) { group in
+            let results = await withTaskGroup(of: (RedisNodeAddress, [Job], ShareOutcome).self) { group in
                 for (node, share) in byNode {
-                    group.addTask {
-                        do {
-                            return (node, share, .success(try await self.sendShare(share, of: commands, to: node)))
-                        } catch {
-                            return (node, share, .failure(error))
-                        }
-                    }
+                    group.addTask { (node, share, await self.sendShare(share, of: commands, to: node)) }
                 }
                 return await group.reduce(into: []) { $0.append($1) }
             }
             jobs = []
             var refresh = false
             var pause = false
-            for (node, share, result) in results {
-                let answered: [RedisReply]
-                switch result {
-                case .success(let replies):
-                    answered = replies
-                case .failure(let error as RedisError) where error.code == RedisError.Code.connectionFailed:
-                    // Nothing was written: once the map is read again, retry where the slot lives then.
-                    for var job in share {
-                        job.hops += 1
-                        job.askNode = nil
-                        guard job.hops <= Self.maxRedirects else { throw error }
-                        jobs.append(job)
+            for (node, share, outcome) in results {
+                guard case .answered(let answered) = outcome else {
+                    if case .unsent(let error) = outcome {
+                        // Nothing was written: once the map is read again, retry where the slot lives then.
+                        for var job in share {
+                            job.hops += 1
+                            job.askNode = nil
+                            guard job.hops <= Self.maxRedirects else { throw error }
+                            jobs.append(job)
+                        }
+                        state.withLock { $0.statistics.retried += share.count }
+                        refresh = true
+                        pause = true
+                        continue
                     }
-                    state.withLock { $0.statistics.retried += share.count }
-                    refresh = true
-                    pause = true
-                    continue
-                case .failure(let error):
                     // The node went away mid-pipeline: these commands may have run, so they fail as on a
                     // single Redis. The map is read again for whoever sends next.
                     try? await refreshTopology(seen: version)
-                    throw error
+                    if case .broken(let error) = outcome { throw error }
+                    continue
                 }
-                for (job, reply) in zip(share, answered) {
+                for position in share.indices {
+                    let job = share[position]
+                    let reply = answered[position]
                     var next = job
                     next.hops += 1
                     next.askNode = nil
@@ -200,7 +194,12 @@ public final class RedisClusterClient: RedisClient {
                 (topology, version) = state.withLock { ($0.topology, $0.version) }
             }
         }
-        return replies.map { $0! }
+        return try replies.enumerated().map { index, reply throws(RedisError) in
+            guard let reply else {
+                throw RedisError(.unexpectedReply, "no reply routed back for command \(index) of \(commands.count)", command: commands[index].name)
+            }
+            return reply
+        }
     }
 
     /// The primary a command goes to by its route.
@@ -211,21 +210,39 @@ public final class RedisClusterClient: RedisClient {
         }
     }
 
+    /// What one node did with its share of a batch. (An earlier form, a `let` set in one arm of a
+    /// switch over `Result` whose other arms `continue` or `await`, crashed in release builds of Swift
+    /// 6.3.1 with a bad pointer in the replies: keep each outcome a value of its own.)
+    private enum ShareOutcome: Sendable {
+        /// One reply per command, in order.
+        case answered([RedisReply])
+        /// Nothing was written: the node could not be reached.
+        case unsent(RedisError)
+        /// The node broke mid-pipeline: the commands may have run.
+        case broken(any Error)
+    }
+
     /// One node's share of a batch as one pipeline; an asked command goes after its `ASKING`.
-    private func sendShare(_ share: [Job], of commands: [RedisCommand], to node: RedisNodeAddress) async throws -> [RedisReply] {
-        let connection = try connection(to: node)
-        guard share.contains(where: { $0.askNode != nil }) else {
-            return try await connection.send(share.map { commands[$0.index] })
+    private func sendShare(_ share: [Job], of commands: [RedisCommand], to node: RedisNodeAddress) async -> ShareOutcome {
+        do {
+            let connection = try connection(to: node)
+            guard share.contains(where: { $0.askNode != nil }) else {
+                return .answered(try await connection.send(share.map { commands[$0.index] }))
+            }
+            var pipeline: [RedisCommand] = []
+            var positions: [Int] = []
+            for job in share {
+                if job.askNode != nil { pipeline.append(RedisCommand("ASKING")) }
+                positions.append(pipeline.count)
+                pipeline.append(commands[job.index])
+            }
+            let replies = try await connection.send(pipeline)
+            return .answered(positions.map { replies[$0] })
+        } catch let error as RedisError where error.code == RedisError.Code.connectionFailed {
+            return .unsent(error)
+        } catch {
+            return .broken(error)
         }
-        var pipeline: [RedisCommand] = []
-        var positions: [Int] = []
-        for job in share {
-            if job.askNode != nil { pipeline.append(RedisCommand("ASKING")) }
-            positions.append(pipeline.count)
-            pipeline.append(commands[job.index])
-        }
-        let replies = try await connection.send(pipeline)
-        return positions.map { replies[$0] }
     }
 
     /// Sends a command to every primary; the reply is the first error, else the first primary's.
