@@ -68,6 +68,7 @@ struct ClusterFailoverTests {
         let statuses = try await stack.waitUntilTerminal(ids, timeout: .seconds(120))
         #expect(statuses.values.filter { $0 == .succeeded }.count == ids.count, "every accepted task succeeded")
         let followed = (stack.coordinator.redis as? RedisClusterClient)?.statistics
+        #expect((followed?.moved ?? 0) + (followed?.asked ?? 0) >= 1, "the coordinator was redirected, and followed")
         print("slot migration under load: \(ids.count) tasks accepted, \(flow.refused.load(ordering: .relaxed)) batches refused; coordinator: MOVED \(followed?.moved ?? 0), ASK \(followed?.asked ?? 0), retried \(followed?.retried ?? 0), map reads \(followed?.mapReads ?? 0)")
         try await stack.stop()
         await cluster.stop()

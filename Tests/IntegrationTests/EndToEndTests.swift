@@ -70,9 +70,9 @@ struct EndToEndTests {
         try await stack.stop()
     }
 
-    @Test("GET /v1/tasks/{id} returns the stored task with its lifecycle fields and correlation id")
-    func getReturnsLifecycle() async throws {
-        let stack = try await Stack.start()
+    @Test("GET /v1/tasks/{id} returns the stored task with its lifecycle fields and correlation id", arguments: RedisTopology.allCases)
+    func getReturnsLifecycle(redis: RedisTopology) async throws {
+        let stack = try await Stack.start(redis: redis)
         let reply = try await stack.post("/v1/tasks", "{\"type\":\"echo\",\"params\":{\"hello\":\"world\"}}", headers: [("X-Correlation-ID", "corr-123")])
         #expect(reply.status == 201)
         #expect(reply.headers.first(name: "X-Correlation-ID") == "corr-123")
@@ -96,9 +96,9 @@ struct EndToEndTests {
         try await stack.stop()
     }
 
-    @Test("a correlation id is made when the client sends none, and echoed")
-    func correlationIDIsMade() async throws {
-        let stack = try await Stack.start()
+    @Test("a correlation id is made when the client sends none, and echoed", arguments: RedisTopology.allCases)
+    func correlationIDIsMade(redis: RedisTopology) async throws {
+        let stack = try await Stack.start(redis: redis)
         let reply = try await stack.post("/v1/tasks", "{\"type\":\"noop\"}")
         let made = try #require(reply.headers.first(name: "X-Correlation-ID"))
         #expect(made.count == 32)
