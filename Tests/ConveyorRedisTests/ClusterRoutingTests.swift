@@ -39,6 +39,10 @@ struct ClusterRoutingTests {
         #expect(RedisConnection.xreadgroup(group: "g", consumer: "c", streams: [keys.ready("q")], count: 5, block: .seconds(1)).route == .slot(slot))
         #expect(RedisCommand("EVALSHA", ["abc", "2", keys.delayed("q"), keys.ready("q"), "arg"]).route == .slot(slot))
         #expect(RedisCommand("EVALSHA", ["abc", "0", "arg"]).route == .anyPrimary)
+        // A group or a consumer named "streams" is not the keyword.
+        #expect(RedisConnection.xreadgroup(group: "streams", consumer: "STREAMS", streams: [keys.ready("q")], count: 1, block: nil).route == .slot(slot))
+        #expect(RedisCommand("SCAN", ["0", "MATCH", keys.limit("q", type: "*").waiting, "COUNT", "10"]).route == .slot(slot))
+        #expect(RedisCommand("SCAN", ["0", "MATCH", "conveyor:{*}:ready"]).route == .anyPrimary)
         #expect(RedisCommand("XINFO", ["GROUPS", keys.ready("q")]).route == .slot(slot))
         #expect(RedisCommand("XGROUP", ["CREATE", keys.ready("q"), "agents", "0", "MKSTREAM"]).route == .slot(slot))
         #expect(RedisCommand("HSET", [keys.agents, "a", "b"]).route == .slot(HashSlot.of(keys.agents)))
@@ -64,6 +68,15 @@ struct ClusterRoutingTests {
         topology.assign(slot: 0, to: RedisNodeAddress(host: "10.0.0.9", port: 7009))
         #expect(topology.owner(of: 0) == RedisNodeAddress(host: "10.0.0.9", port: 7009))
         #expect(topology.owner(of: 1) == RedisNodeAddress(host: "10.0.0.1", port: 7000))
+
+        // NULL means the node that answered; "?" an endpoint it does not know (those slots wait for a
+        // map from another node).
+        let unknown = try ClusterTopology(clusterSlots: .array([
+            .array([.integer(0), .integer(99), .array([.null, .integer(7005)])]),
+            .array([.integer(100), .integer(199), node("?", 7006)]),
+        ]), answeredBy: RedisNodeAddress(host: "10.0.0.5", port: 7005))
+        #expect(unknown.owner(of: 0) == RedisNodeAddress(host: "10.0.0.5", port: 7005))
+        #expect(unknown.owner(of: 150) == nil)
 
         let partial = try ClusterTopology(clusterSlots: .array([.array([.integer(0), .integer(99), node("h", 1)])]), answeredBy: RedisNodeAddress(host: "h", port: 1))
         #expect(partial.uncoveredSlots == HashSlot.count - 100)

@@ -56,8 +56,8 @@ public struct ClusterTopology: Sendable, Hashable {
         }
     }
 
-    /// Reads a `CLUSTER SLOTS` reply: `[[start, end, [host, port, id…], [replica…]…]…]`. An empty host
-    /// means the node that answered (Redis' convention), which is `answeredBy`'s.
+    /// Reads a `CLUSTER SLOTS` reply: `[[start, end, [host, port, id…], [replica…]…]…]`. An empty or NULL
+    /// host means the node that answered (Redis' convention), which is `answeredBy`'s.
     public init(clusterSlots reply: RedisReply, answeredBy: RedisNodeAddress) throws(RedisError) {
         guard let ranges = reply.array else {
             throw RedisError(.unexpectedReply, "CLUSTER SLOTS: \(reply.errorMessage ?? "not an array")", command: "CLUSTER SLOTS")
@@ -67,11 +67,15 @@ public struct ClusterTopology: Sendable, Hashable {
         for range in ranges {
             guard let fields = range.array, fields.count >= 3, let start = fields[0].integer, let end = fields[1].integer,
                 0 <= start, start <= end, end < HashSlot.count, let node = fields[2].array, node.count >= 2,
-                let host = node[0].string, let port = node[1].integer
+                let port = node[1].integer
             else {
                 throw RedisError(.unexpectedReply, "CLUSTER SLOTS: a slot range is malformed", command: "CLUSTER SLOTS")
             }
-            let address = RedisNodeAddress(host: host.isEmpty || host == "?" ? answeredBy.host : host, port: Int(port))
+            // A NULL or empty endpoint means the node that answered; `?` an endpoint the node does not
+            // know: those slots stay without a primary until a map read from another node names it.
+            let host = node[0].isNull ? "" : node[0].string ?? ""
+            if host == "?" { continue }
+            let address = RedisNodeAddress(host: host.isEmpty ? answeredBy.host : host, port: Int(port))
             if !primaries.contains(address) { primaries.append(address) }
             assignments.append((Int(start)...Int(end), address))
         }

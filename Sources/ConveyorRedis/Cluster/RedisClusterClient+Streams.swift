@@ -37,10 +37,18 @@ extension RedisClusterClient {
                 group: group, consumer: consumer, streams: bySlot[slot]!, id: id, count: count,
                 block: waits ? min(block!, Self.crossSlotWait) : nil)
         }
+        // Each slot's reply on its own: entries one slot handed over are this consumer's now (pending),
+        // so an error from another slot must not drop them. Only when every slot failed is it an error.
         var read: [String: [StreamEntry]] = [:]
+        var failures: [RedisError] = []
         for reply in try await send(commands) {
-            for (stream, entries) in try Self.decodeRead(reply, command: "XREADGROUP") { read[stream] = entries }
+            do {
+                for (stream, entries) in try Self.decodeRead(reply, command: "XREADGROUP") { read[stream] = entries }
+            } catch {
+                failures.append(error)
+            }
         }
+        if failures.count == commands.count, let first = failures.first { throw first }
         return streams.compactMap { stream in read[stream].map { (stream, $0) } }
     }
 }

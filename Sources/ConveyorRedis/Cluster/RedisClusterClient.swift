@@ -10,10 +10,12 @@ import Synchronization
 ///
 /// The slot map comes from `CLUSTER SLOTS`, asked of a known node (the configured ones, then any primary
 /// seen). `MOVED` moves the slot in the map, retries there and reads the map again; `ASK` (a slot being
-/// migrated) retries once on the named node after `ASKING`, leaving the map as it is; `TRYAGAIN` and
-/// `CLUSTERDOWN` wait a moment and retry. At most ``maxRedirects`` hops per command: past that its
-/// reply is the last error. A node that cannot be reached (its primary died, a replica is taking over)
-/// makes the client read the map again; commands that were never sent are retried on the new owner,
+/// migrated) retries on the named node after `ASKING`, leaving the map as it is: at most
+/// ``maxRedirects`` of those per command, then its reply is the last error. While the cluster settles
+/// (`TRYAGAIN`, `CLUSTERDOWN`, `UNBLOCKED`, a slot no primary serves yet, a node that cannot be reached
+/// because its primary died and a replica is taking over) commands wait ``settlePause`` and are
+/// retried with the map read again, for up to the configuration's command timeout (as a frozen single
+/// Redis fails a command after it); commands that were never sent are retried on the new owner,
 /// commands that may have run fail with the connection's error, as on a single Redis.
 public final class RedisClusterClient: RedisClient {
     public let configuration: RedisConfiguration
@@ -23,8 +25,8 @@ public final class RedisClusterClient: RedisClient {
     /// Turns the slot that waits in a read over several slots.
     let readTurn = Atomic<Int>(0)
 
-    /// Hops one command may take (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, an unreachable node) before its
-    /// reply is the error itself. A migration or failover needs two or three.
+    /// Redirects (MOVED, ASK) one command may follow before its reply is the error itself. A
+    /// migration needs one or two.
     public static let maxRedirects = 5
     /// The pause before retrying after `TRYAGAIN` or `CLUSTERDOWN`, or after an unreachable node, while
     /// the cluster settles.
@@ -94,21 +96,29 @@ public final class RedisClusterClient: RedisClient {
 
     // MARK: Sending
 
-    /// One command of a batch on its way: where it is in the batch, and the hops it took.
+    /// One command of a batch on its way: where it is in the batch, and the redirects it followed.
     private struct Job: Sendable {
         var index: Int
         /// Set by an ASK: the node to ask once, after `ASKING`.
         var askNode: RedisNodeAddress?
-        var hops = 0
+        var redirects = 0
+    }
+
+    /// Replies that mean "the cluster is settling: ask again in a moment".
+    private static func isSettling(_ message: String) -> Bool {
+        message.hasPrefix("TRYAGAIN") || message.hasPrefix("CLUSTERDOWN") || message.hasPrefix("UNBLOCKED")
     }
 
     public func send(_ commands: [RedisCommand]) async throws -> [RedisReply] {
         guard !commands.isEmpty else { return [] }
+        let settleDeadline = ContinuousClock.now + configuration.commandTimeout
         var topology = try await self.topology()
         var version = state.withLock { $0.version }
         var replies = [RedisReply?](repeating: nil, count: commands.count)
         var jobs: [Job] = []
         for index in commands.indices {
+            // SCRIPT LOAD and the like go to every primary first (a script must be known before the
+            // EVALSHA that follows it in the batch).
             if commands[index].route == .everyPrimary {
                 replies[index] = try await broadcast(commands[index], to: topology.primaries)
             } else {
@@ -117,11 +127,12 @@ public final class RedisClusterClient: RedisClient {
         }
         while !jobs.isEmpty {
             var byNode: [RedisNodeAddress: [Job]] = [:]
+            var unserved: [Job] = []
             for job in jobs {
                 if let node = job.askNode ?? node(for: commands[job.index], in: topology) {
                     byNode[node, default: []].append(job)
                 } else {
-                    replies[job.index] = .error("CLUSTERDOWN Hash slot not served")
+                    unserved.append(job)
                 }
             }
             let results = await withTaskGroup(of: (RedisNodeAddress, [Job], ShareOutcome).self) { group in
@@ -130,22 +141,22 @@ public final class RedisClusterClient: RedisClient {
                 }
                 return await group.reduce(into: []) { $0.append($1) }
             }
+            // Commands to retry once the cluster has settled a moment, with the map read again.
+            var settling: [Job] = unserved
+            var lastSettlingError: (any Error)? = unserved.isEmpty ? nil : RedisError(.commandFailed, "CLUSTERDOWN Hash slot not served")
             jobs = []
-            var refresh = false
-            var pause = false
+            var refresh = !unserved.isEmpty
             for (node, share, outcome) in results {
                 guard case .answered(let answered) = outcome else {
                     if case .unsent(let error) = outcome {
                         // Nothing was written: once the map is read again, retry where the slot lives then.
-                        for var job in share {
-                            job.hops += 1
+                        settling += share.map { job in
+                            var job = job
                             job.askNode = nil
-                            guard job.hops <= Self.maxRedirects else { throw error }
-                            jobs.append(job)
+                            return job
                         }
-                        state.withLock { $0.statistics.retried += share.count }
+                        lastSettlingError = error
                         refresh = true
-                        pause = true
                         continue
                     }
                     // The node went away mid-pipeline: these commands may have run, so they fail as on a
@@ -158,13 +169,13 @@ public final class RedisClusterClient: RedisClient {
                     let job = share[position]
                     let reply = answered[position]
                     var next = job
-                    next.hops += 1
                     next.askNode = nil
-                    guard case .error(let message) = reply, next.hops <= Self.maxRedirects else {
+                    guard case .error(let message) = reply else {
                         replies[job.index] = reply
                         continue
                     }
-                    if let redirect = ClusterRedirect(reply) {
+                    if let redirect = ClusterRedirect(reply), next.redirects < Self.maxRedirects {
+                        next.redirects += 1
                         // An empty host in a redirect means the host of the node that answered.
                         let owner = redirect.node.host.isEmpty ? RedisNodeAddress(host: node.host, port: redirect.node.port) : redirect.node
                         switch redirect.kind {
@@ -178,18 +189,28 @@ public final class RedisClusterClient: RedisClient {
                             next.askNode = owner
                         }
                         jobs.append(next)
-                    } else if message.hasPrefix("TRYAGAIN") || message.hasPrefix("CLUSTERDOWN") {
-                        // A multi-key command during a migration, or a cluster electing a new primary.
-                        state.withLock { $0.statistics.retried += 1 }
-                        pause = true
-                        refresh = refresh || message.hasPrefix("CLUSTERDOWN")
-                        jobs.append(next)
+                    } else if Self.isSettling(message), ContinuousClock.now < settleDeadline {
+                        // A multi-key command during a migration, a cluster electing a new primary, a
+                        // blocked read whose key moved away.
+                        settling.append(next)
+                        refresh = refresh || !message.hasPrefix("TRYAGAIN")
                     } else {
                         replies[job.index] = reply
                     }
                 }
             }
-            if pause { try await Task.sleep(for: Self.settlePause) }
+            if !settling.isEmpty {
+                if state.withLock({ $0.closed }) { throw RedisError(.connectionClosed, "the cluster client was closed") }
+                guard ContinuousClock.now < settleDeadline else {
+                    // Settling took longer than a command may: answer as a single Redis would.
+                    if let error = lastSettlingError as? RedisError, error.code != RedisError.Code.commandFailed { throw error }
+                    for job in settling { replies[job.index] = .error("CLUSTERDOWN the cluster did not settle within \(configuration.commandTimeout)") }
+                    break
+                }
+                state.withLock { $0.statistics.retried += settling.count }
+                jobs += settling
+                try await Task.sleep(for: Self.settlePause)
+            }
             if refresh, (try? await refreshTopology(seen: version)) != nil {
                 (topology, version) = state.withLock { ($0.topology, $0.version) }
             }
@@ -238,19 +259,30 @@ public final class RedisClusterClient: RedisClient {
             }
             let replies = try await connection.send(pipeline)
             return .answered(positions.map { replies[$0] })
-        } catch let error as RedisError where error.code == RedisError.Code.connectionFailed {
+        } catch let error as RedisError where error.code == RedisError.Code.connectionFailed || error.code == RedisError.Code.connectionClosed {
+            // Refused, or a connection a map read closed just now (a node no longer a primary): nothing
+            // was written.
             return .unsent(error)
         } catch {
             return .broken(error)
         }
     }
 
-    /// Sends a command to every primary; the reply is the first error, else the first primary's.
+    /// Sends a command to every primary and every other node this client talks to (an ASK target
+    /// during a migration); the reply is the first error, else the first node's. A node that cannot be
+    /// reached is skipped (a script is loaded there when it answers NOSCRIPT later), unless none could.
     private func broadcast(_ command: RedisCommand, to primaries: [RedisNodeAddress]) async throws -> RedisReply {
+        let connected = state.withLock { Array($0.connections.keys) }
         var replies: [RedisReply] = []
-        for node in primaries {
-            replies.append(try await connection(to: node).send(command))
+        var failure: (any Error)?
+        for node in primaries + connected.filter({ !primaries.contains($0) }).sorted() {
+            do {
+                replies.append(try await connection(to: node).send(command))
+            } catch {
+                failure = error
+            }
         }
+        if replies.isEmpty, let failure { throw failure }
         return replies.first { $0.errorMessage != nil } ?? replies.first ?? .error("CLUSTERDOWN no primary is known")
     }
 

@@ -28,7 +28,10 @@ extension RedisCommand {
             // name, script, numkeys, key…: a script without keys may run anywhere.
             index = argumentCount > 3 && argument(2) != "0" ? 3 : nil
         case "XREADGROUP", "XREAD":
-            index = (1..<argumentCount).first { argument($0).uppercased() == "STREAMS" }.map { $0 + 1 }
+            // After GROUP <group> <consumer> for XREADGROUP, so that a group or consumer named
+            // "streams" is not taken for the keyword.
+            let first = name == "XREADGROUP" ? 4 : 1
+            index = first < argumentCount ? (first..<argumentCount).first { argument($0).uppercased() == "STREAMS" }.map { $0 + 1 } : nil
         case "XINFO", "XGROUP", "OBJECT", "MEMORY":
             index = 2
         case "SCAN":
