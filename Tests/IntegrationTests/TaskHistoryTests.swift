@@ -29,7 +29,9 @@ struct TaskHistoryTests {
     @Test("pages follow next_cursor without gaps or repeats, never splitting a step's row; a bad cursor or limit is a 400")
     func pagination() async throws {
         let stack = try await Stack.start()
-        let id = try await stack.submit("steps", params: #"{"steps":4,"ms":600}"#)
+        // Progress is kept about once a second: a task of 4.8 s leaves two milestones even when a loaded
+        // machine stalls it for a second (2.4 s once left one).
+        let id = try await stack.submit("steps", params: #"{"steps":6,"ms":800}"#)
         #expect(try await stack.waitUntilTerminal([id])[id] == .succeeded)
         let whole = try await stack.history(id, limit: 1000)
         #expect(whole.filter { $0["kind"]?.stringValue == "progress" }.count >= 2, "progress milestones are part of the story")
