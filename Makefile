@@ -22,14 +22,20 @@ demo: deps
 # cores cannot make them measure the machine instead of Conveyor.
 TIMING_TESTS := ScheduledTaskTests/(delayedTaskStartsOnTime|startTimeErrorUnderLoad)|ProgressTests/coalesced|WebhookTests/hangingReceiverDoesNotBlockOthers|FlowLimitTests/(rateOverSixtySeconds|killedAgentsSlotsReturnWithTheLease)|PriorityAndPauseTests/priorityOrder|LeaseTests/longTaskKeepsItsLease
 
+# The tests that kill, freeze and reshard Redis Clusters of their own (18 redis-servers at once): after
+# the timing tests, so that neither they nor the main run share the two cores with them.
+CLUSTER_FAILURE_TESTS := ClusterFailoverTests
+
 # Unit and integration tests (they start their own Redis and PostgreSQL), the timing tests on their own,
+# the cluster failure tests on their own,
 # then a short chaos run: 3,000 tasks while agents, the coordinator, Redis and PostgreSQL are killed (it
 # fails on any lost task), then 1,000 live streams and 1,000 long-polls on one coordinator (it fails
 # unless all see their task end).
 test: test-deps
 	swift build --build-tests
-	swift test --skip-build --skip '$(TIMING_TESTS)'
+	swift test --skip-build --skip '$(TIMING_TESTS)|$(CLUSTER_FAILURE_TESTS)'
 	swift test --skip-build --filter '$(TIMING_TESTS)'
+	swift test --skip-build --filter '$(CLUSTER_FAILURE_TESTS)'
 	.build/debug/conveyor-load chaos --tasks 3000 --duration 15
 	.build/debug/conveyor-load watch --streams 1000 --waits 1000
 
