@@ -81,13 +81,12 @@ public final class LocalRedisCluster: Sendable {
     /// has a primary, and every replica's link to its primary is up.
     public func waitUntilHealthy(timeout: Duration = .seconds(30)) async throws {
         let deadline = ContinuousClock.now + timeout
-        let quiet = Logger(label: "conveyor.embedded", factory: { _ in SwiftLogNoOpLogHandler() })
         var last = ""
         while ContinuousClock.now < deadline {
             let running = servers.withLock { Array($0.keys) }
             var healthy = true
             for port in running {
-                let connection = RedisConnection(configuration: RedisConfiguration(port: port), name: "redis-probe", logger: quiet)
+                let connection = Self.connect(port)
                 defer { connection.close() }
                 let replies = (try? await connection.send([RedisCommand("CLUSTER", ["INFO"]), RedisCommand("INFO", ["replication"])])) ?? []
                 let info = replies.first?.string ?? ""
@@ -112,9 +111,8 @@ public final class LocalRedisCluster: Sendable {
     /// sees it.
     public func primaryPorts() async throws -> [Int] {
         let running = servers.withLock { Array($0.keys) }.sorted()
-        let quiet = Logger(label: "conveyor.embedded", factory: { _ in SwiftLogNoOpLogHandler() })
         for port in running {
-            let connection = RedisConnection(configuration: RedisConfiguration(port: port), name: "redis-probe", logger: quiet)
+            let connection = Self.connect(port)
             defer { connection.close() }
             guard let text = (try? await connection.send(RedisCommand("CLUSTER", ["NODES"])))?.string else { continue }
             return text.split(separator: "\n").compactMap { line in
@@ -133,10 +131,6 @@ public final class LocalRedisCluster: Sendable {
     /// its keys move in batches with MIGRATE, then every primary is told the target owns it (MOVED from
     /// then on). `between` runs after the slot is marked migrating and before the keys move.
     public func migrate(slot: Int, to target: Int, between: @Sendable () async throws -> Void = {}) async throws {
-        let quiet = Logger(label: "conveyor.embedded", factory: { _ in SwiftLogNoOpLogHandler() })
-        func connect(_ port: Int) -> RedisConnection {
-            RedisConnection(configuration: RedisConfiguration(port: port), name: "redis-admin", logger: quiet)
-        }
         func checked(_ connection: RedisConnection, _ command: RedisCommand) async throws -> RedisReply {
             let reply = try await connection.send(command)
             if let message = reply.errorMessage { throw LocalServerError("\(command.name) on a cluster node: \(message)") }
@@ -147,9 +141,9 @@ public final class LocalRedisCluster: Sendable {
         guard primaries.contains(target), target != sourcePort else {
             throw LocalServerError("slot \(slot) cannot move from \(sourcePort) to \(target): not another primary")
         }
-        let targetConnection = connect(target)
+        let targetConnection = Self.connect(target)
         defer { targetConnection.close() }
-        let source = connect(sourcePort)
+        let source = Self.connect(sourcePort)
         defer { source.close() }
         let sourceID = try await checked(source, RedisCommand("CLUSTER", ["MYID"])).string ?? ""
         let targetID = try await checked(targetConnection, RedisCommand("CLUSTER", ["MYID"])).string ?? ""
@@ -163,7 +157,7 @@ public final class LocalRedisCluster: Sendable {
                 "MIGRATE", ["127.0.0.1", String(target), "", "0", "5000", "KEYS"] + names.compactMap(\.string)))
         }
         for port in [target, sourcePort] + primaries.filter({ $0 != target && $0 != sourcePort }) {
-            let connection = connect(port)
+            let connection = Self.connect(port)
             defer { connection.close() }
             _ = try await checked(connection, RedisCommand("CLUSTER", ["SETSLOT", String(slot), "NODE", targetID]))
         }
@@ -171,9 +165,8 @@ public final class LocalRedisCluster: Sendable {
 
     /// The ports of a shard: its primary's (first) and its replicas', as a running node sees them now.
     public func shard(ofSlot slot: Int) async throws -> [Int] {
-        let quiet = Logger(label: "conveyor.embedded", factory: { _ in SwiftLogNoOpLogHandler() })
         for port in servers.withLock({ Array($0.keys) }).sorted() {
-            let connection = RedisConnection(configuration: RedisConfiguration(port: port), name: "redis-probe", logger: quiet)
+            let connection = Self.connect(port)
             defer { connection.close() }
             guard let reply = try? await connection.send(RedisCommand("CLUSTER", ["SLOTS"])), let ranges = reply.array else { continue }
             for range in ranges {
@@ -184,6 +177,14 @@ public final class LocalRedisCluster: Sendable {
             }
         }
         throw LocalServerError("no running node knows who serves slot \(slot)")
+    }
+
+    /// A quiet connection to one node, for the cluster's own upkeep (refused connections are expected
+    /// while nodes start or die).
+    private static func connect(_ port: Int) -> RedisConnection {
+        RedisConnection(
+            configuration: RedisConfiguration(port: port), name: "redis-probe",
+            logger: Logger(label: "conveyor.embedded", factory: { _ in SwiftLogNoOpLogHandler() }))
     }
 
     /// The running server of a node.

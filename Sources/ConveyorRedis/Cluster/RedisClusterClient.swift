@@ -180,9 +180,11 @@ public final class RedisClusterClient: RedisClient {
                         let owner = redirect.node.host.isEmpty ? RedisNodeAddress(host: node.host, port: redirect.node.port) : redirect.node
                         switch redirect.kind {
                         case .moved:
-                            state.withLock { $0.statistics.moved += 1 }
                             topology.assign(slot: redirect.slot, to: owner)
-                            state.withLock { if $0.version == version { $0.topology.assign(slot: redirect.slot, to: owner) } }
+                            state.withLock { state in
+                                state.statistics.moved += 1
+                                if state.version == version { state.topology.assign(slot: redirect.slot, to: owner) }
+                            }
                             refresh = true
                         case .ask:
                             state.withLock { $0.statistics.asked += 1 }

@@ -39,7 +39,7 @@ extension RedisCommand {
             guard let match = (1..<argumentCount).first(where: { argument($0).uppercased() == "MATCH" }), match + 1 < argumentCount,
                 let tag = Self.hashTag(argument(match + 1)), !tag.contains(where: { "*?[]\\".contains($0) })
             else { return .anyPrimary }
-            return .slot(HashSlot.of("{\(tag)}"))
+            return .slot(slot(ofArgument: match + 1))
         default:
             index = 1
         }
@@ -58,14 +58,17 @@ extension RedisCommand {
     /// The argument as text (for routing and error messages; arguments may hold task params, so never
     /// log one).
     func argument(_ index: Int) -> String {
-        let start = lengths[..<index].reduce(0, +)
-        return String(decoding: bytes[start..<(start + lengths[index])], as: UTF8.self)
+        String(decoding: bytes[byteRange(ofArgument: index)], as: UTF8.self)
     }
 
     private func slot(ofArgument index: Int) -> Int {
+        let range = byteRange(ofArgument: index)
+        return bytes.withUnsafeBufferPointer { HashSlot.of(bytes: UnsafeBufferPointer(rebasing: $0[range])) }
+    }
+
+    /// Where an argument's bytes are in the flat buffer.
+    private func byteRange(ofArgument index: Int) -> Range<Int> {
         let start = lengths[..<index].reduce(0, +)
-        return bytes.withUnsafeBufferPointer { buffer in
-            HashSlot.of(bytes: UnsafeBufferPointer(rebasing: buffer[start..<(start + lengths[index])]))
-        }
+        return start..<(start + lengths[index])
     }
 }
