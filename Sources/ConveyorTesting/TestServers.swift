@@ -101,6 +101,11 @@ public actor TestServers {
         try await admin.withSession { session in
             try session.execute("CREATE DATABASE \(database)", name: "create test database")
         }
+        // A test's own connections get the same patience as the one that made its database: at the
+        // suite's start dozens of backends open at once beside Redis Clusters and a browser (a 3 s
+        // connect timed out for 7 tests in one fresh-clone run).
+        var postgresConfiguration = try PostgresConfiguration(url: "postgres://postgres@127.0.0.1:\(postgres.port)/\(database)", poolSize: 2)
+        postgresConfiguration.connectTimeout = Self.connectTimeout
         var cluster = redisCluster ? try await sharedRedisCluster() : nil
         if ownRedisCluster {
             let own = try await LocalRedisCluster.start(primaries: 3, replicas: 1, logger: Self.quietLogger)
@@ -109,7 +114,7 @@ public actor TestServers {
         }
         return TestEnvironment(
             redis: try RedisConfiguration(url: cluster?.url ?? redis.url),
-            postgres: try PostgresConfiguration(url: "postgres://postgres@127.0.0.1:\(postgres.port)/\(database)", poolSize: 2),
+            postgres: postgresConfiguration,
             keys: RedisKeys(prefix: "\(name)_\(suffix)"),
             redisServer: redis, postgresServer: postgres, redisCluster: cluster)
     }
