@@ -101,11 +101,12 @@ public actor TestServers {
         try await admin.withSession { session in
             try session.execute("CREATE DATABASE \(database)", name: "create test database")
         }
-        // A test's own connections get the same patience as the one that made its database: at the
-        // suite's start dozens of backends open at once beside Redis Clusters and a browser (a 3 s
-        // connect timed out for 7 tests in one fresh-clone run).
+        // On the shared server a test's own connections get the same patience as the one that made its
+        // database: at the suite's start dozens of backends open at once beside Redis Clusters and a
+        // browser (a 3 s connect timed out for 7 tests in one fresh-clone run). A server of the test's
+        // own keeps the production timeout: those tests freeze and stop it on purpose.
         var postgresConfiguration = try PostgresConfiguration(url: "postgres://postgres@127.0.0.1:\(postgres.port)/\(database)", poolSize: 2)
-        postgresConfiguration.connectTimeout = Self.connectTimeout
+        if !ownPostgres { postgresConfiguration.connectTimeout = Self.connectTimeout }
         var cluster = redisCluster ? try await sharedRedisCluster() : nil
         if ownRedisCluster {
             let own = try await LocalRedisCluster.start(primaries: 3, replicas: 1, logger: Self.quietLogger)
