@@ -43,6 +43,7 @@ public enum Settings {
     public static let authDisabled = Setting(environmentVariable: "CONVEYOR_AUTH_DISABLED", flag: nil, defaultValue: "false", summary: "true lets /v1 run without tokens (trusted networks only).")
     public static let maxBodyBytes = Setting(environmentVariable: "CONVEYOR_MAX_BODY_BYTES", flag: nil, defaultValue: "1048576", summary: "Largest request body; larger gets 413.")
     public static let submitBatchMax = Setting(environmentVariable: "CONVEYOR_SUBMIT_BATCH_MAX", flag: nil, defaultValue: "5000", summary: "Most tasks committed in one Submitter transaction.")
+    public static let submitQueueMax = Setting(environmentVariable: "CONVEYOR_SUBMIT_QUEUE_MAX", flag: nil, defaultValue: "10000", summary: "Most submitted tasks waiting for the Submitter; a request that does not fit is shed with 503 overloaded and Retry-After (the bound on an accepted request's wait).")
     public static let recorderBatch = Setting(environmentVariable: "CONVEYOR_RECORDER_BATCH", flag: nil, defaultValue: "5000", summary: "Most lifecycle events the Recorder reads per stream per batch.")
     public static let instanceID = Setting(environmentVariable: "CONVEYOR_INSTANCE_ID", flag: nil, defaultValue: "coordinator-<hostname>", summary: "Coordinator name in logs and as the Recorder's consumer (keep it stable across restarts).")
     public static let agentID = Setting(environmentVariable: "CONVEYOR_AGENT_ID", flag: "--agent-id", defaultValue: "<hostname>-<pid>", summary: "Agent name: its consumer in the streams and its heartbeat entry.")
@@ -76,7 +77,7 @@ public enum Settings {
 
     public static let all: [Setting] = [
         redisURL, redisPrefix, redisTimeout, postgresURL, postgresPoolSize, postgresStatementTimeout, postgresConnectTimeout, taskTypes, httpHost, httpPort, apiTokens, apiTokensFile, authDisabled,
-        maxBodyBytes, submitBatchMax, recorderBatch, instanceID, agentID, agentConcurrency, agentQueues, metricsPort, metricsHost,
+        maxBodyBytes, submitBatchMax, submitQueueMax, recorderBatch, instanceID, agentID, agentConcurrency, agentQueues, metricsPort, metricsHost,
         reconcileInterval, reconcileSweep, dispatchGrace, recorderTakeoverAfter, retention, deadLetterLimit, idleConsumerAfter, webhookHosts, webhookSecret, webhookRetryFor, webhookTimeout, shutdownGrace, observabilityEnabled, taskLogSample, lokiURL, logLevel, logFormat, consoleSession, grafanaURL, clientURL, clientToken, fault, executionJournal,
     ]
 }

@@ -95,7 +95,7 @@ public struct Coordinator: Sendable {
         self.forwarder = forwarder
         self.submitter = Submitter(
             store: store, redis: redis, keys: configuration.keys, maxBatchTasks: configuration.submitBatchMaxTasks,
-            logger: logger.with(label: "conveyor.coordinator.submitter"),
+            queueCapacity: configuration.submitQueueMaxTasks, logger: logger.with(label: "conveyor.coordinator.submitter"),
             onScheduled: { forwarder.nudge(dueAtMillis: $0) })
         if let secret = configuration.webhookSecret, !configuration.webhookHosts.allowedHosts.isEmpty {
             let client = HTTPClient(

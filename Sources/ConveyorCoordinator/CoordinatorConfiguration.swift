@@ -23,6 +23,11 @@ public struct CoordinatorConfiguration: Sendable {
     public var keys: RedisKeys = RedisKeys()
     /// Most tasks the Submitter writes in one transaction.
     public var submitBatchMaxTasks: Int = 5000
+    /// Most tasks waiting for the Submitter. A submission that does not fit is shed with 503
+    /// `overloaded` and `Retry-After` rather than queued: an accepted request waits for at most the
+    /// flush in progress and the flushes these tasks fill, however far the offered load exceeds the
+    /// ceiling.
+    public var submitQueueMaxTasks: Int = 10_000
     /// Most events the Recorder reads per stream per batch.
     public var recorderBatchSize: Int = 5000
     /// Names this coordinator in logs and as the Recorder's consumer.
@@ -87,6 +92,9 @@ public struct CoordinatorConfiguration: Sendable {
         }
         guard submitBatchMaxTasks >= Self.maxBatchTasks else {
             throw ConfigurationError(key: "CONVEYOR_SUBMIT_BATCH_MAX", "must be at least \(Self.maxBatchTasks)")
+        }
+        guard submitQueueMaxTasks >= Self.maxBatchTasks else {
+            throw ConfigurationError(key: "CONVEYOR_SUBMIT_QUEUE_MAX", "must be at least \(Self.maxBatchTasks) (one whole batch request)")
         }
         guard reconcileInterval >= .milliseconds(10) else { throw ConfigurationError(key: "CONVEYOR_RECONCILE_INTERVAL", "must be at least 10ms") }
         guard abandonedEventsAfter >= .milliseconds(100) else {

@@ -43,17 +43,7 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
     /// consumer has stopped.
     public func enqueue(_ item: Item, weight: Int = 1) async throws(GroupCommitQueueError) {
         while true {
-            let step = state.withLock { state -> EnqueueStep in
-                if state.finished { return .finished }
-                // An item heavier than the capacity is still admitted into an empty queue.
-                if state.weight > 0, state.weight + weight > capacity { return .wait }
-                state.entries.append(Entry(item: item, weight: weight))
-                state.weight += weight
-                let consumer = state.consumer
-                state.consumer = nil
-                return .added(consumer)
-            }
-            switch step {
+            switch offer(item, weight: weight) {
             case .finished:
                 throw .finished
             case .added(let consumer):
@@ -70,6 +60,40 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
                 }
             }
         }
+    }
+
+    /// Adds an item if the queue has room for it now, and returns whether it did: the caller sheds the
+    /// item instead of waiting (admission control, where ``enqueue(_:weight:)`` gives back-pressure).
+    /// Throws ``GroupCommitQueueError/finished`` once the consumer has stopped.
+    public func tryEnqueue(_ item: Item, weight: Int = 1) throws(GroupCommitQueueError) -> Bool {
+        switch offer(item, weight: weight) {
+        case .finished:
+            throw .finished
+        case .added(let consumer):
+            consumer?.resume()
+            return true
+        case .wait:
+            return false
+        }
+    }
+
+    /// Appends the item unless the queue is finished or too full for it; an item heavier than the
+    /// capacity is still admitted into an empty queue.
+    private func offer(_ item: Item, weight: Int) -> EnqueueStep {
+        state.withLock { state -> EnqueueStep in
+            if state.finished { return .finished }
+            if state.weight > 0, state.weight + weight > capacity { return .wait }
+            state.entries.append(Entry(item: item, weight: weight))
+            state.weight += weight
+            let consumer = state.consumer
+            state.consumer = nil
+            return .added(consumer)
+        }
+    }
+
+    /// Whether an item of `weight` would have to wait (the queue holds too much to take it now).
+    public func isFull(forWeight weight: Int = 1) -> Bool {
+        state.withLock { $0.weight > 0 && $0.weight + weight > capacity }
     }
 
     /// Takes every waiting item up to `maximumWeight` (at least one item), waiting for the first one.

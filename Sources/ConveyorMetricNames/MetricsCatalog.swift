@@ -19,6 +19,7 @@ public enum MetricsCatalog {
 
     // Coordinator
     public static let tasksSubmitted = Entry(name: "conveyor_tasks_submitted_total", help: "Tasks accepted (committed in PostgreSQL and added to Redis), by type.")
+    public static let submissionsShed = Entry(name: "conveyor_submissions_shed_total", help: "Submission requests shed because the Submitter's queue was full (503 overloaded with Retry-After); nothing of them was stored.")
     public static let enqueueDuration = Entry(name: "conveyor_enqueue_duration_seconds", help: "Time to answer a submission (single or batch request), from request to response.", buckets: latencyBuckets)
     public static let httpRequests = Entry(name: "conveyor_http_requests_total", help: "HTTP requests answered, by route, method and status.")
     public static let httpDuration = Entry(name: "conveyor_http_request_duration_seconds", help: "HTTP request latency, by route and method.", buckets: latencyBuckets)
@@ -69,7 +70,7 @@ public enum MetricsCatalog {
     public static let processStart = Entry(name: "process_start_time_seconds", help: "Start time of the process since the Unix epoch, in seconds.")
 
     public static let all: [Entry] = [
-        tasksSubmitted, enqueueDuration, httpRequests, httpDuration, eventsRecorded, recorderLag, queueReady, queuePending,
+        tasksSubmitted, submissionsShed, enqueueDuration, httpRequests, httpDuration, eventsRecorded, recorderLag, queueReady, queuePending,
         queueDelayed, queueDead, agentsLive, reconciled, webhookDeliveries, limitRunning, limitMax, limitWaiting, limitUtilisation, generationsDropped, deadLettersTrimmed, consumersRemoved, cancelMarksRemoved, taskWatchers,
         workflowsStarted, workflowsFinished, workflowDuration, workflowNodesWaiting, workflowNodesDispatched, postgresRows, postgresBatch, postgresDuration, tasksCompleted, taskRun,
         taskEndToEnd, retries, timeouts, reclaims, throttled, inFlight, redisPipeline, redisRoundTrip, logLinesDropped, processCPU, processResident,

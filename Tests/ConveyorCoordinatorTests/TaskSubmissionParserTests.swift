@@ -47,6 +47,52 @@ struct TaskSubmissionParserTests {
         }
     }
 
+    @Test("messages name the field and what was expected, as clients saw them from the Codable decoder", arguments: [
+        (#"{"type":null}"#, "type: expected a string, got null"),
+        (#"{"type":1}"#, "type: expected a string"),
+        (#"{"params":{}}"#, "type: required"),
+        (#"[1]"#, "the body: expected an object"),
+        (#"{"type":"noop","max_attempts":1.5}"#, "max_attempts: expected an integer"),
+        (#"{"type":"noop","tags":{"k":1}}"#, "tags.k: expected a string"),
+        (#"{"type":"noop","tags":[]}"#, "tags: expected an object"),
+        (#"{"type":"noop","delay":true}"#, "delay: expected a duration"),
+        (#"{"type":"noop","priority":[2]}"#, "priority: expected a priority"),
+        (#"{"type":"noop","queue":7}"#, "queue: expected a string"),
+    ])
+    func fieldMessages(json: String, message: String) {
+        do {
+            _ = try single(json)
+            Issue.record("accepted \(json)")
+        } catch {
+            #expect(error.message == message)
+            #expect(error.status == .badRequest)
+        }
+    }
+
+    @Test("a body that is not UTF-8, or not JSON, is malformed_json; null members count as absent")
+    func malformedAndNulls() throws {
+        for body in [Data([0x7B, 0x22, 0x74, 0x79, 0x70, 0x65, 0x22, 0x3A, 0x22, 0xFF, 0xFE, 0x22, 0x7D]), Data("{\"type\":".utf8), Data()] {
+            do {
+                _ = try parser.parseSingle(body, correlationID: "c", idempotencyKey: nil, now: 1)
+                Issue.record("accepted \(Array(body))")
+            } catch {
+                #expect(error.code == "malformed_json")
+            }
+        }
+        let task = try single(#"{"type":"noop","params":null,"queue":null,"tags":null,"delay":null,"priority":null,"max_attempts":2.0}"#)
+        #expect(task.params == "{}" && task.queue == "default" && task.maxAttempts == 2)
+        let batch = #"{"tasks":[{"type":"noop"},{"type":"noop","unknown":[1,{"x":2}]}],"extra":true}"#
+        #expect(try parser.parseBatch(Data(batch.utf8), correlationID: "c", idempotencyKey: nil, now: 1).count == 2)
+        for (body, code) in [(#"{"tasks":{}}"#, "invalid_field"), (#"{}"#, "missing_field"), (#"{"tasks":[]}"#, "empty_batch")] {
+            do {
+                _ = try parser.parseBatch(Data(body.utf8), correlationID: "c", idempotencyKey: nil, now: 1)
+                Issue.record("accepted \(body)")
+            } catch {
+                #expect(error.code == code, "\(body): \(error.message)")
+            }
+        }
+    }
+
     @Test("priority reads as a name or 0–2 (normal when absent); limit_key is kept as given")
     func priorityAndLimitKey() throws {
         let parse = { (json: String) throws(APIError) -> NewTask in

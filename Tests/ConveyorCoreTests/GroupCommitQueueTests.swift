@@ -24,6 +24,24 @@ struct GroupCommitQueueTests {
         #expect(await queue.nextBatch(maximumWeight: 10) == ["huge"])
     }
 
+    @Test("tryEnqueue takes what fits and refuses the rest at once (shedding), until a batch makes room")
+    func tryEnqueueSheds() async throws {
+        let queue = GroupCommitQueue<String>(capacity: 1000)
+        #expect(try queue.tryEnqueue("a", weight: 600))
+        #expect(!queue.isFull(forWeight: 400))
+        #expect(queue.isFull(forWeight: 401))
+        #expect(try !queue.tryEnqueue("b", weight: 500))
+        #expect(try queue.tryEnqueue("c", weight: 400))
+        #expect(queue.isFull())
+        #expect(queue.pendingWeight == 1000)
+        #expect(await queue.nextBatch(maximumWeight: 2000) == ["a", "c"])
+        // Room again; an item heavier than the capacity still enters an empty queue.
+        #expect(try queue.tryEnqueue("huge", weight: 5000))
+        #expect(try !queue.tryEnqueue("d", weight: 1))
+        queue.finish()
+        #expect(throws: GroupCommitQueueError.finished) { try queue.tryEnqueue("e") }
+    }
+
     @Test("after finish, queued items are still delivered, then nil; new items are refused")
     func finishDrains() async throws {
         let queue = GroupCommitQueue<Int>(capacity: 10)

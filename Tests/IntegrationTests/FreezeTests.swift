@@ -60,6 +60,50 @@ struct FreezeTests {
         ) { $0.postgres.statementTimeout = .seconds(2) }
     }
 
+    @Test("a full Submitter queue sheds submissions at once with 503 overloaded and Retry-After; what it accepted is stored and runs")
+    func fullQueueSheds() async throws {
+        let environment = try await TestServers.shared.environment(name: "shedding", ownPostgres: true)
+        // Unlimited and with the default lease: this test is about admission, not about flow limits.
+        let registry = TaskTypeRegistry([TaskTypeDefinition(name: "work", maxConcurrent: nil, handler: "noop")])
+        let stack = try await Stack.start(registry: registry, agents: 1, environment: environment) { configuration in
+            configuration.submitQueueMaxTasks = 1000
+            configuration.postgres.statementTimeout = .seconds(30)
+        }
+        let batch = "{\"tasks\":[" + Array(repeating: #"{"type":"work"}"#, count: 1000).joined(separator: ",") + "]}"
+        environment.postgresServer.freeze()
+        // The first batch is taken by the flush, which waits on the frozen PostgreSQL; the second fills
+        // the queue behind it.
+        let first = Task { try await stack.post("/v1/tasks/batch", batch) }
+        try await Task.sleep(for: .milliseconds(500))
+        let second = Task { try await stack.post("/v1/tasks/batch", batch) }
+        try await Task.sleep(for: .milliseconds(500))
+        let clock = ContinuousClock()
+        let started = clock.now
+        let shedSingle = try await stack.post("/v1/tasks", #"{"type":"work"}"#, timeout: .seconds(10))
+        let shedBatch = try await stack.post("/v1/tasks/batch", #"{"tasks":[{"type":"work"}]}"#, timeout: .seconds(10))
+        let took = clock.now - started
+        environment.postgresServer.thaw()
+        for shed in [shedSingle, shedBatch] {
+            #expect(shed.status == 503)
+            #expect(shed.json?["error"]?["code"]?.stringValue == "overloaded")
+            #expect(shed.headers.first(name: "Retry-After") == "1")
+        }
+        #expect(took < .seconds(2), "shedding must not wait: answered after \(took)")
+
+        var ids: [Int64] = []
+        for reply in [try await first.value, try await second.value] {
+            #expect(reply.status == 201)
+            ids += (reply.json?["tasks"]?.arrayValue ?? []).compactMap { $0["id"]?.intValue }
+        }
+        #expect(ids.count == 2000)
+        let statuses = try await stack.waitUntilTerminal(ids, timeout: .seconds(60))
+        #expect(statuses.count == 2000 && statuses.values.allSatisfy { $0 == .succeeded })
+        // The metrics registry is the test process's: other tests may count too, so only its presence.
+        let metrics = try await stack.request(.GET, "/metrics", token: nil)
+        #expect(metrics.body.contains("conveyor_submissions_shed_total "))
+        try await stack.stop()
+    }
+
     @Test("a frozen Redis: 503 with Retry-After within seconds, /ready names it, and submissions succeed again after SIGCONT")
     func frozenRedis() async throws {
         let environment = try await TestServers.shared.environment(name: "redisfreeze", ownRedis: true)

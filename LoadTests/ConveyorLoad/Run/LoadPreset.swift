@@ -15,9 +15,12 @@ struct LoadPreset: Sendable {
     var churn: SoakChurn.Plan?
     /// Settings for the embedded coordinator and agents (flags' `--env` override them).
     var environment: [String: String] = [:]
+    /// The coordinator is meant to shed part of this load (429/503 + Retry-After): shed requests are
+    /// reported, and do not fail the run.
+    var sheddingExpected = false
 
     /// Names in the order `--help` lists them.
-    static let names = ["seed", "max", "max-single", "soak"]
+    static let names = ["seed", "max", "max-single", "soak", "overload"]
 
     static func named(_ name: String) -> LoadPreset? {
         switch name {
@@ -27,15 +30,21 @@ struct LoadPreset: Sendable {
         case "max": LoadPreset(closedLoop: true, duration: 60, agents: 2, agentConcurrency: 1000, batch: 500, concurrency: 8)
         // The ceiling through single POSTs.
         case "max-single": LoadPreset(closedLoop: true, duration: 60, agents: 2, agentConcurrency: 1000, concurrency: 64)
-        // Eight minutes at 60,000 tasks a minute with retries, dead letters, cancels and agent restarts,
+        // An hour at 60,000 tasks a minute with retries, dead letters, cancels and agent restarts,
         // retention two minutes: Redis, PostgreSQL and every process must stay flat after the warm-up.
         case "soak":
             LoadPreset(
-                rate: "60000/min", duration: 480, agents: 2, mix: "noop=86,sleep:5ms=5,fail:1x=7,fail:9x=2",
+                rate: "60000/min", duration: 3600, agents: 2, mix: "noop=86,sleep:5ms=5,fail:1x=7,fail:9x=2",
                 churn: SoakChurn.Plan(cancelEvery: 100, agentRestartEvery: .seconds(60)),
                 environment: [
                     "CONVEYOR_RETENTION": "2m", "CONVEYOR_DEAD_LETTER_LIMIT": "1000", "CONVEYOR_IDLE_CONSUMER_AFTER": "30s",
                 ])
+        // Twice the batch ceiling, open loop: the coordinator must shed what it cannot take (503 +
+        // Retry-After) and keep the accepted requests' latency bounded; nothing accepted may be lost.
+        case "overload":
+            LoadPreset(
+                rate: "2600000/min", duration: 60, agents: 2, agentConcurrency: 1000, batch: 500, concurrency: 256,
+                sheddingExpected: true)
         default: nil
         }
     }

@@ -42,6 +42,14 @@ struct LoadReport: Sendable, Codable {
     var accepted: Int
     var rejected: Int
     var errors: [String: Int]
+    /// Requests (and their tasks) the coordinator shed: 429 or 503 with `Retry-After` and the code
+    /// `overloaded`. Not rejections: the client was told to come back.
+    var shedRequests: Int
+    var shedTasks: Int
+    /// Whether shedding was expected (the `overload` preset): otherwise a shed request fails the run.
+    var sheddingExpected: Bool
+    /// Latency of the accepted requests alone (equal to `enqueueMilliseconds` when nothing was shed).
+    var acceptedEnqueueMilliseconds: Percentiles
     var succeeded: Int?
     var failed: Int?
     var lost: Int?
@@ -63,6 +71,12 @@ struct LoadReport: Sendable, Codable {
     /// Per task type, when the run had more than one.
     var types: [TypeLine]
     var processes: [ProcessUsage]
+    /// CPU per task summed over the broker's processes (coordinator, agents, Redis, PostgreSQL; not the
+    /// load generator), in microseconds: the efficiency figure of `docs/performance.md`. Nil without
+    /// watched processes or without finished tasks to divide by.
+    var cpuMicrosecondsPerTask: Double?
+    /// Tasks recorded finished during the load, per second: what the CPU per task divides by.
+    var finishedDuringLoadPerSecond: Double?
     var objectives: [Verdict]
     var timeline: [LoadRun.Second]
     var finishedPerSecond: [Int]
@@ -71,8 +85,12 @@ struct LoadReport: Sendable, Codable {
 
     init(
         mode: String, mix: String, load: LoadRun.Result, outcome: Outcome?, processes: [ProcessUsage], objectives: [ServiceLevelObjective],
-        growth: [GrowthSampler.Growth] = [], agentRestarts: Int = 0
+        growth: [GrowthSampler.Growth] = [], agentRestarts: Int = 0, sheddingExpected: Bool = false
     ) {
+        shedRequests = load.shedRequests
+        shedTasks = load.shedTasks
+        self.sheddingExpected = sheddingExpected
+        acceptedEnqueueMilliseconds = Percentiles(load.acceptedEnqueue)
         self.growth = growth
         self.agentRestarts = agentRestarts
         cancelled = load.cancelled
@@ -102,7 +120,18 @@ struct LoadReport: Sendable, Codable {
                 type: type, succeeded: tally.succeeded, failed: tally.failed,
                 endToEndPerSecond: Double(tally.succeeded) / max(tally.lastFinishedSecond, seconds, 0.001), endToEndMilliseconds: Percentiles(tally.endToEnd))
         }
-        self.processes = processes
+        // CPU is sampled over the load only, so it divides by the tasks that finished in that window
+        // (not those still draining afterwards).
+        let finishedDuringLoad = (outcome?.finishedPerSecond ?? []).prefix(Int(loadSeconds.rounded(.up))).reduce(0, +)
+        let finishingRate = finishedDuringLoad > 0 ? Double(finishedDuringLoad) / max(loadSeconds, 0.001) : nil
+        finishedDuringLoadPerSecond = finishingRate
+        self.processes = processes.map { process in
+            var process = process
+            process.cpuMicrosecondsPerTask = finishingRate.map { process.cpuPercent / 100 / $0 * 1e6 }
+            return process
+        }
+        let broker = self.processes.filter { $0.name != LoadReport.loadGeneratorName }
+        cpuMicrosecondsPerTask = broker.isEmpty ? nil : finishingRate.map { rate in broker.reduce(0) { $0 + $1.cpuPercent } / 100 / rate * 1e6 }
         timeline = load.timeline
         finishedPerSecond = outcome?.finishedPerSecond ?? []
         endToEndP99PerSecond = outcome?.endToEndP99PerSecond ?? []
@@ -111,7 +140,7 @@ struct LoadReport: Sendable, Codable {
             let measured = histogram.milliseconds(at: objective.percentile)
             return Verdict(objective: objective.description, measuredMilliseconds: measured, met: histogram.count > 0 && measured <= objective.limitMilliseconds)
         }
-        passed = (outcome?.lost ?? 0) == 0 && rejected == 0 && self.objectives.allSatisfy(\.met) && accepted > 0 && growth.allSatisfy(\.flat)
+        passed = (outcome?.lost ?? 0) == 0 && rejected == 0 && (sheddingExpected || shedRequests == 0) && self.objectives.allSatisfy(\.met) && accepted > 0 && growth.allSatisfy(\.flat)
     }
 
     var table: String {
@@ -123,6 +152,10 @@ struct LoadReport: Sendable, Codable {
         lines.append(row("submitted", number(submitted)))
         lines.append(row("accepted", number(accepted)))
         lines.append(row("rejected", number(rejected) + (errors.isEmpty ? "" : "  (" + errors.sorted { $0.value > $1.value }.prefix(4).map { "\($0.key): \($0.value) requests" }.joined(separator: ", ") + ")")))
+        if shedRequests > 0 || sheddingExpected {
+            lines.append(row("shed", "\(number(shedTasks)) tasks in \(number(shedRequests)) requests (429/503 + Retry-After: overloaded)"
+                + (sheddingExpected ? "" : "  ← not expected")))
+        }
         lines.append(row("succeeded", number(succeeded)))
         lines.append(row("failed", number(failed)))
         lines.append(row("lost", lost.map { $0 == 0 ? "0" : "\($0)  ← LOST" } ?? "n/a (no PostgreSQL to check)"))
@@ -136,6 +169,10 @@ struct LoadReport: Sendable, Codable {
         }
         let enqueue = enqueueMilliseconds
         lines.append(row("enqueue latency", "P50 \(milliseconds(enqueue.p50))  P95 \(milliseconds(enqueue.p95))  P99 \(milliseconds(enqueue.p99))  P99.9 \(milliseconds(enqueue.p999))  max \(milliseconds(enqueue.max))"))
+        if shedRequests > 0 {
+            let accepted = acceptedEnqueueMilliseconds
+            lines.append(row("  accepted requests", "P50 \(milliseconds(accepted.p50))  P95 \(milliseconds(accepted.p95))  P99 \(milliseconds(accepted.p99))  P99.9 \(milliseconds(accepted.p999))  max \(milliseconds(accepted.max))"))
+        }
         if let endToEnd = endToEndMilliseconds {
             lines.append(row("end-to-end latency", "P50 \(milliseconds(endToEnd.p50))  P95 \(milliseconds(endToEnd.p95))  P99 \(milliseconds(endToEnd.p99))  max \(milliseconds(endToEnd.max))"))
         }
@@ -148,9 +185,19 @@ struct LoadReport: Sendable, Codable {
             }
         }
         if !processes.isEmpty {
-            lines.append(row("processes", "CPU (% of one core, average)   memory now / peak"))
+            lines.append(row("processes", "CPU (% of one core, average)   per task   memory now / peak"))
+            func perTask(_ value: Double?) -> String { value.map { String(format: "%6.1f", $0) + " µs" } ?? "     n/a" }
             for process in processes {
-                lines.append(row("  " + process.name, String(format: "%6.1f %%                       %6.1f MiB / %.1f MiB", process.cpuPercent, process.residentMiB, process.peakResidentMiB)))
+                lines.append(row(
+                    "  " + process.name,
+                    String(format: "%6.1f %%", process.cpuPercent) + String(repeating: " ", count: 24) + perTask(process.cpuMicrosecondsPerTask)
+                        + String(format: "   %6.1f MiB / %.1f MiB", process.residentMiB, process.peakResidentMiB)))
+            }
+            if let cpuMicrosecondsPerTask, let finishedDuringLoadPerSecond {
+                lines.append(row(
+                    "CPU per task",
+                    String(format: "%.1f", cpuMicrosecondsPerTask) + " µs summed over the broker's processes (not conveyor-load), at "
+                        + String(format: "%.0f", finishedDuringLoadPerSecond) + " tasks/s finished during the load"))
             }
         }
         if !growth.isEmpty {
@@ -165,6 +212,9 @@ struct LoadReport: Sendable, Codable {
         lines.append(row("result", passed ? "PASS" : "FAIL"))
         return lines.joined(separator: "\n")
     }
+
+    /// The load generator's own entry among the processes: left out of the broker's CPU per task.
+    static let loadGeneratorName = "conveyor-load"
 
     func json() throws -> Data {
         let encoder = JSONEncoder()

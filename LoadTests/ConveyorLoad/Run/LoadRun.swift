@@ -43,9 +43,14 @@ final class LoadRun: Sendable {
         var acceptedIDs: [Int64]
         var submittedTasks: Int
         var failedTasks: Int
-        /// Failed requests by cause ("HTTP 503", "timeout", …).
+        /// Failed requests by cause ("HTTP 503", "timeout", …); shed ones are not among them.
         var errors: [String: Int]
+        /// Requests the coordinator shed (429 or 503 with `Retry-After`: overloaded), and their tasks.
+        var shedRequests: Int
+        var shedTasks: Int
         var enqueue: LatencyHistogram
+        /// Latency of the accepted requests alone: what an overloaded coordinator bounds.
+        var acceptedEnqueue: LatencyHistogram
         var timeline: [Second]
         var elapsed: Duration
         var startedAtMillis: Int64
@@ -59,7 +64,10 @@ final class LoadRun: Sendable {
         var submitted = 0
         var failed = 0
         var errors: [String: Int] = [:]
+        var shedRequests = 0
+        var shedTasks = 0
         var total = LatencyHistogram()
+        var accepted = LatencyHistogram()
         var interval = LatencyHistogram()
         var acceptedInInterval = 0
         var failedInInterval = 0
@@ -119,7 +127,7 @@ final class LoadRun: Sendable {
         let final = tally.withLock { $0 }
         return Result(
             acceptedIDs: final.ids, submittedTasks: final.submitted, failedTasks: final.failed, errors: final.errors,
-            enqueue: final.total, timeline: timeline.withLock { $0 }, elapsed: (loadEnded.withLock { $0 } ?? .now) - start,
+            shedRequests: final.shedRequests, shedTasks: final.shedTasks, enqueue: final.total, acceptedEnqueue: final.accepted, timeline: timeline.withLock { $0 }, elapsed: (loadEnded.withLock { $0 } ?? .now) - start,
             startedAtMillis: startedAtMillis, cancelled: final.cancelled, cancelTooLate: final.cancelTooLate)
     }
 
@@ -186,6 +194,7 @@ final class LoadRun: Sendable {
             $0.submitted += count
         }
         var cause: String?
+        var shed = false
         var ids: [Int64] = []
         do {
             let response = try await http.execute(request, timeout: .seconds(30))
@@ -193,6 +202,9 @@ final class LoadRun: Sendable {
             if response.status.code == 201 || response.status.code == 200 {
                 ids = Self.acceptedIDs(in: reply, single: plan.batch == 1)
                 if ids.count != count { cause = "reply without \(count) ids" }
+            } else if [429, 503].contains(response.status.code), response.headers.first(name: "Retry-After") != nil, String(buffer: reply).contains("\"overloaded\"") {
+                // The coordinator's shedding (code `overloaded`), not a dependency's outage.
+                shed = true
             } else {
                 cause = "HTTP \(response.status.code)"
             }
@@ -209,13 +221,17 @@ final class LoadRun: Sendable {
             // would let an overloaded run show a low P99.
             tally.total.record(milliseconds: milliseconds)
             tally.interval.record(milliseconds: milliseconds)
-            if let cause {
+            if shed {
+                tally.shedRequests += 1
+                tally.shedTasks += count
+            } else if let cause {
                 tally.failed += count
                 tally.failedInInterval += count
                 tally.errors[cause, default: 0] += 1
             } else {
                 tally.ids.append(contentsOf: ids)
                 tally.acceptedInInterval += ids.count
+                tally.accepted.record(milliseconds: milliseconds)
             }
         }
         if cause == nil, plan.batch == 1, let every = plan.cancelEvery, index % every == 0, let id = ids.first {

@@ -153,7 +153,7 @@ final class LoadStack: Sendable {
         }
         for (name, pid) in redis?.processes ?? [] { list.append(WatchedProcess(name: name, pid: pid, includeChildren: false)) }
         if let postmaster = postgresPID { list.append(WatchedProcess(name: "postgres (all processes)", pid: postmaster, includeChildren: true)) }
-        list.append(WatchedProcess(name: "conveyor-load", pid: getpid(), includeChildren: false))
+        list.append(WatchedProcess(name: LoadReport.loadGeneratorName, pid: getpid(), includeChildren: false))
         return list
     }
 

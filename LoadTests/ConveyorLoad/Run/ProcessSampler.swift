@@ -19,6 +19,9 @@ struct ProcessUsage: Sendable, Codable {
     /// so PostgreSQL's shared buffers are counted once.
     var residentMiB: Double
     var peakResidentMiB: Double
+    /// CPU per task finished during the load, in microseconds (set by ``LoadReport``, which knows how
+    /// many finished).
+    var cpuMicrosecondsPerTask: Double?
 }
 
 /// Reads `/proc` once a second: CPU time (utime + stime) and resident memory of each watched process.

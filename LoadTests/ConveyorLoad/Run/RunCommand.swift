@@ -14,14 +14,18 @@ struct RunCommand: AsyncParsableCommand {
               max         closed loop through /v1/tasks/batch: 500 tasks per request, 8 in flight, 60 s,
                           2 agents of concurrency 1000
               max-single  closed loop through single POSTs, 64 in flight, 60 s, 2 agents of concurrency 1000
-              soak        60,000 tasks/min for 8 min, mix noop=86,sleep:5ms=5,fail:1x=7,fail:9x=2,
+              soak        60,000 tasks/min for 60 min, mix noop=86,sleep:5ms=5,fail:1x=7,fail:9x=2,
                           every 100th task cancelled, an agent restarted every minute,
                           retention 2m: reports the growth of Redis, PostgreSQL and each process
+              overload    open loop at 2,600,000 tasks/min (twice the batch ceiling) in batches of 500:
+                          the coordinator sheds what it cannot take; reports the shed requests and the
+                          accepted requests' latency; passes when nothing accepted is lost
             Presets run --embedded unless --url is given.
             Exit status: 0 when every accepted task finished and every --slo was met; 1 otherwise.
             """)
 
     @Option(help: "A named load: \(LoadPreset.names.joined(separator: ", ")).") var preset: String?
+    @Flag(help: "The load is meant to overload the coordinator: shed requests (429/503 + Retry-After) are reported, not failures.") var expectShedding = false
     @Flag(help: "Start the whole stack here (Redis, PostgreSQL, a coordinator and --agents agents, each its own process).") var embedded = false
     @Option(help: "Coordinator URL of a running stack (default: CONVEYOR_URL, or http://127.0.0.1:8080).") var url: String?
     @Option(help: "Bearer token (default: CONVEYOR_API_TOKEN).") var token: String?
@@ -62,6 +66,7 @@ struct RunCommand: AsyncParsableCommand {
         var objectives: [ServiceLevelObjective]
         var churn: SoakChurn.Plan?
         var environment: [String: String]
+        var sheddingExpected: Bool
     }
 
     func resolve() throws -> Resolved {
@@ -83,7 +88,8 @@ struct RunCommand: AsyncParsableCommand {
                 embedded: embedded || (preset != nil && url == nil), rate: try rateText.map(LoadShape.rate), rateText: rateText,
                 duration: count != nil && duration == nil ? nil : (duration ?? base.duration), count: count, agents: agents ?? base.agents, agentConcurrency: agentConcurrency ?? base.agentConcurrency,
                 batch: batch ?? base.batch, concurrency: concurrency ?? base.concurrency, mixText: mixText, mix: try LoadShape.mix(mixText),
-                objectives: try (slo ?? base.slo).map(LoadShape.objectives) ?? [], churn: base.churn, environment: base.environment)
+                objectives: try (slo ?? base.slo).map(LoadShape.objectives) ?? [], churn: base.churn, environment: base.environment,
+                sheddingExpected: base.sheddingExpected || expectShedding)
         } catch {
             throw ValidationError("\(error)")
         }
@@ -191,6 +197,7 @@ struct RunCommand: AsyncParsableCommand {
             mode: "\(load), \(shape), \(target)", mix: settings.mixText, load: result, outcome: outcome,
             processes: (sampler?.usage ?? []) + (probe?.usage ?? []), objectives: settings.objectives,
             // Warm-up: the first half, by when retention has started dropping generations.
-            growth: growth?.growth(after: result.elapsed.seconds / 2) ?? [], agentRestarts: agentRestarts)
+            growth: growth?.growth(after: result.elapsed.seconds / 2) ?? [], agentRestarts: agentRestarts,
+            sheddingExpected: settings.sheddingExpected)
     }
 }

@@ -68,6 +68,11 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         APIError(.serviceUnavailable, code: "unavailable", message, retryAfterSeconds: retryAfterSeconds)
     }
 
+    /// The coordinator shed the request (its Submitter's queue was full): nothing was stored.
+    public static func overloaded(_ message: String, retryAfterSeconds: Int) -> APIError {
+        APIError(.serviceUnavailable, code: "overloaded", message, retryAfterSeconds: retryAfterSeconds)
+    }
+
     public static let internalError = APIError(.internalServerError, code: "internal", "internal error; see the coordinator's log")
 
     public static func conflict(_ code: String, _ message: String) -> APIError {
@@ -80,6 +85,8 @@ public struct APIError: Error, HTTPResponseError, Sendable {
         switch error {
         case let error as APIError:
             return error
+        case let error as SubmissionOverload:
+            return .overloaded(error.description, retryAfterSeconds: retryAfterSeconds)
         case let error as SubmissionError:
             return .unavailable(error.message, retryAfterSeconds: retryAfterSeconds)
         case let error as PostgresError where error.isUnavailable:

@@ -213,7 +213,9 @@ paths:
         `Idempotency-Key` header and an `idempotency_key` field), `invalid_tags`, `invalid_schedule`.
         422 codes: `unknown_task_type`, `unknown_queue`, `invalid_callback_url`. 413 above
         `CONVEYOR_MAX_BODY_BYTES`. 503 when PostgreSQL or Redis is unavailable (the message says whether
-        anything may have been stored: retry with the same idempotency key).
+        anything may have been stored: retry with the same idempotency key), or `overloaded` when the
+        coordinator sheds the submission (more than `CONVEYOR_SUBMIT_QUEUE_MAX` tasks wait; nothing was
+        stored): retry after `Retry-After`.
       parameters:
         - $ref: '#/components/parameters/CorrelationID'
         - $ref: '#/components/parameters/IdempotencyKey'

@@ -1,9 +1,11 @@
 import ConveyorCore
+import ConveyorMetricNames
 import ConveyorPostgres
 import ConveyorRedis
 import Foundation
 import Hummingbird
 import Logging
+import Metrics
 
 /// `POST /v1/tasks`, `POST /v1/tasks/batch`, `GET /v1/tasks/{id}` (with `?wait=` to long-poll),
 /// `POST /v1/tasks/{id}/cancel`.
@@ -60,6 +62,7 @@ struct TaskRoutes: Sendable {
 
     private func submitOne(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
         try context.require(.submit, for: "submit tasks")
+        try shedWhenFull()
         let body = try await RequestReading.body(request, maxBytes: maxBodyBytes)
         var task = try parser.parseSingle(
             body, correlationID: context.correlationID, idempotencyKey: request.headers[.idempotencyKey], now: WallClock.nowMillis())
@@ -74,6 +77,7 @@ struct TaskRoutes: Sendable {
 
     private func submitBatch(_ request: Request, context: CoordinatorRequestContext) async throws -> Response {
         try context.require(.submit, for: "submit tasks")
+        try shedWhenFull()
         let body = try await RequestReading.body(request, maxBytes: maxBodyBytes)
         var tasks = try parser.parseBatch(
             body, correlationID: context.correlationID, idempotencyKey: request.headers[.idempotencyKey], now: WallClock.nowMillis())
@@ -95,9 +99,18 @@ struct TaskRoutes: Sendable {
         return JSONResponse.make(.created, json)
     }
 
+    /// Sheds a submission before its body is read when the Submitter's queue is already full, so an
+    /// overloaded coordinator spends next to nothing on what it cannot take. (One that passes here may
+    /// still be shed after parsing, when its tasks do not fit.)
+    private func shedWhenFull() throws {
+        guard submitter.isFull else { return }
+        Counter(label: MetricsCatalog.submissionsShed.name).increment()
+        throw APIError.overloaded("the coordinator is overloaded; nothing was stored, retry later", retryAfterSeconds: retryAfterSeconds)
+    }
+
     private func submit(_ tasks: [NewTask], logger: Logger) async throws -> [InsertedTask] {
         do {
-            return try await submitter.submit(tasks)
+            return try await submitter.submit(tasks, whenFull: .shed)
         } catch {
             let apiError = APIError.from(storage: error, retryAfterSeconds: retryAfterSeconds)
             if apiError.status == .internalServerError {

@@ -112,7 +112,7 @@ package struct TaskSubmissionParser: Sendable {
     static let maxLimitKeyBytes = 128
 
     package func parseSingle(_ body: Data, correlationID: String, idempotencyKey: String?, now: Int64) throws(APIError) -> NewTask {
-        let decoded: TaskSubmissionBody = try Self.decode(body)
+        let decoded = try TaskSubmissionBody(json: Self.parseJSON(body), path: "", index: nil)
         if decoded.idempotencyKey != nil, idempotencyKey != nil {
             throw .badRequest("use either the Idempotency-Key header or the idempotency_key field, not both")
         }
@@ -123,7 +123,7 @@ package struct TaskSubmissionParser: Sendable {
     /// With an `Idempotency-Key` header, element i gets the key `<header>:<i>` unless it brings its own,
     /// so retrying the same batch returns the same tasks.
     package func parseBatch(_ body: Data, correlationID: String, idempotencyKey: String?, now: Int64) throws(APIError) -> [NewTask] {
-        let decoded: TaskBatchBody = try Self.decode(body)
+        let decoded = try TaskBatchBody(json: Self.parseJSON(body))
         guard !decoded.tasks.isEmpty else { throw .badRequest("'tasks' must hold at least one task", code: "empty_batch") }
         guard decoded.tasks.count <= CoordinatorConfiguration.maxBatchTasks else {
             throw .badRequest("a batch holds at most \(CoordinatorConfiguration.maxBatchTasks) tasks, got \(decoded.tasks.count)", code: "batch_too_large")
@@ -247,6 +247,15 @@ package struct TaskSubmissionParser: Sendable {
             || (byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9"))
             || byte == UInt8(ascii: "_") || byte == UInt8(ascii: ".") || byte == UInt8(ascii: ":") || byte == UInt8(ascii: "/")
             || byte == UInt8(ascii: "-")
+    }
+
+    /// The body as JSON, by the hand-written parser (see `TaskSubmissionBody+JSONValue.swift`).
+    static func parseJSON(_ body: Data) throws(APIError) -> JSONValue {
+        do {
+            return try JSONValue.parse(body)
+        } catch {
+            throw .badRequest("the body is not valid JSON (\(error.reason) at byte \(error.offset))", code: "malformed_json")
+        }
     }
 
     static func decode<T: Decodable>(_ body: Data) throws(APIError) -> T {

@@ -23,6 +23,11 @@ import Synchronization
 /// and may run). If even the delete fails, the rows stay and the Reconciler dispatches them: durable and
 /// dispatched later is what a 201 promises, so the requests get their 201.
 ///
+/// Overload: at most `queueCapacity` tasks wait. A request that does not fit is shed at once
+/// (``SubmissionOverload``, a 503 with `Retry-After`) instead of waiting in line, so an accepted
+/// request's latency stays bounded at any offered load, and the client knows to come back; the schedules
+/// wait instead (``submit(_:whenFull:)``).
+///
 /// Graceful shutdown: the HTTP server stops first; the Submitter then flushes what is queued, answers
 /// those requests and returns.
 public final class Submitter: Service, Sendable {
@@ -42,8 +47,16 @@ public final class Submitter: Service, Sendable {
     /// Streams whose consumer group is known to exist.
     private let preparedStreams = Mutex<Set<String>>([])
 
+    /// What a submission does when `queueCapacity` tasks already wait.
+    public enum WhenFull: Sendable {
+        /// Throw ``SubmissionOverload`` at once (the HTTP API: the client retries after `Retry-After`).
+        case shed
+        /// Wait for room (the coordinator's own submitters, such as the schedules).
+        case wait
+    }
+
     public init(
-        store: TaskStore, redis: any RedisClient, keys: RedisKeys, maxBatchTasks: Int, logger: Logger,
+        store: TaskStore, redis: any RedisClient, keys: RedisKeys, maxBatchTasks: Int, queueCapacity: Int? = nil, logger: Logger,
         onScheduled: @escaping @Sendable (_ dueAtMillis: Int64) -> Void = { _ in }
     ) {
         self.onScheduled = onScheduled
@@ -51,17 +64,29 @@ public final class Submitter: Service, Sendable {
         self.redis = redis
         self.keys = keys
         self.maxBatchTasks = maxBatchTasks
-        // Room for a few batches: beyond that, request handlers wait instead of memory growing.
-        self.queue = GroupCommitQueue(capacity: maxBatchTasks * 4)
+        self.queue = GroupCommitQueue(capacity: queueCapacity ?? maxBatchTasks * 2)
         self.logger = logger
     }
 
     /// Commits and dispatches `tasks` together; returns one result per task, in order.
-    public func submit(_ tasks: [NewTask]) async throws -> [InsertedTask] {
+    public func submit(_ tasks: [NewTask], whenFull: WhenFull = .wait) async throws -> [InsertedTask] {
         let reply = Promise<[InsertedTask]>()
-        try await queue.enqueue(Submission(tasks: tasks, reply: reply), weight: tasks.count)
+        let submission = Submission(tasks: tasks, reply: reply)
+        switch whenFull {
+        case .wait:
+            try await queue.enqueue(submission, weight: tasks.count)
+        case .shed:
+            guard try queue.tryEnqueue(submission, weight: tasks.count) else {
+                Counter(label: MetricsCatalog.submissionsShed.name).increment()
+                throw SubmissionOverload(waitingTasks: queue.pendingWeight)
+            }
+        }
         return try await reply.value
     }
+
+    /// Whether a request would be shed now: checked before its body is read, so that shedding costs
+    /// the overloaded coordinator next to nothing.
+    public var isFull: Bool { queue.isFull() }
 
     /// One flush at a time, on purpose. Two in flight measured 8% more throughput at the ceiling, but
     /// broke two guarantees: an idempotency key committed by one flush could be answered by the other

@@ -157,6 +157,8 @@ struct DemoLoad: Service {
               PostgreSQL  \(postgresURL)
               agents      \(agents)
             """)
+        // Into a pipe or a file, stdout is block-buffered: the banner (with the token) must show now.
+        fflush(nil)
         if tasks > 0 {
             // One connection per concurrent request: the client's default of 8 would cap the load.
             var httpConfiguration = HTTPClient.Configuration()
