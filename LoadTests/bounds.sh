@@ -35,7 +35,8 @@ redis-server --port "$rport" --bind 127.0.0.1 --dir "$work" --appendonly yes --a
   --daemonize yes --logfile "$work/redis.log"
 for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
 redis-benchmark -p "$rport" -q -n 1000000 -P 500 -c 4 \
-  XADD 'conveyor:{default}:ready' '*' id 123456789 type noop params '{"n":1}' attempt 1 max 3 enq 1764547200000
+  XADD 'conveyor:{default}:ready' '*' id 123456789 type noop params '{"n":1}' attempt 1 max 3 enq 1764547200000 \
+  | tr '\r' '\n' | tail -1
 
 echo "── PostgreSQL: COPY 500,000 task-shaped rows, then UPDATE them by primary key in batches of 5,000 ──"
 pgbin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"

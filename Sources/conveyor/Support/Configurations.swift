@@ -45,7 +45,7 @@ extension SettingsReader {
         configuration.authDisabled = try bool(Settings.authDisabled, default: false)
         configuration.maxBodyBytes = try int(Settings.maxBodyBytes, default: 1 << 20, range: 1024...(1 << 30))!
         configuration.submitBatchMaxTasks = try int(Settings.submitBatchMax, default: 5000, range: 1000...100_000)!
-        configuration.submitQueueMaxTasks = try int(Settings.submitQueueMax, default: 10_000, range: 1000...1_000_000)!
+        configuration.submitQueueMaxTasks = try int(Settings.submitQueueMax, default: 5000, range: 1000...1_000_000)!
         configuration.recorderBatchSize = try int(Settings.recorderBatch, default: 5000, range: 1...100_000)!
         configuration.reconcileInterval = try duration(Settings.reconcileInterval, default: .seconds(5))
         configuration.dispatchGrace = try duration(Settings.dispatchGrace, default: .seconds(30))
