@@ -43,7 +43,7 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
     /// consumer has stopped.
     public func enqueue(_ item: Item, weight: Int = 1) async throws(GroupCommitQueueError) {
         while true {
-            switch offer(item, weight: weight) {
+            switch offer(item, weight: weight, behindWaiters: false) {
             case .finished:
                 throw .finished
             case .added(let consumer):
@@ -64,9 +64,11 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
 
     /// Adds an item if the queue has room for it now, and returns whether it did: the caller sheds the
     /// item instead of waiting (admission control, where ``enqueue(_:weight:)`` gives back-pressure).
-    /// Throws ``GroupCommitQueueError/finished`` once the consumer has stopped.
+    /// Producers already waiting in ``enqueue(_:weight:)`` go first: room a batch frees is theirs, so
+    /// a stream of shedding callers cannot starve them. Throws ``GroupCommitQueueError/finished`` once
+    /// the consumer has stopped.
     public func tryEnqueue(_ item: Item, weight: Int = 1) throws(GroupCommitQueueError) -> Bool {
-        switch offer(item, weight: weight) {
+        switch offer(item, weight: weight, behindWaiters: true) {
         case .finished:
             throw .finished
         case .added(let consumer):
@@ -77,11 +79,12 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
         }
     }
 
-    /// Appends the item unless the queue is finished or too full for it; an item heavier than the
-    /// capacity is still admitted into an empty queue.
-    private func offer(_ item: Item, weight: Int) -> EnqueueStep {
+    /// Appends the item unless the queue is finished or too full for it (or, `behindWaiters`, while
+    /// producers wait for room); an item heavier than the capacity is still admitted into an empty queue.
+    private func offer(_ item: Item, weight: Int, behindWaiters: Bool) -> EnqueueStep {
         state.withLock { state -> EnqueueStep in
             if state.finished { return .finished }
+            if behindWaiters, !state.producers.isEmpty { return .wait }
             if state.weight > 0, state.weight + weight > capacity { return .wait }
             state.entries.append(Entry(item: item, weight: weight))
             state.weight += weight
@@ -91,9 +94,9 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
         }
     }
 
-    /// Whether an item of `weight` would have to wait (the queue holds too much to take it now).
+    /// Whether an item of `weight` offered to ``tryEnqueue(_:weight:)`` now would be refused.
     public func isFull(forWeight weight: Int = 1) -> Bool {
-        state.withLock { $0.weight > 0 && $0.weight + weight > capacity }
+        state.withLock { !$0.producers.isEmpty || ($0.weight > 0 && $0.weight + weight > capacity) }
     }
 
     /// Takes every waiting item up to `maximumWeight` (at least one item), waiting for the first one.

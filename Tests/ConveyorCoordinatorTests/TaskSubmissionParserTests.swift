@@ -47,7 +47,7 @@ struct TaskSubmissionParserTests {
         }
     }
 
-    @Test("messages name the field and what was expected, as clients saw them from the Codable decoder", arguments: [
+    @Test("messages name the field path and what was expected (as the Codable decoder worded them, the body itself named)", arguments: [
         (#"{"type":null}"#, "type: expected a string, got null"),
         (#"{"type":1}"#, "type: expected a string"),
         (#"{"params":{}}"#, "type: required"),
@@ -55,8 +55,9 @@ struct TaskSubmissionParserTests {
         (#"{"type":"noop","max_attempts":1.5}"#, "max_attempts: expected an integer"),
         (#"{"type":"noop","tags":{"k":1}}"#, "tags.k: expected a string"),
         (#"{"type":"noop","tags":[]}"#, "tags: expected an object"),
-        (#"{"type":"noop","delay":true}"#, "delay: expected a duration"),
-        (#"{"type":"noop","priority":[2]}"#, "priority: expected a priority"),
+        (#"{"type":"noop","delay":true}"#, "delay: expected a string"),
+        (#"{"type":"noop","priority":[2]}"#, "priority: expected a string"),
+        ("null", "the body: expected an object, got null"),
         (#"{"type":"noop","queue":7}"#, "queue: expected a string"),
     ])
     func fieldMessages(json: String, message: String) {
@@ -79,6 +80,7 @@ struct TaskSubmissionParserTests {
                 #expect(error.code == "malformed_json")
             }
         }
+        #expect(try single("\u{FEFF}" + #"{"type":"noop"}"#).queue == "default", "a byte-order mark is skipped")
         let task = try single(#"{"type":"noop","params":null,"queue":null,"tags":null,"delay":null,"priority":null,"max_attempts":2.0}"#)
         #expect(task.params == "{}" && task.queue == "default" && task.maxAttempts == 2)
         let batch = #"{"tasks":[{"type":"noop"},{"type":"noop","unknown":[1,{"x":2}]}],"extra":true}"#

@@ -78,6 +78,8 @@ final class LoadRun: Sendable {
 
     let plan: LoadPlan
     private let next = Atomic<Int>(0)
+    /// Set once a claim found the load over.
+    private let exhausted = Atomic<Bool>(false)
     private let tally = Mutex(Tally())
     private let sendersDone = Atomic<Bool>(false)
     private let timeline = Mutex<[Second]>([])
@@ -102,11 +104,16 @@ final class LoadRun: Sendable {
         let end = plan.duration.map { start + $0 }
         // Requests per second = tasks per second / tasks per request.
         let interval = plan.rate.map { Duration.nanoseconds(Int64((1e9 * Double(plan.batch) / $0).rounded())) }
+        let schedule = Schedule(start: start, end: end, interval: interval)
         await withTaskGroup(of: Void.self) { outer in
             outer.addTask {
-                await withTaskGroup(of: Void.self) { group in
-                    for _ in 0..<self.plan.concurrency {
-                        group.addTask { await self.sendUntilDone(start: start, end: end, interval: interval) }
+                if self.sendsFromEventLoops {
+                    await EventLoopSender.run(self, schedule: schedule, connections: self.plan.concurrency)
+                } else {
+                    await withTaskGroup(of: Void.self) { group in
+                        for _ in 0..<self.plan.concurrency {
+                            group.addTask { await self.sendUntilDone(schedule) }
+                        }
                     }
                 }
                 self.loadEnded.withLock { $0 = ContinuousClock.now }
@@ -131,19 +138,51 @@ final class LoadRun: Sendable {
             startedAtMillis: startedAtMillis, cancelled: final.cancelled, cancelTooLate: final.cancelTooLate)
     }
 
-    private func sendUntilDone(start: ContinuousClock.Instant, end: ContinuousClock.Instant?, interval: Duration?) async {
-        while true {
-            let index = next.add(1, ordering: .relaxed).oldValue
-            if let limit = requestLimit, index >= limit { return }
-            let intended: ContinuousClock.Instant
-            if let interval {
-                intended = start + interval * index
-                if let end, intended >= end { return }
-                try? await Task.sleep(until: intended)
-            } else {
-                intended = .now
-                if let end, intended >= end { return }
-            }
+    /// When the load starts and ends, and the interval between requests (open loop) or nil (closed).
+    struct Schedule: Sendable {
+        var start: ContinuousClock.Instant
+        var end: ContinuousClock.Instant?
+        var interval: Duration?
+    }
+
+    /// Single POSTs without cancels go out from NIO's event loops (``EventLoopSender``): the request
+    /// path the load generator must keep cheap, so that it is never what a single-POST run measures.
+    var sendsFromEventLoops: Bool { plan.batch == 1 && plan.cancelEvery == nil && EventLoopSender.target(of: plan.baseURL) != nil }
+
+    /// Whether no request is left to claim (the count is reached or the end has passed).
+    func isOver(_ schedule: Schedule) -> Bool {
+        if exhausted.load(ordering: .relaxed) { return true }
+        if let limit = requestLimit, next.load(ordering: .relaxed) >= limit { return true }
+        if let end = schedule.end, ContinuousClock.now >= end { return true }
+        return false
+    }
+
+    /// A sender that could not connect: counted among the errors (so the run fails), no request with it.
+    func recordConnectionFailure(_ cause: String) {
+        tally.withLock { tally in
+            tally.errors[cause, default: 0] += 1
+            tally.failed += 1
+        }
+    }
+
+    /// The next request a sender should send, and when (its intended time), or nil when the load is over.
+    func claim(_ schedule: Schedule) -> (index: Int, intended: ContinuousClock.Instant)? {
+        let index = next.add(1, ordering: .relaxed).oldValue
+        if let limit = requestLimit, index >= limit {
+            exhausted.store(true, ordering: .relaxed)
+            return nil
+        }
+        let intended = schedule.interval.map { schedule.start + $0 * index } ?? .now
+        if let end = schedule.end, intended >= end {
+            exhausted.store(true, ordering: .relaxed)
+            return nil
+        }
+        return (index, intended)
+    }
+
+    private func sendUntilDone(_ schedule: Schedule) async {
+        while let (index, intended) = claim(schedule) {
+            if schedule.interval != nil { try? await Task.sleep(until: intended) }
             await send(index: index, intended: intended)
         }
     }
@@ -170,12 +209,12 @@ final class LoadRun: Sendable {
     }
 
     /// Tasks in request `index`: `batch`, except a last, partial request under `count`.
-    private func tasks(in index: Int) -> Int {
+    func tasks(in index: Int) -> Int {
         guard let count = plan.count else { return plan.batch }
         return min(plan.batch, count - index * plan.batch)
     }
 
-    private func body(index: Int, tasks: Int) -> (path: String, body: String) {
+    func body(index: Int, tasks: Int) -> (path: String, body: String) {
         if plan.batch == 1 { return ("/v1/tasks", LoadShape.entry(at: index, in: plan.mix).json) }
         let items = (0..<tasks).map { LoadShape.entry(at: index * plan.batch + $0, in: plan.mix).json }
         return ("/v1/tasks/batch", "{\"tasks\":[" + items.joined(separator: ",") + "]}")
@@ -189,10 +228,7 @@ final class LoadRun: Sendable {
         if let token = plan.token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         request.headers.add(name: "Content-Type", value: "application/json")
         request.body = .bytes(ByteBuffer(string: text))
-        tally.withLock {
-            $0.inFlight += 1
-            $0.submitted += count
-        }
+        willSend(tasks: count)
         var cause: String?
         var shed = false
         var ids: [Int64] = []
@@ -202,8 +238,7 @@ final class LoadRun: Sendable {
             if response.status.code == 201 || response.status.code == 200 {
                 ids = Self.acceptedIDs(in: reply, single: plan.batch == 1)
                 if ids.count != count { cause = "reply without \(count) ids" }
-            } else if [429, 503].contains(response.status.code), response.headers.first(name: "Retry-After") != nil, String(buffer: reply).contains("\"overloaded\"") {
-                // The coordinator's shedding (code `overloaded`), not a dependency's outage.
+            } else if Self.isShed(status: Int(response.status.code), hasRetryAfter: response.headers.first(name: "Retry-After") != nil, body: reply) {
                 shed = true
             } else {
                 cause = "HTTP \(response.status.code)"
@@ -213,6 +248,29 @@ final class LoadRun: Sendable {
         } catch {
             cause = "\(type(of: error))"
         }
+        record(tasks: count, ids: ids, cause: cause, shed: shed, intended: intended)
+        if cause == nil, plan.batch == 1, let every = plan.cancelEvery, index % every == 0, let id = ids.first {
+            await cancel(id)
+        }
+    }
+
+    /// The coordinator's shedding (429 or 503 with `Retry-After` and the code `overloaded`), not a
+    /// dependency's outage.
+    static func isShed(status: Int, hasRetryAfter: Bool, body: ByteBuffer) -> Bool {
+        (status == 429 || status == 503) && hasRetryAfter && String(buffer: body).contains("\"overloaded\"")
+    }
+
+    /// Counts a request as sent (in flight).
+    func willSend(tasks: Int) {
+        tally.withLock {
+            $0.inFlight += 1
+            $0.submitted += tasks
+        }
+    }
+
+    /// Counts a request's outcome: accepted (with its ids), shed, or failed with `cause`; its latency
+    /// runs from its intended time.
+    func record(tasks count: Int, ids: [Int64], cause: String?, shed: Bool, intended: ContinuousClock.Instant) {
         let latency = ContinuousClock.now - intended
         let milliseconds = latency.seconds * 1000
         tally.withLock { tally in
@@ -233,9 +291,6 @@ final class LoadRun: Sendable {
                 tally.acceptedInInterval += ids.count
                 tally.accepted.record(milliseconds: milliseconds)
             }
-        }
-        if cause == nil, plan.batch == 1, let every = plan.cancelEvery, index % every == 0, let id = ids.first {
-            await cancel(id)
         }
     }
 

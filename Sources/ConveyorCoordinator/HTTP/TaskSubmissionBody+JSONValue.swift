@@ -15,7 +15,7 @@ extension TaskSubmissionBody {
     ///   - index: the batch index errors carry, or nil.
     init(json: JSONValue, path: String, index: Int?) throws(APIError) {
         let reader = MemberReader(path: path, index: index)
-        guard case .object(let members) = json else { throw reader.mismatch(nil, expected: "an object") }
+        guard case .object(let members) = json else { throw reader.mismatch(nil, expected: "an object", got: json) }
         guard let typeValue = members["type"] else { throw reader.missing("type") }
         guard case .string(let type) = typeValue else { throw reader.mismatch("type", expected: "a string", got: typeValue) }
         self.init(type: type)
@@ -45,13 +45,14 @@ extension TaskSubmissionBody {
         case .integer(let seconds)?: delay = .seconds(Double(seconds))
         case .double(let seconds)?: delay = .seconds(seconds)
         case .string(let text)?: delay = .text(text)
-        case let other?: throw reader.mismatch("delay", expected: "a duration", got: other)
+        // "a string", as the Codable path (and a workflow node's) words it: a number or a text.
+        case let other?: throw reader.mismatch("delay", expected: "a string", got: other)
         }
         switch members["priority"] {
         case nil, .null?: priority = nil
         case .string(let text)?: priority = .text(text)
         case let number? where number.intValue.map({ Int(exactly: $0) != nil }) == true: priority = .number(Int(number.intValue!))
-        case let other?: throw reader.mismatch("priority", expected: "a priority", got: other)
+        case let other?: throw reader.mismatch("priority", expected: "a string", got: other)
         }
     }
 
@@ -64,7 +65,7 @@ extension TaskSubmissionBody {
 extension TaskBatchBody {
     init(json: JSONValue) throws(APIError) {
         let reader = MemberReader(path: "", index: nil)
-        guard case .object(let members) = json else { throw reader.mismatch(nil, expected: "an object") }
+        guard case .object(let members) = json else { throw reader.mismatch(nil, expected: "an object", got: json) }
         guard let list = members["tasks"] else { throw reader.missing("tasks") }
         guard case .array(let elements) = list else { throw reader.mismatch("tasks", expected: "an array", got: list) }
         var tasks: [TaskSubmissionBody] = []

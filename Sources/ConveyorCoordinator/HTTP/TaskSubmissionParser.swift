@@ -251,8 +251,10 @@ package struct TaskSubmissionParser: Sendable {
 
     /// The body as JSON, by the hand-written parser (see `TaskSubmissionBody+JSONValue.swift`).
     static func parseJSON(_ body: Data) throws(APIError) -> JSONValue {
+        // A UTF-8 byte-order mark, which JSONDecoder skipped, is skipped here too.
+        let text = body.starts(with: [0xEF, 0xBB, 0xBF]) ? body.dropFirst(3) : body
         do {
-            return try JSONValue.parse(body)
+            return try JSONValue.parse(text)
         } catch {
             throw .badRequest("the body is not valid JSON (\(error.reason) at byte \(error.offset))", code: "malformed_json")
         }

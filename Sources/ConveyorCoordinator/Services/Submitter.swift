@@ -64,7 +64,7 @@ public final class Submitter: Service, Sendable {
         self.redis = redis
         self.keys = keys
         self.maxBatchTasks = maxBatchTasks
-        self.queue = GroupCommitQueue(capacity: queueCapacity ?? maxBatchTasks * 2)
+        self.queue = GroupCommitQueue(capacity: queueCapacity ?? maxBatchTasks)
         self.logger = logger
     }
 
