@@ -10,13 +10,7 @@
 #   CONVEYOR_BIN=/path LoadTests/bounds.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-bin="${CONVEYOR_BIN:-}"
-if [ -z "$bin" ]; then
-  scripts/install-deps.sh
-  swift build -c release --product conveyor
-  bin=.build/release
-fi
+. LoadTests/release-bin.sh
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 work="$(mktemp -d /tmp/conveyor-bounds.XXXXXX)"
 chmod 777 "$work"

@@ -8,13 +8,7 @@
 #   CONVEYOR_BIN=/path/to/release LoadTests/wrk-single.sh   # binaries built elsewhere (A/B runs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
-bin="${CONVEYOR_BIN:-}"
-if [ -z "$bin" ]; then
-  scripts/install-deps.sh
-  swift build -c release --product conveyor
-  bin=.build/release
-fi
+. LoadTests/release-bin.sh
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 log="$(mktemp /tmp/conveyor-wrk.XXXXXX)"
 # stdbuf: the banner with the token is printed through stdio, line-buffered into the log.
