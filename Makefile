@@ -20,7 +20,7 @@ demo: deps
 # lease's end, every start well within a lease, a 2 s lease renewed through a 4.5 s task): they run after
 # the others, by themselves, so that 300 tests, a browser and a Redis Cluster starting beside them on two
 # cores cannot make them measure the machine instead of Conveyor.
-TIMING_TESTS := ScheduledTaskTests/(delayedTaskStartsOnTime|startTimeErrorUnderLoad)|ProgressTests/coalesced|WebhookTests/hangingReceiverDoesNotBlockOthers|FlowLimitTests/(rateOverSixtySeconds|killedAgentsSlotsReturnWithTheLease)|PriorityAndPauseTests/priorityOrder|LeaseTests/longTaskKeepsItsLease
+TIMING_TESTS := ScheduledTaskTests/(delayedTaskStartsOnTime|startTimeErrorUnderLoad)|ProgressTests/coalesced|WebhookTests/hangingReceiverDoesNotBlockOthers|FlowLimitTests/(rateOverSixtySeconds|killedAgentsSlotsReturnWithTheLease)|PriorityAndPauseTests/priorityOrder|LeaseTests/longTaskKeepsItsLease|LiveStatusTests/longPoll
 
 # The tests that kill, freeze and reshard Redis Clusters of their own (18 redis-servers at once): after
 # the timing tests, so that neither they nor the main run share the two cores with them.
