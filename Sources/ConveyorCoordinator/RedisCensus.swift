@@ -101,8 +101,10 @@ struct RedisCensus: Sendable {
             let reply = try await checked(RedisCommand("XRANGE", [stream, start, "+", "COUNT", String(pageSize)]))
             let entries = try (reply.array ?? []).map { reply throws(RedisError) in try StreamEntry(reply: reply) }
             for entry in entries {
-                if let skippingStatus, entry.fields?["status"] == skippingStatus { continue }
-                if let id = entry.fields?[field].flatMap({ TaskID($0) }) { ids.insert(id) }
+                // An undecodable compact event counts as nothing here, as a missing field does.
+                guard let fields = entry.fields.flatMap({ try? LifecycleEvent.expanded($0) }) else { continue }
+                if let skippingStatus, fields["status"] == skippingStatus { continue }
+                if let id = fields[field].flatMap({ TaskID($0) }) { ids.insert(id) }
             }
             guard entries.count == pageSize, let last = entries.last else { return }
             start = "(" + last.id

@@ -62,7 +62,8 @@ public struct LifecycleEvent: Sendable, Hashable {
     /// Where the event stands in the task's forward-only order (``TaskStatus/progress(attempt:)``).
     public var rank: Int64 { status.progress(attempt: attempt) }
 
-    /// The field/value pairs written with XADD to the events stream.
+    /// The field/value pairs of the event, spelled out (as Lua scripts write them; agents write the
+    /// ``compactFields``).
     public var fields: [(String, String)] {
         var fields: [(String, String)] = [
             ("task", taskID.description), ("status", status.rawValue), ("attempt", String(attempt)),
@@ -78,7 +79,9 @@ public struct LifecycleEvent: Sendable, Hashable {
         return fields
     }
 
-    public init(fields: [String: String]) throws(EnvelopeError) {
+    /// Reads an events-stream entry, in the spelled-out or the compact form (``compactFields``).
+    public init(fields entry: [String: String]) throws(EnvelopeError) {
+        let fields = try Self.expanded(entry)
         func field(_ name: String) throws(EnvelopeError) -> String {
             guard let value = fields[name] else { throw EnvelopeError(field: name, reason: "missing") }
             return value

@@ -21,8 +21,15 @@ struct CompleterTests {
             id: TaskID(5), type: "t", params: "{}", correlationID: "c", attempt: attempt, maxAttempts: 3, enqueuedAtMillis: 0))
     }
 
+    /// The first item's event, read as the Recorder reads it.
+    private func firstEvent(_ arguments: [String]) throws -> LifecycleEvent {
+        let n = try #require(Int(arguments[2]))
+        let pairs = stride(from: 3, to: 3 + n, by: 2).map { (arguments[$0], arguments[$0 + 1]) }
+        return try LifecycleEvent(fields: Dictionary(uniqueKeysWithValues: pairs))
+    }
+
     @Test("a task started and finished in one batch yields one event, the outcome, carrying the start time")
-    func startFoldsIntoOutcome() {
+    func startFoldsIntoOutcome() throws {
         let calls = completer().scriptCalls(for: [
             .started(delivery(attempt: 1), atMillis: 10),
             .finished(delivery(attempt: 1), .succeeded(result: nil), startedAtMillis: 10, atMillis: 20),
@@ -31,7 +38,9 @@ struct CompleterTests {
         let arguments = calls[0].arguments
         #expect(arguments[0] == RedisKeys.agentsGroup)
         #expect(arguments[1] == "1-0")
-        #expect(arguments.contains("succeeded") && !arguments.contains("running"))
+        #expect(arguments[2] == "2", "one event, in the compact form: one field")
+        let event = try firstEvent(arguments)
+        #expect(event.status == .succeeded && event.startedAtMillis == 10 && event.atMillis == 20)
         #expect(arguments.last == "0", "no retry")
         #expect(calls[0].keys == ["p:{default}:ready", "p:{default}:events", "p:{default}:delayed", "p:{default}:dead", "p:{default}:dead-index"])
     }
@@ -42,7 +51,7 @@ struct CompleterTests {
             .finished(delivery(attempt: 2), .failed(error: "boom", retryable: true), startedAtMillis: 1, atMillis: 2),
         ])
         let arguments = calls[0].arguments
-        #expect(arguments.contains("retrying"))
+        #expect(try firstEvent(arguments).status == .retrying)
         let n = try #require(Int(arguments[2]))
         let m = try #require(Int(arguments[3 + n]))
         let delay = try #require(Int(arguments[4 + n]))
@@ -62,7 +71,7 @@ struct CompleterTests {
                 .finished(delivery(attempt: attempt), .failed(error: "boom", retryable: retryable), startedAtMillis: 1, atMillis: 2),
             ])[0].arguments
             let n = try #require(Int(arguments[2]))
-            #expect(arguments[3..<(3 + n)].contains("dead"))
+            #expect(try firstEvent(arguments).status == .dead)
             #expect(arguments[3 + n] == "0", "no retry")
             let d = try #require(Int(arguments[4 + n]))
             #expect(d > 1)

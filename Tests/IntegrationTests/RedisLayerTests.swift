@@ -157,6 +157,8 @@ struct CompletionScriptTests {
         let acked = try await redis.evaluate(Scripts.acknowledgeEvents, [ScriptCall(keys: [events], arguments: [RedisKeys.recordersGroup] + read.map(\.id))])
         #expect(acked.first?.integer == 3)
         #expect(try await redis.send(RedisCommand("XLEN", [events])).integer == 0)
+        let again = try await redis.evaluate(Scripts.acknowledgeEvents, [ScriptCall(keys: [events], arguments: [RedisKeys.recordersGroup] + read.map(\.id))])
+        #expect(again.first?.integer == 0, "a repeated call (after a lost reply) acknowledges nothing twice")
     }
 
     @Test("forward_due moves only entries that are due, with their fields, and says how long until the next one")

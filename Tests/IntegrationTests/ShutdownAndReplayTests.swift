@@ -32,7 +32,7 @@ struct ShutdownAndReplayTests {
         let outcomes = events.compactMap { entry -> String? in
             guard let fields = entry.array?[1].array else { return nil }
             let pairs = stride(from: 0, to: fields.count - 1, by: 2).map { (fields[$0].string ?? "", fields[$0 + 1].string ?? "") }
-            return pairs.first { $0.0 == "status" }?.1
+            return (try? LifecycleEvent.expanded(Dictionary(pairs) { _, last in last }))?["status"]
         }
         // Events the Recorder had not yet taken, plus those it recorded before stopping, cover all five.
         let postgres = PostgresClient(configuration: stack.environment.postgres, logger: TestServers.quietLogger)

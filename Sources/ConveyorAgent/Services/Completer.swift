@@ -243,7 +243,7 @@ final class Completer: Service, Sendable {
         requeue: (envelope: TaskEnvelope, delay: Duration)?, deadLetter: DeadLetter?
     ) {
         arguments.append(ack)
-        let fields = event.fields
+        let fields = event.compactFields
         arguments.append(String(fields.count * 2))
         for (field, value) in fields {
             arguments.append(field)

@@ -67,7 +67,7 @@ final class ProgressRelay: Service, Sendable {
             let event = LifecycleEvent(
                 taskID: id, status: .running, attempt: target.attempt, agent: target.reporter, atMillis: at,
                 correlationID: target.correlationID, type: target.type, progress: progress)
-            return RedisCommand("XADD", [keys.events(target.queue), "*"] + event.fields.flatMap { [$0.0, $0.1] })
+            return RedisCommand("XADD", [keys.events(target.queue), "*"] + event.compactFields.flatMap { [$0.0, $0.1] })
         }
         let replies = try await redis.send(commands)
         if let error = replies.compactMap(\.errorMessage).first {

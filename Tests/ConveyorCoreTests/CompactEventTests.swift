@@ -1,0 +1,54 @@
+import ConveyorCore
+import Testing
+
+@Suite("Lifecycle events in the compact form: one field on the events stream")
+struct CompactEventTests {
+    private func decode(_ pairs: [(String, String)]) throws -> LifecycleEvent {
+        try LifecycleEvent(fields: Dictionary(uniqueKeysWithValues: pairs))
+    }
+
+    @Test("an event survives the compact form exactly, whatever its result and error hold")
+    func roundTrip() throws {
+        var event = LifecycleEvent(
+            taskID: TaskID(42), status: .retrying, attempt: 2, agent: "agent=1:x", atMillis: 1_700_000_000_123,
+            startedAtMillis: 1_700_000_000_100, result: nil, error: "line 1\nline 2=3:4 \u{0}é🚀", correlationID: "c",
+            type: "t", dispatchedAtMillis: 1_700_000_000_000, nextAttemptAtMillis: 1_700_000_001_000,
+            progress: try TaskProgress(fraction: 0.5, message: "half"))
+        event.hasCallback = true
+        let compact = event.compactFields
+        #expect(compact.count == 1 && compact[0].0 == "e")
+        #expect(try decode(compact) == event)
+        var succeeded = event
+        succeeded.status = .succeeded
+        succeeded.error = nil
+        succeeded.progress = nil
+        succeeded.result = #"{"text":"a=1:2","empty":""}"#
+        #expect(try decode(succeeded.compactFields) == succeeded)
+    }
+
+    @Test("the spelled-out fields that Lua scripts write are still read")
+    func spelledOutStillRead() throws {
+        let event = LifecycleEvent(taskID: TaskID(7), status: .queued, attempt: 0, agent: "", atMillis: 5, correlationID: "c", type: "t")
+        #expect(try decode(event.fields) == event)
+        #expect(try LifecycleEvent.expanded(["task": "7"]) == ["task": "7"], "an entry without `e` is left as it is")
+    }
+
+    @Test("a compact field that is cut short, lies about a length or has no name is an error naming the field")
+    func malformedIsAnError() throws {
+        for bad in ["task=3:12", "task=x:1", "task3:123", "=1:a", "task=1:1status", "task=99999999999:1"] {
+            do {
+                let fields = try LifecycleEvent.expanded(["e": bad])
+                Issue.record("'\(bad)' decoded as \(fields)")
+            } catch {
+                #expect(error.field == "e")
+            }
+        }
+        #expect(try LifecycleEvent.expanded(["e": ""]) == [:], "no fields at all decodes (and then misses `task`)")
+        do {
+            _ = try LifecycleEvent(fields: ["e": ""])
+            Issue.record("an empty compact event decoded")
+        } catch {
+            #expect(error.field == "task")
+        }
+    }
+}
