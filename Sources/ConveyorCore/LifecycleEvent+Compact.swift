@@ -18,21 +18,30 @@ extension LifecycleEvent {
 
     /// The event as one field/value pair: `[("e", …)]`.
     public var compactFields: [(String, String)] {
-        [(Self.compactField, Self.pack(fields))]
+        // Written byte by byte from the properties, in ``fields``' order: the agents build one per task.
+        var packed = CompactWriter()
+        packed.append("task", taskID.rawValue)
+        packed.append("status", status.rawValue)
+        packed.append("attempt", Int64(attempt))
+        packed.append("agent", agent)
+        packed.append("at", atMillis)
+        packed.append("cid", correlationID)
+        packed.append("type", type)
+        if let startedAtMillis { packed.append("started", startedAtMillis) }
+        if let result { packed.append("result", result) }
+        if let error { packed.append("error", error) }
+        if let dispatchedAtMillis { packed.append("disp", dispatchedAtMillis) }
+        if let nextAttemptAtMillis { packed.append("next", nextAttemptAtMillis) }
+        if let progress { for (name, value) in progress.fields { packed.append(name, value) } }
+        if hasCallback { packed.append("cb", "1") }
+        return [(Self.compactField, packed.text)]
     }
 
     /// `fields` written as `<name>=<byte length>:<value>` one after the other.
     static func pack(_ fields: [(String, String)]) -> String {
-        var packed = ""
-        packed.reserveCapacity(fields.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count + 6 })
-        for (name, value) in fields {
-            packed += name
-            packed += "="
-            packed += String(value.utf8.count)
-            packed += ":"
-            packed += value
-        }
-        return packed
+        var packed = CompactWriter()
+        for (name, value) in fields { packed.append(name, value) }
+        return packed.text
     }
 
     /// The fields of an events-stream entry with the compact form opened up; other entries as they are.
@@ -70,5 +79,65 @@ extension LifecycleEvent {
             }
             return fields
         }
+    }
+}
+
+/// Builds the compact form in a byte buffer: one allocation for the text, no intermediate strings.
+private struct CompactWriter {
+    private var bytes: [UInt8] = []
+
+    init() { bytes.reserveCapacity(192) }
+
+    var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    mutating func append(_ name: StaticString, _ value: String) {
+        appendName(name)
+        var value = value
+        value.withUTF8 { utf8 in
+            appendDecimal(UInt64(utf8.count))
+            bytes.append(UInt8(ascii: ":"))
+            bytes.append(contentsOf: utf8)
+        }
+    }
+
+    mutating func append(_ name: String, _ value: String) {
+        bytes.append(contentsOf: name.utf8)
+        bytes.append(UInt8(ascii: "="))
+        var value = value
+        value.withUTF8 { utf8 in
+            appendDecimal(UInt64(utf8.count))
+            bytes.append(UInt8(ascii: ":"))
+            bytes.append(contentsOf: utf8)
+        }
+    }
+
+    mutating func append(_ name: StaticString, _ value: Int64) {
+        guard value >= 0 else { return append(name, String(value)) }
+        appendName(name)
+        var digits: UInt64 = 1
+        var rest = value.magnitude
+        while rest >= 10 {
+            rest /= 10
+            digits += 1
+        }
+        appendDecimal(digits)
+        bytes.append(UInt8(ascii: ":"))
+        appendDecimal(value.magnitude)
+    }
+
+    private mutating func appendName(_ name: StaticString) {
+        name.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes.append(UInt8(ascii: "="))
+    }
+
+    private mutating func appendDecimal(_ value: UInt64) {
+        var divisor: UInt64 = 1
+        while divisor <= value / 10 { divisor *= 10 }
+        var rest = value
+        repeat {
+            bytes.append(UInt8(ascii: "0") + UInt8(rest / divisor))
+            rest %= divisor
+            divisor /= 10
+        } while divisor > 0
     }
 }

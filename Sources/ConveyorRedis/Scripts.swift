@@ -67,23 +67,27 @@ public enum Scripts {
     /// Lua shared by the scripts that acknowledge stream entries: after a call that acknowledged
     /// `acked_ids`, `trim_finished(stream, group, acked_ids)` removes the entries the group is done with:
     /// those older than its oldest pending entry or, when none is pending, every entry up to the last one
-    /// delivered to the group; and deletes the acknowledged entries the trim could not reach.
+    /// delivered to the group; and, once that oldest pending entry is older than
+    /// ``deleteBehindAfterMilliseconds``, deletes the acknowledged entries the trim could not reach.
     ///
     /// Why not XDEL each acknowledged entry: XDEL finds an entry by walking its listpack node from the
     /// start, about 10 µs each: at the throughput ceiling `INFO commandstats` showed 1.46 s of Redis' time
     /// in XDEL in about 10 s, twice what all XADDs took. XTRIM MINID drops whole nodes and walks a partial
     /// one once per call. Pending entries are never trimmed (XAUTOCLAIM still reads them), nor
     /// undelivered ones (they are newer than every acknowledged entry when nothing is pending).
+    ///
+    /// Why wait before deleting behind the oldest pending entry: under load that entry is usually a
+    /// fraction of a second old, agents finish out of order, and most acknowledged ids are newer than it;
+    /// deleting them one by one (and comparing each id with it in Lua) still cost a quarter of the
+    /// completion script's time at the ceiling, for entries the next trims remove anyway. Entries wait for
+    /// the trim while the oldest pending one is young (its id's time, which a lease renewal does not
+    /// reset); behind an older one (a long task, a dead agent's entry awaiting its lease) they are deleted
+    /// as they finish. So what a stuck entry leaves behind is bounded by that many seconds of throughput,
+    /// and goes with the next trim once it finishes.
     static let trimFinishedLua = """
         local function id_parts(id)
             local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-            return ms, tonumber(seq)
-        end
-        local function id_less(a, b)
-            local am, as = id_parts(a)
-            local bm, bs = id_parts(b)
-            local an, bn = tonumber(am), tonumber(bm)
-            return an < bn or (an == bn and as < bs)
+            return tonumber(ms), tonumber(seq)
         end
         local function last_delivered(stream, group)
             for _, info in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
@@ -102,21 +106,27 @@ public enum Scripts {
                 local last = last_delivered(stream, group)
                 if not last then return end
                 local ms, seq = id_parts(last)
-                floor = ms .. '-' .. string.format('%d', seq + 1)
+                redis.call('XTRIM', stream, 'MINID', string.format('%d-%d', ms, seq + 1))
+                return
             end
             redis.call('XTRIM', stream, 'MINID', floor)
-            -- Behind an older entry still in flight (a long task, a dead agent's entry awaiting its lease),
-            -- finished entries are not trimmed yet: delete those one by one, so the stream cannot grow
-            -- without bound meanwhile. In the common case every acknowledged id is below the floor.
+            local floor_ms, floor_seq = id_parts(floor)
+            local time = redis.call('TIME')
+            if tonumber(time[1]) * 1000 - floor_ms < \(deleteBehindAfterMilliseconds) then return end
             local above = {}
             for _, id in ipairs(acked_ids) do
-                if not id_less(id, floor) then above[#above + 1] = id end
+                local ms, seq = id_parts(id)
+                if ms > floor_ms or (ms == floor_ms and seq >= floor_seq) then above[#above + 1] = id end
             end
             for start = 1, #above, 1000 do
                 redis.call('XDEL', stream, unpack(above, start, math.min(start + 999, #above)))
             end
         end
         """
+
+    /// How old (by its id) the oldest pending entry must be before acknowledged entries newer than it are
+    /// deleted one by one instead of waiting for the trim (see ``trimFinishedLua``).
+    public static let deleteBehindAfterMilliseconds = 5000
 
     /// Acknowledges recorded lifecycle events and trims them away (see ``trimFinishedLua``), in one round trip.
     ///

@@ -26,6 +26,18 @@ struct CompactEventTests {
         #expect(try decode(succeeded.compactFields) == succeeded)
     }
 
+    @Test("the compact form is the spelled-out fields, packed in the same order, numbers included")
+    func sameAsPackedFields() throws {
+        for at: Int64 in [0, 7, 10, 99, 1_700_000_000_123, -5] {
+            let event = LifecycleEvent(
+                taskID: TaskID(12), status: .succeeded, attempt: 10, agent: "a", atMillis: at, startedAtMillis: at,
+                result: "", correlationID: String(repeating: "c", count: 123), type: "t", dispatchedAtMillis: at)
+            let packed = event.compactFields[0].1
+            #expect(packed == event.fields.map { "\($0.0)=\($0.1.utf8.count):\($0.1)" }.joined())
+            #expect(try decode(event.compactFields) == event)
+        }
+    }
+
     @Test("the spelled-out fields that Lua scripts write are still read")
     func spelledOutStillRead() throws {
         let event = LifecycleEvent(taskID: TaskID(7), status: .queued, attempt: 0, agent: "", atMillis: 5, correlationID: "c", type: "t")

@@ -113,7 +113,7 @@ struct CompletionScriptTests {
         #expect(lengths[2].integer == 1)
     }
 
-    @Test("finished entries are trimmed, not deleted one by one; behind an older entry still in flight they are deleted; the backlog is the group's lag")
+    @Test("finished entries are trimmed, not deleted one by one; behind an entry in flight for seconds they are deleted, behind a young one they wait for the trim; the backlog is the group's lag")
     func finishedEntriesAreTrimmed() async throws {
         let environment = try await TestServers.shared.environment(name: "trim")
         let redis = RedisConnection(configuration: environment.redis, logger: TestServers.quietLogger)
@@ -121,22 +121,38 @@ struct CompletionScriptTests {
         let keys = environment.keys
         let ready = keys.ready("q")
         try await redis.ensureGroup(stream: ready, group: RedisKeys.agentsGroup)
-        _ = try await redis.send((1...4).map { RedisConnection.xadd(stream: ready, fields: [("id", String($0))]) })
-        let entries = try #require(try await redis.readGroup(group: RedisKeys.agentsGroup, consumer: "a", streams: [ready], count: 3, block: nil).first?.entries)
-        func complete(_ entry: StreamEntry) async throws {
-            let call = ScriptCall(keys: [ready, keys.events("q"), keys.delayed("q"), keys.dead("q"), keys.deadIndex("q")], arguments: [
+        func complete(_ entry: StreamEntry, in queue: String) async throws {
+            let call = ScriptCall(keys: [keys.ready(queue), keys.events(queue), keys.delayed(queue), keys.dead(queue), keys.deadIndex(queue)], arguments: [
                 RedisKeys.agentsGroup, entry.id, "2", "task", entry.fields?["id"] ?? "", "0", "0",
             ])
             _ = try await redis.evaluate(Scripts.completeTasks, [call])
         }
-        func state() async throws -> (length: Int64?, backlog: Int64) {
+        func state(of ready: String) async throws -> (length: Int64?, backlog: Int64) {
             let replies = try await redis.send([
                 RedisCommand("XLEN", [ready]), RedisCommand("XPENDING", [ready, RedisKeys.agentsGroup]), RedisConnection.xinfoGroups(stream: ready),
             ])
             let pending = replies[1].array?.first?.integer ?? 0
             return (replies[0].integer, RedisConnection.backlog(length: replies[0], pending: pending, groups: replies[2], group: RedisKeys.agentsGroup))
         }
-        // Entries 2 and 3 finish while 1 is still in flight: the trim cannot pass 1, so they are deleted.
+
+        // Entries added just now: 2 and 3 finish while 1 is in flight. The trim cannot pass 1, and 1 is
+        // young, so they stay until it finishes; the backlog (the group's lag) is not fooled by them.
+        let young = keys.ready("young")
+        try await redis.ensureGroup(stream: young, group: RedisKeys.agentsGroup)
+        _ = try await redis.send((1...4).map { RedisConnection.xadd(stream: young, fields: [("id", String($0))]) })
+        let fresh = try #require(try await redis.readGroup(group: RedisKeys.agentsGroup, consumer: "a", streams: [young], count: 3, block: nil).first?.entries)
+        try await complete(fresh[1], in: "young")
+        try await complete(fresh[2], in: "young")
+        #expect(try await state(of: young) == (4, 1))
+        try await complete(fresh[0], in: "young")
+        #expect(try await state(of: young) == (1, 1), "all three go with one trim once the oldest finishes")
+
+        // Entries whose ids are far older than five seconds: the one in flight has been for that long, so
+        // entries finishing behind it are deleted as they finish.
+        _ = try await redis.send((1...4).map { RedisCommand("XADD", [ready, "\($0)000-1", "id", String($0)]) })
+        let entries = try #require(try await redis.readGroup(group: RedisKeys.agentsGroup, consumer: "a", streams: [ready], count: 3, block: nil).first?.entries)
+        func complete(_ entry: StreamEntry) async throws { try await complete(entry, in: "q") }
+        func state() async throws -> (length: Int64?, backlog: Int64) { try await state(of: ready) }
         try await complete(entries[1])
         try await complete(entries[2])
         #expect(try await state() == (2, 1))
