@@ -46,19 +46,21 @@ struct RedisJanitorTests {
 
     @Test("a consumer idle past the limit and holding nothing is removed; one holding an entry stays")
     func idleConsumersAreRemoved() async throws {
-        let stack = try await quietStack(agents: 0) { $0.idleConsumerAfter = .seconds(1) }
+        // Four seconds, not one: in CI's loaded parallel phase the first sweep once came more than a second
+        // after the consumers were made.
+        let stack = try await quietStack(agents: 0) { $0.idleConsumerAfter = .seconds(4) }
         let ready = stack.environment.keys.ready("default")
         _ = try await stack.submit("noop")
         _ = try await send(stack, "XGROUP", ["CREATECONSUMER", ready, RedisKeys.agentsGroup, "stopped-agent"])
         // "crashed-agent" read the task and never acknowledged it: its entry waits for a reclaim.
         _ = try await send(stack, "XREADGROUP", ["GROUP", RedisKeys.agentsGroup, "crashed-agent", "COUNT", "1", "STREAMS", ready, ">"])
         _ = try await stack.coordinator.janitor.sweepOnce()
-        #expect(try await consumers(stack, ready) == ["crashed-agent", "stopped-agent"], "neither has been idle for a second yet")
+        #expect(try await consumers(stack, ready) == ["crashed-agent", "stopped-agent"], "neither has been idle for four seconds yet")
         // Idle time is Redis' own clock: no test clock can stand in for it.
-        try await Task.sleep(for: .milliseconds(1200))
+        try await Task.sleep(for: .milliseconds(4200))
 
         // At least the stopped agent; the Recorder's own consumer may go too if its blocking read has
-        // lasted a second (it is back at its next read: removing a consumer that holds nothing is safe).
+        // lasted that long (it is back at its next read: removing a consumer that holds nothing is safe).
         #expect(try await stack.coordinator.janitor.sweepOnce().consumersRemoved >= 1)
         #expect(try await consumers(stack, ready) == ["crashed-agent"])
         try await stack.stop()

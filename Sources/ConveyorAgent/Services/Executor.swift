@@ -165,10 +165,11 @@ final class Executor: Service, Sendable {
         defer { finishWithoutRunning(delivery) }
         let envelope = delivery.envelope
         var taskLogger = logger
-        taskLogger[metadataKey: LogKeys.correlationID] = "\(envelope.correlationID)"
-        taskLogger[metadataKey: LogKeys.taskID] = "\(envelope.id)"
-        taskLogger[metadataKey: LogKeys.taskType] = "\(envelope.type)"
-        taskLogger[metadataKey: LogKeys.attempt] = "\(envelope.attempt)"
+        // The values as they are (rendered only if a line is written), not interpolated for every task.
+        taskLogger[metadataKey: LogKeys.correlationID] = .string(envelope.correlationID)
+        taskLogger[metadataKey: LogKeys.taskID] = .stringConvertible(envelope.id)
+        taskLogger[metadataKey: LogKeys.taskType] = .string(envelope.type)
+        taskLogger[metadataKey: LogKeys.attempt] = .stringConvertible(envelope.attempt)
         if !Observability.isEnabled { taskLogger.logLevel = max(taskLogger.logLevel, .warning) }
         guard let handler = handlers[envelope.type] else {
             // A type this agent does not serve on this queue: fail it for good rather than loop.
@@ -198,7 +199,9 @@ final class Executor: Service, Sendable {
         executions.add(1, ordering: .relaxed)
         // An attempt started in a task the shutdown deadline already cancelled ends at once: not a run.
         if !Task.isCancelled { journal?.record(taskID: envelope.id.description, attempt: envelope.attempt, agent: agentID, atMillis: startedAt) }
-        await completer.started(delivery, atMillis: startedAt)
+        // An instant handler's `running` would fold into its outcome, which carries the start time
+        // anyway: it is not queued (one Completer item per task instead of two at the ceiling).
+        if !handler.returnsWithoutSuspending { await completer.started(delivery, atMillis: startedAt) }
         let timeout = registry[envelope.type]?.timeout ?? TaskTypeDefinition.defaultTimeout
         let outcome = await Self.attempt(handler, delivery: delivery, timeout: timeout, cancel: cancel, logger: taskLogger, progress: progressBook.sink(for: delivery))
         // Ends matter only for the limit proofs (how many runs of a limited type overlapped); the load
