@@ -27,8 +27,14 @@ struct ReadPlan: Sendable {
     let streams: [Stream]
     private var activity: [String: Activity]
     private var round = 0
-    /// Which probe the next turn goes to: probes take turns.
+    /// Which probe the next turn goes to: probes take turns (idle streams among themselves on probe rounds).
     private var probeCursor = 0
+    private var idleProbeCursor = 0
+    /// Where the weighted rotation of leftover slots stands. Its own counter, not ``round``: a round
+    /// that hands out no leftover (a probe round, a second read of the same round) must not move it,
+    /// or a steady pattern of such rounds could skip the lowest priority's turn every time (seen: low
+    /// priority got none of the first 60 starts of a two-slot agent).
+    private var rotation = 0
 
     init(streams: [Stream]) {
         self.streams = streams
@@ -57,15 +63,29 @@ struct ReadPlan: Sendable {
         let probes = candidates.filter { !primaryKeys.contains($0.key) && (probing || activity[$0.key] != .idle) }
         var budget = free
         var result: [String: Int] = [:]
-        // Probes first while they fit beside one read per primary stream; otherwise in turns.
+        // Probes first while they fit beside one read per primary stream; otherwise in turns. Idle streams
+        // go first on a probe round, and a probe round always probes one: idle streams are looked at only
+        // then, so a turn that depended on the round's number could miss them every time (a probe round
+        // every ten reads never met `round % 4 == 0`, and a two-slot agent never started low priority
+        // while higher ones had work).
         if !probes.isEmpty {
+            let ordered = probing ? probes.filter { activity[$0.key] == .idle } + probes.filter { activity[$0.key] != .idle } : probes
+            let idleCount = probing ? ordered.prefix { activity[$0.key] == .idle }.count : 0
             let room = max(0, budget - primary.count)
-            let taken = min(room, probes.count)
-            let turn = taken > 0 ? taken : (round % 4 == 0 ? 1 : 0)
-            for _ in 0..<min(turn, budget) {
-                result[probes[probeCursor % probes.count].key, default: 0] += 1
-                probeCursor &+= 1
+            let taken = min(room, ordered.count)
+            let turn = taken > 0 ? taken : (idleCount > 0 || round % 4 == 0 ? 1 : 0)
+            for index in 0..<min(turn, budget) {
+                let stream: Stream
+                if index < idleCount {
+                    stream = ordered[(idleProbeCursor + index) % idleCount]
+                } else {
+                    let others = ordered.count - idleCount
+                    stream = ordered[idleCount + probeCursor % others]
+                    probeCursor &+= 1
+                }
+                result[stream.key, default: 0] += 1
             }
+            idleProbeCursor &+= min(turn, budget, idleCount)
             budget -= result.values.reduce(0, +)
         }
         if budget > 0 {
@@ -80,10 +100,9 @@ struct ReadPlan: Sendable {
             // `totalWeight` rounds each stream gets its weight's worth of turns, so a lower priority still
             // starts while a higher one has work, one slot at a time included.
             var leftover = budget - given
-            var turn = round
             let ordered = primary.sorted { $0.priority > $1.priority }
             while leftover > 0 {
-                var position = turn % totalWeight
+                var position = rotation % totalWeight
                 for stream in ordered {
                     if position < stream.priority.readWeight {
                         result[stream.key, default: 0] += 1
@@ -92,7 +111,7 @@ struct ReadPlan: Sendable {
                     position -= stream.priority.readWeight
                 }
                 leftover -= 1
-                turn &+= 1
+                rotation &+= 1
             }
         }
         return streams.compactMap { stream in result[stream.key].map { (stream, $0) } }

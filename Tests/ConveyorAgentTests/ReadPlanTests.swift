@@ -100,6 +100,22 @@ struct ReadPlanTests {
         #expect(probedHigh)
     }
 
+    @Test("a probe round always probes an idle stream, even when the busy streams take every slot and probe rounds come every tenth read")
+    func probeRoundsFindIdleStreams() {
+        // Two slots, every stream full of work: high and normal turn busy at once, low stays idle until
+        // a probe finds it. (Before: a probe round every ten reads never met the every-fourth-round turn.)
+        for free in [1, 2] {
+            var plan = plan()
+            var lowRead = 0
+            for read in 1...40 {
+                let asked = plan.counts(free: free, probing: read % 10 == 1)
+                lowRead += asked.first { $0.stream.key == "q:low" }?.count ?? 0
+                plan.record(asked: asked, got: Dictionary(uniqueKeysWithValues: asked.map { ($0.stream.key, $0.count) }))
+            }
+            #expect(lowRead >= 2, "free \(free): low priority read \(lowRead) times in 40 reads")
+        }
+    }
+
     @Test("streams of a paused queue get nothing")
     func excludedStreams() {
         var plan = plan(queues: ["a", "b"])
