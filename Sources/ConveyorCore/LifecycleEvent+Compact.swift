@@ -92,17 +92,16 @@ private struct CompactWriter {
 
     mutating func append(_ name: StaticString, _ value: String) {
         appendName(name)
-        var value = value
-        value.withUTF8 { utf8 in
-            appendDecimal(UInt64(utf8.count))
-            bytes.append(UInt8(ascii: ":"))
-            bytes.append(contentsOf: utf8)
-        }
+        appendValue(value)
     }
 
     mutating func append(_ name: String, _ value: String) {
         bytes.append(contentsOf: name.utf8)
         bytes.append(UInt8(ascii: "="))
+        appendValue(value)
+    }
+
+    private mutating func appendValue(_ value: String) {
         var value = value
         value.withUTF8 { utf8 in
             appendDecimal(UInt64(utf8.count))

@@ -112,7 +112,8 @@ public enum Scripts {
             redis.call('XTRIM', stream, 'MINID', floor)
             local floor_ms, floor_seq = id_parts(floor)
             local time = redis.call('TIME')
-            if tonumber(time[1]) * 1000 - floor_ms < \(deleteBehindAfterMilliseconds) then return end
+            local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+            if now - floor_ms < \(deleteBehindAfterMilliseconds) then return end
             local above = {}
             for _, id in ipairs(acked_ids) do
                 local ms, seq = id_parts(id)
