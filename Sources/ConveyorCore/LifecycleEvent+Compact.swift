@@ -37,13 +37,6 @@ extension LifecycleEvent {
         return [(Self.compactField, packed.text)]
     }
 
-    /// `fields` written as `<name>=<byte length>:<value>` one after the other.
-    static func pack(_ fields: [(String, String)]) -> String {
-        var packed = CompactWriter()
-        for (name, value) in fields { packed.append(name, value) }
-        return packed.text
-    }
-
     /// The fields of an events-stream entry with the compact form opened up; other entries as they are.
     public static func expanded(_ fields: [String: String]) throws(EnvelopeError) -> [String: String] {
         guard let packed = fields[compactField] else { return fields }
@@ -53,7 +46,7 @@ extension LifecycleEvent {
         return unpacked
     }
 
-    /// Reads what ``pack(_:)`` wrote; nil when the text is not in that form.
+    /// Reads what ``compactFields`` wrote; nil when the text is not in that form.
     static func unpack(_ packed: String) -> [String: String]? {
         var packed = packed
         return packed.withUTF8 { bytes -> [String: String]? in
