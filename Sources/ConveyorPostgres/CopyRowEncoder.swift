@@ -45,12 +45,21 @@ public struct CopyRowEncoder: Sendable {
         }
     }
 
+    /// Digits written straight into the row (ids and counts are in every row: no string per value).
     public mutating func append(_ value: Int64) {
-        append(String(value))
+        separate()
+        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        var magnitude = value.magnitude
+        let start = bytes.count
+        repeat {
+            bytes.append(UInt8(truncatingIfNeeded: 0x30 + magnitude % 10))
+            magnitude /= 10
+        } while magnitude > 0
+        bytes[start...].reverse()
     }
 
     public mutating func append(_ value: Int) {
-        append(String(value))
+        append(Int64(value))
     }
 
     public mutating func append(_ value: Bool) {
@@ -59,7 +68,9 @@ public struct CopyRowEncoder: Sendable {
 
     /// A timestamptz column from Unix milliseconds.
     public mutating func append(timestampMillis value: Int64?) {
-        append(value.map(PostgresTimestamp.text(millis:)))
+        guard let value else { return append(nil as String?) }
+        separate()
+        UTCTime.append(millis: value, separator: UInt8(ascii: " "), suffix: "+00", to: &bytes)
     }
 
     public mutating func endRow() {

@@ -98,6 +98,19 @@ struct ConfigurationValueTests {
         #expect(UTCTime.format(millis: 0) == "1970-01-01T00:00:00.000Z")
         #expect(UTCTime.format(millis: 1_795_000_000_123) == "2026-11-18T11:06:40.123Z")
         #expect(UTCTime.format(millis: 951_782_400_000, separator: " ", suffix: "+00") == "2000-02-29 00:00:00.000+00")
+        #expect(UTCTime.format(millis: -1) == "1969-12-31T23:59:59.999Z")
+        #expect(UTCTime.format(millis: 253_402_300_799_999) == "9999-12-31T23:59:59.999Z")
+        // Past the four-digit years the fixed-width writer hands over to the general one.
+        #expect(UTCTime.format(millis: 253_402_300_800_000) == "10000-01-01T00:00:00.000Z")
+    }
+
+    @Test("UTC time appended as bytes reads the same as the formatted string")
+    func utcTimeBytes() {
+        for millis: Int64 in [0, -1, 1_795_000_000_123, 951_782_400_000, 253_402_300_800_000, -62_135_596_800_001] {
+            var bytes: [UInt8] = [0x41]
+            UTCTime.append(millis: millis, separator: UInt8(ascii: " "), suffix: "+00", to: &bytes)
+            #expect(String(decoding: bytes, as: UTF8.self) == "A" + UTCTime.format(millis: millis, separator: " ", suffix: "+00"))
+        }
     }
 }
 

@@ -28,6 +28,21 @@ struct CopyRowEncoderTests {
     @Test("timestamps are written in UTC with milliseconds")
     func timestamps() {
         #expect(PostgresTimestamp.text(millis: 1_000) == "1970-01-01 00:00:01.000+00")
+        var encoder = CopyRowEncoder()
+        encoder.append(timestampMillis: 1_795_000_000_123)
+        encoder.append(timestampMillis: nil)
+        encoder.append(timestampMillis: 1_000)
+        encoder.endRow()
+        #expect(String(decoding: encoder.bytes, as: UTF8.self) == "2026-11-18 11:06:40.123+00\t\\N\t1970-01-01 00:00:01.000+00\n")
+    }
+
+    @Test("integers are written as their decimal digits, the extremes included")
+    func integers() {
+        var encoder = CopyRowEncoder()
+        for value in [0, 7, -5, 1_234_567_890, Int64.max, Int64.min] { encoder.append(value) }
+        encoder.append(42 as Int)
+        encoder.endRow()
+        #expect(String(decoding: encoder.bytes, as: UTF8.self) == "0\t7\t-5\t1234567890\t9223372036854775807\t-9223372036854775808\t42\n")
     }
 
     @Test("array literals quote and escape every element")
