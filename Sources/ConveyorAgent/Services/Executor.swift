@@ -164,13 +164,11 @@ final class Executor: Service, Sendable {
     private func execute(_ delivery: Delivery) async {
         defer { finishWithoutRunning(delivery) }
         let envelope = delivery.envelope
-        var taskLogger = logger
-        // The values as they are (rendered only if a line is written), not interpolated for every task.
-        taskLogger[metadataKey: LogKeys.correlationID] = .string(envelope.correlationID)
-        taskLogger[metadataKey: LogKeys.taskID] = .stringConvertible(envelope.id)
-        taskLogger[metadataKey: LogKeys.taskType] = .string(envelope.type)
-        taskLogger[metadataKey: LogKeys.attempt] = .stringConvertible(envelope.attempt)
-        if !Observability.isEnabled { taskLogger.logLevel = max(taskLogger.logLevel, .warning) }
+        // Built only for a line actually written (most attempts write none).
+        let logger = self.logger
+        var taskLogger: Logger {
+            logger.forTask(id: envelope.id, type: envelope.type, attempt: envelope.attempt, correlationID: envelope.correlationID)
+        }
         guard let handler = handlers[envelope.type] else {
             // A type this agent does not serve on this queue: fail it for good rather than loop.
             taskLogger.error("no handler for task type")
@@ -203,7 +201,7 @@ final class Executor: Service, Sendable {
         // anyway: it is not queued (one Completer item per task instead of two at the ceiling).
         if !handler.returnsWithoutSuspending { await completer.started(delivery, atMillis: startedAt) }
         let timeout = registry[envelope.type]?.timeout ?? TaskTypeDefinition.defaultTimeout
-        let outcome = await Self.attempt(handler, delivery: delivery, timeout: timeout, cancel: cancel, logger: taskLogger, progress: progressBook.sink(for: delivery))
+        let outcome = await Self.attempt(handler, delivery: delivery, timeout: timeout, cancel: cancel, logger: logger, progress: progressBook.sink(for: delivery))
         // Ends matter only for the limit proofs (how many runs of a limited type overlapped); the load
         // generator's ceiling runs keep one line per task, as before limits existed.
         if gate.limitedTypes.contains(envelope.type) {
@@ -233,7 +231,8 @@ final class Executor: Service, Sendable {
     }
 
     /// Runs one attempt under its timeout. Nil when the attempt was cancelled by shutdown (not a failure:
-    /// the task is left pending for redelivery).
+    /// the task is left pending for redelivery). `logger` is the agent's: the handler's gets the task's
+    /// metadata over it.
     static func attempt(
         _ handler: any TaskHandler, delivery: Delivery, timeout: Duration, cancel: Promise<Void>, logger: Logger,
         progress: ProgressBook.Sink? = nil
@@ -247,7 +246,7 @@ final class Executor: Service, Sendable {
         }
         var context = TaskContext(
             id: envelope.id, type: envelope.type, attempt: envelope.attempt, maxAttempts: envelope.maxAttempts,
-            correlationID: envelope.correlationID, params: params, paramsJSON: envelope.params, logger: logger, timeout: timeout)
+            correlationID: envelope.correlationID, params: params, paramsJSON: envelope.params, taskMetadataOver: logger, timeout: timeout)
         context.progressSink = progress
         if let dependencies = envelope.dependencies {
             context.dependenciesJSON = dependencies
