@@ -80,18 +80,20 @@ final class HiredisContext {
     /// dropped: the commands whose replies are missing may or may not have run.
     func roundTrip(_ commands: [RedisCommand]) -> (replies: [RedisReply], failure: RedisError?) {
         guard let context else { return ([], RedisError(.connectionLost, "not connected")) }
+        guard !commands.isEmpty else { return ([], nil) }
         // A blocking read may be held by the server for its BLOCK time before the deadline starts.
         let longestBlock = commands.lazy.compactMap(\.blockTimeout).max() ?? .zero
         setSocketTimeout(configuration.commandTimeout + longestBlock)
-        for command in commands {
-            let status = Self.withArgv(command) { argc, argv, lengths in
-                redisAppendCommandArgv(context, argc, argv, lengths)
-            }
-            if status != REDIS_OK {
-                let failure = RedisError(.connectionLost, Self.errorString(context), command: command.name)
-                disconnect()
-                return ([], failure)
-            }
+        // The whole pipeline in one buffer, handed to hiredis' output buffer in one append.
+        var wire: [UInt8] = []
+        for command in commands { command.appendRESP(to: &wire) }
+        let status = wire.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }
+        }
+        if status != REDIS_OK {
+            let failure = RedisError(.connectionLost, Self.errorString(context), command: commands.first?.name)
+            disconnect()
+            return ([], failure)
         }
         var replies: [RedisReply] = []
         replies.reserveCapacity(commands.count)

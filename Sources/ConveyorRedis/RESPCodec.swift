@@ -4,8 +4,15 @@ import CHiredis
 /// round trip does, on bytes in memory. For the benchmarks of the hot path and for tests; the C pointers
 /// stay in this module.
 package enum RESPCodec {
-    /// The wire bytes of `commands`, as one pipeline would send them.
+    /// The wire bytes of `commands`, as one pipeline sends them.
     package static func format(_ commands: [RedisCommand]) -> [UInt8] {
+        var wire: [UInt8] = []
+        for command in commands { command.appendRESP(to: &wire) }
+        return wire
+    }
+
+    /// The same bytes from hiredis' own formatter: what ``format(_:)`` is checked against.
+    package static func formatWithHiredis(_ commands: [RedisCommand]) -> [UInt8] {
         var wire: [UInt8] = []
         for command in commands {
             var target: UnsafeMutablePointer<CChar>?
