@@ -48,15 +48,22 @@ extension LifecycleEvent {
 
     /// Reads what ``compactFields`` wrote; nil when the text is not in that form.
     static func unpack(_ packed: String) -> [String: String]? {
+        var fields: [String: String] = [:]
+        fields.reserveCapacity(12)
+        guard forEachField(of: packed, { name, value in fields[name] = value }) else { return nil }
+        return fields
+    }
+
+    /// Calls `body` with each name and value of the compact form, in order; false (after calling it for
+    /// the fields before the fault) when the text is not in that form.
+    static func forEachField(of packed: String, _ body: (String, String) -> Void) -> Bool {
         var packed = packed
-        return packed.withUTF8 { bytes -> [String: String]? in
-            var fields: [String: String] = [:]
-            fields.reserveCapacity(12)
+        return packed.withUTF8 { bytes -> Bool in
             var at = 0
             while at < bytes.count {
                 let nameStart = at
                 while at < bytes.count, bytes[at] != UInt8(ascii: "=") { at += 1 }
-                guard at < bytes.count, at > nameStart else { return nil }
+                guard at < bytes.count, at > nameStart else { return false }
                 let name = String(decoding: UnsafeBufferPointer(rebasing: bytes[nameStart..<at]), as: UTF8.self)
                 at += 1
                 var length = 0
@@ -65,12 +72,51 @@ extension LifecycleEvent {
                     length = length * 10 + Int(bytes[at] - UInt8(ascii: "0"))
                     at += 1
                 }
-                guard at > digitsStart, at < bytes.count, bytes[at] == UInt8(ascii: ":"), length <= bytes.count - at - 1 else { return nil }
+                guard at > digitsStart, at < bytes.count, bytes[at] == UInt8(ascii: ":"), length <= bytes.count - at - 1 else { return false }
                 at += 1
-                fields[name] = String(decoding: UnsafeBufferPointer(rebasing: bytes[at..<at + length]), as: UTF8.self)
+                body(name, String(decoding: UnsafeBufferPointer(rebasing: bytes[at..<at + length]), as: UTF8.self))
                 at += length
             }
-            return fields
+            return true
+        }
+    }
+}
+
+/// An event's fields as text, before they are checked: filled from the compact form without a
+/// dictionary (the Recorder decodes every event of every task; hashing a dozen names each was most of
+/// the decoding), or from the spelled-out fields.
+struct LifecycleEventText {
+    var task, status, attempt, agent, at, cid, type, started, result, error, disp, next, cb: String?
+    /// Anything else: the progress report's fields, and names a newer agent may add (ignored).
+    var others: [String: String] = [:]
+
+    init(compact packed: String) throws(EnvelopeError) {
+        let wellFormed = LifecycleEvent.forEachField(of: packed) { name, value in set(name, value) }
+        guard wellFormed else {
+            throw EnvelopeError(field: LifecycleEvent.compactField, reason: "not a compact event (<name>=<length>:<value>…)")
+        }
+    }
+
+    init(fields: [String: String]) {
+        for (name, value) in fields { set(name, value) }
+    }
+
+    private mutating func set(_ name: String, _ value: String) {
+        switch name {
+        case "task": task = value
+        case "status": status = value
+        case "attempt": attempt = value
+        case "agent": agent = value
+        case "at": at = value
+        case "cid": cid = value
+        case "type": type = value
+        case "started": started = value
+        case "result": result = value
+        case "error": error = value
+        case "disp": disp = value
+        case "next": next = value
+        case "cb": cb = value
+        default: others[name] = value
         }
     }
 }

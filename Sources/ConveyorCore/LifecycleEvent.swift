@@ -81,32 +81,38 @@ public struct LifecycleEvent: Sendable, Hashable {
 
     /// Reads an events-stream entry, in the spelled-out or the compact form (``compactFields``).
     public init(fields entry: [String: String]) throws(EnvelopeError) {
-        let fields = try Self.expanded(entry)
-        func field(_ name: String) throws(EnvelopeError) -> String {
-            guard let value = fields[name] else { throw EnvelopeError(field: name, reason: "missing") }
+        let text: LifecycleEventText
+        if let packed = entry[Self.compactField] {
+            text = try LifecycleEventText(compact: packed)
+        } else {
+            text = LifecycleEventText(fields: entry)
+        }
+        func required(_ value: String?, _ name: String) throws(EnvelopeError) -> String {
+            guard let value else { throw EnvelopeError(field: name, reason: "missing") }
             return value
         }
-        guard let id = TaskID(try field("task")) else { throw EnvelopeError(field: "task", reason: "not a task id") }
-        guard let status = TaskStatus(rawValue: try field("status")) else {
+        guard let id = TaskID(try required(text.task, "task")) else { throw EnvelopeError(field: "task", reason: "not a task id") }
+        guard let status = TaskStatus(rawValue: try required(text.status, "status")) else {
             throw EnvelopeError(field: "status", reason: "unknown status")
         }
-        guard let attempt = Int(try field("attempt")) else { throw EnvelopeError(field: "attempt", reason: "not an integer") }
-        guard let at = Int64(try field("at")) else { throw EnvelopeError(field: "at", reason: "not an integer") }
+        guard let attempt = Int(try required(text.attempt, "attempt")) else { throw EnvelopeError(field: "attempt", reason: "not an integer") }
+        guard let at = Int64(try required(text.at, "at")) else { throw EnvelopeError(field: "at", reason: "not an integer") }
+        let agent = try required(text.agent, "agent")
         self.taskID = id
         self.status = status
         self.attempt = attempt
-        self.agent = try field("agent")
+        self.agent = agent
         self.atMillis = at
-        self.startedAtMillis = fields["started"].flatMap { Int64($0) }
-        self.result = fields["result"]
-        self.error = fields["error"]
-        self.correlationID = try field("cid")
-        self.type = try field("type")
-        self.dispatchedAtMillis = fields["disp"].flatMap { Int64($0) }
-        self.nextAttemptAtMillis = fields["next"].flatMap { Int64($0) }
-        self.hasCallback = fields["cb"] == "1"
+        self.startedAtMillis = text.started.flatMap { Int64($0) }
+        self.result = text.result
+        self.error = text.error
+        self.correlationID = try required(text.cid, "cid")
+        self.type = try required(text.type, "type")
+        self.dispatchedAtMillis = text.disp.flatMap { Int64($0) }
+        self.nextAttemptAtMillis = text.next.flatMap { Int64($0) }
+        self.hasCallback = text.cb == "1"
         do {
-            self.progress = try TaskProgress(fields: fields)
+            self.progress = text.others.isEmpty ? nil : try TaskProgress(fields: text.others)
         } catch {
             throw EnvelopeError(field: "progress", reason: error.message)
         }

@@ -38,6 +38,14 @@ struct CompactEventTests {
         }
     }
 
+    @Test("a field the reader does not know (from a newer agent) is ignored in either form")
+    func unknownFieldsIgnored() throws {
+        let event = LifecycleEvent(taskID: TaskID(9), status: .succeeded, attempt: 1, agent: "a", atMillis: 5, correlationID: "c", type: "t")
+        let packed = event.compactFields[0].1 + "zz=2:ok"
+        #expect(try LifecycleEvent(fields: ["e": packed]) == event)
+        #expect(try decode(event.fields + [("zz", "ok")]) == event)
+    }
+
     @Test("the spelled-out fields that Lua scripts write are still read")
     func spelledOutStillRead() throws {
         let event = LifecycleEvent(taskID: TaskID(7), status: .queued, attempt: 0, agent: "", atMillis: 5, correlationID: "c", type: "t")
@@ -51,6 +59,12 @@ struct CompactEventTests {
             do {
                 let fields = try LifecycleEvent.expanded(["e": bad])
                 Issue.record("'\(bad)' decoded as \(fields)")
+            } catch {
+                #expect(error.field == "e")
+            }
+            do {
+                let event = try LifecycleEvent(fields: ["e": bad])
+                Issue.record("'\(bad)' decoded as \(event)")
             } catch {
                 #expect(error.field == "e")
             }
