@@ -86,6 +86,7 @@ final class HiredisContext {
         setSocketTimeout(configuration.commandTimeout + longestBlock)
         // The whole pipeline in one buffer, handed to hiredis' output buffer in one append.
         var wire: [UInt8] = []
+        wire.reserveCapacity(commands.reduce(0) { $0 + $1.respCapacity })
         for command in commands { command.appendRESP(to: &wire) }
         let status = wire.withUnsafeBufferPointer { buffer in
             buffer.withMemoryRebound(to: CChar.self) { redisAppendFormattedCommand(context, $0.baseAddress, $0.count) }

@@ -7,6 +7,7 @@ package enum RESPCodec {
     /// The wire bytes of `commands`, as one pipeline sends them.
     package static func format(_ commands: [RedisCommand]) -> [UInt8] {
         var wire: [UInt8] = []
+        wire.reserveCapacity(commands.reduce(0) { $0 + $1.respCapacity })
         for command in commands { command.appendRESP(to: &wire) }
         return wire
     }

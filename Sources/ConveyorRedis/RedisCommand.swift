@@ -44,7 +44,6 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
     /// one buffer this way: hiredis formats each command with `sdscatfmt` and then copies it again into
     /// its output buffer, 2 % of the coordinator's CPU at the ceiling.
     package func appendRESP(to wire: inout [UInt8]) {
-        wire.reserveCapacity(wire.count + bytes.count + 16 + 16 * lengths.count)
         wire.append(UInt8(ascii: "*"))
         Self.appendDecimal(lengths.count, to: &wire)
         var offset = 0
@@ -59,6 +58,11 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
             }
         }
     }
+
+    /// An upper bound of ``appendRESP(to:)``'s bytes, to reserve a pipeline's buffer once (reserving per
+    /// command would reallocate the growing buffer every time: `reserveCapacity` does not grow
+    /// geometrically).
+    package var respCapacity: Int { bytes.count + 24 + 24 * lengths.count }
 
     /// A non-negative count's digits and CRLF.
     private static func appendDecimal(_ value: Int, to wire: inout [UInt8]) {
