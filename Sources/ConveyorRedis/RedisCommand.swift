@@ -64,15 +64,16 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
     /// geometrically).
     package var respCapacity: Int { bytes.count + 24 + 24 * lengths.count }
 
-    /// A non-negative count's digits and CRLF.
+    /// A non-negative count's digits and CRLF, most significant digit first (no reversing afterwards).
     private static func appendDecimal(_ value: Int, to wire: inout [UInt8]) {
-        let start = wire.count
-        var value = value
+        var divisor = 1
+        while divisor <= value / 10 { divisor *= 10 }
+        var rest = value
         repeat {
-            wire.append(UInt8(truncatingIfNeeded: 0x30 + value % 10))
-            value /= 10
-        } while value > 0
-        wire[start...].reverse()
+            wire.append(UInt8(truncatingIfNeeded: 0x30 + rest / divisor))
+            rest %= divisor
+            divisor /= 10
+        } while divisor > 0
         wire.append(0x0D)
         wire.append(0x0A)
     }

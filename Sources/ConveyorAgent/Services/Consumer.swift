@@ -261,12 +261,13 @@ final class Consumer: Service, Sendable {
     ) async throws {
         // The common case: no limited type and nothing paused; only cancellations to mark.
         if gate.limitedTypes.isEmpty && inspection.paused.isEmpty {
-            for var delivery in deliveries {
-                if !inspection.cancelled.isEmpty { delivery.cancelled = inspection.cancelled.contains(delivery.key) }
-                delivery.reclaimed = reclaimed
-                slots.take(1)
-                executor.submit(delivery)
+            var marked = deliveries
+            for index in marked.indices {
+                if !inspection.cancelled.isEmpty { marked[index].cancelled = inspection.cancelled.contains(marked[index].key) }
+                marked[index].reclaimed = reclaimed
             }
+            slots.take(marked.count)
+            executor.submit(marked)
             return
         }
         var ready: [Delivery] = []
@@ -287,9 +288,7 @@ final class Consumer: Service, Sendable {
             }
         }
         ready += try await gate.admit(gated, reclaimed: reclaimed)
-        for delivery in ready {
-            slots.take(1)
-            executor.submit(delivery)
-        }
+        slots.take(ready.count)
+        executor.submit(ready)
     }
 }

@@ -23,8 +23,8 @@ final class Executor: Service, Sendable {
     private let completer: Completer
     private let slots: SlotPool
     private let logger: Logger
-    private let inbox: AsyncStream<Delivery>
-    private let inboxContinuation: AsyncStream<Delivery>.Continuation
+    private let inbox: AsyncStream<[Delivery]>
+    private let inboxContinuation: AsyncStream<[Delivery]>.Continuation
     private let inFlight = Mutex<[String: Int]>([:])
     /// Deliveries held by this agent (running or waiting for their type's slot), by ``Delivery/key``,
     /// with the time their lease was last renewed: what the LeaseKeeper keeps alive.
@@ -58,7 +58,7 @@ final class Executor: Service, Sendable {
         self.completer = completer
         self.slots = slots
         self.logger = logger
-        (inbox, inboxContinuation) = AsyncStream.makeStream(of: Delivery.self)
+        (inbox, inboxContinuation) = AsyncStream.makeStream(of: [Delivery].self)
     }
 
     /// Tasks running or waiting for their type's slot, by type.
@@ -99,26 +99,32 @@ final class Executor: Service, Sendable {
     /// Whether this agent already holds the entry (so a reclaim of it would be a duplicate).
     func holds(_ key: Delivery.Key) -> Bool { held.withLock { $0[key] != nil } }
 
-    /// Takes a task the Consumer or the Reclaimer read (it already holds one slot for it).
+    /// Takes tasks the Consumer or the Reclaimer read (it already holds one slot for each), a read's worth
+    /// at a time: one hand-over per read instead of one per task (each a trip through the inbox's
+    /// generic AsyncStream machinery).
     ///
     /// An entry this agent already holds is dropped: at start-up the Reclaimer may claim an entry (then
     /// owned by this agent) just before the Consumer re-reads its own pending entries, and both hand it
     /// over. It must run once.
-    func submit(_ delivery: Delivery) {
-        let cancel = Promise<Void>()
-        if delivery.cancelled { cancel.succeed(()) }
-        let fresh = held.withLock { held -> Bool in
-            guard held[delivery.key] == nil else { return false }
-            held[delivery.key] = HeldDelivery(delivery: delivery, sinceRenewal: .zero, cancel: cancel)
-            return true
+    func submit(_ deliveries: [Delivery]) {
+        guard !deliveries.isEmpty else { return }
+        var fresh: [Delivery] = []
+        fresh.reserveCapacity(deliveries.count)
+        held.withLock { held in
+            for delivery in deliveries where held[delivery.key] == nil {
+                let cancel = Promise<Void>()
+                if delivery.cancelled { cancel.succeed(()) }
+                held[delivery.key] = HeldDelivery(delivery: delivery, sinceRenewal: .zero, cancel: cancel)
+                fresh.append(delivery)
+            }
         }
-        guard fresh else {
-            slots.release()
-            return
+        if fresh.count < deliveries.count { slots.release(deliveries.count - fresh.count) }
+        guard !fresh.isEmpty else { return }
+        inFlight.withLock { inFlight in
+            for delivery in fresh { inFlight[delivery.envelope.type, default: 0] += 1 }
         }
-        inFlight.withLock { $0[delivery.envelope.type, default: 0] += 1 }
-        if case .terminated = inboxContinuation.yield(delivery) {
-            finishWithoutRunning(delivery)
+        if case .terminated = inboxContinuation.yield(fresh) {
+            for delivery in fresh { finishWithoutRunning(delivery) }
         }
     }
 
@@ -128,8 +134,8 @@ final class Executor: Service, Sendable {
     func run() async throws {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                for await delivery in inbox {
-                    group.addTask { await self.execute(delivery) }
+                for await deliveries in inbox {
+                    for delivery in deliveries { group.addTask { await self.execute(delivery) } }
                 }
             }
         } onGracefulShutdown: {
