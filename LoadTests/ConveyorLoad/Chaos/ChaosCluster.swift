@@ -152,6 +152,8 @@ final class ChaosCluster: Sendable {
             "CONVEYOR_REDIS_URL": redisURL, "CONVEYOR_POSTGRES_URL": postgres.url, "CONVEYOR_TASK_TYPES": registryPath,
             "CONVEYOR_API_TOKENS": Self.token, "CONVEYOR_HTTP_PORT": String(ports[slot]), "CONVEYOR_INSTANCE_ID": "chaos-coordinator-\(slot)-g\(generation)",
             "CONVEYOR_RECORDER_TAKEOVER_AFTER": "5s",
+            // The least Submitter queue allowed (one batch request's worth), so the overload bursts shed.
+            "CONVEYOR_SUBMIT_QUEUE_MAX": "1000",
             // A generation of partitions opens every 13 s, so the run crosses openings (ids jump, tables
             // attach) while processes die; none is closed long enough (90 s + 1 min) to be dropped before
             // the census of a run that ends in time (the soak proves the drops; a drop that came early

@@ -10,7 +10,8 @@ struct ChaosReport: Sendable {
     var passed: Bool
 
     static func make(
-        plan: ChaosPlan, cluster: ChaosCluster, load: ChaosLoad, workflows: ChaosWorkflows, bulk: ChaosBulk, faults: [FaultRecord], startMillis: Int64,
+        plan: ChaosPlan, cluster: ChaosCluster, load: ChaosLoad, workflows: ChaosWorkflows, bulk: ChaosBulk, overload: ChaosOverload,
+        faults: [FaultRecord], startMillis: Int64,
         settledAfter: Duration, allRecorded: Duration, receiver: WebhookReceiver, webhooksDoneAfter: Duration
     ) async throws -> ChaosReport {
         let accepted = load.accepted
@@ -63,7 +64,7 @@ struct ChaosReport: Sendable {
         var perAttempt: [String: Int] = [:]
         for execution in executions { perAttempt["\(execution.task)/\(execution.attempt)", default: 0] += 1 }
         let duplicateExecutions = perAttempt.values.reduce(0) { $0 + max(0, $1 - 1) }
-        let acceptedSet = Set(ids + workflows.accepted.flatMap { $0.nodes.values })
+        let acceptedSet = Set(ids + workflows.accepted.flatMap { $0.nodes.values } + overload.accepted)
         let tasksRunTwice = Set(perAttempt.filter { $0.value > 1 }.keys.compactMap { Int64($0.split(separator: "/")[0]) }).count
         let ghostExecutions = executions.filter { !acceptedSet.contains($0.task) }.count
         let redispatched = countLines(containing: "re-dispatched a task Redis did not hold", in: cluster.directory, prefix: "coordinator-")
@@ -110,7 +111,15 @@ struct ChaosReport: Sendable {
         let bulkNotCancelled = bulkStatuses.filter { $0.key != "cancelled" }.values.reduce(0, +)
         let bulkPassed = bulkSummary.tasks > 0 && bulkNotCancelled == 0 && bulkSummary.unfinishedRounds == 0
             && bulkSummary.searches == bulk.rounds && bulkSummary.failures.isEmpty
-        let passed = bulkPassed && workflowsPassed && lost == 0 && wrong.isEmpty && load.unanswered == 0 && load.rejected.isEmpty && accepted.count == plan.tasks
+        let shed = overload.summary
+        let overloadCounts = try await TaskCensus.statusCounts(url: cluster.postgres.url, ids: overload.accepted)
+        let overloadTerminal = overloadCounts.filter { TaskStatus(rawValue: $0.key)?.isTerminal == true }.values.reduce(0, +)
+        let overloadLost = shed.acceptedTasks - overloadTerminal
+        let overloadWrong = overloadCounts.filter { TaskStatus(rawValue: $0.key)?.isTerminal == true && $0.key != "succeeded" }.values.reduce(0, +)
+        let storedOfShed = try await overload.storedOfShed(url: cluster.postgres.url)
+        let overloadPassed = shed.shed > 0 && shed.malformedSheds.isEmpty && storedOfShed == 0 && overloadLost == 0 && overloadWrong == 0
+            && shed.unanswered == 0 && shed.failures.isEmpty && shed.acceptedRequests > 0
+        let passed = overloadPassed && bulkPassed && workflowsPassed && lost == 0 && wrong.isEmpty && load.unanswered == 0 && load.rejected.isEmpty && accepted.count == plan.tasks
             && lastReportMissing == 0 && webhooksMissing == 0 && receiver.invalid == 0
             && !ticks.isEmpty && tickGaps == 0 && ticksUnfinished == 0
             && !limitedRuns.isEmpty && limitedOverlap <= 3 && keyOverlap <= 1
@@ -129,6 +138,7 @@ struct ChaosReport: Sendable {
             webhooks:    \(callbackTasks.count - webhooksMissing) of \(callbackTasks.count) tasks with a callback delivered, signed (\(webhookRepeats) repeats, at-least-once; \(receiver.refused) tries refused with 503 by the receiver; \(receiver.invalid) bad signatures; all in \(format(webhooksDoneAfter)) after the tasks settled)
             workflows:   \(flows.accepted) of \(workflows.total) accepted (6 nodes each, \(flows.nodes) nodes; never answered \(workflows.unanswered), rejected \(workflows.rejected.count)): \(flows.statuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); LOST (still running) \(flows.unfinished), wrong \(flows.wrong), joins not queued exactly once \(flows.joinsNotQueuedOnce), nodes started before a dependency succeeded \(flows.startedEarly)
             bulk:        \(bulkSummary.rounds) of \(bulk.rounds) rounds of \(bulk.perRound) tasks scheduled an hour ahead, cancelled by tag through POST /v1/tasks/cancel (sent again until done): \(bulkStatuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); not cancelled \(bulkNotCancelled), rounds unfinished \(bulkSummary.unfinishedRounds), searches answered \(bulkSummary.searches)\(bulkSummary.failures.isEmpty ? "" : "; " + bulkSummary.failures.prefix(3).joined(separator: "; "))
+            overload:    \(overload.bursts) bursts of \(overload.requestsPerBurst) requests of \(overload.tasksPerRequest) tasks at once to one coordinator (its Submitter queue holds 1,000): \(shed.shed) sheds (503 overloaded; without a valid Retry-After or code: \(shed.malformedSheds.count)), \(shed.shedAtFirstTry) requests shed at their first try storing \(storedOfShed) tasks (must be 0); \(shed.acceptedRequests) requests accepted, \(shed.acceptedTasks) tasks: LOST \(overloadLost), wrong \(overloadWrong); never answered \(shed.unanswered)\((shed.malformedSheds + shed.failures).isEmpty ? "" : "; " + (shed.malformedSheds + shed.failures).prefix(3).joined(separator: "; "))
             executions:  \(executions.count) started; duplicate executions \(duplicateExecutions) across \(tasksRunTwice) tasks (at-least-once); \(ghostExecutions) for tasks never accepted
             reconciler:  \(redispatched) tasks re-dispatched from PostgreSQL; \(takeovers) batches of events taken over from dead coordinators
             generations: \(generationsOpened) opened during the run (task ids jumped to a new partition)
@@ -143,6 +153,7 @@ struct ChaosReport: Sendable {
         let json = """
             {"tasks":\(plan.tasks),"duration_s":\(plan.duration.components.seconds),"agents":\(plan.agents),"redis_cluster":\(plan.redisCluster ?? 0),"accepted":\(accepted.count),\
             "unanswered":\(load.unanswered),"rejected":\(load.rejected.count),"lost":\(lost),"wrong_status":\(wrong.count),"steps_tasks":\(stepsTasks.count),"last_report_missing":\(lastReportMissing),"delayed":\(delayedTasks),"remote":\(remoteTasks),"limited_runs":\(limitedRuns.count),"limited_max_overlap":\(limitedOverlap),"limited_key_max_overlap":\(keyOverlap),"limited_ghost_runs":\(ghostRuns.count),"schedule_ticks":\(ticks.count),"schedule_gaps":\(tickGaps),"schedule_unfinished":\(ticksUnfinished),"webhook_tasks":\(callbackTasks.count),"webhooks_missing":\(webhooksMissing),"webhook_repeats":\(webhookRepeats),"bad_signatures":\(receiver.invalid),\
+            "overload_sheds":\(shed.shed),"overload_stored_of_shed":\(storedOfShed),"overload_accepted_tasks":\(shed.acceptedTasks),"overload_lost":\(overloadLost),\
             "workflows":\(flows.accepted),"workflows_lost":\(flows.unfinished),"workflows_wrong":\(flows.wrong),"joins_not_queued_once":\(flows.joinsNotQueuedOnce),"nodes_started_early":\(flows.startedEarly),\
             "executions":\(executions.count),"duplicate_executions":\(duplicateExecutions),"tasks_run_twice":\(tasksRunTwice),\
             "redispatched":\(redispatched),"event_takeovers":\(takeovers),"settled_s":\(String(format: "%.1f", settledAfter.seconds)),\

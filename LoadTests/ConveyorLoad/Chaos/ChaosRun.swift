@@ -185,21 +185,27 @@ final class ChaosRun: Sendable {
         let workflows = ChaosWorkflows(total: max(1, plan.tasks / 50), duration: plan.duration, baseURLs: cluster.baseURLs)
         // Rounds of scheduled tasks cancelled in bulk by their tag, one per thousand tasks (two at least).
         let bulk = ChaosBulk(rounds: max(2, plan.tasks / 1000), duration: plan.duration, baseURLs: cluster.baseURLs)
+        // Bursts of batch requests several times what a coordinator's Submitter queue holds, one per
+        // five thousand tasks (two at least): shed with 503 and Retry-After, nothing accepted lost.
+        let overload = ChaosOverload(bursts: max(2, plan.tasks / 5000), duration: plan.duration, baseURLs: cluster.baseURLs)
         let supervisor = Task { await supervise(cluster, start: start) }
         async let workflowsSent: Void = workflows.run(startedAt: start)
         async let bulkDone: Void = bulk.run(startedAt: start)
+        async let overloadDone: Void = overload.run(startedAt: start)
         await load.run(startedAt: start)
         await workflowsSent
         await bulkDone
+        await overloadDone
         let loadEnded = ContinuousClock.now
         print("[chaos] load done: \(load.accepted.count) accepted and \(workflows.accepted.count) workflows in \(loadEnded - start); waiting for every task to finish")
-        let settled = try await waitUntilFinished(cluster, ids: load.accepted.map(\.id) + workflows.accepted.flatMap { $0.nodes.values } + bulk.accepted)
+        let settled = try await waitUntilFinished(
+            cluster, ids: load.accepted.map(\.id) + workflows.accepted.flatMap { $0.nodes.values } + bulk.accepted + overload.accepted)
         try await waitUntilWorkflowsEnded(cluster, workflows)
         finished.store(true, ordering: .relaxed)
         await supervisor.value
         let webhooksDone = await waitForWebhooks(receiver, ids: load.accepted.filter { $0.hasCallback }.map { $0.id })
         return try await ChaosReport.make(
-            plan: plan, cluster: cluster, load: load, workflows: workflows, bulk: bulk, faults: faults.withLock { $0 }, startMillis: startMillis,
+            plan: plan, cluster: cluster, load: load, workflows: workflows, bulk: bulk, overload: overload, faults: faults.withLock { $0 }, startMillis: startMillis,
             settledAfter: settled, allRecorded: ContinuousClock.now - start, receiver: receiver, webhooksDoneAfter: webhooksDone)
     }
 
