@@ -36,7 +36,7 @@ struct RedisCensus: Sendable {
         try await scanParked(queue, into: &ids)
         // A `running` event proves nothing: an attempt started before Redis lost its data still reports
         // it. Only an outcome (written together with the XACK of the ready entry) means the task moved on.
-        try await scan(stream: keys.events(queue), field: "task", skippingStatus: TaskStatus.running.rawValue, into: &ids)
+        try await scanEvents(stream: keys.events(queue), into: &ids)
         return ids
     }
 
@@ -93,18 +93,31 @@ struct RedisCensus: Sendable {
         } while cursor != "0"
     }
 
-    /// Pages through a whole stream with XRANGE, collecting the task id each entry carries in `field`
-    /// (except entries whose `status` is `skippingStatus`).
-    private func scan(stream: String, field: String, skippingStatus: String? = nil, into ids: inout Set<TaskID>) async throws {
+    /// Pages through a whole stream with XRANGE, collecting the task id each entry carries in `field`.
+    private func scan(stream: String, field: String, into ids: inout Set<TaskID>) async throws {
+        try await forEachEntry(of: stream) { fields in
+            if let id = fields[field].flatMap({ TaskID($0) }) { ids.insert(id) }
+        }
+    }
+
+    /// The tasks of the outcomes on an events stream, in any of its entries' forms.
+    private func scanEvents(stream: String, into ids: inout Set<TaskID>) async throws {
+        try await forEachEntry(of: stream) { fields in
+            // An undecodable event counts as nothing here, as an entry without a task does. A `running`
+            // event (a progress report too) proves nothing (see taskIDs(in:)).
+            for case .success(let event) in LifecycleEvent.events(inEntry: fields) where event.status != .running {
+                ids.insert(event.taskID)
+            }
+        }
+    }
+
+    private func forEachEntry(of stream: String, _ body: ([String: String]) -> Void) async throws {
         var start = "-"
         while true {
             let reply = try await checked(RedisCommand("XRANGE", [stream, start, "+", "COUNT", String(pageSize)]))
             let entries = try (reply.array ?? []).map { reply throws(RedisError) in try StreamEntry(reply: reply) }
             for entry in entries {
-                // An undecodable compact event counts as nothing here, as a missing field does.
-                guard let fields = entry.fields.flatMap({ try? LifecycleEvent.expanded($0) }) else { continue }
-                if let skippingStatus, fields["status"] == skippingStatus { continue }
-                if let id = fields[field].flatMap({ TaskID($0) }) { ids.insert(id) }
+                if let fields = entry.fields { body(fields) }
             }
             guard entries.count == pageSize, let last = entries.last else { return }
             start = "(" + last.id

@@ -9,16 +9,21 @@
 /// cuts those twenty strings to two. The length prefix makes any value (a result, an error text) safe
 /// without escaping.
 ///
-/// Agents write it (the Completer, the progress relay); Lua scripts and older agents still write the
-/// spelled-out fields (``LifecycleEvent/fields``), and every reader accepts both through
-/// ``LifecycleEvent/expanded(_:)``.
+/// Agents write it (the Completer framed in batches, see ``LifecycleEvent/batchField``; the progress
+/// relay alone); Lua scripts and older agents still write the spelled-out fields
+/// (``LifecycleEvent/fields``), and every reader takes each form through
+/// ``LifecycleEvent/events(inEntry:)``.
 extension LifecycleEvent {
     /// The field that carries the compact form.
     public static let compactField = "e"
 
     /// The event as one field/value pair: `[("e", …)]`.
     public var compactFields: [(String, String)] {
-        // Written byte by byte from the properties, in ``fields``' order: the agents build one per task.
+        [(Self.compactField, compactWriter().text)]
+    }
+
+    /// Written byte by byte from the properties, in ``fields``' order: the agents build one per task.
+    private func compactWriter() -> CompactWriter {
         var packed = CompactWriter()
         packed.append("task", taskID.rawValue)
         packed.append("status", status.rawValue)
@@ -34,50 +39,80 @@ extension LifecycleEvent {
         if let nextAttemptAtMillis { packed.append("next", nextAttemptAtMillis) }
         if let progress { for (name, value) in progress.fields { packed.append(name, value) } }
         if hasCallback { packed.append("cb", "1") }
-        return [(Self.compactField, packed.text)]
-    }
-
-    /// The fields of an events-stream entry with the compact form opened up; other entries as they are.
-    public static func expanded(_ fields: [String: String]) throws(EnvelopeError) -> [String: String] {
-        guard let packed = fields[compactField] else { return fields }
-        guard let unpacked = unpack(packed) else {
-            throw EnvelopeError(field: compactField, reason: "not a compact event (<name>=<length>:<value>…)")
-        }
-        return unpacked
-    }
-
-    /// Reads what ``compactFields`` wrote; nil when the text is not in that form.
-    static func unpack(_ packed: String) -> [String: String]? {
-        var fields: [String: String] = [:]
-        fields.reserveCapacity(12)
-        guard forEachField(of: packed, { name, value in fields[name] = value }) else { return nil }
-        return fields
+        return packed
     }
 
     /// Calls `body` with each name and value of the compact form, in order; false (after calling it for
     /// the fields before the fault) when the text is not in that form.
-    static func forEachField(of packed: String, _ body: (String, String) -> Void) -> Bool {
-        var packed = packed
-        return packed.withUTF8 { bytes -> Bool in
+    static func forEachField(in bytes: UnsafeBufferPointer<UInt8>, _ body: (String, String) -> Void) -> Bool {
+        var at = 0
+        while at < bytes.count {
+            let nameStart = at
+            while at < bytes.count, bytes[at] != UInt8(ascii: "=") { at += 1 }
+            guard at < bytes.count, at > nameStart else { return false }
+            let name = String(decoding: UnsafeBufferPointer(rebasing: bytes[nameStart..<at]), as: UTF8.self)
+            at += 1
+            guard let (length, valueStart) = lengthPrefix(in: bytes, at: at) else { return false }
+            at = valueStart
+            body(name, String(decoding: UnsafeBufferPointer(rebasing: bytes[at..<at + length]), as: UTF8.self))
+            at += length
+        }
+        return true
+    }
+
+    /// Reads `<decimal length>:` at `at`: the length, and where the value starts; nil unless the digits,
+    /// the colon and that many bytes after it are all there.
+    private static func lengthPrefix(in bytes: UnsafeBufferPointer<UInt8>, at start: Int) -> (length: Int, valueStart: Int)? {
+        var at = start
+        var length = 0
+        while at < bytes.count, bytes[at] >= UInt8(ascii: "0"), bytes[at] <= UInt8(ascii: "9"), at - start < 10 {
+            length = length * 10 + Int(bytes[at] - UInt8(ascii: "0"))
+            at += 1
+        }
+        guard at > start, at < bytes.count, bytes[at] == UInt8(ascii: ":"), length <= bytes.count - at - 1 else { return nil }
+        return (length, at + 1)
+    }
+}
+
+/// Many events in one stream entry: field `b`, whose value is each event's compact form framed as
+/// `<byte length>:<compact form>`, one after the other.
+///
+/// Why: the Completer acknowledges a batch of tasks in one script call, and an entry per event cost
+/// Redis an XADD, an AOF record and a reply entry in the Recorder's read for every task, and the
+/// Recorder an entry to parse and an id to acknowledge. The script appends the events of the entries
+/// it acknowledged (each framed by the agent) as one entry. Readers take every form through
+/// ``LifecycleEvent/events(inEntry:)``.
+extension LifecycleEvent {
+    /// The field that carries a batch of framed compact events.
+    public static let batchField = "b"
+
+    /// The event's compact form framed for a batch entry: `<byte length>:<compact form>`.
+    public var framedCompact: String { compactWriter().framedText }
+
+    /// The events of one events-stream entry: a batch (``batchField``), one compact event or one
+    /// spelled-out event. An event that cannot be decoded is a failure in its place; a batch whose framing
+    /// breaks ends with one failure for the rest of it.
+    public static func events(inEntry fields: [String: String]) -> [Result<LifecycleEvent, EnvelopeError>] {
+        guard var batch = fields[batchField] else {
+            do { return [.success(try LifecycleEvent(fields: fields))] } catch { return [.failure(error)] }
+        }
+        return batch.withUTF8 { bytes in
+            var events: [Result<LifecycleEvent, EnvelopeError>] = []
             var at = 0
             while at < bytes.count {
-                let nameStart = at
-                while at < bytes.count, bytes[at] != UInt8(ascii: "=") { at += 1 }
-                guard at < bytes.count, at > nameStart else { return false }
-                let name = String(decoding: UnsafeBufferPointer(rebasing: bytes[nameStart..<at]), as: UTF8.self)
-                at += 1
-                var length = 0
-                let digitsStart = at
-                while at < bytes.count, bytes[at] >= UInt8(ascii: "0"), bytes[at] <= UInt8(ascii: "9"), at - digitsStart < 10 {
-                    length = length * 10 + Int(bytes[at] - UInt8(ascii: "0"))
-                    at += 1
+                guard let (length, start) = lengthPrefix(in: bytes, at: at) else {
+                    events.append(.failure(EnvelopeError(field: batchField, reason: "not a batch of framed events (<length>:<event>…)")))
+                    break
                 }
-                guard at > digitsStart, at < bytes.count, bytes[at] == UInt8(ascii: ":"), length <= bytes.count - at - 1 else { return false }
-                at += 1
-                body(name, String(decoding: UnsafeBufferPointer(rebasing: bytes[at..<at + length]), as: UTF8.self))
-                at += length
+                do throws(EnvelopeError) {
+                    let text = try LifecycleEventText(compact: UnsafeBufferPointer(rebasing: bytes[start..<start + length]))
+                    events.append(.success(try LifecycleEvent(text: text)))
+                } catch {
+                    events.append(.failure(error))
+                }
+                at = start + length
             }
-            return true
+            return events
         }
     }
 }
@@ -91,7 +126,15 @@ struct LifecycleEventText {
     var others: [String: String] = [:]
 
     init(compact packed: String) throws(EnvelopeError) {
-        let wellFormed = LifecycleEvent.forEachField(of: packed) { name, value in set(name, value) }
+        var packed = packed
+        let text = packed.withUTF8 { bytes -> Result<LifecycleEventText, EnvelopeError> in
+            do throws(EnvelopeError) { return .success(try LifecycleEventText(compact: bytes)) } catch { return .failure(error) }
+        }
+        self = try text.get()
+    }
+
+    init(compact bytes: UnsafeBufferPointer<UInt8>) throws(EnvelopeError) {
+        let wellFormed = LifecycleEvent.forEachField(in: bytes) { name, value in set(name, value) }
         guard wellFormed else {
             throw EnvelopeError(field: LifecycleEvent.compactField, reason: "not a compact event (<name>=<length>:<value>…)")
         }
@@ -123,11 +166,21 @@ struct LifecycleEventText {
 
 /// Builds the compact form in a byte buffer: one allocation for the text, no intermediate strings.
 private struct CompactWriter {
-    private var bytes: [UInt8] = []
+    var bytes: [UInt8] = []
 
     init() { bytes.reserveCapacity(192) }
 
     var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    /// `<byte length>:<text>`, in one string.
+    var framedText: String {
+        var framed = CompactWriter()
+        framed.bytes.reserveCapacity(bytes.count + 8)
+        framed.appendDecimal(UInt64(bytes.count))
+        framed.bytes.append(UInt8(ascii: ":"))
+        framed.bytes.append(contentsOf: bytes)
+        return framed.text
+    }
 
     mutating func append(_ name: StaticString, _ value: String) {
         appendName(name)
@@ -168,7 +221,7 @@ private struct CompactWriter {
         bytes.append(UInt8(ascii: "="))
     }
 
-    private mutating func appendDecimal(_ value: UInt64) {
+    mutating func appendDecimal(_ value: UInt64) {
         var divisor: UInt64 = 1
         while divisor <= value / 10 { divisor *= 10 }
         var rest = value

@@ -81,12 +81,15 @@ public struct LifecycleEvent: Sendable, Hashable {
 
     /// Reads an events-stream entry, in the spelled-out or the compact form (``compactFields``).
     public init(fields entry: [String: String]) throws(EnvelopeError) {
-        let text: LifecycleEventText
         if let packed = entry[Self.compactField] {
-            text = try LifecycleEventText(compact: packed)
+            try self.init(text: try LifecycleEventText(compact: packed))
         } else {
-            text = LifecycleEventText(fields: entry)
+            try self.init(text: LifecycleEventText(fields: entry))
         }
+    }
+
+    /// Checks and converts an event's fields as text.
+    init(text: LifecycleEventText) throws(EnvelopeError) {
         func required(_ value: String?, _ name: String) throws(EnvelopeError) -> String {
             guard let value else { throw EnvelopeError(field: name, reason: "missing") }
             return value

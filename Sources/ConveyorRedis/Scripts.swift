@@ -19,7 +19,9 @@ public enum Scripts {
         -- KEYS[5] -> conveyor:{<queue>}:dead-index  (hash: task id -> dead entry id)
         -- ARGV[1] -> consumer group on the ready stream
         -- ARGV[2…] -> per item: ready-entry id to acknowledge ('' for an event without one),
-        --             n, then n event field/value strings (XADD to KEYS[2]),
+        --             n, then n event field/value strings (XADD to KEYS[2]) or, when n = 1, one framed
+        --             compact event (`<length>:<event>`; those of the call go to KEYS[2] as one entry,
+        --             field `b`, after the call's items),
         --             m, then, when m > 0, the retry delay in ms and m-1 field/value strings of the next
         --             attempt (ZADD to KEYS[3], due at now + delay),
         --             d, then, when d > 0, the task id and d-1 field/value strings of its dead letter
@@ -30,6 +32,7 @@ public enum Scripts {
         local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
         local acked = 0
         local acked_ids = {}
+        local batch = {}
         local i = 2
         while i <= #ARGV do
             local ack_id = ARGV[i]
@@ -45,7 +48,9 @@ public enum Scripts {
                 end
             end
             if owned then
-                if n > 0 then
+                if n == 1 then
+                    batch[#batch + 1] = ARGV[i + 2]
+                elseif n > 0 then
                     redis.call('XADD', KEYS[2], '*', unpack(ARGV, i + 2, i + 1 + n))
                 end
                 if m > 0 then
@@ -59,6 +64,9 @@ public enum Scripts {
                 end
             end
             i = i + 4 + n + m + d
+        end
+        if #batch > 0 then
+            redis.call('XADD', KEYS[2], '*', 'b', table.concat(batch))
         end
         trim_finished(KEYS[1], ARGV[1], acked_ids)
         return #acked_ids

@@ -23,9 +23,10 @@ struct CompleterTests {
 
     /// The first item's event, read as the Recorder reads it.
     private func firstEvent(_ arguments: [String]) throws -> LifecycleEvent {
-        let n = try #require(Int(arguments[2]))
-        let pairs = stride(from: 3, to: 3 + n, by: 2).map { (arguments[$0], arguments[$0 + 1]) }
-        return try LifecycleEvent(fields: Dictionary(uniqueKeysWithValues: pairs))
+        #expect(arguments[2] == "1", "one framed event, for the script's batch entry")
+        let events = LifecycleEvent.events(inEntry: [LifecycleEvent.batchField: arguments[3]])
+        #expect(events.count == 1)
+        return try #require(events.first).get()
     }
 
     @Test("a task started and finished in one batch yields one event, the outcome, carrying the start time")
@@ -38,7 +39,7 @@ struct CompleterTests {
         let arguments = calls[0].arguments
         #expect(arguments[0] == RedisKeys.agentsGroup)
         #expect(arguments[1] == "1-0")
-        #expect(arguments[2] == "2", "one event, in the compact form: one field")
+        #expect(arguments[2] == "1", "one event, framed in the compact form")
         let event = try firstEvent(arguments)
         #expect(event.status == .succeeded && event.startedAtMillis == 10 && event.atMillis == 20)
         #expect(arguments.last == "0", "no retry")

@@ -50,18 +50,12 @@ struct CompactEventTests {
     func spelledOutStillRead() throws {
         let event = LifecycleEvent(taskID: TaskID(7), status: .queued, attempt: 0, agent: "", atMillis: 5, correlationID: "c", type: "t")
         #expect(try decode(event.fields) == event)
-        #expect(try LifecycleEvent.expanded(["task": "7"]) == ["task": "7"], "an entry without `e` is left as it is")
+        #expect(try LifecycleEvent.events(inEntry: Dictionary(uniqueKeysWithValues: event.fields)).map { try $0.get() } == [event])
     }
 
     @Test("a compact field that is cut short, lies about a length or has no name is an error naming the field")
     func malformedIsAnError() throws {
         for bad in ["task=3:12", "task=x:1", "task3:123", "=1:a", "task=1:1status", "task=99999999999:1"] {
-            do {
-                let fields = try LifecycleEvent.expanded(["e": bad])
-                Issue.record("'\(bad)' decoded as \(fields)")
-            } catch {
-                #expect(error.field == "e")
-            }
             do {
                 let event = try LifecycleEvent(fields: ["e": bad])
                 Issue.record("'\(bad)' decoded as \(event)")
@@ -69,12 +63,37 @@ struct CompactEventTests {
                 #expect(error.field == "e")
             }
         }
-        #expect(try LifecycleEvent.expanded(["e": ""]) == [:], "no fields at all decodes (and then misses `task`)")
         do {
             _ = try LifecycleEvent(fields: ["e": ""])
             Issue.record("an empty compact event decoded")
         } catch {
-            #expect(error.field == "task")
+            #expect(error.field == "task", "no fields at all decodes, and then misses `task`")
         }
+    }
+
+    private func event(_ id: Int64, _ status: TaskStatus, result: String? = nil) -> LifecycleEvent {
+        LifecycleEvent(taskID: TaskID(id), status: status, attempt: 1, agent: "a-1", atMillis: 1_700_000_000_000 + id, result: result, correlationID: "c\(id)", type: "t")
+    }
+
+    @Test("a batch entry holds its events framed one after the other, and reads back in order")
+    func batchRoundTrip() throws {
+        let events = [event(1, .running), event(1, .succeeded, result: #"{"a":"1:2"}"#), event(2, .dead), event(3, .succeeded, result: "\"é🚀\"")]
+        let entry = [LifecycleEvent.batchField: events.map(\.framedCompact).joined()]
+        #expect(try LifecycleEvent.events(inEntry: entry).map { try $0.get() } == events)
+        #expect(events[0].framedCompact == "\(events[0].compactFields[0].1.utf8.count):" + events[0].compactFields[0].1)
+        #expect(LifecycleEvent.events(inEntry: [LifecycleEvent.batchField: ""]).isEmpty)
+    }
+
+    @Test("a bad event in a batch fails alone; a broken frame fails the rest of the batch, not what came before")
+    func batchFailures() throws {
+        let good = event(1, .succeeded)
+        let badEvent = "8:task=x:1"  // a frame of the right length around a malformed event
+        let mixed = LifecycleEvent.events(inEntry: ["b": good.framedCompact + badEvent + good.framedCompact])
+        #expect(mixed.count == 3)
+        #expect(try mixed[0].get() == good && (try? mixed[1].get()) == nil && (try mixed[2].get()) == good)
+        let broken = LifecycleEvent.events(inEntry: ["b": good.framedCompact + "999:task=1:1"])
+        #expect(broken.count == 2)
+        #expect(try broken[0].get() == good)
+        if case .failure(let error) = broken[1] { #expect(error.field == "b") } else { Issue.record("a broken frame decoded") }
     }
 }

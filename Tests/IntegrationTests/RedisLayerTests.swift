@@ -113,6 +113,38 @@ struct CompletionScriptTests {
         #expect(lengths[2].integer == 1)
     }
 
+    @Test("framed events of one call become one batch entry, in order, holding only the entries this call acknowledged")
+    func framedEventsBecomeOneEntry() async throws {
+        let environment = try await TestServers.shared.environment(name: "batch-events")
+        let redis = RedisConnection(configuration: environment.redis, logger: TestServers.quietLogger)
+        defer { redis.close() }
+        let keys = environment.keys
+        let ready = keys.ready("q")
+        try await redis.ensureGroup(stream: ready, group: RedisKeys.agentsGroup)
+        _ = try await redis.send((1...3).map { RedisConnection.xadd(stream: ready, fields: [("id", String($0))]) })
+        let entries = try #require(try await redis.readGroup(group: RedisKeys.agentsGroup, consumer: "a", streams: [ready], count: 3, block: nil).first?.entries)
+        // Entry 2 was finished already (by this agent's earlier call, or another agent after a takeover).
+        _ = try await redis.send(RedisConnection.xack(stream: ready, group: RedisKeys.agentsGroup, ids: [entries[1].id]))
+        func event(_ id: Int64, _ status: TaskStatus) -> LifecycleEvent {
+            LifecycleEvent(taskID: TaskID(id), status: status, attempt: 1, agent: "a", atMillis: 1_000 + id, correlationID: "c", type: "t")
+        }
+        let items: [(ack: String, event: LifecycleEvent)] = [
+            ("", event(1, .running)), (entries[0].id, event(1, .succeeded)), (entries[1].id, event(2, .succeeded)), (entries[2].id, event(3, .dead)),
+        ]
+        let call = ScriptCall(
+            keys: [ready, keys.events("q"), keys.delayed("q"), keys.dead("q"), keys.deadIndex("q")],
+            arguments: [RedisKeys.agentsGroup] + items.flatMap { [$0.ack, "1", $0.event.framedCompact, "0", "0"] })
+        let acknowledged = try await redis.evaluate(Scripts.completeTasks, [call])
+        #expect(acknowledged.first?.integer == 2)
+        let stream = try await redis.send(RedisCommand("XRANGE", [keys.events("q"), "-", "+"]))
+        let recorded = try (stream.array ?? []).map { reply throws(RedisError) in try StreamEntry(reply: reply) }
+        #expect(recorded.count == 1, "one entry for the whole call")
+        let fields = try #require(recorded.first?.fields)
+        #expect(Array(fields.keys) == [LifecycleEvent.batchField])
+        let events = try LifecycleEvent.events(inEntry: fields).map { try $0.get() }
+        #expect(events == [event(1, .running), event(1, .succeeded), event(3, .dead)], "task 2's event is left out: this call did not acknowledge it")
+    }
+
     @Test("finished entries are trimmed, not deleted one by one; behind an entry in flight for seconds they are deleted, behind a young one they wait for the trim; the backlog is the group's lag")
     func finishedEntriesAreTrimmed() async throws {
         let environment = try await TestServers.shared.environment(name: "trim")

@@ -29,10 +29,10 @@ struct ShutdownAndReplayTests {
         ])
         #expect(replies[0].array?.first?.integer == 0, "nothing left unacknowledged")
         let events = replies[1].array ?? []
-        let outcomes = events.compactMap { entry -> String? in
-            guard let fields = entry.array?[1].array else { return nil }
+        let outcomes = events.flatMap { entry -> [String] in
+            guard let fields = entry.array?[1].array else { return [] }
             let pairs = stride(from: 0, to: fields.count - 1, by: 2).map { (fields[$0].string ?? "", fields[$0 + 1].string ?? "") }
-            return (try? LifecycleEvent.expanded(Dictionary(pairs) { _, last in last }))?["status"]
+            return LifecycleEvent.events(inEntry: Dictionary(pairs) { _, last in last }).compactMap { try? $0.get().status.rawValue }
         }
         // Events the Recorder had not yet taken, plus those it recorded before stopping, cover all five.
         let postgres = PostgresClient(configuration: stack.environment.postgres, logger: TestServers.quietLogger)

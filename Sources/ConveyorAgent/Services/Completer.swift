@@ -236,19 +236,16 @@ final class Completer: Service, Sendable {
         var fields: [(String, String)]
     }
 
-    /// One item of the script's ARGV: ack id, n, n event strings, m, [delay ms, m-1 entry strings],
+    /// One item of the script's ARGV: ack id, 1, the framed event, m, [delay ms, m-1 entry strings],
     /// d, [task id, d-1 dead-letter strings].
     private func append(
         _ arguments: inout [String], ack: String, event: LifecycleEvent,
         requeue: (envelope: TaskEnvelope, delay: Duration)?, deadLetter: DeadLetter?
     ) {
         arguments.append(ack)
-        let fields = event.compactFields
-        arguments.append(String(fields.count * 2))
-        for (field, value) in fields {
-            arguments.append(field)
-            arguments.append(value)
-        }
+        // n = 1: the event framed for the script's one batch entry (see `LifecycleEvent.batchField`).
+        arguments.append("1")
+        arguments.append(event.framedCompact)
         if let requeue {
             let requeueFields = requeue.envelope.fields
             arguments.append(String(requeueFields.count * 2 + 1))

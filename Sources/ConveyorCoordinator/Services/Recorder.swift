@@ -77,6 +77,7 @@ public final class Recorder: Service, Sendable {
         let streams = queues.map(keys.events)
         var failures = 0
         var groupsReady = false
+        var readSize = RecorderReadSize(events: batchSize)
         var readingPending = true
         let clock = ContinuousClock()
         var lastTakeover = clock.now
@@ -87,18 +88,18 @@ public final class Recorder: Service, Sendable {
                     groupsReady = true
                 }
                 if clock.now - lastTakeover >= abandonedAfter {
-                    try await takeOverAbandoned(streams)
+                    try await takeOverAbandoned(streams, readSize: &readSize)
                     lastTakeover = clock.now
                 }
                 let read = try await redis.readGroup(
                     group: RedisKeys.recordersGroup, consumer: consumer, streams: streams,
-                    id: readingPending ? "0" : ">", count: batchSize, block: readingPending ? nil : Self.block)
+                    id: readingPending ? "0" : ">", count: readSize.entries, block: readingPending ? nil : Self.block)
                 let total = read.reduce(0) { $0 + $1.entries.count }
                 if total == 0 {
                     readingPending = false
                     continue
                 }
-                try await record(read)
+                readSize.observe(largestEntry: try await record(read))
                 failures = 0
             } catch {
                 if failures == 0 || failures % 20 == 0 {
@@ -114,18 +115,18 @@ public final class Recorder: Service, Sendable {
     }
 
     /// Records the events other Recorders left pending for longer than `abandonedAfter`.
-    private func takeOverAbandoned(_ streams: [String]) async throws {
+    private func takeOverAbandoned(_ streams: [String], readSize: inout RecorderReadSize) async throws {
         for stream in streams {
             var cursor = "0-0"
             repeat {
                 let claimed = try await redis.autoClaim(
                     stream: stream, group: RedisKeys.recordersGroup, consumer: consumer, minIdle: abandonedAfter,
-                    cursor: cursor, count: batchSize)
+                    cursor: cursor, count: readSize.entries)
                 if !claimed.entries.isEmpty {
                     logger.notice("recording events another coordinator left pending", metadata: [
                         "stream": "\(stream)", LogKeys.count: "\(claimed.entries.count)",
                     ])
-                    try await record([(stream, claimed.entries)])
+                    readSize.observe(largestEntry: try await record([(stream, claimed.entries)]))
                 }
                 if !claimed.deletedIDs.isEmpty {
                     // Redis 6.2 leaves deleted entries in the pending list (7 drops them itself).
@@ -136,16 +137,23 @@ public final class Recorder: Service, Sendable {
         }
     }
 
-    private func record(_ read: [(stream: String, entries: [StreamEntry])]) async throws {
+    /// Records the events of `read`, then acknowledges its entries. Returns the most events one entry held.
+    @discardableResult
+    private func record(_ read: [(stream: String, entries: [StreamEntry])]) async throws -> Int {
         var events: [LifecycleEvent] = []
         events.reserveCapacity(read.reduce(0) { $0 + $1.entries.count })
+        var largestEntry = 0
         for (stream, entries) in read {
             for entry in entries {
                 guard let fields = entry.fields else { continue }  // deleted meanwhile: nothing to record
-                do {
-                    events.append(try LifecycleEvent(fields: fields))
-                } catch {
-                    logger.error("dropping undecodable lifecycle event", metadata: ["stream": "\(stream)", "entry": "\(entry.id)", LogKeys.error: "\(error)"])
+                let decoded = LifecycleEvent.events(inEntry: fields)
+                largestEntry = max(largestEntry, decoded.count)
+                for result in decoded {
+                    switch result {
+                    case .success(let event): events.append(event)
+                    case .failure(let error):
+                        logger.error("dropping undecodable lifecycle event", metadata: ["stream": "\(stream)", "entry": "\(entry.id)", LogKeys.error: "\(error)"])
+                    }
                 }
             }
         }
@@ -167,6 +175,7 @@ public final class Recorder: Service, Sendable {
             FaultInjection.point(.crashAfterRecord)
         }
         try await acknowledge(read)
+        return largestEntry
     }
 
     private func recordOneByOne(_ events: [LifecycleEvent], after error: PostgresError) async throws {
