@@ -80,7 +80,8 @@ extension LifecycleEvent {
 /// Why: the Completer acknowledges a batch of tasks in one script call, and an entry per event cost
 /// Redis an XADD, an AOF record and a reply entry in the Recorder's read for every task, and the
 /// Recorder an entry to parse and an id to acknowledge. The script appends the events of the entries
-/// it acknowledged (each framed by the agent) as one entry. Readers take every form through
+/// it acknowledged (each framed by the agent) as entries of up to 32 (`Scripts.eventsPerBatchEntry`, which
+/// bounds the Recorder's reads). Readers take every form through
 /// ``LifecycleEvent/events(inEntry:)``.
 extension LifecycleEvent {
     /// The field that carries a batch of framed compact events.

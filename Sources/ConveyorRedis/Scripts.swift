@@ -11,6 +11,12 @@ public enum Scripts {
     /// The event, the next attempt and the dead letter are added only when this call's XACK acknowledged
     /// the entry. So a call repeated after a lost reply, or a completion of an entry another consumer
     /// already finished, adds nothing twice. Due times come from Redis' clock, the one the Forwarder reads.
+    /// The most events `complete_tasks` puts in one batch entry (field `b`). Bounded so that the
+    /// Recorder's read of ``LifecycleEvent``s stays bounded by entries: with 32, an entry costs Redis, the
+    /// AOF and the Recorder a thirty-second of what one per event did, and a read of
+    /// `CONVEYOR_RECORDER_BATCH / 32` entries holds at most `CONVEYOR_RECORDER_BATCH` events.
+    public static let eventsPerBatchEntry = 32
+
     public static let completeTasks = RedisScript(name: "complete_tasks", source: """
         -- KEYS[1] -> conveyor:{<queue>}:ready       (stream)
         -- KEYS[2] -> conveyor:{<queue>}:events      (stream)
@@ -20,8 +26,8 @@ public enum Scripts {
         -- ARGV[1] -> consumer group on the ready stream
         -- ARGV[2…] -> per item: ready-entry id to acknowledge ('' for an event without one),
         --             n, then n event field/value strings (XADD to KEYS[2]) or, when n = 1, one framed
-        --             compact event (`<length>:<event>`; those of the call go to KEYS[2] as one entry,
-        --             field `b`, after the call's items),
+        --             compact event (`<length>:<event>`; those of the call go to KEYS[2] as entries of
+        --             field `b`, \(eventsPerBatchEntry) events each at most, in order),
         --             m, then, when m > 0, the retry delay in ms and m-1 field/value strings of the next
         --             attempt (ZADD to KEYS[3], due at now + delay),
         --             d, then, when d > 0, the task id and d-1 field/value strings of its dead letter
@@ -50,6 +56,10 @@ public enum Scripts {
             if owned then
                 if n == 1 then
                     batch[#batch + 1] = ARGV[i + 2]
+                    if #batch == \(eventsPerBatchEntry) then
+                        redis.call('XADD', KEYS[2], '*', 'b', table.concat(batch))
+                        batch = {}
+                    end
                 elseif n > 0 then
                     redis.call('XADD', KEYS[2], '*', unpack(ARGV, i + 2, i + 1 + n))
                 end

@@ -31,8 +31,11 @@ struct OutageTests {
         return zip(labels, replies).map { "\($0) → \($1)" }.joined(separator: "\n")
     }
 
+    /// Events on the default queue's events stream (an entry may hold a batch of them).
     private func eventsWaiting(_ stack: Stack) async throws -> Int64 {
-        try await stack.coordinator.redis.send(RedisCommand("XLEN", [stack.environment.keys.events(TaskTypeDefinition.defaultQueue)])).integer ?? 0
+        let reply = try await stack.coordinator.redis.send(RedisCommand("XRANGE", [stack.environment.keys.events(TaskTypeDefinition.defaultQueue), "-", "+"]))
+        let entries = try (reply.array ?? []).map { reply throws(RedisError) in try StreamEntry(reply: reply) }
+        return Int64(entries.reduce(0) { $0 + LifecycleEvent.events(inEntry: $1.fields ?? [:]).count })
     }
 
     @Test("with PostgreSQL down, submissions get 503 with Retry-After, agents finish their tasks, and the Recorder catches up")

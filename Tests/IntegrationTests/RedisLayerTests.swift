@@ -113,7 +113,7 @@ struct CompletionScriptTests {
         #expect(lengths[2].integer == 1)
     }
 
-    @Test("framed events of one call become one batch entry, in order, holding only the entries this call acknowledged")
+    @Test("framed events of one call become batch entries of at most 32, in order, holding only the entries this call acknowledged")
     func framedEventsBecomeOneEntry() async throws {
         let environment = try await TestServers.shared.environment(name: "batch-events")
         let redis = RedisConnection(configuration: environment.redis, logger: TestServers.quietLogger)
@@ -143,6 +143,18 @@ struct CompletionScriptTests {
         #expect(Array(fields.keys) == [LifecycleEvent.batchField])
         let events = try LifecycleEvent.events(inEntry: fields).map { try $0.get() }
         #expect(events == [event(1, .running), event(1, .succeeded), event(3, .dead)], "task 2's event is left out: this call did not acknowledge it")
+
+        // A call with more events than one entry holds splits them, in order, never above the bound.
+        let many = (1...(2 * Scripts.eventsPerBatchEntry + 5)).map { event(Int64(100 + $0), .running) }
+        let large = ScriptCall(
+            keys: [ready, keys.events("big"), keys.delayed("big"), keys.dead("big"), keys.deadIndex("big")],
+            arguments: [RedisKeys.agentsGroup] + many.flatMap { ["", "1", $0.framedCompact, "0", "0"] })
+        _ = try await redis.evaluate(Scripts.completeTasks, [large])
+        let split = try await redis.send(RedisCommand("XRANGE", [keys.events("big"), "-", "+"]))
+        let entriesOfMany = try (split.array ?? []).map { reply throws(RedisError) in try StreamEntry(reply: reply) }
+        let perEntry = entriesOfMany.map { LifecycleEvent.events(inEntry: $0.fields ?? [:]).count }
+        #expect(perEntry == [Scripts.eventsPerBatchEntry, Scripts.eventsPerBatchEntry, 5])
+        #expect(try entriesOfMany.flatMap { try LifecycleEvent.events(inEntry: $0.fields ?? [:]).map { try $0.get() } } == many)
     }
 
     @Test("finished entries are trimmed, not deleted one by one; behind an entry in flight for seconds they are deleted, behind a young one they wait for the trim; the backlog is the group's lag")

@@ -37,8 +37,9 @@ public struct TaskContext: Sendable {
     public var paramsJSON: String
     /// Carries `correlation_id`, `task_id`, `task_type` and `attempt` metadata.
     ///
-    /// In an agent it is built when first read: most handlers never log, and setting four metadata values
-    /// for every task was about 7 % of an agent's CPU at the ceiling.
+    /// In an agent it is built when read, not for every attempt: most handlers never log, and setting
+    /// four metadata values for every task was about 7 % of an agent's CPU at the ceiling. Each read
+    /// builds it again, so a handler that logs many lines keeps it in a local.
     public var logger: Logger {
         get { explicitLogger ?? baseLogger.forTask(id: id, type: type, attempt: attempt, correlationID: correlationID) }
         set { explicitLogger = newValue }

@@ -243,7 +243,7 @@ final class Completer: Service, Sendable {
         requeue: (envelope: TaskEnvelope, delay: Duration)?, deadLetter: DeadLetter?
     ) {
         arguments.append(ack)
-        // n = 1: the event framed for the script's one batch entry (see `LifecycleEvent.batchField`).
+        // n = 1: the event framed for the script's batch entries (see `LifecycleEvent.batchField`).
         arguments.append("1")
         arguments.append(event.framedCompact)
         if let requeue {

@@ -42,6 +42,10 @@ public final class Recorder: Service, Sendable {
     private let throughput: ThroughputHistory?
 
     static let block = Duration.seconds(1)
+
+    /// Entries per stream per read: an entry holds one event or up to ``Scripts/eventsPerBatchEntry``
+    /// (an agent's batch), so a read holds at most `batchSize` events per stream.
+    private var readCount: Int { max(1, batchSize / Scripts.eventsPerBatchEntry) }
     static let backoff = Backoff(base: .milliseconds(100), maximum: .seconds(5))
 
     /// - Parameter redis: a connection of its own: XREADGROUP BLOCK holds it while waiting.
@@ -77,7 +81,6 @@ public final class Recorder: Service, Sendable {
         let streams = queues.map(keys.events)
         var failures = 0
         var groupsReady = false
-        var readSize = RecorderReadSize(events: batchSize)
         var readingPending = true
         let clock = ContinuousClock()
         var lastTakeover = clock.now
@@ -88,18 +91,18 @@ public final class Recorder: Service, Sendable {
                     groupsReady = true
                 }
                 if clock.now - lastTakeover >= abandonedAfter {
-                    try await takeOverAbandoned(streams, readSize: &readSize)
+                    try await takeOverAbandoned(streams)
                     lastTakeover = clock.now
                 }
                 let read = try await redis.readGroup(
                     group: RedisKeys.recordersGroup, consumer: consumer, streams: streams,
-                    id: readingPending ? "0" : ">", count: readSize.entries, block: readingPending ? nil : Self.block)
+                    id: readingPending ? "0" : ">", count: readCount, block: readingPending ? nil : Self.block)
                 let total = read.reduce(0) { $0 + $1.entries.count }
                 if total == 0 {
                     readingPending = false
                     continue
                 }
-                readSize.observe(largestEntry: try await record(read))
+                try await record(read)
                 failures = 0
             } catch {
                 if failures == 0 || failures % 20 == 0 {
@@ -115,18 +118,18 @@ public final class Recorder: Service, Sendable {
     }
 
     /// Records the events other Recorders left pending for longer than `abandonedAfter`.
-    private func takeOverAbandoned(_ streams: [String], readSize: inout RecorderReadSize) async throws {
+    private func takeOverAbandoned(_ streams: [String]) async throws {
         for stream in streams {
             var cursor = "0-0"
             repeat {
                 let claimed = try await redis.autoClaim(
                     stream: stream, group: RedisKeys.recordersGroup, consumer: consumer, minIdle: abandonedAfter,
-                    cursor: cursor, count: readSize.entries)
+                    cursor: cursor, count: readCount)
                 if !claimed.entries.isEmpty {
                     logger.notice("recording events another coordinator left pending", metadata: [
                         "stream": "\(stream)", LogKeys.count: "\(claimed.entries.count)",
                     ])
-                    readSize.observe(largestEntry: try await record([(stream, claimed.entries)]))
+                    try await record([(stream, claimed.entries)])
                 }
                 if !claimed.deletedIDs.isEmpty {
                     // Redis 6.2 leaves deleted entries in the pending list (7 drops them itself).
@@ -137,18 +140,14 @@ public final class Recorder: Service, Sendable {
         }
     }
 
-    /// Records the events of `read`, then acknowledges its entries. Returns the most events one entry held.
-    @discardableResult
-    private func record(_ read: [(stream: String, entries: [StreamEntry])]) async throws -> Int {
+    /// Records the events of `read`, then acknowledges its entries.
+    private func record(_ read: [(stream: String, entries: [StreamEntry])]) async throws {
         var events: [LifecycleEvent] = []
         events.reserveCapacity(read.reduce(0) { $0 + $1.entries.count })
-        var largestEntry = 0
         for (stream, entries) in read {
             for entry in entries {
                 guard let fields = entry.fields else { continue }  // deleted meanwhile: nothing to record
-                let decoded = LifecycleEvent.events(inEntry: fields)
-                largestEntry = max(largestEntry, decoded.count)
-                for result in decoded {
+                for result in LifecycleEvent.events(inEntry: fields) {
                     switch result {
                     case .success(let event): events.append(event)
                     case .failure(let error):
@@ -175,7 +174,6 @@ public final class Recorder: Service, Sendable {
             FaultInjection.point(.crashAfterRecord)
         }
         try await acknowledge(read)
-        return largestEntry
     }
 
     private func recordOneByOne(_ events: [LifecycleEvent], after error: PostgresError) async throws {
