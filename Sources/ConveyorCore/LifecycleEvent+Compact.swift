@@ -223,13 +223,6 @@ private struct CompactWriter {
     }
 
     mutating func appendDecimal(_ value: UInt64) {
-        var divisor: UInt64 = 1
-        while divisor <= value / 10 { divisor *= 10 }
-        var rest = value
-        repeat {
-            bytes.append(UInt8(ascii: "0") + UInt8(rest / divisor))
-            rest %= divisor
-            divisor /= 10
-        } while divisor > 0
+        bytes.appendDecimalDigits(of: value)
     }
 }

@@ -49,15 +49,7 @@ public struct CopyRowEncoder: Sendable {
     public mutating func append(_ value: Int64) {
         separate()
         if value < 0 { bytes.append(UInt8(ascii: "-")) }
-        let magnitude = value.magnitude
-        var divisor: UInt64 = 1
-        while divisor <= magnitude / 10 { divisor *= 10 }
-        var rest = magnitude
-        repeat {
-            bytes.append(UInt8(truncatingIfNeeded: 0x30 + rest / divisor))
-            rest %= divisor
-            divisor /= 10
-        } while divisor > 0
+        bytes.appendDecimalDigits(of: value.magnitude)
     }
 
     public mutating func append(_ value: Int) {

@@ -1,3 +1,5 @@
+import ConveyorCore
+
 /// A command: all arguments in one flat byte buffer plus their lengths.
 ///
 /// Why flat: a pipeline of thousands of XADDs would otherwise allocate one array per argument; here a
@@ -64,16 +66,9 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
     /// geometrically).
     package var respCapacity: Int { bytes.count + 24 + 24 * lengths.count }
 
-    /// A non-negative count's digits and CRLF, most significant digit first (no reversing afterwards).
+    /// A count's digits and CRLF.
     private static func appendDecimal(_ value: Int, to wire: inout [UInt8]) {
-        var divisor = 1
-        while divisor <= value / 10 { divisor *= 10 }
-        var rest = value
-        repeat {
-            wire.append(UInt8(truncatingIfNeeded: 0x30 + rest / divisor))
-            rest %= divisor
-            divisor /= 10
-        } while divisor > 0
+        wire.appendDecimalDigits(of: UInt64(value))
         wire.append(0x0D)
         wire.append(0x0A)
     }
