@@ -76,7 +76,9 @@ struct FreezeTests {
         let first = Task { try await stack.post("/v1/tasks/batch", batch) }
         try await Task.sleep(for: .milliseconds(500))
         let second = Task { try await stack.post("/v1/tasks/batch", batch) }
-        try await Task.sleep(for: .milliseconds(500))
+        // Until the queue is full, not a fixed time: on a loaded CI machine parsing the two bodies took
+        // longer than the half second this used to wait, and the probes below then queued instead.
+        for _ in 0..<300 where !stack.coordinator.submitter.isFull { try await Task.sleep(for: .milliseconds(50)) }
         let clock = ContinuousClock()
         let started = clock.now
         let shedSingle = try await stack.post("/v1/tasks", #"{"type":"work"}"#, timeout: .seconds(10))
