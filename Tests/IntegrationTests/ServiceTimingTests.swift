@@ -71,9 +71,11 @@ struct ServiceTimingTests {
         var passes = forwarder.passes.values().makeAsyncIterator()
         let running = Task { try await forwarder.run() }
 
-        // Two of three due entries: a full batch, so the next pass follows at once.
+        // Two of three due entries: a full batch, so the next pass follows at once (without the clock, so
+        // on a loaded machine it may already have moved the third by the time XLEN is asked).
         #expect(await passes.next()?.nextWait == .zero)
-        #expect(try await redis.send(RedisCommand("XLEN", [keys.ready("default")])).integer == 2)
+        let afterFirst = try await redis.send(RedisCommand("XLEN", [keys.ready("default")])).integer
+        #expect(afterFirst == 2 || afterFirst == 3)
         // The third; the next retry is a minute away, so it sleeps maximumWait.
         #expect(await passes.next()?.nextWait == .seconds(5))
         #expect(try await redis.send(RedisCommand("XLEN", [keys.ready("default")])).integer == 3)
