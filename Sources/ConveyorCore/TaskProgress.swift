@@ -76,8 +76,10 @@ public struct TaskProgress: Sendable, Hashable {
     }
 
     /// The report as compact JSON, with the attempt it belongs to and when it was made: the form
-    /// stored in `tasks.progress` and in the history, and shown by the API.
-    public func json(attempt: Int, atMillis: Int64) -> String {
+    /// stored in `tasks.progress` and in the history, and shown by the API. `agent`, who made it, is
+    /// in the stored form (and so in the API's), not in the history's (whose rows have an agent column):
+    /// it tells the run that finished a task from a duplicate run of the same attempt.
+    public func json(attempt: Int, atMillis: Int64, agent: String? = nil) -> String {
         var out = "{"
         if let fraction { out += "\"fraction\":\(fraction)," }
         if let step { out += "\"step\":\(step)," }
@@ -85,6 +87,11 @@ public struct TaskProgress: Sendable, Hashable {
         if let message {
             out += "\"message\":"
             JSONValue.writeString(message, into: &out)
+            out += ","
+        }
+        if let agent {
+            out += "\"agent\":"
+            JSONValue.writeString(agent, into: &out)
             out += ","
         }
         out += "\"attempt\":\(attempt),\"updated_at\":\"\(UTCTime.format(millis: atMillis))\"}"

@@ -43,9 +43,10 @@ public struct EventStore: Sendable {
             // Outside the transaction: created in one, a rollback would drop them behind the flag's back.
             try Self.prepareTemporaryTables(on: session)
             func apply(appended: Int) throws(PostgresError) -> Outcome {
-                // Progress first: an attempt's last report and its outcome often share a batch.
-                if let progressRows { try Self.mergeProgress(progressRows, on: session) }
                 let merged = try merge.map { rows throws(PostgresError) in try Self.merge(rows, on: session) } ?? Merged()
+                // After the status: an attempt's last report and its outcome often share a batch, and which
+                // run's reports count depends on whether (and by whom) the task has finished.
+                if let progressRows { try Self.mergeProgress(progressRows, on: session) }
                 let webhooks = try WebhookStore.queue(withCallbacks, on: session)
                 if try notifications.isOpen(on: session) {
                     try TaskNotifications.notify(TaskNotifications.payloads(for: recorded.lazy.map(\.taskID)), on: session)
@@ -80,33 +81,64 @@ public struct EventStore: Sendable {
         }
     }
 
-    /// The newest progress report per task in a batch: the one a reader wants, and the only one kept.
+    /// The newest progress report per task and reporting agent in a batch: the one a reader wants, and
+    /// the only one kept. Per agent, because when a duplicate run of an attempt overlaps the run that
+    /// finishes it, the finisher's last report must still be there for ``mergeProgress(_:on:)`` to pick.
     package static func latestProgress(_ events: [LifecycleEvent]) -> [LifecycleEvent] {
-        var latest: [TaskID: LifecycleEvent] = [:]
-        for event in events where event.isProgress {
-            if let current = latest[event.taskID],
-                (current.attempt, current.atMillis) >= (event.attempt, event.atMillis) { continue }
-            latest[event.taskID] = event
+        struct Reporter: Hashable {
+            var taskID: TaskID
+            var agent: String
         }
-        return latest.values.sorted { $0.taskID < $1.taskID }
+        var latest: [Reporter: LifecycleEvent] = [:]
+        for event in events where event.isProgress {
+            let reporter = Reporter(taskID: event.taskID, agent: event.agent)
+            if let current = latest[reporter],
+                (current.attempt, current.atMillis) >= (event.attempt, event.atMillis) { continue }
+            latest[reporter] = event
+        }
+        return latest.values.sorted { ($0.taskID, $0.agent) < ($1.taskID, $1.agent) }
     }
 
-    /// Sets `tasks.progress` to a newer report of the task's current attempt. Never touches the status,
-    /// and once the task has finished takes only reports made before it finished: a duplicate run of the
-    /// attempt (a lease taken over from an agent that was only slow) cannot replace the last report.
+    /// Sets `tasks.progress` to a newer report of the task's current attempt. Never touches the status.
+    ///
+    /// Runs after the status merge of the same batch. Until the task finishes, the newest report of its
+    /// current attempt wins. Once it has finished, only reports made before it finished count, and only
+    /// those of the run that finished it: the agent of the attempt's terminal event in `task_events`
+    /// (unless that is `api`, a cancel, or the report came from a worker through the API, `api:<token>`,
+    /// which names no run). A duplicate run of the attempt (a lease taken over from an agent that was
+    /// only slow, a task the Reconciler dispatched again) interleaves its reports with the finisher's
+    /// by time, so "newest" alone could show the duplicate's half-way report on a finished task; the
+    /// finisher's last report replaces one of another agent even when that one is newer.
     private static func mergeProgress(_ rows: [UInt8], on session: PostgresSession) throws(PostgresError) {
-        // One primary-key lookup per task, as for the status merge (see there).
+        // One primary-key lookup per task, as for the status merge (see there); the finisher's lookup
+        // (task_events by task id) only for tasks that have finished.
         try session.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off", name: "merge plan")
-        try session.copy("COPY conveyor_progress_merge (id, attempt, at, progress) FROM STDIN", data: rows, name: "copy progress merge")
+        try session.copy("COPY conveyor_progress_merge (id, attempt, agent, at, progress) FROM STDIN", data: rows, name: "copy progress merge")
         _ = try session.query("""
-            UPDATE tasks t SET progress = p.progress
-            FROM conveyor_progress_merge p
-            WHERE t.id = p.id
-              AND p.attempt > t.redrive_floor AND p.attempt >= t.attempts
-              AND (t.finished_at IS NULL OR p.at <= t.finished_at)
+            WITH reports AS (
+                SELECT p.id, p.attempt, p.agent, p.at, p.progress,
+                       CASE WHEN t.finished_at IS NOT NULL THEN (
+                           SELECT e.agent FROM task_events e
+                           WHERE e.task_id = p.id AND e.attempt = p.attempt AND e.agent <> 'api'
+                             AND e.status IN ('succeeded', 'failed', 'dead', 'cancelled')
+                           LIMIT 1) END AS finisher
+                FROM conveyor_progress_merge p JOIN tasks t ON t.id = p.id
+                WHERE p.attempt > t.redrive_floor AND p.attempt >= t.attempts
+                  AND (t.finished_at IS NULL OR p.at <= t.finished_at)
+            ), candidates AS (
+                SELECT DISTINCT ON (id) id, attempt, agent, progress, finisher = agent AS by_finisher
+                FROM reports
+                WHERE finisher IS NULL OR finisher = agent OR agent LIKE 'api:%'
+                ORDER BY id, finisher = agent DESC NULLS LAST, attempt DESC, at DESC
+            )
+            UPDATE tasks t SET progress = c.progress
+            FROM candidates c
+            WHERE t.id = c.id
               AND (t.progress IS NULL
-                   OR (t.progress->>'attempt')::integer < p.attempt
-                   OR ((t.progress->>'attempt')::integer = p.attempt AND t.progress->>'updated_at' < p.progress->>'updated_at'))
+                   OR (t.progress->>'attempt')::integer < c.attempt
+                   OR ((t.progress->>'attempt')::integer = c.attempt
+                       AND (t.progress->>'updated_at' < c.progress->>'updated_at'
+                            OR (c.by_finisher AND t.progress->>'agent' IS DISTINCT FROM c.agent))))
             """, name: "merge task progress").affected
     }
 
@@ -116,8 +148,9 @@ public struct EventStore: Sendable {
             guard let progress = event.progress else { continue }
             encoder.append(event.taskID.rawValue)
             encoder.append(event.attempt)
+            encoder.append(event.agent)
             encoder.append(timestampMillis: event.atMillis)
-            encoder.append(progress.json(attempt: event.attempt, atMillis: event.atMillis))
+            encoder.append(progress.json(attempt: event.attempt, atMillis: event.atMillis, agent: event.agent))
             encoder.endRow()
         }
         return encoder.bytes
@@ -182,7 +215,7 @@ public struct EventStore: Sendable {
                 finished_at timestamptz, result jsonb, error text
             ) ON COMMIT DELETE ROWS;
             CREATE TEMP TABLE IF NOT EXISTS conveyor_progress_merge (
-                id bigint, attempt integer, at timestamptz, progress jsonb
+                id bigint, attempt integer, agent text, at timestamptz, progress jsonb
             ) ON COMMIT DELETE ROWS;
             CREATE TEMP TABLE IF NOT EXISTS conveyor_event_batch (
                 event_id text, task_id bigint, status text, attempt integer, agent text, at timestamptz, detail jsonb

@@ -125,15 +125,15 @@ struct ProgressTests {
         try await stack.stop()
     }
 
-    @Test("a report recorded after the outcome never moves the status back; one made after it (a duplicate run) is ignored, one made before it is kept")
+    @Test("a report recorded after the outcome never moves the status back; one made after it, or by another agent (a duplicate run), is ignored; the finisher's made before it is kept")
     func neverBackwards() async throws {
         let stack = try await Stack.start()
         let id = try await stack.submit("noop")
         #expect(try await stack.waitUntilTerminal([id])[id] == .succeeded)
         let store = EventStore(client: stack.coordinator.postgres)
-        func report(_ message: String, atMillis: Int64) async throws {
+        func report(_ message: String, atMillis: Int64, agent: String = "late") async throws {
             let event = LifecycleEvent(
-                taskID: TaskID(id), status: .running, attempt: 1, agent: "late", atMillis: atMillis, correlationID: "c",
+                taskID: TaskID(id), status: .running, attempt: 1, agent: agent, atMillis: atMillis, correlationID: "c",
                 type: "noop", progress: try TaskProgress(fraction: 0.9, message: message))
             _ = try await store.record([event])
         }
@@ -148,8 +148,52 @@ struct ProgressTests {
         let startedMillis = try #require(rows.first?[0].flatMap { Int64($0) })
         try await report("made before the outcome", atMillis: startedMillis)
         task = try await stack.task(id)
+        #expect(task["progress"] == .null, "another agent's report (a duplicate run) is not taken once the task has finished")
+        let finisher = try await stack.coordinator.postgres.withSession { session in
+            try session.query("SELECT agent FROM task_events WHERE task_id = $1 AND status = 'succeeded'", [String(id)]).rows
+        }.first?[0]
+        try await report("made before the outcome", atMillis: startedMillis, agent: try #require(finisher))
+        task = try await stack.task(id)
         #expect(task["status"]?.stringValue == "succeeded")
         #expect(task["progress"]?["message"]?.stringValue == "made before the outcome")
+        #expect(task["progress"]?["agent"]?.stringValue == finisher)
+        try await stack.stop()
+    }
+
+    /// Two runs of one attempt (at-least-once): `x` finishes the task, `y` is a duplicate that started a
+    /// little later, so its half-way report is newer than x's last one and older than x's outcome.
+    @Test(
+        "a duplicate run's report never replaces the last report of the run that finished the task, whether it is recorded before, with or after the outcome",
+        arguments: ["before", "with", "after"])
+    func finisherKeepsItsLastReport(order: String) async throws {
+        let stack = try await Stack.start()
+        // Scheduled an hour ahead: a row that no agent runs while the test records its events by hand.
+        let id = try await stack.submit("noop", extra: #","delay":"1h""#)
+        let store = EventStore(client: stack.coordinator.postgres)
+        let start = WallClock.nowMillis() - 10_000
+        func event(_ agent: String, _ status: TaskStatus, at offset: Int64, fraction: Double? = nil) throws -> LifecycleEvent {
+            LifecycleEvent(
+                taskID: TaskID(id), status: status, attempt: 1, agent: agent, atMillis: start + offset,
+                startedAtMillis: status == .running && fraction == nil ? start + offset : nil, correlationID: "c", type: "noop",
+                progress: try fraction.map { try TaskProgress(fraction: $0, message: "\(agent) at \($0)") })
+        }
+        _ = try await store.record([try event("x", .running, at: 0), try event("y", .running, at: 5)])
+        let finishersLast = try event("x", .running, at: 100, fraction: 1)
+        let duplicatesNewer = try event("y", .running, at: 105, fraction: 0.5)
+        let outcome = try event("x", .succeeded, at: 110)
+        switch order {
+        case "before":
+            _ = try await store.record([duplicatesNewer])
+            _ = try await store.record([finishersLast, outcome])
+        case "with":
+            _ = try await store.record([duplicatesNewer, finishersLast, outcome])
+        default:
+            _ = try await store.record([finishersLast, outcome])
+            _ = try await store.record([duplicatesNewer])
+        }
+        let task = try await stack.task(id)
+        #expect(task["status"]?.stringValue == "succeeded")
+        #expect(task["progress"]?["fraction"] == .double(1) && task["progress"]?["agent"]?.stringValue == "x", "\(task["progress"] ?? .null)")
         try await stack.stop()
     }
 }

@@ -27,7 +27,8 @@ struct ChaosReport: Sendable {
         for row in rows.values { statusCounts[row.status, default: 0] += 1 }
         // Every steps task that succeeded reported 100 % last: an attempt's last report is never lost.
         let stepsTasks = accepted.filter { $0.kind == .steps }.compactMap { rows[$0.id] }.filter { $0.status == "succeeded" }
-        let lastReportMissing = stepsTasks.filter { $0.progressFraction != 1 }.count
+        let withoutLastReport = stepsTasks.filter { $0.progressFraction != 1 }
+        let lastReportMissing = withoutLastReport.count
         // Every task with a callback had its final record delivered, signed (at-least-once: repeats counted).
         let delivered = receiver.delivered
         let callbackTasks = accepted.filter { $0.hasCallback }
@@ -130,7 +131,7 @@ struct ChaosReport: Sendable {
             statuses:    \(statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             LOST:        \(lost)\(lost > 0 ? "  (missing rows \(missingRows), unfinished \(unfinished))" : "")
             wrong:       \(wrong.count) (every task of this mix must end succeeded)
-            progress:    \(stepsTasks.count - lastReportMissing) of \(stepsTasks.count) steps tasks show their last report (100 %)
+            progress:    \(stepsTasks.count - lastReportMissing) of \(stepsTasks.count) steps tasks show their last report (100 %)\(withoutLastReport.isEmpty ? "" : "; not: " + withoutLastReport.prefix(5).map { "task \($0.id) at \($0.progressFraction.map { "\($0)" } ?? "none")" }.joined(separator: ", "))
             delayed:     \(delayedTasks) delayed tasks among the accepted (each must end succeeded like the rest)
             push:        \(remoteTasks) remote tasks; the worker got \(work.requests) requests and refused \(work.refused) with 503 (retried)
             limits:      \(limitedRuns.count) runs of the limited type: at most \(limitedOverlap) at once (limit 3), \(keyOverlap) per key (limit 1); \(ghostRuns.count) in flight when Redis lost writes, left out
