@@ -12,11 +12,21 @@ struct ChaosReport: Sendable {
     static func make(
         plan: ChaosPlan, cluster: ChaosCluster, load: ChaosLoad, workflows: ChaosWorkflows, bulk: ChaosBulk, overload: ChaosOverload,
         faults: [FaultRecord], startMillis: Int64,
-        settledAfter: Duration, allRecorded: Duration, receiver: WebhookReceiver, webhooksDoneAfter: Duration
+        settledAfter: Duration, allRecorded: Duration, receiver: WebhookReceiver, waitForWebhooks: () async -> Duration
     ) async throws -> ChaosReport {
         let accepted = load.accepted
         let ids = accepted.map(\.id)
+        // Everything PostgreSQL holds is read before the wait for webhooks (up to two minutes): the
+        // cluster's retention (90 s) drops a generation closed that long ago, and a slow delivery must
+        // not turn into missing rows.
         let rows = try await TaskCensus.rows(url: cluster.postgres.url, ids: ids)
+        let ticks = try await TaskCensus.scheduleTicks(url: cluster.postgres.url, schedule: "chaos_tick")
+        let ticksReadAtMillis = WallClock.nowMillis()
+        let flows = try await workflows.check(url: cluster.postgres.url, journalPath: cluster.journalPath)
+        let bulkStatuses = try await bulk.statuses(url: cluster.postgres.url)
+        let overloadCounts = try await TaskCensus.statusCounts(url: cluster.postgres.url, ids: overload.accepted)
+        let storedOfShed = try await overload.storedOfShed(url: cluster.postgres.url)
+        let webhooksDoneAfter = await waitForWebhooks()
         let executions = ExecutionJournalFile.executions(path: cluster.journalPath)
 
         let missingRows = ids.filter { rows[$0] == nil }.count
@@ -39,9 +49,8 @@ struct ChaosReport: Sendable {
         let work = receiver.work
         // The every-second schedule across every fault: no tick missed or doubled (consecutive seconds,
         // one task each), and every tick older than 10 s has succeeded.
-        let ticks = try await TaskCensus.scheduleTicks(url: cluster.postgres.url, schedule: "chaos_tick")
         let tickGaps = zip(ticks, ticks.dropFirst()).filter { $1.tick - $0.tick != 1000 }.count
-        let settledTicks = ticks.filter { $0.tick < WallClock.nowMillis() - 10_000 }
+        let settledTicks = ticks.filter { $0.tick < ticksReadAtMillis - 10_000 }
         let ticksUnfinished = settledTicks.filter { $0.status != "succeeded" }.count
 
         // The limited type (3 at once cluster-wide, 1 per key) never ran more, measured from the journal's
@@ -105,19 +114,15 @@ struct ChaosReport: Sendable {
             format: "tasks they held finished elsewhere within %.1f s at most (median %.1f s; lease 3 s)",
             sortedAgent.last!, sortedAgent[sortedAgent.count / 2])
 
-        let flows = try await workflows.check(url: cluster.postgres.url, journalPath: cluster.journalPath)
         let workflowsPassed = flows.passed && flows.accepted == workflows.total && workflows.unanswered == 0 && workflows.rejected.isEmpty
-        let bulkStatuses = try await bulk.statuses(url: cluster.postgres.url)
         let bulkSummary = bulk.summary
         let bulkNotCancelled = bulkStatuses.filter { $0.key != "cancelled" }.values.reduce(0, +)
         let bulkPassed = bulkSummary.tasks > 0 && bulkNotCancelled == 0 && bulkSummary.unfinishedRounds == 0
             && bulkSummary.searches == bulk.rounds && bulkSummary.failures.isEmpty
         let shed = overload.summary
-        let overloadCounts = try await TaskCensus.statusCounts(url: cluster.postgres.url, ids: overload.accepted)
         let overloadTerminal = overloadCounts.filter { TaskStatus(rawValue: $0.key)?.isTerminal == true }.values.reduce(0, +)
         let overloadLost = shed.acceptedTasks - overloadTerminal
         let overloadWrong = overloadCounts.filter { TaskStatus(rawValue: $0.key)?.isTerminal == true && $0.key != "succeeded" }.values.reduce(0, +)
-        let storedOfShed = try await overload.storedOfShed(url: cluster.postgres.url)
         let overloadPassed = shed.shed > 0 && shed.malformedSheds.isEmpty && storedOfShed == 0 && overloadLost == 0 && overloadWrong == 0
             && shed.unanswered == 0 && shed.failures.isEmpty && shed.acceptedRequests > 0
         let passed = overloadPassed && bulkPassed && workflowsPassed && lost == 0 && wrong.isEmpty && load.unanswered == 0 && load.rejected.isEmpty && accepted.count == plan.tasks

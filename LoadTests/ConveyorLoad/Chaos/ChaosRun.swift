@@ -200,13 +200,18 @@ final class ChaosRun: Sendable {
         print("[chaos] load done: \(load.accepted.count) accepted and \(workflows.accepted.count) workflows in \(loadEnded - start); waiting for every task to finish")
         let settled = try await waitUntilFinished(
             cluster, ids: load.accepted.map(\.id) + workflows.accepted.flatMap { $0.nodes.values } + bulk.accepted + overload.accepted)
+        let settledAt = ContinuousClock.now
         try await waitUntilWorkflowsEnded(cluster, workflows)
         finished.store(true, ordering: .relaxed)
         await supervisor.value
-        let webhooksDone = await waitForWebhooks(receiver, ids: load.accepted.filter { $0.hasCallback }.map { $0.id })
+        let callbacks = load.accepted.filter { $0.hasCallback }.map { $0.id }
         return try await ChaosReport.make(
             plan: plan, cluster: cluster, load: load, workflows: workflows, bulk: bulk, overload: overload, faults: faults.withLock { $0 }, startMillis: startMillis,
-            settledAfter: settled, allRecorded: ContinuousClock.now - start, receiver: receiver, webhooksDoneAfter: webhooksDone)
+            settledAfter: settled, allRecorded: ContinuousClock.now - start, receiver: receiver,
+            waitForWebhooks: {
+                _ = await self.waitForWebhooks(receiver, ids: callbacks)
+                return ContinuousClock.now - settledAt
+            })
     }
 
     private func waitUntilReady(_ cluster: ChaosCluster) async throws {
