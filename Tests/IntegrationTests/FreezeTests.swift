@@ -74,7 +74,9 @@ struct FreezeTests {
         // The first batch is taken by the flush, which waits on the frozen PostgreSQL; the second fills
         // the queue behind it.
         let first = Task { try await stack.post("/v1/tasks/batch", batch) }
-        try await Task.sleep(for: .milliseconds(500))
+        // Until the flush holds it, not a fixed time: had both arrived before the flush began, it would
+        // take both (its batch holds 5,000) and leave the queue empty.
+        for _ in 0..<300 where stack.coordinator.submitter.tasksBeingStored != 1000 { try await Task.sleep(for: .milliseconds(50)) }
         let second = Task { try await stack.post("/v1/tasks/batch", batch) }
         // Until the queue is full, not a fixed time: on a loaded CI machine parsing the two bodies took
         // longer than the half second this used to wait, and the probes below then queued instead.
