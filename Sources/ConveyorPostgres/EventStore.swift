@@ -114,7 +114,7 @@ public struct EventStore: Sendable {
         // (task_events by task id) only for tasks that have finished.
         try session.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off", name: "merge plan")
         try session.copy("COPY conveyor_progress_merge (id, attempt, agent, at, progress) FROM STDIN", data: rows, name: "copy progress merge")
-        _ = try session.query("""
+        _ = try session.queryPrepared("""
             WITH reports AS (
                 SELECT p.id, p.attempt, p.agent, p.at, p.progress,
                        CASE WHEN t.finished_at IS NOT NULL THEN (
@@ -173,7 +173,7 @@ public struct EventStore: Sendable {
             "COPY conveyor_task_merge (id, status, attempt, at, started_at, finished_at, result, error) FROM STDIN",
             data: rows, name: "copy task merge")
         // The ended workflow nodes come back in two arrays of one row: a plain task adds nothing to them.
-        let row = try session.query("""
+        let row = try session.queryPrepared("""
             WITH moved AS (UPDATE tasks t SET
                 status = m.status,
                 attempts = m.attempt,

@@ -48,6 +48,10 @@ public struct NewTask: Sendable, Hashable {
 extension NewTask {
     /// `scheduled` for a task with a `run_at`, else `queued`.
     public var initialStatus: TaskStatus { runAtMillis == nil ? .queued : .scheduled }
+
+    /// Only its `tasks` row to write: no idempotency key to look up under a lock, no tags, not filed as
+    /// scheduled.
+    var isPlainInsert: Bool { idempotencyKey == nil && tags == nil && runAtMillis == nil }
 }
 
 /// The outcome of inserting one ``NewTask``.
@@ -110,7 +114,15 @@ public struct TaskStore: Sendable {
     }
 
     private static func insert(_ tasks: [NewTask], on session: PostgresSession, ids: TaskIDAllocator) throws(PostgresError) -> [InsertedTask] {
-        try session.transaction { () throws(PostgresError) -> [InsertedTask] in
+        // A batch without idempotency keys, tags or scheduled tasks is one COPY, and a statement outside a
+        // transaction block is a transaction of its own: BEGIN and COMMIT would only add two round trips
+        // per flush (the Submitter flushes a few tasks at a time at 1,000 single POSTs a second).
+        if tasks.allSatisfy(\.isPlainInsert) {
+            let newIDs = try ids.allocate(tasks.count, on: session)
+            try session.copy("COPY tasks (\(copyColumns)) FROM STDIN", data: copyRows(zip(tasks, newIDs)), name: "copy tasks")
+            return zip(tasks, newIDs).map { InsertedTask(id: $1, status: $0.initialStatus, created: true) }
+        }
+        return try session.transaction { () throws(PostgresError) -> [InsertedTask] in
             let keys = Set(tasks.compactMap(\.idempotencyKey))
             var known: [String: InsertedTask] = [:]
             if !keys.isEmpty {
