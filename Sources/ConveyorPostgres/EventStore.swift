@@ -109,6 +109,12 @@ public struct EventStore: Sendable {
     /// only slow, a task the Reconciler dispatched again) interleaves its reports with the finisher's
     /// by time, so "newest" alone could show the duplicate's half-way report on a finished task; the
     /// finisher's last report replaces one of another agent even when that one is newer.
+    ///
+    /// Still open (rarer): the finisher's last report recorded in an earlier batch than a duplicate's
+    /// newer one, and its outcome alone in a later batch (nothing then puts the finisher's report back);
+    /// two Recorders recording the outcome and a duplicate's report at the same moment (each reads the
+    /// task as it was before the other's COMMIT). A `finished_by` column set by the status merge would
+    /// close both.
     private static func mergeProgress(_ rows: [UInt8], on session: PostgresSession) throws(PostgresError) {
         // One primary-key lookup per task, as for the status merge (see there); the finisher's lookup
         // (task_events by task id) only for tasks that have finished.
@@ -119,9 +125,8 @@ public struct EventStore: Sendable {
                 SELECT p.id, p.attempt, p.agent, p.at, p.progress,
                        CASE WHEN t.finished_at IS NOT NULL THEN (
                            SELECT e.agent FROM task_events e
-                           WHERE e.task_id = p.id AND e.attempt = p.attempt AND e.agent <> 'api'
-                             AND e.status IN ('succeeded', 'failed', 'dead', 'cancelled')
-                           LIMIT 1) END AS finisher
+                           WHERE e.task_id = p.id AND e.attempt = p.attempt AND e.status = t.status AND e.agent <> 'api'
+                           ORDER BY e.at LIMIT 1) END AS finisher
                 FROM conveyor_progress_merge p JOIN tasks t ON t.id = p.id
                 WHERE p.attempt > t.redrive_floor AND p.attempt >= t.attempts
                   AND (t.finished_at IS NULL OR p.at <= t.finished_at)
@@ -138,7 +143,7 @@ public struct EventStore: Sendable {
                    OR (t.progress->>'attempt')::integer < c.attempt
                    OR ((t.progress->>'attempt')::integer = c.attempt
                        AND (t.progress->>'updated_at' < c.progress->>'updated_at'
-                            OR (c.by_finisher AND t.progress->>'agent' IS DISTINCT FROM c.agent))))
+                            OR (c.by_finisher AND t.progress ? 'agent' AND t.progress->>'agent' <> c.agent))))
             """, name: "merge task progress").affected
     }
 

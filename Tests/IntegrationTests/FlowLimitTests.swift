@@ -108,9 +108,11 @@ struct FlowLimitTests {
         // machine running other suites at once, only a loose bound is fair.
         #expect(mixedTime < aloneTime * 2 + .seconds(2))
         #expect(Double(limitedStarted) <= 10 * mixedTime.seconds + 12)
-        // Held back in the delayed set, not in any agent's hands.
+        // Held back in the delayed set, not in any agent's hands: at most the few the Forwarder has just
+        // released and an agent is admitting or running (2 on a quiet machine, 3 to 12 seen on a loaded
+        // one), never a share of the 1,000.
         let pending = try await stack.coordinator.redis.send(RedisCommand("XPENDING", [stack.environment.keys.ready("default"), "agents"]))
-        #expect((pending.array?.first?.integer ?? 0) <= 2)
+        #expect((pending.array?.first?.integer ?? 0) <= 20)
         #expect((try await stack.coordinator.redis.send(RedisCommand("ZCARD", [stack.environment.keys.delayed("default")])).integer ?? 0) > 800)
         try await stack.stop()
     }
