@@ -124,12 +124,23 @@ public final class PostgresSession {
     }
 
     private func query(_ sql: String, _ parameters: [String?], label: String, on connection: OpaquePointer) throws(PostgresError) -> PostgresRows {
+        try rows(label: label, of: Self.withValues(parameters) { values in
+            PQexecParams(connection, sql, Int32(parameters.count), nil, values, nil, nil, 0)
+        })
+    }
+
+    /// Runs `call` with `parameters` as the C strings libpq takes (NULL for nil), freed afterwards.
+    private static func withValues(
+        _ parameters: [String?], _ call: (UnsafePointer<UnsafePointer<CChar>?>?) -> OpaquePointer?
+    ) -> OpaquePointer? {
         let cStrings = parameters.map { $0.flatMap { strdup($0) } }
         defer { for pointer in cStrings { free(pointer) } }
         let values = cStrings.map { UnsafePointer($0) }
-        let result = values.withUnsafeBufferPointer { buffer in
-            PQexecParams(connection, sql, Int32(parameters.count), nil, buffer.baseAddress, nil, nil, 0)
-        }
+        return values.withUnsafeBufferPointer { call($0.baseAddress) }
+    }
+
+    /// The rows of a statement's result, which it clears; a missing or failed result throws.
+    private func rows(label: String, of result: OpaquePointer?) throws(PostgresError) -> PostgresRows {
         guard let result else { throw lost(label) }
         defer { PQclear(result) }
         try check(result, name: label, expecting: [PGRES_COMMAND_OK, PGRES_TUPLES_OK])
@@ -154,16 +165,9 @@ public final class PostgresSession {
                 try check(result, name: name, expecting: [PGRES_COMMAND_OK])
                 statements[sql] = statement
             }
-            let cStrings = parameters.map { $0.flatMap { strdup($0) } }
-            defer { for pointer in cStrings { free(pointer) } }
-            let values = cStrings.map { UnsafePointer($0) }
-            let result = values.withUnsafeBufferPointer { buffer in
-                PQexecPrepared(connection, statement, Int32(parameters.count), buffer.baseAddress, nil, nil, 0)
-            }
-            guard let result else { throw lost(name) }
-            defer { PQclear(result) }
-            try check(result, name: name, expecting: [PGRES_COMMAND_OK, PGRES_TUPLES_OK])
-            return Self.rows(of: result)
+            return try rows(label: name, of: Self.withValues(parameters) { values in
+                PQexecPrepared(connection, statement, Int32(parameters.count), values, nil, nil, 0)
+            })
         }
     }
 

@@ -119,7 +119,7 @@ public struct TaskStore: Sendable {
         // per flush (the Submitter flushes a few tasks at a time at 1,000 single POSTs a second).
         if tasks.allSatisfy(\.isPlainInsert) {
             let newIDs = try ids.allocate(tasks.count, on: session)
-            try session.copy("COPY tasks (\(copyColumns)) FROM STDIN", data: copyRows(zip(tasks, newIDs)), name: "copy tasks")
+            try session.copy(copyStatement, data: copyRows(zip(tasks, newIDs)), name: "copy tasks")
             return zip(tasks, newIDs).map { InsertedTask(id: $1, status: $0.initialStatus, created: true) }
         }
         return try session.transaction { () throws(PostgresError) -> [InsertedTask] in
@@ -163,7 +163,7 @@ public struct TaskStore: Sendable {
             }
             if !fresh.isEmpty {
                 try session.copy(
-                    "COPY tasks (\(copyColumns)) FROM STDIN",
+                    copyStatement,
                     data: copyRows(zip(fresh.lazy.map { tasks[$0] }, newIDs)), name: "copy tasks")
                 // Only tagged tasks touch the tags index (task_tags), so untagged submissions pay nothing.
                 let tagRows = tagCopyRows(zip(fresh.lazy.map { tasks[$0] }, newIDs))
@@ -195,6 +195,8 @@ public struct TaskStore: Sendable {
     /// The columns of `COPY tasks` that every new task fills, in order.
     static let copyColumns =
         "id, type, queue, status, params, correlation_id, idempotency_key, attempts, max_attempts, created_at, updated_at, submitted_by, tags, run_at, callback_url, priority, limit_key"
+
+    static let copyStatement = "COPY tasks (\(copyColumns)) FROM STDIN"
 
     /// The COPY text of new task rows, in the order of ``copyColumns``.
     package static func copyRows(_ rows: some Sequence<(NewTask, TaskID)>) -> [UInt8] {
