@@ -224,6 +224,8 @@ let package = Package(
                 "ConveyorCoordinator", "ConveyorConfiguration", "ConveyorPostgres", "ConveyorObservability", "ConveyorTesting",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),
