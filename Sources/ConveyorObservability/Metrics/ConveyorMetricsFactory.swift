@@ -64,28 +64,33 @@ public struct ConveyorMetricsFactory: MetricsFactory {
     }
 
     public func destroyCounter(_ handler: any CounterHandler) {
-        cache.forget(handler)
-        if let counter = handler as? Prometheus.Counter { registry.unregisterCounter(counter) }
+        cache.forget(handler) {
+            if let counter = handler as? Prometheus.Counter { registry.unregisterCounter(counter) }
+        }
     }
 
     public func destroyFloatingPointCounter(_ handler: any FloatingPointCounterHandler) {
-        cache.forget(handler)
-        if let counter = handler as? Prometheus.Counter { registry.unregisterCounter(counter) }
+        cache.forget(handler) {
+            if let counter = handler as? Prometheus.Counter { registry.unregisterCounter(counter) }
+        }
     }
 
     public func destroyRecorder(_ handler: any RecorderHandler) {
-        cache.forget(handler)
-        if let gauge = handler as? Prometheus.Gauge { registry.unregisterGauge(gauge) }
-        if let histogram = handler as? Prometheus.Histogram<Double> { registry.unregisterValueHistogram(histogram) }
+        cache.forget(handler) {
+            if let gauge = handler as? Prometheus.Gauge { registry.unregisterGauge(gauge) }
+            if let histogram = handler as? Prometheus.Histogram<Double> { registry.unregisterValueHistogram(histogram) }
+        }
     }
 
     public func destroyMeter(_ handler: any MeterHandler) {
-        cache.forget(handler)
-        if let gauge = handler as? Prometheus.Gauge { registry.unregisterGauge(gauge) }
+        cache.forget(handler) {
+            if let gauge = handler as? Prometheus.Gauge { registry.unregisterGauge(gauge) }
+        }
     }
 
     public func destroyTimer(_ handler: any TimerHandler) {
-        cache.forget(handler)
-        if let histogram = handler as? Prometheus.Histogram<Duration> { registry.unregisterDurationHistogram(histogram) }
+        cache.forget(handler) {
+            if let histogram = handler as? Prometheus.Histogram<Duration> { registry.unregisterDurationHistogram(histogram) }
+        }
     }
 }
