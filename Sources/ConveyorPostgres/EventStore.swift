@@ -114,7 +114,8 @@ public struct EventStore: Sendable {
     /// newer one, and its outcome alone in a later batch (nothing then puts the finisher's report back);
     /// two Recorders recording the outcome and a duplicate's report at the same moment (each reads the
     /// task as it was before the other's COMMIT). A `finished_by` column set by the status merge would
-    /// close both.
+    /// close the second; the first also needs the finisher's last report kept until the outcome comes
+    /// (the stored progress holds one report, the newest).
     private static func mergeProgress(_ rows: [UInt8], on session: PostgresSession) throws(PostgresError) {
         // One primary-key lookup per task, as for the status merge (see there); the finisher's lookup
         // (task_events by task id) only for tasks that have finished.
