@@ -68,7 +68,12 @@ struct FreezeTests {
         let stack = try await Stack.start(registry: registry, agents: 1, environment: environment) { configuration in
             configuration.submitQueueMaxTasks = 1000
             configuration.postgres.statementTimeout = .seconds(30)
+            // One pooled connection, opened by the warm-up below: a flush sent to a pooled connection not
+            // yet open would try to connect to the frozen server and fail (seen in CI), not wait.
+            configuration.postgres.poolSize = 1
         }
+        let warmUp = try await stack.post("/v1/tasks", #"{"type":"work"}"#)
+        #expect(warmUp.status == 201)
         let batch = "{\"tasks\":[" + Array(repeating: #"{"type":"work"}"#, count: 1000).joined(separator: ",") + "]}"
         environment.postgresServer.freeze()
         // The first batch is taken by the flush, which waits on the frozen PostgreSQL; the second fills
