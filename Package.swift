@@ -66,11 +66,7 @@ let package = Package(
         // Test-only crashes at named points (CONVEYOR_FAULT).
         .target(name: "ConveyorFaults", dependencies: ["ConveyorCore"], swiftSettings: swiftSettings),
         // The OS thread each blocking C client runs on.
-        .target(
-            name: "ConveyorWorkerThread",
-            dependencies: [.product(name: "DequeModule", package: "swift-collections")],
-            swiftSettings: swiftSettings
-        ),
+        .target(name: "ConveyorWorkerThread", swiftSettings: swiftSettings),
         // Every metric's name, help and buckets, reachable from every module (the Redis client too).
         .target(name: "ConveyorMetricNames", swiftSettings: swiftSettings),
         .target(

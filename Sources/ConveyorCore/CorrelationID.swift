@@ -9,10 +9,18 @@ public enum CorrelationID {
         return make(using: &generator)
     }
 
+    /// Written as 32 bytes into one string: every request without an id of its own makes one, and
+    /// formatting each half with `String(_:radix:)`, padding and joining cost four allocations.
     public static func make(using generator: inout some RandomNumberGenerator) -> String {
-        let high = generator.next() as UInt64
-        let low = generator.next() as UInt64
-        return hex(high) + hex(low)
+        let halves = (generator.next() as UInt64, generator.next() as UInt64)
+        return String(unsafeUninitializedCapacity: 32) { bytes in
+            for index in 0..<32 {
+                let half = index < 16 ? halves.0 : halves.1
+                let nibble = UInt8(truncatingIfNeeded: half >> (60 - 4 * UInt64(index % 16))) & 0xF
+                bytes[index] = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+            }
+            return 32
+        }
     }
 
     /// Returns the client's id when it is safe to log and store as-is (printable ASCII without spaces
@@ -23,10 +31,5 @@ public enum CorrelationID {
             guard byte > 0x20, byte < 0x7F, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\") else { return nil }
         }
         return candidate
-    }
-
-    private static func hex(_ value: UInt64) -> String {
-        let digits = String(value, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
     }
 }

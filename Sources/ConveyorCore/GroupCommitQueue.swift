@@ -10,28 +10,44 @@ import Synchronization
 /// Items keep their identity: an item is never split, so a group of tasks submitted together is
 /// committed in one transaction. The queue is bounded: producers wait while it holds `capacity` weight,
 /// so memory cannot grow without bound when the consumer is slower than the producers.
+///
+/// Every submission and every agent outcome passes through here, so the hot members are `@inlinable`:
+/// the modules that use the queue get them specialised for their item type instead of running generic
+/// code that looks up type metadata per call. The continuations are unsafe (unchecked) for the same
+/// reason: each is taken out of the state under the lock by exactly one party before it is resumed, and
+/// the checked kind costs an allocation each.
 public final class GroupCommitQueue<Item: Sendable>: Sendable {
-    private struct Entry {
-        var item: Item
-        var weight: Int
+    @usableFromInline
+    struct Entry {
+        @usableFromInline var item: Item
+        @usableFromInline var weight: Int
+
+        @inlinable init(item: Item, weight: Int) {
+            self.item = item
+            self.weight = weight
+        }
     }
 
-    private struct State {
-        var entries: Deque<Entry> = []
-        var weight = 0
-        var consumer: CheckedContinuation<Void, Never>?
-        var producers: Deque<CheckedContinuation<Void, Never>> = []
-        var finished = false
+    @usableFromInline
+    struct State {
+        @usableFromInline var entries: Deque<Entry> = []
+        @usableFromInline var weight = 0
+        @usableFromInline var consumer: UnsafeContinuation<Void, Never>?
+        @usableFromInline var producers: Deque<UnsafeContinuation<Void, Never>> = []
+        @usableFromInline var finished = false
+
+        @usableFromInline init() {}
     }
 
-    private enum EnqueueStep {
-        case added(CheckedContinuation<Void, Never>?)
+    @usableFromInline
+    enum EnqueueStep {
+        case added(UnsafeContinuation<Void, Never>?)
         case wait
         case finished
     }
 
-    private let state = Mutex(State())
-    private let capacity: Int
+    @usableFromInline let state = Mutex(State())
+    @usableFromInline let capacity: Int
 
     /// - Parameter capacity: the total weight held before producers wait.
     public init(capacity: Int) {
@@ -41,6 +57,7 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
 
     /// Adds an item. Suspends while the queue is full; throws ``GroupCommitQueueError/finished`` once the
     /// consumer has stopped.
+    @inlinable
     public func enqueue(_ item: Item, weight: Int = 1) async throws(GroupCommitQueueError) {
         while true {
             switch offer(item, weight: weight, behindWaiters: false) {
@@ -50,7 +67,7 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
                 consumer?.resume()
                 return
             case .wait:
-                await withCheckedContinuation { continuation in
+                await withUnsafeContinuation { continuation in
                     let resumeNow = state.withLock { state -> Bool in
                         if state.finished || state.weight + weight <= capacity || state.weight == 0 { return true }
                         state.producers.append(continuation)
@@ -67,6 +84,7 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
     /// Producers already waiting in ``enqueue(_:weight:)`` go first: room a batch frees is theirs, so
     /// a stream of shedding callers cannot starve them. Throws ``GroupCommitQueueError/finished`` once
     /// the consumer has stopped.
+    @inlinable
     public func tryEnqueue(_ item: Item, weight: Int = 1) throws(GroupCommitQueueError) -> Bool {
         switch offer(item, weight: weight, behindWaiters: true) {
         case .finished:
@@ -81,7 +99,8 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
 
     /// Appends the item unless the queue is finished or too full for it (or, `behindWaiters`, while
     /// producers wait for room); an item heavier than the capacity is still admitted into an empty queue.
-    private func offer(_ item: Item, weight: Int, behindWaiters: Bool) -> EnqueueStep {
+    @inlinable
+    func offer(_ item: Item, weight: Int, behindWaiters: Bool) -> EnqueueStep {
         state.withLock { state -> EnqueueStep in
             if state.finished { return .finished }
             if behindWaiters, !state.producers.isEmpty { return .wait }
@@ -95,6 +114,7 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
     }
 
     /// Whether an item of `weight` offered to ``tryEnqueue(_:weight:)`` now would be refused.
+    @inlinable
     public func isFull(forWeight weight: Int = 1) -> Bool {
         state.withLock { !$0.producers.isEmpty || ($0.weight > 0 && $0.weight + weight > capacity) }
     }
@@ -102,12 +122,13 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
     /// Takes every waiting item up to `maximumWeight` (at least one item), waiting for the first one.
     /// Returns nil once the queue is finished and empty, or when the calling task is cancelled while
     /// nothing is waiting.
+    @inlinable
     public func nextBatch(maximumWeight: Int) async -> [Item]? {
         while true {
             if let batch = takeBatch(maximumWeight: maximumWeight) { return batch }
             if state.withLock({ $0.finished }) || Task.isCancelled { return nil }
             await withTaskCancellationHandler {
-                await withCheckedContinuation { continuation in
+                await withUnsafeContinuation { continuation in
                     // Checking cancellation under the lock, after the check above: a cancel that came
                     // in between would otherwise find no continuation to resume.
                     let resumeNow = state.withLock { state -> Bool in
@@ -146,8 +167,9 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
     /// The weight waiting to be taken.
     public var pendingWeight: Int { state.withLock { $0.weight } }
 
-    private func takeBatch(maximumWeight: Int) -> [Item]? {
-        let (batch, producers) = state.withLock { state -> ([Item]?, Deque<CheckedContinuation<Void, Never>>) in
+    @inlinable
+    func takeBatch(maximumWeight: Int) -> [Item]? {
+        let (batch, producers) = state.withLock { state -> ([Item]?, Deque<UnsafeContinuation<Void, Never>>) in
             guard !state.entries.isEmpty else { return (nil, []) }
             var batch: [Item] = []
             var taken = 0

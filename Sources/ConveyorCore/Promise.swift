@@ -2,24 +2,37 @@ import Synchronization
 
 /// A value that one side fulfils once and the other awaits: the reply slot of a queued request, so the
 /// requester can await its answer without an unstructured task.
+///
+/// Every submission awaits one, so the common case costs little: one waiter is held without an array,
+/// the members are `@inlinable` (specialised for the value type where they are used), and the
+/// continuations are unsafe (unchecked), since each is taken out of the state under the lock by exactly
+/// one `complete` before it is resumed.
 public final class Promise<Value: Sendable>: Sendable {
-    private enum State {
-        case pending([CheckedContinuation<Value, any Error>])
+    @usableFromInline
+    enum State {
+        case pending
+        case waiting(UnsafeContinuation<Value, any Error>)
+        case waitingMany([UnsafeContinuation<Value, any Error>])
         case done(Result<Value, any Error>)
     }
 
-    private let state = Mutex(State.pending([]))
+    @usableFromInline let state = Mutex(State.pending)
 
-    public init() {}
+    @inlinable public init() {}
 
     /// Fulfils the promise; later calls are ignored.
+    @inlinable
     public func complete(_ result: Result<Value, any Error>) {
-        let waiters = state.withLock { state -> [CheckedContinuation<Value, any Error>] in
-            guard case .pending(let waiters) = state else { return [] }
-            state = .done(result)
-            return waiters
+        let waiters = state.withLock { state -> State in
+            if case .done = state { return .pending }
+            defer { state = .done(result) }
+            return state
         }
-        for waiter in waiters { waiter.resume(with: result) }
+        switch waiters {
+        case .waiting(let waiter): waiter.resume(with: result)
+        case .waitingMany(let waiters): for waiter in waiters { waiter.resume(with: result) }
+        case .pending, .done: break
+        }
     }
 
     /// Whether the promise has been fulfilled, either way.
@@ -32,20 +45,23 @@ public final class Promise<Value: Sendable>: Sendable {
         state.withLock { if case .done(.success) = $0 { return true } else { return false } }
     }
 
-    public func succeed(_ value: Value) { complete(.success(value)) }
-    public func fail(_ error: any Error) { complete(.failure(error)) }
+    @inlinable public func succeed(_ value: Value) { complete(.success(value)) }
+    @inlinable public func fail(_ error: any Error) { complete(.failure(error)) }
 
+    @inlinable
     public var value: Value {
         get async throws {
-            try await withCheckedThrowingContinuation { continuation in
+            try await withUnsafeThrowingContinuation { continuation in
                 let result = state.withLock { state -> Result<Value, any Error>? in
                     switch state {
                     case .done(let result): return result
-                    case .pending(var waiters):
+                    case .pending: state = .waiting(continuation)
+                    case .waiting(let first): state = .waitingMany([first, continuation])
+                    case .waitingMany(var waiters):
                         waiters.append(continuation)
-                        state = .pending(waiters)
-                        return nil
+                        state = .waitingMany(waiters)
                     }
+                    return nil
                 }
                 if let result { continuation.resume(with: result) }
             }

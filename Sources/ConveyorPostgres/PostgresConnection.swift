@@ -48,7 +48,9 @@ public final class PostgresConnection: Sendable {
     public func withSession<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
         queued.add(1, ordering: .relaxed)
         defer { queued.subtract(1, ordering: .relaxed) }
-        return try await withCheckedThrowingContinuation { continuation in
+        // Unsafe (unchecked) on purpose: the job resumes it exactly once, or, when the worker refused the
+        // job, the line below does; the checked kind costs an allocation per statement batch.
+        return try await withUnsafeThrowingContinuation { continuation in
             let posted = worker.post { session, failure in
                 guard let session else {
                     continuation.resume(throwing: failure ?? PostgresError(.connectionFailed, "no connection"))

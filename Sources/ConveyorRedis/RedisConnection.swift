@@ -21,7 +21,9 @@ import Metrics
 public final class RedisConnection: RedisClient {
     private struct Request: Sendable {
         var commands: [RedisCommand]
-        var continuation: CheckedContinuation<[RedisReply], any Error>
+        /// Unsafe (unchecked) on purpose: `serve` resumes every request it takes exactly once, and `send`
+        /// resumes one the worker refused; the checked kind costs an allocation per pipeline caller.
+        var continuation: UnsafeContinuation<[RedisReply], any Error>
     }
 
     public let configuration: RedisConfiguration
@@ -42,7 +44,7 @@ public final class RedisConnection: RedisClient {
     /// Sends the commands as one pipeline and returns one reply per command, in order.
     public func send(_ commands: [RedisCommand]) async throws -> [RedisReply] {
         guard !commands.isEmpty else { return [] }
-        return try await withCheckedThrowingContinuation { continuation in
+        return try await withUnsafeThrowingContinuation { continuation in
             if !worker.post(Request(commands: commands, continuation: continuation)) {
                 continuation.resume(throwing: RedisError(.connectionClosed, "the connection was closed"))
             }

@@ -1,4 +1,3 @@
-import DequeModule
 import Dispatch
 import Foundation
 import Synchronization
@@ -13,14 +12,25 @@ import Synchronization
 ///
 /// The C handle never leaves the thread: `body` creates it, uses it and frees it, and only `Sendable`
 /// jobs and results cross over.
+///
+/// `post` and `nextJobs` are `@inlinable` so that the connection modules get them specialised for their
+/// job type: every request to Redis or PostgreSQL passes here, and the unspecialised generic code spent
+/// its time in runtime metadata lookups.
 package final class BlockingWorkerThread<Job: Sendable>: Sendable {
-    private struct Inbox {
-        var jobs: Deque<Job> = []
-        var closed = false
+    @usableFromInline
+    struct Inbox {
+        @usableFromInline var jobs: [Job] = []
+        @usableFromInline var closed = false
+        /// The thread is parked (or about to park) on `wakeup`: the next post signals it. While it works,
+        /// posts only append, so a busy thread is not signalled once per job and does not loop once per
+        /// signal afterwards.
+        @usableFromInline var sleeping = false
+
+        @usableFromInline init() {}
     }
 
-    private let inbox = Mutex(Inbox())
-    private let wakeup = DispatchSemaphore(value: 0)
+    @usableFromInline let inbox = Mutex(Inbox())
+    @usableFromInline let wakeup = DispatchSemaphore(value: 0)
 
     /// Starts the thread. `body` runs on it until ``nextJobs()`` returns nil.
     package init(name: String, body: @escaping @Sendable (BlockingWorkerThread<Job>) -> Void) {
@@ -30,23 +40,27 @@ package final class BlockingWorkerThread<Job: Sendable>: Sendable {
     }
 
     /// Queues a job. Returns false after ``close()``: the job will never run.
+    @inlinable
     @discardableResult
     package func post(_ job: Job) -> Bool {
-        let accepted = inbox.withLock { inbox -> Bool in
-            guard !inbox.closed else { return false }
+        let (accepted, wake) = inbox.withLock { inbox -> (Bool, Bool) in
+            guard !inbox.closed else { return (false, false) }
             inbox.jobs.append(job)
-            return true
+            defer { inbox.sleeping = false }
+            return (true, inbox.sleeping)
         }
-        if accepted { wakeup.signal() }
+        if wake { wakeup.signal() }
         return accepted
     }
 
     /// On the worker thread: blocks until jobs arrive and returns all of them; nil once closed and drained.
+    @inlinable
     package func nextJobs() -> [Job]? {
         while true {
             let taken = inbox.withLock { inbox -> (jobs: [Job], closed: Bool) in
-                let jobs = Array(inbox.jobs)
-                inbox.jobs.removeAll(keepingCapacity: true)
+                var jobs: [Job] = []
+                swap(&jobs, &inbox.jobs)
+                inbox.sleeping = jobs.isEmpty && !inbox.closed
                 return (jobs, inbox.closed)
             }
             if !taken.jobs.isEmpty { return taken.jobs }
@@ -57,7 +71,11 @@ package final class BlockingWorkerThread<Job: Sendable>: Sendable {
 
     /// Stops accepting jobs; the thread finishes the ones already queued and then ends.
     package func close() {
-        inbox.withLock { $0.closed = true }
-        wakeup.signal()
+        let wake = inbox.withLock { inbox -> Bool in
+            inbox.closed = true
+            defer { inbox.sleeping = false }
+            return inbox.sleeping
+        }
+        if wake { wakeup.signal() }
     }
 }

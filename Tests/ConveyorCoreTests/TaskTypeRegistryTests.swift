@@ -93,6 +93,19 @@ struct ConfigurationValueTests {
         #expect(CorrelationID.make().count == 32)
     }
 
+    struct Sequence64: RandomNumberGenerator {
+        var values: [UInt64]
+        mutating func next() -> UInt64 { values.removeFirst() }
+    }
+
+    @Test("a fresh correlation id is its 128 random bits as 32 lowercase hex digits, zero-padded")
+    func correlationIDFormat() {
+        var generator = Sequence64(values: [0x0123_4567_89AB_CDEF, 0xFEDC_BA98_7654_3210])
+        #expect(CorrelationID.make(using: &generator) == "0123456789abcdeffedcba9876543210")
+        generator = Sequence64(values: [1, 0xA0])
+        #expect(CorrelationID.make(using: &generator) == "000000000000000100000000000000a0")
+    }
+
     @Test("UTC formatting matches known instants")
     func utcTime() {
         #expect(UTCTime.format(millis: 0) == "1970-01-01T00:00:00.000Z")

@@ -19,7 +19,7 @@ struct AuthMiddleware: RouterMiddleware {
         next: (Request, CoordinatorRequestContext) async throws -> Response
     ) async throws -> Response {
         var context = context
-        if let header = request.headers[.authorization], header.hasPrefix("Bearer ") {
+        if let header = request.headers.value(of: .authorization), header.hasPrefix("Bearer ") {
             let presented = Array(header.utf8.dropFirst("Bearer ".utf8.count))
             context.token = Self.match(presented, in: tokens)
         }

@@ -5,7 +5,7 @@ import Hummingbird
 enum RequestReading {
     /// Reads the body, refusing more than `maxBytes` (before reading, when Content-Length says so).
     static func body(_ request: Request, maxBytes: Int) async throws -> Data {
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > maxBytes {
+        if let length = request.headers.value(of: .contentLength).flatMap({ Int($0) }), length > maxBytes {
             throw APIError.payloadTooLarge(limit: maxBytes)
         }
         do {

@@ -65,7 +65,7 @@ struct TaskRoutes: Sendable {
         try shedWhenFull()
         let body = try await RequestReading.body(request, maxBytes: maxBodyBytes)
         var task = try parser.parseSingle(
-            body, correlationID: context.correlationID, idempotencyKey: request.headers[.idempotencyKey], now: WallClock.nowMillis())
+            body, correlationID: context.correlationID, idempotencyKey: request.headers.value(of: .idempotencyKey), now: WallClock.nowMillis())
         task.submittedBy = context.token?.name
         let inserted = try await submit([task], logger: context.logger)[0]
         var json = "{\"id\":\(inserted.id.rawValue),\"status\":\"\(inserted.status.rawValue)\""
@@ -80,7 +80,7 @@ struct TaskRoutes: Sendable {
         try shedWhenFull()
         let body = try await RequestReading.body(request, maxBytes: maxBodyBytes)
         var tasks = try parser.parseBatch(
-            body, correlationID: context.correlationID, idempotencyKey: request.headers[.idempotencyKey], now: WallClock.nowMillis())
+            body, correlationID: context.correlationID, idempotencyKey: request.headers.value(of: .idempotencyKey), now: WallClock.nowMillis())
         if let owner = context.token?.name {
             for index in tasks.indices { tasks[index].submittedBy = owner }
         }

@@ -36,7 +36,7 @@ struct WorkflowRoutes: Sendable {
         try context.require(.submit, for: "submit workflows")
         let body = try await RequestReading.body(request, maxBytes: maxBodyBytes)
         var workflow = try parser.parseWorkflow(
-            body, correlationID: context.correlationID, idempotencyKey: request.headers[.idempotencyKey], now: WallClock.nowMillis())
+            body, correlationID: context.correlationID, idempotencyKey: request.headers.value(of: .idempotencyKey), now: WallClock.nowMillis())
         workflow.submittedBy = context.token?.name
         if let owner = context.token?.name {
             for index in workflow.nodes.indices { workflow.nodes[index].task.submittedBy = owner }
