@@ -15,8 +15,9 @@ import Synchronization
 ///
 /// `post` and `nextJobs` are `@inlinable` so that the connection modules get them specialised for their
 /// job type: every request to Redis or PostgreSQL passes here, and the unspecialised generic code spent
-/// its time in runtime metadata lookups.
-package final class BlockingWorkerThread<Job: Sendable>: Sendable {
+/// its time in runtime metadata lookups. The type is `public` rather than `package` for the same reason:
+/// with `package`, the release build still called the generic `nextJobs` from the Redis connection.
+public final class BlockingWorkerThread<Job: Sendable>: Sendable {
     @usableFromInline
     struct Inbox {
         @usableFromInline var jobs: [Job] = []
@@ -33,7 +34,7 @@ package final class BlockingWorkerThread<Job: Sendable>: Sendable {
     @usableFromInline let wakeup = DispatchSemaphore(value: 0)
 
     /// Starts the thread. `body` runs on it until ``nextJobs()`` returns nil.
-    package init(name: String, body: @escaping @Sendable (BlockingWorkerThread<Job>) -> Void) {
+    public init(name: String, body: @escaping @Sendable (BlockingWorkerThread<Job>) -> Void) {
         let thread = Thread { [self] in body(self) }
         thread.name = name
         thread.start()
@@ -42,7 +43,7 @@ package final class BlockingWorkerThread<Job: Sendable>: Sendable {
     /// Queues a job. Returns false after ``close()``: the job will never run.
     @inlinable
     @discardableResult
-    package func post(_ job: Job) -> Bool {
+    public func post(_ job: Job) -> Bool {
         let (accepted, wake) = inbox.withLock { inbox -> (Bool, Bool) in
             guard !inbox.closed else { return (false, false) }
             inbox.jobs.append(job)
@@ -55,7 +56,7 @@ package final class BlockingWorkerThread<Job: Sendable>: Sendable {
 
     /// On the worker thread: blocks until jobs arrive and returns all of them; nil once closed and drained.
     @inlinable
-    package func nextJobs() -> [Job]? {
+    public func nextJobs() -> [Job]? {
         while true {
             let taken = inbox.withLock { inbox -> (jobs: [Job], closed: Bool) in
                 var jobs: [Job] = []
@@ -70,7 +71,7 @@ package final class BlockingWorkerThread<Job: Sendable>: Sendable {
     }
 
     /// Stops accepting jobs; the thread finishes the ones already queued and then ends.
-    package func close() {
+    public func close() {
         let wake = inbox.withLock { inbox -> Bool in
             inbox.closed = true
             defer { inbox.sleeping = false }
