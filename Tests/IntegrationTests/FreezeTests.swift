@@ -35,7 +35,10 @@ struct FreezeTests {
         thaw()
         #expect(refused.status == 503)
         #expect(refused.headers.first(name: "Retry-After") != nil)
-        #expect(took < .seconds(8), "answered after \(took)")
+        // The statement timeout (2 s) answers it; without one the request would hang for the client's
+        // 30 s. The bound sits between the two with room for a loaded machine: in the parallel phase of
+        // a full local run, where simple tests took 30–45 s, this took 11.6 s once.
+        #expect(took < .seconds(20), "answered after \(took)")
         #expect(ready.status == 503)
         #expect(ready.json?[frozen]?.stringValue != "ok")
         #expect(ready.json?[healthy]?.stringValue == "ok")
@@ -97,7 +100,10 @@ struct FreezeTests {
             #expect(shed.json?["error"]?["code"]?.stringValue == "overloaded")
             #expect(shed.headers.first(name: "Retry-After") == "1")
         }
-        #expect(took < .seconds(2), "shedding must not wait: answered after \(took)")
+        // Shed at once, not after the frozen flush's 30 s statement timeout; the bound leaves room for
+        // a loaded machine (two shed answers took 8.6 s once in the parallel phase of a full local run,
+        // where simple tests took 30–45 s).
+        #expect(took < .seconds(15), "shedding must not wait: answered after \(took)")
 
         var ids: [Int64] = []
         for reply in [try await first.value, try await second.value] {
