@@ -4,6 +4,7 @@
 # Celery is installed from PyPI into a venv (.build-celery/venv) at the first run.
 #
 #   LoadTests/celery-compare.sh [TASKS]       # default 100000
+#   CONVEYOR_BIN=/path/to/release LoadTests/celery-compare.sh   # binaries built elsewhere (A/B runs)
 #
 # Celery: 4 client processes submit the tasks with apply_async, each on one producer (Celery's fastest
 # per-task path); a prefork worker with 2 processes (one per core) runs them, and the Redis result
@@ -30,8 +31,13 @@ if [ ! -x "$venv/bin/celery" ]; then
 fi
 echo "celery-compare: $("$venv/bin/celery" --version | head -1) (Celery)"
 
-swift build -c release --product conveyor
-swift build -c release --product conveyor-load
+# CONVEYOR_BIN: a folder with release `conveyor` and `conveyor-load` built elsewhere (A/B runs).
+bin="${CONVEYOR_BIN:-}"
+if [ -z "$bin" ]; then
+  swift build -c release --product conveyor
+  swift build -c release --product conveyor-load
+  bin=.build/release
+fi
 
 work="$(mktemp -d /tmp/conveyor-celery.XXXXXX)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
@@ -65,7 +71,7 @@ redis-cli -p "$port" flushall >/dev/null
 run_conveyor() {  # $1: label, rest: conveyor-load flags
   local label="$1"; shift
   echo "celery-compare: Conveyor ($label), $tasks no-op tasks, 2 agents…"
-  .build/release/conveyor-load run --embedded --redis-url "$redis_url" --agents 2 --count "$tasks" --max --quiet \
+  "$bin/conveyor-load" run --embedded --redis-url "$redis_url" --agents 2 --count "$tasks" --max --quiet \
     --json "$work/conveyor-$label.json" "$@" >"$work/conveyor-$label.txt" || { cat "$work/conveyor-$label.txt"; exit 1; }
   redis-cli -p "$port" flushall >/dev/null
 }
