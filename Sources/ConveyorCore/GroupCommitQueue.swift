@@ -121,7 +121,8 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
 
     /// Takes every waiting item up to `maximumWeight` (at least one item), waiting for the first one.
     /// Returns nil once the queue is finished and empty, or when the calling task is cancelled while
-    /// nothing is waiting.
+    /// nothing is waiting. One consumer only: a second caller waiting at the same time would replace
+    /// the first one's continuation.
     @inlinable
     public func nextBatch(maximumWeight: Int) async -> [Item]? {
         while true {

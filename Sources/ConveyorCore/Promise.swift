@@ -58,6 +58,7 @@ public final class Promise<Value: Sendable>: Sendable {
                     case .pending: state = .waiting(continuation)
                     case .waiting(let first): state = .waitingMany([first, continuation])
                     case .waitingMany(var waiters):
+                        state = .pending  // so that the append below does not copy the array
                         waiters.append(continuation)
                         state = .waitingMany(waiters)
                     }

@@ -26,6 +26,8 @@ public final class BlockingWorkerThread<Job: Sendable>: Sendable {
         /// posts only append, so a busy thread is not signalled once per job and does not loop once per
         /// signal afterwards.
         @usableFromInline var sleeping = false
+        /// Signals sent over the thread's life (tests check that a busy thread is not signalled).
+        @usableFromInline var signals = 0
 
         @usableFromInline init() {}
     }
@@ -47,14 +49,17 @@ public final class BlockingWorkerThread<Job: Sendable>: Sendable {
         let (accepted, wake) = inbox.withLock { inbox -> (Bool, Bool) in
             guard !inbox.closed else { return (false, false) }
             inbox.jobs.append(job)
-            defer { inbox.sleeping = false }
-            return (true, inbox.sleeping)
+            guard inbox.sleeping else { return (true, false) }
+            inbox.sleeping = false
+            inbox.signals += 1
+            return (true, true)
         }
         if wake { wakeup.signal() }
         return accepted
     }
 
     /// On the worker thread: blocks until jobs arrive and returns all of them; nil once closed and drained.
+    /// Only the thread's `body` calls it (one caller: `close` wakes one sleeper).
     @inlinable
     public func nextJobs() -> [Job]? {
         while true {
@@ -74,9 +79,14 @@ public final class BlockingWorkerThread<Job: Sendable>: Sendable {
     public func close() {
         let wake = inbox.withLock { inbox -> Bool in
             inbox.closed = true
-            defer { inbox.sleeping = false }
-            return inbox.sleeping
+            guard inbox.sleeping else { return false }
+            inbox.sleeping = false
+            inbox.signals += 1
+            return true
         }
         if wake { wakeup.signal() }
     }
+
+    /// How often the thread has been signalled awake (for tests).
+    package var signalCount: Int { inbox.withLock { $0.signals } }
 }

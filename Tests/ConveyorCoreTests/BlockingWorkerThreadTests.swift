@@ -1,39 +1,63 @@
-import ConveyorCore
 import ConveyorWorkerThread
+import Dispatch
 import Synchronization
 import Testing
 
 @Suite("BlockingWorkerThread: the thread of a blocking C client")
 struct BlockingWorkerThreadTests {
-    @Test("a parked worker wakes for every lone job (no lost wake-up)", .timeLimit(.minutes(1)))
-    func wakesForLoneJobs() async throws {
-        let worker = BlockingWorkerThread<Promise<Int>>(name: "test-lone") { worker in
-            var served = 0
+    /// A worker that reports every job it runs on a stream. Waiting on the stream ends when the test is
+    /// cancelled (its time limit), so a lost wake-up fails the test instead of hanging the run.
+    private static func reportingWorker(
+        name: String, onJob: @escaping @Sendable (Int) -> Void = { _ in }
+    ) -> (BlockingWorkerThread<Int>, AsyncStream<Int>) {
+        let (ran, report) = AsyncStream.makeStream(of: Int.self)
+        let worker = BlockingWorkerThread<Int>(name: name) { worker in
             while let jobs = worker.nextJobs() {
                 for job in jobs {
-                    served += 1
-                    job.succeed(served)
+                    onJob(job)
+                    report.yield(job)
                 }
             }
+            report.finish()
         }
+        return (worker, ran)
+    }
+
+    @Test("a parked worker wakes for every lone job (no lost wake-up)", .timeLimit(.minutes(1)))
+    func wakesForLoneJobs() async {
+        let (worker, ran) = Self.reportingWorker(name: "test-lone")
         defer { worker.close() }
-        for expected in 1...2_000 {
-            let reply = Promise<Int>()
-            #expect(worker.post(reply))
-            #expect(try await reply.value == expected)
+        var reports = ran.makeAsyncIterator()
+        for job in 1...2_000 {
+            #expect(worker.post(job))
+            let report = await reports.next()
+            #expect(report == job)
+            if report != job { return }
         }
     }
 
+    @Test("a busy worker is not signalled for the jobs posted meanwhile; it takes them all in its next round", .timeLimit(.minutes(1)))
+    func busyWorkerIsNotSignalled() async {
+        let release = DispatchSemaphore(value: 0)
+        // The first job holds the thread until the test has posted the rest.
+        let (worker, ran) = Self.reportingWorker(name: "test-busy") { job in if job == 0 { release.wait() } }
+        defer { worker.close() }
+        var reports = ran.makeAsyncIterator()
+        #expect(worker.post(0))
+        for job in 1...500 { #expect(worker.post(job)) }
+        let signalsWhileBusy = worker.signalCount
+        release.signal()
+        var seen: [Int] = []
+        while seen.count < 501, let job = await reports.next() { seen.append(job) }
+        #expect(seen == Array(0...500))
+        // At most one signal for the first job (the thread may not have parked yet); none per job after.
+        #expect(signalsWhileBusy <= 1)
+        #expect(worker.signalCount <= 1)
+    }
+
     @Test("jobs posted from many tasks all arrive, each poster's in order; close runs the queued ones, then ends", .timeLimit(.minutes(1)))
-    func manyPostersThenClose() async throws {
-        let received = Mutex<[Int]>([])
-        let ended = Promise<Void>()
-        let worker = BlockingWorkerThread<Int>(name: "test-many") { worker in
-            while let jobs = worker.nextJobs() {
-                received.withLock { $0.append(contentsOf: jobs) }
-            }
-            ended.succeed(())
-        }
+    func manyPostersThenClose() async {
+        let (worker, ran) = Self.reportingWorker(name: "test-many")
         let posters = 8, perPoster = 5_000
         await withTaskGroup(of: Void.self) { group in
             for poster in 0..<posters {
@@ -47,8 +71,9 @@ struct BlockingWorkerThreadTests {
         }
         worker.close()
         #expect(!worker.post(-1))
-        try await ended.value
-        let all = received.withLock { $0 }
+        // The stream finishes when the thread's loop ends, after the queued jobs.
+        var all: [Int] = []
+        for await job in ran { all.append(job) }
         #expect(all.count == posters * perPoster)
         for poster in 0..<posters {
             let mine = all.filter { $0 / perPoster == poster }

@@ -20,13 +20,14 @@ struct PromiseTests {
             try await withThrowingTaskGroup(of: String.self) { group in
                 for _ in 0..<waiters { group.addTask { try await promise.value } }
                 // Each waiter either parks before the answer or finds it done: both paths must answer.
-                await Task.yield()
+                for _ in 0..<10 { await Task.yield() }
                 promise.succeed("first")
                 promise.succeed("second")
                 var answers: [String] = []
                 for try await answer in group { answers.append(answer) }
                 #expect(answers == Array(repeating: "first", count: waiters))
             }
+            #expect(try await promise.value == "first")
         }
     }
 

@@ -35,10 +35,11 @@ struct FreezeTests {
         thaw()
         #expect(refused.status == 503)
         #expect(refused.headers.first(name: "Retry-After") != nil)
-        // The statement timeout (2 s) answers it; without one the request would hang for the client's
-        // 30 s. The bound sits between the two with room for a loaded machine: in the parallel phase of
-        // a full local run, where simple tests took 30–45 s, this took 11.6 s once.
-        #expect(took < .seconds(20), "answered after \(took)")
+        // The backend's timeout answers it (PostgreSQL's statement timeout of 2 s, Redis' command
+        // timeout); without one the request would hang for the client's 30 s. The bound sits between
+        // the two with room for a loaded machine: in the parallel phase of a full local run, where simple
+        // tests took 30–45 s, the PostgreSQL case took 11.6 s once.
+        #expect(took < .seconds(15), "answered after \(took)")
         #expect(ready.status == 503)
         #expect(ready.json?[frozen]?.stringValue != "ok")
         #expect(ready.json?[healthy]?.stringValue == "ok")
@@ -100,9 +101,10 @@ struct FreezeTests {
             #expect(shed.json?["error"]?["code"]?.stringValue == "overloaded")
             #expect(shed.headers.first(name: "Retry-After") == "1")
         }
-        // Shed at once, not after the frozen flush's 30 s statement timeout; the bound leaves room for
-        // a loaded machine (two shed answers took 8.6 s once in the parallel phase of a full local run,
-        // where simple tests took 30–45 s).
+        // `overloaded` (above) is what shows the requests were shed rather than queued: a queued one
+        // gets no answer before the thaw, and its client gives up after 10 s. The bound only adds that
+        // neither waited long, with room for a loaded machine (the two took 8.6 s
+        // once in the parallel phase of a full local run, where simple tests took 30–45 s).
         #expect(took < .seconds(15), "shedding must not wait: answered after \(took)")
 
         var ids: [Int64] = []
