@@ -27,7 +27,11 @@ public final class LocalRedisServer: Sendable {
             directory = try await LocalProcess.makeDirectory(prefix: "conveyor-redis", ownedByPostgres: false)
         }
         var lastError: (any Error)?
-        for _ in 0..<5 {
+        // A fixed port can be briefly taken by another process' outgoing connection (a local ephemeral
+        // port: seen once in CI as "bind: Address already in use" when a test restarted its server), so
+        // its attempts are spread over a few seconds; a free port is simply picked again.
+        for attempt in 0..<(fixedPort == nil ? 5 : 25) {
+            if fixedPort != nil, attempt > 0 { try await Task.sleep(for: .milliseconds(200)) }
             let port = try fixedPort ?? LocalProcess.freePort()
             let process = try await ChildProcess.start(executable: binary, arguments: [
                 "--port", String(port), "--bind", "127.0.0.1", "--dir", directory, "--save", "",
