@@ -133,8 +133,9 @@ struct ScheduledTaskTests {
             configuration.reconcileInterval = .milliseconds(200)
         }
         var ids: [Int64] = []
-        // Due in 15 s: on a loaded CI machine five POSTs and a pass took long enough for 8 s to run out.
-        for _ in 0..<5 { ids.append(try await stack.submit("work", extra: #","delay":"15s""#)) }
+        // Due in 30 s: on a loaded CI machine five POSTs and a pass took long enough for 8 s to run out,
+        // and once for 15 s (one task was already due and forwarded when the check below ran).
+        for _ in 0..<5 { ids.append(try await stack.submit("work", extra: #","delay":"30s""#)) }
         // Wait for a reconciliation pass to see them parked.
         try await Task.sleep(for: .milliseconds(600))
         let literal = PostgresArrayLiteral.integers(ids)
@@ -144,7 +145,7 @@ struct ScheduledTaskTests {
         try #require(parked == "5", "all still parked when Redis loses its data")
         let keys = try await stack.coordinator.redis.send(RedisCommand("KEYS", [stack.environment.keys.prefix + ":*"]))
         _ = try await stack.coordinator.redis.send(RedisCommand("DEL", (keys.array ?? []).compactMap(\.string)))
-        #expect(try await stack.waitUntilTerminal(ids, timeout: .seconds(45)).values.allSatisfy { $0 == .succeeded })
+        #expect(try await stack.waitUntilTerminal(ids, timeout: .seconds(60)).values.allSatisfy { $0 == .succeeded })
         #expect(ids.allSatisfy { log.executions[$0] == 1 }, "\(log.executions)")
         let errors = try await startErrors(ids, on: stack)
         #expect(errors.allSatisfy { $0 >= 0 }, "none early: \(errors)")
