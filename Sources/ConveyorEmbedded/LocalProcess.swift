@@ -32,20 +32,47 @@ public enum LocalProcess {
         return nil
     }
 
-    /// A TCP port that was free on 127.0.0.1 a moment ago.
+    /// A TCP port that was free on 127.0.0.1 a moment ago, chosen below the kernel's ephemeral range.
+    ///
+    /// A port the kernel hands out for `bind(0)` lies in the range it also gives outgoing connections, so
+    /// once its server stops (a test restarting a node), any client's new connection may take it as its
+    /// local port and hold it for as long as it lives: seen in CI as a restarted `redis-server` failing
+    /// with "Address already in use" for seconds on end. Ports below that range are never handed out that
+    /// way; only when none is free there does this fall back to the kernel's choice.
     public static func freePort() throws -> Int {
+        let lowest = 10_000
+        let ephemeralStart = ephemeralPortRangeStart()
+        if ephemeralStart - lowest >= 1_000 {
+            var generator = SystemRandomNumberGenerator()
+            for _ in 0..<200 {
+                let candidate = Int.random(in: lowest..<ephemeralStart, using: &generator)
+                if let port = try bindProbe(port: candidate) { return port }
+            }
+        }
+        guard let port = try bindProbe(port: 0) else { throw LocalServerError("bind() failed") }
+        return port
+    }
+
+    /// The first port of `/proc/sys/net/ipv4/ip_local_port_range` (Linux' default 32768 when unreadable).
+    private static func ephemeralPortRangeStart() -> Int {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        return text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } ?? 32_768
+    }
+
+    /// Binds `port` on 127.0.0.1 (0: any) and closes it again: the port bound, or nil when it is taken.
+    private static func bindProbe(port: Int) throws -> Int? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw LocalServerError("socket() failed") }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
+        address.sin_port = UInt16(port).bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
         }
-        guard bound == 0 else { throw LocalServerError("bind() failed") }
+        guard bound == 0 else { return nil }
         let named = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }

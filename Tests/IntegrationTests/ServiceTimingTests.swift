@@ -36,6 +36,12 @@ struct ServiceTimingTests {
         ]))
     }
 
+    /// The consumer an entry is delivered to, from XPENDING.
+    private static func owner(_ redis: RedisConnection, stream: String, entry: String) async throws -> String? {
+        let reply = try await redis.send(RedisCommand("XPENDING", [stream, RedisKeys.agentsGroup, entry, entry, "1"]))
+        return reply.array?.first?.array?[1].string
+    }
+
     private static func idle(_ redis: RedisConnection, stream: String, entry: String) async throws -> Int64 {
         let reply = try await redis.send(RedisCommand("XPENDING", [stream, RedisKeys.agentsGroup, entry, entry, "1"]))
         return reply.array?.first?.array?[2].integer ?? -1
@@ -101,7 +107,7 @@ struct ServiceTimingTests {
     @Test("Reclaimer: passes every half lease and takes over a stranded entry on the first pass after its lease ran out")
     func reclaimerTiming() async throws {
         let environment = try await TestServers.shared.environment(name: "reclaim")
-        let registry = TaskTypeRegistry([TaskTypeDefinition(name: "work", handler: "work", lease: .seconds(10))])
+        let registry = TaskTypeRegistry([TaskTypeDefinition(name: "work", handler: "work", lease: .seconds(20))])
         let ran = Promise<Int64>()
         var handlers = HandlerSet.builtIns
         handlers.register("work") { task in
@@ -110,21 +116,36 @@ struct ServiceTimingTests {
         }
         let redis = RedisConnection(configuration: environment.redis, logger: Self.logger)
         defer { redis.close() }
+        let stream = environment.keys.ready("default")
         let entry = try await Self.strandedEntry(redis, keys: environment.keys, id: 41, type: "work")
+        // Its owner still renews its lease while the agent starts: the idle time is Redis' real time, and a
+        // loaded CI machine once took longer than a lease to start the agent. (Made after the start, the
+        // entry would go to the agent's own blocked read instead.)
+        let renewer = Task {
+            while !Task.isCancelled {
+                try await Self.setIdle(redis, stream: stream, entry: entry, owner: "ghost", idle: .zero)
+                try await Task.sleep(for: .milliseconds(200))
+            }
+        }
         let clock = MockClock()
         let (agent, group, running) = try Self.agent(environment, registry: registry, handlers: handlers, clock: clock)
         var passes = agent.reclaimer.passes.values().makeAsyncIterator()
-        #expect(agent.reclaimer.interval == .seconds(5))
+        #expect(agent.reclaimer.interval == .seconds(10))
 
-        // The first pass finds the entry idle for less than its lease and leaves it.
+        // The first pass finds the entry idle for less than its lease and leaves it with its owner.
         #expect(await passes.next()?.failed == false)
+        renewer.cancel()
+        _ = await renewer.result
+        #expect(try await Self.owner(redis, stream: stream, entry: entry) == "ghost")
         #expect(!ran.isFulfilled)
-        try await Self.setIdle(redis, stream: environment.keys.ready("default"), entry: entry, owner: "ghost", idle: .seconds(11))
+
+        // The owner dies; once its lease has run out, the next pass (half a lease later) takes the entry over.
+        try await Self.setIdle(redis, stream: stream, entry: entry, owner: "ghost", idle: .seconds(21))
         await clock.waitForSleepers(5)
         // Reclaimer, lease keeper, heartbeat, cancel watcher and progress flusher are all asleep; only the reclaimer's
-        // five seconds matter here.
-        #expect(clock.pendingWaits.contains(.seconds(5)))
-        clock.advance(by: .milliseconds(4999))
+        // ten seconds matter here.
+        #expect(clock.pendingWaits.contains(.seconds(10)))
+        clock.advance(by: .milliseconds(9999))
         #expect(!ran.isFulfilled)
         clock.advance(by: .milliseconds(1))
         #expect(await passes.next()?.failed == false)
