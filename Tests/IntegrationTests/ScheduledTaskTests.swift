@@ -114,11 +114,13 @@ struct ScheduledTaskTests {
     func cancelScheduled() async throws {
         let log = ExecutionLog()
         let stack = try await Stack.start(registry: registry, handlers: handlers(log))
-        // Due in 3 s: the cancel lands well before, even on a machine running every suite at once.
-        let id = try await stack.submit("work", extra: #","delay":"3s""#)
+        // Due in 10 s: the cancel lands well before, even on a machine running every suite at once (a CI run
+        // once took more than 3 s between the submission and the cancel's answer). Then wait past the due time.
+        let submitted = ContinuousClock.now
+        let id = try await stack.submit("work", extra: #","delay":"10s""#)
         let cancel = try await stack.post("/v1/tasks/\(id)/cancel", "")
         #expect(cancel.status == 200)
-        try await Task.sleep(for: .milliseconds(4000))
+        try await Task.sleep(until: submitted + .seconds(12), clock: .continuous)
         #expect(log.executions[id] == nil)
         #expect(try await stack.task(id)["status"]?.stringValue == "cancelled")
         #expect(try await stack.post("/v1/tasks/\(id)/cancel", "").status == 409)
