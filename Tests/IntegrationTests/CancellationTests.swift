@@ -43,7 +43,9 @@ struct CancellationTests {
         handlers.register("work", log.handler(sleep: .seconds(60)))
         let stack = try await Stack.start(registry: registry, agents: 1, handlers: handlers)
         let id = try await stack.submit("work")
-        for _ in 0..<100 where log.executions.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+        // The agent may still be starting on a loaded machine: wait for the run rather than a fixed 2 s.
+        let started = ContinuousClock.now + .seconds(60)
+        while log.executions.isEmpty, ContinuousClock.now < started { try await Task.sleep(for: .milliseconds(20)) }
         #expect(log.executions[id] == 1)
         #expect(try await stack.post("/v1/tasks/\(id)/cancel", "{}").status == 200)
         let clock = ContinuousClock()

@@ -102,9 +102,10 @@ struct HTTPPushHandlerTests {
         let worker = try await TestHTTPServer.start { _, count in
             count == 1 ? .init(status: .ok, body: "{}", delay: .seconds(30)) : .init(status: .ok, body: #"{"second":true}"#)
         }
-        let stack = try await Stack.start(registry: registry(worker.url, timeout: .milliseconds(800)))
+        // 5 s: far below the hang, far above a healthy round trip even on a machine running every suite at once.
+        let stack = try await Stack.start(registry: registry(worker.url, timeout: .seconds(5)))
         let id = try await stack.submit("remote")
-        #expect(try await stack.waitUntilTerminal([id])[id] == .succeeded)
+        #expect(try await stack.waitUntilTerminal([id], timeout: .seconds(90))[id] == .succeeded)
         #expect(try await stack.task(id)["result"]?["second"] == .bool(true))
         try await stack.stop()
 

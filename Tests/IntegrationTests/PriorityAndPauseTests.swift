@@ -75,7 +75,8 @@ struct PriorityAndPauseTests {
         var stack = try await Stack.start(registry: registry, agents: 1, concurrency: 1, handlers: handlers, configure: fastReconcile)
         let environment = stack.environment
         let long = try await stack.submit("work", params: "{\"ms\":1500}")
-        for _ in 0..<200 where order.ids.isEmpty { try await Task.sleep(for: .milliseconds(20)) }
+        let started = ContinuousClock.now + .seconds(60)
+        while order.ids.isEmpty, ContinuousClock.now < started { try await Task.sleep(for: .milliseconds(20)) }
         let paused = try await stack.post("/v1/types/work/pause", "{}")
         #expect(paused.status == 200 && paused.json?["paused"] == .bool(true))
         var waiting: [Int64] = []

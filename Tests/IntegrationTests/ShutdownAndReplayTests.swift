@@ -16,7 +16,8 @@ struct ShutdownAndReplayTests {
         let registry = TaskTypeRegistry([TaskTypeDefinition(name: "slow", maxConcurrent: 10, handler: "slow")])
         let stack = try await Stack.start(registry: registry, agents: 1, handlers: handlers)
         for _ in 0..<5 { _ = try await stack.submit("slow") }
-        for _ in 0..<100 where log.executions.count < 5 { try await Task.sleep(for: .milliseconds(20)) }
+        let started = ContinuousClock.now + .seconds(60)
+        while log.executions.count < 5, ContinuousClock.now < started { try await Task.sleep(for: .milliseconds(20)) }
         #expect(log.executions.count == 5, "all five are running")
         try await stack.stop()
 

@@ -91,9 +91,14 @@ struct WebhookTests {
         #expect(receiver.received.allSatisfy { $0.headers["conveyor-delivery"] == receiver.received[0].headers["conveyor-delivery"] })
         let body = try JSONValue.parse(receiver.received[3].body)
         #expect(body["task"]?["status"]?.stringValue == "dead" && body["task"]?["error"]?.stringValue != nil)
-        try await Task.sleep(for: .milliseconds(500))
-        let events = try await stack.get("/v1/tasks/\(id)/events").json?["events"]?.arrayValue ?? []
-        let outcomes = events.filter { $0["kind"]?.stringValue == "webhook" }.compactMap { $0["outcome"]?.stringValue }
+        // The last try is recorded after the receiver answered, in a transaction of its own: wait for it.
+        let deadline = ContinuousClock.now + .seconds(30)
+        var outcomes: [String] = []
+        while outcomes.count < 4 && ContinuousClock.now < deadline {
+            let events = try await stack.get("/v1/tasks/\(id)/events").json?["events"]?.arrayValue ?? []
+            outcomes = events.filter { $0["kind"]?.stringValue == "webhook" }.compactMap { $0["outcome"]?.stringValue }
+            if outcomes.count < 4 { try await Task.sleep(for: .milliseconds(50)) }
+        }
         #expect(outcomes == ["failed", "failed", "failed", "delivered"], "\(outcomes)")
         try await stack.stop()
         try await receiver.stop()

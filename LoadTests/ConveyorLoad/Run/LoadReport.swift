@@ -60,6 +60,9 @@ struct LoadReport: Sendable, Codable {
     /// Growth after the warm-up of memory and storage (the soak); empty otherwise.
     var growth: [GrowthSampler.Growth]
     var agentRestarts: Int
+    /// Open loop only (closed-loop latency is queueing by design): the seconds whose enqueue P99 passed
+    /// 50 ms, each with what the run saw happen then.
+    var slowSeconds: SlowSeconds?
     /// Accepted tasks per second over the load.
     var acceptedPerSecond: Double
     /// Succeeded tasks per second, from the first submission to the last task recorded finished.
@@ -85,14 +88,16 @@ struct LoadReport: Sendable, Codable {
 
     init(
         mode: String, mix: String, load: LoadRun.Result, outcome: Outcome?, processes: [ProcessUsage], objectives: [ServiceLevelObjective],
-        growth: [GrowthSampler.Growth] = [], agentRestarts: Int = 0, sheddingExpected: Bool = false
+        growth: [GrowthSampler.Growth] = [], agentRestarts: [ClosedRange<Int64>] = [], sheddingExpected: Bool = false,
+        openLoop: Bool = false
     ) {
         shedRequests = load.shedRequests
         shedTasks = load.shedTasks
         self.sheddingExpected = sheddingExpected
         acceptedEnqueueMilliseconds = Percentiles(load.acceptedEnqueue)
         self.growth = growth
-        self.agentRestarts = agentRestarts
+        self.agentRestarts = agentRestarts.count
+        slowSeconds = openLoop ? SlowSeconds(timeline: load.timeline, restarts: agentRestarts, startedAtMillis: load.startedAtMillis) : nil
         cancelled = load.cancelled
         cancelTooLate = load.cancelTooLate
         self.mode = mode
@@ -183,6 +188,7 @@ struct LoadReport: Sendable, Codable {
             let accepted = acceptedEnqueueMilliseconds
             lines.append(row("  accepted requests", "P50 \(milliseconds(accepted.p50))  P95 \(milliseconds(accepted.p95))  P99 \(milliseconds(accepted.p99))  P99.9 \(milliseconds(accepted.p999))  max \(milliseconds(accepted.max))"))
         }
+        if let slowSeconds { lines.append(row("slow seconds", slowSeconds.summary)) }
         if let endToEnd = endToEndMilliseconds {
             lines.append(row("end-to-end latency", "P50 \(milliseconds(endToEnd.p50))  P95 \(milliseconds(endToEnd.p95))  P99 \(milliseconds(endToEnd.p99))  max \(milliseconds(endToEnd.max))"))
         }

@@ -37,6 +37,8 @@ final class LoadRun: Sendable {
         var inFlight: Int
         var enqueueP50Milliseconds: Double
         var enqueueP99Milliseconds: Double
+        /// The whole machine in that second (nil where `/proc/stat` cannot be read).
+        var machine: MachineSecond?
     }
 
     struct Result: Sendable {
@@ -121,10 +123,11 @@ final class LoadRun: Sendable {
             }
             outer.addTask {
                 var second = 0
+                var machine = MachineCounters()
                 while !self.sendersDone.load(ordering: .acquiring) {
                     second += 1
                     try? await Task.sleep(until: start + .seconds(second))
-                    let point = self.closeSecond(second)
+                    let point = self.closeSecond(second, machine: machine.next())
                     self.timeline.withLock { $0.append(point) }
                     if self.plan.progress { self.printProgress(point) }
                 }
@@ -187,11 +190,12 @@ final class LoadRun: Sendable {
         }
     }
 
-    private func closeSecond(_ second: Int) -> Second {
+    private func closeSecond(_ second: Int, machine: MachineSecond?) -> Second {
         tally.withLock { tally in
             let point = Second(
                 second: second, accepted: tally.acceptedInInterval, failed: tally.failedInInterval, inFlight: tally.inFlight,
-                enqueueP50Milliseconds: tally.interval.milliseconds(at: 50), enqueueP99Milliseconds: tally.interval.milliseconds(at: 99))
+                enqueueP50Milliseconds: tally.interval.milliseconds(at: 50), enqueueP99Milliseconds: tally.interval.milliseconds(at: 99),
+                machine: machine)
             tally.interval = LatencyHistogram()
             tally.acceptedInInterval = 0
             tally.failedInInterval = 0

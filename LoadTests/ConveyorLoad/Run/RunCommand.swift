@@ -162,8 +162,8 @@ struct RunCommand: AsyncParsableCommand {
         // The soak: agent restarts, and the growth of memory and storage.
         let churning = settings.churn != nil ? stack : nil
         let growth = churning.map { GrowthSampler(stack: $0) }
-        let restarts = Task<Int, Never> {
-            guard let churning, let churn = settings.churn else { return 0 }
+        let restarts = Task<[ClosedRange<Int64>], Never> {
+            guard let churning, let churn = settings.churn else { return [] }
             return await SoakChurn.restartAgents(of: churning, plan: churn, progress: !quiet)
         }
         let probe = stack == nil ? CoordinatorProcessProbe(baseURL: baseURL) : nil
@@ -198,6 +198,6 @@ struct RunCommand: AsyncParsableCommand {
             processes: (sampler?.usage ?? []) + (probe?.usage ?? []), objectives: settings.objectives,
             // Warm-up: the first half, by when retention has started dropping generations.
             growth: growth?.growth(after: result.elapsed.seconds / 2) ?? [], agentRestarts: agentRestarts,
-            sheddingExpected: settings.sheddingExpected)
+            sheddingExpected: settings.sheddingExpected, openLoop: settings.rate != nil)
     }
 }
