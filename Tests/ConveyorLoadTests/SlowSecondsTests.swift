@@ -45,6 +45,23 @@ struct SlowSecondsTests {
         #expect(slow.unexplained.count == 1)
     }
 
+    @Test("autovacuum or a Redis fork seen by the backend sampler explains the second it was seen in and the next")
+    func backendActivity() {
+        let timeline = (1...6).map { Self.second($0, p99: 70) }
+        // Seen 2.4 s and 4.9 s into the run: seconds 3–4 and 5–6.
+        let slow = SlowSeconds(
+            timeline: timeline, restarts: [], activity: [(5_002_400, .autovacuum), (5_004_900, .redisFork), (5_004_950, .autovacuum)],
+            startedAtMillis: 5_000_000)
+        #expect(slow.entries.map(\.causes) == [[], [], [.autovacuum], [.autovacuum], [.autovacuum, .redisFork], [.autovacuum, .redisFork]])
+        #expect(slow.summary == "6 with enqueue P99 > 50 ms (4 autovacuum, 2 Redis fork); unexplained: 2 at 1 s (70 ms), 2 s (70 ms)")
+    }
+
+    @Test("INFO's name:value lines are read across sections, headers skipped")
+    func infoFields() {
+        let fields = BackendActivitySampler.infoFields("# Persistence\r\naof_rewrite_in_progress:1\r\n\n# Stats\r\ntotal_forks:35\r\n")
+        #expect(fields == ["aof_rewrite_in_progress": "1", "total_forks": "35"])
+    }
+
     @Test("/proc/stat's first line gives busy and steal over the interval, guest time not counted twice")
     func procStat() throws {
         let before = try #require(MachineCounters.parse("cpu  1000 0 500 8000 500 0 0 0 300 0\ncpu0 1 2 3 4 5 6 7 8\n"))

@@ -89,7 +89,7 @@ struct LoadReport: Sendable, Codable {
     init(
         mode: String, mix: String, load: LoadRun.Result, outcome: Outcome?, processes: [ProcessUsage], objectives: [ServiceLevelObjective],
         growth: [GrowthSampler.Growth] = [], agentRestarts: [ClosedRange<Int64>] = [], sheddingExpected: Bool = false,
-        openLoop: Bool = false
+        openLoop: Bool = false, backendActivity: [(Int64, SlowSeconds.Cause)] = []
     ) {
         shedRequests = load.shedRequests
         shedTasks = load.shedTasks
@@ -97,7 +97,8 @@ struct LoadReport: Sendable, Codable {
         acceptedEnqueueMilliseconds = Percentiles(load.acceptedEnqueue)
         self.growth = growth
         self.agentRestarts = agentRestarts.count
-        slowSeconds = openLoop ? SlowSeconds(timeline: load.timeline, restarts: agentRestarts, startedAtMillis: load.startedAtMillis) : nil
+        slowSeconds = openLoop
+            ? SlowSeconds(timeline: load.timeline, restarts: agentRestarts, activity: backendActivity, startedAtMillis: load.startedAtMillis) : nil
         cancelled = load.cancelled
         cancelTooLate = load.cancelTooLate
         self.mode = mode

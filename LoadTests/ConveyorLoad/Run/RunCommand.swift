@@ -166,12 +166,15 @@ struct RunCommand: AsyncParsableCommand {
             guard let churning, let churn = settings.churn else { return [] }
             return await SoakChurn.restartAgents(of: churning, plan: churn, progress: !quiet)
         }
+        // Open loop: what Redis and PostgreSQL did in the background, for the slow seconds' causes.
+        let activity = settings.rate != nil ? stack.map { BackendActivitySampler(stack: $0) } : nil
         let probe = stack == nil ? CoordinatorProcessProbe(baseURL: baseURL) : nil
         let watch = Task {
             await withTaskGroup(of: Void.self) { group in
                 if let sampler { group.addTask { await sampler.run() } }
                 if let probe { group.addTask { await probe.run() } }
                 if let growth { group.addTask { await growth.run() } }
+                if let activity { group.addTask { await activity.run() } }
             }
         }
         let result = await LoadRun(plan: plan).run()
@@ -198,6 +201,6 @@ struct RunCommand: AsyncParsableCommand {
             processes: (sampler?.usage ?? []) + (probe?.usage ?? []), objectives: settings.objectives,
             // Warm-up: the first half, by when retention has started dropping generations.
             growth: growth?.growth(after: result.elapsed.seconds / 2) ?? [], agentRestarts: agentRestarts,
-            sheddingExpected: settings.sheddingExpected, openLoop: settings.rate != nil)
+            sheddingExpected: settings.sheddingExpected, openLoop: settings.rate != nil, backendActivity: activity?.activity ?? [])
     }
 }

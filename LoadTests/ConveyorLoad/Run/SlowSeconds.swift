@@ -2,8 +2,10 @@
 ///
 /// Issue 17's soak allows no latency spike above 50 ms that the report cannot explain. The causes named
 /// are the ones this machine has shown (docs/performance.md, "A fifth step"): an agent restarted by the
-/// soak (its tasks go back, a new consumer joins), the hypervisor taking the CPUs away (steal), and both
-/// cores busy. A slow second with none of them is counted as unexplained and listed.
+/// soak (its tasks go back, a new consumer joins), the hypervisor taking the CPUs away (steal), both
+/// cores busy, an autovacuum worker at work and Redis forking (an AOF rewrite), the last two as
+/// ``BackendActivitySampler`` saw them. A slow second with none of them is counted as unexplained and
+/// listed.
 struct SlowSeconds: Sendable, Codable, Equatable {
     struct Entry: Sendable, Codable, Equatable {
         var second: Int
@@ -15,6 +17,8 @@ struct SlowSeconds: Sendable, Codable, Equatable {
         case agentRestart = "agent restart"
         case steal = "steal"
         case cpuBusy = "CPUs busy"
+        case autovacuum = "autovacuum"
+        case redisFork = "Redis fork"
     }
 
     static let threshold = 50.0
@@ -33,11 +37,20 @@ struct SlowSeconds: Sendable, Codable, Equatable {
     /// `restarts` are the wall-clock spans (milliseconds) of each agent restart; `startedAtMillis` is the
     /// run's start, from which the timeline's second `n` covers the `n`-th second. A cause in the second
     /// before counts too: a request answered late may have been sent then.
-    init(timeline: [LoadRun.Second], restarts: [ClosedRange<Int64>], startedAtMillis: Int64) {
+    ///
+    /// `activity` is what the backends were seen doing (wall clock milliseconds): it explains the second it
+    /// was seen in and the next.
+    init(timeline: [LoadRun.Second], restarts: [ClosedRange<Int64>], activity: [(Int64, Cause)] = [], startedAtMillis: Int64) {
         let restartSeconds: [ClosedRange<Int64>] = restarts.map { span in
             let first = (span.lowerBound - startedAtMillis) / 1000 + 1
             let last = (span.upperBound - startedAtMillis) / 1000 + 1 + Self.restartShadowSeconds
             return first...max(first, last)
+        }
+        var seenInSecond: [Int: Set<Cause>] = [:]
+        for (at, cause) in activity {
+            let second = Int((at - startedAtMillis) / 1000 + 1)
+            seenInSecond[second, default: []].insert(cause)
+            seenInSecond[second + 1, default: []].insert(cause)
         }
         let machine = Dictionary(timeline.compactMap { point in point.machine.map { (point.second, $0) } }, uniquingKeysWith: { first, _ in first })
         entries = timeline.filter { $0.enqueueP99Milliseconds > Self.threshold }.map { point in
@@ -46,6 +59,8 @@ struct SlowSeconds: Sendable, Codable, Equatable {
             let seen = [machine[point.second], machine[point.second - 1]].compactMap { $0 }
             if seen.contains(where: { $0.stealPercent >= Self.stealThreshold }) { causes.append(.steal) }
             if seen.contains(where: { $0.busyPercent >= Self.busyThreshold }) { causes.append(.cpuBusy) }
+            let backends = seenInSecond[point.second] ?? []
+            causes += [Cause.autovacuum, .redisFork].filter(backends.contains)
             return Entry(second: point.second, enqueueP99Milliseconds: point.enqueueP99Milliseconds, causes: causes)
         }
     }

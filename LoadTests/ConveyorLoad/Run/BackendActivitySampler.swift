@@ -1,0 +1,73 @@
+import ConveyorCore
+import ConveyorPostgres
+import ConveyorRedis
+import Foundation
+import Logging
+import Synchronization
+
+/// Watches the embedded stack's Redis and PostgreSQL for the background work that has coincided with
+/// slow seconds on this machine (docs/performance.md, "A fifth step"): Redis forking to rewrite its AOF,
+/// and an autovacuum worker at work. Four times a second, because an ANALYZE of a partition takes
+/// 0.1–0.35 s and a once-a-second look would miss most of them. Its queries count in PostgreSQL's CPU,
+/// so it runs for open-loop runs only, never at the ceiling.
+final class BackendActivitySampler: Sendable {
+    private let stack: LoadStack
+    private let interval: Duration
+    /// (wall clock milliseconds, what was seen then).
+    private let seen = Mutex<[(Int64, SlowSeconds.Cause)]>([])
+    private static let logger = Logger(label: "conveyor.load", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    init(stack: LoadStack, interval: Duration = .milliseconds(250)) {
+        self.stack = stack
+        self.interval = interval
+    }
+
+    /// What was seen, in order.
+    var activity: [(Int64, SlowSeconds.Cause)] { seen.withLock { $0 } }
+
+    /// Samples until cancelled.
+    func run() async {
+        let redis = stack.redis.flatMap { try? RedisConfiguration(url: $0.url) }.map {
+            RedisClients.make($0, name: "load-activity", logger: Self.logger)
+        }
+        let postgres = PostgresConnection(url: stack.postgres.url, name: "load-activity", logger: Self.logger)
+        defer {
+            redis?.close()
+            postgres.close()
+        }
+        var forks: Int64?
+        while !Task.isCancelled {
+            let now = WallClock.nowMillis()
+            if let redis, let replies = try? await redis.send([RedisCommand("INFO", ["persistence"]), RedisCommand("INFO", ["stats"])]) {
+                let fields = Self.infoFields(replies.compactMap(\.string).joined(separator: "\n"))
+                let count = Int64(fields["total_forks"] ?? "") ?? forks
+                // A fork started since the last look, or a rewrite or save still running in its child.
+                if (count != nil && forks != nil && count != forks) || fields["aof_rewrite_in_progress"] == "1" || fields["rdb_bgsave_in_progress"] == "1" {
+                    record(now, .redisFork)
+                }
+                forks = count
+            }
+            let workers = try? await postgres.withSession { session in
+                try session.query(
+                    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'", name: "autovacuum workers"
+                ).rows.first?[0] ?? nil
+            }
+            if let workers, let count = Int(workers), count > 0 { record(now, .autovacuum) }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    private func record(_ at: Int64, _ cause: SlowSeconds.Cause) {
+        seen.withLock { $0.append((at, cause)) }
+    }
+
+    /// `INFO`'s `name:value` lines, section headers (`# Stats`) skipped.
+    static func infoFields(_ info: String) -> [String: String] {
+        var fields: [String: String] = [:]
+        for line in info.split(whereSeparator: \.isNewline) {
+            guard let colon = line.firstIndex(of: ":"), !line.hasPrefix("#") else { continue }
+            fields[String(line[..<colon])] = String(line[line.index(after: colon)...])
+        }
+        return fields
+    }
+}
