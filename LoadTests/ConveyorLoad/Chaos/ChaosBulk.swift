@@ -49,7 +49,7 @@ final class ChaosBulk: Sendable {
     private func round(_ round: Int) async {
         let tag = "chaos-bulk:\(runID)-\(round)"
         let tasks = (0..<perRound).map { _ in #"{"type":"noop","delay":"1h","tags":{"chaos-bulk":"\#(runID)-\#(round)"}}"# }
-        guard let reply = await call("/v1/tasks/batch", body: "{\"tasks\":[\(tasks.joined(separator: ","))]}", key: "chaos-bulk-\(runID)-\(round)", attempt: round),
+        guard let reply = await call("/v1/tasks/batch", body: "{\"tasks\":[\(tasks.joined(separator: ","))]}", key: "chaos-bulk-\(runID)-\(round)", attempt: round)?.reply,
             let ids = reply["tasks"]?.arrayValue?.compactMap({ $0["id"]?.intValue })
         else {
             state.withLock { $0.unfinishedRounds += 1 }
@@ -61,11 +61,12 @@ final class ChaosBulk: Sendable {
         let deadline = ContinuousClock.now + .seconds(120)
         while more && ContinuousClock.now < deadline {
             attempt += 1
-            if let answer = await call("/v1/tasks/cancel", body: "{\"tag\":\"\(tag)\",\"limit\":\(perRound)}", key: nil, attempt: round + attempt) {
+            if let (answer, retried) = await call("/v1/tasks/cancel", body: "{\"tag\":\"\(tag)\",\"limit\":\(perRound)}", key: nil, attempt: round + attempt) {
                 state.withLock { $0.cancelCalls += 1 }
                 more = answer["more"] == .bool(true)
-                // A coordinator killed mid-call may have cancelled part: the next call finds the rest.
-                if !more, answer["cancelled"]?.intValue == 0, attempt == 1 {
+                // A coordinator killed mid-call may have cancelled part or all: the next call (or the retry of
+                // this one on another coordinator) finds the rest, or nothing.
+                if !more, answer["cancelled"]?.intValue == 0, attempt == 1, !retried {
                     state.withLock { $0.failures.append("round \(round): the first cancel found nothing") }
                 }
             }
@@ -74,10 +75,12 @@ final class ChaosBulk: Sendable {
         if await get("/v1/tasks?tag=\(tag)&limit=50", attempt: round) != nil { state.withLock { $0.searchesAnswered += 1 } }
     }
 
-    /// POSTs to the coordinators in turn until one answers 2xx (nil after a minute of failures).
-    private func call(_ path: String, body: String, key: String?, attempt: Int) async -> JSONValue? {
+    /// POSTs to the coordinators in turn until one answers 2xx (nil after a minute of failures); `retried`:
+    /// an earlier try got no answer at all, so it may have taken effect before its coordinator died.
+    private func call(_ path: String, body: String, key: String?, attempt: Int) async -> (reply: JSONValue, retried: Bool)? {
         let deadline = ContinuousClock.now + .seconds(60)
         var turn = attempt
+        var unanswered = false
         while ContinuousClock.now < deadline {
             var request = HTTPClientRequest(url: baseURLs[turn % baseURLs.count] + path)
             turn += 1
@@ -89,11 +92,15 @@ final class ChaosBulk: Sendable {
             if let response = try? await HTTPClient.shared.execute(request, timeout: .seconds(15)),
                 let text = try? await response.body.collect(upTo: 1 << 20)
             {
-                if (200..<300).contains(response.status.code) { return try? JSONValue.parse(String(buffer: text)) }
+                if (200..<300).contains(response.status.code) {
+                    return (try? JSONValue.parse(String(buffer: text))).map { ($0, unanswered) }
+                }
                 if response.status.code < 500 {
                     state.withLock { $0.failures.append("\(path): \(response.status.code) \(String(buffer: text).prefix(200))") }
                     return nil
                 }
+            } else {
+                unanswered = true
             }
             try? await Task.sleep(for: .milliseconds(200))
         }

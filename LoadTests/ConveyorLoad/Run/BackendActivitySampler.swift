@@ -2,7 +2,6 @@ import ConveyorCore
 import ConveyorPostgres
 import ConveyorRedis
 import Foundation
-import Logging
 import Synchronization
 
 /// Watches the embedded stack's Redis and PostgreSQL for the background work that has coincided with
@@ -15,7 +14,6 @@ final class BackendActivitySampler: Sendable {
     private let interval: Duration
     /// (wall clock milliseconds, what was seen then).
     private let seen = Mutex<[(Int64, SlowSeconds.Cause)]>([])
-    private static let logger = Logger(label: "conveyor.load", factory: { _ in SwiftLogNoOpLogHandler() })
 
     init(stack: LoadStack, interval: Duration = .milliseconds(250)) {
         self.stack = stack
@@ -27,14 +25,12 @@ final class BackendActivitySampler: Sendable {
 
     /// Samples until cancelled.
     func run() async {
-        let redis = stack.redis.flatMap { try? RedisConfiguration(url: $0.url) }.map {
-            RedisClients.make($0, name: "load-activity", logger: Self.logger)
+        await stack.withSamplingClients(name: "load-activity") { redis, postgres in
+            await sample(redis: redis, postgres: postgres)
         }
-        let postgres = PostgresConnection(url: stack.postgres.url, name: "load-activity", logger: Self.logger)
-        defer {
-            redis?.close()
-            postgres.close()
-        }
+    }
+
+    private func sample(redis: (any RedisClient)?, postgres: PostgresConnection) async {
         var forks: Int64?
         while !Task.isCancelled {
             let now = WallClock.nowMillis()

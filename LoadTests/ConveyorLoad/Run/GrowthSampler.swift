@@ -1,7 +1,6 @@
 import ConveyorPostgres
 import ConveyorRedis
 import Foundation
-import Logging
 import Synchronization
 
 /// Samples what must not grow during a soak, every few seconds: Redis' `used_memory`, the PostgreSQL
@@ -29,7 +28,6 @@ final class GrowthSampler: Sendable {
     private let interval: Duration
     /// In the order each series was first sampled.
     private let series = Mutex<[Series]>([])
-    private static let logger = Logger(label: "conveyor.load", factory: { _ in SwiftLogNoOpLogHandler() })
 
     init(stack: LoadStack, interval: Duration = .seconds(5)) {
         self.stack = stack
@@ -39,14 +37,12 @@ final class GrowthSampler: Sendable {
     /// Samples until cancelled.
     func run() async {
         let start = ContinuousClock.now
-        let redis = stack.redis.flatMap { try? RedisConfiguration(url: $0.url) }.map {
-            RedisClients.make($0, name: "load-growth", logger: Self.logger)
+        await stack.withSamplingClients(name: "load-growth") { redis, postgres in
+            await sample(redis: redis, postgres: postgres, since: start)
         }
-        let postgres = PostgresConnection(url: stack.postgres.url, name: "load-growth", logger: Self.logger)
-        defer {
-            redis?.close()
-            postgres.close()
-        }
+    }
+
+    private func sample(redis: (any RedisClient)?, postgres: PostgresConnection, since start: ContinuousClock.Instant) async {
         while !Task.isCancelled {
             let at = (ContinuousClock.now - start).seconds
             if let redis, let info = try? await redis.send(RedisCommand("INFO", ["memory"])).string,
