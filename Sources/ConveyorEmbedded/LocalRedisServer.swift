@@ -27,9 +27,9 @@ public final class LocalRedisServer: Sendable {
             directory = try await LocalProcess.makeDirectory(prefix: "conveyor-redis", ownedByPostgres: false)
         }
         var lastError: (any Error)?
-        // A fixed port can be briefly taken by another process' outgoing connection (a local ephemeral
-        // port: seen once in CI as "bind: Address already in use" when a test restarted its server), so
-        // its attempts are spread over a few seconds; a free port is simply picked again.
+        // A restart on a fixed port may find it briefly taken ("bind: Address already in use" in CI, when
+        // ports still came from the ephemeral range; `LocalProcess.freePort` now avoids that range but
+        // falls back to it), so its attempts are spread over a few seconds; a free port is picked again.
         for attempt in 0..<(fixedPort == nil ? 5 : 25) {
             if fixedPort != nil, attempt > 0 { try await Task.sleep(for: .milliseconds(200)) }
             let port = try fixedPort ?? LocalProcess.freePort()
