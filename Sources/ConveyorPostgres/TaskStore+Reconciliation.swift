@@ -111,10 +111,11 @@ extension TaskStore {
 
     /// A page of the dispatched tasks that are not finished, by id after `afterID`, as the small
     /// ``UnfinishedTaskState`` (no params: a pass after a Redis loss holds every unfinished task's state
-    /// at once), and the last id the page covered (nil when there are no more). Walks the primary key:
+    /// at once), how many unfinished rows the page read (undispatched ones too), and the last id the page
+    /// covered (nil when there are no more). Walks the primary key:
     /// its cost grows with the table, so it is for the rare pass after Redis restarted, never for a
     /// periodic one.
-    public func unfinishedDispatched(after afterID: TaskID?, limit: Int) async throws -> (tasks: [UnfinishedTaskState], lastID: TaskID?) {
+    public func unfinishedDispatched(after afterID: TaskID?, limit: Int) async throws -> (tasks: [UnfinishedTaskState], unfinishedRows: Int, lastID: TaskID?) {
         let rows = try await client.withSession { session in
             try session.query("""
                 SELECT id, queue, status, attempts, dispatched FROM tasks
@@ -129,7 +130,7 @@ extension TaskStore {
             else { return nil }
             return UnfinishedTaskState(id: id, queue: queue, status: status, attempts: attempts)
         }
-        return (states, rows.count == limit ? rows.last?[0].flatMap { TaskID($0) } : nil)
+        return (states, rows.count, rows.count == limit ? rows.last?[0].flatMap { TaskID($0) } : nil)
     }
 
     /// The full rows of `states` whose task has not moved since its state was read (same status and

@@ -239,14 +239,48 @@ struct ServiceTimingTests {
         _ = try? await running.value
     }
 
+    @Test("Reconciler: a first pass that finds no unfinished task starts no sweeps: a task that is running later, in no Redis, is left to its lease")
+    func noSweepsWithoutUnfinishedWork() async throws {
+        let (environment, coordinator, clock) = try await Self.timedCoordinator(name: "nosweep") { $0.reconcileSweep = .seconds(60) }
+        defer { coordinator.close() }
+        var passes = coordinator.reconciler.passes.values().makeAsyncIterator()
+        let running = Task { try await coordinator.reconciler.run() }
+        #expect(await passes.next()?.failed == false)
+        // The same state the sweep test puts back (running, dispatched, in no Redis) cannot come from before
+        // this Redis: it stands here for "no lookup ran", which only a sweep would have noticed.
+        let inserted = try await coordinator.store.insert([NewTask(
+            type: "noop", queue: "default", params: "{}", correlationID: "c", idempotencyKey: nil, maxAttempts: 3, createdAtMillis: 0)])
+        _ = try await coordinator.postgres.withSession { session in
+            try session.query("UPDATE tasks SET status = 'running', dispatched = true WHERE id = $1", [inserted[0].id.description]).affected
+        }
+        let ready = environment.keys.ready("default")
+        for _ in 0..<3 {
+            await clock.advanceToNextSleeper()
+            let pass = await passes.next()
+            #expect(pass?.failed == false)
+        }
+        #expect(try await coordinator.redis.send(RedisCommand("XLEN", [ready])).integer == 0, "90 s of passes, no sweep")
+        running.cancel()
+        _ = try? await running.value
+    }
+
     @Test("Reconciler: after a Redis change, the sweep, once its interval is counted, puts back a running task that no Redis holds")
     func reconcilerSweep() async throws {
         let (environment, coordinator, clock) = try await Self.timedCoordinator(name: "sweep") { $0.reconcileSweep = .seconds(60) }
         defer { coordinator.close() }
         var passes = coordinator.reconciler.passes.values().makeAsyncIterator()
         let running = Task { try await coordinator.reconciler.run() }
-        // The first pass meets this Redis for the first time: a change, so the sweeps begin.
+        // A task running when the first pass comes, held by this Redis: PostgreSQL has unfinished work, so
+        // this Redis, met for the first time, might have lost some: a change, and the sweeps begin.
+        let ready = environment.keys.ready("default")
+        let held = try await coordinator.store.insert([NewTask(
+            type: "noop", queue: "default", params: "{}", correlationID: "held", idempotencyKey: nil, maxAttempts: 3, createdAtMillis: 0)])
+        _ = try await coordinator.postgres.withSession { session in
+            try session.query("UPDATE tasks SET status = 'running', dispatched = true WHERE id = $1", [held[0].id.description]).affected
+        }
+        _ = try await coordinator.redis.send(RedisConnection.xadd(stream: ready, fields: [("id", held[0].id.description)]))
         #expect(await passes.next()?.failed == false)
+        #expect(try await coordinator.redis.send(RedisCommand("XLEN", [ready])).integer == 1, "the held task was found, not dispatched again")
 
         // An attempt from before a Redis loss, recorded as running after the recheck period: dispatched,
         // running, and in no Redis.
@@ -255,15 +289,14 @@ struct ServiceTimingTests {
         _ = try await coordinator.postgres.withSession { session in
             try session.query("UPDATE tasks SET status = 'running', dispatched = true WHERE id = $1", [inserted[0].id.description]).affected
         }
-        let ready = environment.keys.ready("default")
         await clock.advanceToNextSleeper()
         #expect(await passes.next()?.failed == false)
-        #expect(try await coordinator.redis.send(RedisCommand("XLEN", [ready])).integer == 0, "no sweep after 30 of its 60 s")
+        #expect(try await coordinator.redis.send(RedisCommand("XLEN", [ready])).integer == 1, "no sweep after 30 of its 60 s")
         await clock.advanceToNextSleeper()
         #expect(await passes.next()?.failed == false)
         let entries = try await coordinator.redis.send(RedisCommand("XRANGE", [ready, "-", "+"]))
-        #expect(entries.array?.count == 1)
-        #expect(try StreamEntry(reply: entries.array![0]).fields?["id"] == inserted[0].id.description)
+        #expect(entries.array?.count == 2)
+        #expect(try StreamEntry(reply: entries.array![1]).fields?["id"] == inserted[0].id.description)
         running.cancel()
         _ = try? await running.value
     }

@@ -25,7 +25,11 @@ import Synchronization
 ///   recorded in `conveyor_meta`, every unfinished task that was dispatched is read, then looked up,
 ///   and the missing ones are dispatched again; then the new identity is recorded. Undispatched ones are
 ///   left to the first case. The lookup is repeated on every pass for `dispatchGrace` afterwards (see
-///   ``recheckUntil``).
+///   ``recheckUntil``), unless PostgreSQL held no unfinished task at all when the change was seen (a new
+///   deployment's first pass, say): a task submitted later went to this Redis, so nothing is left to
+///   look for, and the lookups, which read every row of `tasks` and every entry of the queues' streams,
+///   would only slow the broker down (they did: in a load run against a new stack, the rechecks filled
+///   most of its first 30 s, and a sweep came every minute for the hour after).
 /// - **The sweep.** For ``sweepPeriod`` after a Redis change, the same lookup runs again every
 ///   `sweepInterval`. It closes the one race the cases above leave: an attempt from before the Redis
 ///   loss whose `running` event is recorded only after the recheck period (the Recorder was held up, by
@@ -146,11 +150,15 @@ public final class Reconciler: Service, Sendable {
                 logger.warning("Redis restarted or lost its data; looking for unfinished tasks it no longer holds", metadata: ["identity": "\(identity)"])
             }
             try await restoreRedisState()
-            try await recoverUnfinished(into: &report)
+            let unfinishedRows = try await recoverUnfinished(into: &report)
             try await meta.set(Self.identityKey, to: identity)
-            recheckUntil.withLock { $0 = .now + dispatchGrace }
-            sweepUntil.withLock { $0 = .now + Self.sweepPeriod }
-            sinceSweep.withLock { $0 = .zero }
+            // A task lost with the old Redis was committed before its XADD, so before this pass: with no
+            // unfinished row now, none was lost, and none can be recorded as running late.
+            if unfinishedRows > 0 {
+                recheckUntil.withLock { $0 = .now + dispatchGrace }
+                sweepUntil.withLock { $0 = .now + Self.sweepPeriod }
+                sinceSweep.withLock { $0 = .zero }
+            }
         } else if sweepUnfinished {
             try await recoverUnfinished(into: &report)
         } else if let until = recheckUntil.withLock({ $0 }), ContinuousClock.now < until {
@@ -221,17 +229,21 @@ public final class Reconciler: Service, Sendable {
 
     // MARK: - The two recoveries
 
-    private func recoverUnfinished(into report: inout Report) async throws {
+    /// Returns how many unfinished rows PostgreSQL held, undispatched ones included.
+    @discardableResult
+    private func recoverUnfinished(into report: inout Report) async throws -> Int {
         // Every row first, then one census: a row read after the census could belong to a task that
         // moved (and was recorded) while the census ran, and would look missing without being so. Rows
         // are read a page at a time and only their small state is kept; the full rows of the missing
         // ones are read again, a page at a time, after the census.
         var candidates: [UnfinishedTaskState] = []
+        var unfinishedRows = 0
         var after: TaskID?
         repeat {
             guard !Task.isShuttingDownGracefully else { throw CancellationError() }
             let page = try await store.unfinishedDispatched(after: after, limit: Self.pageSize)
             candidates.append(contentsOf: page.tasks)
+            unfinishedRows += page.unfinishedRows
             after = page.lastID
         } while after != nil
         report.checked += candidates.count
@@ -243,6 +255,7 @@ public final class Reconciler: Service, Sendable {
             try await dispatch(still)
             report.redispatched += still.count
         }
+        return unfinishedRows
     }
 
     private func recoverUndispatched(into report: inout Report) async throws {
