@@ -117,6 +117,11 @@ struct ReadPlan: Sendable {
         return streams.compactMap { stream in result[stream.key].map { (stream, $0) } }
     }
 
+    /// Whether some stream not excluded filled the count it was last asked for: more is waiting there.
+    func hasBusy(excluding excluded: Set<String> = []) -> Bool {
+        streams.contains { !excluded.contains($0.key) && activity[$0.key] == .busy }
+    }
+
     /// Whether some stream not excluded gave nothing when last read: one a probe would look at.
     func hasIdle(excluding excluded: Set<String> = []) -> Bool {
         streams.contains { !excluded.contains($0.key) && activity[$0.key] == .idle }

@@ -1,11 +1,14 @@
 import DequeModule
 import Synchronization
 
-/// Counts free execution slots. The Consumer reads no more entries than there are free slots (the lease
-/// clock starts at XREADGROUP, not when a handler begins: DESIGN §2, pitfall 2).
+/// Counts free execution slots. The Consumer reads no more entries than there are free slots, plus the
+/// ``ReadAhead`` allowance while a stream has a backlog (the lease clock starts at XREADGROUP, not when a
+/// handler begins: DESIGN §2, pitfall 2); entries read ahead make `free` negative until they start.
 final class SlotPool: Sendable {
     private struct State {
         var free: Int
+        var readAhead = 0
+        var released = 0
         var waiter: CheckedContinuation<Void, Never>?
     }
 
@@ -17,18 +20,31 @@ final class SlotPool: Sendable {
         self.state = Mutex(State(free: capacity))
     }
 
+    /// Slots not taken (negative while entries read ahead wait for one).
     var free: Int { state.withLock { $0.free } }
 
-    /// Waits until at least one slot is free and returns how many are (only the Consumer calls this).
-    func waitForFree() async -> Int {
+    /// Slots freed since the pool began: the Consumer counts those freed during a read round.
+    var releasedCount: Int { state.withLock { $0.released } }
+
+    /// Whether the Consumer waits for room now.
+    var hasWaiter: Bool { state.withLock { $0.waiter != nil } }
+
+    /// Sets how many entries the Consumer may take beyond the free slots (``ReadAhead/allowance``).
+    func setReadAhead(_ allowance: Int) {
+        state.withLock { $0.readAhead = max(0, allowance) }
+    }
+
+    /// Waits until the Consumer may take at least one entry and returns how many: the free slots plus the
+    /// read-ahead allowance (only the Consumer calls this).
+    func waitForRoom() async -> Int {
         while true {
-            let free = state.withLock { $0.free }
-            if free > 0 { return free }
+            let room = state.withLock { $0.free + $0.readAhead }
+            if room > 0 { return room }
             if Task.isCancelled { return 0 }
             await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in
                     let resumeNow = state.withLock { state -> Bool in
-                        if state.free > 0 || Task.isCancelled { return true }
+                        if state.free + state.readAhead > 0 || Task.isCancelled { return true }
                         state.waiter = continuation
                         return false
                     }
@@ -51,6 +67,7 @@ final class SlotPool: Sendable {
     func release(_ count: Int = 1) {
         let waiter = state.withLock { state in
             state.free += count
+            state.released &+= count
             defer { state.waiter = nil }
             return state.waiter
         }
@@ -58,8 +75,9 @@ final class SlotPool: Sendable {
     }
 }
 
-/// Limits how many tasks of one type run at once (the type's `max_concurrent`), FIFO.
-final class TypeLimiter: Sendable {
+/// Limits how many tasks run at once, FIFO: all of an agent's (its concurrency), or one type's
+/// (`max_concurrent_per_agent`).
+final class RunLimiter: Sendable {
     private struct State {
         var available: Int
         var waiters: Deque<CheckedContinuation<Void, Never>> = []
@@ -70,6 +88,9 @@ final class TypeLimiter: Sendable {
     init(limit: Int) {
         state = Mutex(State(available: limit))
     }
+
+    /// Acquires waiting for a release.
+    var waiting: Int { state.withLock { $0.waiters.count } }
 
     func acquire() async {
         await withCheckedContinuation { continuation in

@@ -58,7 +58,7 @@ public enum MetricsCatalog {
     public static let timeouts = Entry(name: "conveyor_task_timeouts_total", help: "Attempts stopped at their type's timeout, by type.")
     public static let reclaims = Entry(name: "conveyor_reclaims_total", help: "Tasks taken over from an agent whose lease expired, by queue.")
     public static let throttled = Entry(name: "conveyor_throttled_total", help: "Taken entries held back instead of started, by type and reason (concurrency, rate, paused).")
-    public static let inFlight = Entry(name: "conveyor_agent_tasks_in_flight", help: "Tasks an agent holds (running or waiting for their type's slot).")
+    public static let inFlight = Entry(name: "conveyor_agent_tasks_in_flight", help: "Tasks an agent holds (running, or waiting for a slot: read ahead, or their type's).")
 
     // Both
     public static let redisPipeline = Entry(name: "conveyor_redis_pipeline_commands", help: "Commands per Redis round trip (pipeline), by connection.", buckets: sizeBuckets)

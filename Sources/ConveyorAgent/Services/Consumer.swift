@@ -7,7 +7,8 @@ import Synchronization
 
 /// Reads tasks from the served queues' ready streams (one per priority, shared by ``ReadPlan``) and
 /// hands them to the Executor, never more than there are free slots (the lease clock starts at delivery,
-/// not when a handler begins). Entries of limited types, and of queues with something paused, pass the
+/// not when a handler begins) plus, while a stream has a backlog, the slots its tasks freed during the
+/// last read round (``ReadAhead``). Entries of limited types, and of queues with something paused, pass the
 /// ``FlowGate`` first; those held back never reach the Executor. A queue paused as a whole is not read.
 ///
 /// Wakes on a free slot. At start it first takes back its own pending entries (left by an earlier run
@@ -25,6 +26,7 @@ final class Consumer: Service, Sendable {
     private let logger: Logger
     private let gate: FlowGate
     private let plan: Mutex<ReadPlan>
+    private let readAhead: Mutex<ReadAhead>
     /// Queues paused as a whole, as last seen: not read until a check finds them resumed.
     private let pausedQueues = Mutex<Set<String>>([])
     /// Entries a read took whose hand-over then failed (the inspection's round trip on a connection still
@@ -53,6 +55,7 @@ final class Consumer: Service, Sendable {
         self.plan = Mutex(ReadPlan(streams: queues.flatMap { queue in
             TaskPriority.allCases.reversed().map { ReadPlan.Stream(key: keys.ready(queue, priority: $0), queue: queue, priority: $0) }
         }))
+        self.readAhead = Mutex(ReadAhead(limit: slots.capacity))
         self.ownPendingResumed = ownPendingResumed
         self.redis = redis
         self.keys = keys
@@ -89,9 +92,15 @@ final class Consumer: Service, Sendable {
                     try await dispatch(held)
                     undispatched.withLock { $0 = [] }
                 }
-                let free = await cancelWhenGracefulShutdown { await self.slots.waitForFree() }
-                guard free > 0, !Task.isShuttingDownGracefully else { continue }
-                try await readRound(free: free)
+                let room = await cancelWhenGracefulShutdown { await self.slots.waitForRoom() }
+                guard room > 0, !Task.isShuttingDownGracefully else { continue }
+                let releasedBefore = slots.releasedCount
+                let backlog = try await readRound(free: room)
+                let allowance = readAhead.withLock { readAhead in
+                    readAhead.roundEnded(backlog: backlog, freedMeanwhile: slots.releasedCount &- releasedBefore)
+                    return readAhead.allowance
+                }
+                slots.setReadAhead(allowance)
                 failures = 0
             } catch {
                 if Task.isCancelled || Task.isShuttingDownGracefully { break }
@@ -124,7 +133,7 @@ final class Consumer: Service, Sendable {
           for stream in keys.readyStreams(queue) {
             var cursor = "0"
             while !Task.isShuttingDownGracefully {
-                let free = await cancelWhenGracefulShutdown { await self.slots.waitForFree() }
+                let free = await cancelWhenGracefulShutdown { await self.slots.waitForRoom() }
                 guard free > 0 else { return }
                 let read = try await redis.readGroup(
                     group: RedisKeys.agentsGroup, consumer: agentID, streams: [stream], id: cursor, count: free, block: nil)
@@ -141,7 +150,8 @@ final class Consumer: Service, Sendable {
 
     /// One read: the plan's non-blocking reads in one pipeline, each stream with its own count; when
     /// they find nothing, one XREADGROUP … BLOCK over every stream, which returns on the first new entry.
-    private func readRound(free: Int) async throws {
+    /// Returns whether a stream has a backlog: its read got all it asked for.
+    private func readRound(free: Int) async throws -> Bool {
         let excluded = try await pausedStreams()
         // Non-blocking rounds while some stream is expected to have work (a round that finds nothing
         // marks what it asked idle; a second one asks the rest); then the agent waits on every stream.
@@ -188,7 +198,7 @@ final class Consumer: Service, Sendable {
         if waitable.isEmpty {
             // Every served queue is paused: look again after a read's wait.
             try await cancelWhenGracefulShutdown { try await Task.sleep(for: self.readBlock) }
-            return
+            return false
         }
         if read.isEmpty {
             // Every stream waits: new work on any of them wakes the read. COUNT is per stream; with fewer
@@ -208,6 +218,7 @@ final class Consumer: Service, Sendable {
             undispatched.withLock { $0 = read }
             throw error
         }
+        return plan.withLock { $0.hasBusy(excluding: excluded) }
     }
 
     /// The streams of queues paused as a whole. Only when some queue was seen paused does this cost a

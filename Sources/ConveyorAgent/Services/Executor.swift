@@ -7,7 +7,8 @@ import Metrics
 import ServiceLifecycle
 import Synchronization
 
-/// Runs delivered tasks: each in a child task, at most the type's `max_concurrent_per_agent` at once, stopped at
+/// Runs delivered tasks: each in a child task, at most the agent's concurrency at once (entries read ahead
+/// wait in hand, in the order read, for a slot) and at most the type's `max_concurrent_per_agent`, stopped at
 /// the type's `timeout`, its outcome handed to the Completer.
 ///
 /// Wakes on work from the Consumer. Graceful shutdown: accepts nothing new and lets running tasks
@@ -18,7 +19,9 @@ import Synchronization
 final class Executor: Service, Sendable {
     private let handlers: [String: any TaskHandler]
     /// Per-agent limits (`max_concurrent_per_agent`); a type without one has none here.
-    private let limiters: [String: TypeLimiter]
+    private let limiters: [String: RunLimiter]
+    /// The agent's concurrency: a delivery starts only when one of its slots is free.
+    private let running: RunLimiter
     private let registry: TaskTypeRegistry
     private let completer: Completer
     private let slots: SlotPool
@@ -26,7 +29,7 @@ final class Executor: Service, Sendable {
     private let inbox: AsyncStream<[Delivery]>
     private let inboxContinuation: AsyncStream<[Delivery]>.Continuation
     private let inFlight = Mutex<[String: Int]>([:])
-    /// Deliveries held by this agent (running or waiting for their type's slot), by ``Delivery/key``,
+    /// Deliveries held by this agent (running, or waiting for a slot: read ahead, or their type's), by ``Delivery/key``,
     /// with the time their lease was last renewed: what the LeaseKeeper keeps alive.
     private let held = Mutex<[Delivery.Key: HeldDelivery]>([:])
     private let executions = Atomic<Int>(0)
@@ -53,15 +56,16 @@ final class Executor: Service, Sendable {
         self.journal = journal
         self.registry = registry
         self.limiters = handlers.keys.reduce(into: [:]) { limiters, type in
-            if let limit = registry[type]?.maxConcurrentPerAgent { limiters[type] = TypeLimiter(limit: limit) }
+            if let limit = registry[type]?.maxConcurrentPerAgent { limiters[type] = RunLimiter(limit: limit) }
         }
         self.completer = completer
+        self.running = RunLimiter(limit: slots.capacity)
         self.slots = slots
         self.logger = logger
         (inbox, inboxContinuation) = AsyncStream.makeStream(of: [Delivery].self)
     }
 
-    /// Tasks running or waiting for their type's slot, by type.
+    /// Tasks held, running or waiting for a slot, by type.
     var inFlightByType: [String: Int] { inFlight.withLock { $0.filter { $0.value > 0 } } }
 
     /// Attempts started since the agent began.
@@ -135,7 +139,13 @@ final class Executor: Service, Sendable {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 for await deliveries in inbox {
-                    for delivery in deliveries { group.addTask { await self.execute(delivery) } }
+                    for delivery in deliveries {
+                        await running.acquire()
+                        group.addTask {
+                            await self.execute(delivery)
+                            self.running.release()
+                        }
+                    }
                 }
             }
         } onGracefulShutdown: {
