@@ -23,6 +23,9 @@ final class SlotPool: Sendable {
     /// Slots not taken (negative while entries read ahead wait for one).
     var free: Int { state.withLock { $0.free } }
 
+    /// Entries the agent may take now: the free slots plus the read-ahead allowance.
+    var room: Int { state.withLock { $0.free + $0.readAhead } }
+
     /// Slots freed since the pool began: the Consumer counts those freed during a read round.
     var releasedCount: Int { state.withLock { $0.released } }
 

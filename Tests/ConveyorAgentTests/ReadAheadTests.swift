@@ -36,7 +36,7 @@ struct ReadAheadTests {
     }
 }
 
-@Suite("SlotPool: the room a read may take")
+@Suite("SlotPool: the room a read may take", .timeLimit(.minutes(1)))
 struct SlotPoolTests {
     @Test("the room is the free slots plus the read-ahead; entries read ahead take it below zero until slots free")
     func roomIncludesReadAhead() async {
@@ -63,7 +63,7 @@ struct SlotPoolTests {
     }
 }
 
-@Suite("RunLimiter: how many run at once, first come first served")
+@Suite("RunLimiter: how many run at once, first come first served", .timeLimit(.minutes(1)))
 struct RunLimiterTests {
     @Test("an acquire waits while every slot is taken, and waiters are served in the order they came")
     func fifo() async {

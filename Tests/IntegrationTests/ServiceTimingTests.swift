@@ -239,7 +239,7 @@ struct ServiceTimingTests {
         _ = try? await running.value
     }
 
-    @Test("Reconciler: a first pass that finds no unfinished task starts no sweeps: a task that is running later, in no Redis, is left to its lease")
+    @Test("Reconciler: a new deployment's first pass, finding no unfinished task, starts no sweeps: a task that is running later, in no Redis, is left to its lease")
     func noSweepsWithoutUnfinishedWork() async throws {
         let (environment, coordinator, clock) = try await Self.timedCoordinator(name: "nosweep") { $0.reconcileSweep = .seconds(60) }
         defer { coordinator.close() }

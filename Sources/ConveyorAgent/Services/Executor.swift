@@ -39,6 +39,8 @@ final class Executor: Service, Sendable {
     private let gate: FlowGate
     /// Deliveries whose attempt the shutdown deadline cut short: handed back when the Executor stops.
     private let interrupted = Mutex<[Delivery]>([])
+    /// Cleared by ``stopAccepting()``: deliveries still waiting for a slot are handed back, not started.
+    private let accepting = Atomic<Bool>(true)
     /// Progress reports of the running attempts (sent by the ProgressFlusher and at each attempt's end).
     let progressBook = ProgressBook()
 
@@ -132,18 +134,38 @@ final class Executor: Service, Sendable {
         }
     }
 
-    /// Stops accepting work: the run loop ends once running tasks finish.
-    func stopAccepting() { inboxContinuation.finish() }
+    /// Stops accepting work: the run loop ends once running tasks finish; deliveries in hand that have
+    /// not started are handed back.
+    func stopAccepting() {
+        accepting.store(false, ordering: .relaxed)
+        inboxContinuation.finish()
+    }
 
     func run() async throws {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 for await deliveries in inbox {
                     for delivery in deliveries {
-                        await running.acquire()
-                        group.addTask {
-                            await self.execute(delivery)
-                            self.running.release()
+                        if delivery.cancelled {
+                            // Reported at once, without waiting for a slot: it does not run.
+                            group.addTask { await self.execute(delivery) }
+                        } else if let limiter = limiters[delivery.envelope.type] {
+                            // A capped type waits for its own slot before taking one of the agent's, so
+                            // that other types' entries in hand do not wait behind it.
+                            group.addTask {
+                                await limiter.acquire()
+                                await self.running.acquire()
+                                await self.startUnlessStopping(delivery)
+                                self.running.release()
+                                limiter.release()
+                            }
+                        } else {
+                            // In the order read: an entry read ahead starts when a slot frees.
+                            await running.acquire()
+                            group.addTask {
+                                await self.startUnlessStopping(delivery)
+                                self.running.release()
+                            }
                         }
                     }
                 }
@@ -152,6 +174,17 @@ final class Executor: Service, Sendable {
             self.stopAccepting()
         }
         await handBackInterrupted()
+    }
+
+    /// Runs a delivery that holds its slots, unless shutdown began while it waited for them: then it is
+    /// handed back with the interrupted ones, never started.
+    private func startUnlessStopping(_ delivery: Delivery) async {
+        guard accepting.load(ordering: .relaxed) else {
+            interrupted.withLock { $0.append(delivery) }
+            finishWithoutRunning(delivery)
+            return
+        }
+        await execute(delivery)
     }
 
     /// Hands the entries of interrupted attempts back to the other agents at once (see the type's doc).
@@ -197,9 +230,6 @@ final class Executor: Service, Sendable {
             await completer.finished(delivery, .cancelled, startedAtMillis: WallClock.nowMillis())
             return
         }
-        let limiter = limiters[envelope.type]
-        await limiter?.acquire()
-        defer { limiter?.release() }
         if delivery.admitOnStart && !cancel.isSucceeded {
             // Held back (parked by the script) or no longer ours: it does not run here.
             guard (try? await gate.admit([delivery], reclaimed: delivery.reclaimed))?.isEmpty == false else { return }

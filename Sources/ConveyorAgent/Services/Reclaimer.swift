@@ -128,7 +128,8 @@ final class Reclaimer: Service, Sendable {
                 try await deadLetter(queue, stream: stream, id: candidate.id, fields: fields, reason: reason, event: envelope)
                 continue
             }
-            guard slots.free > 0 else { continue }
+            // Within the read-ahead too: under a steady backlog the free slots stay below zero.
+            guard slots.room > 0 else { continue }
             try await claim(queue, stream: stream, id: candidate.id, lease: lease)
         }
         if !gone.isEmpty {

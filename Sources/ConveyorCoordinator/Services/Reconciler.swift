@@ -25,11 +25,13 @@ import Synchronization
 ///   recorded in `conveyor_meta`, every unfinished task that was dispatched is read, then looked up,
 ///   and the missing ones are dispatched again; then the new identity is recorded. Undispatched ones are
 ///   left to the first case. The lookup is repeated on every pass for `dispatchGrace` afterwards (see
-///   ``recheckUntil``), unless PostgreSQL held no unfinished task at all when the change was seen (a new
-///   deployment's first pass, say): a task submitted later went to this Redis, so nothing is left to
-///   look for, and the lookups, which read every row of `tasks` and every entry of the queues' streams,
-///   would only slow the broker down (they did: in a load run against a new stack, the rechecks filled
-///   most of its first 30 s, and a sweep came every minute for the hour after).
+///   ``recheckUntil``). Not after a first pass against any Redis (no identity recorded yet: a new
+///   deployment) that found no unfinished task at all: every task submitted since went to this Redis,
+///   so there is nothing to look for, and the lookups, which read every row of `tasks` and every entry
+///   of the queues' streams, only slowed the broker down (in a load run against a new stack, the
+///   rechecks filled most of its first 30 s, and a sweep came every minute for the hour after). After
+///   a real change they run even then: an old primary still writable for a moment, or a coordinator
+///   still connected to it, may add tasks the walk could not see.
 /// - **The sweep.** For ``sweepPeriod`` after a Redis change, the same lookup runs again every
 ///   `sweepInterval`. It closes the one race the cases above leave: an attempt from before the Redis
 ///   loss whose `running` event is recorded only after the recheck period (the Recorder was held up, by
@@ -152,9 +154,8 @@ public final class Reconciler: Service, Sendable {
             try await restoreRedisState()
             let unfinishedRows = try await recoverUnfinished(into: &report)
             try await meta.set(Self.identityKey, to: identity)
-            // A task lost with the old Redis was committed before its XADD, so before this pass: with no
-            // unfinished row now, none was lost, and none can be recorded as running late.
-            if unfinishedRows > 0 {
+            // A new deployment with no unfinished task yet has no older Redis to have lost anything.
+            if known != nil || unfinishedRows > 0 {
                 recheckUntil.withLock { $0 = .now + dispatchGrace }
                 sweepUntil.withLock { $0 = .now + Self.sweepPeriod }
                 sinceSweep.withLock { $0 = .zero }
