@@ -11,11 +11,11 @@ import Synchronization
 /// wait in hand, in the order read, for a slot) and at most the type's `max_concurrent_per_agent`, stopped at
 /// the type's `timeout`, its outcome handed to the Completer.
 ///
-/// Wakes on work from the Consumer. Graceful shutdown: accepts nothing new and lets running tasks
-/// finish; if the group's shutdown deadline passes first, they are cancelled, left unacknowledged and
-/// handed back: their entries' idle time is set far past any lease (XCLAIM … IDLE … JUSTID, which
-/// does not count as a delivery), so another agent's Reclaimer takes them at its next pass instead of
-/// waiting out the lease.
+/// Wakes on work from the Consumer. Graceful shutdown: accepts nothing new, hands back the entries in
+/// hand that have not started, and lets running tasks finish; if the group's shutdown deadline passes
+/// first, they are cancelled, left unacknowledged and handed back too. A handed-back entry's idle time
+/// is set far past any lease (XCLAIM … IDLE … JUSTID, which does not count as a delivery), so another
+/// agent's Reclaimer takes it at its next pass instead of waiting out the lease.
 final class Executor: Service, Sendable {
     private let handlers: [String: any TaskHandler]
     /// Per-agent limits (`max_concurrent_per_agent`); a type without one has none here.
