@@ -10,6 +10,7 @@ final class SlotPool: Sendable {
         var readAhead = 0
         var released = 0
         var waiter: CheckedContinuation<Void, Never>?
+        var room: Int { free + readAhead }
     }
 
     private let state: Mutex<State>
@@ -24,7 +25,7 @@ final class SlotPool: Sendable {
     var free: Int { state.withLock { $0.free } }
 
     /// Entries the agent may take now: the free slots plus the read-ahead allowance.
-    var room: Int { state.withLock { $0.free + $0.readAhead } }
+    var room: Int { state.withLock { $0.room } }
 
     /// Slots freed since the pool began: the Consumer counts those freed during a read round.
     var releasedCount: Int { state.withLock { $0.released } }
@@ -41,13 +42,13 @@ final class SlotPool: Sendable {
     /// read-ahead allowance (only the Consumer calls this).
     func waitForRoom() async -> Int {
         while true {
-            let room = state.withLock { $0.free + $0.readAhead }
+            let room = state.withLock { $0.room }
             if room > 0 { return room }
             if Task.isCancelled { return 0 }
             await withTaskCancellationHandler {
                 await withCheckedContinuation { continuation in
                     let resumeNow = state.withLock { state -> Bool in
-                        if state.free + state.readAhead > 0 || Task.isCancelled { return true }
+                        if state.room > 0 || Task.isCancelled { return true }
                         state.waiter = continuation
                         return false
                     }
