@@ -47,6 +47,10 @@ public struct GenerationStore: Sendable {
 
     /// Scanning a day-sized generation for tasks to keep may take minutes.
     public static let maintenanceTimeout = Duration.seconds(600)
+    /// Opening a generation creates four tables with their indexes and attaches them. Its lock waits
+    /// are bounded by ``lockTimeout``; what is left is catalog work and its fsyncs, which on a starved
+    /// machine (CI with every suite at once) took longer than the default statement deadline.
+    static let openTimeout = Duration.seconds(60)
 
     /// Every generation, oldest first.
     public func generations() async throws -> [Generation] {
@@ -78,8 +82,10 @@ public struct GenerationStore: Sendable {
     @discardableResult
     public func open(_ number: Int64) async throws -> Bool {
         let opened = try await client.withSession { session in
-            try Self.lockingBriefly(session) { () throws(PostgresError) -> Bool in
-                try session.query("SELECT conveyor_open_generation($1)", [String(number)], name: "open generation").rows.first?[0] == "t"
+            try session.withStatementTimeout(Self.openTimeout) { () throws(PostgresError) -> Bool in
+                try Self.lockingBriefly(session) { () throws(PostgresError) -> Bool in
+                    try session.query("SELECT conveyor_open_generation($1)", [String(number)], name: "open generation").rows.first?[0] == "t"
+                }
             }
         }
         try await advance()
