@@ -44,6 +44,36 @@ struct MigrationTests {
         #expect((x + y).sorted() == Migrations.all.map(\.version))
     }
 
+    @Test("migration 10 keys task_events by task: events recorded before it are kept, a replay still collides, and new generations get the same key")
+    func eventsKeyedByTask() async throws {
+        let environment = try await TestServers.shared.environment(name: "migrate")
+        let client = PostgresClient(configuration: environment.postgres, logger: TestServers.quietLogger)
+        defer { client.close() }
+        try await Migrator.migrate(client, migrations: Migrations.all.filter { $0.version < 10 })
+        let insert = """
+            INSERT INTO task_events (event_id, task_id, status, attempt, agent, at)
+            VALUES ('7-1-running', 7, 'running', 1, 'agent-1', now())
+            """
+        try await client.withSession { session in _ = try session.query(insert) }
+        #expect(try await Migrator.migrate(client) == [10])
+        let (kept, keys) = try await client.withSession { session in
+            (try session.query("SELECT count(*) FROM task_events WHERE task_id = 7").rows[0][0],
+             try session.query("SELECT indexdef FROM pg_indexes WHERE tablename = 'task_events'").rows.compactMap { $0[0] })
+        }
+        #expect(kept == "1")
+        #expect(keys.count == 1 && keys[0].contains("(task_id, event_id)"), "\(keys)")
+        await #expect(throws: PostgresError.self) {
+            try await client.withSession { session in _ = try session.query(insert) }
+        }
+        let generations = GenerationStore(client: client)
+        let next = try #require(try await generations.generations().last).number + 1
+        #expect(try await generations.open(next))
+        let newKeys = try await client.withSession { session in
+            try session.query("SELECT indexdef FROM pg_indexes WHERE tablename = $1", ["task_events_g\(next)"]).rows.compactMap { $0[0] }
+        }
+        #expect(newKeys.count == 1 && newKeys[0].contains("(task_id, event_id)"), "\(newKeys)")
+    }
+
     @Test("the SQL progress function orders statuses exactly like TaskStatus.progress")
     func progressAgreesWithSwift() async throws {
         let environment = try await TestServers.shared.environment(name: "migrate")
