@@ -157,7 +157,7 @@ struct CompletionScriptTests {
         #expect(try entriesOfMany.flatMap { try LifecycleEvent.events(inEntry: $0.fields ?? [:]).map { try $0.get() } } == many)
     }
 
-    @Test("finished entries are trimmed, not deleted one by one; behind an entry in flight for seconds they are deleted, behind a young one they wait for the trim; the backlog is the group's lag")
+    @Test("finished entries are trimmed, not deleted one by one; behind an entry added seconds before them they are deleted, behind a recent one (or a backlog's oldest) they wait for the trim; the backlog is the group's lag")
     func finishedEntriesAreTrimmed() async throws {
         let environment = try await TestServers.shared.environment(name: "trim")
         let redis = RedisConnection(configuration: environment.redis, logger: TestServers.quietLogger)
@@ -191,9 +191,21 @@ struct CompletionScriptTests {
         try await complete(fresh[0], in: "young")
         #expect(try await state(of: young) == (1, 1), "all three go with one trim once the oldest finishes")
 
-        // Entries whose ids are far older than five seconds: the one in flight has been for that long, so
-        // entries finishing behind it are deleted as they finish.
-        _ = try await redis.send((1...4).map { RedisCommand("XADD", [ready, "\($0)000-1", "id", String($0)]) })
+        // A backlog: entries added long ago, a few milliseconds apart. 2 and 3 finish while 1 is in
+        // flight; they are old, but not far newer than 1, so they wait for the trim like young ones.
+        let backlog = keys.ready("backlog")
+        try await redis.ensureGroup(stream: backlog, group: RedisKeys.agentsGroup)
+        _ = try await redis.send((1...4).map { RedisCommand("XADD", [backlog, "1000-\($0)", "id", String($0)]) })
+        let behind = try #require(try await redis.readGroup(group: RedisKeys.agentsGroup, consumer: "a", streams: [backlog], count: 3, block: nil).first?.entries)
+        try await complete(behind[1], in: "backlog")
+        try await complete(behind[2], in: "backlog")
+        #expect(try await state(of: backlog) == (4, 1), "not deleted one by one behind a backlog's oldest entry")
+        try await complete(behind[0], in: "backlog")
+        #expect(try await state(of: backlog) == (1, 1))
+
+        // Entries added more than five seconds after the one in flight finish: it is stuck behind them
+        // (a long task, a dead agent's entry), so entries finishing behind it are deleted as they finish.
+        _ = try await redis.send([1, 7, 8, 9].enumerated().map { RedisCommand("XADD", [ready, "\($1)000-1", "id", String($0 + 1)]) })
         let entries = try #require(try await redis.readGroup(group: RedisKeys.agentsGroup, consumer: "a", streams: [ready], count: 3, block: nil).first?.entries)
         func complete(_ entry: StreamEntry) async throws { try await complete(entry, in: "q") }
         func state() async throws -> (length: Int64?, backlog: Int64) { try await state(of: ready) }
