@@ -49,7 +49,10 @@ public struct GenerationStore: Sendable {
     public static let maintenanceTimeout = Duration.seconds(600)
     /// Opening a generation creates four tables with their indexes and attaches them. Its lock waits
     /// are bounded by ``lockTimeout``; what is left is catalog work and its fsyncs, which on a starved
-    /// machine (CI with every suite at once) took longer than the default statement deadline.
+    /// machine (CI with every suite at once) took longer than the default statement deadline. The trade:
+    /// once it holds the default partitions' locks, a slow attach keeps the Recorder's merges waiting as
+    /// long (they give up at their own deadline and retry, losing nothing); with the default deadline the
+    /// open gave up instead, and on a machine that slow every later pass would have too.
     static let openTimeout = Duration.seconds(60)
 
     /// Every generation, oldest first.

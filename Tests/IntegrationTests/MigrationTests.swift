@@ -44,7 +44,7 @@ struct MigrationTests {
         #expect((x + y).sorted() == Migrations.all.map(\.version))
     }
 
-    @Test("migration 10 keys task_events by task: events recorded before it are kept, a replay still collides, and new generations get the same key")
+    @Test("migration 10 keys task_events by task: events recorded before it are kept, a replay still collides, an index built beforehand is used, and new generations get the same key")
     func eventsKeyedByTask() async throws {
         let environment = try await TestServers.shared.environment(name: "migrate")
         let client = PostgresClient(configuration: environment.postgres, logger: TestServers.quietLogger)
@@ -54,14 +54,27 @@ struct MigrationTests {
             INSERT INTO task_events (event_id, task_id, status, attempt, agent, at)
             VALUES ('7-1-running', 7, 'running', 1, 'agent-1', now())
             """
-        try await client.withSession { session in _ = try session.query(insert) }
+        // The procedure for a large history (docs/operations.md): one partition indexed beforehand.
+        let partition = try await client.withSession { session in
+            _ = try session.query(insert)
+            return try session.query(
+                "SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'task_events'::regclass ORDER BY 1 LIMIT 1").rows.first?[0] ?? nil
+        }
+        let prepared = try #require(partition)
+        try await client.withSession { session in
+            _ = try session.query("CREATE UNIQUE INDEX CONCURRENTLY \(prepared)_prepared ON \(prepared) (task_id, event_id)")
+        }
         #expect(try await Migrator.migrate(client) == [10])
+        let preparedIndexes = try await client.withSession { session in
+            try session.query("SELECT indexname FROM pg_indexes WHERE tablename = $1", [prepared]).rows.compactMap { $0[0] }
+        }
+        #expect(preparedIndexes == ["\(prepared)_prepared"], "attached, not built again beside it")
         let (kept, keys) = try await client.withSession { session in
             (try session.query("SELECT count(*) FROM task_events WHERE task_id = 7").rows[0][0],
              try session.query("SELECT indexdef FROM pg_indexes WHERE tablename = 'task_events'").rows.compactMap { $0[0] })
         }
         #expect(kept == "1")
-        #expect(keys.count == 1 && keys[0].contains("(task_id, event_id)"), "\(keys)")
+        #expect(keys.count == 1 && keys[0].contains("UNIQUE") && keys[0].contains("(task_id, event_id)"), "\(keys)")
         await #expect(throws: PostgresError.self) {
             try await client.withSession { session in _ = try session.query(insert) }
         }

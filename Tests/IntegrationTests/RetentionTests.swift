@@ -12,11 +12,11 @@ import Testing
 struct RetentionTests {
     /// A stack whose coordinator's periodic services ran their first pass and then sleep on a still
     /// test clock, so each test runs the passes it needs itself.
-    private func quietStack(agents: Int = 1) async throws -> Stack {
+    private func quietStack(agents: Int = 1, dispatchGrace: Duration = .zero) async throws -> Stack {
         let clock = MockClock()
         let stack = try await Stack.start(agents: agents, coordinatorClock: clock) { configuration in
             configuration.retention = .seconds(86400)
-            configuration.dispatchGrace = .zero
+            configuration.dispatchGrace = dispatchGrace
         }
         await clock.waitForSleepers(6)
         return stack
@@ -121,7 +121,9 @@ struct RetentionTests {
 
     @Test("a task created or redriven in a generation after retention's scan is still kept: the drop keeps undispatched rows under its lock")
     func lateRowsAreKept() async throws {
-        let stack = try await quietStack(agents: 0)
+        // A grace the late task stays within: otherwise a Reconciler pass still running at start-up could
+        // dispatch it (it is not in Redis) before the drop, and a dispatched task is not kept.
+        let stack = try await quietStack(agents: 0, dispatchGrace: .seconds(3600))
         let generations = GenerationStore(client: stack.coordinator.postgres)
         let old = try #require(try await generations.generations().last)
         // A coordinator that reserved its id before the close commits its task only now.
