@@ -45,6 +45,29 @@ struct SlowSecondsTests {
         #expect(slow.unexplained.count == 1)
     }
 
+    @Test("a TCP segment sent again in that second or the one before explains it")
+    func retransmits() {
+        var timeline = (1...4).map { Self.second($0, p99: 210) }
+        timeline[1].machine?.tcpRetransmits = 2
+        let slow = SlowSeconds(timeline: timeline, restarts: [], startedAtMillis: 0)
+        #expect(slow.entries.map(\.causes) == [[], [.tcpRetransmit], [.tcpRetransmit], []])
+        #expect(slow.summary == "4 with enqueue P99 > 50 ms (2 TCP retransmit); unexplained: 2 at 1 s (210 ms), 4 s (210 ms)")
+    }
+
+    @Test("/proc/net/snmp's Tcp lines give the segments retransmitted; other protocols' lines are skipped")
+    func procNetSNMP() {
+        let text = """
+            Ip: Forwarding DefaultTTL
+            Ip: 1 64
+            Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails EstabResets CurrEstab InSegs OutSegs RetransSegs InErrs OutRsts InCsumErrors
+            Tcp: 1 200 120000 -1 85614 66368 19224 3849 0 118586431 118551190 34562 336 21769 0
+            Udp: InDatagrams NoPorts
+            Udp: 5 6
+            """
+        #expect(MachineCounters.retransmittedSegments(text) == 34562)
+        #expect(MachineCounters.retransmittedSegments("Udp: InDatagrams\nUdp: 5\n") == nil)
+    }
+
     @Test("autovacuum or a Redis fork seen by the backend sampler explains the second it was seen in and the next")
     func backendActivity() {
         let timeline = (1...6).map { Self.second($0, p99: 70) }
