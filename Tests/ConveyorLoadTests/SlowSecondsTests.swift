@@ -45,27 +45,25 @@ struct SlowSecondsTests {
         #expect(slow.unexplained.count == 1)
     }
 
-    @Test("a TCP segment sent again in that second or the one before explains it")
-    func retransmits() {
+    @Test("a TCP loss waited out in that second or the one before explains it")
+    func tcpTimeouts() {
         var timeline = (1...4).map { Self.second($0, p99: 210) }
-        timeline[1].machine?.tcpRetransmits = 2
+        timeline[1].machine?.tcpTimeouts = 2
         let slow = SlowSeconds(timeline: timeline, restarts: [], startedAtMillis: 0)
-        #expect(slow.entries.map(\.causes) == [[], [.tcpRetransmit], [.tcpRetransmit], []])
-        #expect(slow.summary == "4 with enqueue P99 > 50 ms (2 TCP retransmit); unexplained: 2 at 1 s (210 ms), 4 s (210 ms)")
+        #expect(slow.entries.map(\.causes) == [[], [.tcpTimeout], [.tcpTimeout], []])
+        #expect(slow.summary == "4 with enqueue P99 > 50 ms (2 TCP timeout); unexplained: 2 at 1 s (210 ms), 4 s (210 ms)")
     }
 
-    @Test("/proc/net/snmp's Tcp lines give the segments retransmitted; other protocols' lines are skipped")
-    func procNetSNMP() {
+    @Test("/proc/net/netstat's TcpExt lines give retransmission timeouts plus listen-queue drops; tail loss probes and other lines are not counted")
+    func procNetNetstat() {
         let text = """
-            Ip: Forwarding DefaultTTL
-            Ip: 1 64
-            Tcp: RtoAlgorithm RtoMin RtoMax MaxConn ActiveOpens PassiveOpens AttemptFails EstabResets CurrEstab InSegs OutSegs RetransSegs InErrs OutRsts InCsumErrors
-            Tcp: 1 200 120000 -1 85614 66368 19224 3849 0 118586431 118551190 34562 336 21769 0
-            Udp: InDatagrams NoPorts
-            Udp: 5 6
+            TcpExt: SyncookiesSent ListenOverflows ListenDrops TCPTimeouts TCPLossProbes
+            TcpExt: 0 10969 10969 8645 28919
+            IpExt: InNoRoutes InTruncatedPkts
+            IpExt: 0 0
             """
-        #expect(MachineCounters.retransmittedSegments(text) == 34562)
-        #expect(MachineCounters.retransmittedSegments("Udp: InDatagrams\nUdp: 5\n") == nil)
+        #expect(MachineCounters.timeouts(text) == 10969 + 8645)
+        #expect(MachineCounters.timeouts("IpExt: InNoRoutes\nIpExt: 0\n") == nil)
     }
 
     @Test("autovacuum or a Redis fork seen by the backend sampler explains the second it was seen in and the next")

@@ -1,41 +1,43 @@
 import Foundation
 
 /// What the whole machine did in one second of the run: how busy its CPUs were and how much of their
-/// time the hypervisor took away (steal), from `/proc/stat`, and how many TCP segments it sent again,
-/// from `/proc/net/snmp`. The report names these as causes of a slow second, so that a spike the broker
+/// time the hypervisor took away (steal), from `/proc/stat`, and how often TCP waited out a loss, from
+/// `/proc/net/netstat`. The report names these as causes of a slow second, so that a spike the broker
 /// did not cause can be told from one it did.
 struct MachineSecond: Sendable, Codable, Equatable {
     /// CPU time spent on anything but idle and I/O wait, steal included, in % of all CPUs.
     var busyPercent: Double
     /// CPU time the hypervisor gave to other guests, in % of all CPUs.
     var stealPercent: Double
-    /// TCP segments retransmitted, on any connection of the machine (loopback included): a lost segment
-    /// waits at least the minimum retransmission timeout (200 ms on Linux) before it is sent again, so one
-    /// on a connection of the broker's delays whatever it carried by that much.
-    var tcpRetransmits: UInt64 = 0
+    /// TCP retransmission timeouts and connection attempts dropped by a full listen queue, on any
+    /// connection of the machine (loopback included): each means a wait of at least Linux' minimum
+    /// retransmission timeout (200 ms; 1 s for a dropped SYN). Tail loss probes, most of the machine's
+    /// retransmitted segments, are not counted: a probe is sent after a few milliseconds without an
+    /// ACK and costs nothing like that.
+    var tcpTimeouts: UInt64 = 0
 }
 
-/// Reads `/proc/stat`'s first line and `/proc/net/snmp`'s TCP counters between two calls; nil where they
-/// cannot be read (not Linux).
+/// Reads `/proc/stat`'s first line and `/proc/net/netstat`'s TCP counters between two calls; nil where
+/// they cannot be read (not Linux).
 struct MachineCounters: Sendable {
     private var last: [UInt64]?
-    private var lastRetransmits: UInt64?
+    private var lastTimeouts: UInt64?
 
     init() {
         last = Self.read()
-        lastRetransmits = Self.readRetransmits()
+        lastTimeouts = Self.readTimeouts()
     }
 
     /// The second since the previous call.
     mutating func next() -> MachineSecond? {
         guard let now = Self.read() else { return nil }
-        let retransmits = Self.readRetransmits()
+        let timeouts = Self.readTimeouts()
         defer {
             last = now
-            lastRetransmits = retransmits
+            lastTimeouts = timeouts
         }
         guard let last, var second = Self.second(from: last, to: now) else { return nil }
-        if let retransmits, let lastRetransmits { second.tcpRetransmits = retransmits &- lastRetransmits }
+        if let timeouts, let lastTimeouts { second.tcpTimeouts = timeouts &- lastTimeouts }
         return second
     }
 
@@ -55,21 +57,26 @@ struct MachineCounters: Sendable {
         return fields.count >= 8 ? Array(fields.prefix(8)) : nil
     }
 
-    /// `RetransSegs` from `/proc/net/snmp`: its two `Tcp:` lines are the counters' names, then their values.
-    static func retransmittedSegments(_ text: String) -> UInt64? {
-        let lines = text.split(separator: "\n").filter { $0.hasPrefix("Tcp:") }
+    /// `TCPTimeouts` plus `ListenDrops` from `/proc/net/netstat`: its `TcpExt:` lines are the counters'
+    /// names, then their values.
+    static func timeouts(_ text: String) -> UInt64? {
+        let lines = text.split(separator: "\n").filter { $0.hasPrefix("TcpExt:") }
         guard lines.count >= 2 else { return nil }
         let names = lines[0].split(separator: " ")
         let values = lines[1].split(separator: " ")
-        guard let index = names.firstIndex(of: "RetransSegs"), index < values.count else { return nil }
-        return UInt64(values[index])
+        var sum: UInt64 = 0
+        for name in ["TCPTimeouts", "ListenDrops"] {
+            guard let index = names.firstIndex(of: Substring(name)), index < values.count, let value = UInt64(values[index]) else { return nil }
+            sum &+= value
+        }
+        return sum
     }
 
     private static func read() -> [UInt64]? {
         (try? String(contentsOfFile: "/proc/stat", encoding: .utf8)).flatMap(parse)
     }
 
-    private static func readRetransmits() -> UInt64? {
-        (try? String(contentsOfFile: "/proc/net/snmp", encoding: .utf8)).flatMap(retransmittedSegments)
+    private static func readTimeouts() -> UInt64? {
+        (try? String(contentsOfFile: "/proc/net/netstat", encoding: .utf8)).flatMap(timeouts)
     }
 }

@@ -3,9 +3,10 @@
 /// Issue 17's soak allows no latency spike above 50 ms that the report cannot explain. The causes named
 /// are the ones this machine has shown (docs/performance.md, "A fifth step"): an agent restarted by the
 /// soak (its tasks go back, a new consumer joins), the hypervisor taking the CPUs away (steal), both
-/// cores busy, a TCP segment sent again (a loss costs at least Linux' 200 ms minimum retransmission
-/// timeout: slow seconds of 203–212 ms kept turning up), an autovacuum worker at work and Redis forking
-/// (an AOF rewrite), the last two as ``BackendActivitySampler`` saw them. A slow second with none of
+/// cores busy, a TCP loss waited out (a retransmission timeout, at least Linux' 200 ms: slow seconds of
+/// 203–212 ms kept turning up; or a connection attempt dropped by a full listen queue), an autovacuum
+/// worker at work and Redis forking (an AOF rewrite), the last two as ``BackendActivitySampler`` saw
+/// them. A slow second with none of
 /// them is counted as unexplained and listed.
 struct SlowSeconds: Sendable, Codable, Equatable {
     struct Entry: Sendable, Codable, Equatable {
@@ -18,7 +19,7 @@ struct SlowSeconds: Sendable, Codable, Equatable {
         case agentRestart = "agent restart"
         case steal = "steal"
         case cpuBusy = "CPUs busy"
-        case tcpRetransmit = "TCP retransmit"
+        case tcpTimeout = "TCP timeout"
         case autovacuum = "autovacuum"
         case redisFork = "Redis fork"
     }
@@ -61,7 +62,7 @@ struct SlowSeconds: Sendable, Codable, Equatable {
             let seen = [machine[point.second], machine[point.second - 1]].compactMap { $0 }
             if seen.contains(where: { $0.stealPercent >= Self.stealThreshold }) { causes.append(.steal) }
             if seen.contains(where: { $0.busyPercent >= Self.busyThreshold }) { causes.append(.cpuBusy) }
-            if seen.contains(where: { $0.tcpRetransmits > 0 }) { causes.append(.tcpRetransmit) }
+            if seen.contains(where: { $0.tcpTimeouts > 0 }) { causes.append(.tcpTimeout) }
             let backends = seenInSecond[point.second] ?? []
             causes += [Cause.autovacuum, .redisFork].filter(backends.contains)
             return Entry(second: point.second, enqueueP99Milliseconds: point.enqueueP99Milliseconds, causes: causes)
