@@ -6,8 +6,7 @@
 /// cores busy, a TCP loss waited out (a retransmission timeout, at least Linux' 200 ms: slow seconds of
 /// 203–212 ms kept turning up; or a connection attempt dropped by a full listen queue), an autovacuum
 /// worker at work and Redis forking (an AOF rewrite), the last two as ``BackendActivitySampler`` saw
-/// them. A slow second with none of
-/// them is counted as unexplained and listed.
+/// them. A slow second with none of them is counted as unexplained and listed.
 struct SlowSeconds: Sendable, Codable, Equatable {
     struct Entry: Sendable, Codable, Equatable {
         var second: Int
