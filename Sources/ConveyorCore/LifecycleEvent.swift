@@ -56,6 +56,25 @@ public struct LifecycleEvent: Sendable, Hashable {
         return "\(taskID.rawValue)-\(attempt)-\(status.rawValue)"
     }
 
+    /// ``eventID``'s bytes, written where they go: the Recorder writes one per event of every batch, and
+    /// most ids are too long for a string that needs no allocation.
+    public func writeEventID(to bytes: inout [UInt8]) {
+        func number(_ value: Int64) {
+            if value < 0 { bytes.append(UInt8(ascii: "-")) }
+            bytes.appendDecimalDigits(of: value.magnitude)
+        }
+        number(taskID.rawValue)
+        bytes.append(UInt8(ascii: "-"))
+        number(Int64(attempt))
+        bytes.append(UInt8(ascii: "-"))
+        if progress != nil {
+            bytes.append(contentsOf: "progress-".utf8)
+            number(atMillis)
+        } else {
+            bytes.append(contentsOf: status.rawValue.utf8)
+        }
+    }
+
     /// Whether this is a progress report rather than a change of status.
     public var isProgress: Bool { progress != nil }
 

@@ -45,6 +45,13 @@ public struct CopyRowEncoder: Sendable {
         }
     }
 
+    /// A field whose bytes `write` puts straight into the row. Only for text that can never need
+    /// escaping (digits, ASCII names, dashes): nothing here checks it.
+    public mutating func appendUnescaped(_ write: (inout [UInt8]) -> Void) {
+        separate()
+        write(&bytes)
+    }
+
     /// Digits written straight into the row (ids and counts are in every row: no string per value).
     public mutating func append(_ value: Int64) {
         separate()

@@ -70,4 +70,17 @@ struct EnvelopeTests {
         replay.atMillis = 99
         #expect(replay.eventID == event.eventID)
     }
+
+    @Test("an event id written as bytes is the same id, for a status and for a progress report")
+    func eventIDBytes() throws {
+        var event = LifecycleEvent(taskID: TaskID(123_456_789), status: .dead, attempt: 12, agent: "a1", atMillis: 1_760_000_000_123, correlationID: "c", type: "noop")
+        var bytes: [UInt8] = []
+        event.writeEventID(to: &bytes)
+        #expect(String(decoding: bytes, as: UTF8.self) == event.eventID)
+        event.progress = try TaskProgress(step: 1)
+        bytes = []
+        event.writeEventID(to: &bytes)
+        #expect(String(decoding: bytes, as: UTF8.self) == event.eventID)
+        #expect(event.eventID == "123456789-12-progress-1760000000123")
+    }
 }

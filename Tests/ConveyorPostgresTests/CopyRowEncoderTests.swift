@@ -89,4 +89,34 @@ struct EventCoalescingTests {
         #expect(merged.map(\.taskID.rawValue) == [1, 2])
         #expect(merged[0].status == .running && merged[0].attempt == 2)
     }
+
+    @Test("the merged rows come in task order, whatever order their events arrived in")
+    func taskOrder() {
+        let merged = EventStore.coalesce([
+            event(9, .running, at: 1), event(3, .running, at: 2), event(9, .succeeded, at: 3), event(5, .failed, at: 4),
+            event(3, .succeeded, at: 5),
+        ])
+        #expect(merged.map(\.taskID.rawValue) == [3, 5, 9])
+        #expect(merged.map(\.status) == [.succeeded, .failed, .succeeded])
+        #expect(merged.map(\.startedAtMillis) == [2, nil, 1])
+    }
+
+    @Test("a history row holds the event's id, and a detail built afresh for each event")
+    func historyRows() throws {
+        var first = event(12, .succeeded, at: 1_000)
+        first.startedAtMillis = 900
+        first.result = "{\"path\":\"a\\\\b\"}"
+        var second = event(12, .running, attempt: 2, at: 2_000)
+        second.progress = try TaskProgress(fraction: 0.5)
+        let rows = String(decoding: EventStore.encodeHistory([first, second]), as: UTF8.self).split(separator: "\n")
+        let firstColumns = rows[0].split(separator: "\t", omittingEmptySubsequences: false)
+        let secondColumns = rows[1].split(separator: "\t", omittingEmptySubsequences: false)
+        #expect(firstColumns[0] == "12-1-succeeded")
+        // The result's backslashes are doubled for COPY; the first row's fields do not reach the second's.
+        #expect(firstColumns[6] == #"{"cid":"c","result":{"path":"a\\\\b"},"started":900}"#)
+        #expect(secondColumns[0] == "12-2-progress-2000")
+        #expect(secondColumns[2] == "progress")
+        #expect(secondColumns[6].hasPrefix(#"{"cid":"c","progress":{"#))
+        #expect(!secondColumns[6].contains("result"))
+    }
 }
