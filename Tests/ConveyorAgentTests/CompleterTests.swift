@@ -16,15 +16,21 @@ struct CompleterTests {
         return Completer(redis: redis, keys: RedisKeys(prefix: "p"), registry: registry, agentID: "a1", batchSize: 100, gate: FlowGate(redis: redis, keys: RedisKeys(prefix: "p"), registry: registry), logger: Logger(label: "test"))
     }
 
-    private func delivery(attempt: Int, entry: String = "1-0") -> Delivery {
+    private func delivery(attempt: Int, entry: String = "1-0", task: Int64 = 5) -> Delivery {
         Delivery(queue: "default", stream: "p:{default}:ready", entryID: entry, envelope: TaskEnvelope(
-            id: TaskID(5), type: "t", params: "{}", correlationID: "c", attempt: attempt, maxAttempts: 3, enqueuedAtMillis: 0))
+            id: TaskID(task), type: "t", params: "{}", correlationID: "c", attempt: attempt, maxAttempts: 3, enqueuedAtMillis: 0))
     }
 
     /// The first item's event, read as the Recorder reads it.
     private func firstEvent(_ arguments: [String]) throws -> LifecycleEvent {
-        #expect(arguments[2] == "1", "one framed event, for the script's batch entry")
-        let events = LifecycleEvent.events(inEntry: [LifecycleEvent.batchField: arguments[3]])
+        let framed: String
+        if arguments[1] == "0" {
+            #expect(arguments[3] == "1", "one framed event, for the script's batch entry")
+            framed = arguments[4]
+        } else {
+            framed = arguments[3]
+        }
+        let events = LifecycleEvent.events(inEntry: [LifecycleEvent.batchField: framed])
         #expect(events.count == 1)
         return try #require(events.first).get()
     }
@@ -38,11 +44,11 @@ struct CompleterTests {
         #expect(calls.count == 1)
         let arguments = calls[0].arguments
         #expect(arguments[0] == RedisKeys.agentsGroup)
-        #expect(arguments[1] == "1-0")
-        #expect(arguments[2] == "1", "one event, framed in the compact form")
+        #expect(arguments[1] == "1", "one plain completion: its entry id and its event, nothing else")
+        #expect(arguments[2] == "1-0")
+        #expect(arguments.count == 4)
         let event = try firstEvent(arguments)
         #expect(event.status == .succeeded && event.startedAtMillis == 10 && event.atMillis == 20)
-        #expect(arguments.last == "0", "no retry")
         #expect(calls[0].keys == ["p:{default}:ready", "p:{default}:events", "p:{default}:delayed", "p:{default}:dead", "p:{default}:dead-index"])
     }
 
@@ -52,13 +58,14 @@ struct CompleterTests {
             .finished(delivery(attempt: 2), .failed(error: "boom", retryable: true), startedAtMillis: 1, atMillis: 2),
         ])
         let arguments = calls[0].arguments
+        #expect(arguments[1] == "0", "a retry is not a plain completion")
         #expect(try firstEvent(arguments).status == .retrying)
-        let n = try #require(Int(arguments[2]))
-        let m = try #require(Int(arguments[3 + n]))
-        let delay = try #require(Int(arguments[4 + n]))
+        let n = try #require(Int(arguments[3]))
+        let m = try #require(Int(arguments[4 + n]))
+        let delay = try #require(Int(arguments[5 + n]))
         // Attempt 2 failed: full jitter within [0, min(1 s, 100 ms × 2)].
         #expect((0...200).contains(delay))
-        let fields = Array(arguments[(5 + n)..<(4 + n + m)])
+        let fields = Array(arguments[(6 + n)..<(5 + n + m)])
         #expect(fields.count == m - 1)
         let envelope = try TaskEnvelope(fields: Dictionary(uniqueKeysWithValues: stride(from: 0, to: fields.count, by: 2).map { (fields[$0], fields[$0 + 1]) }))
         #expect(envelope.attempt == 3)
@@ -71,13 +78,42 @@ struct CompleterTests {
             let arguments = completer().scriptCalls(for: [
                 .finished(delivery(attempt: attempt), .failed(error: "boom", retryable: retryable), startedAtMillis: 1, atMillis: 2),
             ])[0].arguments
-            let n = try #require(Int(arguments[2]))
+            #expect(arguments[1] == "0", "a dead letter is not a plain completion")
+            let n = try #require(Int(arguments[3]))
             #expect(try firstEvent(arguments).status == .dead)
-            #expect(arguments[3 + n] == "0", "no retry")
-            let d = try #require(Int(arguments[4 + n]))
+            #expect(arguments[4 + n] == "0", "no retry")
+            let d = try #require(Int(arguments[5 + n]))
             #expect(d > 1)
-            #expect(arguments[5 + n] == "5", "indexed by task id")
-            #expect(arguments[(6 + n)...].contains("dead_reason"))
+            #expect(arguments[6 + n] == "5", "indexed by task id")
+            #expect(arguments[(7 + n)...].contains("dead_reason"))
         }
+    }
+
+    @Test("plain outcomes go first, two arguments each; an outcome whose progress report shares the batch stays behind the report")
+    func plainCompletionsFirst() throws {
+        let progress = try TaskProgress(fraction: 0.5)
+        let arguments = completer().scriptCalls(for: [
+            .started(delivery(attempt: 1, entry: "3-0", task: 7), atMillis: 1),
+            .finished(delivery(attempt: 1, entry: "1-0", task: 5), .succeeded(result: nil), startedAtMillis: 1, atMillis: 2),
+            .progress(delivery(attempt: 1, entry: "2-0", task: 6), progress, atMillis: 3),
+            .finished(delivery(attempt: 1, entry: "2-0", task: 6), .succeeded(result: nil), startedAtMillis: 1, atMillis: 4),
+            .finished(delivery(attempt: 1, entry: "4-0", task: 8), .cancelled, startedAtMillis: 1, atMillis: 5),
+        ])[0].arguments
+        #expect(arguments[1] == "2")
+        #expect([arguments[2], arguments[4]] == ["1-0", "4-0"], "task 5 and the cancelled task 8, in the batch's order")
+        // Then the general items, in order: task 7's start, task 6's report, task 6's outcome.
+        var general = Array(arguments[6...])
+        var acks: [String] = []
+        var statuses: [String] = []
+        while !general.isEmpty {
+            acks.append(general[0])
+            #expect(general[1] == "1")
+            let event = try LifecycleEvent.events(inEntry: [LifecycleEvent.batchField: general[2]]).first!.get()
+            statuses.append(event.isProgress ? "progress" : event.status.rawValue)
+            #expect(general[3] == "0" && general[4] == "0")
+            general.removeFirst(5)
+        }
+        #expect(acks == ["", "", "2-0"])
+        #expect(statuses == ["running", "progress", "succeeded"])
     }
 }

@@ -95,7 +95,7 @@ struct CompletionScriptTests {
         _ = try await redis.send(RedisConnection.xadd(stream: ready, fields: [("id", "1")]))
         let entry = try #require(try await redis.readGroup(group: RedisKeys.agentsGroup, consumer: "a", streams: [ready], count: 1, block: nil).first?.entries.first)
         let call = ScriptCall(keys: [ready, keys.events("q"), keys.delayed("q"), keys.dead("q"), keys.deadIndex("q")], arguments: [
-            RedisKeys.agentsGroup,
+            RedisKeys.agentsGroup, "0",
             entry.id, "4", "task", "1", "status", "retrying", "3", "60000", "id", "1", "0",
             "", "2", "task", "9", "0", "0",
         ])
@@ -133,7 +133,7 @@ struct CompletionScriptTests {
         ]
         let call = ScriptCall(
             keys: [ready, keys.events("q"), keys.delayed("q"), keys.dead("q"), keys.deadIndex("q")],
-            arguments: [RedisKeys.agentsGroup] + items.flatMap { [$0.ack, "1", $0.event.framedCompact, "0", "0"] })
+            arguments: [RedisKeys.agentsGroup, "0"] + items.flatMap { [$0.ack, "1", $0.event.framedCompact, "0", "0"] })
         let acknowledged = try await redis.evaluate(Scripts.completeTasks, [call])
         #expect(acknowledged.first?.integer == 2)
         let stream = try await redis.send(RedisCommand("XRANGE", [keys.events("q"), "-", "+"]))
@@ -148,13 +148,43 @@ struct CompletionScriptTests {
         let many = (1...(2 * Scripts.eventsPerBatchEntry + 5)).map { event(Int64(100 + $0), .running) }
         let large = ScriptCall(
             keys: [ready, keys.events("big"), keys.delayed("big"), keys.dead("big"), keys.deadIndex("big")],
-            arguments: [RedisKeys.agentsGroup] + many.flatMap { ["", "1", $0.framedCompact, "0", "0"] })
+            arguments: [RedisKeys.agentsGroup, "0"] + many.flatMap { ["", "1", $0.framedCompact, "0", "0"] })
         _ = try await redis.evaluate(Scripts.completeTasks, [large])
         let split = try await redis.send(RedisCommand("XRANGE", [keys.events("big"), "-", "+"]))
         let entriesOfMany = try (split.array ?? []).map { reply throws(RedisError) in try StreamEntry(reply: reply) }
         let perEntry = entriesOfMany.map { LifecycleEvent.events(inEntry: $0.fields ?? [:]).count }
         #expect(perEntry == [Scripts.eventsPerBatchEntry, Scripts.eventsPerBatchEntry, 5])
         #expect(try entriesOfMany.flatMap { try LifecycleEvent.events(inEntry: $0.fields ?? [:]).map { try $0.get() } } == many)
+    }
+
+    @Test("plain completions (entry id and event) come before the general items; one another call acknowledged adds nothing")
+    func plainCompletions() async throws {
+        let environment = try await TestServers.shared.environment(name: "plain-completions")
+        let redis = RedisConnection(configuration: environment.redis, logger: TestServers.quietLogger)
+        defer { redis.close() }
+        let keys = environment.keys
+        let ready = keys.ready("q")
+        try await redis.ensureGroup(stream: ready, group: RedisKeys.agentsGroup)
+        _ = try await redis.send((1...3).map { RedisConnection.xadd(stream: ready, fields: [("id", String($0))]) })
+        let entries = try #require(try await redis.readGroup(group: RedisKeys.agentsGroup, consumer: "a", streams: [ready], count: 3, block: nil).first?.entries)
+        _ = try await redis.send(RedisConnection.xack(stream: ready, group: RedisKeys.agentsGroup, ids: [entries[1].id]))
+        func event(_ id: Int64, _ status: TaskStatus) -> LifecycleEvent {
+            LifecycleEvent(taskID: TaskID(id), status: status, attempt: 1, agent: "a", atMillis: 1_000 + id, correlationID: "c", type: "t")
+        }
+        let call = ScriptCall(
+            keys: [ready, keys.events("q"), keys.delayed("q"), keys.dead("q"), keys.deadIndex("q")],
+            arguments: [RedisKeys.agentsGroup, "2", entries[0].id, event(1, .succeeded).framedCompact, entries[1].id, event(2, .succeeded).framedCompact]
+                + [entries[2].id, "1", event(3, .failed).framedCompact, "0", "0"])
+        let acknowledged = try await redis.evaluate(Scripts.completeTasks, [call])
+        #expect(acknowledged.first?.integer == 2)
+        let again = try await redis.evaluate(Scripts.completeTasks, [call])
+        #expect(again.first?.integer == 0, "a repeated call acknowledges nothing")
+        let stream = try await redis.send(RedisCommand("XRANGE", [keys.events("q"), "-", "+"]))
+        let recorded = try (stream.array ?? []).map { reply throws(RedisError) in try StreamEntry(reply: reply) }
+        let events = try recorded.flatMap { try LifecycleEvent.events(inEntry: $0.fields ?? [:]).map { try $0.get() } }
+        #expect(events == [event(1, .succeeded), event(3, .failed)], "task 2 was acknowledged before: its event is left out, and nothing is added twice")
+        let length = try await redis.send(RedisCommand("XLEN", [ready]))
+        #expect(length.integer == 0, "all three are trimmed away")
     }
 
     @Test("finished entries are trimmed, not deleted one by one; behind an entry added seconds before them they are deleted, behind a recent one (or a backlog's oldest) they wait for the trim; the backlog is the group's lag")
@@ -167,7 +197,7 @@ struct CompletionScriptTests {
         try await redis.ensureGroup(stream: ready, group: RedisKeys.agentsGroup)
         func complete(_ entry: StreamEntry, in queue: String) async throws {
             let call = ScriptCall(keys: [keys.ready(queue), keys.events(queue), keys.delayed(queue), keys.dead(queue), keys.deadIndex(queue)], arguments: [
-                RedisKeys.agentsGroup, entry.id, "2", "task", entry.fields?["id"] ?? "", "0", "0",
+                RedisKeys.agentsGroup, "0", entry.id, "2", "task", entry.fields?["id"] ?? "", "0", "0",
             ])
             _ = try await redis.evaluate(Scripts.completeTasks, [call])
         }

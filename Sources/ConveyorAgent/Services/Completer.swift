@@ -154,9 +154,18 @@ final class Completer: Service, Sendable {
 
     func scriptCalls(for batch: [Item]) -> [ScriptCall] {
         var finishedEntries = Set<Delivery.Key>()
-        for case .finished(let delivery, _, _, _) in batch { finishedEntries.insert(delivery.key) }
+        // An attempt's last progress report goes before its outcome: such an outcome stays in the general
+        // items, behind the report, instead of moving ahead with the plain completions.
+        var reported = Set<Delivery.Key>()
+        for item in batch {
+            switch item {
+            case .finished(let delivery, _, _, _): finishedEntries.insert(delivery.key)
+            case .progress(let delivery, _, _): reported.insert(delivery.key)
+            case .started: break
+            }
+        }
         // One call per ready stream (a queue has one per priority): the script acknowledges in KEYS[1].
-        var argumentsByQueue: [String: [String]] = [:]
+        var argumentsByQueue: [String: ScriptArguments] = [:]
         var queueOfStream: [String: String] = [:]
         for item in batch {
             switch item {
@@ -166,12 +175,12 @@ final class Completer: Service, Sendable {
                     taskID: delivery.envelope.id, status: .running, attempt: delivery.envelope.attempt, agent: agentID,
                     atMillis: at, startedAtMillis: at, correlationID: delivery.envelope.correlationID, type: delivery.envelope.type,
                     dispatchedAtMillis: delivery.dispatchedAtMillis)
-                append(&argumentsByQueue[delivery.stream, default: [RedisKeys.agentsGroup]], ack: "", event: event, requeue: nil, deadLetter: nil)
+                append(&argumentsByQueue[delivery.stream, default: ScriptArguments()].items, ack: "", event: event, requeue: nil, deadLetter: nil)
             case .progress(let delivery, let progress, let at):
                 let event = LifecycleEvent(
                     taskID: delivery.envelope.id, status: .running, attempt: delivery.envelope.attempt, agent: agentID,
                     atMillis: at, correlationID: delivery.envelope.correlationID, type: delivery.envelope.type, progress: progress)
-                append(&argumentsByQueue[delivery.stream, default: [RedisKeys.agentsGroup]], ack: "", event: event, requeue: nil, deadLetter: nil)
+                append(&argumentsByQueue[delivery.stream, default: ScriptArguments()].items, ack: "", event: event, requeue: nil, deadLetter: nil)
             case .finished(let delivery, let outcome, let started, let at):
                 let envelope = delivery.envelope
                 var event = LifecycleEvent(
@@ -213,7 +222,11 @@ final class Completer: Service, Sendable {
                         ("dead_reason", reason), ("dead_at", String(at)), ("dead_entry", delivery.entryID),
                     ])
                 }
-                append(&argumentsByQueue[delivery.stream, default: [RedisKeys.agentsGroup]], ack: delivery.entryID, event: event, requeue: requeue, deadLetter: deadLetter)
+                if requeue == nil, deadLetter == nil, !reported.contains(delivery.key) {
+                    argumentsByQueue[delivery.stream, default: ScriptArguments()].appendPlain(ack: delivery.entryID, event: event)
+                } else {
+                    append(&argumentsByQueue[delivery.stream, default: ScriptArguments()].items, ack: delivery.entryID, event: event, requeue: requeue, deadLetter: deadLetter)
+                }
             }
         }
         for item in batch {
@@ -227,7 +240,29 @@ final class Completer: Service, Sendable {
             let queue = queueOfStream[stream]!
             return ScriptCall(
                 keys: [stream, keys.events(queue), keys.delayed(queue), keys.dead(queue), keys.deadIndex(queue)],
-                arguments: argumentsByQueue[stream]!)
+                arguments: argumentsByQueue[stream]!.arguments)
+        }
+    }
+
+    /// One ``Scripts/completeTasks`` call's ARGV, built in two parts: the plain completions (entry id and
+    /// framed event), then the general items (see ``append(_:ack:event:requeue:deadLetter:)``).
+    struct ScriptArguments {
+        var plain: [String] = []
+        var plainCount = 0
+        var items: [String] = []
+
+        mutating func appendPlain(ack: String, event: LifecycleEvent) {
+            plain.append(ack)
+            plain.append(event.framedCompact)
+            plainCount += 1
+        }
+
+        var arguments: [String] {
+            var arguments = [RedisKeys.agentsGroup, String(plainCount)]
+            arguments.reserveCapacity(2 + plain.count + items.count)
+            arguments += plain
+            arguments += items
+            return arguments
         }
     }
 
