@@ -251,7 +251,8 @@ public struct EventStore: Sendable {
             if event.status == .running { started = earliest(started, event.atMillis) }
             // A later attempt outranks an earlier one even when the earlier one is terminal: after a redrive
             // a replayed `dead` of the old attempt must not hide the new attempt's event (the merge then
-            // drops the old one under `redrive_floor`). Within an attempt, progress decides, then time.
+            // drops the old one under `redrive_floor`). Within an attempt, progress decides, then time;
+            // on a full tie the first one seen stays.
             let (attempt, rank, at) = (merged[index].attempt, merged[index].rank, merged[index].atMillis)
             let newer = event.attempt != attempt
                 ? event.attempt > attempt

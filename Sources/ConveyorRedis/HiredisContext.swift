@@ -35,14 +35,15 @@ final class HiredisContext {
         socketTimeout = timeout
     }
 
-    /// How much spare read buffer a connection keeps once a reply has been read.
+    /// How much spare read buffer a connection keeps once what it holds has been parsed.
     ///
-    /// hiredis frees its read buffer as soon as more than 16 KiB of it is unused (`REDIS_READER_MAX_BUF`),
-    /// so every large reply (a read of a few hundred stream entries is a few hundred KiB) grew a new one
-    /// from nothing: a chain of reallocations, each of which made glibc consolidate its free lists
-    /// (`malloc_consolidate` was 4 % of an agent's CPU at the ceiling). Kept up to 4 MiB, the buffer is
-    /// reused from one read to the next; a larger one (a rare huge reply) is still given back.
-    static let keptReadBuffer = 4 << 20
+    /// hiredis frees its read buffer whenever it is empty with more than 16 KiB to spare
+    /// (`REDIS_READER_MAX_BUF`), and one 16 KiB read from the socket grows it past that: under load a
+    /// connection freed and regrew it on most reads, each growth a reallocation that made glibc
+    /// consolidate its free lists (`malloc_consolidate` under `redisReaderFeed` was 4 % of an agent's
+    /// CPU at the ceiling). The buffer holds only what has not been parsed yet (about one read), so a
+    /// connection keeps a few tens of KiB; one grown past 1 MiB by a huge value is still given back.
+    static let keptReadBuffer = 1 << 20
 
     /// Opens the connection, sets the socket timeout, authenticates and selects the database.
     func connect() throws(RedisError) {

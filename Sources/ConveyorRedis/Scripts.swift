@@ -20,8 +20,8 @@ public enum Scripts {
     ///
     /// Most items are plain completions (an outcome to acknowledge, no retry, no dead letter): they come
     /// first, two arguments each instead of five. Redis makes an object of every argument, and the
-    /// script read three counts per item: measured on a call of 200 completions, 3.4 µs of Redis' time
-    /// per task in the general form, 2.6–2.9 µs in this one.
+    /// script read three counts per item: measured on calls of 200 completions, 3.6–4.2 µs of Redis'
+    /// time per task in the general form, 3.2–3.3 µs in this one (docs/performance.md, "A ninth step").
     public static let completeTasks = RedisScript(name: "complete_tasks", source: """
         -- KEYS[1] -> conveyor:{<queue>}:ready       (stream)
         -- KEYS[2] -> conveyor:{<queue>}:events      (stream)

@@ -90,6 +90,17 @@ struct EventCoalescingTests {
         #expect(merged[0].status == .running && merged[0].attempt == 2)
     }
 
+    @Test("a later attempt outranks an earlier terminal event; within an attempt a full tie keeps the first seen")
+    func laterAttemptAndTies() {
+        let merged = EventStore.coalesce([event(1, .dead, attempt: 1, at: 9), event(1, .running, attempt: 2, at: 5)])
+        #expect(merged[0].status == .running && merged[0].attempt == 2)
+        var first = event(2, .succeeded, at: 7)
+        first.agent = "first"
+        var second = event(2, .succeeded, at: 7)
+        second.agent = "second"
+        #expect(EventStore.coalesce([first, second])[0].agent == "first")
+    }
+
     @Test("the merged rows come in task order, whatever order their events arrived in")
     func taskOrder() {
         let merged = EventStore.coalesce([
@@ -103,17 +114,21 @@ struct EventCoalescingTests {
 
     @Test("a history row holds the event's id, and a detail built afresh for each event")
     func historyRows() throws {
-        var first = event(12, .succeeded, at: 1_000)
+        var first = event(12, .retrying, at: 1_000)
         first.startedAtMillis = 900
         first.result = "{\"path\":\"a\\\\b\"}"
+        first.error = "line\tbreak"
+        first.dispatchedAtMillis = 800
+        first.nextAttemptAtMillis = 5_000
         var second = event(12, .running, attempt: 2, at: 2_000)
         second.progress = try TaskProgress(fraction: 0.5)
         let rows = String(decoding: EventStore.encodeHistory([first, second]), as: UTF8.self).split(separator: "\n")
         let firstColumns = rows[0].split(separator: "\t", omittingEmptySubsequences: false)
         let secondColumns = rows[1].split(separator: "\t", omittingEmptySubsequences: false)
-        #expect(firstColumns[0] == "12-1-succeeded")
-        // The result's backslashes are doubled for COPY; the first row's fields do not reach the second's.
-        #expect(firstColumns[6] == #"{"cid":"c","result":{"path":"a\\\\b"},"started":900}"#)
+        #expect(firstColumns[0] == "12-1-retrying")
+        // Backslashes are doubled for COPY (the error's tab is JSON-escaped first); the first row's
+        // fields do not reach the second's.
+        #expect(firstColumns[6] == #"{"cid":"c","error":"line\\tbreak","result":{"path":"a\\\\b"},"started":900,"dispatched":800,"next_attempt":5000}"#)
         #expect(secondColumns[0] == "12-2-progress-2000")
         #expect(secondColumns[2] == "progress")
         #expect(secondColumns[6].hasPrefix(#"{"cid":"c","progress":{"#))

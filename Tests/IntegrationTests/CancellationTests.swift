@@ -12,7 +12,7 @@ struct CancellationTests {
     func queuedTaskNeverRuns() async throws {
         let stack = try await Stack.start(registry: registry, agents: 0)
         let id = try await stack.submit("work")
-        let reply = try await stack.post("/v1/tasks/\(id)/cancel", "{}")
+        let reply = try await stack.postRetryingUnavailable("/v1/tasks/\(id)/cancel", "{}")
         #expect(reply.status == 200)
         #expect(reply.json?["status"]?.stringValue == "cancelled")
         #expect(try await stack.task(id)["status"]?.stringValue == "cancelled")
@@ -47,7 +47,8 @@ struct CancellationTests {
         let started = ContinuousClock.now + .seconds(60)
         while log.executions.isEmpty, ContinuousClock.now < started { try await Task.sleep(for: .milliseconds(20)) }
         #expect(log.executions[id] == 1)
-        #expect(try await stack.post("/v1/tasks/\(id)/cancel", "{}").status == 200)
+        let cancel = try await stack.postRetryingUnavailable("/v1/tasks/\(id)/cancel", "{}")
+        #expect(cancel.status == 200, "\(cancel.status): \(cancel.body)")
         let clock = ContinuousClock()
         let start = clock.now
         while log.running > 0, clock.now - start < .seconds(10) { try await Task.sleep(for: .milliseconds(20)) }

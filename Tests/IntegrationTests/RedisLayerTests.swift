@@ -84,6 +84,20 @@ struct RedisLayerTests {
 
 @Suite("The complete_tasks and forward_due scripts")
 struct CompletionScriptTests {
+    /// Three entries added to `ready` and read by consumer `a`; the second is acknowledged already (by
+    /// this agent's earlier call, or by another agent after a takeover).
+    private static func threePendingSecondFinished(in ready: String, on redis: RedisConnection) async throws -> [StreamEntry] {
+        try await redis.ensureGroup(stream: ready, group: RedisKeys.agentsGroup)
+        _ = try await redis.send((1...3).map { RedisConnection.xadd(stream: ready, fields: [("id", String($0))]) })
+        let entries = try #require(try await redis.readGroup(group: RedisKeys.agentsGroup, consumer: "a", streams: [ready], count: 3, block: nil).first?.entries)
+        _ = try await redis.send(RedisConnection.xack(stream: ready, group: RedisKeys.agentsGroup, ids: [entries[1].id]))
+        return entries
+    }
+
+    private static func event(_ id: Int64, _ status: TaskStatus) -> LifecycleEvent {
+        LifecycleEvent(taskID: TaskID(id), status: status, attempt: 1, agent: "a", atMillis: 1_000 + id, correlationID: "c", type: "t")
+    }
+
     @Test("a completion repeated after a lost reply acknowledges once and adds its event and its retry once")
     func repeatedCompletionAddsNothingTwice() async throws {
         let environment = try await TestServers.shared.environment(name: "script")
@@ -120,14 +134,8 @@ struct CompletionScriptTests {
         defer { redis.close() }
         let keys = environment.keys
         let ready = keys.ready("q")
-        try await redis.ensureGroup(stream: ready, group: RedisKeys.agentsGroup)
-        _ = try await redis.send((1...3).map { RedisConnection.xadd(stream: ready, fields: [("id", String($0))]) })
-        let entries = try #require(try await redis.readGroup(group: RedisKeys.agentsGroup, consumer: "a", streams: [ready], count: 3, block: nil).first?.entries)
-        // Entry 2 was finished already (by this agent's earlier call, or another agent after a takeover).
-        _ = try await redis.send(RedisConnection.xack(stream: ready, group: RedisKeys.agentsGroup, ids: [entries[1].id]))
-        func event(_ id: Int64, _ status: TaskStatus) -> LifecycleEvent {
-            LifecycleEvent(taskID: TaskID(id), status: status, attempt: 1, agent: "a", atMillis: 1_000 + id, correlationID: "c", type: "t")
-        }
+        let entries = try await Self.threePendingSecondFinished(in: ready, on: redis)
+        let event = Self.event
         let items: [(ack: String, event: LifecycleEvent)] = [
             ("", event(1, .running)), (entries[0].id, event(1, .succeeded)), (entries[1].id, event(2, .succeeded)), (entries[2].id, event(3, .dead)),
         ]
@@ -157,20 +165,15 @@ struct CompletionScriptTests {
         #expect(try entriesOfMany.flatMap { try LifecycleEvent.events(inEntry: $0.fields ?? [:]).map { try $0.get() } } == many)
     }
 
-    @Test("plain completions (entry id and event) come before the general items; one another call acknowledged adds nothing")
+    @Test("plain completions (entry id and event) come before the general items; an entry another call acknowledged adds nothing; past 32 events they share entries with the general items, in order")
     func plainCompletions() async throws {
         let environment = try await TestServers.shared.environment(name: "plain-completions")
         let redis = RedisConnection(configuration: environment.redis, logger: TestServers.quietLogger)
         defer { redis.close() }
         let keys = environment.keys
         let ready = keys.ready("q")
-        try await redis.ensureGroup(stream: ready, group: RedisKeys.agentsGroup)
-        _ = try await redis.send((1...3).map { RedisConnection.xadd(stream: ready, fields: [("id", String($0))]) })
-        let entries = try #require(try await redis.readGroup(group: RedisKeys.agentsGroup, consumer: "a", streams: [ready], count: 3, block: nil).first?.entries)
-        _ = try await redis.send(RedisConnection.xack(stream: ready, group: RedisKeys.agentsGroup, ids: [entries[1].id]))
-        func event(_ id: Int64, _ status: TaskStatus) -> LifecycleEvent {
-            LifecycleEvent(taskID: TaskID(id), status: status, attempt: 1, agent: "a", atMillis: 1_000 + id, correlationID: "c", type: "t")
-        }
+        let entries = try await Self.threePendingSecondFinished(in: ready, on: redis)
+        let event = Self.event
         let call = ScriptCall(
             keys: [ready, keys.events("q"), keys.delayed("q"), keys.dead("q"), keys.deadIndex("q")],
             arguments: [RedisKeys.agentsGroup, "2", entries[0].id, event(1, .succeeded).framedCompact, entries[1].id, event(2, .succeeded).framedCompact]
@@ -185,6 +188,24 @@ struct CompletionScriptTests {
         #expect(events == [event(1, .succeeded), event(3, .failed)], "task 2 was acknowledged before: its event is left out, and nothing is added twice")
         let length = try await redis.send(RedisCommand("XLEN", [ready]))
         #expect(length.integer == 0, "all three are trimmed away")
+
+        // 40 plain completions and 5 general items in one call: entries of 32 and 13 events, in argument order.
+        let many = keys.ready("many")
+        try await redis.ensureGroup(stream: many, group: RedisKeys.agentsGroup)
+        _ = try await redis.send((1...40).map { RedisConnection.xadd(stream: many, fields: [("id", String($0))]) })
+        let pending = try #require(try await redis.readGroup(group: RedisKeys.agentsGroup, consumer: "a", streams: [many], count: 40, block: nil).first?.entries)
+        let plain = pending.enumerated().map { (entry: $1.id, event: event(Int64(100 + $0), .succeeded)) }
+        let general = (0..<5).map { event(Int64(200 + $0), .running) }
+        let large = ScriptCall(
+            keys: [many, keys.events("many"), keys.delayed("many"), keys.dead("many"), keys.deadIndex("many")],
+            arguments: [RedisKeys.agentsGroup, "40"] + plain.flatMap { [$0.entry, $0.event.framedCompact] }
+                + general.flatMap { ["", "1", $0.framedCompact, "0", "0"] })
+        #expect(try await redis.evaluate(Scripts.completeTasks, [large]).first?.integer == 40)
+        let split = try await redis.send(RedisCommand("XRANGE", [keys.events("many"), "-", "+"]))
+        let entriesOfMany = try (split.array ?? []).map { reply throws(RedisError) in try StreamEntry(reply: reply) }
+        #expect(entriesOfMany.map { LifecycleEvent.events(inEntry: $0.fields ?? [:]).count } == [32, 13])
+        let recordedMany = try entriesOfMany.flatMap { try LifecycleEvent.events(inEntry: $0.fields ?? [:]).map { try $0.get() } }
+        #expect(recordedMany == plain.map(\.event) + general)
     }
 
     @Test("finished entries are trimmed, not deleted one by one; behind an entry added seconds before them they are deleted, behind a recent one (or a backlog's oldest) they wait for the trim; the backlog is the group's lag")

@@ -120,7 +120,7 @@ struct ScheduledTaskTests {
         // once took more than 3 s between the submission and the cancel's answer). Then wait past the due time.
         let submitted = ContinuousClock.now
         let id = try await stack.submit("work", extra: #","delay":"10s""#)
-        let cancel = try await stack.post("/v1/tasks/\(id)/cancel", "")
+        let cancel = try await stack.postRetryingUnavailable("/v1/tasks/\(id)/cancel", "")
         #expect(cancel.status == 200)
         try await Task.sleep(until: submitted + .seconds(12), clock: .continuous)
         #expect(log.executions[id] == nil)

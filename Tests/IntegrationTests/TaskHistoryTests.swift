@@ -49,7 +49,7 @@ struct TaskHistoryTests {
     func cancelIsRecorded() async throws {
         let stack = try await Stack.start(agents: 0)
         let id = try await stack.submit("noop")
-        #expect(try await stack.post("/v1/tasks/\(id)/cancel", "{}").status == 200)
+        #expect(try await stack.postRetryingUnavailable("/v1/tasks/\(id)/cancel", "{}").status == 200)
         let items = try await stack.history(id)
         #expect(items.map { $0["kind"]?.stringValue ?? "?" } == ["queued", "cancelled"])
         #expect(items[1]["agent"]?.stringValue == "api" && items[1]["error"]?.stringValue == "cancelled")

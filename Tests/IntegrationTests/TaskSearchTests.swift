@@ -70,7 +70,7 @@ struct TaskSearchTests {
     func boundedPages() async throws {
         let stack = try await Stack.start(agents: 0)
         let old = try await submitBatch(stack, (0..<3).map { _ in #"{"type":"sleep"}"# })
-        for id in old { #expect(try await stack.post("/v1/tasks/\(id)/cancel", "").status == 200) }
+        for id in old { #expect(try await stack.postRetryingUnavailable("/v1/tasks/\(id)/cancel", "").status == 200) }
         for _ in 0..<3 {
             _ = try await submitBatch(stack, (0..<1000).map { _ in #"{"type":"noop"}"# })
         }

@@ -150,7 +150,7 @@ struct WebhookTests {
         let receiver = try await TestHTTPServer.start { _, _ in .init(status: .ok) }
         let stack = try await stack()
         let id = try await stack.submit("slow", params: #"{"ms":10000}"#, extra: ",\"callback_url\":\"\(receiver.url)\"")
-        #expect(try await stack.post("/v1/tasks/\(id)/cancel", "").status == 200)
+        #expect(try await stack.postRetryingUnavailable("/v1/tasks/\(id)/cancel", "").status == 200)
         try await wait(receiver) { $0.count >= 1 }
         #expect(try JSONValue.parse(receiver.received[0].body)["task"]?["status"]?.stringValue == "cancelled")
         try await stack.stop()

@@ -128,6 +128,19 @@ final class Stack: Sendable {
         try await request(.POST, path, body: body, headers: headers, timeout: timeout)
     }
 
+    /// Posts as a client told to come back does: a 503 (Redis or PostgreSQL did not answer in time, as
+    /// when a loaded CI machine stalls every test's Redis for a second or two) is retried after its
+    /// `Retry-After`, for up to `patience`; any other reply is returned as it is.
+    func postRetryingUnavailable(_ path: String, _ body: String, patience: Duration = .seconds(20)) async throws -> Reply {
+        let deadline = ContinuousClock.now + patience
+        while true {
+            let reply = try await post(path, body)
+            guard reply.status == 503, ContinuousClock.now < deadline else { return reply }
+            let wait = reply.headers.first(name: "Retry-After").flatMap { Int($0) } ?? 1
+            try await Task.sleep(for: .seconds(min(max(wait, 1), 5)))
+        }
+    }
+
     func get(_ path: String) async throws -> Reply {
         try await request(.GET, path)
     }
