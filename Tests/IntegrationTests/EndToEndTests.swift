@@ -129,8 +129,16 @@ struct EndToEndTests {
     func healthReadyStatus(redis: RedisTopology) async throws {
         let stack = try await Stack.start(agents: 2, redis: redis)
         #expect(try await stack.request(.GET, "/health", token: nil).status == 200)
-        let ready = try await stack.request(.GET, "/ready", token: nil)
-        #expect(ready.status == 200)
+        // Polled as an orchestrator polls it: a 503 while the machine stalls (seen in CI: every test's
+        // Redis and PostgreSQL slow to answer for a second or two at the suite's busiest point) is a
+        // true answer at that moment, and the next probe is 200.
+        var ready = try await stack.request(.GET, "/ready", token: nil)
+        let patience = ContinuousClock.now + .seconds(20)
+        while ready.status == 503, ContinuousClock.now < patience {
+            try await Task.sleep(for: .milliseconds(500))
+            ready = try await stack.request(.GET, "/ready", token: nil)
+        }
+        #expect(ready.status == 200, "\(ready.status): \(ready.body)")
         #expect(ready.json?["redis"]?.stringValue == "ok")
         #expect(ready.json?["postgres"]?.stringValue == "ok")
         var live: Int64 = 0
