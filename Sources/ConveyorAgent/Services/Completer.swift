@@ -247,18 +247,17 @@ final class Completer: Service, Sendable {
     /// One ``Scripts/completeTasks`` call's ARGV, built in two parts: the plain completions (entry id and
     /// framed event), then the general items (see ``append(_:ack:event:requeue:deadLetter:)``).
     struct ScriptArguments {
+        /// Two strings per plain completion.
         var plain: [String] = []
-        var plainCount = 0
         var items: [String] = []
 
         mutating func appendPlain(ack: String, event: LifecycleEvent) {
             plain.append(ack)
             plain.append(event.framedCompact)
-            plainCount += 1
         }
 
         var arguments: [String] {
-            var arguments = [RedisKeys.agentsGroup, String(plainCount)]
+            var arguments = [RedisKeys.agentsGroup, String(plain.count / 2)]
             arguments.reserveCapacity(2 + plain.count + items.count)
             arguments += plain
             arguments += items
