@@ -69,7 +69,7 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations {
             for entry in parsedRead {
                 let decoded = try StreamEntry(reply: entry)
-                blackHole(try TaskEnvelope(fields: decoded.fields ?? [:]))
+                blackHole(try TaskEnvelope(fields: decoded.fieldList ?? []))
             }
         }
     }

@@ -69,36 +69,64 @@ public struct TaskEnvelope: Sendable, Hashable {
     public var scheduledFields: [(String, String)] { fields + [("sched", "1")] }
 
     /// Decodes a stream entry. Throws when a field is missing or malformed: such an entry is poison and is
-    /// dead-lettered rather than retried.
-    public init(fields: [String: String]) throws(EnvelopeError) {
-        func field(_ name: String) throws(EnvelopeError) -> String {
-            guard let value = fields[name] else { throw EnvelopeError(field: name, reason: "missing") }
+    /// dead-lettered rather than retried. A name written twice keeps its last value; unknown names are
+    /// ignored (an older agent reads a newer coordinator's entries).
+    ///
+    /// One pass over the fields in their written order, each name matched once: an agent decodes every
+    /// entry it runs, and a dictionary of the fields cost a hash per name and an allocation per entry.
+    public init(fields: [StreamField]) throws(EnvelopeError) {
+        var id, type, params, cid, attemptText, maxText, enqText, cb, pri, lk, rr, rs, deps: String?
+        for field in fields {
+            switch field.name {
+            case "id": id = field.value
+            case "type": type = field.value
+            case "params": params = field.value
+            case "cid": cid = field.value
+            case "attempt": attemptText = field.value
+            case "max": maxText = field.value
+            case "enq": enqText = field.value
+            case "cb": cb = field.value
+            case "pri": pri = field.value
+            case "lk": lk = field.value
+            case "rr": rr = field.value
+            case "rs": rs = field.value
+            case "deps": deps = field.value
+            default: continue
+            }
+        }
+        func required(_ value: String?, _ name: String) throws(EnvelopeError) -> String {
+            guard let value else { throw EnvelopeError(field: name, reason: "missing") }
             return value
         }
-        func number(_ name: String) throws(EnvelopeError) -> Int64 {
-            guard let value = Int64(try field(name)) else { throw EnvelopeError(field: name, reason: "not an integer") }
-            return value
+        func number(_ value: String?, _ name: String) throws(EnvelopeError) -> Int64 {
+            guard let number = Int64(try required(value, name)) else { throw EnvelopeError(field: name, reason: "not an integer") }
+            return number
         }
-        guard let id = TaskID(try field("id")) else { throw EnvelopeError(field: "id", reason: "not a task id") }
-        self.id = id
-        self.type = try field("type")
-        self.params = try field("params")
-        self.correlationID = try field("cid")
-        self.attempt = Int(try number("attempt"))
-        self.maxAttempts = Int(try number("max"))
-        self.enqueuedAtMillis = try number("enq")
-        self.hasCallback = fields["cb"] == "1"
-        if let raw = fields["pri"] {
-            guard let priority = TaskPriority(text: raw) else { throw EnvelopeError(field: "pri", reason: "not a priority") }
+        guard let taskID = TaskID(try required(id, "id")) else { throw EnvelopeError(field: "id", reason: "not a task id") }
+        self.id = taskID
+        self.type = try required(type, "type")
+        self.params = try required(params, "params")
+        self.correlationID = try required(cid, "cid")
+        self.attempt = Int(try number(attemptText, "attempt"))
+        self.maxAttempts = Int(try number(maxText, "max"))
+        self.enqueuedAtMillis = try number(enqText, "enq")
+        self.hasCallback = cb == "1"
+        if let pri {
+            guard let priority = TaskPriority(text: pri) else { throw EnvelopeError(field: "pri", reason: "not a priority") }
             self.priority = priority
         } else {
             self.priority = .normal
         }
-        self.limitKey = fields["lk"]
-        self.rateReservedAt = fields["rr"].flatMap { Int64($0) }
-        self.rateSlotAt = fields["rs"].flatMap { Int64($0) }
-        self.dependencies = fields["deps"]
-        guard attempt >= 1 else { throw EnvelopeError(field: "attempt", reason: "must be at least 1") }
+        self.limitKey = lk
+        self.rateReservedAt = rr.flatMap { Int64($0) }
+        self.rateSlotAt = rs.flatMap { Int64($0) }
+        self.dependencies = deps
+        guard self.attempt >= 1 else { throw EnvelopeError(field: "attempt", reason: "must be at least 1") }
+    }
+
+    /// Decodes fields given by name (tests, and entries already read into a dictionary).
+    public init(fields: [String: String]) throws(EnvelopeError) {
+        try self.init(fields: fields.map { StreamField($0.key, $0.value) })
     }
 }
 

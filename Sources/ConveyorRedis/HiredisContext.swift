@@ -12,6 +12,8 @@ final class HiredisContext {
     private let configuration: RedisConfiguration
     /// The socket timeout in force, so it is changed only when a round trip needs another one.
     private var socketTimeout: Duration?
+    /// Builds the replies the context's reader parses (instead of hiredis' tree of C objects).
+    private let builder = ReplyBuilder()
 
     init(configuration: RedisConfiguration) {
         self.configuration = configuration
@@ -59,6 +61,7 @@ final class HiredisContext {
         }
         self.context = context
         context.pointee.reader.pointee.maxbuf = Self.keptReadBuffer
+        builder.attach(to: context.pointee.reader)
         setSocketTimeout(configuration.commandTimeout)
         _ = redisEnableKeepAlive(context)
         var setup: [RedisCommand] = []
@@ -111,7 +114,7 @@ final class HiredisContext {
         replies.reserveCapacity(commands.count)
         for command in commands {
             var raw: UnsafeMutableRawPointer?
-            guard redisGetReply(context, &raw) == REDIS_OK, let raw else {
+            guard redisGetReply(context, &raw) == REDIS_OK, raw != nil else {
                 let timedOut = context.pointee.err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK)
                 let failure = timedOut
                     ? RedisError(.timedOut, "no reply within \(socketTimeout ?? configuration.commandTimeout); the connection was dropped", command: command.name)
@@ -119,43 +122,14 @@ final class HiredisContext {
                 disconnect()
                 return (replies, failure)
             }
-            let reply = raw.assumingMemoryBound(to: redisReply.self)
-            replies.append(Self.convert(reply))
-            freeReplyObject(raw)
+            // `raw` is the builder itself (see ReplyBuilder), not an object to free.
+            guard let reply = builder.takeCompleted() else {
+                disconnect()
+                return (replies, RedisError(.unexpectedReply, "the reader completed a reply that was not built", command: command.name))
+            }
+            replies.append(reply)
         }
         return (replies, nil)
-    }
-
-    static func convert(_ pointer: UnsafeMutablePointer<redisReply>) -> RedisReply {
-        let reply = pointer.pointee
-        switch reply.type {
-        case REDIS_REPLY_STRING:
-            return .bulk(bytes(reply.str, reply.len))
-        case REDIS_REPLY_STATUS:
-            return .status(String(decoding: bytes(reply.str, reply.len), as: UTF8.self))
-        case REDIS_REPLY_ERROR:
-            return .error(String(decoding: bytes(reply.str, reply.len), as: UTF8.self))
-        case REDIS_REPLY_INTEGER:
-            return .integer(Int64(reply.integer))
-        case REDIS_REPLY_ARRAY:
-            var elements: [RedisReply] = []
-            elements.reserveCapacity(reply.elements)
-            for index in 0..<reply.elements {
-                if let element = reply.element[index] {
-                    elements.append(convert(element))
-                } else {
-                    elements.append(.null)
-                }
-            }
-            return .array(elements)
-        default:
-            return .null
-        }
-    }
-
-    private static func bytes(_ pointer: UnsafeMutablePointer<CChar>?, _ count: Int) -> [UInt8] {
-        guard let pointer, count > 0 else { return [] }
-        return Array(UnsafeRawBufferPointer(start: pointer, count: count))
     }
 
     static func withArgv<R>(

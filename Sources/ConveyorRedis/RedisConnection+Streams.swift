@@ -103,7 +103,7 @@ extension RedisClient {
             // Redis 6.2 reports a deleted entry as a nil element in place.
             if entry.isNull { continue }
             let decoded = try StreamEntry(reply: entry)
-            if decoded.fields == nil { deleted.append(decoded.id) } else { claimed.append(decoded) }
+            if decoded.fieldList == nil { deleted.append(decoded.id) } else { claimed.append(decoded) }
         }
         if parts.count >= 3, let ids = parts[2].array {
             deleted.append(contentsOf: ids.compactMap(\.string))

@@ -60,6 +60,29 @@ struct EnvelopeTests {
         }
     }
 
+    @Test("an entry's fields decode in any order, every optional one included; unknown names are ignored and a repeated name keeps its last value")
+    func envelopeFromFieldList() throws {
+        var envelope = TaskEnvelope(
+            id: TaskID(45), type: "llm", params: #"{"p":1}"#, correlationID: "c3", attempt: 2, maxAttempts: 5, enqueuedAtMillis: 17,
+            hasCallback: true, priority: .high, limitKey: "customer-9", dependencies: #"{"a":{}}"#)
+        envelope.rateReservedAt = 1_000
+        envelope.rateSlotAt = 2_000
+        let fields = envelope.fields.map { StreamField($0.0, $0.1) }
+        #expect(try TaskEnvelope(fields: fields) == envelope)
+        #expect(try TaskEnvelope(fields: fields.reversed()) == envelope)
+        #expect(try TaskEnvelope(fields: envelope.scheduledFields.map { StreamField($0.0, $0.1) }) == envelope, "sched is not the agent's")
+        #expect(try TaskEnvelope(fields: fields + [StreamField("attempt", "3")]).attempt == 3)
+        #expect(throws: EnvelopeError(field: "enq", reason: "missing")) {
+            try TaskEnvelope(fields: fields.filter { $0.name != "enq" })
+        }
+        #expect(throws: EnvelopeError(field: "max", reason: "not an integer")) {
+            try TaskEnvelope(fields: fields + [StreamField("max", "many")])
+        }
+        #expect(throws: EnvelopeError(field: "pri", reason: "not a priority")) {
+            try TaskEnvelope(fields: fields + [StreamField("pri", "9")])
+        }
+    }
+
     @Test("a lifecycle event survives encoding, and its id is the same for a replay")
     func eventRoundTrip() throws {
         let event = LifecycleEvent(taskID: TaskID(7), status: .succeeded, attempt: 1, agent: "a1", atMillis: 5, startedAtMillis: 3, result: "{\"ok\":true}", error: nil, correlationID: "c", type: "noop")

@@ -242,7 +242,7 @@ final class Consumer: Service, Sendable {
         for (stream, entries) in read {
             guard let queue = queues.first(where: { keys.readyStreams($0).contains(stream) }) else { continue }
             for entry in entries {
-                guard let fields = entry.fields else {
+                guard let fields = entry.fieldList else {
                     // Deleted after delivery (already completed elsewhere): nothing to run.
                     gone.append(RedisConnection.xack(stream: stream, group: RedisKeys.agentsGroup, ids: [entry.id]))
                     continue
@@ -252,7 +252,7 @@ final class Consumer: Service, Sendable {
                     deliveries.append(Delivery(queue: queue, stream: stream, entryID: entry.id, envelope: envelope))
                 } catch {
                     logger.error("dead-lettering an undecodable stream entry", metadata: [LogKeys.queue: "\(queue)", "entry": "\(entry.id)", LogKeys.error: "\(error)"])
-                    poison.append(PoisonEntry(queue: queue, stream: stream, entryID: entry.id, fields: fields, reason: "\(error)", envelope: nil))
+                    poison.append(PoisonEntry(queue: queue, stream: stream, entryID: entry.id, fields: entry.fields ?? [:], reason: "\(error)", envelope: nil))
                 }
             }
         }
