@@ -58,6 +58,11 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations { blackHole(try RESPCodec.parse(readReply)) }
     }
 
+    // How connections read replies before ReplyBuilder: hiredis' objects, converted, then freed.
+    Benchmark("RESP: parse an XREADGROUP reply of 500 entries through hiredis' objects") { benchmark in
+        for _ in benchmark.scaledIterations { blackHole(try RESPCodec.parseWithHiredisObjects(readReply)) }
+    }
+
     Benchmark("Stream entry: encode 500 task envelopes as XADD commands") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(envelopes.map { RedisConnection.xadd(stream: "conveyor:ready:default", fields: $0.fields) })
