@@ -8,3 +8,10 @@ public struct StreamField: Sendable, Hashable {
         self.value = value
     }
 }
+
+extension Array where Element == StreamField {
+    /// The fields by name; a name written twice keeps its last value.
+    public var byName: [String: String] {
+        Dictionary(lazy.map { ($0.name, $0.value) }, uniquingKeysWith: { $1 })
+    }
+}

@@ -6,7 +6,8 @@ import Glibc
 import ConveyorCore
 
 /// A hiredis 0.14 connection (blocking, RESP2). Confined to one ``BlockingWorkerThread``: it is neither
-/// `Sendable` nor ever handed to another thread, and every pointer it touches stays inside this file.
+/// `Sendable` nor ever handed to another thread, and every pointer it touches stays inside this file and
+/// its reader's ``ReplyBuilder``.
 final class HiredisContext {
     private var context: UnsafeMutablePointer<redisContext>?
     private let configuration: RedisConfiguration

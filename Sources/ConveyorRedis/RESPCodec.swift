@@ -29,10 +29,12 @@ package enum RESPCodec {
 
     /// Every complete reply in `bytes`, in order, built as a connection builds them (``ReplyBuilder``).
     ///
-    /// - Parameter chunk: feeds the reader at most this many bytes at a time, as a socket delivers
-    ///   them, so that a reply split anywhere is checked to come out whole.
-    package static func parse(_ bytes: [UInt8], chunk: Int = .max) throws(RedisError) -> [RedisReply] {
-        let builder = ReplyBuilder()
+    /// - Parameters:
+    ///   - chunk: feeds the reader at most this many bytes at a time, as a socket delivers them, so that
+    ///     a reply split anywhere is checked to come out whole.
+    ///   - builder: the builder to attach to this parse's reader, as a reconnect attaches a
+    ///     connection's builder to its new reader.
+    package static func parse(_ bytes: [UInt8], chunk: Int = .max, builder: ReplyBuilder = ReplyBuilder()) throws(RedisError) -> [RedisReply] {
         return try read(bytes, chunk: chunk, attach: { builder.attach(to: $0) }) { _ in builder.takeCompleted() }
     }
 

@@ -3,28 +3,30 @@ import CHiredis
 /// Builds each reply as ``RedisReply`` values while hiredis parses it.
 ///
 /// hiredis' own reader first builds a tree of C objects (a `calloc` per element, a `malloc` per string
-/// and per array of element pointers), which was then walked into ``RedisReply`` and freed: about 34 of
-/// the ~56 allocations an agent made per stream entry read, and the many small frees in between made
-/// glibc consolidate its free lists on the next large allocation (`malloc_consolidate` under
-/// `redisReaderGetReply` was 3 % of an agent's CPU at the ceiling). hiredis lets a reader build its
-/// own objects (`redisReplyObjectFunctions`): these callbacks append each element to the array being
+/// and per array of element pointers), which was then walked into ``RedisReply`` and freed: two thirds
+/// of the allocations of reading a stream (the benchmark's 500-entry XREADGROUP reply: 52 per entry
+/// before, 17 now), and the many small frees in between made glibc consolidate its free lists on the
+/// next large allocation (`malloc_consolidate` under `redisReaderGetReply`). hiredis lets a reader build
+/// its own objects (`redisReplyObjectFunctions`): these callbacks append each element to the array being
 /// filled, so a reply is built once, in Swift, with no C object to free. The parsing is still hiredis'.
 ///
 /// A builder belongs to one reader, which belongs to one thread; hiredis calls back only from inside
 /// `redisGetReply`/`redisReaderGetReply` on that thread, with the builder as the task's `privdata`.
-final class ReplyBuilder {
+/// (`redisReconnect` would give the context a new reader with hiredis' own functions: a connection is
+/// made again with `connect()`, which attaches the builder.)
+package final class ReplyBuilder {
     /// An array whose elements are still arriving.
     private struct OpenArray {
         var elements: [RedisReply]
         let count: Int
     }
 
-    /// The arrays under construction, outermost first (hiredis nests at most 9 levels).
+    /// The arrays under construction, outermost first (hiredis 0.14 refuses a ninth level).
     private var open: [OpenArray] = []
     /// The last reply completed and not yet taken.
     private var completed: RedisReply?
 
-    init() {
+    package init() {
         open.reserveCapacity(9)
     }
 
@@ -60,9 +62,13 @@ final class ReplyBuilder {
     fileprivate func openArray(count: Int) {
         guard count > 0 else { return add(.array([])) }
         var elements: [RedisReply] = []
-        elements.reserveCapacity(count)
+        // The count comes off the wire before any element has: a corrupt header must not reserve gigabytes.
+        elements.reserveCapacity(min(count, Self.largestReservation))
         open.append(OpenArray(elements: elements, count: count))
     }
+
+    /// The most elements reserved ahead for one array (a read of up to this many entries grows no further).
+    static let largestReservation = 4_096
 
     /// The callbacks, shared by every reader. hiredis only reads this table.
     private nonisolated(unsafe) static let functions: UnsafeMutablePointer<redisReplyObjectFunctions> = {

@@ -252,7 +252,7 @@ final class Consumer: Service, Sendable {
                     deliveries.append(Delivery(queue: queue, stream: stream, entryID: entry.id, envelope: envelope))
                 } catch {
                     logger.error("dead-lettering an undecodable stream entry", metadata: [LogKeys.queue: "\(queue)", "entry": "\(entry.id)", LogKeys.error: "\(error)"])
-                    poison.append(PoisonEntry(queue: queue, stream: stream, entryID: entry.id, fields: entry.fields ?? [:], reason: "\(error)", envelope: nil))
+                    poison.append(PoisonEntry(queue: queue, stream: stream, entryID: entry.id, fields: fields.byName, reason: "\(error)", envelope: nil))
                 }
             }
         }
