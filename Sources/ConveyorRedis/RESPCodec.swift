@@ -35,11 +35,11 @@ package enum RESPCodec {
     ///   - builder: the builder to attach to this parse's reader, as a reconnect attaches a
     ///     connection's builder to its new reader.
     package static func parse(_ bytes: [UInt8], chunk: Int = .max, builder: ReplyBuilder = ReplyBuilder()) throws(RedisError) -> [RedisReply] {
-        return try read(bytes, chunk: chunk, attach: { builder.attach(to: $0) }) { _ in builder.takeCompleted() }
+        try read(bytes, chunk: chunk, attach: { builder.attach(to: $0) }) { _ in builder.takeCompleted() }
     }
 
     /// The same replies from hiredis' own objects, converted afterwards (what connections did before
-    /// ``ReplyBuilder``): what ``parse(_:chunk:)`` is checked against.
+    /// ``ReplyBuilder``): what ``parse(_:chunk:builder:)`` is checked against.
     package static func parseWithHiredisObjects(_ bytes: [UInt8]) throws(RedisError) -> [RedisReply] {
         try read(bytes, chunk: .max, attach: { _ in }) { raw in
             defer { freeReplyObject(raw) }

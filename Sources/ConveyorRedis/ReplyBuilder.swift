@@ -21,13 +21,13 @@ package final class ReplyBuilder {
         let count: Int
     }
 
-    /// The arrays under construction, outermost first (hiredis 0.14 refuses a ninth level).
+    /// The arrays under construction, outermost first: at most eight (hiredis 0.14 refuses a ninth level).
     private var open: [OpenArray] = []
     /// The last reply completed and not yet taken.
     private var completed: RedisReply?
 
     package init() {
-        open.reserveCapacity(9)
+        open.reserveCapacity(8)
     }
 
     /// Makes `reader` build its replies with this builder. The builder must outlive the reader's use.
