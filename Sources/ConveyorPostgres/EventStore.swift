@@ -58,9 +58,7 @@ public struct EventStore: Sendable {
             }
             do {
                 return try session.transaction { () throws(PostgresError) -> Outcome in
-                    try session.copy(
-                        "COPY task_events (event_id, task_id, status, attempt, agent, at, detail) FROM STDIN",
-                        data: history, name: "copy task_events")
+                    try session.copy(into: "task_events (event_id, task_id, status, attempt, agent, at, detail)", history, name: "copy task_events")
                     return try apply(appended: recorded.count)
                 }
             } catch let error as PostgresError where error.isUniqueViolation {
@@ -68,8 +66,7 @@ public struct EventStore: Sendable {
                 // take the slower path that skips the ones already there.
                 return try session.transaction { () throws(PostgresError) -> Outcome in
                     try session.copy(
-                        "COPY conveyor_event_batch (event_id, task_id, status, attempt, agent, at, detail) FROM STDIN",
-                        data: history, name: "copy event batch")
+                        into: "conveyor_event_batch (event_id, task_id, status, attempt, agent, at, detail)", history, name: "copy event batch")
                     let inserted = try session.query("""
                         INSERT INTO task_events (event_id, task_id, status, attempt, agent, at, detail)
                         SELECT event_id, task_id, status, attempt, agent, at, detail FROM conveyor_event_batch
@@ -116,11 +113,11 @@ public struct EventStore: Sendable {
     /// task as it was before the other's COMMIT). A `finished_by` column set by the status merge would
     /// close the second; the first also needs the finisher's last report kept until the outcome comes
     /// (the stored progress holds one report, the newest).
-    private static func mergeProgress(_ rows: [UInt8], on session: PostgresSession) throws(PostgresError) {
+    private static func mergeProgress(_ rows: CopyRows, on session: PostgresSession) throws(PostgresError) {
         // One primary-key lookup per task, as for the status merge (see there); the finisher's lookup
         // (task_events by task id) only for tasks that have finished.
         try session.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off", name: "merge plan")
-        try session.copy("COPY conveyor_progress_merge (id, attempt, agent, at, progress) FROM STDIN", data: rows, name: "copy progress merge")
+        try session.copy(into: "conveyor_progress_merge (id, attempt, agent, at, progress)", rows, name: "copy progress merge")
         _ = try session.queryPrepared("""
             WITH reports AS (
                 SELECT p.id, p.attempt, p.agent, p.at, p.progress,
@@ -148,18 +145,18 @@ public struct EventStore: Sendable {
             """, name: "merge task progress").affected
     }
 
-    package static func encodeProgress(_ events: [LifecycleEvent]) -> [UInt8] {
-        var encoder = CopyRowEncoder(reservingCapacity: events.count * 120)
+    package static func encodeProgress(_ events: [LifecycleEvent]) -> CopyRows {
+        var encoder = CopyRowEncoder(reservingCapacity: events.count * 140)
         for event in events {
             guard let progress = event.progress else { continue }
-            encoder.append(event.taskID.rawValue)
-            encoder.append(event.attempt)
-            encoder.append(event.agent)
-            encoder.append(timestampMillis: event.atMillis)
-            encoder.append(progress.json(attempt: event.attempt, atMillis: event.atMillis, agent: event.agent))
+            encoder.append(bigint: event.taskID.rawValue)
+            encoder.append(integer: event.attempt)
+            encoder.append(text: event.agent)
+            encoder.append(timestamptzMillis: event.atMillis)
+            encoder.append(jsonb: progress.json(attempt: event.attempt, atMillis: event.atMillis, agent: event.agent))
             encoder.endRow()
         }
-        return encoder.bytes
+        return encoder.finished()
     }
 
     /// What the merge moved: how many rows, and the workflow nodes among them that ended.
@@ -169,15 +166,14 @@ public struct EventStore: Sendable {
         var workflows: Set<WorkflowID> = []
     }
 
-    private static func merge(_ rows: [UInt8], on session: PostgresSession) throws(PostgresError) -> Merged {
+    private static func merge(_ rows: CopyRows, on session: PostgresSession) throws(PostgresError) -> Merged {
         // A temp table has no statistics, so the planner guessed a hash join over a sequential scan of
         // all of `tasks`: every batch then read the whole table (LoadTests/profile.sh at 1,000 tasks/s:
         // PostgreSQL busy in ExecHashTableInsert and HeapTupleSatisfiesVisibility, its CPU growing with
         // the table). A batch touches a few thousand rows at most: one primary-key lookup each.
         try session.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off", name: "merge plan")
         try session.copy(
-            "COPY conveyor_task_merge (id, status, attempt, at, started_at, finished_at, result, error) FROM STDIN",
-            data: rows, name: "copy task merge")
+            into: "conveyor_task_merge (id, status, attempt, at, started_at, finished_at, result, error)", rows, name: "copy task merge")
         // The ended workflow nodes come back in two arrays of one row: a plain task adds nothing to them.
         let row = try session.queryPrepared("""
             WITH moved AS (UPDATE tasks t SET
@@ -272,19 +268,19 @@ public struct EventStore: Sendable {
         return min(first, second)
     }
 
-    package static func encodeHistory(_ events: [LifecycleEvent]) -> [UInt8] {
-        var encoder = CopyRowEncoder(reservingCapacity: events.count * 120)
+    package static func encodeHistory(_ events: [LifecycleEvent]) -> CopyRows {
+        var encoder = CopyRowEncoder(reservingCapacity: events.count * 160)
         // One buffer for every row's detail: built afresh per event, it grew (and allocated) several
         // times per event of every batch.
         var detail = ""
         detail.reserveCapacity(256)
         for event in events {
-            encoder.appendUnescaped { event.writeEventID(to: &$0) }
-            encoder.append(event.taskID.rawValue)
-            encoder.append(event.isProgress ? "progress" : event.status.rawValue)
-            encoder.append(event.attempt)
-            encoder.append(event.agent)
-            encoder.append(timestampMillis: event.atMillis)
+            encoder.append(textWrittenBy: { event.writeEventID(to: &$0) })
+            encoder.append(bigint: event.taskID.rawValue)
+            encoder.append(text: event.isProgress ? "progress" : event.status.rawValue)
+            encoder.append(integer: event.attempt)
+            encoder.append(text: event.agent)
+            encoder.append(timestamptzMillis: event.atMillis)
             detail.removeAll(keepingCapacity: true)
             detail += "{\"cid\":"
             JSONValue.writeString(event.correlationID, into: &detail)
@@ -315,25 +311,25 @@ public struct EventStore: Sendable {
                 detail += progress.json(attempt: event.attempt, atMillis: event.atMillis)
             }
             detail += "}"
-            encoder.append(detail)
+            encoder.append(jsonb: detail)
             encoder.endRow()
         }
-        return encoder.bytes
+        return encoder.finished()
     }
 
-    package static func encodeMerge(_ events: [LifecycleEvent]) -> [UInt8] {
-        var encoder = CopyRowEncoder(reservingCapacity: events.count * 80)
+    package static func encodeMerge(_ events: [LifecycleEvent]) -> CopyRows {
+        var encoder = CopyRowEncoder(reservingCapacity: events.count * 100)
         for event in events {
-            encoder.append(event.taskID.rawValue)
-            encoder.append(event.status.rawValue)
-            encoder.append(event.attempt)
-            encoder.append(timestampMillis: event.atMillis)
-            encoder.append(timestampMillis: event.startedAtMillis)
-            encoder.append(timestampMillis: event.status.isTerminal ? event.atMillis : nil)
-            encoder.append(event.result)
-            encoder.append(event.error)
+            encoder.append(bigint: event.taskID.rawValue)
+            encoder.append(text: event.status.rawValue)
+            encoder.append(integer: event.attempt)
+            encoder.append(timestamptzMillis: event.atMillis)
+            encoder.append(timestamptzMillis: event.startedAtMillis)
+            encoder.append(timestamptzMillis: event.status.isTerminal ? event.atMillis : nil)
+            encoder.append(jsonb: event.result)
+            encoder.append(text: event.error)
             encoder.endRow()
         }
-        return encoder.bytes
+        return encoder.finished()
     }
 }

@@ -171,11 +171,14 @@ public final class PostgresSession {
         }
     }
 
-    /// Streams `data` (COPY text format) into `sql`, a `COPY … FROM STDIN` statement, in chunks of 256 KiB
-    /// so that the server parses one chunk while the next is sent.
-    public func copy(_ sql: String, data: [UInt8], name: String? = nil) throws(PostgresError) {
+    /// Streams `rows` into `target` (a table and its columns, `tasks (id, type, …)`, in the order the rows
+    /// were encoded) with `COPY … FROM STDIN (FORMAT binary)`, in chunks of 256 KiB so that the server
+    /// parses one chunk while the next is sent. The statement is built here so that binary rows never
+    /// meet a COPY that expects text.
+    public func copy(into target: String, _ rows: CopyRows, name: String? = nil) throws(PostgresError) {
+        let sql = "COPY \(target) FROM STDIN (FORMAT binary)"
         let label = name ?? Self.name(of: sql)
-        try guarded(label) { connection throws(PostgresError) in try copy(sql, data: data, label: label, on: connection) }
+        try guarded(label) { connection throws(PostgresError) in try copy(sql, data: rows.bytes, label: label, on: connection) }
     }
 
     private func copy(_ sql: String, data: [UInt8], label: String, on connection: OpaquePointer) throws(PostgresError) {

@@ -119,7 +119,7 @@ public struct TaskStore: Sendable {
         // per flush (the Submitter flushes a few tasks at a time at 1,000 single POSTs a second).
         if tasks.allSatisfy(\.isPlainInsert) {
             let newIDs = try ids.allocate(tasks.count, on: session)
-            try session.copy(copyStatement, data: copyRows(zip(tasks, newIDs)), name: "copy tasks")
+            try session.copy(into: copyTarget, copyRows(zip(tasks, newIDs)), name: "copy tasks")
             return zip(tasks, newIDs).map { InsertedTask(id: $1, status: $0.initialStatus, created: true) }
         }
         return try session.transaction { () throws(PostgresError) -> [InsertedTask] in
@@ -162,13 +162,11 @@ public struct TaskStore: Sendable {
                 results[index] = InsertedTask(id: id, status: tasks[index].initialStatus, created: true)
             }
             if !fresh.isEmpty {
-                try session.copy(
-                    copyStatement,
-                    data: copyRows(zip(fresh.lazy.map { tasks[$0] }, newIDs)), name: "copy tasks")
+                try session.copy(into: copyTarget, copyRows(zip(fresh.lazy.map { tasks[$0] }, newIDs)), name: "copy tasks")
                 // Only tagged tasks touch the tags index (task_tags), so untagged submissions pay nothing.
                 let tagRows = tagCopyRows(zip(fresh.lazy.map { tasks[$0] }, newIDs))
                 if !tagRows.isEmpty {
-                    try session.copy("COPY task_tags (key, value, task_id) FROM STDIN", data: tagRows, name: "copy task tags")
+                    try session.copy(into: "task_tags (key, value, task_id)", tagRows, name: "copy task tags")
                 }
                 // Scheduled tasks are filed for search here; the UPDATE trigger keeps the file from then on.
                 let scheduled = zip(fresh, newIDs).filter { tasks[$0.0].initialStatus == .scheduled }.map(\.1)
@@ -196,54 +194,54 @@ public struct TaskStore: Sendable {
     static let copyColumns =
         "id, type, queue, status, params, correlation_id, idempotency_key, attempts, max_attempts, created_at, updated_at, submitted_by, tags, run_at, callback_url, priority, limit_key"
 
-    static let copyStatement = "COPY tasks (\(copyColumns)) FROM STDIN"
+    static let copyTarget = "tasks (\(copyColumns))"
 
-    /// The COPY text of new task rows, in the order of ``copyColumns``.
-    package static func copyRows(_ rows: some Sequence<(NewTask, TaskID)>) -> [UInt8] {
-        var encoder = CopyRowEncoder(reservingCapacity: rows.underestimatedCount * 160)
+    /// The COPY rows of new tasks, in the order of ``copyColumns``.
+    package static func copyRows(_ rows: some Sequence<(NewTask, TaskID)>) -> CopyRows {
+        var encoder = CopyRowEncoder(reservingCapacity: rows.underestimatedCount * 200)
         for (task, id) in rows {
             appendColumns(of: task, id: id, status: task.initialStatus, to: &encoder)
             encoder.endRow()
         }
-        return encoder.bytes
+        return encoder.finished()
     }
 
     /// Appends one new task's ``copyColumns`` to a row (a workflow node appends its own after them).
     static func appendColumns(of task: NewTask, id: TaskID, status: TaskStatus, to encoder: inout CopyRowEncoder) {
-        encoder.append(id.rawValue)
-        encoder.append(task.type)
-        encoder.append(task.queue)
-        encoder.append(status.rawValue)
-        encoder.append(task.params)
-        encoder.append(task.correlationID)
-        encoder.append(task.idempotencyKey)
-        encoder.append(0)
-        encoder.append(task.maxAttempts)
-        encoder.append(timestampMillis: task.createdAtMillis)
-        encoder.append(timestampMillis: task.createdAtMillis)
-        encoder.append(task.submittedBy)
-        encoder.append(task.tags)
-        encoder.append(timestampMillis: task.runAtMillis)
-        encoder.append(task.callbackURL)
+        encoder.append(bigint: id.rawValue)
+        encoder.append(text: task.type)
+        encoder.append(text: task.queue)
+        encoder.append(text: status.rawValue)
+        encoder.append(jsonb: task.params)
+        encoder.append(text: task.correlationID)
+        encoder.append(text: task.idempotencyKey)
+        encoder.append(integer: 0)
+        encoder.append(integer: task.maxAttempts)
+        encoder.append(timestamptzMillis: task.createdAtMillis)
+        encoder.append(timestamptzMillis: task.createdAtMillis)
+        encoder.append(text: task.submittedBy)
+        encoder.append(jsonb: task.tags)
+        encoder.append(timestamptzMillis: task.runAtMillis)
+        encoder.append(text: task.callbackURL)
         // NULL for normal priority: the column stays empty for the common case.
-        encoder.append(task.priority == .normal ? nil : String(task.priority.rawValue))
-        encoder.append(task.limitKey)
+        encoder.append(smallint: task.priority == .normal ? nil : task.priority.rawValue)
+        encoder.append(text: task.limitKey)
     }
 
-    /// The COPY text of the tags of new tasks (none for untagged ones): one row per tag.
-    package static func tagCopyRows(_ rows: some Sequence<(NewTask, TaskID)>) -> [UInt8] {
+    /// The COPY rows of the tags of new tasks (none for untagged ones): one row per tag.
+    package static func tagCopyRows(_ rows: some Sequence<(NewTask, TaskID)>) -> CopyRows {
         var encoder = CopyRowEncoder()
         for (task, id) in rows {
             guard let tags = task.tags, case .object(let members)? = try? JSONValue.parse(tags) else { continue }
             for (key, value) in members.sorted(by: { $0.key < $1.key }) {
                 guard case .string(let text) = value else { continue }
-                encoder.append(key)
-                encoder.append(text)
-                encoder.append(id.rawValue)
+                encoder.append(text: key)
+                encoder.append(text: text)
+                encoder.append(bigint: id.rawValue)
                 encoder.endRow()
             }
         }
-        return encoder.bytes
+        return encoder.finished()
     }
 
     public func get(_ id: TaskID) async throws -> TaskRecord? {
@@ -381,12 +379,12 @@ extension TaskStore {
                 guard !tasks.isEmpty else { return [] }
                 var encoder = CopyRowEncoder()
                 for task in tasks {
-                    encoder.append(task.id.rawValue)
-                    encoder.append(task.maxAttempts)
+                    encoder.append(bigint: task.id.rawValue)
+                    encoder.append(integer: task.maxAttempts)
                     encoder.endRow()
                 }
                 try session.execute("CREATE TEMP TABLE IF NOT EXISTS conveyor_redrive (id bigint, max_attempts integer) ON COMMIT DELETE ROWS", name: "redrive temp table")
-                try session.copy("COPY conveyor_redrive (id, max_attempts) FROM STDIN", data: encoder.bytes, name: "copy redrive")
+                try session.copy(into: "conveyor_redrive (id, max_attempts)", encoder.finished(), name: "copy redrive")
                 _ = try session.query("""
                     UPDATE tasks t SET status = 'queued', max_attempts = r.max_attempts, updated_at = now(), finished_at = NULL,
                         -- Not known to be in Redis until the redrive script has run: should the script and the

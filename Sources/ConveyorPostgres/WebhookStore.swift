@@ -129,16 +129,16 @@ public struct WebhookStore: Sendable {
                 JSONValue.writeString(error, into: &detail)
             }
             detail += "}"
-            encoder.append("\(delivery.id)-webhook-\(delivery.attempt)")
-            encoder.append(delivery.taskID.rawValue)
-            encoder.append("webhook")
-            encoder.append(delivery.taskAttempt)
-            encoder.append("webhooks")
-            encoder.append(timestampMillis: now)
-            encoder.append(detail)
+            encoder.append(text: "\(delivery.id)-webhook-\(delivery.attempt)")
+            encoder.append(bigint: delivery.taskID.rawValue)
+            encoder.append(text: "webhook")
+            encoder.append(integer: delivery.taskAttempt)
+            encoder.append(text: "webhooks")
+            encoder.append(timestamptzMillis: now)
+            encoder.append(jsonb: detail)
             encoder.endRow()
         }
-        let history = encoder.bytes
+        let history = encoder.finished()
         let (finished, retries) = (done, (ids: retryIDs, at: retryAt, errors: retryErrors))
         try await client.withSession { session in
             try EventStore.prepareTemporaryTables(on: session)
@@ -157,8 +157,7 @@ public struct WebhookStore: Sendable {
                 // A replayed try (a crash after this COMMIT, before the process forgot it) must not fail the
                 // batch: through the Recorder's batch table, skipping rows already there.
                 try session.copy(
-                    "COPY conveyor_event_batch (event_id, task_id, status, attempt, agent, at, detail) FROM STDIN",
-                    data: history, name: "copy webhook events")
+                    into: "conveyor_event_batch (event_id, task_id, status, attempt, agent, at, detail)", history, name: "copy webhook events")
                 _ = try session.query("""
                     INSERT INTO task_events (event_id, task_id, status, attempt, agent, at, detail)
                     SELECT event_id, task_id, status, attempt, agent, at, detail FROM conveyor_event_batch

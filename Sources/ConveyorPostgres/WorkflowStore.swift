@@ -105,35 +105,35 @@ public struct WorkflowStore: Sendable {
                     let waitingOn = graph.dependencies[index].count
                     let status: TaskStatus = waitingOn == 0 ? .queued : .waiting
                     TaskStore.appendColumns(of: node.task, id: taskIDs[index], status: status, to: &rows)
-                    rows.append(id.rawValue)
-                    rows.append(node.key)
-                    rows.append(waitingOn)
-                    rows.append(0)
-                    rows.append(node.onDependencyFailure.rawValue)
+                    rows.append(bigint: id.rawValue)
+                    rows.append(text: node.key)
+                    rows.append(integer: waitingOn)
+                    rows.append(integer: 0)
+                    rows.append(text: node.onDependencyFailure.rawValue)
                     // A waiting node has nothing in Redis to look for: the Reconciler leaves it alone.
-                    rows.append(waitingOn > 0)
+                    rows.append(boolean: waitingOn > 0)
                     rows.endRow()
                     nodes.append(InsertedWorkflow.Node(key: node.key, id: taskIDs[index], status: status))
                     if waitingOn == 0 { roots.append((node.task, taskIDs[index])) }
                 }
                 try session.copy(
-                    "COPY tasks (\(TaskStore.copyColumns), workflow_id, node_key, waiting_on, failed_deps, on_dependency_failure, dispatched) FROM STDIN",
-                    data: rows.bytes, name: "copy workflow nodes")
+                    into: "tasks (\(TaskStore.copyColumns), workflow_id, node_key, waiting_on, failed_deps, on_dependency_failure, dispatched)",
+                    rows.finished(), name: "copy workflow nodes")
                 let tagRows = TaskStore.tagCopyRows(zip(workflow.nodes.lazy.map(\.task), taskIDs))
                 if !tagRows.isEmpty {
-                    try session.copy("COPY task_tags (key, value, task_id) FROM STDIN", data: tagRows, name: "copy task tags")
+                    try session.copy(into: "task_tags (key, value, task_id)", tagRows, name: "copy task tags")
                 }
                 var edges = CopyRowEncoder(reservingCapacity: workflow.nodes.count * 40)
                 for (child, parents) in graph.dependencies.enumerated() {
                     for parent in parents {
-                        edges.append(id.rawValue)
-                        edges.append(taskIDs[parent].rawValue)
-                        edges.append(taskIDs[child].rawValue)
+                        edges.append(bigint: id.rawValue)
+                        edges.append(bigint: taskIDs[parent].rawValue)
+                        edges.append(bigint: taskIDs[child].rawValue)
                         edges.endRow()
                     }
                 }
-                if !edges.bytes.isEmpty {
-                    try session.copy("COPY workflow_edges (workflow_id, parent, child) FROM STDIN", data: edges.bytes, name: "copy workflow edges")
+                if edges.rowCount > 0 {
+                    try session.copy(into: "workflow_edges (workflow_id, parent, child)", edges.finished(), name: "copy workflow edges")
                 }
                 _ = try session.query("""
                     INSERT INTO workflows (id, name, status, correlation_id, idempotency_key, submitted_by, node_count, created_at, updated_at)

@@ -2,47 +2,140 @@
 import ConveyorCore
 import Testing
 
+/// Reads a binary COPY stream back: checks its signature, each row's field count and the trailer, and
+/// returns each row's fields (nil for NULL).
+func decodeCopyRows(_ rows: CopyRows) -> [[[UInt8]?]]? {
+    let bytes = rows.bytes
+    guard bytes.count >= 21, Array(bytes[0..<19]) == CopyRowEncoder.header, bytes.suffix(2) == [0xFF, 0xFF] else { return nil }
+    func integer(_ at: Int, _ width: Int) -> Int64 {
+        var value: UInt64 = 0
+        for index in at..<(at + width) { value = value << 8 | UInt64(bytes[index]) }
+        return width == 2 ? Int64(Int16(truncatingIfNeeded: value)) : Int64(Int32(truncatingIfNeeded: value))
+    }
+    var offset = 19
+    var decoded: [[[UInt8]?]] = []
+    while offset < bytes.count - 2 {
+        let fieldCount = Int(integer(offset, 2))
+        offset += 2
+        var fields: [[UInt8]?] = []
+        for _ in 0..<fieldCount {
+            let length = Int(integer(offset, 4))
+            offset += 4
+            if length < 0 {
+                fields.append(nil)
+            } else {
+                guard offset + length <= bytes.count - 2 else { return nil }
+                fields.append(Array(bytes[offset..<(offset + length)]))
+                offset += length
+            }
+        }
+        decoded.append(fields)
+    }
+    return offset == bytes.count - 2 && decoded.count == rows.count ? decoded : nil
+}
+
+private func text(_ field: [UInt8]??) -> String? {
+    guard let field, let field else { return nil }
+    return String(decoding: field, as: UTF8.self)
+}
+
 @Suite("COPY encoding and PostgreSQL values")
 struct CopyRowEncoderTests {
-    @Test("fields are tab-separated, rows newline-terminated, NULL is \\N, and specials are escaped")
-    func encodesRows() {
-        var encoder = CopyRowEncoder()
-        encoder.append("plain")
-        encoder.append(nil as String?)
-        encoder.append("tab\there\nnew\\slash\rcr")
-        encoder.append(Int64(-5))
-        encoder.endRow()
-        encoder.append(true)
-        encoder.endRow()
-        #expect(String(decoding: encoder.bytes, as: UTF8.self) == "plain\t\\N\ttab\\there\\nnew\\\\slash\\rcr\t-5\nt\n")
+    @Test("a stream opens with the binary signature and closes with the trailer; one without rows holds only those")
+    func framing() {
+        let empty = CopyRowEncoder().finished()
+        #expect(empty.bytes == Array("PGCOPY\n".utf8) + [0xFF, 0x0D, 0x0A, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF])
+        #expect(empty.isEmpty && empty.count == 0)
+        #expect(decodeCopyRows(empty)?.isEmpty == true)
     }
 
-    @Test("a NUL byte, which PostgreSQL text cannot hold, becomes U+FFFD")
-    func nulBytes() {
+    @Test("each row carries its field count, each field its length, and NULL is a length of -1")
+    func rowsAndNulls() throws {
         var encoder = CopyRowEncoder()
-        encoder.append("a\u{0}b")
+        encoder.append(text: "plain")
+        encoder.append(text: nil)
+        encoder.append(bigint: nil)
         encoder.endRow()
-        #expect(String(decoding: encoder.bytes, as: UTF8.self) == "a\u{FFFD}b\n")
+        encoder.append(boolean: true)
+        encoder.append(boolean: false)
+        encoder.endRow()
+        let rows = encoder.finished()
+        #expect(rows.count == 2)
+        let decoded = try #require(decodeCopyRows(rows))
+        #expect(decoded[0] == [Array("plain".utf8), nil, nil])
+        #expect(decoded[1] == [[1], [0]])
+        // The first row byte for byte: field count 3, length 5 and the text, then two NULLs.
+        #expect(Array(rows.bytes[19..<(19 + 2 + 4 + 5 + 8)]) == [0, 3, 0, 0, 0, 5] + Array("plain".utf8) + [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
     }
 
-    @Test("timestamps are written in UTC with milliseconds")
-    func timestamps() {
+    @Test("text is copied as it is, tabs, newlines and backslashes included; a NUL byte becomes U+FFFD")
+    func textNeedsNoEscaping() throws {
+        var encoder = CopyRowEncoder()
+        encoder.append(text: "tab\there\nnew\\slash\rcr")
+        encoder.append(text: "a\u{0}b")
+        encoder.append(text: "")
+        encoder.append(textWrittenBy: { $0.append(contentsOf: Array("12-1-running".utf8)) })
+        encoder.endRow()
+        let fields = try #require(decodeCopyRows(encoder.finished()))[0]
+        #expect(text(fields[0]) == "tab\there\nnew\\slash\rcr")
+        #expect(text(fields[1]) == "a\u{FFFD}b")
+        #expect(fields[2] == [])
+        #expect(text(fields[3]) == "12-1-running")
+    }
+
+    @Test("jsonb is the version byte and the JSON text")
+    func jsonb() throws {
+        var encoder = CopyRowEncoder()
+        encoder.append(jsonb: #"{"a":"x\ty"}"#)
+        encoder.append(jsonb: nil)
+        encoder.append(jsonb: "\"a\u{0}\"")
+        encoder.endRow()
+        let fields = try #require(decodeCopyRows(encoder.finished()))[0]
+        #expect(fields[0] == [1] + Array(#"{"a":"x\ty"}"#.utf8))
+        #expect(fields[1] == nil)
+        #expect(fields[2] == [1] + Array("\"a\u{FFFD}\"".utf8))
+    }
+
+    @Test("timestamps are microseconds since 2000-01-01 UTC, negative before it")
+    func timestamps() throws {
         #expect(PostgresTimestamp.text(millis: 1_000) == "1970-01-01 00:00:01.000+00")
         var encoder = CopyRowEncoder()
-        encoder.append(timestampMillis: 1_795_000_000_123)
-        encoder.append(timestampMillis: nil)
-        encoder.append(timestampMillis: 1_000)
+        encoder.append(timestamptzMillis: 946_684_800_000)
+        encoder.append(timestamptzMillis: 946_684_800_001)
+        encoder.append(timestamptzMillis: nil)
+        encoder.append(timestamptzMillis: 1_000)
         encoder.endRow()
-        #expect(String(decoding: encoder.bytes, as: UTF8.self) == "2026-11-18 11:06:40.123+00\t\\N\t1970-01-01 00:00:01.000+00\n")
+        let fields = try #require(decodeCopyRows(encoder.finished()))[0]
+        #expect(fields[0] == [0, 0, 0, 0, 0, 0, 0, 0])
+        #expect(fields[1] == [0, 0, 0, 0, 0, 0, 0x03, 0xE8])
+        #expect(fields[2] == nil)
+        // (1,000 - 946,684,800,000) ms = -946,684,799,000,000 µs, two's complement.
+        let micros = UInt64(bitPattern: Int64(-946_684_799_000_000))
+        #expect(fields[3] == (0..<8).map { UInt8(truncatingIfNeeded: micros >> (56 - 8 * UInt64($0))) })
     }
 
-    @Test("integers are written as their decimal digits, the extremes included")
-    func integers() {
+    @Test("integers are big-endian at the column's width, the extremes included")
+    func integers() throws {
         var encoder = CopyRowEncoder()
-        for value in [0, 7, -5, 1_234_567_890, Int64.max, Int64.min] { encoder.append(value) }
-        encoder.append(42 as Int)
+        encoder.append(bigint: Int64.max)
+        encoder.append(bigint: Int64.min)
+        encoder.append(bigint: -5)
+        encoder.append(integer: -5)
+        encoder.append(integer: 1_234_567_890)
+        encoder.append(smallint: 2)
+        encoder.append(smallint: -1)
+        encoder.append(integer: nil)
+        encoder.append(smallint: nil)
         encoder.endRow()
-        #expect(String(decoding: encoder.bytes, as: UTF8.self) == "0\t7\t-5\t1234567890\t9223372036854775807\t-9223372036854775808\t42\n")
+        let fields = try #require(decodeCopyRows(encoder.finished()))[0]
+        #expect(fields[0] == [0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
+        #expect(fields[1] == [0x80, 0, 0, 0, 0, 0, 0, 0])
+        #expect(fields[2] == [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFB])
+        #expect(fields[3] == [0xFF, 0xFF, 0xFF, 0xFB])
+        #expect(fields[4] == [0x49, 0x96, 0x02, 0xD2])
+        #expect(fields[5] == [0, 2])
+        #expect(fields[6] == [0xFF, 0xFF])
+        #expect(fields[7] == nil && fields[8] == nil)
     }
 
     @Test("array literals quote and escape every element")
@@ -122,16 +215,17 @@ struct EventCoalescingTests {
         first.nextAttemptAtMillis = 5_000
         var second = event(12, .running, attempt: 2, at: 2_000)
         second.progress = try TaskProgress(fraction: 0.5)
-        let rows = String(decoding: EventStore.encodeHistory([first, second]), as: UTF8.self).split(separator: "\n")
-        let firstColumns = rows[0].split(separator: "\t", omittingEmptySubsequences: false)
-        let secondColumns = rows[1].split(separator: "\t", omittingEmptySubsequences: false)
+        let rows = try #require(decodeCopyRows(EventStore.encodeHistory([first, second])))
+        let firstColumns = rows[0].map { text($0) }
+        let secondColumns = rows[1].map { text($0) }
         #expect(firstColumns[0] == "12-1-retrying")
-        // Backslashes are doubled for COPY (the error's tab is JSON-escaped first); the first row's
-        // fields do not reach the second's.
-        #expect(firstColumns[6] == #"{"cid":"c","error":"line\\tbreak","result":{"path":"a\\\\b"},"started":900,"dispatched":800,"next_attempt":5000}"#)
+        #expect(rows[0][1] == [0, 0, 0, 0, 0, 0, 0, 12] && rows[0][3] == [0, 0, 0, 1])
+        // The detail is jsonb: its version byte, then the JSON (the error's tab JSON-escaped, nothing
+        // COPY-escaped); the first row's fields do not reach the second's.
+        #expect(firstColumns[6] == "\u{1}" + #"{"cid":"c","error":"line\tbreak","result":{"path":"a\\b"},"started":900,"dispatched":800,"next_attempt":5000}"#)
         #expect(secondColumns[0] == "12-2-progress-2000")
         #expect(secondColumns[2] == "progress")
-        #expect(secondColumns[6].hasPrefix(#"{"cid":"c","progress":{"#))
-        #expect(!secondColumns[6].contains("result"))
+        #expect(secondColumns[6]?.hasPrefix("\u{1}" + #"{"cid":"c","progress":{"#) == true)
+        #expect(secondColumns[6]?.contains("result") == false)
     }
 }

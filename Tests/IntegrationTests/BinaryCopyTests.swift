@@ -1,0 +1,76 @@
+import ConveyorCore
+import ConveyorPostgres
+import ConveyorTesting
+import Testing
+
+@Suite("Binary COPY against a real PostgreSQL")
+struct BinaryCopyTests {
+    @Test("every column type Conveyor copies arrives as written: NULLs, extremes, times before 2000, text nothing escapes")
+    func everyTypeRoundTrips() async throws {
+        let environment = try await TestServers.shared.environment(name: "binary-copy")
+        let postgres = PostgresClient(configuration: environment.postgres, logger: TestServers.quietLogger)
+        defer { postgres.close() }
+        var encoder = CopyRowEncoder()
+        // 2026-11-18 11:06:40.123 UTC; one millisecond after PostgreSQL's epoch; the Unix epoch (before it).
+        let times: [Int64?] = [1_795_000_000_123, 946_684_800_001, 0]
+        let texts: [String?] = ["tab\there\nnew\\slash\rcr \u{1F600}", nil, "a\u{0}b"]
+        for row in 0..<3 {
+            encoder.append(bigint: [Int64.max, Int64.min, -5][row])
+            encoder.append(integer: [Int(Int32.max), Int(Int32.min), 0][row])
+            encoder.append(smallint: [2, nil, -1][row])
+            encoder.append(boolean: row == 0)
+            encoder.append(timestamptzMillis: times[row])
+            encoder.append(text: texts[row])
+            encoder.append(jsonb: [#"{"k": "v\tw", "n": [1, 2.5]}"#, nil, #"["x"]"#][row])
+            encoder.append(textWrittenBy: { $0.append(contentsOf: Array("id-\(row)".utf8)) })
+            encoder.endRow()
+        }
+        let rows = encoder.finished()
+        #expect(rows.count == 3)
+        let read = try await postgres.withSession { session in
+            try session.execute("""
+                CREATE TEMP TABLE copy_types (b bigint, i integer, s smallint, f boolean, t timestamptz, x text, j jsonb, w text)
+                """, name: "create copy types")
+            try session.copy(into: "copy_types (b, i, s, f, t, x, j, w)", rows, name: "copy types")
+            return try session.query("""
+                SELECT b, i, s, f, (extract(epoch FROM t) * 1000)::bigint, x, j::text, w FROM copy_types ORDER BY w
+                """, name: "read copy types").rows
+        }
+        #expect(read.count == 3)
+        #expect(read[0] == ["9223372036854775807", "2147483647", "2", "t", "1795000000123", "tab\there\nnew\\slash\rcr \u{1F600}", #"{"k": "v\tw", "n": [1, 2.5]}"#, "id-0"])
+        #expect(read[1] == ["-9223372036854775808", "-2147483648", nil, "f", "946684800001", nil, nil, "id-1"])
+        #expect(read[2] == ["-5", "0", "-1", "f", "0", "a\u{FFFD}b", #"["x"]"#, "id-2"])
+    }
+
+    @Test("a stream without rows copies nothing and still succeeds")
+    func emptyStream() async throws {
+        let environment = try await TestServers.shared.environment(name: "binary-copy-empty")
+        let postgres = PostgresClient(configuration: environment.postgres, logger: TestServers.quietLogger)
+        defer { postgres.close() }
+        let count = try await postgres.withSession { session in
+            try session.execute("CREATE TEMP TABLE copy_empty (b bigint)", name: "create copy empty")
+            try session.copy(into: "copy_empty (b)", CopyRowEncoder().finished(), name: "copy empty")
+            return try session.query("SELECT count(*) FROM copy_empty", name: "count copy empty").rows.first?[0]
+        }
+        #expect(count == "0")
+    }
+
+    @Test("a value of the wrong width is refused with the column named, and the session stays usable")
+    func wrongWidthIsRefused() async throws {
+        let environment = try await TestServers.shared.environment(name: "binary-copy-width")
+        let postgres = PostgresClient(configuration: environment.postgres, logger: TestServers.quietLogger)
+        defer { postgres.close() }
+        var encoder = CopyRowEncoder()
+        encoder.append(bigint: 7)  // eight bytes where the column takes four
+        encoder.endRow()
+        let rows = encoder.finished()
+        let after = try await postgres.withSession { session in
+            try session.execute("CREATE TEMP TABLE copy_width (i integer)", name: "create copy width")
+            let error = #expect(throws: PostgresError.self) { try session.copy(into: "copy_width (i)", rows, name: "copy width") }
+            #expect(error?.description.contains("incorrect binary data format") == true, "\(String(describing: error))")
+            #expect(error?.description.contains("column i") == true, "\(String(describing: error))")
+            return try session.query("SELECT count(*) FROM copy_width", name: "count copy width").rows.first?[0]
+        }
+        #expect(after == "0")
+    }
+}
