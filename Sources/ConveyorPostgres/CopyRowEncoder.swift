@@ -83,21 +83,21 @@ public struct CopyRowEncoder: Sendable {
     public mutating func append(bigint value: Int64?) {
         guard let value else { return appendNull() }
         appendLength(8)
-        appendBigEndian(UInt64(bitPattern: value), byteCount: 8)
+        appendBigEndian(value)
     }
 
     /// An `integer` column. Values outside its range are a caller's bug (attempts and counts are small).
     public mutating func append(integer value: Int?) {
         guard let value else { return appendNull() }
         appendLength(4)
-        appendBigEndian(UInt64(UInt32(bitPattern: Int32(truncatingIfNeeded: value))), byteCount: 4)
+        appendBigEndian(Int32(truncatingIfNeeded: value))
     }
 
     /// A `smallint` column.
     public mutating func append(smallint value: Int?) {
         guard let value else { return appendNull() }
         appendLength(2)
-        appendBigEndian(UInt64(UInt16(bitPattern: Int16(truncatingIfNeeded: value))), byteCount: 2)
+        appendBigEndian(Int16(truncatingIfNeeded: value))
     }
 
     /// A `boolean` column.
@@ -110,7 +110,7 @@ public struct CopyRowEncoder: Sendable {
     public mutating func append(timestamptzMillis value: Int64?) {
         guard let value else { return appendNull() }
         appendLength(8)
-        appendBigEndian(UInt64(bitPattern: (value - Self.postgresEpochMillis) &* 1_000), byteCount: 8)
+        appendBigEndian((value - Self.postgresEpochMillis) &* 1_000)
     }
 
     public mutating func endRow() {
@@ -159,22 +159,20 @@ public struct CopyRowEncoder: Sendable {
     }
 
     /// A field's length word, opening the row (its field count, written at ``endRow()``) when it is the first.
+    @inline(__always)
     private mutating func appendLength(_ length: Int32) {
         if rowStart < 0 {
             rowStart = bytes.count
-            bytes.append(0)
-            bytes.append(0)
+            appendBigEndian(Int16(0))
         }
         fieldsInRow += 1
-        appendBigEndian(UInt64(UInt32(bitPattern: length)), byteCount: 4)
+        appendBigEndian(length)
     }
 
-    private mutating func appendBigEndian(_ value: UInt64, byteCount: Int) {
-        var shift = (byteCount - 1) * 8
-        while shift >= 0 {
-            bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift)))
-            shift -= 8
-        }
+    /// One copy of the value's bytes in network order (a byte at a time was 3 % of the coordinator).
+    @inline(__always)
+    private mutating func appendBigEndian(_ value: some FixedWidthInteger) {
+        withUnsafeBytes(of: value.bigEndian) { raw in raw.withMemoryRebound(to: UInt8.self) { bytes.append(contentsOf: $0) } }
     }
 }
 

@@ -10,15 +10,19 @@ struct LiveStatusTests {
     @Test("a stream sends each step as it happens and ends after the terminal one")
     func streamToTheEnd() async throws {
         let stack = try await Stack.start()
-        // Four of the agent's one-second progress intervals, so that at least two reports go out while it
-        // runs even when a loaded machine delays a flush or folds a batch (2.4 s once gave only one, in a
-        // parallel test phase of 142 s).
+        // Four of the agent's one-second progress intervals: reports go out while it runs.
         let id = try await stack.submit("steps", params: #"{"steps":4,"ms":1000}"#)
         let reading = try await stack.readStream(id)
         #expect(reading.status == 200 && reading.endedByServer)
         let kinds = reading.events.map(\.event)
         #expect(kinds.first == "queued" && kinds.last == "succeeded")
-        #expect(kinds.filter { $0 == "progress" }.count >= 2)
+        // How many reports are recorded is the Recorder's business: a batch keeps a task's newest report
+        // only, so on a saturated machine (a 4-second task once took 38 s in CI) several fold into one.
+        // What the stream promises is every recorded step, in order, none twice.
+        #expect(kinds.contains("progress"))
+        let streamed = reading.events.map { "\($0.id ?? "")/\($0.event)" }
+        let history = try await stack.history(id).map { "\($0["id"]?.stringValue ?? "")/\($0["kind"]?.stringValue ?? "")" }
+        #expect(streamed == history, "the stream is exactly the history")
         let last = try JSONValue.parse(reading.events.last!.data)
         #expect(last["result"]?["steps"]?.intValue == 4)
         try await stack.stop()
