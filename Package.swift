@@ -217,7 +217,7 @@ let package = Package(
         .testTarget(
             name: "ConveyorCoordinatorTests",
             dependencies: [
-                "ConveyorCoordinator", "ConveyorConfiguration", "ConveyorPostgres", "ConveyorObservability", "ConveyorTesting",
+                "ConveyorCoordinator", "ConveyorConfiguration", "ConveyorPostgres", "ConveyorRedis", "ConveyorObservability", "ConveyorTesting",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Metrics", package: "swift-metrics"),

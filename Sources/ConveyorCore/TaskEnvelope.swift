@@ -49,18 +49,44 @@ public struct TaskEnvelope: Sendable, Hashable {
         self.enqueuedAtMillis = enqueuedAtMillis
     }
 
+    /// A field's value as an XADD writes it: text, or a number that is written as its digits.
+    public enum FieldValue: Sendable {
+        case text(String)
+        case integer(Int64)
+
+        public var text: String {
+            switch self {
+            case .text(let text): text
+            case .integer(let number): String(number)
+            }
+        }
+    }
+
+    /// Visits the fields written with XADD, in their fixed order. ``fields`` collects them; the
+    /// Submitter's XADD writes them straight into its command, without a string per number or an array
+    /// per entry (`RedisConnection.xadd(stream:envelope:)`).
+    @inlinable
+    public func forEachField(_ visit: (StaticString, FieldValue) -> Void) {
+        visit("id", .integer(id.rawValue))
+        visit("type", .text(type))
+        visit("params", .text(params))
+        visit("cid", .text(correlationID))
+        visit("attempt", .integer(Int64(attempt)))
+        visit("max", .integer(Int64(maxAttempts)))
+        visit("enq", .integer(enqueuedAtMillis))
+        if hasCallback { visit("cb", .integer(1)) }
+        if priority != .normal { visit("pri", .integer(Int64(priority.rawValue))) }
+        if let limitKey { visit("lk", .text(limitKey)) }
+        if let rateReservedAt { visit("rr", .integer(rateReservedAt)) }
+        if let rateSlotAt { visit("rs", .integer(rateSlotAt)) }
+        if let dependencies { visit("deps", .text(dependencies)) }
+    }
+
     /// The field/value pairs written with XADD, in a fixed order.
     public var fields: [(String, String)] {
-        var fields = [
-            ("id", id.description), ("type", type), ("params", params), ("cid", correlationID),
-            ("attempt", String(attempt)), ("max", String(maxAttempts)), ("enq", String(enqueuedAtMillis)),
-        ]
-        if hasCallback { fields.append(("cb", "1")) }
-        if priority != .normal { fields.append(("pri", String(priority.rawValue))) }
-        if let limitKey { fields.append(("lk", limitKey)) }
-        if let rateReservedAt { fields.append(("rr", String(rateReservedAt))) }
-        if let rateSlotAt { fields.append(("rs", String(rateSlotAt))) }
-        if let dependencies { fields.append(("deps", dependencies)) }
+        var fields: [(String, String)] = []
+        fields.reserveCapacity(8)
+        forEachField { name, value in fields.append((name.description, value.text)) }
         return fields
     }
 

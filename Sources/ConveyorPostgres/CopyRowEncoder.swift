@@ -86,18 +86,21 @@ public struct CopyRowEncoder: Sendable {
         appendBigEndian(value)
     }
 
-    /// An `integer` column. Values outside its range are a caller's bug (attempts and counts are small).
+    /// An `integer` column. A value outside its range is refused by the server (see
+    /// ``appendUnrepresentable()``), never wrapped: an attempt number comes from a stream entry.
     public mutating func append(integer value: Int?) {
         guard let value else { return appendNull() }
+        guard let exact = Int32(exactly: value) else { return appendUnrepresentable() }
         appendLength(4)
-        appendBigEndian(Int32(truncatingIfNeeded: value))
+        appendBigEndian(exact)
     }
 
-    /// A `smallint` column.
+    /// A `smallint` column (refused out of range, as ``append(integer:)``).
     public mutating func append(smallint value: Int?) {
         guard let value else { return appendNull() }
+        guard let exact = Int16(exactly: value) else { return appendUnrepresentable() }
         appendLength(2)
-        appendBigEndian(Int16(truncatingIfNeeded: value))
+        appendBigEndian(exact)
     }
 
     /// A `boolean` column.
@@ -106,11 +109,16 @@ public struct CopyRowEncoder: Sendable {
         bytes.append(value ? 1 : 0)
     }
 
-    /// A `timestamptz` column from Unix milliseconds: microseconds since PostgreSQL's epoch.
+    /// A `timestamptz` column from Unix milliseconds: microseconds since PostgreSQL's epoch. One that
+    /// does not fit is refused by the server (see ``appendUnrepresentable()``); one that fits but lies
+    /// beyond PostgreSQL's range (294276 AD) is refused by the server itself ("timestamp out of range").
     public mutating func append(timestamptzMillis value: Int64?) {
         guard let value else { return appendNull() }
+        let (sinceEpoch, below) = value.subtractingReportingOverflow(Self.postgresEpochMillis)
+        let (micros, beyond) = sinceEpoch.multipliedReportingOverflow(by: 1_000)
+        guard !below, !beyond else { return appendUnrepresentable() }
         appendLength(8)
-        appendBigEndian((value - Self.postgresEpochMillis) &* 1_000)
+        appendBigEndian(micros)
     }
 
     public mutating func endRow() {
@@ -122,18 +130,31 @@ public struct CopyRowEncoder: Sendable {
         rowCount += 1
     }
 
-    /// The stream to send: the rows and the trailer (consuming, so the buffer is not copied).
-    public consuming func finished() -> CopyRows {
-        precondition(rowStart < 0, "finished() inside a row")
+    /// The stream to send: the rows and the trailer. Appended in place and handed over, so the buffer is
+    /// never copied; the encoder starts a new stream afterwards.
+    public mutating func finish() -> CopyRows {
+        precondition(rowStart < 0, "finish() inside a row")
         bytes.append(0xFF)
         bytes.append(0xFF)
-        return CopyRows(bytes: bytes, count: rowCount)
+        let rows = CopyRows(bytes: bytes, count: rowCount)
+        bytes = Self.header
+        rowCount = 0
+        return rows
     }
 
     /// `memchr`: the text of a task's params can be kilobytes, and most of it is never looked at otherwise.
     private static func containsNUL(_ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let base = utf8.baseAddress else { return false }
         return memchr(base, 0, utf8.count) != nil
+    }
+
+    /// A value its column cannot hold, as a field of nine bytes: no column Conveyor copies takes nine
+    /// bytes, so the server refuses the batch ("incorrect binary data format", SQLSTATE 22P03) as it refused
+    /// an out-of-range number in the text format, and the Recorder then records event by event, dropping
+    /// only the bad one. Never a wrapped value that would be stored as a wrong one.
+    private mutating func appendUnrepresentable() {
+        appendLength(9)
+        bytes.append(contentsOf: repeatElement(0 as UInt8, count: 9))
     }
 
     private mutating func appendNull() {

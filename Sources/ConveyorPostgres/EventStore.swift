@@ -156,7 +156,7 @@ public struct EventStore: Sendable {
             encoder.append(jsonb: progress.json(attempt: event.attempt, atMillis: event.atMillis, agent: event.agent))
             encoder.endRow()
         }
-        return encoder.finished()
+        return encoder.finish()
     }
 
     /// What the merge moved: how many rows, and the workflow nodes among them that ended.
@@ -314,7 +314,7 @@ public struct EventStore: Sendable {
             encoder.append(jsonb: detail)
             encoder.endRow()
         }
-        return encoder.finished()
+        return encoder.finish()
     }
 
     package static func encodeMerge(_ events: [LifecycleEvent]) -> CopyRows {
@@ -330,6 +330,6 @@ public struct EventStore: Sendable {
             encoder.append(text: event.error)
             encoder.endRow()
         }
-        return encoder.finished()
+        return encoder.finish()
     }
 }

@@ -203,7 +203,7 @@ public struct TaskStore: Sendable {
             appendColumns(of: task, id: id, status: task.initialStatus, to: &encoder)
             encoder.endRow()
         }
-        return encoder.finished()
+        return encoder.finish()
     }
 
     /// Appends one new task's ``copyColumns`` to a row (a workflow node appends its own after them).
@@ -241,7 +241,7 @@ public struct TaskStore: Sendable {
                 encoder.endRow()
             }
         }
-        return encoder.finished()
+        return encoder.finish()
     }
 
     public func get(_ id: TaskID) async throws -> TaskRecord? {
@@ -384,7 +384,7 @@ extension TaskStore {
                     encoder.endRow()
                 }
                 try session.execute("CREATE TEMP TABLE IF NOT EXISTS conveyor_redrive (id bigint, max_attempts integer) ON COMMIT DELETE ROWS", name: "redrive temp table")
-                try session.copy(into: "conveyor_redrive (id, max_attempts)", encoder.finished(), name: "copy redrive")
+                try session.copy(into: "conveyor_redrive (id, max_attempts)", encoder.finish(), name: "copy redrive")
                 _ = try session.query("""
                     UPDATE tasks t SET status = 'queued', max_attempts = r.max_attempts, updated_at = now(), finished_at = NULL,
                         -- Not known to be in Redis until the redrive script has run: should the script and the

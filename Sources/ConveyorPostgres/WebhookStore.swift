@@ -138,7 +138,7 @@ public struct WebhookStore: Sendable {
             encoder.append(jsonb: detail)
             encoder.endRow()
         }
-        let history = encoder.finished()
+        let history = encoder.finish()
         let (finished, retries) = (done, (ids: retryIDs, at: retryAt, errors: retryErrors))
         try await client.withSession { session in
             try EventStore.prepareTemporaryTables(on: session)

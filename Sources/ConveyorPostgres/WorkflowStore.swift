@@ -118,7 +118,7 @@ public struct WorkflowStore: Sendable {
                 }
                 try session.copy(
                     into: "tasks (\(TaskStore.copyColumns), workflow_id, node_key, waiting_on, failed_deps, on_dependency_failure, dispatched)",
-                    rows.finished(), name: "copy workflow nodes")
+                    rows.finish(), name: "copy workflow nodes")
                 let tagRows = TaskStore.tagCopyRows(zip(workflow.nodes.lazy.map(\.task), taskIDs))
                 if !tagRows.isEmpty {
                     try session.copy(into: "task_tags (key, value, task_id)", tagRows, name: "copy task tags")
@@ -133,7 +133,7 @@ public struct WorkflowStore: Sendable {
                     }
                 }
                 if edges.rowCount > 0 {
-                    try session.copy(into: "workflow_edges (workflow_id, parent, child)", edges.finished(), name: "copy workflow edges")
+                    try session.copy(into: "workflow_edges (workflow_id, parent, child)", edges.finish(), name: "copy workflow edges")
                 }
                 _ = try session.query("""
                     INSERT INTO workflows (id, name, status, correlation_id, idempotency_key, submitted_by, node_count, created_at, updated_at)

@@ -17,6 +17,14 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
         append(name)
     }
 
+    /// A command whose size is known about in advance (an XADD of a task: its params dominate), so its
+    /// buffers grow once instead of doubling their way there.
+    public init(_ name: String, reservingBytes byteCount: Int, arguments argumentCount: Int) {
+        bytes.reserveCapacity(byteCount)
+        lengths.reserveCapacity(argumentCount)
+        append(name)
+    }
+
     public init(_ name: String, _ arguments: [String]) {
         self.init(name)
         for argument in arguments { append(argument) }
@@ -31,7 +39,23 @@ public struct RedisCommand: Sendable, Hashable, CustomStringConvertible {
     }
 
     public mutating func append(_ argument: some BinaryInteger) {
-        append(String(argument))
+        if let value = Int64(exactly: argument) { append(decimal: value) } else { append(String(argument)) }
+    }
+
+    /// A number's digits, written straight into the buffer (no string per number).
+    public mutating func append(decimal argument: Int64) {
+        let start = bytes.count
+        if argument < 0 { bytes.append(UInt8(ascii: "-")) }
+        bytes.appendDecimalDigits(of: argument.magnitude)
+        lengths.append(bytes.count - start)
+    }
+
+    /// A name known at compile time (a field name, a keyword).
+    public mutating func append(_ argument: StaticString) {
+        argument.withUTF8Buffer { utf8 in
+            bytes.append(contentsOf: utf8)
+            lengths.append(utf8.count)
+        }
     }
 
     public mutating func append(bytes argument: [UInt8]) {

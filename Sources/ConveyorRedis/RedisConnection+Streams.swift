@@ -1,3 +1,5 @@
+import ConveyorCore
+
 /// Stream commands, built and decoded in one place.
 extension RedisClient {
     public static func xadd(stream: String, fields: [(String, String)]) -> RedisCommand {
@@ -7,6 +9,25 @@ extension RedisClient {
         for (field, value) in fields {
             command.append(field)
             command.append(value)
+        }
+        return command
+    }
+
+    /// The XADD of a task's entry, its fields written straight from the envelope (see
+    /// ``TaskEnvelope/forEachField(_:)``): every submitted task's path.
+    public static func xadd(stream: String, envelope: TaskEnvelope) -> RedisCommand {
+        var command = RedisCommand(
+            "XADD", reservingBytes: 120 + stream.utf8.count + envelope.params.utf8.count + envelope.correlationID.utf8.count
+                + envelope.type.utf8.count + (envelope.dependencies?.utf8.count ?? 0) + (envelope.limitKey?.utf8.count ?? 0),
+            arguments: 29)
+        command.append(stream)
+        command.append("*" as StaticString)
+        envelope.forEachField { name, value in
+            command.append(name)
+            switch value {
+            case .text(let text): command.append(text)
+            case .integer(let number): command.append(decimal: number)
+            }
         }
         return command
     }

@@ -43,10 +43,29 @@ private func text(_ field: [UInt8]??) -> String? {
 struct CopyRowEncoderTests {
     @Test("a stream opens with the binary signature and closes with the trailer; one without rows holds only those")
     func framing() {
-        let empty = CopyRowEncoder().finished()
+        var encoder = CopyRowEncoder()
+        let empty = encoder.finish()
         #expect(empty.bytes == Array("PGCOPY\n".utf8) + [0xFF, 0x0D, 0x0A, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF])
         #expect(empty.isEmpty && empty.count == 0)
         #expect(decodeCopyRows(empty)?.isEmpty == true)
+        // The encoder starts a new stream after finishing one.
+        encoder.append(boolean: true)
+        encoder.endRow()
+        #expect(decodeCopyRows(encoder.finish())?.count == 1)
+    }
+
+    @Test("a number its column cannot hold becomes a nine-byte field, which the server refuses, instead of a wrapped value")
+    func outOfRange() throws {
+        var encoder = CopyRowEncoder()
+        encoder.append(integer: Int(Int32.max) + 1)
+        encoder.append(integer: Int(Int32.min))
+        encoder.append(smallint: 40_000)
+        encoder.append(smallint: Int(Int16.min))
+        encoder.append(timestamptzMillis: Int64.min)
+        encoder.append(timestamptzMillis: Int64.max / 10)
+        encoder.endRow()
+        let fields = try #require(decodeCopyRows(encoder.finish()))[0]
+        #expect(fields.map { $0?.count } == [9, 4, 9, 2, 9, 9])
     }
 
     @Test("each row carries its field count, each field its length, and NULL is a length of -1")
@@ -59,7 +78,7 @@ struct CopyRowEncoderTests {
         encoder.append(boolean: true)
         encoder.append(boolean: false)
         encoder.endRow()
-        let rows = encoder.finished()
+        let rows = encoder.finish()
         #expect(rows.count == 2)
         let decoded = try #require(decodeCopyRows(rows))
         #expect(decoded[0] == [Array("plain".utf8), nil, nil])
@@ -76,7 +95,7 @@ struct CopyRowEncoderTests {
         encoder.append(text: "")
         encoder.append(textWrittenBy: { $0.append(contentsOf: Array("12-1-running".utf8)) })
         encoder.endRow()
-        let fields = try #require(decodeCopyRows(encoder.finished()))[0]
+        let fields = try #require(decodeCopyRows(encoder.finish()))[0]
         #expect(text(fields[0]) == "tab\there\nnew\\slash\rcr")
         #expect(text(fields[1]) == "a\u{FFFD}b")
         #expect(fields[2] == [])
@@ -90,7 +109,7 @@ struct CopyRowEncoderTests {
         encoder.append(jsonb: nil)
         encoder.append(jsonb: "\"a\u{0}\"")
         encoder.endRow()
-        let fields = try #require(decodeCopyRows(encoder.finished()))[0]
+        let fields = try #require(decodeCopyRows(encoder.finish()))[0]
         #expect(fields[0] == [1] + Array(#"{"a":"x\ty"}"#.utf8))
         #expect(fields[1] == nil)
         #expect(fields[2] == [1] + Array("\"a\u{FFFD}\"".utf8))
@@ -105,7 +124,7 @@ struct CopyRowEncoderTests {
         encoder.append(timestamptzMillis: nil)
         encoder.append(timestamptzMillis: 1_000)
         encoder.endRow()
-        let fields = try #require(decodeCopyRows(encoder.finished()))[0]
+        let fields = try #require(decodeCopyRows(encoder.finish()))[0]
         #expect(fields[0] == [0, 0, 0, 0, 0, 0, 0, 0])
         #expect(fields[1] == [0, 0, 0, 0, 0, 0, 0x03, 0xE8])
         #expect(fields[2] == nil)
@@ -127,7 +146,7 @@ struct CopyRowEncoderTests {
         encoder.append(integer: nil)
         encoder.append(smallint: nil)
         encoder.endRow()
-        let fields = try #require(decodeCopyRows(encoder.finished()))[0]
+        let fields = try #require(decodeCopyRows(encoder.finish()))[0]
         #expect(fields[0] == [0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF])
         #expect(fields[1] == [0x80, 0, 0, 0, 0, 0, 0, 0])
         #expect(fields[2] == [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFB])

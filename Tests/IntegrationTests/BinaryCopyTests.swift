@@ -21,11 +21,11 @@ struct BinaryCopyTests {
             encoder.append(boolean: row == 0)
             encoder.append(timestamptzMillis: times[row])
             encoder.append(text: texts[row])
-            encoder.append(jsonb: [#"{"k": "v\tw", "n": [1, 2.5]}"#, nil, #"["x"]"#][row])
+            encoder.append(jsonb: [#"{"k": "v\tw", "n": [1, 2.5]}"#, nil, "[\"x\u{0}\"]"][row])
             encoder.append(textWrittenBy: { $0.append(contentsOf: Array("id-\(row)".utf8)) })
             encoder.endRow()
         }
-        let rows = encoder.finished()
+        let rows = encoder.finish()
         #expect(rows.count == 3)
         let read = try await postgres.withSession { session in
             try session.execute("""
@@ -39,7 +39,7 @@ struct BinaryCopyTests {
         #expect(read.count == 3)
         #expect(read[0] == ["9223372036854775807", "2147483647", "2", "t", "1795000000123", "tab\there\nnew\\slash\rcr \u{1F600}", #"{"k": "v\tw", "n": [1, 2.5]}"#, "id-0"])
         #expect(read[1] == ["-9223372036854775808", "-2147483648", nil, "f", "946684800001", nil, nil, "id-1"])
-        #expect(read[2] == ["-5", "0", "-1", "f", "0", "a\u{FFFD}b", #"["x"]"#, "id-2"])
+        #expect(read[2] == ["-5", "0", "-1", "f", "0", "a\u{FFFD}b", "[\"x\u{FFFD}\"]", "id-2"])
     }
 
     @Test("a stream without rows copies nothing and still succeeds")
@@ -47,9 +47,11 @@ struct BinaryCopyTests {
         let environment = try await TestServers.shared.environment(name: "binary-copy-empty")
         let postgres = PostgresClient(configuration: environment.postgres, logger: TestServers.quietLogger)
         defer { postgres.close() }
+        var empty = CopyRowEncoder()
+        let rows = empty.finish()
         let count = try await postgres.withSession { session in
             try session.execute("CREATE TEMP TABLE copy_empty (b bigint)", name: "create copy empty")
-            try session.copy(into: "copy_empty (b)", CopyRowEncoder().finished(), name: "copy empty")
+            try session.copy(into: "copy_empty (b)", rows, name: "copy empty")
             return try session.query("SELECT count(*) FROM copy_empty", name: "count copy empty").rows.first?[0]
         }
         #expect(count == "0")
@@ -63,13 +65,44 @@ struct BinaryCopyTests {
         var encoder = CopyRowEncoder()
         encoder.append(bigint: 7)  // eight bytes where the column takes four
         encoder.endRow()
-        let rows = encoder.finished()
+        let rows = encoder.finish()
         let after = try await postgres.withSession { session in
             try session.execute("CREATE TEMP TABLE copy_width (i integer)", name: "create copy width")
             let error = #expect(throws: PostgresError.self) { try session.copy(into: "copy_width (i)", rows, name: "copy width") }
             #expect(error?.description.contains("incorrect binary data format") == true, "\(String(describing: error))")
             #expect(error?.description.contains("column i") == true, "\(String(describing: error))")
             return try session.query("SELECT count(*) FROM copy_width", name: "count copy width").rows.first?[0]
+        }
+        #expect(after == "0")
+    }
+
+    @Test("a number its column cannot hold is refused as data (SQLSTATE 22P03), never stored wrapped")
+    func outOfRangeIsRefused() async throws {
+        let environment = try await TestServers.shared.environment(name: "binary-copy-range")
+        let postgres = PostgresClient(configuration: environment.postgres, logger: TestServers.quietLogger)
+        defer { postgres.close() }
+        var batches: [CopyRows] = []
+        for write in [
+            { (encoder: inout CopyRowEncoder) in encoder.append(integer: Int(Int32.max) + 1) },
+            { (encoder: inout CopyRowEncoder) in encoder.append(smallint: -40_000) },
+            { (encoder: inout CopyRowEncoder) in encoder.append(timestamptzMillis: Int64.min) },
+        ] {
+            var encoder = CopyRowEncoder()
+            encoder.append(bigint: 1)
+            write(&encoder)
+            encoder.endRow()
+            batches.append(encoder.finish())
+        }
+        let columns = ["i integer", "s smallint", "t timestamptz"]
+        let streams = batches
+        let after = try await postgres.withSession { session in
+            for (index, rows) in streams.enumerated() {
+                try session.execute("CREATE TEMP TABLE copy_range_\(index) (b bigint, \(columns[index]))", name: "create copy range")
+                let column = columns[index].split(separator: " ")[0]
+                let error = #expect(throws: PostgresError.self) { try session.copy(into: "copy_range_\(index) (b, \(column))", rows, name: "copy range") }
+                #expect(error?.sqlState == "22P03", "\(String(describing: error))")
+            }
+            return try session.query("SELECT (SELECT count(*) FROM copy_range_0) + (SELECT count(*) FROM copy_range_1) + (SELECT count(*) FROM copy_range_2)", name: "count copy range").rows.first?[0]
         }
         #expect(after == "0")
     }

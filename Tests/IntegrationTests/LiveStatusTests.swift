@@ -7,7 +7,7 @@ import Testing
 
 @Suite("Live status: Server-Sent Events and long-polls")
 struct LiveStatusTests {
-    @Test("a stream sends each step as it happens and ends after the terminal one")
+    @Test("a stream sends every recorded step in order, progress included, none twice, and ends after the terminal one")
     func streamToTheEnd() async throws {
         let stack = try await Stack.start()
         // Four of the agent's one-second progress intervals: reports go out while it runs.

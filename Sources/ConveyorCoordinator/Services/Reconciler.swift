@@ -302,7 +302,7 @@ public final class Reconciler: Service, Sendable {
             if task.status == .scheduled, let due = task.runAtMillis, due > now {
                 return Submitter.park(envelope, dueAtMillis: due, in: keys.delayed(task.queue))
             }
-            return RedisConnection.xadd(stream: keys.ready(task.queue, priority: task.priority), fields: envelope.fields)
+            return RedisConnection.xadd(stream: keys.ready(task.queue, priority: task.priority), envelope: envelope)
         })
         if let failure = replies.first(where: { $0.errorMessage != nil }) {
             throw RedisError(.commandFailed, failure.errorMessage!, command: "XADD")

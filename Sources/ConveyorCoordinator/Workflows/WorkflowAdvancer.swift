@@ -130,7 +130,7 @@ public final class WorkflowAdvancer: Service, Sendable {
         let replies: [RedisReply]
         do {
             replies = try await redis.send(entries.map { envelope, queue in
-                RedisConnection.xadd(stream: keys.ready(queue, priority: envelope.priority), fields: envelope.fields)
+                RedisConnection.xadd(stream: keys.ready(queue, priority: envelope.priority), envelope: envelope)
             })
         } catch {
             preparedStreams.withLock { $0.removeAll() }
