@@ -7,9 +7,6 @@ import Testing
 struct BinaryCopyTests {
     @Test("every column type Conveyor copies arrives as written: NULLs, extremes, times before 2000, text nothing escapes")
     func everyTypeRoundTrips() async throws {
-        let environment = try await TestServers.shared.environment(name: "binary-copy")
-        let postgres = PostgresClient(configuration: environment.postgres, logger: TestServers.quietLogger)
-        defer { postgres.close() }
         var encoder = CopyRowEncoder()
         // 2026-11-18 11:06:40.123 UTC; one millisecond after PostgreSQL's epoch; the Unix epoch (before it).
         let times: [Int64?] = [1_795_000_000_123, 946_684_800_001, 0]
@@ -27,7 +24,7 @@ struct BinaryCopyTests {
         }
         let rows = encoder.finish()
         #expect(rows.count == 3)
-        let read = try await postgres.withSession { session in
+        let read = try await Self.withSession { session in
             try session.execute("""
                 CREATE TEMP TABLE copy_types (b bigint, i integer, s smallint, f boolean, t timestamptz, x text, j jsonb, w text)
                 """, name: "create copy types")
@@ -44,12 +41,9 @@ struct BinaryCopyTests {
 
     @Test("a stream without rows copies nothing and still succeeds")
     func emptyStream() async throws {
-        let environment = try await TestServers.shared.environment(name: "binary-copy-empty")
-        let postgres = PostgresClient(configuration: environment.postgres, logger: TestServers.quietLogger)
-        defer { postgres.close() }
         var empty = CopyRowEncoder()
         let rows = empty.finish()
-        let count = try await postgres.withSession { session in
+        let count = try await Self.withSession { session in
             try session.execute("CREATE TEMP TABLE copy_empty (b bigint)", name: "create copy empty")
             try session.copy(into: "copy_empty (b)", rows, name: "copy empty")
             return try session.query("SELECT count(*) FROM copy_empty", name: "count copy empty").rows.first?[0]
@@ -59,14 +53,11 @@ struct BinaryCopyTests {
 
     @Test("a value of the wrong width is refused with the column named, and the session stays usable")
     func wrongWidthIsRefused() async throws {
-        let environment = try await TestServers.shared.environment(name: "binary-copy-width")
-        let postgres = PostgresClient(configuration: environment.postgres, logger: TestServers.quietLogger)
-        defer { postgres.close() }
         var encoder = CopyRowEncoder()
         encoder.append(bigint: 7)  // eight bytes where the column takes four
         encoder.endRow()
         let rows = encoder.finish()
-        let after = try await postgres.withSession { session in
+        let after = try await Self.withSession { session in
             try session.execute("CREATE TEMP TABLE copy_width (i integer)", name: "create copy width")
             let error = #expect(throws: PostgresError.self) { try session.copy(into: "copy_width (i)", rows, name: "copy width") }
             #expect(error?.description.contains("incorrect binary data format") == true, "\(String(describing: error))")
@@ -78,9 +69,6 @@ struct BinaryCopyTests {
 
     @Test("a number its column cannot hold is refused as data (SQLSTATE 22P03), never stored wrapped")
     func outOfRangeIsRefused() async throws {
-        let environment = try await TestServers.shared.environment(name: "binary-copy-range")
-        let postgres = PostgresClient(configuration: environment.postgres, logger: TestServers.quietLogger)
-        defer { postgres.close() }
         var batches: [CopyRows] = []
         for write in [
             { (encoder: inout CopyRowEncoder) in encoder.append(integer: Int(Int32.max) + 1) },
@@ -95,7 +83,7 @@ struct BinaryCopyTests {
         }
         let columns = ["i integer", "s smallint", "t timestamptz"]
         let streams = batches
-        let after = try await postgres.withSession { session in
+        let after = try await Self.withSession { session in
             for (index, rows) in streams.enumerated() {
                 try session.execute("CREATE TEMP TABLE copy_range_\(index) (b bigint, \(columns[index]))", name: "create copy range")
                 let column = columns[index].split(separator: " ")[0]
@@ -105,5 +93,13 @@ struct BinaryCopyTests {
             return try session.query("SELECT (SELECT count(*) FROM copy_range_0) + (SELECT count(*) FROM copy_range_1) + (SELECT count(*) FROM copy_range_2)", name: "count copy range").rows.first?[0]
         }
         #expect(after == "0")
+    }
+
+    /// A session on this suite's database of the test process' PostgreSQL (its temp tables go with it).
+    private static func withSession<T: Sendable>(_ body: @escaping @Sendable (PostgresSession) throws -> T) async throws -> T {
+        let environment = try await TestServers.shared.environment(name: "binary-copy")
+        let postgres = PostgresClient(configuration: environment.postgres, logger: TestServers.quietLogger)
+        defer { postgres.close() }
+        return try await postgres.withSession(body)
     }
 }
