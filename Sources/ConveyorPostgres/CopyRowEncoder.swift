@@ -41,41 +41,23 @@ public struct CopyRowEncoder: Sendable {
     /// the whole batch.
     public mutating func append(text value: String?) {
         guard var value else { return appendNull() }
-        value.withUTF8 { utf8 in
-            guard Self.containsNUL(utf8) else { return appendField(utf8) }
-            beginField()
-            let lengthAt = bytes.count - 4
-            for byte in utf8 {
-                if byte == 0 { bytes.append(contentsOf: [0xEF, 0xBF, 0xBD]) } else { bytes.append(byte) }
-            }
-            patchLength(at: lengthAt)
-        }
+        value.withUTF8 { utf8 in appendField { $0.appendReplacingNUL(utf8) } }
     }
 
     /// A `text` column whose bytes `write` puts straight into the row. Only for text that can never hold
     /// a NUL byte (digits, ASCII names, dashes): nothing here checks it.
     public mutating func append(textWrittenBy write: (inout [UInt8]) -> Void) {
-        beginField()
-        let lengthAt = bytes.count - 4
-        write(&bytes)
-        patchLength(at: lengthAt)
+        appendField(write)
     }
 
     /// A `jsonb` column: the version byte, then the JSON text (which PostgreSQL parses, as it did the text).
     public mutating func append(jsonb value: String?) {
         guard var value else { return appendNull() }
         value.withUTF8 { utf8 in
-            beginField()
-            let lengthAt = bytes.count - 4
-            bytes.append(1)
-            if Self.containsNUL(utf8) {
-                for byte in utf8 {
-                    if byte == 0 { bytes.append(contentsOf: [0xEF, 0xBF, 0xBD]) } else { bytes.append(byte) }
-                }
-            } else {
-                bytes.append(contentsOf: utf8)
+            appendField { bytes in
+                bytes.append(1)
+                bytes.appendReplacingNUL(utf8)
             }
-            patchLength(at: lengthAt)
         }
     }
 
@@ -142,12 +124,6 @@ public struct CopyRowEncoder: Sendable {
         return rows
     }
 
-    /// `memchr`: the text of a task's params can be kilobytes, and most of it is never looked at otherwise.
-    private static func containsNUL(_ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard let base = utf8.baseAddress else { return false }
-        return memchr(base, 0, utf8.count) != nil
-    }
-
     /// A value its column cannot hold, as a field of nine bytes: no column Conveyor copies takes nine
     /// bytes, so the server refuses the batch ("incorrect binary data format", SQLSTATE 22P03) as it refused
     /// an out-of-range number in the text format, and the Recorder then records event by event, dropping
@@ -161,22 +137,16 @@ public struct CopyRowEncoder: Sendable {
         appendLength(-1)
     }
 
-    private mutating func appendField(_ value: UnsafeBufferPointer<UInt8>) {
-        appendLength(Int32(value.count))
-        bytes.append(contentsOf: value)
-    }
-
-    /// Opens a field whose length is patched once its bytes are written.
-    private mutating func beginField() {
+    /// A field whose bytes `write` appends; its length is patched in afterwards.
+    private mutating func appendField(_ write: (inout [UInt8]) -> Void) {
         appendLength(0)
-    }
-
-    private mutating func patchLength(at index: Int) {
-        let length = UInt32(bytes.count - index - 4)
-        bytes[index] = UInt8(truncatingIfNeeded: length >> 24)
-        bytes[index + 1] = UInt8(truncatingIfNeeded: length >> 16)
-        bytes[index + 2] = UInt8(truncatingIfNeeded: length >> 8)
-        bytes[index + 3] = UInt8(truncatingIfNeeded: length)
+        let lengthAt = bytes.count - 4
+        write(&bytes)
+        let length = UInt32(bytes.count - lengthAt - 4)
+        bytes[lengthAt] = UInt8(truncatingIfNeeded: length >> 24)
+        bytes[lengthAt + 1] = UInt8(truncatingIfNeeded: length >> 16)
+        bytes[lengthAt + 2] = UInt8(truncatingIfNeeded: length >> 8)
+        bytes[lengthAt + 3] = UInt8(truncatingIfNeeded: length)
     }
 
     /// A field's length word, opening the row (its field count, written at ``endRow()``) when it is the first.
@@ -194,6 +164,17 @@ public struct CopyRowEncoder: Sendable {
     @inline(__always)
     private mutating func appendBigEndian(_ value: some FixedWidthInteger) {
         withUnsafeBytes(of: value.bigEndian) { raw in raw.withMemoryRebound(to: UInt8.self) { bytes.append(contentsOf: $0) } }
+    }
+}
+
+extension [UInt8] {
+    /// `utf8` as it is, or with each NUL byte (which PostgreSQL text cannot hold) as U+FFFD: one bad byte
+    /// must not fail the whole batch. `memchr` first: a task's params can be kilobytes.
+    fileprivate mutating func appendReplacingNUL(_ utf8: UnsafeBufferPointer<UInt8>) {
+        guard let base = utf8.baseAddress, memchr(base, 0, utf8.count) != nil else { return append(contentsOf: utf8) }
+        for byte in utf8 {
+            if byte == 0 { append(contentsOf: [0xEF, 0xBF, 0xBD]) } else { append(byte) }
+        }
     }
 }
 
