@@ -116,4 +116,23 @@ struct CompleterTests {
         #expect(acks == ["", "", "2-0"])
         #expect(statuses == ["running", "progress", "succeeded"])
     }
+
+    @Test("a start and its outcome in one batch stay two events when the attempt reported in between: running, the report, the outcome")
+    func reportKeepsTheStartApart() throws {
+        let progress = try TaskProgress(fraction: 0.5)
+        let arguments = completer().scriptCalls(for: [
+            .started(delivery(attempt: 1), atMillis: 10),
+            .progress(delivery(attempt: 1), progress, atMillis: 11),
+            .finished(delivery(attempt: 1), .succeeded(result: nil), startedAtMillis: 10, atMillis: 12),
+        ])[0].arguments
+        #expect(arguments[1] == "0", "no plain completion: the outcome stays behind the report")
+        var general = Array(arguments[2...])
+        var steps: [String] = []
+        while !general.isEmpty {
+            let event = try LifecycleEvent.events(inEntry: [LifecycleEvent.batchField: general[2]]).first!.get()
+            steps.append("\(event.isProgress ? "progress" : event.status.rawValue)@\(event.atMillis)")
+            general.removeFirst(5)
+        }
+        #expect(steps == ["running@10", "progress@11", "succeeded@12"])
+    }
 }

@@ -55,4 +55,26 @@ struct TaskHistoryTests {
         #expect(items[1]["agent"]?.stringValue == "api" && items[1]["error"]?.stringValue == "cancelled")
         try await stack.stop()
     }
+
+    @Test("an attempt's steps within one millisecond keep the order they happened in: running, its report, then its outcome, each dated after the one before")
+    func sameMillisecondStepsKeepTheirOrder() async throws {
+        let registry = TaskTypeRegistry([TaskTypeDefinition(name: "quick", maxAttempts: 1, handler: "quick")])
+        var handlers = HandlerSet.builtIns
+        handlers.register("quick") { task in
+            try task.reportProgress(message: "at once")
+            throw TaskFailure("fails at once, on purpose")
+        }
+        let stack = try await Stack.start(registry: registry, handlers: handlers)
+        var ids: [Int64] = []
+        for _ in 0..<5 { ids.append(try await stack.submit("quick")) }
+        let outcomes = try await stack.waitUntilTerminal(ids)
+        for id in ids {
+            #expect(outcomes[id] == .dead)
+            let items = try await stack.history(id)
+            #expect(items.map { $0["kind"]?.stringValue ?? "?" } == ["queued", "dispatched", "running", "progress", "dead"], "task \(id)")
+            let times = items.suffix(3).compactMap { $0["at"]?.stringValue }
+            #expect(times.count == 3 && times[0] < times[1] && times[1] < times[2], "task \(id): \(times)")
+        }
+        try await stack.stop()
+    }
 }

@@ -57,9 +57,12 @@ final class Completer: Service, Sendable {
         try? await queue.enqueue(.progress(delivery, progress, atMillis: atMillis))
     }
 
-    func finished(_ delivery: Delivery, _ outcome: AttemptOutcome, startedAtMillis: Int64) async {
+    /// - Parameter notBeforeMillis: the earliest time the outcome may carry: after the attempt's earlier
+    ///   events, when they fall in the same millisecond.
+    func finished(_ delivery: Delivery, _ outcome: AttemptOutcome, startedAtMillis: Int64, notBeforeMillis: Int64 = .min) async {
         do {
-            try await queue.enqueue(.finished(delivery, outcome, startedAtMillis: startedAtMillis, atMillis: WallClock.nowMillis()))
+            let at = max(WallClock.nowMillis(), notBeforeMillis)
+            try await queue.enqueue(.finished(delivery, outcome, startedAtMillis: startedAtMillis, atMillis: at))
         } catch {
             // Only after shutdown: the entry stays pending and is redelivered, so nothing is lost.
             logger.warning("completion arrived after shutdown; the task will be redelivered", metadata: [LogKeys.taskID: "\(delivery.envelope.id)"])
@@ -170,7 +173,9 @@ final class Completer: Service, Sendable {
         for item in batch {
             switch item {
             case .started(let delivery, let at):
-                if finishedEntries.contains(delivery.key) { continue }
+                // A start folds into an outcome of the same batch (which carries its time), unless the
+                // attempt reported progress in between: its history would then list the report first.
+                if finishedEntries.contains(delivery.key) && !reported.contains(delivery.key) { continue }
                 let event = LifecycleEvent(
                     taskID: delivery.envelope.id, status: .running, attempt: delivery.envelope.attempt, agent: agentID,
                     atMillis: at, startedAtMillis: at, correlationID: delivery.envelope.correlationID, type: delivery.envelope.type,

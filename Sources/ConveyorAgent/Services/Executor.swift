@@ -247,13 +247,15 @@ final class Executor: Service, Sendable {
         // anyway: it is not queued (one Completer item per task instead of two at the ceiling).
         if !handler.returnsWithoutSuspending { await completer.started(delivery, atMillis: startedAt) }
         let timeout = registry[envelope.type]?.timeout ?? TaskTypeDefinition.defaultTimeout
-        let outcome = await Self.attempt(handler, delivery: delivery, timeout: timeout, cancel: cancel, logger: logger, progress: progressBook.sink(for: delivery))
+        let outcome = await Self.attempt(
+            handler, delivery: delivery, timeout: timeout, cancel: cancel, logger: logger,
+            progress: progressBook.sink(for: delivery, startedAtMillis: startedAt))
         // Ends matter only for the limit proofs (how many runs of a limited type overlapped); the load
         // generator's ceiling runs keep one line per task, as before limits existed.
         if gate.limitedTypes.contains(envelope.type) {
             journal?.recordEnd(taskID: envelope.id.description, attempt: envelope.attempt, agent: agentID, atMillis: WallClock.nowMillis())
         }
-        let lastProgress = progressBook.finish(delivery)
+        let ending = progressBook.finish(delivery)
         guard let outcome else {
             taskLogger.info("attempt interrupted by shutdown; the task is handed back")
             interrupted.withLock { $0.append(delivery) }
@@ -272,8 +274,12 @@ final class Executor: Service, Sendable {
             }
         }
         // The attempt's last word about its progress goes out before its outcome, in the same order.
-        if let lastProgress { await completer.progress(delivery, lastProgress.progress, atMillis: lastProgress.atMillis) }
-        await completer.finished(delivery, outcome, startedAtMillis: startedAt)
+        if let unsent = ending?.unsent { await completer.progress(delivery, unsent.progress, atMillis: unsent.atMillis) }
+        // Dated after the attempt's `running` and its reports even within their millisecond, so that the
+        // history lists them in the order they happened (a `failed` of the same millisecond sorts first).
+        let runningFloor = handler.returnsWithoutSuspending ? Int64.min : startedAt + 1
+        await completer.finished(
+            delivery, outcome, startedAtMillis: startedAt, notBeforeMillis: max(runningFloor, ending?.outcomeNotBefore ?? .min))
     }
 
     /// Runs one attempt under its timeout. Nil when the attempt was cancelled by shutdown (not a failure:
