@@ -1,11 +1,5 @@
 import ConveyorCore
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Encodes rows in PostgreSQL's binary COPY format (`COPY … FROM STDIN (FORMAT binary)`) into one byte
 /// buffer.
 ///
@@ -29,9 +23,6 @@ public struct CopyRowEncoder: Sendable {
     /// The signature, flags and header extension length that open every binary COPY stream.
     static let header: [UInt8] = Array("PGCOPY\n".utf8) + [0xFF, 0x0D, 0x0A, 0x00] + [0, 0, 0, 0] + [0, 0, 0, 0]
 
-    /// Unix milliseconds of PostgreSQL's epoch (2000-01-01 00:00:00 UTC), from which timestamps count.
-    static let postgresEpochMillis: Int64 = 946_684_800_000
-
     public init(reservingCapacity capacity: Int = 0) {
         bytes.reserveCapacity(Self.header.count + 2 + capacity)
         bytes.append(contentsOf: Self.header)
@@ -40,67 +31,60 @@ public struct CopyRowEncoder: Sendable {
     /// A `text` column. A NUL byte, which PostgreSQL text cannot hold, becomes U+FFFD instead of failing
     /// the whole batch.
     public mutating func append(text value: String?) {
-        guard var value else { return appendNull() }
-        value.withUTF8 { utf8 in appendField { $0.appendReplacingNUL(utf8) } }
+        openField()
+        guard let value else { return bytes.appendNullValue() }
+        bytes.appendValue(text: value)
     }
 
     /// A `text` column whose bytes `write` puts straight into the row. Only for text that can never hold
     /// a NUL byte (digits, ASCII names, dashes): nothing here checks it.
     public mutating func append(textWrittenBy write: (inout [UInt8]) -> Void) {
-        appendField(write)
+        openField()
+        bytes.appendValue(write)
     }
 
     /// A `jsonb` column: the version byte, then the JSON text (which PostgreSQL parses, as it did the text).
     public mutating func append(jsonb value: String?) {
-        guard var value else { return appendNull() }
-        value.withUTF8 { utf8 in
-            appendField { bytes in
-                bytes.append(1)
-                bytes.appendReplacingNUL(utf8)
-            }
-        }
+        openField()
+        guard let value else { return bytes.appendNullValue() }
+        bytes.appendValue(jsonb: value)
     }
 
     /// A `bigint` column.
     public mutating func append(bigint value: Int64?) {
-        guard let value else { return appendNull() }
-        appendLength(8)
-        appendBigEndian(value)
+        openField()
+        guard let value else { return bytes.appendNullValue() }
+        bytes.appendValue(bigint: value)
     }
 
-    /// An `integer` column. A value outside its range is refused by the server (see
-    /// ``appendUnrepresentable()``), never wrapped: an attempt number comes from a stream entry.
+    /// An `integer` column. A value outside its range is refused by the server (a field of nine bytes,
+    /// SQLSTATE 22P03), never wrapped: an attempt number comes from a stream entry.
     public mutating func append(integer value: Int?) {
-        guard let value else { return appendNull() }
-        guard let exact = Int32(exactly: value) else { return appendUnrepresentable() }
-        appendLength(4)
-        appendBigEndian(exact)
+        openField()
+        guard let value else { return bytes.appendNullValue() }
+        bytes.appendValue(integer: value)
     }
 
     /// A `smallint` column (refused out of range, as ``append(integer:)``).
     public mutating func append(smallint value: Int?) {
-        guard let value else { return appendNull() }
-        guard let exact = Int16(exactly: value) else { return appendUnrepresentable() }
-        appendLength(2)
-        appendBigEndian(exact)
+        openField()
+        guard let value else { return bytes.appendNullValue() }
+        bytes.appendValue(smallint: value)
     }
 
     /// A `boolean` column.
     public mutating func append(boolean value: Bool) {
-        appendLength(1)
-        bytes.append(value ? 1 : 0)
+        openField()
+        bytes.appendValue(boolean: value)
     }
 
     /// A `timestamptz` column from Unix milliseconds: microseconds since PostgreSQL's epoch. One that
-    /// does not fit is refused by the server (see ``appendUnrepresentable()``); one that fits but lies
-    /// beyond PostgreSQL's range (294276 AD) is refused by the server itself ("timestamp out of range").
+    /// does not fit is refused by the server (as ``append(integer:)``); one that fits but lies beyond
+    /// PostgreSQL's range (294276 AD) is refused by the server itself ("timestamp out of range").
     public mutating func append(timestamptzMillis value: Int64?) {
-        guard let value else { return appendNull() }
-        let (sinceEpoch, below) = value.subtractingReportingOverflow(Self.postgresEpochMillis)
-        let (micros, beyond) = sinceEpoch.multipliedReportingOverflow(by: 1_000)
-        guard !below, !beyond else { return appendUnrepresentable() }
-        appendLength(8)
-        appendBigEndian(micros)
+        openField()
+        guard let value else { return bytes.appendNullValue() }
+        bytes.appendValue(timestamptzMillis: value)
     }
 
     public mutating func endRow() {
@@ -124,57 +108,14 @@ public struct CopyRowEncoder: Sendable {
         return rows
     }
 
-    /// A value its column cannot hold, as a field of nine bytes: no column Conveyor copies takes nine
-    /// bytes, so the server refuses the batch ("incorrect binary data format", SQLSTATE 22P03) as it refused
-    /// an out-of-range number in the text format, and the Recorder then records event by event, dropping
-    /// only the bad one. Never a wrapped value that would be stored as a wrong one.
-    private mutating func appendUnrepresentable() {
-        appendLength(9)
-        bytes.append(contentsOf: repeatElement(0 as UInt8, count: 9))
-    }
-
-    private mutating func appendNull() {
-        appendLength(-1)
-    }
-
-    /// A field whose bytes `write` appends; its length is patched in afterwards.
-    private mutating func appendField(_ write: (inout [UInt8]) -> Void) {
-        appendLength(0)
-        let lengthAt = bytes.count - 4
-        write(&bytes)
-        let length = UInt32(bytes.count - lengthAt - 4)
-        bytes[lengthAt] = UInt8(truncatingIfNeeded: length >> 24)
-        bytes[lengthAt + 1] = UInt8(truncatingIfNeeded: length >> 16)
-        bytes[lengthAt + 2] = UInt8(truncatingIfNeeded: length >> 8)
-        bytes[lengthAt + 3] = UInt8(truncatingIfNeeded: length)
-    }
-
-    /// A field's length word, opening the row (its field count, written at ``endRow()``) when it is the first.
+    /// Counts a field, opening the row (its field count, written at ``endRow()``) when it is the first.
     @inline(__always)
-    private mutating func appendLength(_ length: Int32) {
+    private mutating func openField() {
         if rowStart < 0 {
             rowStart = bytes.count
-            appendBigEndian(Int16(0))
+            bytes.appendBigEndian(Int16(0))
         }
         fieldsInRow += 1
-        appendBigEndian(length)
-    }
-
-    /// One copy of the value's bytes in network order (a byte at a time was 3 % of the coordinator).
-    @inline(__always)
-    private mutating func appendBigEndian(_ value: some FixedWidthInteger) {
-        withUnsafeBytes(of: value.bigEndian) { raw in raw.withMemoryRebound(to: UInt8.self) { bytes.append(contentsOf: $0) } }
-    }
-}
-
-extension [UInt8] {
-    /// `utf8` as it is, or with each NUL byte (which PostgreSQL text cannot hold) as U+FFFD: one bad byte
-    /// must not fail the whole batch. `memchr` first: a task's params can be kilobytes.
-    fileprivate mutating func appendReplacingNUL(_ utf8: UnsafeBufferPointer<UInt8>) {
-        guard let base = utf8.baseAddress, memchr(base, 0, utf8.count) != nil else { return append(contentsOf: utf8) }
-        for byte in utf8 {
-            if byte == 0 { append(contentsOf: [0xEF, 0xBF, 0xBD]) } else { append(byte) }
-        }
     }
 }
 

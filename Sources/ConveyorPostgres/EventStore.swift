@@ -113,11 +113,10 @@ public struct EventStore: Sendable {
     /// task as it was before the other's COMMIT). A `finished_by` column set by the status merge would
     /// close the second; the first also needs the finisher's last report kept until the outcome comes
     /// (the stored progress holds one report, the newest).
-    private static func mergeProgress(_ rows: CopyRows, on session: PostgresSession) throws(PostgresError) {
+    private static func mergeProgress(_ columns: [[UInt8]], on session: PostgresSession) throws(PostgresError) {
         // One primary-key lookup per task, as for the status merge (see there); the finisher's lookup
         // (task_events by task id) only for tasks that have finished.
         try session.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off", name: "merge plan")
-        try session.copy(into: "conveyor_progress_merge (id, attempt, agent, at, progress)", rows, name: "copy progress merge")
         _ = try session.queryPrepared("""
             WITH reports AS (
                 SELECT p.id, p.attempt, p.agent, p.at, p.progress,
@@ -125,7 +124,8 @@ public struct EventStore: Sendable {
                            SELECT e.agent FROM task_events e
                            WHERE e.task_id = p.id AND e.attempt = p.attempt AND e.status = t.status AND e.agent <> 'api'
                            ORDER BY e.at LIMIT 1) END AS finisher
-                FROM conveyor_progress_merge p JOIN tasks t ON t.id = p.id
+                FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::timestamptz[], $5::jsonb[]) AS p(id, attempt, agent, at, progress)
+                JOIN tasks t ON t.id = p.id
                 WHERE p.attempt > t.redrive_floor AND p.attempt >= t.attempts
                   AND (t.finished_at IS NULL OR p.at <= t.finished_at)
             ), candidates AS (
@@ -142,21 +142,25 @@ public struct EventStore: Sendable {
                    OR ((t.progress->>'attempt')::integer = c.attempt
                        AND (t.progress->>'updated_at' < c.progress->>'updated_at'
                             OR (c.by_finisher AND t.progress ? 'agent' AND t.progress->>'agent' <> c.agent))))
-            """, name: "merge task progress").affected
+            """, binary: columns, name: "merge task progress").affected
     }
 
-    package static func encodeProgress(_ events: [LifecycleEvent]) -> CopyRows {
-        var encoder = CopyRowEncoder(reservingCapacity: events.count * 140)
+    /// The progress merge's batch as the array columns of its `unnest`: id, attempt, agent, at, progress.
+    package static func encodeProgress(_ events: [LifecycleEvent]) -> [[UInt8]] {
+        var ids = BinaryArrayEncoder(of: .bigint, reservingCapacity: events.count * 12)
+        var attempts = BinaryArrayEncoder(of: .integer, reservingCapacity: events.count * 8)
+        var agents = BinaryArrayEncoder(of: .text, reservingCapacity: events.count * 16)
+        var times = BinaryArrayEncoder(of: .timestamptz, reservingCapacity: events.count * 12)
+        var reports = BinaryArrayEncoder(of: .jsonb, reservingCapacity: events.count * 100)
         for event in events {
             guard let progress = event.progress else { continue }
-            encoder.append(bigint: event.taskID.rawValue)
-            encoder.append(integer: event.attempt)
-            encoder.append(text: event.agent)
-            encoder.append(timestamptzMillis: event.atMillis)
-            encoder.append(jsonb: progress.json(attempt: event.attempt, atMillis: event.atMillis, agent: event.agent))
-            encoder.endRow()
+            ids.append(bigint: event.taskID.rawValue)
+            attempts.append(integer: event.attempt)
+            agents.append(text: event.agent)
+            times.append(timestamptzMillis: event.atMillis)
+            reports.append(jsonb: progress.json(attempt: event.attempt, atMillis: event.atMillis, agent: event.agent))
         }
-        return encoder.finish()
+        return [ids.finish(), attempts.finish(), agents.finish(), times.finish(), reports.finish()]
     }
 
     /// What the merge moved: how many rows, and the workflow nodes among them that ended.
@@ -166,15 +170,14 @@ public struct EventStore: Sendable {
         var workflows: Set<WorkflowID> = []
     }
 
-    private static func merge(_ rows: CopyRows, on session: PostgresSession) throws(PostgresError) -> Merged {
-        // A temp table has no statistics, so the planner guessed a hash join over a sequential scan of
-        // all of `tasks`: every batch then read the whole table (LoadTests/profile.sh at 1,000 tasks/s:
+    private static func merge(_ columns: [[UInt8]], on session: PostgresSession) throws(PostgresError) -> Merged {
+        // The batch has no statistics (a temp table then, an unnest of parameters now), so the planner
+        // guessed a hash join over a sequential scan of all of `tasks`: every batch then read the whole table (LoadTests/profile.sh at 1,000 tasks/s:
         // PostgreSQL busy in ExecHashTableInsert and HeapTupleSatisfiesVisibility, its CPU growing with
         // the table). A batch touches a few thousand rows at most: one primary-key lookup each.
         try session.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off", name: "merge plan")
-        try session.copy(
-            into: "conveyor_task_merge (id, status, attempt, at, started_at, finished_at, result, error)", rows, name: "copy task merge")
         // The ended workflow nodes come back in two arrays of one row: a plain task adds nothing to them.
+        // The batch comes as array columns (``encodeMerge(_:)``), not through a temporary table.
         let row = try session.queryPrepared("""
             WITH moved AS (UPDATE tasks t SET
                 status = m.status,
@@ -185,7 +188,8 @@ public struct EventStore: Sendable {
                 result = COALESCE(m.result, t.result),
                 error = CASE WHEN m.status = 'succeeded' THEN NULL ELSE COALESCE(m.error, t.error) END,
                 dispatched = true
-            FROM conveyor_task_merge m
+            FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::timestamptz[], $5::timestamptz[], $6::timestamptz[], $7::jsonb[], $8::text[])
+                 AS m(id, status, attempt, at, started_at, finished_at, result, error)
             WHERE t.id = m.id
               -- Attempt 0 is a scheduled task's release (queued): below every attempt, it only ever moves
               -- a row on from `scheduled`, so the redrive floor (which drops an old attempt's replays) must not hide it.
@@ -198,7 +202,7 @@ public struct EventStore: Sendable {
                    array_agg(id) FILTER (WHERE workflow_id IS NOT NULL AND status IN ('succeeded', 'failed', 'dead', 'cancelled', 'skipped')),
                    array_agg(DISTINCT workflow_id) FILTER (WHERE workflow_id IS NOT NULL AND status IN ('succeeded', 'failed', 'dead', 'cancelled', 'skipped'))
             FROM moved
-            """, name: "merge task state").rows.first ?? []
+            """, binary: columns, name: "merge task state").rows.first ?? []
         var merged = Merged()
         merged.updated = row.first.flatMap { $0.flatMap { Int($0) } } ?? 0
         if row.count == 3 {
@@ -212,13 +216,6 @@ public struct EventStore: Sendable {
     static func prepareTemporaryTables(on session: PostgresSession) throws(PostgresError) {
         guard !session.prepared.contains("event temp tables") else { return }
         try session.execute("""
-            CREATE TEMP TABLE IF NOT EXISTS conveyor_task_merge (
-                id bigint, status text, attempt integer, at timestamptz, started_at timestamptz,
-                finished_at timestamptz, result jsonb, error text
-            ) ON COMMIT DELETE ROWS;
-            CREATE TEMP TABLE IF NOT EXISTS conveyor_progress_merge (
-                id bigint, attempt integer, agent text, at timestamptz, progress jsonb
-            ) ON COMMIT DELETE ROWS;
             CREATE TEMP TABLE IF NOT EXISTS conveyor_event_batch (
                 event_id text, task_id bigint, status text, attempt integer, agent text, at timestamptz, detail jsonb
             ) ON COMMIT DELETE ROWS;
@@ -317,19 +314,27 @@ public struct EventStore: Sendable {
         return encoder.finish()
     }
 
-    package static func encodeMerge(_ events: [LifecycleEvent]) -> CopyRows {
-        var encoder = CopyRowEncoder(reservingCapacity: events.count * 100)
+    /// The merge's batch as the array columns of its `unnest`, in task order: id, status, attempt, at,
+    /// started_at, finished_at, result, error.
+    package static func encodeMerge(_ events: [LifecycleEvent]) -> [[UInt8]] {
+        var ids = BinaryArrayEncoder(of: .bigint, reservingCapacity: events.count * 12)
+        var statuses = BinaryArrayEncoder(of: .text, reservingCapacity: events.count * 14)
+        var attempts = BinaryArrayEncoder(of: .integer, reservingCapacity: events.count * 8)
+        var times = BinaryArrayEncoder(of: .timestamptz, reservingCapacity: events.count * 12)
+        var starts = BinaryArrayEncoder(of: .timestamptz, reservingCapacity: events.count * 12)
+        var finishes = BinaryArrayEncoder(of: .timestamptz, reservingCapacity: events.count * 12)
+        var results = BinaryArrayEncoder(of: .jsonb, reservingCapacity: events.count * 4)
+        var errors = BinaryArrayEncoder(of: .text, reservingCapacity: events.count * 4)
         for event in events {
-            encoder.append(bigint: event.taskID.rawValue)
-            encoder.append(text: event.status.rawValue)
-            encoder.append(integer: event.attempt)
-            encoder.append(timestamptzMillis: event.atMillis)
-            encoder.append(timestamptzMillis: event.startedAtMillis)
-            encoder.append(timestamptzMillis: event.status.isTerminal ? event.atMillis : nil)
-            encoder.append(jsonb: event.result)
-            encoder.append(text: event.error)
-            encoder.endRow()
+            ids.append(bigint: event.taskID.rawValue)
+            statuses.append(text: event.status.rawValue)
+            attempts.append(integer: event.attempt)
+            times.append(timestamptzMillis: event.atMillis)
+            starts.append(timestamptzMillis: event.startedAtMillis)
+            finishes.append(timestamptzMillis: event.status.isTerminal ? event.atMillis : nil)
+            results.append(jsonb: event.result)
+            errors.append(text: event.error)
         }
-        return encoder.finish()
+        return [ids.finish(), statuses.finish(), attempts.finish(), times.finish(), starts.finish(), finishes.finish(), results.finish(), errors.finish()]
     }
 }

@@ -155,20 +155,46 @@ public final class PostgresSession {
     /// distinct text stays prepared for the connection's life.
     public func queryPrepared(_ sql: String, _ parameters: [String?] = [], name: String) throws(PostgresError) -> PostgresRows {
         try guarded(name) { connection throws(PostgresError) in
-            let statement: String
-            if let known = statements[sql] {
-                statement = known
-            } else {
-                statement = "conveyor_\(statements.count + 1)"
-                guard let result = PQprepare(connection, statement, sql, Int32(parameters.count), nil) else { throw lost(name) }
-                defer { PQclear(result) }
-                try check(result, name: name, expecting: [PGRES_COMMAND_OK])
-                statements[sql] = statement
-            }
+            let statement = try prepare(sql, parameterCount: parameters.count, name: name, on: connection)
             return try rows(label: name, of: Self.withValues(parameters) { values in
                 PQexecPrepared(connection, statement, Int32(parameters.count), values, nil, nil, 0)
             })
         }
+    }
+
+    /// Like ``queryPrepared(_:_:name:)``, with every parameter in the binary format (a batch as array
+    /// columns, see ``BinaryArrayEncoder``); each `$n` must be cast to its type in `sql`, which is where
+    /// the server learns how to read it.
+    public func queryPrepared(_ sql: String, binary parameters: [[UInt8]], name: String) throws(PostgresError) -> PostgresRows {
+        try guarded(name) { connection throws(PostgresError) in
+            let statement = try prepare(sql, parameterCount: parameters.count, name: name, on: connection)
+            // One buffer for all of them: libpq takes a pointer per parameter, valid for the call.
+            var joined = parameters.reduce(into: [UInt8]()) { $0.append(contentsOf: $1) }
+            if joined.isEmpty { joined = [0] }  // a base address for zero-length parameters
+            let lengths = parameters.map { Int32($0.count) }
+            let formats = [Int32](repeating: 1, count: parameters.count)
+            return try rows(label: name, of: joined.withUnsafeBufferPointer { buffer in
+                buffer.baseAddress!.withMemoryRebound(to: CChar.self, capacity: max(buffer.count, 1)) { base in
+                    var offset = 0
+                    let values: [UnsafePointer<CChar>?] = lengths.map { length in
+                        defer { offset += Int(length) }
+                        return base + offset
+                    }
+                    return PQexecPrepared(connection, statement, Int32(parameters.count), values, lengths, formats, 0)
+                }
+            })
+        }
+    }
+
+    /// The prepared statement for `sql` on this connection, prepared now if it is new.
+    private func prepare(_ sql: String, parameterCount: Int, name: String, on connection: OpaquePointer) throws(PostgresError) -> String {
+        if let known = statements[sql] { return known }
+        let statement = "conveyor_\(statements.count + 1)"
+        guard let result = PQprepare(connection, statement, sql, Int32(parameterCount), nil) else { throw lost(name) }
+        defer { PQclear(result) }
+        try check(result, name: name, expecting: [PGRES_COMMAND_OK])
+        statements[sql] = statement
+        return statement
     }
 
     /// Streams `rows` into `target` (a table and its columns, `tasks (id, type, …)`, in the order the rows

@@ -3,7 +3,7 @@ import ConveyorPostgres
 import ConveyorTesting
 import Testing
 
-@Suite("Binary COPY against a real PostgreSQL")
+@Suite("Binary COPY and binary array parameters against a real PostgreSQL")
 struct BinaryCopyTests {
     @Test("every column type Conveyor copies arrives as written: NULLs, extremes, times before 2000, text nothing escapes")
     func everyTypeRoundTrips() async throws {
@@ -93,6 +93,51 @@ struct BinaryCopyTests {
             return try session.query("SELECT (SELECT count(*) FROM copy_range_0) + (SELECT count(*) FROM copy_range_1) + (SELECT count(*) FROM copy_range_2)", name: "count copy range").rows.first?[0]
         }
         #expect(after == "0")
+    }
+
+    @Test("binary array parameters arrive as written through unnest: every element type, NULLs, extremes, times before 2000")
+    func arrayParametersRoundTrip() async throws {
+        var ids = BinaryArrayEncoder(of: .bigint)
+        var attempts = BinaryArrayEncoder(of: .integer)
+        var names = BinaryArrayEncoder(of: .text)
+        var times = BinaryArrayEncoder(of: .timestamptz)
+        var documents = BinaryArrayEncoder(of: .jsonb)
+        for row in 0..<3 {
+            ids.append(bigint: [Int64.max, Int64.min, -5][row])
+            attempts.append(integer: [Int(Int32.max), nil, 0][row])
+            names.append(text: ["tab\there\nnew\\slash \u{1F600}", nil, "a\u{0}b"][row])
+            times.append(timestamptzMillis: [1_795_000_000_123, 946_684_800_001, 0][row])
+            documents.append(jsonb: [#"{"k": "v"}"#, nil, "[1, 2.5]"][row])
+        }
+        let columns = [ids.finish(), attempts.finish(), names.finish(), times.finish(), documents.finish()]
+        let read = try await Self.withSession { session in
+            try session.queryPrepared("""
+                SELECT b, i, x, (extract(epoch FROM t) * 1000)::bigint, j::text
+                FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::timestamptz[], $5::jsonb[]) AS u(b, i, x, t, j)
+                """, binary: columns, name: "read arrays").rows
+        }
+        #expect(read.count == 3)
+        #expect(read[0] == ["9223372036854775807", "2147483647", "tab\there\nnew\\slash \u{1F600}", "1795000000123", #"{"k": "v"}"#])
+        #expect(read[1] == ["-9223372036854775808", nil, nil, "946684800001", nil])
+        #expect(read[2] == ["-5", "0", "a\u{FFFD}b", "0", "[1, 2.5]"])
+    }
+
+    @Test("an empty array parameter unnests to no rows; an out-of-range element is refused as data (22P03); the session stays usable")
+    func arrayParametersEmptyAndRefused() async throws {
+        var empty = BinaryArrayEncoder(of: .bigint)
+        var tooLarge = BinaryArrayEncoder(of: .integer)
+        tooLarge.append(integer: Int(Int32.max) + 1)
+        let (emptyColumn, badColumn) = (empty.finish(), tooLarge.finish())
+        let after = try await Self.withSession { session in
+            let none = try session.queryPrepared("SELECT count(*) FROM unnest($1::bigint[])", binary: [emptyColumn], name: "empty array").rows
+            #expect(none.first?[0] == "0")
+            let error = #expect(throws: PostgresError.self) {
+                try session.queryPrepared("SELECT count(*) FROM unnest($1::integer[])", binary: [badColumn], name: "bad array")
+            }
+            #expect(error?.sqlState == "22P03", "\(String(describing: error))")
+            return try session.query("SELECT 1", name: "after bad array").rows.first?[0]
+        }
+        #expect(after == "1")
     }
 
     /// A session on this suite's database of the test process' PostgreSQL (its temp tables go with it).
