@@ -56,6 +56,14 @@ public struct BinaryArrayEncoder: Sendable {
         bytes.appendValue(text: value)
     }
 
+    /// A text element whose bytes `write` appends. Only for text that can never hold a NUL byte (digits,
+    /// ASCII names, dashes): nothing here checks it.
+    public mutating func append(textWrittenBy write: (inout [UInt8]) -> Void) {
+        precondition(element == .text, "a text in an array of \(element)")
+        count += 1
+        bytes.appendValue(write)
+    }
+
     public mutating func append(jsonb value: String?) {
         precondition(element == .jsonb, "a jsonb in an array of \(element)")
         guard let value else { return appendNull() }

@@ -40,8 +40,6 @@ public struct EventStore: Sendable {
         let withCallbacks = statusEvents.filter { $0.hasCallback && $0.status.isTerminal }.map(\.taskID)
         let notifications = self.notifications
         return try await client.withSession { session in
-            // Outside the transaction: created in one, a rollback would drop them behind the flag's back.
-            try Self.prepareTemporaryTables(on: session)
             func apply(appended: Int) throws(PostgresError) -> Outcome {
                 let merged = try merge.map { rows throws(PostgresError) in try Self.merge(rows, on: session) } ?? Merged()
                 // After the status: an attempt's last report and its outcome often share a batch, and which
@@ -64,14 +62,9 @@ public struct EventStore: Sendable {
             } catch let error as PostgresError where error.isUniqueViolation {
                 // Some events were recorded before (a replay after a crash between COMMIT and XACK):
                 // take the slower path that skips the ones already there.
+                var rows = Self.historyColumns(recorded)
                 return try session.transaction { () throws(PostgresError) -> Outcome in
-                    try session.copy(
-                        into: "conveyor_event_batch (event_id, task_id, status, attempt, agent, at, detail)", history, name: "copy event batch")
-                    let inserted = try session.query("""
-                        INSERT INTO task_events (event_id, task_id, status, attempt, agent, at, detail)
-                        SELECT event_id, task_id, status, attempt, agent, at, detail FROM conveyor_event_batch
-                        ON CONFLICT DO NOTHING
-                        """, name: "insert new events").affected
+                    let inserted = try rows.insertSkippingRecorded(on: session, name: "insert new events")
                     return try apply(appended: inserted)
                 }
             }
@@ -212,17 +205,6 @@ public struct EventStore: Sendable {
         return merged
     }
 
-    /// Also used by ``WebhookStore``, whose history rows go through `conveyor_event_batch` the same way.
-    static func prepareTemporaryTables(on session: PostgresSession) throws(PostgresError) {
-        guard !session.prepared.contains("event temp tables") else { return }
-        try session.execute("""
-            CREATE TEMP TABLE IF NOT EXISTS conveyor_event_batch (
-                event_id text, task_id bigint, status text, attempt integer, agent text, at timestamptz, detail jsonb
-            ) ON COMMIT DELETE ROWS;
-            """, name: "create temp tables")
-        session.prepared.insert("event temp tables")
-    }
-
     /// One merged state per task: the event with the greatest progress (the latest on a tie), with the
     /// earliest start time seen for it.
     package static func coalesce(_ events: [LifecycleEvent]) -> [LifecycleEvent] {
@@ -267,17 +249,36 @@ public struct EventStore: Sendable {
 
     package static func encodeHistory(_ events: [LifecycleEvent]) -> CopyRows {
         var encoder = CopyRowEncoder(reservingCapacity: events.count * 160)
-        // One buffer for every row's detail: built afresh per event, it grew (and allocated) several
-        // times per event of every batch.
-        var detail = ""
-        detail.reserveCapacity(256)
-        for event in events {
+        forEachHistoryRow(of: events) { event, detail in
             encoder.append(textWrittenBy: { event.writeEventID(to: &$0) })
             encoder.append(bigint: event.taskID.rawValue)
             encoder.append(text: event.isProgress ? "progress" : event.status.rawValue)
             encoder.append(integer: event.attempt)
             encoder.append(text: event.agent)
             encoder.append(timestamptzMillis: event.atMillis)
+            encoder.append(jsonb: detail)
+            encoder.endRow()
+        }
+        return encoder.finish()
+    }
+
+    /// The same rows as ``encodeHistory(_:)``, for the insert that skips those already recorded.
+    static func historyColumns(_ events: [LifecycleEvent]) -> EventRowColumns {
+        var rows = EventRowColumns(reservingRows: events.count)
+        forEachHistoryRow(of: events) { event, detail in
+            rows.append(
+                eventID: { event.writeEventID(to: &$0) }, taskID: event.taskID.rawValue, status: event.isProgress ? "progress" : event.status.rawValue,
+                attempt: event.attempt, agent: event.agent, atMillis: event.atMillis, detail: detail)
+        }
+        return rows
+    }
+
+    /// Each event with its history row's detail (JSON): one buffer for every row's, since built afresh
+    /// per event it grew (and allocated) several times per event of every batch.
+    private static func forEachHistoryRow(of events: [LifecycleEvent], _ body: (LifecycleEvent, String) -> Void) {
+        var detail = ""
+        detail.reserveCapacity(256)
+        for event in events {
             detail.removeAll(keepingCapacity: true)
             detail += "{\"cid\":"
             JSONValue.writeString(event.correlationID, into: &detail)
@@ -308,10 +309,8 @@ public struct EventStore: Sendable {
                 detail += progress.json(attempt: event.attempt, atMillis: event.atMillis)
             }
             detail += "}"
-            encoder.append(jsonb: detail)
-            encoder.endRow()
+            body(event, detail)
         }
-        return encoder.finish()
     }
 
     /// The merge's batch as the array columns of its `unnest`, in task order: id, status, attempt, at,

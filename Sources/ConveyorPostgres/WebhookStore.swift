@@ -102,7 +102,7 @@ public struct WebhookStore: Sendable {
         var retryIDs: [String] = []
         var retryAt: [Int64] = []
         var retryErrors: [String] = []
-        var encoder = CopyRowEncoder()
+        var history = EventRowColumns(reservingRows: results.count)
         let now = WallClock.nowMillis()
         for (delivery, result) in results {
             var detail = "{\"cid\":"
@@ -129,19 +129,15 @@ public struct WebhookStore: Sendable {
                 JSONValue.writeString(error, into: &detail)
             }
             detail += "}"
-            encoder.append(text: "\(delivery.id)-webhook-\(delivery.attempt)")
-            encoder.append(bigint: delivery.taskID.rawValue)
-            encoder.append(text: "webhook")
-            encoder.append(integer: delivery.taskAttempt)
-            encoder.append(text: "webhooks")
-            encoder.append(timestamptzMillis: now)
-            encoder.append(jsonb: detail)
-            encoder.endRow()
+            // Read back from a text column, so it holds no NUL byte.
+            let eventID = Array("\(delivery.id)-webhook-\(delivery.attempt)".utf8)
+            history.append(
+                eventID: { $0.append(contentsOf: eventID) }, taskID: delivery.taskID.rawValue, status: "webhook",
+                attempt: delivery.taskAttempt, agent: "webhooks", atMillis: now, detail: detail)
         }
-        let history = encoder.finish()
         let (finished, retries) = (done, (ids: retryIDs, at: retryAt, errors: retryErrors))
-        try await client.withSession { session in
-            try EventStore.prepareTemporaryTables(on: session)
+        try await client.withSession { [history] session in
+            var history = history
             try session.transaction { () throws(PostgresError) in
                 if !finished.isEmpty {
                     _ = try session.query(
@@ -155,14 +151,8 @@ public struct WebhookStore: Sendable {
                         name: "reschedule webhooks")
                 }
                 // A replayed try (a crash after this COMMIT, before the process forgot it) must not fail the
-                // batch: through the Recorder's batch table, skipping rows already there.
-                try session.copy(
-                    into: "conveyor_event_batch (event_id, task_id, status, attempt, agent, at, detail)", history, name: "copy webhook events")
-                _ = try session.query("""
-                    INSERT INTO task_events (event_id, task_id, status, attempt, agent, at, detail)
-                    SELECT event_id, task_id, status, attempt, agent, at, detail FROM conveyor_event_batch
-                    ON CONFLICT DO NOTHING
-                    """, name: "record webhook events")
+                // batch: rows already there are skipped.
+                _ = try history.insertSkippingRecorded(on: session, name: "record webhook events")
             }
         }
     }

@@ -112,7 +112,7 @@ struct ShutdownAndReplayTests {
         #expect(Set(ids).isSubset(of: onStream), "every 201 is on its stream")
     }
 
-    @Test("recording the same events twice changes nothing the second time")
+    @Test("recording the same events twice changes nothing the second time; a batch mixing old and new events records only the new")
     func replayIsIgnored() async throws {
         let environment = try await TestServers.shared.environment(name: "replay")
         let client = PostgresClient(configuration: environment.postgres, logger: TestServers.quietLogger)
@@ -138,6 +138,16 @@ struct ShutdownAndReplayTests {
             LifecycleEvent(taskID: id, status: .running, attempt: 1, agent: "b", atMillis: now + 10, correlationID: "c", type: "noop"),
         ])
         #expect(late.tasksUpdated == 0)
+        // A batch mixing a replayed event with a new one records the new one only, and merges it.
+        let other = try await store.insert([
+            NewTask(type: "noop", queue: "default", params: "{}", correlationID: "d", idempotencyKey: nil, maxAttempts: 3, createdAtMillis: WallClock.nowMillis()),
+        ])[0].id
+        let mixed = try await recorder.record([
+            events[0],
+            LifecycleEvent(taskID: other, status: .running, attempt: 1, agent: "a", atMillis: now + 20, startedAtMillis: now + 20, correlationID: "d", type: "noop"),
+        ])
+        #expect(mixed.eventsAppended == 1 && mixed.tasksUpdated == 1)
+        #expect(try await store.get(other)?.status == .running)
         let task = try #require(try await store.get(id))
         #expect(task.status == .succeeded)
         #expect(task.result == "{\"ok\": 1}")
