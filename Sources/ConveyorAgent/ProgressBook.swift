@@ -26,10 +26,14 @@ final class ProgressBook: Sendable {
         /// then after the report last handed out (two reports of one millisecond would share an event id,
         /// and the second would be dropped as a duplicate).
         var earliest: [String: Int64] = [:]
+        /// Attempts that reported and have ended, until they are no longer held: a report made in
+        /// between (by work the handler left running) would be dated before the outcome or beside an
+        /// earlier report, so it is dropped.
+        var ended: [String: Delivery.Key] = [:]
     }
 
     private let state = Mutex(State())
-    /// Entries open: zero for an agent whose handlers never report.
+    /// Entries open or ended and still held: zero for an agent whose handlers never report.
     private let open = Atomic<Int>(0)
     private let now: @Sendable () -> Int64
 
@@ -50,13 +54,20 @@ final class ProgressBook: Sendable {
     }
 
     func sink(for delivery: Delivery, startedAtMillis: Int64) -> Sink {
-        Sink(book: self, delivery: delivery, startedAtMillis: startedAtMillis)
+        // A new run of an entry this agent ran before (its own lease taken back) reports afresh.
+        if count > 0 {
+            state.withLock { state in
+                if state.ended.removeValue(forKey: delivery.keyText) != nil { open.subtract(1, ordering: .relaxed) }
+            }
+        }
+        return Sink(book: self, delivery: delivery, startedAtMillis: startedAtMillis)
     }
 
     func report(_ delivery: Delivery, _ progress: TaskProgress, startedAtMillis: Int64) {
         let now = self.now()
         state.withLock { state in
             let entry = delivery.keyText
+            guard state.ended[entry] == nil else { return }
             if state.deliveries.updateValue(delivery, forKey: entry) == nil { open.add(1, ordering: .relaxed) }
             state.throttle.report(entry, progress)
             state.reportedAt[entry] = max(now, state.earliest[entry] ?? startedAtMillis + 1)
@@ -68,6 +79,10 @@ final class ProgressBook: Sendable {
         guard count > 0 else { return [] }
         let wallNow = self.now()
         return state.withLock { state in
+            for (entry, key) in state.ended where !running(key) {
+                state.ended[entry] = nil
+                open.subtract(1, ordering: .relaxed)
+            }
             for (entry, delivery) in state.deliveries where !running(delivery.key) {
                 state.deliveries[entry] = nil
                 state.reportedAt[entry] = nil
@@ -97,7 +112,8 @@ final class ProgressBook: Sendable {
         return state.withLock { state in
             let entry = delivery.keyText
             guard state.deliveries.removeValue(forKey: entry) != nil else { return nil }
-            open.subtract(1, ordering: .relaxed)
+            // Still counted in `open`: the entry moves to `ended` until the attempt is no longer held.
+            state.ended[entry] = delivery.key
             let reportedAt = state.reportedAt.removeValue(forKey: entry)
             let earliest = state.earliest.removeValue(forKey: entry)
             guard let unsent = state.throttle.finish(entry) else {

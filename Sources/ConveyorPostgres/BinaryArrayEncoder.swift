@@ -28,6 +28,9 @@ public struct BinaryArrayEncoder: Sendable {
     /// Dimensions, the null flag, the element type, then the one dimension's length and lower bound.
     private static let headerSize = 20
 
+    /// The bytes written so far, the header included.
+    public var byteCount: Int { bytes.count }
+
     public init(of element: Element, reservingCapacity capacity: Int = 0) {
         self.element = element
         bytes.reserveCapacity(Self.headerSize + capacity)

@@ -5,46 +5,38 @@
 /// An `unnest` rather than a temporary table: see ``BinaryArrayEncoder`` for what a temporary table
 /// cost at every COMMIT.
 struct EventRowColumns {
-    private var eventIDs: BinaryArrayEncoder
-    private var taskIDs: BinaryArrayEncoder
-    private var statuses: BinaryArrayEncoder
-    private var attempts: BinaryArrayEncoder
-    private var agents: BinaryArrayEncoder
-    private var times: BinaryArrayEncoder
-    private var details: BinaryArrayEncoder
+    private var rows: BinaryArrayColumns
 
     init(reservingRows rows: Int = 0) {
-        eventIDs = BinaryArrayEncoder(of: .text, reservingCapacity: rows * 32)
-        taskIDs = BinaryArrayEncoder(of: .bigint, reservingCapacity: rows * 12)
-        statuses = BinaryArrayEncoder(of: .text, reservingCapacity: rows * 14)
-        attempts = BinaryArrayEncoder(of: .integer, reservingCapacity: rows * 8)
-        agents = BinaryArrayEncoder(of: .text, reservingCapacity: rows * 16)
-        times = BinaryArrayEncoder(of: .timestamptz, reservingCapacity: rows * 12)
-        details = BinaryArrayEncoder(of: .jsonb, reservingCapacity: rows * 100)
+        self.rows = BinaryArrayColumns(
+            [(.text, 32), (.bigint, 12), (.text, 14), (.integer, 8), (.text, 16), (.timestamptz, 12), (.jsonb, 100)], rows: rows)
     }
 
     /// One row; `eventID` writes the event id's bytes (never a NUL byte).
     mutating func append(
         eventID: (inout [UInt8]) -> Void, taskID: Int64, status: String, attempt: Int, agent: String, atMillis: Int64, detail: String
     ) {
-        eventIDs.append(textWrittenBy: eventID)
-        taskIDs.append(bigint: taskID)
-        statuses.append(text: status)
-        attempts.append(integer: attempt)
-        agents.append(text: agent)
-        times.append(timestamptzMillis: atMillis)
-        details.append(jsonb: detail)
+        rows.columns[0].append(textWrittenBy: eventID)
+        rows.columns[1].append(bigint: taskID)
+        rows.columns[2].append(text: status)
+        rows.columns[3].append(integer: attempt)
+        rows.columns[4].append(text: agent)
+        rows.columns[5].append(timestamptzMillis: atMillis)
+        rows.columns[6].append(jsonb: detail)
+        rows.endRow()
     }
 
-    /// Inserts the rows not recorded yet (by `task_events`' key); returns how many were new.
+    /// Inserts the rows not recorded yet (by `task_events`' key), a chunk at a time; returns how many
+    /// were new.
     mutating func insertSkippingRecorded(on session: PostgresSession, name: String) throws(PostgresError) -> Int {
-        let columns = [
-            eventIDs.finish(), taskIDs.finish(), statuses.finish(), attempts.finish(), agents.finish(), times.finish(), details.finish(),
-        ]
-        return try session.queryPrepared("""
-            INSERT INTO task_events (event_id, task_id, status, attempt, agent, at, detail)
-            SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::integer[], $5::text[], $6::timestamptz[], $7::jsonb[])
-            ON CONFLICT DO NOTHING
-            """, binary: columns, name: name).affected
+        var inserted = 0
+        for columns in rows.finish() {
+            inserted += try session.queryPrepared("""
+                INSERT INTO task_events (event_id, task_id, status, attempt, agent, at, detail)
+                SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::integer[], $5::text[], $6::timestamptz[], $7::jsonb[])
+                ON CONFLICT DO NOTHING
+                """, binary: columns, name: name).affected
+        }
+        return inserted
     }
 }

@@ -106,54 +106,54 @@ public struct EventStore: Sendable {
     /// task as it was before the other's COMMIT). A `finished_by` column set by the status merge would
     /// close the second; the first also needs the finisher's last report kept until the outcome comes
     /// (the stored progress holds one report, the newest).
-    private static func mergeProgress(_ columns: [[UInt8]], on session: PostgresSession) throws(PostgresError) {
+    private static func mergeProgress(_ chunks: [[[UInt8]]], on session: PostgresSession) throws(PostgresError) {
         // One primary-key lookup per task, as for the status merge (see there); the finisher's lookup
         // (task_events by task id) only for tasks that have finished.
         try session.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off", name: "merge plan")
-        _ = try session.queryPrepared("""
-            WITH reports AS (
-                SELECT p.id, p.attempt, p.agent, p.at, p.progress,
-                       CASE WHEN t.finished_at IS NOT NULL THEN (
-                           SELECT e.agent FROM task_events e
-                           WHERE e.task_id = p.id AND e.attempt = p.attempt AND e.status = t.status AND e.agent <> 'api'
-                           ORDER BY e.at LIMIT 1) END AS finisher
-                FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::timestamptz[], $5::jsonb[]) AS p(id, attempt, agent, at, progress)
-                JOIN tasks t ON t.id = p.id
-                WHERE p.attempt > t.redrive_floor AND p.attempt >= t.attempts
-                  AND (t.finished_at IS NULL OR p.at <= t.finished_at)
-            ), candidates AS (
-                SELECT DISTINCT ON (id) id, attempt, agent, progress, finisher = agent AS by_finisher
-                FROM reports
-                WHERE finisher IS NULL OR finisher = agent OR agent LIKE 'api:%'
-                ORDER BY id, finisher = agent DESC NULLS LAST, attempt DESC, at DESC
-            )
-            UPDATE tasks t SET progress = c.progress
-            FROM candidates c
-            WHERE t.id = c.id
-              AND (t.progress IS NULL
-                   OR (t.progress->>'attempt')::integer < c.attempt
-                   OR ((t.progress->>'attempt')::integer = c.attempt
-                       AND (t.progress->>'updated_at' < c.progress->>'updated_at'
-                            OR (c.by_finisher AND t.progress ? 'agent' AND t.progress->>'agent' <> c.agent))))
-            """, binary: columns, name: "merge task progress").affected
+        for columns in chunks {
+            _ = try session.queryPrepared("""
+                WITH reports AS (
+                    SELECT p.id, p.attempt, p.agent, p.at, p.progress,
+                           CASE WHEN t.finished_at IS NOT NULL THEN (
+                               SELECT e.agent FROM task_events e
+                               WHERE e.task_id = p.id AND e.attempt = p.attempt AND e.status = t.status AND e.agent <> 'api'
+                               ORDER BY e.at LIMIT 1) END AS finisher
+                    FROM unnest($1::bigint[], $2::integer[], $3::text[], $4::timestamptz[], $5::jsonb[]) AS p(id, attempt, agent, at, progress)
+                    JOIN tasks t ON t.id = p.id
+                    WHERE p.attempt > t.redrive_floor AND p.attempt >= t.attempts
+                      AND (t.finished_at IS NULL OR p.at <= t.finished_at)
+                ), candidates AS (
+                    SELECT DISTINCT ON (id) id, attempt, agent, progress, finisher = agent AS by_finisher
+                    FROM reports
+                    WHERE finisher IS NULL OR finisher = agent OR agent LIKE 'api:%'
+                    ORDER BY id, finisher = agent DESC NULLS LAST, attempt DESC, at DESC
+                )
+                UPDATE tasks t SET progress = c.progress
+                FROM candidates c
+                WHERE t.id = c.id
+                  AND (t.progress IS NULL
+                       OR (t.progress->>'attempt')::integer < c.attempt
+                       OR ((t.progress->>'attempt')::integer = c.attempt
+                           AND (t.progress->>'updated_at' < c.progress->>'updated_at'
+                                OR (c.by_finisher AND t.progress ? 'agent' AND t.progress->>'agent' <> c.agent))))
+                """, binary: columns, name: "merge task progress").affected
+        }
     }
 
-    /// The progress merge's batch as the array columns of its `unnest`: id, attempt, agent, at, progress.
-    package static func encodeProgress(_ events: [LifecycleEvent]) -> [[UInt8]] {
-        var ids = BinaryArrayEncoder(of: .bigint, reservingCapacity: events.count * 12)
-        var attempts = BinaryArrayEncoder(of: .integer, reservingCapacity: events.count * 8)
-        var agents = BinaryArrayEncoder(of: .text, reservingCapacity: events.count * 16)
-        var times = BinaryArrayEncoder(of: .timestamptz, reservingCapacity: events.count * 12)
-        var reports = BinaryArrayEncoder(of: .jsonb, reservingCapacity: events.count * 100)
+    /// The progress merge's batch as the array columns of its `unnest`: id, attempt, agent, at, progress;
+    /// in chunks, as ``encodeMerge(_:)``.
+    package static func encodeProgress(_ events: [LifecycleEvent]) -> [[[UInt8]]] {
+        var rows = BinaryArrayColumns([(.bigint, 12), (.integer, 8), (.text, 16), (.timestamptz, 12), (.jsonb, 100)], rows: events.count)
         for event in events {
             guard let progress = event.progress else { continue }
-            ids.append(bigint: event.taskID.rawValue)
-            attempts.append(integer: event.attempt)
-            agents.append(text: event.agent)
-            times.append(timestamptzMillis: event.atMillis)
-            reports.append(jsonb: progress.json(attempt: event.attempt, atMillis: event.atMillis, agent: event.agent))
+            rows.columns[0].append(bigint: event.taskID.rawValue)
+            rows.columns[1].append(integer: event.attempt)
+            rows.columns[2].append(text: event.agent)
+            rows.columns[3].append(timestamptzMillis: event.atMillis)
+            rows.columns[4].append(jsonb: progress.json(attempt: event.attempt, atMillis: event.atMillis, agent: event.agent))
+            rows.endRow()
         }
-        return [ids.finish(), attempts.finish(), agents.finish(), times.finish(), reports.finish()]
+        return rows.finish()
     }
 
     /// What the merge moved: how many rows, and the workflow nodes among them that ended.
@@ -163,44 +163,47 @@ public struct EventStore: Sendable {
         var workflows: Set<WorkflowID> = []
     }
 
-    private static func merge(_ columns: [[UInt8]], on session: PostgresSession) throws(PostgresError) -> Merged {
+    private static func merge(_ chunks: [[[UInt8]]], on session: PostgresSession) throws(PostgresError) -> Merged {
         // The batch has no statistics (a temp table then, an unnest of parameters now), so the planner
-        // guessed a hash join over a sequential scan of all of `tasks`: every batch then read the whole table (LoadTests/profile.sh at 1,000 tasks/s:
-        // PostgreSQL busy in ExecHashTableInsert and HeapTupleSatisfiesVisibility, its CPU growing with
-        // the table). A batch touches a few thousand rows at most: one primary-key lookup each.
+        // guessed a hash join over a sequential scan of all of `tasks`: every batch then read the whole
+        // table (LoadTests/profile.sh at 1,000 tasks/s: PostgreSQL busy in ExecHashTableInsert and
+        // HeapTupleSatisfiesVisibility, its CPU growing with the table). A batch touches a few thousand
+        // rows at most: one primary-key lookup each.
         try session.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off", name: "merge plan")
         // The ended workflow nodes come back in two arrays of one row: a plain task adds nothing to them.
         // The batch comes as array columns (``encodeMerge(_:)``), not through a temporary table.
-        let row = try session.queryPrepared("""
-            WITH moved AS (UPDATE tasks t SET
-                status = m.status,
-                attempts = m.attempt,
-                updated_at = m.at,
-                started_at = COALESCE(t.started_at, m.started_at),
-                finished_at = COALESCE(m.finished_at, t.finished_at),
-                result = COALESCE(m.result, t.result),
-                error = CASE WHEN m.status = 'succeeded' THEN NULL ELSE COALESCE(m.error, t.error) END,
-                dispatched = true
-            FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::timestamptz[], $5::timestamptz[], $6::timestamptz[], $7::jsonb[], $8::text[])
-                 AS m(id, status, attempt, at, started_at, finished_at, result, error)
-            WHERE t.id = m.id
-              -- Attempt 0 is a scheduled task's release (queued): below every attempt, it only ever moves
-              -- a row on from `scheduled`, so the redrive floor (which drops an old attempt's replays) must not hide it.
-              AND (m.attempt > t.redrive_floor OR m.attempt = 0)
-              AND conveyor_progress(m.status, m.attempt) > conveyor_progress(t.status, t.attempts)
-              -- Only the join moves a waiting workflow node (a stale attempt of a retried one must not).
-              AND t.status <> 'waiting'
-            RETURNING t.id, t.status, t.workflow_id)
-            SELECT count(*),
-                   array_agg(id) FILTER (WHERE workflow_id IS NOT NULL AND status IN ('succeeded', 'failed', 'dead', 'cancelled', 'skipped')),
-                   array_agg(DISTINCT workflow_id) FILTER (WHERE workflow_id IS NOT NULL AND status IN ('succeeded', 'failed', 'dead', 'cancelled', 'skipped'))
-            FROM moved
-            """, binary: columns, name: "merge task state").rows.first ?? []
         var merged = Merged()
-        merged.updated = row.first.flatMap { $0.flatMap { Int($0) } } ?? 0
-        if row.count == 3 {
-            merged.endedNodes = PostgresArrayLiteral.parseIntegers(row[1]).map(TaskID.init(rawValue:))
-            merged.workflows = Set(PostgresArrayLiteral.parseIntegers(row[2]).map(WorkflowID.init(rawValue:)))
+        for columns in chunks {
+            let row = try session.queryPrepared("""
+                WITH moved AS (UPDATE tasks t SET
+                    status = m.status,
+                    attempts = m.attempt,
+                    updated_at = m.at,
+                    started_at = COALESCE(t.started_at, m.started_at),
+                    finished_at = COALESCE(m.finished_at, t.finished_at),
+                    result = COALESCE(m.result, t.result),
+                    error = CASE WHEN m.status = 'succeeded' THEN NULL ELSE COALESCE(m.error, t.error) END,
+                    dispatched = true
+                FROM unnest($1::bigint[], $2::text[], $3::integer[], $4::timestamptz[], $5::timestamptz[], $6::timestamptz[], $7::jsonb[], $8::text[])
+                     AS m(id, status, attempt, at, started_at, finished_at, result, error)
+                WHERE t.id = m.id
+                  -- Attempt 0 is a scheduled task's release (queued): below every attempt, it only ever moves
+                  -- a row on from `scheduled`, so the redrive floor (which drops an old attempt's replays) must not hide it.
+                  AND (m.attempt > t.redrive_floor OR m.attempt = 0)
+                  AND conveyor_progress(m.status, m.attempt) > conveyor_progress(t.status, t.attempts)
+                  -- Only the join moves a waiting workflow node (a stale attempt of a retried one must not).
+                  AND t.status <> 'waiting'
+                RETURNING t.id, t.status, t.workflow_id)
+                SELECT count(*),
+                       array_agg(id) FILTER (WHERE workflow_id IS NOT NULL AND status IN ('succeeded', 'failed', 'dead', 'cancelled', 'skipped')),
+                       array_agg(DISTINCT workflow_id) FILTER (WHERE workflow_id IS NOT NULL AND status IN ('succeeded', 'failed', 'dead', 'cancelled', 'skipped'))
+                FROM moved
+                """, binary: columns, name: "merge task state").rows.first ?? []
+            merged.updated += row.first.flatMap { $0.flatMap { Int($0) } } ?? 0
+            if row.count == 3 {
+                merged.endedNodes += PostgresArrayLiteral.parseIntegers(row[1]).map(TaskID.init(rawValue:))
+                merged.workflows.formUnion(PostgresArrayLiteral.parseIntegers(row[2]).map(WorkflowID.init(rawValue:)))
+            }
         }
         return merged
     }
@@ -314,26 +317,23 @@ public struct EventStore: Sendable {
     }
 
     /// The merge's batch as the array columns of its `unnest`, in task order: id, status, attempt, at,
-    /// started_at, finished_at, result, error.
-    package static func encodeMerge(_ events: [LifecycleEvent]) -> [[UInt8]] {
-        var ids = BinaryArrayEncoder(of: .bigint, reservingCapacity: events.count * 12)
-        var statuses = BinaryArrayEncoder(of: .text, reservingCapacity: events.count * 14)
-        var attempts = BinaryArrayEncoder(of: .integer, reservingCapacity: events.count * 8)
-        var times = BinaryArrayEncoder(of: .timestamptz, reservingCapacity: events.count * 12)
-        var starts = BinaryArrayEncoder(of: .timestamptz, reservingCapacity: events.count * 12)
-        var finishes = BinaryArrayEncoder(of: .timestamptz, reservingCapacity: events.count * 12)
-        var results = BinaryArrayEncoder(of: .jsonb, reservingCapacity: events.count * 4)
-        var errors = BinaryArrayEncoder(of: .text, reservingCapacity: events.count * 4)
+    /// started_at, finished_at, result, error; in chunks of at most a few dozen megabytes (see
+    /// ``BinaryArrayColumns``), one statement each.
+    package static func encodeMerge(_ events: [LifecycleEvent]) -> [[[UInt8]]] {
+        var rows = BinaryArrayColumns(
+            [(.bigint, 12), (.text, 14), (.integer, 8), (.timestamptz, 12), (.timestamptz, 12), (.timestamptz, 12), (.jsonb, 4), (.text, 4)],
+            rows: events.count)
         for event in events {
-            ids.append(bigint: event.taskID.rawValue)
-            statuses.append(text: event.status.rawValue)
-            attempts.append(integer: event.attempt)
-            times.append(timestamptzMillis: event.atMillis)
-            starts.append(timestamptzMillis: event.startedAtMillis)
-            finishes.append(timestamptzMillis: event.status.isTerminal ? event.atMillis : nil)
-            results.append(jsonb: event.result)
-            errors.append(text: event.error)
+            rows.columns[0].append(bigint: event.taskID.rawValue)
+            rows.columns[1].append(text: event.status.rawValue)
+            rows.columns[2].append(integer: event.attempt)
+            rows.columns[3].append(timestamptzMillis: event.atMillis)
+            rows.columns[4].append(timestamptzMillis: event.startedAtMillis)
+            rows.columns[5].append(timestamptzMillis: event.status.isTerminal ? event.atMillis : nil)
+            rows.columns[6].append(jsonb: event.result)
+            rows.columns[7].append(text: event.error)
+            rows.endRow()
         }
-        return [ids.finish(), statuses.finish(), attempts.finish(), times.finish(), starts.finish(), finishes.finish(), results.finish(), errors.finish()]
+        return rows.finish()
     }
 }

@@ -135,4 +135,21 @@ struct CompleterTests {
         }
         #expect(steps == ["running@10", "progress@11", "succeeded@12"])
     }
+
+    @Test("an outcome whose attempt reported keeps its start apart even when the report went out in another batch")
+    func reportedAttemptKeepsItsStart() throws {
+        let arguments = completer().scriptCalls(for: [
+            .started(delivery(attempt: 1), atMillis: 10),
+            .finished(delivery(attempt: 1), .succeeded(result: nil), startedAtMillis: 10, atMillis: 12, reported: true),
+        ])[0].arguments
+        #expect(arguments[1] == "0")
+        var general = Array(arguments[2...])
+        var steps: [String] = []
+        while !general.isEmpty {
+            let event = try LifecycleEvent.events(inEntry: [LifecycleEvent.batchField: general[2]]).first!.get()
+            steps.append("\(event.status.rawValue)@\(event.atMillis)")
+            general.removeFirst(5)
+        }
+        #expect(steps == ["running@10", "succeeded@12"])
+    }
 }

@@ -1,4 +1,4 @@
-import ConveyorPostgres
+@testable import ConveyorPostgres
 import Testing
 
 @Suite("BinaryArrayEncoder: a batch column in PostgreSQL's binary array format")
@@ -59,5 +59,39 @@ struct BinaryArrayEncoderTests {
         ids.append(bigint: 1)
         #expect(int32(ids.finish(), at: 12) == 1)
         #expect(int32(ids.finish(), at: 0) == 0, "nothing carried over")
+    }
+}
+
+@Suite("BinaryArrayColumns: a batch cut into statements of bounded size")
+struct BinaryArrayColumnsTests {
+    private func count(_ column: [UInt8]) -> Int32 {
+        column.count < 20 ? 0 : column[12..<16].reduce(Int32(0)) { $0 << 8 | Int32($1) }
+    }
+
+    @Test("rows go to the next chunk once a chunk reaches its size, in order, with every column cut at the same row")
+    func chunksKeepRowsTogether() {
+        var rows = BinaryArrayColumns([(.bigint, 12), (.text, 8)], rows: 10, chunkBytes: 100)
+        for id in 0..<10 {
+            rows.columns[0].append(bigint: Int64(id))
+            rows.columns[1].append(text: "row \(id)")
+            rows.endRow()
+        }
+        let chunks = rows.finish()
+        #expect(chunks.count > 1)
+        #expect(chunks.allSatisfy { $0.count == 2 && count($0[0]) == count($0[1]) })
+        #expect(chunks.map { count($0[0]) }.reduce(0, +) == 10)
+        // The first id of each chunk follows the last of the one before: ids are 8-byte elements after the header.
+        let firstIDs = chunks.map { $0[0][24..<32].reduce(Int64(0)) { $0 << 8 | Int64($1) } }
+        #expect(firstIDs == firstIDs.sorted() && firstIDs.first == 0)
+    }
+
+    @Test("a batch under the size is one chunk; no rows, no chunk")
+    func smallAndEmpty() {
+        var rows = BinaryArrayColumns([(.bigint, 12)], rows: 2)
+        rows.columns[0].append(bigint: 1)
+        rows.endRow()
+        #expect(rows.finish().count == 1)
+        var empty = BinaryArrayColumns([(.bigint, 12)], rows: 0)
+        #expect(empty.finish().isEmpty)
     }
 }

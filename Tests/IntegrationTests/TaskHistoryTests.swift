@@ -56,17 +56,32 @@ struct TaskHistoryTests {
         try await stack.stop()
     }
 
+    /// Reports and fails without suspending, as the built-in instant handlers run (no `running` of its own).
+    private struct InstantReporter: TaskHandler {
+        var returnsWithoutSuspending: Bool { true }
+        func handle(_ task: TaskContext) async throws -> JSONValue? {
+            try task.reportProgress(message: "at once")
+            throw TaskFailure("fails at once, on purpose")
+        }
+    }
+
     @Test("an attempt's steps within one millisecond keep the order they happened in: running, its report, then its outcome, each dated after the one before")
     func sameMillisecondStepsKeepTheirOrder() async throws {
-        let registry = TaskTypeRegistry([TaskTypeDefinition(name: "quick", maxAttempts: 1, handler: "quick")])
+        let registry = TaskTypeRegistry([
+            TaskTypeDefinition(name: "quick", maxAttempts: 1, handler: "quick"),
+            TaskTypeDefinition(name: "instant", maxAttempts: 1, handler: "instant"),
+        ])
         var handlers = HandlerSet.builtIns
         handlers.register("quick") { task in
             try task.reportProgress(message: "at once")
             throw TaskFailure("fails at once, on purpose")
         }
+        handlers.register("instant", InstantReporter())
         let stack = try await Stack.start(registry: registry, handlers: handlers)
         var ids: [Int64] = []
-        for _ in 0..<5 { ids.append(try await stack.submit("quick")) }
+        for type in ["quick", "instant"] {
+            for _ in 0..<5 { ids.append(try await stack.submit(type)) }
+        }
         let outcomes = try await stack.waitUntilTerminal(ids)
         for id in ids {
             #expect(outcomes[id] == .dead)

@@ -23,7 +23,9 @@ final class Completer: Service, Sendable {
     enum Item: Sendable {
         case started(Delivery, atMillis: Int64)
         case progress(Delivery, TaskProgress, atMillis: Int64)
-        case finished(Delivery, AttemptOutcome, startedAtMillis: Int64, atMillis: Int64)
+        /// `reported`: the attempt reported progress, so its start is never folded into the outcome (a
+        /// report sent after the outcome's batch would otherwise be listed before the folded start).
+        case finished(Delivery, AttemptOutcome, startedAtMillis: Int64, atMillis: Int64, reported: Bool = false)
     }
 
     private let queue: GroupCommitQueue<Item>
@@ -59,10 +61,10 @@ final class Completer: Service, Sendable {
 
     /// - Parameter notBeforeMillis: the earliest time the outcome may carry: after the attempt's earlier
     ///   events, when they fall in the same millisecond.
-    func finished(_ delivery: Delivery, _ outcome: AttemptOutcome, startedAtMillis: Int64, notBeforeMillis: Int64 = .min) async {
+    func finished(_ delivery: Delivery, _ outcome: AttemptOutcome, startedAtMillis: Int64, notBeforeMillis: Int64 = .min, reported: Bool = false) async {
         do {
             let at = max(WallClock.nowMillis(), notBeforeMillis)
-            try await queue.enqueue(.finished(delivery, outcome, startedAtMillis: startedAtMillis, atMillis: at))
+            try await queue.enqueue(.finished(delivery, outcome, startedAtMillis: startedAtMillis, atMillis: at, reported: reported))
         } catch {
             // Only after shutdown: the entry stays pending and is redelivered, so nothing is lost.
             logger.warning("completion arrived after shutdown; the task will be redelivered", metadata: [LogKeys.taskID: "\(delivery.envelope.id)"])
@@ -109,7 +111,7 @@ final class Completer: Service, Sendable {
         // Each handle costs a registry lookup under a lock: one per type per batch, not one per task.
         var runTimers: [String: Timer] = [:]
         var endToEndTimers: [String: Timer] = [:]
-        for case .finished(let delivery, let outcome, let started, let at) in batch {
+        for case .finished(let delivery, let outcome, let started, let at, _) in batch {
             let envelope = delivery.envelope
             let status: String
             switch outcome {
@@ -140,7 +142,7 @@ final class Completer: Service, Sendable {
     /// Best effort: a leftover member only costs a few bytes, since a cancelled task never runs again.
     private func forgetCancellations(in batch: [Item]) async {
         var commands: [RedisCommand] = []
-        for case .finished(let delivery, .cancelled, _, _) in batch {
+        for case .finished(let delivery, .cancelled, _, _, _) in batch {
             commands.append(RedisCommand("SREM", [keys.cancelled(delivery.queue), delivery.envelope.id.description]))
         }
         if !commands.isEmpty { _ = try? await redis.send(commands) }
@@ -149,7 +151,7 @@ final class Completer: Service, Sendable {
     func releaseCalls(for batch: [Item]) -> [ScriptCall] {
         guard !gate.limitedTypes.isEmpty else { return [] }
         var finished: [(delivery: Delivery, fill: Bool)] = []
-        for case .finished(let delivery, let outcome, _, _) in batch where gate.limitedTypes.contains(delivery.envelope.type) {
+        for case .finished(let delivery, let outcome, _, _, _) in batch where gate.limitedTypes.contains(delivery.envelope.type) {
             finished.append((delivery, outcome == .cancelled))
         }
         return finished.isEmpty ? [] : gate.releaseCalls(finished, consumer: agentID)
@@ -162,7 +164,9 @@ final class Completer: Service, Sendable {
         var reported = Set<Delivery.Key>()
         for item in batch {
             switch item {
-            case .finished(let delivery, _, _, _): finishedEntries.insert(delivery.key)
+            case .finished(let delivery, _, _, _, let didReport):
+                finishedEntries.insert(delivery.key)
+                if didReport { reported.insert(delivery.key) }
             case .progress(let delivery, _, _): reported.insert(delivery.key)
             case .started: break
             }
@@ -174,7 +178,7 @@ final class Completer: Service, Sendable {
             switch item {
             case .started(let delivery, let at):
                 // A start folds into an outcome of the same batch (which carries its time), unless the
-                // attempt reported progress in between: its history would then list the report first.
+                // attempt reported progress: its history would then list the report first.
                 if finishedEntries.contains(delivery.key) && !reported.contains(delivery.key) { continue }
                 let event = LifecycleEvent(
                     taskID: delivery.envelope.id, status: .running, attempt: delivery.envelope.attempt, agent: agentID,
@@ -186,7 +190,7 @@ final class Completer: Service, Sendable {
                     taskID: delivery.envelope.id, status: .running, attempt: delivery.envelope.attempt, agent: agentID,
                     atMillis: at, correlationID: delivery.envelope.correlationID, type: delivery.envelope.type, progress: progress)
                 append(&argumentsByQueue[delivery.stream, default: ScriptArguments()].items, ack: "", event: event, requeue: nil, deadLetter: nil)
-            case .finished(let delivery, let outcome, let started, let at):
+            case .finished(let delivery, let outcome, let started, let at, _):
                 let envelope = delivery.envelope
                 var event = LifecycleEvent(
                     taskID: envelope.id, status: .succeeded, attempt: envelope.attempt, agent: agentID, atMillis: at,
@@ -236,7 +240,7 @@ final class Completer: Service, Sendable {
         }
         for item in batch {
             switch item {
-            case .started(let delivery, _), .progress(let delivery, _, _), .finished(let delivery, _, _, _):
+            case .started(let delivery, _), .progress(let delivery, _, _), .finished(let delivery, _, _, _, _):
                 if queueOfStream[delivery.stream] == nil { queueOfStream[delivery.stream] = delivery.queue }
             }
             if queueOfStream.count == argumentsByQueue.count { break }

@@ -273,13 +273,18 @@ final class Executor: Service, Sendable {
                 taskLogger.info("attempt succeeded", metadata: ["run_ms": "\(WallClock.nowMillis() - startedAt)"])
             }
         }
+        // An attempt that reported keeps its `running` apart from its outcome (an instant handler's is sent
+        // now): folded into the outcome, the start would be listed after the reports.
+        let reported = ending != nil
+        if reported && handler.returnsWithoutSuspending { await completer.started(delivery, atMillis: startedAt) }
         // The attempt's last word about its progress goes out before its outcome, in the same order.
         if let unsent = ending?.unsent { await completer.progress(delivery, unsent.progress, atMillis: unsent.atMillis) }
         // Dated after the attempt's `running` and its reports even within their millisecond, so that the
         // history lists them in the order they happened (a `failed` of the same millisecond sorts first).
-        let runningFloor = handler.returnsWithoutSuspending ? Int64.min : startedAt + 1
+        let runningFloor = handler.returnsWithoutSuspending && !reported ? Int64.min : startedAt + 1
         await completer.finished(
-            delivery, outcome, startedAtMillis: startedAt, notBeforeMillis: max(runningFloor, ending?.outcomeNotBefore ?? .min))
+            delivery, outcome, startedAtMillis: startedAt, notBeforeMillis: max(runningFloor, ending?.outcomeNotBefore ?? .min),
+            reported: reported)
     }
 
     /// Runs one attempt under its timeout. Nil when the attempt was cancelled by shutdown (not a failure:
