@@ -38,53 +38,43 @@ public struct BinaryArrayEncoder: Sendable {
     }
 
     public mutating func append(bigint value: Int64?) {
-        precondition(element == .bigint, "a bigint in an array of \(element)")
-        guard let value else { return appendNull() }
-        count += 1
-        bytes.appendValue(bigint: value)
+        appendElement(.bigint, value) { $0.appendValue(bigint: $1) }
     }
 
     /// Refused by the server out of `integer`'s range, never wrapped (see ``CopyRowEncoder/append(integer:)``).
     public mutating func append(integer value: Int?) {
-        precondition(element == .integer, "an integer in an array of \(element)")
-        guard let value else { return appendNull() }
-        count += 1
-        bytes.appendValue(integer: value)
+        appendElement(.integer, value) { $0.appendValue(integer: $1) }
     }
 
     public mutating func append(text value: String?) {
-        precondition(element == .text, "a text in an array of \(element)")
-        guard let value else { return appendNull() }
-        count += 1
-        bytes.appendValue(text: value)
+        appendElement(.text, value) { $0.appendValue(text: $1) }
     }
 
     /// A text element whose bytes `write` appends. Only for text that can never hold a NUL byte (digits,
     /// ASCII names, dashes): nothing here checks it.
     public mutating func append(textWrittenBy write: (inout [UInt8]) -> Void) {
-        precondition(element == .text, "a text in an array of \(element)")
-        count += 1
-        bytes.appendValue(write)
+        appendElement(.text, ()) { bytes, _ in bytes.appendValue(write) }
     }
 
     public mutating func append(jsonb value: String?) {
-        precondition(element == .jsonb, "a jsonb in an array of \(element)")
-        guard let value else { return appendNull() }
-        count += 1
-        bytes.appendValue(jsonb: value)
+        appendElement(.jsonb, value) { $0.appendValue(jsonb: $1) }
     }
 
     public mutating func append(timestamptzMillis value: Int64?) {
-        precondition(element == .timestamptz, "a timestamptz in an array of \(element)")
-        guard let value else { return appendNull() }
-        count += 1
-        bytes.appendValue(timestamptzMillis: value)
+        appendElement(.timestamptz, value) { $0.appendValue(timestamptzMillis: $1) }
     }
 
-    private mutating func appendNull() {
+    /// One element, or NULL for nil. The element type is checked: an array of one type whose elements
+    /// were written as another would be refused by the server, far from the mistake.
+    @inline(__always)
+    private mutating func appendElement<Value>(_ type: Element, _ value: Value?, _ write: (inout [UInt8], Value) -> Void) {
+        precondition(element == type, "a \(type) in an array of \(element)")
         count += 1
-        hasNull = true
-        bytes.appendNullValue()
+        guard let value else {
+            hasNull = true
+            return bytes.appendNullValue()
+        }
+        write(&bytes, value)
     }
 
     /// The parameter's bytes (an empty array has no dimensions), handed over without a copy; the encoder
