@@ -7,7 +7,8 @@ import Synchronization
 ///
 /// Free for an attempt that never reports: the entry is made at the first report, and ending an attempt
 /// looks at an atomic count before it takes the lock. A report that comes after its attempt ended (from
-/// a task the handler left behind) is dropped at the next flush, so no entry outlives its attempt.
+/// a task the handler left behind) is dropped: at once while the executor still holds the attempt, at the
+/// next flush after that, so no entry outlives its attempt.
 ///
 /// The book also dates an attempt's reports so that its events keep the order they happened in when
 /// several fall in one millisecond: a task's history lists rows of the same millisecond by event id, in

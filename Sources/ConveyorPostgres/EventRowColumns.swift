@@ -26,11 +26,13 @@ struct EventRowColumns {
         rows.endRow()
     }
 
-    /// Inserts the rows not recorded yet (by `task_events`' key), a chunk at a time; returns how many
-    /// were new.
-    mutating func insertSkippingRecorded(on session: PostgresSession, name: String) throws(PostgresError) -> Int {
+    /// The rows, in chunks (``BinaryArrayColumns``), for ``insertSkippingRecorded(_:on:name:)``.
+    mutating func finish() -> [[[UInt8]]] { rows.finish() }
+
+    /// Inserts the rows of `chunks` not recorded yet (by `task_events`' key); returns how many were new.
+    static func insertSkippingRecorded(_ chunks: [[[UInt8]]], on session: PostgresSession, name: String) throws(PostgresError) -> Int {
         var inserted = 0
-        for columns in rows.finish() {
+        for columns in chunks {
             inserted += try session.queryPrepared("""
                 INSERT INTO task_events (event_id, task_id, status, attempt, agent, at, detail)
                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::integer[], $5::text[], $6::timestamptz[], $7::jsonb[])

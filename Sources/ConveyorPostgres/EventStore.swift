@@ -62,9 +62,9 @@ public struct EventStore: Sendable {
             } catch let error as PostgresError where error.isUniqueViolation {
                 // Some events were recorded before (a replay after a crash between COMMIT and XACK):
                 // take the slower path that skips the ones already there.
-                var rows = Self.historyColumns(recorded)
+                let rows = Self.historyColumns(recorded)
                 return try session.transaction { () throws(PostgresError) -> Outcome in
-                    let inserted = try rows.insertSkippingRecorded(on: session, name: "insert new events")
+                    let inserted = try EventRowColumns.insertSkippingRecorded(rows, on: session, name: "insert new events")
                     return try apply(appended: inserted)
                 }
             }
@@ -265,15 +265,16 @@ public struct EventStore: Sendable {
         return encoder.finish()
     }
 
-    /// The same rows as ``encodeHistory(_:)``, for the insert that skips those already recorded.
-    static func historyColumns(_ events: [LifecycleEvent]) -> EventRowColumns {
+    /// The same rows as ``encodeHistory(_:)``, as chunks of array columns for the insert that skips those
+    /// already recorded.
+    static func historyColumns(_ events: [LifecycleEvent]) -> [[[UInt8]]] {
         var rows = EventRowColumns(reservingRows: events.count)
         forEachHistoryRow(of: events) { event, detail in
             rows.append(
                 eventID: { event.writeEventID(to: &$0) }, taskID: event.taskID.rawValue, status: event.isProgress ? "progress" : event.status.rawValue,
                 attempt: event.attempt, agent: event.agent, atMillis: event.atMillis, detail: detail)
         }
-        return rows
+        return rows.finish()
     }
 
     /// Each event with its history row's detail (JSON): one buffer for every row's, since built afresh

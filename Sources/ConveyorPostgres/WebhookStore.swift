@@ -129,15 +129,13 @@ public struct WebhookStore: Sendable {
                 JSONValue.writeString(error, into: &detail)
             }
             detail += "}"
-            // Read back from a text column, so it holds no NUL byte.
-            let eventID = Array("\(delivery.id)-webhook-\(delivery.attempt)".utf8)
+            // The delivery id is read back from a text column, so it holds no NUL byte.
             history.append(
-                eventID: { $0.append(contentsOf: eventID) }, taskID: delivery.taskID.rawValue, status: "webhook",
+                eventID: { $0.append(contentsOf: "\(delivery.id)-webhook-\(delivery.attempt)".utf8) }, taskID: delivery.taskID.rawValue, status: "webhook",
                 attempt: delivery.taskAttempt, agent: "webhooks", atMillis: now, detail: detail)
         }
-        let (finished, retries) = (done, (ids: retryIDs, at: retryAt, errors: retryErrors))
-        try await client.withSession { [history] session in
-            var history = history
+        let (finished, retries, historyRows) = (done, (ids: retryIDs, at: retryAt, errors: retryErrors), history.finish())
+        try await client.withSession { session in
             try session.transaction { () throws(PostgresError) in
                 if !finished.isEmpty {
                     _ = try session.query(
@@ -152,7 +150,7 @@ public struct WebhookStore: Sendable {
                 }
                 // A replayed try (a crash after this COMMIT, before the process forgot it) must not fail the
                 // batch: rows already there are skipped.
-                _ = try history.insertSkippingRecorded(on: session, name: "record webhook events")
+                _ = try EventRowColumns.insertSkippingRecorded(historyRows, on: session, name: "record webhook events")
             }
         }
     }
