@@ -17,10 +17,14 @@ public struct SubmissionError: Error, Sendable, CustomStringConvertible {
     public var kind: Kind
     /// The failure behind it (logged, never sent to the client).
     public var underlying: any Error
+    /// Some of the submission's tasks had an idempotency key and were kept (never withdrawn: another
+    /// submission of the key may already have been answered with them); the Reconciler dispatches them.
+    public var keptTasksWithIdempotencyKeys: Bool
 
-    public init(_ kind: Kind, underlying: any Error) {
+    public init(_ kind: Kind, underlying: any Error, keptTasksWithIdempotencyKeys: Bool = false) {
         self.kind = kind
         self.underlying = underlying
+        self.keptTasksWithIdempotencyKeys = keptTasksWithIdempotencyKeys
     }
 
     /// Classifies a failure of the COPY/COMMIT step (before anything was dispatched). A failure that is
@@ -36,23 +40,29 @@ public struct SubmissionError: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    /// Classifies a failed dispatch whose rows were withdrawn again.
-    static func dispatching(_ error: any Error) -> any Error {
+    /// Classifies a failed dispatch whose rows without an idempotency key were withdrawn again.
+    static func dispatching(_ error: any Error, keptTasksWithIdempotencyKeys: Bool) -> any Error {
         guard let redisError = error as? RedisError else { return error }
-        return SubmissionError(redisError.mayHaveRun ? .withdrawnAfterPartialDispatch : .nothingStored, underlying: error)
+        return SubmissionError(
+            redisError.mayHaveRun ? .withdrawnAfterPartialDispatch : .nothingStored, underlying: error,
+            keptTasksWithIdempotencyKeys: keptTasksWithIdempotencyKeys)
     }
 
     /// The message the client reads.
     public var message: String {
         let backend = underlying is PostgresError ? "PostgreSQL" : underlying is RedisError ? "Redis" : "a backend"
+        let withdrawn = keptTasksWithIdempotencyKeys ? "the tasks without an idempotency key" : "the tasks"
+        let kept = keptTasksWithIdempotencyKeys
+            ? "; those with an idempotency key were kept and will run: send them again with the same keys to learn their ids" : ""
         switch kind {
         case .nothingStored:
+            if keptTasksWithIdempotencyKeys { return "\(backend) is unavailable; \(withdrawn) were not stored\(kept)" }
             return "\(backend) is unavailable; nothing was stored"
         case .commitOutcomeUnknown:
             return "PostgreSQL stopped answering during COMMIT; the tasks may or may not be stored: retry with the same Idempotency-Key"
         case .withdrawnAfterPartialDispatch:
-            return "Redis failed while the tasks were being queued; they were withdrawn and will not be found by id, "
-                + "but some may already have reached Redis and may still run once"
+            return "Redis failed while the tasks were being queued; \(withdrawn) were withdrawn and will not be found by id, "
+                + "but some may already have reached Redis and may still run once\(kept)"
         }
     }
 

@@ -122,4 +122,52 @@ struct OutageTests {
         try await stack.stop()
         await restarted.stop()
     }
+
+    /// From its COMMIT on, a task with an idempotency key may already have been handed to another
+    /// submission of the same key (on this or another coordinator): withdrawing it after a failed XADD
+    /// would lose a task that client was told exists. The chaos run found it as a missing schedule tick.
+    /// Redis refuses XADD here by ACL, so every flush fails exactly after its COMMIT.
+    @Test("when Redis refuses the XADD after the COMMIT, a task with an idempotency key is kept: its submission gets 201, the same key finds it, and it runs once Redis takes XADDs again; tasks without a key are withdrawn with a 503 that says which were kept")
+    func keyedTaskIsKeptWhenDispatchFails() async throws {
+        let environment = try await TestServers.shared.environment(name: "keptkeyed", ownRedis: true)
+        let log = ExecutionLog()
+        var handlers = HandlerSet.builtIns
+        handlers.register("work", log.handler())
+        let stack = try await Stack.start(registry: registry, agents: 1, handlers: handlers, environment: environment) { configuration in
+            configuration.reconcileInterval = .milliseconds(200)
+            configuration.dispatchGrace = .milliseconds(500)
+        }
+        let before = try await stack.submit("work")
+        #expect(try await stack.waitUntilTerminal([before])[before] == .succeeded)
+
+        let redis = RedisConnection(configuration: environment.redis, logger: TestServers.quietLogger)
+        _ = try await redis.send(RedisCommand("ACL", ["SETUSER", "default", "-xadd"]))
+        let keyed = try await stack.post("/v1/tasks", #"{"type":"work"}"#, headers: [("Idempotency-Key", "kept-1")])
+        #expect(keyed.status == 201, "\(keyed.body)")
+        let id = try #require(keyed.json?["id"]?.intValue)
+        let again = try await stack.post("/v1/tasks", #"{"type":"work"}"#, headers: [("Idempotency-Key", "kept-1")])
+        #expect(again.status == 200, "\(again.body)")
+        #expect(again.json?["id"]?.intValue == id)
+        let unkeyed = try await stack.post("/v1/tasks", #"{"type":"work"}"#)
+        #expect(unkeyed.status == 503, "\(unkeyed.body)")
+        #expect(unkeyed.json?["error"]?["message"]?.stringValue?.contains("nothing was stored") == true, "\(unkeyed.body)")
+        let mixed = try await stack.post(
+            "/v1/tasks/batch", #"{"tasks":[{"type":"work","idempotency_key":"kept-2"},{"type":"work"}]}"#)
+        #expect(mixed.status == 503, "\(mixed.body)")
+        #expect(mixed.json?["error"]?["message"]?.stringValue?.contains("those with an idempotency key were kept") == true, "\(mixed.body)")
+        // Stored: the task before the refusal and the two keyed ones; the ones without a key were withdrawn.
+        let counts = try await stack.coordinator.store.countByStatus()
+        #expect(counts[.succeeded] == 1 && counts[.queued] == 2, "\(counts)")
+        let retried = try await stack.post("/v1/tasks/batch", #"{"tasks":[{"type":"work","idempotency_key":"kept-2"}]}"#)
+        #expect(retried.status == 200, "\(retried.body)")
+        let second = try #require(retried.json?["tasks"]?.ids.first)
+
+        _ = try await redis.send(RedisCommand("ACL", ["SETUSER", "default", "+xadd"]))
+        let statuses = try await stack.waitUntilTerminal([id, second], timeout: .seconds(30))
+        #expect(statuses[id] == .succeeded && statuses[second] == .succeeded, "\(statuses)")
+        #expect(log.executions[id] == 1 && log.executions[second] == 1)
+        #expect(try await stack.coordinator.store.countByStatus() == [.succeeded: 3])
+        redis.close()
+        try await stack.stop()
+    }
 }

@@ -49,7 +49,8 @@ struct ChaosReport: Sendable {
         let work = receiver.work
         // The every-second schedule across every fault: no tick missed or doubled (consecutive seconds,
         // one task each), and every tick older than 10 s has succeeded.
-        let tickGaps = zip(ticks, ticks.dropFirst()).filter { $1.tick - $0.tick != 1000 }.count
+        let irregularTicks = zip(ticks, ticks.dropFirst()).filter { $1.tick - $0.tick != 1000 }
+        let tickGaps = irregularTicks.count
         let settledTicks = ticks.filter { $0.tick < ticksReadAtMillis - 10_000 }
         let ticksUnfinished = settledTicks.filter { $0.status != "succeeded" }.count
 
@@ -140,7 +141,7 @@ struct ChaosReport: Sendable {
             delayed:     \(delayedTasks) delayed tasks among the accepted (each must end succeeded like the rest)
             push:        \(remoteTasks) remote tasks; the worker got \(work.requests) requests and refused \(work.refused) with 503 (retried)
             limits:      \(limitedRuns.count) runs of the limited type: at most \(limitedOverlap) at once (limit 3), \(keyOverlap) per key (limit 1); \(ghostRuns.count) in flight when Redis lost writes, left out
-            schedule:    \(ticks.count) ticks of the every-second schedule, \(tickGaps) gaps or doubles, \(ticksUnfinished) of \(settledTicks.count) older than 10 s not succeeded
+            schedule:    \(ticks.count) ticks of the every-second schedule, \(tickGaps) gaps or doubles, \(ticksUnfinished) of \(settledTicks.count) older than 10 s not succeeded\(irregularTicks.isEmpty ? "" : "; " + irregularTicks.prefix(5).map { "\(UTCTime.format(millis: $0.tick)) then \(UTCTime.format(millis: $1.tick))" }.joined(separator: ", "))
             webhooks:    \(callbackTasks.count - webhooksMissing) of \(callbackTasks.count) tasks with a callback delivered, signed (\(webhookRepeats) repeats, at-least-once; \(receiver.refused) tries refused with 503 by the receiver; \(receiver.invalid) bad signatures; all in \(format(webhooksDoneAfter)) after the tasks settled)
             workflows:   \(flows.accepted) of \(workflows.total) accepted (6 nodes each, \(flows.nodes) nodes; never answered \(workflows.unanswered), rejected \(workflows.rejected.count)): \(flows.statuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); LOST (still running) \(flows.unfinished), wrong \(flows.wrong), joins not queued exactly once \(flows.joinsNotQueuedOnce), nodes started before a dependency succeeded \(flows.startedEarly)
             bulk:        \(bulkSummary.rounds) of \(bulk.rounds) rounds of \(bulk.perRound) tasks scheduled an hour ahead, cancelled by tag through POST /v1/tasks/cancel (sent again until done): \(bulkStatuses.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")); not cancelled \(bulkNotCancelled), rounds unfinished \(bulkSummary.unfinishedRounds), searches answered \(bulkSummary.searches)\(bulkSummary.failures.isEmpty ? "" : "; " + bulkSummary.failures.prefix(3).joined(separator: "; "))

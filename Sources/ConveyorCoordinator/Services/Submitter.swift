@@ -17,11 +17,14 @@ import Synchronization
 /// then answer every waiting request. A lone request is flushed at once; under load, a batch is
 /// whatever arrived during the previous flush.
 ///
-/// A 201 therefore means committed *and* in Redis. If the XADD fails after the COMMIT (Redis went away
-/// in between), the just-inserted rows are deleted again and the requests get 503 with a
-/// ``SubmissionError`` that says what is true (some entries of a broken pipeline may have reached Redis
-/// and may run). If even the delete fails, the rows stay and the Reconciler dispatches them: durable and
-/// dispatched later is what a 201 promises, so the requests get their 201.
+/// A 201 therefore means committed *and* in Redis, or committed and left to the Reconciler. If the XADD
+/// fails after the COMMIT (Redis went away in between), the just-inserted rows without an idempotency key
+/// are deleted again and their requests get 503 with a ``SubmissionError`` that says what is true (some
+/// entries of a broken pipeline may have reached Redis and may run). A row with an idempotency key is
+/// never deleted: from its COMMIT on, a submission of the same key on any coordinator may have been
+/// answered with it, and deleting it would lose a task that client was told exists. Such rows, and rows
+/// whose delete failed, stay queued and the Reconciler dispatches them after the dispatch grace: durable
+/// and dispatched later is what a 201 promises.
 ///
 /// Overload: at most `queueCapacity` tasks wait. A request that does not fit is shed at once
 /// (``SubmissionOverload``, a 503 with `Retry-After`) instead of waiting in line, so an accepted
@@ -93,10 +96,10 @@ public final class Submitter: Service, Sendable {
     public var tasksBeingStored: Int { storing.load(ordering: .relaxed) }
     private let storing = Atomic<Int>(0)
 
-    /// One flush at a time, on purpose. Two in flight measured 8% more throughput at the ceiling, but
-    /// broke two guarantees: an idempotency key committed by one flush could be answered by the other
-    /// before the first had dispatched (and withdrawn, had its XADD failed), and the id allocator hands
-    /// out blocks to one caller at a time.
+    /// One flush at a time, on purpose. Two in flight measured 8% more throughput at the ceiling, but the
+    /// id allocator hands out blocks to one caller at a time. (The other reason given then, one flush
+    /// answering a key the other might still withdraw, held across coordinators too: keyed rows are now
+    /// never withdrawn.)
     public func run() async throws {
         await queue.consume(maximumWeight: maxBatchTasks) { batch in await flush(batch) }
     }
@@ -117,34 +120,43 @@ public final class Submitter: Service, Sendable {
             }
             let fresh = zip(tasks, inserted).filter { $0.1.created }
             if !fresh.isEmpty { FaultInjection.point(.crashAfterCommit) }
+            var withdrawn: Set<TaskID> = []
+            var dispatchFailure: (any Error)?
             do {
                 try await dispatch(fresh.map { ($0.0, $0.1.id) })
             } catch {
                 // Redis may have lost its data, groups included: prepare the streams again next time.
                 preparedStreams.withLock { $0.removeAll() }
-                if try await withdraw(fresh.map(\.1.id), after: error) {
-                    throw SubmissionError.dispatching(error)
-                }
-                // Kept in PostgreSQL: they are durable and the Reconciler dispatches them after the
-                // dispatch grace, which is what a 201 promises (DESIGN §1).
+                dispatchFailure = error
+                withdrawn = await withdraw(fresh.filter { $0.0.idempotencyKey == nil }.map(\.1.id), after: error)
             }
             FaultInjection.point(.crashAfterDispatch)
-            for (task, result) in fresh where TaskLogSampling.includes(result.id) {
+            let kept = withdrawn.isEmpty ? fresh : fresh.filter { !withdrawn.contains($0.1.id) }
+            for (task, result) in kept where TaskLogSampling.includes(result.id) {
                 logger.info("task accepted", metadata: [
                     LogKeys.taskID: "\(result.id)", LogKeys.taskType: "\(task.type)", LogKeys.correlationID: "\(task.correlationID)",
                     LogKeys.queue: "\(task.queue)",
                 ])
             }
-            for (type, count) in Self.countByType(fresh.lazy.map(\.0.type)) {
+            for (type, count) in Self.countByType(kept.lazy.map(\.0.type)) {
                 Counter(label: MetricsCatalog.tasksSubmitted.name, dimensions: [("type", type)]).increment(by: count)
             }
             var offset = 0
             for submission in batch {
                 let end = offset + submission.tasks.count
-                submission.reply.succeed(Array(inserted[offset..<end]))
+                let results = inserted[offset..<end]
                 offset = end
+                if let dispatchFailure, !withdrawn.isEmpty, results.contains(where: { $0.created && withdrawn.contains($0.id) }) {
+                    let keptSome = results.contains { $0.created && !withdrawn.contains($0.id) }
+                    submission.reply.fail(SubmissionError.dispatching(dispatchFailure, keptTasksWithIdempotencyKeys: keptSome))
+                } else {
+                    submission.reply.succeed(Array(results))
+                }
             }
-            await markParked(fresh.filter { $0.0.runAtMillis != nil }.map(\.1.id))
+            // Parked in Redis only if the pipeline went through; kept rows are the Reconciler's.
+            if dispatchFailure == nil {
+                await markParked(fresh.filter { $0.0.runAtMillis != nil }.map(\.1.id))
+            }
         } catch {
             logger.warning("submission batch failed", metadata: [LogKeys.count: "\(tasks.count)", LogKeys.error: "\(error)"])
             for submission in batch { submission.reply.fail(error) }
@@ -205,18 +217,18 @@ public final class Submitter: Service, Sendable {
     }
 
     /// Removes tasks that were committed but could not be dispatched, so the client's 503 is the truth.
-    /// Returns false when they could not be removed: they stay queued in PostgreSQL, and the Reconciler
-    /// dispatches them (so the submission has succeeded after all).
-    private func withdraw(_ ids: [TaskID], after error: any Error) async throws -> Bool {
-        guard !ids.isEmpty else { return true }
+    /// Returns the ids removed: none when the delete failed, and then the rows stay queued in PostgreSQL,
+    /// the Reconciler dispatches them, and the submission has succeeded after all.
+    private func withdraw(_ ids: [TaskID], after error: any Error) async -> Set<TaskID> {
+        guard !ids.isEmpty else { return [] }
         do {
             try await store.deleteUndispatched(ids)
             logger.warning("dispatch failed; withdrew committed tasks", metadata: [LogKeys.count: "\(ids.count)", LogKeys.error: "\(error)"])
-            return true
+            return Set(ids)
         } catch {
             logger.error("dispatch failed and the tasks could not be withdrawn; they stay queued and the Reconciler dispatches them",
                          metadata: [LogKeys.count: "\(ids.count)", LogKeys.error: "\(error)"])
-            return false
+            return []
         }
     }
 
