@@ -300,4 +300,50 @@ struct ServiceTimingTests {
         running.cancel()
         _ = try? await running.value
     }
+
+    /// The leader that saw a Redis change may die before its rechecks and sweeps (the chaos run killed one
+    /// 0.6 s after it recorded the change): tasks an agent started before the loss, recorded `running`
+    /// afterwards, stayed `running` for good, since the next leader saw no change of its own.
+    @Test("Reconciler: a coordinator that takes the lead in the hour after a Redis change another leader saw looks up every unfinished task on its first pass")
+    func newLeaderTakesOverTheLookups() async throws {
+        let (environment, first, _) = try await Self.timedCoordinator(name: "takeover") { $0.reconcileSweep = .seconds(60) }
+        // Unfinished work when the first leader meets this Redis: a change, recorded with its time.
+        let ready = environment.keys.ready("default")
+        let held = try await first.store.insert([NewTask(
+            type: "noop", queue: "default", params: "{}", correlationID: "held", idempotencyKey: nil, maxAttempts: 3, createdAtMillis: 0)])
+        _ = try await first.postgres.withSession { session in
+            try session.query("UPDATE tasks SET status = 'running', dispatched = true WHERE id = $1", [held[0].id.description]).affected
+        }
+        _ = try await first.redis.send(RedisConnection.xadd(stream: ready, fields: [("id", held[0].id.description)]))
+        let seen = try await first.reconciler.reconcileOnce()
+        #expect(seen.leader && seen.redisChanged)
+        first.close()
+
+        // An attempt from before the loss, recorded as running after the first leader died: dispatched,
+        // running, and in no Redis.
+        var configuration = CoordinatorConfiguration(redis: environment.redis, postgres: environment.postgres, instanceID: "timed-2")
+        configuration.keys = environment.keys
+        configuration.reconcileInterval = .seconds(30)
+        configuration.reconcileSweep = .seconds(60)
+        configuration.dispatchGrace = .zero
+        let second = Coordinator(configuration: configuration, clock: MockClock(), logger: Self.logger)
+        defer { second.close() }
+        let stranded = try await second.store.insert([NewTask(
+            type: "noop", queue: "default", params: "{}", correlationID: "stranded", idempotencyKey: nil, maxAttempts: 3, createdAtMillis: 0)])
+        _ = try await second.postgres.withSession { session in
+            try session.query("UPDATE tasks SET status = 'running', dispatched = true WHERE id = $1", [stranded[0].id.description]).affected
+        }
+        // PostgreSQL frees the first leader's lock when it notices the closed session.
+        var report = try await second.reconciler.reconcileOnce()
+        for _ in 0..<50 where !report.leader {
+            try await Task.sleep(for: .milliseconds(100))
+            report = try await second.reconciler.reconcileOnce()
+        }
+        #expect(report.leader && !report.redisChanged)
+        #expect(report.redispatched == 1, "\(report)")
+        let entries = try await second.redis.send(RedisCommand("XRANGE", [ready, "-", "+"]))
+        #expect(entries.array?.count == 2)
+        #expect(try StreamEntry(reply: entries.array![1]).fields?["id"] == stranded[0].id.description)
+        #expect(try await second.reconciler.reconcileOnce().redispatched == 0, "once found, it is held by Redis")
+    }
 }

@@ -39,6 +39,13 @@ import Synchronization
 ///   holds. The chaos run found such tasks, left `running` for good. Not always on: the lookup reads
 ///   every row of `tasks`.
 ///
+/// - **A new leader in the hour after a change.** The time of a Redis change is recorded in
+///   `conveyor_meta` with the new identity. A coordinator that becomes leader less than ``sweepPeriod``
+///   after a change it did not see itself looks up every unfinished task at once, then rechecks and
+///   sweeps for what is left of the two periods: the leader that saw the change may have died before its
+///   rechecks (the chaos run killed it 0.6 s after it recorded the change, and tasks an agent had started
+///   before the loss stayed `running` for good).
+///
 /// Every candidate row is read before the census and re-read after it, so a task that finished or moved
 /// meanwhile is left alone. The leader lock is checked again before each dispatch. What remains is
 /// at-least-once: a task may run twice, never zero times.
@@ -81,11 +88,15 @@ public final class Reconciler: Service, Sendable {
     /// After Redis lost data, the unfinished tasks are looked up again on every pass until then. An
     /// attempt an agent was running when Redis went away still reports `running` to the new Redis (its
     /// completion, whose XACK no longer matches, reports nothing), so its row can change during the first
-    /// pass and be skipped as "moved on"; a later pass finds it unchanged and missing. Kept in memory: a
-    /// new leader only rechecks after a Redis change it sees itself.
+    /// pass and be skipped as "moved on"; a later pass finds it unchanged and missing. In memory, from the
+    /// change time in `conveyor_meta` for a leader that did not see the change itself.
     private let recheckUntil = Mutex<ContinuousClock.Instant?>(nil)
+    /// Whether the previous pass held the leader lock (a pass that takes it reads the last change time).
+    private let leading = Mutex(false)
 
     static let identityKey = "redis_identity"
+    /// When a leader last saw Redis change (Unix ms), written before the new identity.
+    static let changedAtKey = "redis_changed_at"
     /// The advisory lock's two keys: "conv" and "recn" in ASCII.
     static let lockKeys = (Int32(0x636F_6E76), Int32(0x7265_636E))
     static let pageSize = 5000
@@ -140,8 +151,15 @@ public final class Reconciler: Service, Sendable {
     ///   change (see the sweep in the type's documentation).
     public func reconcileOnce(sweepUnfinished: Bool = false) async throws -> Report {
         var report = Report()
-        guard try await holdLeadership() else { return report }
+        guard try await holdLeadership() else {
+            leading.withLock { $0 = false }
+            return report
+        }
         report.leader = true
+        let tookOver = leading.withLock { leading in
+            defer { leading = true }
+            return !leading
+        }
         let identity = try await redisIdentity()
         let known = try await meta.value(Self.identityKey)
         if known != identity {
@@ -153,13 +171,17 @@ public final class Reconciler: Service, Sendable {
             }
             try await restoreRedisState()
             let unfinishedRows = try await recoverUnfinished(into: &report)
-            try await meta.set(Self.identityKey, to: identity)
             // A new deployment with no unfinished task yet has no older Redis to have lost anything.
-            if known != nil || unfinishedRows > 0 {
-                recheckUntil.withLock { $0 = .now + dispatchGrace }
-                sweepUntil.withLock { $0 = .now + Self.sweepPeriod }
-                sinceSweep.withLock { $0 = .zero }
-            }
+            let lostSome = known != nil || unfinishedRows > 0
+            if lostSome { try await meta.set(Self.changedAtKey, to: String(WallClock.nowMillis())) }
+            try await meta.set(Self.identityKey, to: identity)
+            if lostSome { startRechecks(sinceChange: .zero) }
+        } else if tookOver, let sinceChange = try await sinceChangeSeenByAnotherLeader() {
+            logger.notice("took over the lookups after a Redis change another leader saw", metadata: [
+                "since_change": "\(sinceChange)",
+            ])
+            startRechecks(sinceChange: sinceChange)
+            try await recoverUnfinished(into: &report)
         } else if sweepUnfinished {
             try await recoverUnfinished(into: &report)
         } else if let until = recheckUntil.withLock({ $0 }), ContinuousClock.now < until {
@@ -167,6 +189,20 @@ public final class Reconciler: Service, Sendable {
         }
         try await recoverUndispatched(into: &report)
         return report
+    }
+
+    /// Rechecks until `dispatchGrace` and sweeps until ``sweepPeriod`` after the change.
+    private func startRechecks(sinceChange: Duration) {
+        recheckUntil.withLock { $0 = .now + dispatchGrace - sinceChange }
+        sweepUntil.withLock { $0 = .now + Self.sweepPeriod - sinceChange }
+        sinceSweep.withLock { $0 = .zero }
+    }
+
+    /// How long ago the last recorded Redis change was, if less than ``sweepPeriod``.
+    private func sinceChangeSeenByAnotherLeader() async throws -> Duration? {
+        guard let recorded = try await meta.value(Self.changedAtKey).flatMap({ Int64($0) }) else { return nil }
+        let since = Duration.milliseconds(max(0, WallClock.nowMillis() - recorded))
+        return since < Self.sweepPeriod ? since : nil
     }
 
     // MARK: - Leadership and identity
