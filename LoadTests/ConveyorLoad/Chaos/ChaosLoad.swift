@@ -40,6 +40,29 @@ final class ChaosLoad: Sendable {
         var rejected: [String] = []
         /// (sent, answered) in Unix ms of every successful request: recovery times are read from them.
         var successes: [(sent: Int64, answered: Int64)] = []
+        var twins = TwinSummary()
+    }
+
+    /// Every tenth batch is also sent, at the same moment, to the other coordinator: two submissions of
+    /// the same idempotency keys racing through two Submitters across every fault. Both answers must
+    /// name the same tasks, and a task only the twin's answer named must exist and finish all the same
+    /// (a key answered from a row its first submitter then withdrew would be a lost task).
+    struct TwinSummary: Sendable {
+        /// Batches whose twin got an answer naming tasks.
+        var answered = 0
+        var unanswered = 0
+        /// Twins whose answer named other tasks than the batch's own, or was refused.
+        var mismatches: [String] = []
+        /// Ids only a twin's answer named.
+        var onlyTwinIDs: [Int64] = []
+    }
+
+    static func isTwinned(_ batch: Int) -> Bool { batch % 10 == 5 }
+
+    private enum Outcome: Sendable {
+        case accepted(ids: [Int64], sent: Int64, answered: Int64)
+        case rejected(String)
+        case unanswered
     }
 
     init(total: Int, duration: Duration, baseURLs: [String], callbackURL: String) {
@@ -52,6 +75,7 @@ final class ChaosLoad: Sendable {
     var accepted: [Accepted] { state.withLock { $0.accepted } }
     var unanswered: Int { state.withLock { $0.unanswered } }
     var rejected: [String] { state.withLock { $0.rejected } }
+    var twins: TwinSummary { state.withLock { $0.twins } }
 
     /// When the first request sent at or after `millis` that succeeded got its answer, if any.
     func firstSuccess(sentAtOrAfter millis: Int64) -> Int64? {
@@ -129,10 +153,49 @@ final class ChaosLoad: Sendable {
     private func send(batch: Int) async {
         let body = body(batch: batch)
         let first = batch * batchSize
+        async let twin: Outcome? = Self.isTwinned(batch) ? post(body, batch: batch, firstCoordinator: batch + 1) : nil
+        let outcome = await post(body, batch: batch, firstCoordinator: batch)
+        state.withLock { state in
+            switch outcome {
+            case let .accepted(ids, sent, answered):
+                for (offset, id) in ids.enumerated() {
+                    state.accepted.append(Accepted(
+                        id: id, kind: Self.kind(of: first + offset), hasCallback: Self.hasCallback(first + offset),
+                        limitKey: Self.kind(of: first + offset) == .limited ? Self.limitKey(of: first + offset) : nil))
+                }
+                state.successes.append((sent, answered))
+            case let .rejected(message):
+                state.rejected.append(message)
+            case .unanswered:
+                state.unanswered += 1
+            }
+        }
+        guard let twinOutcome = await twin else { return }
+        state.withLock { state in
+            switch (outcome, twinOutcome) {
+            case let (.accepted(ids, _, _), .accepted(twinIDs, _, _)):
+                state.twins.answered += 1
+                if ids != twinIDs { state.twins.mismatches.append("batch \(batch): \(ids.prefix(3)) against the twin's \(twinIDs.prefix(3))") }
+                let own = Set(ids)
+                state.twins.onlyTwinIDs += twinIDs.filter { !own.contains($0) }
+            case let (_, .accepted(twinIDs, _, _)):
+                state.twins.answered += 1
+                state.twins.onlyTwinIDs += twinIDs
+            case let (_, .rejected(message)):
+                state.twins.mismatches.append("twin of \(message)")
+            case (_, .unanswered):
+                state.twins.unanswered += 1
+            }
+        }
+    }
+
+    /// Sends one batch until it is answered, starting at coordinator `firstCoordinator` (modulo their
+    /// count) and moving to the next after every failure.
+    private func post(_ body: String, batch: Int, firstCoordinator: Int) async -> Outcome {
         let deadline = ContinuousClock.now + .seconds(300)
         var attempt = 0
         while ContinuousClock.now < deadline {
-            let baseURL = baseURLs[(batch + attempt) % baseURLs.count]
+            let baseURL = baseURLs[(firstCoordinator + attempt) % baseURLs.count]
             attempt += 1
             var request = HTTPClientRequest(url: baseURL + "/v1/tasks/batch")
             request.method = .POST
@@ -146,26 +209,17 @@ final class ChaosLoad: Sendable {
                 switch response.status.code {
                 case 200, 201:
                     let ids = (try? JSONValue.parse(text))?["tasks"]?.arrayValue?.compactMap { $0["id"]?.intValue } ?? []
-                    state.withLock { state in
-                        for (offset, id) in ids.enumerated() {
-                            state.accepted.append(Accepted(
-                                id: id, kind: Self.kind(of: first + offset), hasCallback: Self.hasCallback(first + offset),
-                                limitKey: Self.kind(of: first + offset) == .limited ? Self.limitKey(of: first + offset) : nil))
-                        }
-                        state.successes.append((sent, WallClock.nowMillis()))
-                    }
-                    return
+                    return .accepted(ids: ids, sent: sent, answered: WallClock.nowMillis())
                 case 500...599, 429:
                     break  // the broker is recovering: send the same batch again
                 default:
-                    state.withLock { $0.rejected.append("batch \(batch): \(response.status.code) \(text.prefix(200))") }
-                    return
+                    return .rejected("batch \(batch): \(response.status.code) \(text.prefix(200))")
                 }
             } catch {
                 // Connection refused or reset: the coordinator is down or restarting.
             }
             try? await Task.sleep(for: .milliseconds(100))
         }
-        state.withLock { $0.unanswered += 1 }
+        return .unanswered
     }
 }

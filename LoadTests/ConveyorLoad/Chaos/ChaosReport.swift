@@ -20,6 +20,8 @@ struct ChaosReport: Sendable {
         // cluster's retention (90 s) drops a generation closed that long ago, and a slow delivery must
         // not turn into missing rows.
         let rows = try await TaskCensus.rows(url: cluster.postgres.url, ids: ids)
+        let twins = load.twins
+        let twinRows = try await TaskCensus.rows(url: cluster.postgres.url, ids: twins.onlyTwinIDs)
         let ticks = try await TaskCensus.scheduleTicks(url: cluster.postgres.url, schedule: "chaos_tick")
         let ticksReadAtMillis = WallClock.nowMillis()
         let flows = try await workflows.check(url: cluster.postgres.url, journalPath: cluster.journalPath)
@@ -32,6 +34,11 @@ struct ChaosReport: Sendable {
         let missingRows = ids.filter { rows[$0] == nil }.count
         let unfinished = rows.values.filter { !["succeeded", "failed", "dead", "cancelled", "skipped"].contains($0.status) }.count
         let lost = missingRows + unfinished
+        // Tasks only a twin's answer named: the same promise as the rest (they exist and finish).
+        let twinLost = twins.onlyTwinIDs.filter { id in
+            guard let row = twinRows[id] else { return true }
+            return !["succeeded", "failed", "dead", "cancelled", "skipped"].contains(row.status)
+        }.count
         let wrong = rows.values.filter { ["failed", "dead", "cancelled"].contains($0.status) }
         var statusCounts: [String: Int] = [:]
         for row in rows.values { statusCounts[row.status, default: 0] += 1 }
@@ -128,6 +135,7 @@ struct ChaosReport: Sendable {
             && shed.unanswered == 0 && shed.failures.isEmpty && shed.acceptedRequests > 0
         let passed = overloadPassed && bulkPassed && workflowsPassed && lost == 0 && wrong.isEmpty && load.unanswered == 0 && load.rejected.isEmpty && accepted.count == plan.tasks
             && lastReportMissing == 0 && webhooksMissing == 0 && receiver.invalid == 0
+            && twins.answered > 0 && twins.mismatches.isEmpty && twins.unanswered == 0 && twinLost == 0
             && !ticks.isEmpty && tickGaps == 0 && ticksUnfinished == 0
             && !limitedRuns.isEmpty && limitedOverlap <= 3 && keyOverlap <= 1
         var text = """
@@ -137,6 +145,7 @@ struct ChaosReport: Sendable {
             statuses:    \(statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             LOST:        \(lost)\(lost > 0 ? "  (missing rows \(missingRows), unfinished \(unfinished))" : "")
             wrong:       \(wrong.count) (every task of this mix must end succeeded)
+            twins:       \(twins.answered) batches also sent at the same moment to the other coordinator (same idempotency keys): answers naming other tasks \(twins.mismatches.count), never answered \(twins.unanswered), tasks only a twin named \(twins.onlyTwinIDs.count), of them LOST \(twinLost)\(twins.mismatches.isEmpty ? "" : "; " + twins.mismatches.prefix(3).joined(separator: "; "))
             progress:    \(stepsTasks.count - lastReportMissing) of \(stepsTasks.count) steps tasks show their last report (100 %)\(withoutLastReport.isEmpty ? "" : "; not: " + withoutLastReport.prefix(5).map { "task \($0.id) at \($0.progressFraction.map { "\($0)" } ?? "none")" }.joined(separator: ", "))
             delayed:     \(delayedTasks) delayed tasks among the accepted (each must end succeeded like the rest)
             push:        \(remoteTasks) remote tasks; the worker got \(work.requests) requests and refused \(work.refused) with 503 (retried)
@@ -159,7 +168,7 @@ struct ChaosReport: Sendable {
 
         let json = """
             {"tasks":\(plan.tasks),"duration_s":\(plan.duration.components.seconds),"agents":\(plan.agents),"redis_cluster":\(plan.redisCluster ?? 0),"accepted":\(accepted.count),\
-            "unanswered":\(load.unanswered),"rejected":\(load.rejected.count),"lost":\(lost),"wrong_status":\(wrong.count),"steps_tasks":\(stepsTasks.count),"last_report_missing":\(lastReportMissing),"delayed":\(delayedTasks),"remote":\(remoteTasks),"limited_runs":\(limitedRuns.count),"limited_max_overlap":\(limitedOverlap),"limited_key_max_overlap":\(keyOverlap),"limited_ghost_runs":\(ghostRuns.count),"schedule_ticks":\(ticks.count),"schedule_gaps":\(tickGaps),"schedule_unfinished":\(ticksUnfinished),"webhook_tasks":\(callbackTasks.count),"webhooks_missing":\(webhooksMissing),"webhook_repeats":\(webhookRepeats),"bad_signatures":\(receiver.invalid),\
+            "unanswered":\(load.unanswered),"rejected":\(load.rejected.count),"lost":\(lost),"wrong_status":\(wrong.count),"twins":\(twins.answered),"twin_mismatches":\(twins.mismatches.count),"twin_lost":\(twinLost),"steps_tasks":\(stepsTasks.count),"last_report_missing":\(lastReportMissing),"delayed":\(delayedTasks),"remote":\(remoteTasks),"limited_runs":\(limitedRuns.count),"limited_max_overlap":\(limitedOverlap),"limited_key_max_overlap":\(keyOverlap),"limited_ghost_runs":\(ghostRuns.count),"schedule_ticks":\(ticks.count),"schedule_gaps":\(tickGaps),"schedule_unfinished":\(ticksUnfinished),"webhook_tasks":\(callbackTasks.count),"webhooks_missing":\(webhooksMissing),"webhook_repeats":\(webhookRepeats),"bad_signatures":\(receiver.invalid),\
             "overload_sheds":\(shed.shed),"overload_stored_of_shed":\(storedOfShed),"overload_accepted_tasks":\(shed.acceptedTasks),"overload_lost":\(overloadLost),\
             "workflows":\(flows.accepted),"workflows_lost":\(flows.unfinished),"workflows_wrong":\(flows.wrong),"joins_not_queued_once":\(flows.joinsNotQueuedOnce),"nodes_started_early":\(flows.startedEarly),\
             "executions":\(executions.count),"duplicate_executions":\(duplicateExecutions),"tasks_run_twice":\(tasksRunTwice),\
