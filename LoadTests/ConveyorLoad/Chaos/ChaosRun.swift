@@ -264,6 +264,12 @@ final class ChaosRun: Sendable {
             }
             try await Task.sleep(for: .seconds(1))
         }
+        // Said now: the report reads the rows later, when the cluster's retention (90 s) may have dropped
+        // those of tasks that did finish, and would count them as missing too.
+        if let lines = try? await TaskCensus.unfinishedLines(url: cluster.postgres.url, ids: ids) {
+            print("[chaos] not terminal after \(plan.settle) (id type status attempts dispatched updated_at):")
+            for line in lines { print("[chaos]   \(line)") }
+        }
         return ContinuousClock.now - began
     }
 

@@ -28,6 +28,22 @@ enum TaskCensus {
         return counts
     }
 
+    /// Up to `limit` of `ids` whose rows are not terminal, one line each (id, type, status, attempts,
+    /// dispatched, last change), for the log of a run whose tasks did not all finish.
+    static func unfinishedLines(url: String, ids: [Int64], limit: Int = 20) async throws -> [String] {
+        let connection = PostgresConnection(url: url, name: "chaos-census", logger: logger)
+        defer { connection.close() }
+        let literal = PostgresArrayLiteral.integers(ids)
+        let rows = try await connection.withSession { session in
+            try session.query("""
+                SELECT id, type, status, attempts, dispatched, updated_at FROM tasks
+                WHERE id = ANY($1::bigint[]) AND status NOT IN ('succeeded', 'failed', 'dead', 'cancelled', 'skipped')
+                ORDER BY id LIMIT \(limit)
+                """, [literal]).rows
+        }
+        return rows.map { row in row.map { $0 ?? "null" }.joined(separator: " ") }
+    }
+
     /// The ticks (Unix ms) a periodic schedule enqueued, with each tick's task status.
     static func scheduleTicks(url: String, schedule: String) async throws -> [(tick: Int64, status: String)] {
         let connection = PostgresConnection(url: url, name: "chaos-census", logger: logger)
