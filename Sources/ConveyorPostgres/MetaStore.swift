@@ -12,6 +12,22 @@ public struct MetaStore: Sendable {
         }
     }
 
+    /// The values of `keys` that exist, each with how long ago it was written by PostgreSQL's clock (so
+    /// coordinators on hosts whose clocks disagree read the same age).
+    public func entries(_ keys: [String]) async throws -> [String: (value: String, age: Duration)] {
+        try await client.withSession { session in
+            var entries: [String: (value: String, age: Duration)] = [:]
+            for row in try session.query("""
+                SELECT key, value, (extract(epoch FROM now() - updated_at) * 1000)::bigint
+                FROM conveyor_meta WHERE key = ANY($1::text[])
+                """, [PostgresArrayLiteral.text(keys)], name: "read meta entries").rows {
+                guard let key = row[0], let value = row[1], let ageMillis = row[2].flatMap({ Int64($0) }) else { continue }
+                entries[key] = (value, .milliseconds(max(0, ageMillis)))
+            }
+            return entries
+        }
+    }
+
     public func set(_ key: String, to value: String) async throws {
         _ = try await client.withSession { session in
             try session.query("""

@@ -200,10 +200,11 @@ struct ServiceTimingTests {
     /// A migrated coordinator on a test clock whose Reconciler passes every 30 s with no dispatch grace;
     /// its services are not started (a test runs the one it examines).
     private static func timedCoordinator(
-        name: String, configure: (inout CoordinatorConfiguration) -> Void = { _ in }
+        name: String, environment given: TestEnvironment? = nil, instanceID: String = "timed",
+        configure: (inout CoordinatorConfiguration) -> Void = { _ in }
     ) async throws -> (TestEnvironment, Coordinator, MockClock) {
-        let environment = try await TestServers.shared.environment(name: name)
-        var configuration = CoordinatorConfiguration(redis: environment.redis, postgres: environment.postgres, instanceID: "timed")
+        let environment = if let given { given } else { try await TestServers.shared.environment(name: name) }
+        var configuration = CoordinatorConfiguration(redis: environment.redis, postgres: environment.postgres, instanceID: instanceID)
         configuration.keys = environment.keys
         configuration.reconcileInterval = .seconds(30)
         configuration.dispatchGrace = .zero
@@ -304,9 +305,11 @@ struct ServiceTimingTests {
     /// The leader that saw a Redis change may die before its rechecks and sweeps (the chaos run killed one
     /// 0.6 s after it recorded the change): tasks an agent started before the loss, recorded `running`
     /// afterwards, stayed `running` for good, since the next leader saw no change of its own.
-    @Test("Reconciler: a coordinator that takes the lead in the hour after a Redis change another leader saw looks up every unfinished task on its first pass")
+    @Test("Reconciler: a coordinator that takes the lead in the hour after a Redis change another leader saw looks up every unfinished task, once, and again on its next pass if its first one failed")
     func newLeaderTakesOverTheLookups() async throws {
-        let (environment, first, _) = try await Self.timedCoordinator(name: "takeover") { $0.reconcileSweep = .seconds(60) }
+        // Redis of its own: the test makes it refuse GET for a moment.
+        let environment = try await TestServers.shared.environment(name: "takeover", ownRedis: true)
+        let (_, first, _) = try await Self.timedCoordinator(name: "takeover", environment: environment)
         // Unfinished work when the first leader meets this Redis: a change, recorded with its time.
         let ready = environment.keys.ready("default")
         let held = try await first.store.insert([NewTask(
@@ -321,29 +324,37 @@ struct ServiceTimingTests {
 
         // An attempt from before the loss, recorded as running after the first leader died: dispatched,
         // running, and in no Redis.
-        var configuration = CoordinatorConfiguration(redis: environment.redis, postgres: environment.postgres, instanceID: "timed-2")
-        configuration.keys = environment.keys
-        configuration.reconcileInterval = .seconds(30)
-        configuration.reconcileSweep = .seconds(60)
-        configuration.dispatchGrace = .zero
-        let second = Coordinator(configuration: configuration, clock: MockClock(), logger: Self.logger)
+        let (_, second, _) = try await Self.timedCoordinator(name: "takeover", environment: environment, instanceID: "timed-2")
         defer { second.close() }
         let stranded = try await second.store.insert([NewTask(
             type: "noop", queue: "default", params: "{}", correlationID: "stranded", idempotencyKey: nil, maxAttempts: 3, createdAtMillis: 0)])
         _ = try await second.postgres.withSession { session in
             try session.query("UPDATE tasks SET status = 'running', dispatched = true WHERE id = $1", [stranded[0].id.description]).affected
         }
-        // PostgreSQL frees the first leader's lock when it notices the closed session.
-        var report = try await second.reconciler.reconcileOnce()
-        for _ in 0..<50 where !report.leader {
-            try await Task.sleep(for: .milliseconds(100))
-            report = try await second.reconciler.reconcileOnce()
+        // Its first pass as leader fails (Redis refuses GET, so its identity cannot be read); PostgreSQL
+        // frees the first leader's lock when it notices the closed session.
+        let redis = RedisConnection(configuration: environment.redis, logger: TestServers.quietLogger)
+        defer { redis.close() }
+        _ = try await redis.send(RedisCommand("ACL", ["SETUSER", "default", "-get"]))
+        var failedAsLeader = false
+        for _ in 0..<50 where !failedAsLeader {
+            do {
+                let report = try await second.reconciler.reconcileOnce()
+                #expect(!report.leader, "a pass as leader cannot succeed while GET is refused")
+                try await Task.sleep(for: .milliseconds(100))
+            } catch {
+                failedAsLeader = true
+            }
         }
+        #expect(failedAsLeader)
+        _ = try await redis.send(RedisCommand("ACL", ["SETUSER", "default", "+get"]))
+
+        let report = try await second.reconciler.reconcileOnce()
         #expect(report.leader && !report.redisChanged)
         #expect(report.redispatched == 1, "\(report)")
         let entries = try await second.redis.send(RedisCommand("XRANGE", [ready, "-", "+"]))
         #expect(entries.array?.count == 2)
         #expect(try StreamEntry(reply: entries.array![1]).fields?["id"] == stranded[0].id.description)
-        #expect(try await second.reconciler.reconcileOnce().redispatched == 0, "once found, it is held by Redis")
+        #expect(try await second.reconciler.reconcileOnce().checked == 0, "a change is taken over once")
     }
 }

@@ -12,9 +12,9 @@ import Synchronization
 /// Puts back into Redis what PostgreSQL says exists but Redis does not hold: the safety net behind
 /// "every task that got a 201 reaches a terminal state" (DESIGN §3).
 ///
-/// Two cases, checked every `interval` by one coordinator at a time (the holder of a PostgreSQL advisory
-/// lock on a connection of its own; the lock goes with the session, so a dead leader is replaced within
-/// an interval):
+/// Checked every `interval` by one coordinator at a time (the holder of a PostgreSQL advisory lock on a
+/// connection of its own; the lock goes with the session, so a dead leader is replaced within an
+/// interval):
 /// - **Committed but never dispatched.** A coordinator died between COMMIT and XADD (or the COMMIT's
 ///   outcome was unknown). Rows still `queued`, with no event recorded and older than `dispatchGrace`,
 ///   are looked up in Redis (``RedisCensus``): present ones are marked dispatched, missing ones are
@@ -38,13 +38,13 @@ import Synchronization
 ///   a PostgreSQL outage say) turns an undispatched row into a dispatched `running` one that no Redis
 ///   holds. The chaos run found such tasks, left `running` for good. Not always on: the lookup reads
 ///   every row of `tasks`.
-///
-/// - **A new leader in the hour after a change.** The time of a Redis change is recorded in
-///   `conveyor_meta` with the new identity. A coordinator that becomes leader less than ``sweepPeriod``
-///   after a change it did not see itself looks up every unfinished task at once, then rechecks and
-///   sweeps for what is left of the two periods: the leader that saw the change may have died before its
-///   rechecks (the chaos run killed it 0.6 s after it recorded the change, and tasks an agent had started
-///   before the loss stayed `running` for good).
+/// - **A new leader in the hour after a change.** A leader that sees a change records it in
+///   `conveyor_meta` (`redis_changed_at`) before the new identity. A leader that finds a change recorded
+///   less than ``sweepPeriod`` ago (by PostgreSQL's clock) that it neither recorded nor took over yet
+///   looks up every unfinished task at once, then rechecks and sweeps for what is left of the two
+///   periods: the leader that saw the change may have died before its rechecks (the chaos run killed it
+///   0.6 s after it recorded the change, and tasks an agent had started before the loss stayed `running`
+///   for good). A takeover counts once its lookup succeeded, so a pass that fails first is repeated.
 ///
 /// Every candidate row is read before the census and re-read after it, so a task that finished or moved
 /// meanwhile is left alone. The leader lock is checked again before each dispatch. What remains is
@@ -77,7 +77,8 @@ public final class Reconciler: Service, Sendable {
     private let restoreRedisState: @Sendable () async throws -> Void
     /// Clock time counted towards the next sweep (from the passes' own clock, so tests drive it).
     private let sinceSweep = Mutex<Duration>(.zero)
-    /// Sweeps run until then (set at each Redis change this leader sees; in memory, like ``recheckUntil``).
+    /// Sweeps run until then (set at each Redis change this leader sees or takes over; in memory, like
+    /// ``recheckUntil``).
     private let sweepUntil = Mutex<ContinuousClock.Instant?>(nil)
     /// How long after a Redis change the sweeps go on: longer than any Recorder backlog should last.
     static let sweepPeriod = Duration.seconds(3600)
@@ -91,11 +92,13 @@ public final class Reconciler: Service, Sendable {
     /// pass and be skipped as "moved on"; a later pass finds it unchanged and missing. In memory, from the
     /// change time in `conveyor_meta` for a leader that did not see the change itself.
     private let recheckUntil = Mutex<ContinuousClock.Instant?>(nil)
-    /// Whether the previous pass held the leader lock (a pass that takes it reads the last change time).
-    private let leading = Mutex(false)
+    /// The recorded Redis change (its `redis_changed_at` value) this instance recorded or took over the
+    /// lookups for: a leader takes over a change only once, and only after its lookup succeeded.
+    private let handledChange = Mutex<String?>(nil)
 
     static let identityKey = "redis_identity"
-    /// When a leader last saw Redis change (Unix ms), written before the new identity.
+    /// The last Redis change a leader saw: a stamp (its wall-clock ms and the new identity) whose row's
+    /// `updated_at` dates it by PostgreSQL's clock; written before the new identity.
     static let changedAtKey = "redis_changed_at"
     /// The advisory lock's two keys: "conv" and "recn" in ASCII.
     static let lockKeys = (Int32(0x636F_6E76), Int32(0x7265_636E))
@@ -151,17 +154,12 @@ public final class Reconciler: Service, Sendable {
     ///   change (see the sweep in the type's documentation).
     public func reconcileOnce(sweepUnfinished: Bool = false) async throws -> Report {
         var report = Report()
-        guard try await holdLeadership() else {
-            leading.withLock { $0 = false }
-            return report
-        }
+        guard try await holdLeadership() else { return report }
         report.leader = true
-        let tookOver = leading.withLock { leading in
-            defer { leading = true }
-            return !leading
-        }
         let identity = try await redisIdentity()
-        let known = try await meta.value(Self.identityKey)
+        let recorded = try await meta.entries([Self.identityKey, Self.changedAtKey])
+        let known = recorded[Self.identityKey]?.value
+        let change = recorded[Self.changedAtKey]
         if known != identity {
             report.redisChanged = true
             if known == nil {
@@ -173,15 +171,20 @@ public final class Reconciler: Service, Sendable {
             let unfinishedRows = try await recoverUnfinished(into: &report)
             // A new deployment with no unfinished task yet has no older Redis to have lost anything.
             let lostSome = known != nil || unfinishedRows > 0
-            if lostSome { try await meta.set(Self.changedAtKey, to: String(WallClock.nowMillis())) }
+            if lostSome {
+                let stamp = "\(WallClock.nowMillis())/\(identity)"
+                try await meta.set(Self.changedAtKey, to: stamp)
+                handledChange.withLock { $0 = stamp }
+            }
             try await meta.set(Self.identityKey, to: identity)
             if lostSome { startRechecks(sinceChange: .zero) }
-        } else if tookOver, let sinceChange = try await sinceChangeSeenByAnotherLeader() {
-            logger.notice("took over the lookups after a Redis change another leader saw", metadata: [
-                "since_change": "\(sinceChange)",
-            ])
-            startRechecks(sinceChange: sinceChange)
+        } else if let change, change.age < Self.sweepPeriod, change.value != handledChange.withLock({ $0 }) {
+            // A change another leader recorded, maybe dying before its rechecks: look now, then recheck
+            // and sweep for what is left of the periods.
+            logger.notice("took over the lookups after a Redis change another leader saw", metadata: ["since_change": "\(change.age)"])
+            startRechecks(sinceChange: change.age)
             try await recoverUnfinished(into: &report)
+            handledChange.withLock { $0 = change.value }
         } else if sweepUnfinished {
             try await recoverUnfinished(into: &report)
         } else if let until = recheckUntil.withLock({ $0 }), ContinuousClock.now < until {
@@ -196,13 +199,6 @@ public final class Reconciler: Service, Sendable {
         recheckUntil.withLock { $0 = .now + dispatchGrace - sinceChange }
         sweepUntil.withLock { $0 = .now + Self.sweepPeriod - sinceChange }
         sinceSweep.withLock { $0 = .zero }
-    }
-
-    /// How long ago the last recorded Redis change was, if less than ``sweepPeriod``.
-    private func sinceChangeSeenByAnotherLeader() async throws -> Duration? {
-        guard let recorded = try await meta.value(Self.changedAtKey).flatMap({ Int64($0) }) else { return nil }
-        let since = Duration.milliseconds(max(0, WallClock.nowMillis() - recorded))
-        return since < Self.sweepPeriod ? since : nil
     }
 
     // MARK: - Leadership and identity
