@@ -5,12 +5,13 @@ import ConveyorRedis
 /// whether a task may run all the same. Every case is a 503 (the cause passes with time).
 public struct SubmissionError: Error, Sendable, CustomStringConvertible {
     public enum Kind: Sendable, Hashable {
-        /// Nothing was stored or queued.
+        /// Nothing was stored or queued (or, with ``keptTasksWithIdempotencyKeys``, only the tasks with
+        /// an idempotency key were kept).
         case nothingStored
         /// PostgreSQL stopped answering during COMMIT: the tasks may or may not be stored.
         case commitOutcomeUnknown
-        /// Stored, but Redis failed while they were being queued; the rows were withdrawn, yet some
-        /// entries may already have reached Redis and may run once.
+        /// Stored, but Redis failed while they were being queued; the rows without an idempotency key
+        /// were withdrawn, yet some entries may already have reached Redis and may run once.
         case withdrawnAfterPartialDispatch
     }
 
@@ -40,11 +41,12 @@ public struct SubmissionError: Error, Sendable, CustomStringConvertible {
         }
     }
 
-    /// Classifies a failed dispatch whose rows without an idempotency key were withdrawn again.
-    static func dispatching(_ error: any Error, keptTasksWithIdempotencyKeys: Bool) -> any Error {
-        guard let redisError = error as? RedisError else { return error }
+    /// Classifies a failed dispatch whose rows without an idempotency key were withdrawn again. A failure
+    /// that is not Redis' own is taken as one that may have reached Redis in part.
+    static func dispatching(_ error: any Error, keptTasksWithIdempotencyKeys: Bool) -> SubmissionError {
+        let mayHaveRun = (error as? RedisError)?.mayHaveRun ?? true
         return SubmissionError(
-            redisError.mayHaveRun ? .withdrawnAfterPartialDispatch : .nothingStored, underlying: error,
+            mayHaveRun ? .withdrawnAfterPartialDispatch : .nothingStored, underlying: error,
             keptTasksWithIdempotencyKeys: keptTasksWithIdempotencyKeys)
     }
 

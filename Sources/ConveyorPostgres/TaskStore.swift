@@ -300,13 +300,15 @@ public struct TaskStore: Sendable {
 }
 
 extension TaskStore {
-    /// Deletes tasks that were committed but never reached Redis and have not moved since.
-    public func deleteUndispatched(_ ids: [TaskID]) async throws {
+    /// Deletes tasks that were committed but never reached Redis and have not moved since; returns the
+    /// ids deleted (a task an agent already started, from a pipeline Redis applied in part, stays).
+    public func deleteUndispatched(_ ids: [TaskID]) async throws -> Set<TaskID> {
         let literal = PostgresArrayLiteral.integers(ids.map(\.rawValue))
-        _ = try await client.withSession { session in
-            try session.query(
-                "DELETE FROM tasks WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'scheduled') AND NOT dispatched",
-                [literal], name: "withdraw tasks").affected
+        return try await client.withSession { session in
+            let rows = try session.query(
+                "DELETE FROM tasks WHERE id = ANY($1::bigint[]) AND status IN ('queued', 'scheduled') AND NOT dispatched RETURNING id",
+                [literal], name: "withdraw tasks").rows
+            return Set(rows.compactMap { $0[0].flatMap { TaskID($0) } })
         }
     }
 }

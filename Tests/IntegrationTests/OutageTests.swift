@@ -126,8 +126,8 @@ struct OutageTests {
     /// From its COMMIT on, a task with an idempotency key may already have been handed to another
     /// submission of the same key (on this or another coordinator): withdrawing it after a failed XADD
     /// would lose a task that client was told exists. The chaos run found it as a missing schedule tick.
-    /// Redis refuses XADD here by ACL, so every flush fails exactly after its COMMIT.
-    @Test("when Redis refuses the XADD after the COMMIT, a task with an idempotency key is kept: its submission gets 201, the same key finds it, and it runs once Redis takes XADDs again; tasks without a key are withdrawn with a 503 that says which were kept")
+    /// Redis refuses XADD and ZADD here by ACL, so every flush fails exactly after its COMMIT.
+    @Test("when Redis refuses the XADD or ZADD after the COMMIT, a task with an idempotency key is kept: its submission gets 201, the same key finds it, and it runs (at its time, if scheduled) once Redis takes them again; tasks without a key are withdrawn with a 503 that says which were kept")
     func keyedTaskIsKeptWhenDispatchFails() async throws {
         let environment = try await TestServers.shared.environment(name: "keptkeyed", ownRedis: true)
         let log = ExecutionLog()
@@ -141,7 +141,7 @@ struct OutageTests {
         #expect(try await stack.waitUntilTerminal([before])[before] == .succeeded)
 
         let redis = RedisConnection(configuration: environment.redis, logger: TestServers.quietLogger)
-        _ = try await redis.send(RedisCommand("ACL", ["SETUSER", "default", "-xadd"]))
+        _ = try await redis.send(RedisCommand("ACL", ["SETUSER", "default", "-xadd", "-zadd"]))
         let keyed = try await stack.post("/v1/tasks", #"{"type":"work"}"#, headers: [("Idempotency-Key", "kept-1")])
         #expect(keyed.status == 201, "\(keyed.body)")
         let id = try #require(keyed.json?["id"]?.intValue)
@@ -161,12 +161,18 @@ struct OutageTests {
         let retried = try await stack.post("/v1/tasks/batch", #"{"tasks":[{"type":"work","idempotency_key":"kept-2"}]}"#)
         #expect(retried.status == 200, "\(retried.body)")
         let second = try #require(retried.json?["tasks"]?.ids.first)
+        // A scheduled one, whose ZADD into the delayed set was refused: kept, parked by the Reconciler later.
+        let delayed = try await stack.post(
+            "/v1/tasks", #"{"type":"work","delay":"1s"}"#, headers: [("Idempotency-Key", "kept-3")])
+        #expect(delayed.status == 201, "\(delayed.body)")
+        let third = try #require(delayed.json?["id"]?.intValue)
+        #expect(try await stack.coordinator.store.countByStatus()[.scheduled] == 1)
 
-        _ = try await redis.send(RedisCommand("ACL", ["SETUSER", "default", "+xadd"]))
-        let statuses = try await stack.waitUntilTerminal([id, second], timeout: .seconds(30))
-        #expect(statuses[id] == .succeeded && statuses[second] == .succeeded, "\(statuses)")
-        #expect(log.executions[id] == 1 && log.executions[second] == 1)
-        #expect(try await stack.coordinator.store.countByStatus() == [.succeeded: 3])
+        _ = try await redis.send(RedisCommand("ACL", ["SETUSER", "default", "+xadd", "+zadd"]))
+        let statuses = try await stack.waitUntilTerminal([id, second, third], timeout: .seconds(30))
+        #expect(statuses[id] == .succeeded && statuses[second] == .succeeded && statuses[third] == .succeeded, "\(statuses)")
+        #expect(log.executions[id] == 1 && log.executions[second] == 1 && log.executions[third] == 1)
+        #expect(try await stack.coordinator.store.countByStatus() == [.succeeded: 4])
         redis.close()
         try await stack.stop()
     }
