@@ -51,8 +51,10 @@ final class ChaosLoad: Sendable {
         /// Batches whose twin got an answer naming tasks.
         var answered = 0
         var unanswered = 0
-        /// Twins whose answer named other tasks than the batch's own, or was refused.
+        /// Twins whose answer named other tasks than the batch's own.
         var mismatches: [String] = []
+        /// Twins refused with a status other than 429 or 5xx.
+        var refused: [String] = []
         /// Ids only a twin's answer named.
         var onlyTwinIDs: [Int64] = []
     }
@@ -182,7 +184,7 @@ final class ChaosLoad: Sendable {
                 state.twins.answered += 1
                 state.twins.onlyTwinIDs += twinIDs
             case let (_, .rejected(message)):
-                state.twins.mismatches.append("twin of \(message)")
+                state.twins.refused.append("twin of \(message)")
             case (_, .unanswered):
                 state.twins.unanswered += 1
             }

@@ -135,7 +135,7 @@ struct ChaosReport: Sendable {
             && shed.unanswered == 0 && shed.failures.isEmpty && shed.acceptedRequests > 0
         let passed = overloadPassed && bulkPassed && workflowsPassed && lost == 0 && wrong.isEmpty && load.unanswered == 0 && load.rejected.isEmpty && accepted.count == plan.tasks
             && lastReportMissing == 0 && webhooksMissing == 0 && receiver.invalid == 0
-            && twins.answered > 0 && twins.mismatches.isEmpty && twins.unanswered == 0 && twinLost == 0
+            && twins.answered > 0 && twins.mismatches.isEmpty && twins.refused.isEmpty && twins.unanswered == 0 && twinLost == 0
             && !ticks.isEmpty && tickGaps == 0 && ticksUnfinished == 0
             && !limitedRuns.isEmpty && limitedOverlap <= 3 && keyOverlap <= 1
         var text = """
@@ -145,7 +145,7 @@ struct ChaosReport: Sendable {
             statuses:    \(statusCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             LOST:        \(lost)\(lost > 0 ? "  (missing rows \(missingRows), unfinished \(unfinished))" : "")
             wrong:       \(wrong.count) (every task of this mix must end succeeded)
-            twins:       \(twins.answered) batches also sent at the same moment to the other coordinator (same idempotency keys): answers naming other tasks \(twins.mismatches.count), never answered \(twins.unanswered), tasks only a twin named \(twins.onlyTwinIDs.count), of them LOST \(twinLost)\(twins.mismatches.isEmpty ? "" : "; " + twins.mismatches.prefix(3).joined(separator: "; "))
+            twins:       \(twins.answered) batches also sent at the same moment to the other coordinator (same idempotency keys): answers naming other tasks \(twins.mismatches.count), refused \(twins.refused.count), never answered \(twins.unanswered), tasks only a twin named \(twins.onlyTwinIDs.count), of them LOST \(twinLost)\((twins.mismatches + twins.refused).isEmpty ? "" : "; " + (twins.mismatches + twins.refused).prefix(3).joined(separator: "; "))
             progress:    \(stepsTasks.count - lastReportMissing) of \(stepsTasks.count) steps tasks show their last report (100 %)\(withoutLastReport.isEmpty ? "" : "; not: " + withoutLastReport.prefix(5).map { "task \($0.id) at \($0.progressFraction.map { "\($0)" } ?? "none")" }.joined(separator: ", "))
             delayed:     \(delayedTasks) delayed tasks among the accepted (each must end succeeded like the rest)
             push:        \(remoteTasks) remote tasks; the worker got \(work.requests) requests and refused \(work.refused) with 503 (retried)

@@ -199,7 +199,7 @@ final class ChaosRun: Sendable {
         let loadEnded = ContinuousClock.now
         print("[chaos] load done: \(load.accepted.count) accepted and \(workflows.accepted.count) workflows in \(loadEnded - start); waiting for every task to finish")
         let settled = try await waitUntilFinished(
-            cluster, ids: load.accepted.map(\.id) + workflows.accepted.flatMap { $0.nodes.values } + bulk.accepted + overload.accepted)
+            cluster, ids: load.accepted.map(\.id) + load.twins.onlyTwinIDs + workflows.accepted.flatMap { $0.nodes.values } + bulk.accepted + overload.accepted)
         let settledAt = ContinuousClock.now
         try await waitUntilWorkflowsEnded(cluster, workflows)
         finished.store(true, ordering: .relaxed)
