@@ -84,15 +84,22 @@ struct OutageTests {
         try await stack.stop()
     }
 
-    @Test("with Redis killed, submissions get 503; after it restarts from its AOF everything reconnects and work flows again")
-    func redisKilled() async throws {
-        let environment = try await TestServers.shared.environment(name: "redisdown", ownRedis: true)
+    /// A stack with one agent running `work` (logged), on its own Redis, reconciling every 200 ms.
+    private func workStack(name: String, dispatchGrace: Duration? = nil) async throws -> (Stack, ExecutionLog, TestEnvironment) {
+        let environment = try await TestServers.shared.environment(name: name, ownRedis: true)
         let log = ExecutionLog()
         var handlers = HandlerSet.builtIns
         handlers.register("work", log.handler())
         let stack = try await Stack.start(registry: registry, agents: 1, handlers: handlers, environment: environment) { configuration in
             configuration.reconcileInterval = .milliseconds(200)
+            if let dispatchGrace { configuration.dispatchGrace = dispatchGrace }
         }
+        return (stack, log, environment)
+    }
+
+    @Test("with Redis killed, submissions get 503; after it restarts from its AOF everything reconnects and work flows again")
+    func redisKilled() async throws {
+        let (stack, log, environment) = try await workStack(name: "redisdown")
         let before = try await stack.submit("work")
         #expect(try await stack.waitUntilTerminal([before])[before] == .succeeded)
 
@@ -129,14 +136,7 @@ struct OutageTests {
     /// Redis refuses XADD and ZADD here by ACL, so every flush fails exactly after its COMMIT.
     @Test("when Redis refuses the XADD or ZADD after the COMMIT, a task with an idempotency key is kept: its submission gets 201, the same key finds it, and it runs (at its time, if scheduled) once Redis takes them again; tasks without a key are withdrawn with a 503 that says which were kept")
     func keyedTaskIsKeptWhenDispatchFails() async throws {
-        let environment = try await TestServers.shared.environment(name: "keptkeyed", ownRedis: true)
-        let log = ExecutionLog()
-        var handlers = HandlerSet.builtIns
-        handlers.register("work", log.handler())
-        let stack = try await Stack.start(registry: registry, agents: 1, handlers: handlers, environment: environment) { configuration in
-            configuration.reconcileInterval = .milliseconds(200)
-            configuration.dispatchGrace = .milliseconds(500)
-        }
+        let (stack, log, environment) = try await workStack(name: "keptkeyed", dispatchGrace: .milliseconds(500))
         let before = try await stack.submit("work")
         #expect(try await stack.waitUntilTerminal([before])[before] == .succeeded)
 

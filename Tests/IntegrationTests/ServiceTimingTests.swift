@@ -215,6 +215,18 @@ struct ServiceTimingTests {
         return (environment, coordinator, clock)
     }
 
+    /// A task PostgreSQL has as `running` and dispatched (an attempt in progress), put on `heldIn` (a
+    /// ready stream) when given, as the Redis that holds it would.
+    private static func runningTask(on coordinator: Coordinator, correlationID: String, heldIn ready: String? = nil) async throws -> TaskID {
+        let id = try await coordinator.store.insert([NewTask(
+            type: "noop", queue: "default", params: "{}", correlationID: correlationID, idempotencyKey: nil, maxAttempts: 3, createdAtMillis: 0)])[0].id
+        _ = try await coordinator.postgres.withSession { session in
+            try session.query("UPDATE tasks SET status = 'running', dispatched = true WHERE id = $1", [id.description]).affected
+        }
+        if let ready { _ = try await coordinator.redis.send(RedisConnection.xadd(stream: ready, fields: [("id", id.description)])) }
+        return id
+    }
+
     @Test("Reconciler: one pass per interval; a committed task Redis never got is dispatched on the next pass")
     func reconcilerTiming() async throws {
         let (environment, coordinator, clock) = try await Self.timedCoordinator(name: "recon")
@@ -249,11 +261,7 @@ struct ServiceTimingTests {
         #expect(await passes.next()?.failed == false)
         // The same state the sweep test puts back (running, dispatched, in no Redis) cannot come from before
         // this Redis: it stands here for "no lookup ran", which only a sweep would have noticed.
-        let inserted = try await coordinator.store.insert([NewTask(
-            type: "noop", queue: "default", params: "{}", correlationID: "c", idempotencyKey: nil, maxAttempts: 3, createdAtMillis: 0)])
-        _ = try await coordinator.postgres.withSession { session in
-            try session.query("UPDATE tasks SET status = 'running', dispatched = true WHERE id = $1", [inserted[0].id.description]).affected
-        }
+        _ = try await Self.runningTask(on: coordinator, correlationID: "c")
         let ready = environment.keys.ready("default")
         for _ in 0..<3 {
             await clock.advanceToNextSleeper()
@@ -274,22 +282,13 @@ struct ServiceTimingTests {
         // A task running when the first pass comes, held by this Redis: PostgreSQL has unfinished work, so
         // this Redis, met for the first time, might have lost some: a change, and the sweeps begin.
         let ready = environment.keys.ready("default")
-        let held = try await coordinator.store.insert([NewTask(
-            type: "noop", queue: "default", params: "{}", correlationID: "held", idempotencyKey: nil, maxAttempts: 3, createdAtMillis: 0)])
-        _ = try await coordinator.postgres.withSession { session in
-            try session.query("UPDATE tasks SET status = 'running', dispatched = true WHERE id = $1", [held[0].id.description]).affected
-        }
-        _ = try await coordinator.redis.send(RedisConnection.xadd(stream: ready, fields: [("id", held[0].id.description)]))
+        _ = try await Self.runningTask(on: coordinator, correlationID: "held", heldIn: ready)
         #expect(await passes.next()?.failed == false)
         #expect(try await coordinator.redis.send(RedisCommand("XLEN", [ready])).integer == 1, "the held task was found, not dispatched again")
 
         // An attempt from before a Redis loss, recorded as running after the recheck period: dispatched,
         // running, and in no Redis.
-        let inserted = try await coordinator.store.insert([NewTask(
-            type: "noop", queue: "default", params: "{}", correlationID: "c", idempotencyKey: nil, maxAttempts: 3, createdAtMillis: 0)])
-        _ = try await coordinator.postgres.withSession { session in
-            try session.query("UPDATE tasks SET status = 'running', dispatched = true WHERE id = $1", [inserted[0].id.description]).affected
-        }
+        let stranded = try await Self.runningTask(on: coordinator, correlationID: "c")
         await clock.advanceToNextSleeper()
         #expect(await passes.next()?.failed == false)
         #expect(try await coordinator.redis.send(RedisCommand("XLEN", [ready])).integer == 1, "no sweep after 30 of its 60 s")
@@ -297,7 +296,7 @@ struct ServiceTimingTests {
         #expect(await passes.next()?.failed == false)
         let entries = try await coordinator.redis.send(RedisCommand("XRANGE", [ready, "-", "+"]))
         #expect(entries.array?.count == 2)
-        #expect(try StreamEntry(reply: entries.array![1]).fields?["id"] == inserted[0].id.description)
+        #expect(try StreamEntry(reply: entries.array![1]).fields?["id"] == stranded.description)
         running.cancel()
         _ = try? await running.value
     }
@@ -312,12 +311,7 @@ struct ServiceTimingTests {
         let (_, first, _) = try await Self.timedCoordinator(name: "takeover", environment: environment)
         // Unfinished work when the first leader meets this Redis: a change, recorded with its time.
         let ready = environment.keys.ready("default")
-        let held = try await first.store.insert([NewTask(
-            type: "noop", queue: "default", params: "{}", correlationID: "held", idempotencyKey: nil, maxAttempts: 3, createdAtMillis: 0)])
-        _ = try await first.postgres.withSession { session in
-            try session.query("UPDATE tasks SET status = 'running', dispatched = true WHERE id = $1", [held[0].id.description]).affected
-        }
-        _ = try await first.redis.send(RedisConnection.xadd(stream: ready, fields: [("id", held[0].id.description)]))
+        _ = try await Self.runningTask(on: first, correlationID: "held", heldIn: ready)
         let seen = try await first.reconciler.reconcileOnce()
         #expect(seen.leader && seen.redisChanged)
         first.close()
@@ -326,11 +320,7 @@ struct ServiceTimingTests {
         // running, and in no Redis.
         let (_, second, _) = try await Self.timedCoordinator(name: "takeover", environment: environment, instanceID: "timed-2")
         defer { second.close() }
-        let stranded = try await second.store.insert([NewTask(
-            type: "noop", queue: "default", params: "{}", correlationID: "stranded", idempotencyKey: nil, maxAttempts: 3, createdAtMillis: 0)])
-        _ = try await second.postgres.withSession { session in
-            try session.query("UPDATE tasks SET status = 'running', dispatched = true WHERE id = $1", [stranded[0].id.description]).affected
-        }
+        let stranded = try await Self.runningTask(on: second, correlationID: "stranded")
         // Its first pass as leader fails (Redis refuses GET, so its identity cannot be read); PostgreSQL
         // frees the first leader's lock when it notices the closed session.
         let redis = RedisConnection(configuration: environment.redis, logger: TestServers.quietLogger)
@@ -354,7 +344,7 @@ struct ServiceTimingTests {
         #expect(report.redispatched == 1, "\(report)")
         let entries = try await second.redis.send(RedisCommand("XRANGE", [ready, "-", "+"]))
         #expect(entries.array?.count == 2)
-        #expect(try StreamEntry(reply: entries.array![1]).fields?["id"] == stranded[0].id.description)
+        #expect(try StreamEntry(reply: entries.array![1]).fields?["id"] == stranded.description)
         #expect(try await second.reconciler.reconcileOnce().checked == 0, "a change is taken over once")
     }
 }
