@@ -6,12 +6,6 @@ public struct MetaStore: Sendable {
         self.client = client
     }
 
-    public func value(_ key: String) async throws -> String? {
-        try await client.withSession { session in
-            try session.query("SELECT value FROM conveyor_meta WHERE key = $1", [key], name: "read meta").rows.first?[0]
-        }
-    }
-
     /// The values of `keys` that exist, each with how long ago it was written by PostgreSQL's clock (so
     /// coordinators on hosts whose clocks disagree read the same age).
     public func entries(_ keys: [String]) async throws -> [String: (value: String, age: Duration)] {

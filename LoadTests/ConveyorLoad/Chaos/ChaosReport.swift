@@ -35,10 +35,7 @@ struct ChaosReport: Sendable {
         let unfinished = rows.values.filter { !["succeeded", "failed", "dead", "cancelled", "skipped"].contains($0.status) }.count
         let lost = missingRows + unfinished
         // Tasks only a twin's answer named: the same promise as the rest (they exist and finish).
-        let twinLost = twins.onlyTwinIDs.filter { id in
-            guard let row = twinRows[id] else { return true }
-            return !["succeeded", "failed", "dead", "cancelled", "skipped"].contains(row.status)
-        }.count
+        let twinLost = twins.onlyTwinIDs.filter { TaskStatus(rawValue: twinRows[$0]?.status ?? "")?.isTerminal != true }.count
         let wrong = rows.values.filter { ["failed", "dead", "cancelled"].contains($0.status) }
         var statusCounts: [String: Int] = [:]
         for row in rows.values { statusCounts[row.status, default: 0] += 1 }
