@@ -37,9 +37,29 @@ public final class BlockingWorkerThread<Job: Sendable>: Sendable {
 
     /// Starts the thread. `body` runs on it until ``nextJobs()`` returns nil.
     public init(name: String, body: @escaping @Sendable (BlockingWorkerThread<Job>) -> Void) {
-        let thread = Thread { [self] in body(self) }
+        let thread = Thread { [self] in
+            Self.nameCurrentThread(name)
+            body(self)
+        }
         thread.name = name
         thread.start()
+    }
+
+    /// Gives the OS thread the name `top -H`, `perf` and `/proc/<pid>/task` show. Foundation's
+    /// `Thread.name` does not reach the kernel on Linux, so without this every worker carried the name
+    /// of the Dispatch thread that created it (`oot.default-qos`) and a profile could not tell the
+    /// Redis connections from PostgreSQL's or from the Swift executor. The kernel keeps 15 bytes: the
+    /// end of the name, which holds the connection's role and index.
+    static func nameCurrentThread(_ name: String) {
+        var short = Substring(name.hasPrefix("conveyor-") ? name.dropFirst("conveyor-".count) : Substring(name))
+        while short.utf8.count > 15 { short = short.dropFirst() }
+        // `/proc/thread-self/comm` is what `pthread_setname_np` writes; Swift's Glibc module does not
+        // import that GNU extension.
+        let file = Glibc.open("/proc/thread-self/comm", O_WRONLY)
+        guard file >= 0 else { return }
+        defer { _ = Glibc.close(file) }
+        var bytes = Array(short.utf8)
+        _ = Glibc.write(file, &bytes, bytes.count)
     }
 
     /// Queues a job. Returns false after ``close()``: the job will never run.

@@ -1,5 +1,6 @@
 import ConveyorWorkerThread
 import Dispatch
+import Foundation
 import Synchronization
 import Testing
 
@@ -21,6 +22,21 @@ struct BlockingWorkerThreadTests {
             report.finish()
         }
         return (worker, ran)
+    }
+
+    @Test("the OS thread carries the connection's name, the end of it when longer than the kernel's 15 bytes", .timeLimit(.minutes(1)))
+    func osThreadIsNamed() async throws {
+        for (name, expected) in [("conveyor-agent-reader", "agent-reader"), ("conveyor-coordinator-pg-3", "oordinator-pg-3")] {
+            let (seen, report) = AsyncStream.makeStream(of: String.self)
+            let worker = BlockingWorkerThread<Int>(name: name) { worker in
+                let comm = (try? String(contentsOfFile: "/proc/thread-self/comm", encoding: .utf8)) ?? "unreadable"
+                report.yield(comm.trimmingCharacters(in: .newlines))
+                while worker.nextJobs() != nil {}
+            }
+            defer { worker.close() }
+            var names = seen.makeAsyncIterator()
+            #expect(await names.next() == expected)
+        }
     }
 
     @Test("a parked worker wakes for every lone job (no lost wake-up)", .timeLimit(.minutes(1)))
