@@ -33,7 +33,11 @@ public struct EventStore: Sendable {
         let statusEvents = events.filter { !$0.isProgress }
         let progress = Self.latestProgress(events)
         let recorded = progress.isEmpty ? statusEvents : statusEvents + progress
-        let history = Self.encodeHistory(recorded)
+        // Round trips, not rows, are what a light load pays for: each is a wake-up of the connection's
+        // thread and of its backend. A small batch goes in four (BEGIN with the merge's planner settings,
+        // the events, the merge, COMMIT), where a COPY would add one; a large one in the COPY, which
+        // PostgreSQL reads fastest.
+        let history = recorded.count > Self.largestInsertedBatch ? Self.encodeHistory(recorded) : nil
         let merge = statusEvents.isEmpty ? nil : Self.encodeMerge(Self.coalesce(statusEvents))
         let progressRows = progress.isEmpty ? nil : Self.encodeProgress(progress)
         // Only outcomes that carry the callback flag cost the webhook statement: tasks without one, none.
@@ -54,8 +58,17 @@ public struct EventStore: Sendable {
                 return Outcome(
                     eventsAppended: appended, tasksUpdated: merged.updated, webhooksQueued: webhooks + advance.webhooksQueued, workflows: advance)
             }
+            guard let history else {
+                // A small batch: one INSERT of array columns (one round trip, skipping events recorded
+                // before) instead of a COPY (two).
+                let rows = Self.historyColumns(recorded)
+                return try session.transaction(settings: Self.mergePlan) { () throws(PostgresError) -> Outcome in
+                    let inserted = try EventRowColumns.insertSkippingRecorded(rows, on: session, name: "insert events")
+                    return try apply(appended: inserted)
+                }
+            }
             do {
-                return try session.transaction { () throws(PostgresError) -> Outcome in
+                return try session.transaction(settings: Self.mergePlan) { () throws(PostgresError) -> Outcome in
                     try session.copy(into: "task_events (event_id, task_id, status, attempt, agent, at, detail)", history, name: "copy task_events")
                     return try apply(appended: recorded.count)
                 }
@@ -63,7 +76,7 @@ public struct EventStore: Sendable {
                 // Some events were recorded before (a replay after a crash between COMMIT and XACK):
                 // take the slower path that skips the ones already there.
                 let rows = Self.historyColumns(recorded)
-                return try session.transaction { () throws(PostgresError) -> Outcome in
+                return try session.transaction(settings: Self.mergePlan) { () throws(PostgresError) -> Outcome in
                     let inserted = try EventRowColumns.insertSkippingRecorded(rows, on: session, name: "insert new events")
                     return try apply(appended: inserted)
                 }
@@ -107,9 +120,8 @@ public struct EventStore: Sendable {
     /// close the second; the first also needs the finisher's last report kept until the outcome comes
     /// (the stored progress holds one report, the newest).
     private static func mergeProgress(_ chunks: [[[UInt8]]], on session: PostgresSession) throws(PostgresError) {
-        // One primary-key lookup per task, as for the status merge (see there); the finisher's lookup
-        // (task_events by task id) only for tasks that have finished.
-        try session.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off", name: "merge plan")
+        // One primary-key lookup per task, as for the status merge (see there; ``mergePlan``, set at
+        // BEGIN); the finisher's lookup (task_events by task id) only for tasks that have finished.
         for columns in chunks {
             _ = try session.queryPrepared("""
                 WITH reports AS (
@@ -156,6 +168,14 @@ public struct EventStore: Sendable {
         return rows.finish()
     }
 
+    /// The planner settings of a Recorder transaction: the merges look each task up by primary key (see
+    /// ``merge(_:on:)``). Sent with its BEGIN.
+    static let mergePlan = "SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off"
+
+    /// The most events a batch inserts with one INSERT of array columns; a larger one goes in a COPY.
+    /// Below it, a COPY's extra round trip costs more than PostgreSQL saves reading COPY rows.
+    static let largestInsertedBatch = 64
+
     /// What the merge moved: how many rows, and the workflow nodes among them that ended.
     struct Merged {
         var updated = 0
@@ -168,8 +188,7 @@ public struct EventStore: Sendable {
         // guessed a hash join over a sequential scan of all of `tasks`: every batch then read the whole
         // table (LoadTests/profile.sh at 1,000 tasks/s: PostgreSQL busy in ExecHashTableInsert and
         // HeapTupleSatisfiesVisibility, its CPU growing with the table). A batch touches a few thousand
-        // rows at most: one primary-key lookup each.
-        try session.execute("SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off", name: "merge plan")
+        // rows at most: one primary-key lookup each (``mergePlan``, set at the transaction's BEGIN).
         // The ended workflow nodes come back in two arrays of one row: a plain task adds nothing to them.
         // The batch comes as array columns (``encodeMerge(_:)``), not through a temporary table.
         var merged = Merged()

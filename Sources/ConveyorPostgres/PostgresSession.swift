@@ -253,8 +253,11 @@ public final class PostgresSession {
     }
 
     /// Runs `body` inside BEGIN … COMMIT; any error rolls back and is rethrown.
-    public func transaction<T>(_ body: () throws(PostgresError) -> T) throws(PostgresError) -> T {
-        try execute("BEGIN", name: "begin")
+    ///
+    /// - Parameter settings: `SET LOCAL` statements sent in the BEGIN's own message, so that they cost no
+    ///   round trip of their own (each round trip is a wake-up of this thread and of the backend).
+    public func transaction<T>(settings: String? = nil, _ body: () throws(PostgresError) -> T) throws(PostgresError) -> T {
+        try execute(settings.map { "BEGIN; \($0)" } ?? "BEGIN", name: "begin")
         do {
             let value = try body()
             try execute("COMMIT", name: "commit")
