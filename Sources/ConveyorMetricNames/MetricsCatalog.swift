@@ -46,7 +46,7 @@ public enum MetricsCatalog {
     public static let workflowDuration = Entry(name: "conveyor_workflow_duration_seconds", help: "From a workflow's submission to the end of its last node, by name and outcome.", buckets: runBuckets)
     public static let workflowNodesWaiting = Entry(name: "conveyor_workflow_nodes_waiting", help: "Nodes of running workflows waiting for their dependencies, sampled by the WorkflowSweeper.")
     public static let workflowNodesDispatched = Entry(name: "conveyor_workflow_nodes_dispatched_total", help: "Workflow nodes put on their ready streams because their dependencies ended (roots not included).")
-    public static let postgresRows = Entry(name: "conveyor_postgres_copy_rows_total", help: "Rows written to PostgreSQL with COPY, by table.")
+    public static let postgresRows = Entry(name: "conveyor_postgres_copy_rows_total", help: "Rows written to PostgreSQL in batches (a COPY, or one INSERT for a small batch), by table.")
     public static let postgresBatch = Entry(name: "conveyor_postgres_batch_rows", help: "Rows per PostgreSQL write batch, by operation.", buckets: sizeBuckets)
     public static let postgresDuration = Entry(name: "conveyor_postgres_batch_duration_seconds", help: "Time of one PostgreSQL write batch (transaction), by operation.", buckets: latencyBuckets)
 
