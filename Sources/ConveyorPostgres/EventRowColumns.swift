@@ -1,6 +1,7 @@
 /// Rows of `task_events` as the array columns of an `unnest`, for the inserts that must skip rows
 /// already recorded (a replayed batch, a webhook try recorded again after a crash), which a COPY cannot
-/// do. The common case, a batch never seen, is still one COPY (``EventStore/encodeHistory(_:)``).
+/// do, and for a small batch, where one INSERT is a round trip less than a COPY. A large batch never
+/// seen is one COPY (``EventStore/encodeHistory(_:)``).
 ///
 /// An `unnest` rather than a temporary table: see ``BinaryArrayEncoder`` for what a temporary table
 /// cost at every COMMIT.
