@@ -257,8 +257,10 @@ public final class PostgresSession {
     /// - Parameter settings: `SET LOCAL` statements sent in the BEGIN's own message, so that they cost no
     ///   round trip of their own (each round trip is a wake-up of this thread and of the backend).
     public func transaction<T>(settings: String? = nil, _ body: () throws(PostgresError) -> T) throws(PostgresError) -> T {
-        try execute(settings.map { "BEGIN; \($0)" } ?? "BEGIN", name: "begin")
         do {
+            // Inside the `do`: a BEGIN sent with its settings can fail after the BEGIN took effect (a SET
+            // LOCAL refused), which would leave this pooled connection in an aborted transaction.
+            try execute(settings.map { "BEGIN; \($0)" } ?? "BEGIN", name: "begin")
             let value = try body()
             try execute("COMMIT", name: "commit")
             return value

@@ -104,7 +104,8 @@ public struct TaskStore: Sendable {
         self.client = client
     }
 
-    /// Inserts a batch of tasks in one transaction with one COPY, honouring idempotency keys: a key seen
+    /// Inserts a batch of tasks in one statement (a COPY, or one INSERT for a small plain batch), in a
+    /// transaction with the lookups when they have idempotency keys, honouring them: a key seen
     /// before (in the table or earlier in this batch) yields the existing task instead of a new one.
     ///
     /// - Returns: one result per input, in order. When this returns, the new rows are committed.
@@ -114,13 +115,13 @@ public struct TaskStore: Sendable {
     }
 
     private static func insert(_ tasks: [NewTask], on session: PostgresSession, ids: TaskIDAllocator) throws(PostgresError) -> [InsertedTask] {
-        // A batch without idempotency keys, tags or scheduled tasks is one COPY, and a statement outside a
-        // transaction block is a transaction of its own: BEGIN and COMMIT would only add two round trips
+        // A batch without idempotency keys, tags or scheduled tasks is one statement (an INSERT, or a COPY
+        // for a large batch), and a statement outside a transaction block is a transaction of its own: BEGIN and COMMIT would only add two round trips
         // per flush (the Submitter flushes a few tasks at a time at 1,000 single POSTs a second).
         if tasks.allSatisfy(\.isPlainInsert) {
             let newIDs = try ids.allocate(tasks.count, on: session)
-            if tasks.count <= largestInsertedBatch {
-                try insertPlain(zip(tasks, newIDs), rows: tasks.count, on: session)
+            if tasks.count <= largestInsertedBatch, let parameters = plainInsertParameters(zip(tasks, newIDs), rows: tasks.count) {
+                _ = try session.queryPrepared(plainInsert, binary: parameters, name: "insert tasks")
             } else {
                 try session.copy(into: copyTarget, copyRows(zip(tasks, newIDs)), name: "copy tasks")
             }
@@ -197,9 +198,11 @@ public struct TaskStore: Sendable {
     /// than PostgreSQL saves reading COPY rows.
     static let largestInsertedBatch = 64
 
-    /// Inserts plain tasks (no idempotency key, tags or schedule: those columns stay NULL, as in their
-    /// COPY rows) in one statement, their columns as binary arrays.
-    private static func insertPlain(_ rows: some Sequence<(NewTask, TaskID)>, rows count: Int, on session: PostgresSession) throws(PostgresError) {
+    /// The binary array parameters of ``plainInsert`` for plain tasks (no idempotency key, tags or
+    /// schedule: those columns stay NULL, as in their COPY rows); nil when they do not fit one statement's
+    /// parameters (``BinaryArrayColumns`` cuts them at 32 MiB). A plain flush runs outside a transaction
+    /// block, so it must be one statement: two would let the first commit without the second.
+    private static func plainInsertParameters(_ rows: some Sequence<(NewTask, TaskID)>, rows count: Int) -> [[UInt8]]? {
         var columns = BinaryArrayColumns(
             [(.bigint, 12), (.text, 16), (.text, 16), (.text, 12), (.jsonb, 32), (.text, 40), (.integer, 8), (.timestamptz, 12),
              (.text, 16), (.text, 4), (.integer, 4), (.text, 4)], rows: count)
@@ -219,17 +222,19 @@ public struct TaskStore: Sendable {
             columns.columns[11].append(text: task.limitKey)
             columns.endRow()
         }
-        for chunk in columns.finish() {
-            _ = try session.queryPrepared("""
-                INSERT INTO \(copyTarget)
-                SELECT id, type, queue, status, params, correlation_id, NULL, 0, max_attempts, created_at, created_at,
-                       submitted_by, NULL, NULL, callback_url, priority, limit_key
-                FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::integer[],
-                            $8::timestamptz[], $9::text[], $10::text[], $11::integer[], $12::text[])
-                     AS n(id, type, queue, status, params, correlation_id, max_attempts, created_at, submitted_by, callback_url, priority, limit_key)
-                """, binary: chunk, name: "insert tasks")
-        }
+        let chunks = columns.finish()
+        return chunks.count == 1 ? chunks[0] : nil
     }
+
+    /// Plain tasks from the columns of ``plainInsertParameters(_:rows:)``, in the order of ``copyColumns``.
+    static let plainInsert = """
+        INSERT INTO \(copyTarget)
+        SELECT id, type, queue, status, params, correlation_id, NULL, 0, max_attempts, created_at, created_at,
+               submitted_by, NULL, NULL, callback_url, priority, limit_key
+        FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::integer[],
+                    $8::timestamptz[], $9::text[], $10::text[], $11::integer[], $12::text[])
+             AS n(id, type, queue, status, params, correlation_id, max_attempts, created_at, submitted_by, callback_url, priority, limit_key)
+        """
 
     /// Seeds the hash of an idempotency key's lock, so it cannot equal another advisory lock's key.
     static let idempotencyLockSeed: Int64 = 0x6964_656D  // "idem"
