@@ -45,6 +45,7 @@ public enum Settings {
     public static let submitBatchMax = Setting(environmentVariable: "CONVEYOR_SUBMIT_BATCH_MAX", flag: nil, defaultValue: "5000", summary: "Most tasks committed in one Submitter transaction.")
     public static let submitQueueMax = Setting(environmentVariable: "CONVEYOR_SUBMIT_QUEUE_MAX", flag: nil, defaultValue: "5000", summary: "Most submitted tasks waiting for the Submitter; a request that does not fit is shed with 503 overloaded and Retry-After (the bound on an accepted request's wait).")
     public static let recorderBatch = Setting(environmentVariable: "CONVEYOR_RECORDER_BATCH", flag: nil, defaultValue: "5000", summary: "Most lifecycle events the Recorder reads per stream per batch (read as entries of up to 32 events).")
+    public static let recorderLinger = Setting(environmentVariable: "CONVEYOR_RECORDER_LINGER", flag: nil, defaultValue: "10ms", summary: "How long the Recorder waits after a read that did not fill its batch, so that a light load shares a transaction among more events (0–1s; 0 reads again at once). A status reaches PostgreSQL up to this much later.")
     public static let instanceID = Setting(environmentVariable: "CONVEYOR_INSTANCE_ID", flag: nil, defaultValue: "coordinator-<hostname>", summary: "Coordinator name in logs and as the Recorder's consumer (keep it stable across restarts).")
     public static let agentID = Setting(environmentVariable: "CONVEYOR_AGENT_ID", flag: "--agent-id", defaultValue: "<hostname>-<pid>", summary: "Agent name: its consumer in the streams and its heartbeat entry.")
     public static let agentConcurrency = Setting(environmentVariable: "CONVEYOR_AGENT_CONCURRENCY", flag: "--concurrency", defaultValue: "64", summary: "Most tasks one agent runs at once (all types).")
@@ -77,7 +78,7 @@ public enum Settings {
 
     public static let all: [Setting] = [
         redisURL, redisPrefix, redisTimeout, postgresURL, postgresPoolSize, postgresStatementTimeout, postgresConnectTimeout, taskTypes, httpHost, httpPort, apiTokens, apiTokensFile, authDisabled,
-        maxBodyBytes, submitBatchMax, submitQueueMax, recorderBatch, instanceID, agentID, agentConcurrency, agentQueues, metricsPort, metricsHost,
+        maxBodyBytes, submitBatchMax, submitQueueMax, recorderBatch, recorderLinger, instanceID, agentID, agentConcurrency, agentQueues, metricsPort, metricsHost,
         reconcileInterval, reconcileSweep, dispatchGrace, recorderTakeoverAfter, retention, deadLetterLimit, idleConsumerAfter, webhookHosts, webhookSecret, webhookRetryFor, webhookTimeout, shutdownGrace, observabilityEnabled, taskLogSample, lokiURL, logLevel, logFormat, consoleSession, grafanaURL, clientURL, clientToken, fault, executionJournal,
     ]
 }

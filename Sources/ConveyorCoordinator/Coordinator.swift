@@ -125,7 +125,7 @@ public struct Coordinator: Sendable {
         self.recorder = Recorder(
             store: EventStore(client: postgres), redis: recorderRedis, keys: configuration.keys,
             queues: configuration.registry.queues, consumer: configuration.instanceID,
-            batchSize: configuration.recorderBatchSize, abandonedAfter: configuration.abandonedEventsAfter, logger: logger.with(label: "conveyor.coordinator.recorder"),
+            batchSize: configuration.recorderBatchSize, linger: configuration.recorderLinger, abandonedAfter: configuration.abandonedEventsAfter, logger: logger.with(label: "conveyor.coordinator.recorder"),
             onWebhooksQueued: { webhooks?.wake() }, onWorkflowAdvance: { await workflowAdvancer.enqueue($0) }, throughput: throughput)
         let submitter = self.submitter
         self.scheduleStore = ScheduleStore(client: postgres)

@@ -31,6 +31,11 @@ public struct CoordinatorConfiguration: Sendable {
     public var submitQueueMaxTasks: Int = 5000
     /// Most events the Recorder reads per stream per batch.
     public var recorderBatchSize: Int = 5000
+    /// How long the Recorder waits after a read that did not fill its batch, so that the next one
+    /// gathers more (``RecorderLinger``): at most one transaction per linger at a light load, a status
+    /// visible in PostgreSQL up to this much later. Zero reads again at once.
+    public var recorderLinger: Duration = defaultRecorderLinger
+    public static let defaultRecorderLinger = Duration.milliseconds(10)
     /// Names this coordinator in logs and as the Recorder's consumer.
     public var instanceID: String
     /// Seconds a client is told to wait (Retry-After) when Redis or PostgreSQL is unavailable.
@@ -109,6 +114,9 @@ public struct CoordinatorConfiguration: Sendable {
         guard deadLetterLimit > 0 else { throw ConfigurationError(key: "CONVEYOR_DEAD_LETTER_LIMIT", "must be positive") }
         guard idleConsumerAfter >= .seconds(1) else { throw ConfigurationError(key: "CONVEYOR_IDLE_CONSUMER_AFTER", "must be at least 1s") }
         guard recorderBatchSize > 0 else { throw ConfigurationError(key: "CONVEYOR_RECORDER_BATCH", "must be positive") }
+        guard recorderLinger >= .zero, recorderLinger <= .seconds(1) else {
+            throw ConfigurationError(key: "CONVEYOR_RECORDER_LINGER", "must be 0 to 1s")
+        }
         if !webhookHosts.allowedHosts.isEmpty {
             guard let secret = webhookSecret, secret.utf8.count >= 16 else {
                 throw ConfigurationError(key: "CONVEYOR_WEBHOOK_SECRET", "required (at least 16 bytes) when CONVEYOR_WEBHOOK_HOSTS allows webhooks")

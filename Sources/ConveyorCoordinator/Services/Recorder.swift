@@ -13,7 +13,9 @@ import Synchronization
 /// batches, writes them to PostgreSQL (COPY into `task_events`, forward-only merge into `tasks`, one
 /// transaction), and only then acknowledges and deletes them in Redis.
 ///
-/// Wakes on XREADGROUP … BLOCK. At start, and after any failure, it first re-reads its own pending
+/// Wakes on XREADGROUP … BLOCK; after a read that did not fill its batch, waits out its
+/// ``RecorderLinger`` first, so that a light load shares one transaction among the events of a few
+/// milliseconds instead of paying one for every handful. At start, and after any failure, it first re-reads its own pending
 /// entries (`0`) before new ones (`>`): events are acknowledged only after their COMMIT, so a crash or
 /// an outage replays them, and the replay changes nothing (deterministic event ids, forward-only merge).
 /// An undecodable event is logged and dropped rather than blocking the stream forever.
@@ -30,6 +32,7 @@ public final class Recorder: Service, Sendable {
     private let queues: [String]
     private let consumer: String
     private let batchSize: Int
+    private let linger: RecorderLinger
     private let logger: Logger
     /// How long an event may sit pending with another Recorder before this one takes it over.
     private let abandonedAfter: Duration
@@ -51,7 +54,7 @@ public final class Recorder: Service, Sendable {
     /// - Parameter redis: a connection of its own: XREADGROUP BLOCK holds it while waiting.
     public init(
         store: EventStore, redis: any RedisClient, keys: RedisKeys, queues: [String], consumer: String, batchSize: Int,
-        abandonedAfter: Duration = .seconds(60), logger: Logger, onWebhooksQueued: @escaping @Sendable () -> Void = {},
+        linger: Duration, abandonedAfter: Duration = .seconds(60), logger: Logger, onWebhooksQueued: @escaping @Sendable () -> Void = {},
         onWorkflowAdvance: @escaping @Sendable (WorkflowAdvance) async -> Void = { _ in }, throughput: ThroughputHistory? = nil
     ) {
         self.throughput = throughput
@@ -64,6 +67,7 @@ public final class Recorder: Service, Sendable {
         self.queues = queues
         self.consumer = consumer
         self.batchSize = batchSize
+        self.linger = RecorderLinger(duration: linger)
         self.logger = logger
     }
 
@@ -84,6 +88,7 @@ public final class Recorder: Service, Sendable {
         var readingPending = true
         let clock = ContinuousClock()
         var lastTakeover = clock.now
+        var lastRead: (at: ContinuousClock.Instant, filled: Bool)?
         while !shouldStop {
             do {
                 if !groupsReady {
@@ -94,14 +99,20 @@ public final class Recorder: Service, Sendable {
                     try await takeOverAbandoned(streams)
                     lastTakeover = clock.now
                 }
+                if !readingPending, let lastRead, let pause = linger.pause(afterReadAt: lastRead.at, filled: lastRead.filled, now: clock.now) {
+                    try? await clock.sleep(for: pause)
+                    guard !shouldStop else { break }
+                }
                 let read = try await redis.readGroup(
                     group: RedisKeys.recordersGroup, consumer: consumer, streams: streams,
                     id: readingPending ? "0" : ">", count: readCount, block: readingPending ? nil : Self.block)
                 let total = read.reduce(0) { $0 + $1.entries.count }
                 if total == 0 {
                     readingPending = false
+                    lastRead = nil  // the first event after a quiet spell is recorded at once
                     continue
                 }
+                lastRead = (clock.now, read.contains { $0.entries.count >= readCount })
                 try await record(read)
                 failures = 0
             } catch {

@@ -47,6 +47,7 @@ extension SettingsReader {
         configuration.submitBatchMaxTasks = try int(Settings.submitBatchMax, default: 5000, range: 1000...100_000)!
         configuration.submitQueueMaxTasks = try int(Settings.submitQueueMax, default: 5000, range: 1000...1_000_000)!
         configuration.recorderBatchSize = try int(Settings.recorderBatch, default: 5000, range: 1...100_000)!
+        configuration.recorderLinger = try duration(Settings.recorderLinger, default: CoordinatorConfiguration.defaultRecorderLinger)
         configuration.reconcileInterval = try duration(Settings.reconcileInterval, default: .seconds(5))
         configuration.dispatchGrace = try duration(Settings.dispatchGrace, default: .seconds(30))
         configuration.reconcileSweep = try duration(Settings.reconcileSweep, default: CoordinatorConfiguration.defaultReconcileSweep)
