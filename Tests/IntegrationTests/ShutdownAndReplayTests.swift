@@ -114,10 +114,8 @@ struct ShutdownAndReplayTests {
 
     @Test("recording the same events twice changes nothing the second time; a batch mixing old and new events records only the new")
     func replayIsIgnored() async throws {
-        let environment = try await TestServers.shared.environment(name: "replay")
-        let client = PostgresClient(configuration: environment.postgres, logger: TestServers.quietLogger)
+        let client = try await Self.replayDatabase()
         defer { client.close() }
-        try await Migrator.migrate(client)
         let store = TaskStore(client: client)
         let inserted = try await store.insert([
             NewTask(type: "noop", queue: "default", params: "{}", correlationID: "c", idempotencyKey: nil, maxAttempts: 3, createdAtMillis: WallClock.nowMillis()),
@@ -154,6 +152,32 @@ struct ShutdownAndReplayTests {
         #expect(task.startedAt != nil && task.finishedAt != nil)
     }
 
+    @Test("a replayed batch too large for the INSERT (its COPY hits the key) records only its new events, and merges only those")
+    func largeReplayIsIgnored() async throws {
+        let client = try await Self.replayDatabase()
+        defer { client.close() }
+        let store = TaskStore(client: client)
+        let inserted = try await store.insert((0..<40).map { index in
+            NewTask(type: "noop", queue: "default", params: "{}", correlationID: "large-\(index)", idempotencyKey: nil, maxAttempts: 3, createdAtMillis: WallClock.nowMillis())
+        })
+        let now = WallClock.nowMillis()
+        // Two events per task: 80 in a batch, above the 64 the INSERT takes, so the batch is a COPY.
+        let events = inserted.flatMap { task in
+            [
+                LifecycleEvent(taskID: task.id, status: .running, attempt: 1, agent: "a", atMillis: now, startedAtMillis: now, correlationID: "r", type: "noop"),
+                LifecycleEvent(taskID: task.id, status: .succeeded, attempt: 1, agent: "a", atMillis: now + 5, startedAtMillis: now, correlationID: "r", type: "noop"),
+            ]
+        }
+        let recorder = EventStore(client: client)
+        let first = try await recorder.record(Array(events.prefix(60)))
+        #expect(first.eventsAppended == 60 && first.tasksUpdated == 30)
+        let again = try await recorder.record(events)
+        #expect(again.eventsAppended == 20 && again.tasksUpdated == 10, "only the ten tasks the first batch had not seen")
+        for task in inserted {
+            #expect(try await store.get(task.id)?.status == .succeeded)
+        }
+    }
+
     @Test("an event PostgreSQL refuses is dropped alone: the Recorder records the rest and keeps going")
     func poisonEventDoesNotStallRecording() async throws {
         let stack = try await Stack.start(agents: 0)
@@ -184,6 +208,19 @@ struct ShutdownAndReplayTests {
         ]))
         #expect(try await stack.waitUntilTerminal([id])[id] == .succeeded)
         try await stack.stop()
+    }
+
+    /// A client of the replay tests' own migrated database.
+    private static func replayDatabase() async throws -> PostgresClient {
+        let environment = try await TestServers.shared.environment(name: "replay")
+        let client = PostgresClient(configuration: environment.postgres, logger: TestServers.quietLogger)
+        do {
+            try await Migrator.migrate(client)
+        } catch {
+            client.close()
+            throw error
+        }
+        return client
     }
 }
 
