@@ -114,8 +114,9 @@ public struct CoordinatorConfiguration: Sendable {
         guard deadLetterLimit > 0 else { throw ConfigurationError(key: "CONVEYOR_DEAD_LETTER_LIMIT", "must be positive") }
         guard idleConsumerAfter >= .seconds(1) else { throw ConfigurationError(key: "CONVEYOR_IDLE_CONSUMER_AFTER", "must be at least 1s") }
         guard recorderBatchSize > 0 else { throw ConfigurationError(key: "CONVEYOR_RECORDER_BATCH", "must be positive") }
-        guard recorderLinger >= .zero, recorderLinger <= .seconds(1) else {
-            throw ConfigurationError(key: "CONVEYOR_RECORDER_LINGER", "must be 0 to 1s")
+        // At most the Recorder's BLOCK: a graceful shutdown waits for neither longer than that.
+        guard recorderLinger >= .zero, recorderLinger <= Recorder.block else {
+            throw ConfigurationError(key: "CONVEYOR_RECORDER_LINGER", "must be 0 to \(Recorder.block.milliseconds)ms")
         }
         if !webhookHosts.allowedHosts.isEmpty {
             guard let secret = webhookSecret, secret.utf8.count >= 16 else {

@@ -44,6 +44,7 @@ public final class Recorder: Service, Sendable {
     /// The console's throughput chart: the ends of each recorded batch, counted.
     private let throughput: ThroughputHistory?
 
+    /// Also the longest ``RecorderLinger`` (`CoordinatorConfiguration.validate`): shutdown waits for one or the other.
     static let block = Duration.seconds(1)
 
     /// Entries per stream per read: an entry holds one event or up to ``Scripts/eventsPerBatchEntry``
@@ -109,7 +110,6 @@ public final class Recorder: Service, Sendable {
                 let total = read.reduce(0) { $0 + $1.entries.count }
                 if total == 0 {
                     readingPending = false
-                    lastRead = nil  // the first event after a quiet spell is recorded at once
                     continue
                 }
                 lastRead = (clock.now, read.contains { $0.entries.count >= readCount })
