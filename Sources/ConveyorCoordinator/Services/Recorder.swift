@@ -15,10 +15,10 @@ import Synchronization
 ///
 /// Wakes on XREADGROUP … BLOCK; after a read that did not fill its batch, waits out its
 /// ``RecorderLinger`` first, so that a light load shares one transaction among the events of a few
-/// milliseconds instead of paying one for every handful. At start, and after any failure, it first re-reads its own pending
-/// entries (`0`) before new ones (`>`): events are acknowledged only after their COMMIT, so a crash or
-/// an outage replays them, and the replay changes nothing (deterministic event ids, forward-only merge).
-/// An undecodable event is logged and dropped rather than blocking the stream forever.
+/// milliseconds instead of paying one for every handful. At start, and after any failure, it first
+/// re-reads its own pending entries (`0`) before new ones (`>`): events are acknowledged only after
+/// their COMMIT, so a crash or an outage replays them, and the replay changes nothing (deterministic
+/// event ids, forward-only merge). An undecodable event is logged and dropped rather than blocking the stream forever.
 ///
 /// Events left pending by a coordinator that is gone for good (another instance id) would never be
 /// recorded: every `abandonedAfter` the Recorder takes over events idle that long (XAUTOCLAIM) and
