@@ -116,8 +116,9 @@ public struct TaskStore: Sendable {
 
     private static func insert(_ tasks: [NewTask], on session: PostgresSession, ids: TaskIDAllocator) throws(PostgresError) -> [InsertedTask] {
         // A batch without idempotency keys, tags or scheduled tasks is one statement (an INSERT, or a COPY
-        // for a large batch), and a statement outside a transaction block is a transaction of its own: BEGIN and COMMIT would only add two round trips
-        // per flush (the Submitter flushes a few tasks at a time at 1,000 single POSTs a second).
+        // for a large batch), and a statement outside a transaction block is a transaction of its own:
+        // BEGIN and COMMIT would only add two round trips per flush (the Submitter flushes a few tasks at
+        // a time at 1,000 single POSTs a second).
         if tasks.allSatisfy(\.isPlainInsert) {
             let newIDs = try ids.allocate(tasks.count, on: session)
             if tasks.count <= largestInsertedBatch, let parameters = plainInsertParameters(zip(tasks, newIDs), rows: tasks.count) {

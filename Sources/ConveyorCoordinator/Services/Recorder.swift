@@ -18,7 +18,8 @@ import Synchronization
 /// milliseconds instead of paying one for every handful. At start, and after any failure, it first
 /// re-reads its own pending entries (`0`) before new ones (`>`): events are acknowledged only after
 /// their COMMIT, so a crash or an outage replays them, and the replay changes nothing (deterministic
-/// event ids, forward-only merge). An undecodable event is logged and dropped rather than blocking the stream forever.
+/// event ids, forward-only merge). An undecodable event is logged and dropped rather than blocking the
+/// stream forever.
 ///
 /// Events left pending by a coordinator that is gone for good (another instance id) would never be
 /// recorded: every `abandonedAfter` the Recorder takes over events idle that long (XAUTOCLAIM) and
@@ -44,7 +45,8 @@ public final class Recorder: Service, Sendable {
     /// The console's throughput chart: the ends of each recorded batch, counted.
     private let throughput: ThroughputHistory?
 
-    /// Also the longest ``RecorderLinger`` (`CoordinatorConfiguration.validate`): shutdown waits for one or the other.
+    /// Also the longest ``RecorderLinger`` (`CoordinatorConfiguration.validate`): a graceful shutdown
+    /// waits for one or the other, never both.
     static let block = Duration.seconds(1)
 
     /// Entries per stream per read: an entry holds one event or up to ``Scripts/eventsPerBatchEntry``
