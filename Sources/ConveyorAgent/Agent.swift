@@ -61,7 +61,7 @@ public struct Agent: Sendable {
         let gate = FlowGate(redis: redis, keys: configuration.keys, registry: configuration.registry)
         self.completer = Completer(
             redis: redis, keys: configuration.keys, registry: configuration.registry, agentID: configuration.agentID,
-            batchSize: configuration.completerBatchSize, gate: gate, logger: logger.with(label: "conveyor.agent.completer"))
+            batchSize: configuration.completerBatchSize, linger: configuration.completerLinger, gate: gate, logger: logger.with(label: "conveyor.agent.completer"))
         var journal: ExecutionJournal?
         if let path = configuration.executionJournalPath {
             do {

@@ -49,6 +49,7 @@ public enum Settings {
     public static let instanceID = Setting(environmentVariable: "CONVEYOR_INSTANCE_ID", flag: nil, defaultValue: "coordinator-<hostname>", summary: "Coordinator name in logs and as the Recorder's consumer (keep it stable across restarts).")
     public static let agentID = Setting(environmentVariable: "CONVEYOR_AGENT_ID", flag: "--agent-id", defaultValue: "<hostname>-<pid>", summary: "Agent name: its consumer in the streams and its heartbeat entry.")
     public static let agentConcurrency = Setting(environmentVariable: "CONVEYOR_AGENT_CONCURRENCY", flag: "--concurrency", defaultValue: "64", summary: "Most tasks one agent runs at once (all types).")
+    public static let completerLinger = Setting(environmentVariable: "CONVEYOR_COMPLETER_LINGER", flag: nil, defaultValue: "10ms", summary: "How long an agent's Completer waits after a batch that left nothing behind, so that a light load shares one Redis script call among more outcomes (0–100ms; 0 flushes again at once). An outcome reaches Redis up to this much later; slots are freed before, so the next task never waits.")
     public static let agentQueues = Setting(environmentVariable: "CONVEYOR_AGENT_QUEUES", flag: "--queues", defaultValue: "(every queue of the registry)", summary: "Comma-separated queues an agent serves.")
     public static let metricsPort = Setting(environmentVariable: "CONVEYOR_METRICS_PORT", flag: "--metrics-port", defaultValue: "(none)", summary: "Port of the agent's HTTP endpoint (/health and /metrics).")
     public static let reconcileInterval = Setting(environmentVariable: "CONVEYOR_RECONCILE_INTERVAL", flag: nil, defaultValue: "5s", summary: "How often the leading coordinator compares PostgreSQL with Redis (lost or undispatched tasks).")
@@ -78,7 +79,7 @@ public enum Settings {
 
     public static let all: [Setting] = [
         redisURL, redisPrefix, redisTimeout, postgresURL, postgresPoolSize, postgresStatementTimeout, postgresConnectTimeout, taskTypes, httpHost, httpPort, apiTokens, apiTokensFile, authDisabled,
-        maxBodyBytes, submitBatchMax, submitQueueMax, recorderBatch, recorderLinger, instanceID, agentID, agentConcurrency, agentQueues, metricsPort, metricsHost,
+        maxBodyBytes, submitBatchMax, submitQueueMax, recorderBatch, recorderLinger, instanceID, agentID, agentConcurrency, agentQueues, completerLinger, metricsPort, metricsHost,
         reconcileInterval, reconcileSweep, dispatchGrace, recorderTakeoverAfter, retention, deadLetterLimit, idleConsumerAfter, webhookHosts, webhookSecret, webhookRetryFor, webhookTimeout, shutdownGrace, observabilityEnabled, taskLogSample, lokiURL, logLevel, logFormat, consoleSession, grafanaURL, clientURL, clientToken, fault, executionJournal,
     ]
 }

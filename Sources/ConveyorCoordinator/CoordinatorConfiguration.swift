@@ -32,7 +32,7 @@ public struct CoordinatorConfiguration: Sendable {
     /// Most events the Recorder reads per stream per batch.
     public var recorderBatchSize: Int = 5000
     /// How long the Recorder waits after a read that did not fill its batch, so that the next one
-    /// gathers more (``RecorderLinger``): at most one transaction per linger at a light load, a status
+    /// gathers more (``Linger``): at most one transaction per linger at a light load, a status
     /// visible in PostgreSQL up to this much later. Zero reads again at once.
     public var recorderLinger: Duration = defaultRecorderLinger
     public static let defaultRecorderLinger = Duration.milliseconds(10)

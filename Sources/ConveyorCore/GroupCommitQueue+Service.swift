@@ -7,9 +7,25 @@ extension GroupCommitQueue {
     /// so that the batches are taken by code specialised for the item type (see the type's notes).
     @inlinable
     public func consume(maximumWeight: Int, flush: ([Item]) async -> Void) async {
+        await consume(maximumWeight: maximumWeight, linger: nil, clock: ContinuousClock(), flush: flush)
+    }
+
+    /// The same loop with a ``Linger``: after a batch that left nothing behind in the queue, the next
+    /// one is taken once the linger has passed since this one was (measured on `clock`), so that a light
+    /// load shares a flush among the items of that span. A batch that left items behind is followed at
+    /// once, and graceful shutdown ends a pause at once.
+    @inlinable
+    public func consume<C: Clock>(maximumWeight: Int, linger: Linger?, clock: C, flush: ([Item]) async -> Void) async where C.Duration == Duration {
         await withGracefulShutdownHandler {
             while let batch = await nextBatch(maximumWeight: maximumWeight) {
+                let takenAt = clock.now
+                // Read just after the take, not under its lock: an item that came in between counts as
+                // left behind, which only skips one pause while items keep coming.
+                let filled = linger != nil && pendingWeight > 0
                 await flush(batch)
+                if let pause = linger?.pause(afterBatchAt: takenAt, filled: filled, now: clock.now) {
+                    try? await cancelWhenGracefulShutdown { try await clock.sleep(for: pause) }
+                }
             }
         } onGracefulShutdown: {
             self.finish()

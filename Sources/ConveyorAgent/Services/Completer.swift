@@ -10,7 +10,11 @@ import ServiceLifecycle
 /// Reports attempts to Redis in batches: acknowledges finished tasks and appends their lifecycle events,
 /// atomically, with one ``Scripts/completeTasks`` call per queue per batch (all in one pipeline).
 ///
-/// Wakes on the first completion; a batch is what piled up during the previous flush. A task that
+/// Wakes on the first completion; a batch is what piled up during the previous flush and, at a light
+/// load, during the ``Linger`` that follows a batch that left nothing behind (`CONVEYOR_COMPLETER_LINGER`):
+/// at most one script call per linger instead of one per task, so Redis, its AOF and the Recorder see a
+/// few batches where they saw every task alone. Slots are freed before a completion is queued, so the
+/// linger delays only when an outcome reaches Redis, never the next task. A task that
 /// started and finished within one batch gets a single event (its `running` folds into the outcome,
 /// which carries the start time). A failed attempt that may be retried goes, in the same script, to the
 /// queue's delayed set with the next attempt number, due after the type's backoff with full jitter; the
@@ -34,18 +38,20 @@ final class Completer: Service, Sendable {
     private let registry: TaskTypeRegistry
     private let agentID: String
     private let batchSize: Int
+    private let linger: Linger
     private let gate: FlowGate
     private let logger: Logger
 
     static let backoff = Backoff(base: .milliseconds(50), maximum: .seconds(2))
 
-    init(redis: any RedisClient, keys: RedisKeys, registry: TaskTypeRegistry, agentID: String, batchSize: Int, gate: FlowGate, logger: Logger) {
+    init(redis: any RedisClient, keys: RedisKeys, registry: TaskTypeRegistry, agentID: String, batchSize: Int, linger: Duration = .zero, gate: FlowGate, logger: Logger) {
         self.gate = gate
         self.redis = redis
         self.keys = keys
         self.registry = registry
         self.agentID = agentID
         self.batchSize = batchSize
+        self.linger = Linger(duration: linger)
         self.queue = GroupCommitQueue(capacity: batchSize * 4)
         self.logger = logger
     }
@@ -72,7 +78,7 @@ final class Completer: Service, Sendable {
     }
 
     func run() async throws {
-        await queue.consume(maximumWeight: batchSize) { batch in await flush(batch) }
+        await queue.consume(maximumWeight: batchSize, linger: linger, clock: ContinuousClock()) { batch in await flush(batch) }
     }
 
     /// Retries until Redis takes the batch, unless the task is cancelled (then the unacknowledged tasks

@@ -14,7 +14,7 @@ import Synchronization
 /// transaction), and only then acknowledges and deletes them in Redis.
 ///
 /// Wakes on XREADGROUP … BLOCK; after a read that did not fill its batch, waits out its
-/// ``RecorderLinger`` first, so that a light load shares one transaction among the events of a few
+/// ``Linger`` first, so that a light load shares one transaction among the events of a few
 /// milliseconds instead of paying one for every handful. At start, and after any failure, it first
 /// re-reads its own pending entries (`0`) before new ones (`>`): events are acknowledged only after
 /// their COMMIT, so a crash or an outage replays them, and the replay changes nothing (deterministic
@@ -33,7 +33,7 @@ public final class Recorder: Service, Sendable {
     private let queues: [String]
     private let consumer: String
     private let batchSize: Int
-    private let linger: RecorderLinger
+    private let linger: Linger
     private let logger: Logger
     /// How long an event may sit pending with another Recorder before this one takes it over.
     private let abandonedAfter: Duration
@@ -45,7 +45,7 @@ public final class Recorder: Service, Sendable {
     /// The console's throughput chart: the ends of each recorded batch, counted.
     private let throughput: ThroughputHistory?
 
-    /// Also the longest ``RecorderLinger`` (`CoordinatorConfiguration.validate`): a graceful shutdown
+    /// Also the longest ``Linger`` (`CoordinatorConfiguration.validate`): a graceful shutdown
     /// waits for one or the other, never both.
     static let block = Duration.seconds(1)
 
@@ -70,7 +70,7 @@ public final class Recorder: Service, Sendable {
         self.queues = queues
         self.consumer = consumer
         self.batchSize = batchSize
-        self.linger = RecorderLinger(duration: linger)
+        self.linger = Linger(duration: linger)
         self.logger = logger
     }
 
@@ -102,7 +102,7 @@ public final class Recorder: Service, Sendable {
                     try await takeOverAbandoned(streams)
                     lastTakeover = clock.now
                 }
-                if !readingPending, let lastRead, let pause = linger.pause(afterReadAt: lastRead.at, filled: lastRead.filled, now: clock.now) {
+                if !readingPending, let lastRead, let pause = linger.pause(afterBatchAt: lastRead.at, filled: lastRead.filled, now: clock.now) {
                     try? await clock.sleep(for: pause)
                     guard !shouldStop else { break }
                 }

@@ -98,6 +98,7 @@ extension SettingsReader {
             redis: try redisConfiguration())
         configuration.concurrency = try int(Settings.agentConcurrency, default: 64, range: 1...100_000)!
         configuration.queues = list(Settings.agentQueues)
+        configuration.completerLinger = try duration(Settings.completerLinger, default: AgentConfiguration.defaultCompleterLinger)
         configuration.metricsPort = try int(Settings.metricsPort, range: 0...65535)
         configuration.metricsHost = string(Settings.metricsHost, default: "127.0.0.1")
         configuration.executionJournalPath = string(Settings.executionJournal)
