@@ -65,6 +65,50 @@ struct FlowGate: Sendable {
         return inspection
     }
 
+    /// What a read learns about its queues in its own round trip, without the entries' ids: which queues
+    /// have tasks marked cancelled (SCARD of the cancelled set) and what is paused (HKEYS), asked right
+    /// after the read. With no cancellation marked in any delivery's queue (the usual case: a mark lives
+    /// from the cancel until an agent drops the task) that is the whole inspection, and the entries start
+    /// without a round trip of their own; otherwise ``inspect(_:)`` asks about each entry, as before.
+    /// A cancel that lands after the glance is the CancelWatcher's, as one after ``inspect(_:)`` is.
+    struct Glance: Sendable {
+        /// The queues asked about.
+        var queues: Set<String> = []
+        /// Queues whose cancelled set was not seen empty (an unexpected reply counts as not empty).
+        var withCancellations: Set<String> = []
+        var paused: [String: Set<String>] = [:]
+
+        /// SCARD and HKEYS per queue, in `queues` order, for the read's pipeline.
+        static func commands(_ queues: [String], keys: RedisKeys) -> [RedisCommand] {
+            queues.flatMap { [RedisCommand("SCARD", [keys.cancelled($0)]), RedisCommand("HKEYS", [keys.paused($0)])] }
+        }
+
+        /// Reads the replies to ``commands(_:keys:)``.
+        init(_ queues: [String], replies: ArraySlice<RedisReply>) {
+            self.queues = Set(queues)
+            var reply = replies.makeIterator()
+            for queue in queues {
+                let cancelled = reply.next(), paused = reply.next()
+                if cancelled?.integer != 0 { withCancellations.insert(queue) }
+                guard let names = paused?.array else {
+                    withCancellations.insert(queue)
+                    continue
+                }
+                let set = Set(names.compactMap(\.string))
+                if !set.isEmpty { self.paused[queue] = set }
+            }
+        }
+
+        /// The inspection of these deliveries, or nil when one of their queues has a cancellation marked
+        /// (or was not glanced at): then only ``inspect(_:)`` can tell which.
+        func inspection(of deliveries: [Delivery]) -> Inspection? {
+            guard !deliveries.contains(where: { withCancellations.contains($0.queue) || !queues.contains($0.queue) }) else { return nil }
+            // Only the deliveries' queues, as ``inspect(_:)`` reports them.
+            let read = Set(deliveries.map(\.queue))
+            return Inspection(cancelled: [], paused: paused.filter { read.contains($0.key) })
+        }
+    }
+
     /// Whether a delivery must pass the script before it starts.
     func isGated(_ delivery: Delivery, inspection: Inspection) -> Bool {
         limitedTypes.contains(delivery.envelope.type) || inspection.paused[delivery.queue] != nil

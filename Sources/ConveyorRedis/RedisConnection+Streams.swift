@@ -71,6 +71,23 @@ extension RedisClient {
         return try Self.decodeRead(reply, command: "XREADGROUP")
     }
 
+    /// ``readGroup(group:consumer:streams:id:count:block:)`` with `commands` in the same round trip,
+    /// after the read: Redis runs a connection's commands in order, so they run once the read has
+    /// returned (a blocking read holds back what follows it). On a cluster that holds for the commands
+    /// of the read's own slot (each node gets its share in order); a read over several slots is one
+    /// command per slot (see ``RedisClusterClient/readGroupAcrossSlots(group:consumer:streams:id:count:block:)``),
+    /// and then `followers` is nil: the caller sends the commands itself.
+    public func readGroup(
+        group: String, consumer: String, streams: [String], id: String = ">", count: Int, block: Duration?,
+        followedBy commands: [RedisCommand]
+    ) async throws -> (read: [(stream: String, entries: [StreamEntry])], followers: ArraySlice<RedisReply>?) {
+        if self is RedisClusterClient, Set(streams.map(HashSlot.of)).count > 1 {
+            return (try await readGroup(group: group, consumer: consumer, streams: streams, id: id, count: count, block: block), nil)
+        }
+        let replies = try await send([Self.xreadgroup(group: group, consumer: consumer, streams: streams, id: id, count: count, block: block)] + commands)
+        return (try Self.decodeRead(replies[0], command: "XREADGROUP"), replies.dropFirst())
+    }
+
     /// The XREADGROUP command of ``readGroup(group:consumer:streams:id:count:block:)``, for a pipeline;
     /// decode its reply with ``decodeRead(_:command:)``.
     public static func xreadgroup(group: String, consumer: String, streams: [String], id: String = ">", count: Int, block: Duration?) -> RedisCommand {

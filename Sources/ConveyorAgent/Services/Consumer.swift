@@ -156,6 +156,9 @@ final class Consumer: Service, Sendable {
         // Non-blocking rounds while some stream is expected to have work (a round that finds nothing
         // marks what it asked idle; a second one asks the rest); then the agent waits on every stream.
         var read: [(stream: String, entries: [StreamEntry])] = []
+        // Asked after every read, in its round trip: what the read's entries need to start.
+        let glanceCommands = FlowGate.Glance.commands(queues, keys: keys)
+        var glance: FlowGate.Glance?
         var rounds = 0
         while read.isEmpty && rounds < 2 && !plan.withLock({ $0.allIdle(excluding: excluded) }) {
             rounds += 1
@@ -187,9 +190,10 @@ final class Consumer: Service, Sendable {
                     RedisConnection.xreadgroup(
                         group: RedisKeys.agentsGroup, consumer: self.agentID, streams: [stream.key], count: count,
                         block: stream.key == waiting ? wait : nil)
-                })
+                } + glanceCommands)
             }
-            for reply in replies { read += try RedisConnection.decodeRead(reply, command: "XREADGROUP") }
+            for reply in replies.prefix(asked.count) { read += try RedisConnection.decodeRead(reply, command: "XREADGROUP") }
+            glance = FlowGate.Glance(queues, replies: replies.dropFirst(asked.count))
             var got: [String: Int] = [:]
             for (stream, entries) in read { got[stream, default: 0] += entries.count }
             plan.withLock { $0.record(asked: asked, got: got) }
@@ -205,15 +209,17 @@ final class Consumer: Service, Sendable {
             // free slots than streams it is 1, and the read returns only what arrived during the wait (one
             // entry, unless several streams got work in the same instant: held and renewed like the rest).
             let streams = waitable.map(\.key)
-            read = try await cancelWhenGracefulShutdown {
+            let (entries, followers) = try await cancelWhenGracefulShutdown {
                 try await self.redis.readGroup(
                     group: RedisKeys.agentsGroup, consumer: self.agentID, streams: streams,
-                    count: max(1, free / streams.count), block: self.readBlock)
+                    count: max(1, free / streams.count), block: self.readBlock, followedBy: glanceCommands)
             }
+            read = entries
+            glance = followers.map { FlowGate.Glance(queues, replies: $0) }
             plan.withLock { $0.markActive(read.map(\.stream)) }
         }
         do {
-            try await dispatch(read)
+            try await dispatch(read, glance: glance)
         } catch {
             undispatched.withLock { $0 = read }
             throw error
@@ -234,8 +240,11 @@ final class Consumer: Service, Sendable {
         return Set(still.flatMap { keys.readyStreams($0) })
     }
 
-    /// - Parameter reclaimed: entries this agent held before a restart (their attempts started once).
-    private func dispatch(_ read: [(stream: String, entries: [StreamEntry])], reclaimed: Bool = false) async throws {
+    /// - Parameters:
+    ///   - reclaimed: entries this agent held before a restart (their attempts started once).
+    ///   - glance: what the read's own round trip learned (``FlowGate/Glance``); without it, or when it
+    ///     cannot tell, the entries are inspected in a round trip of their own.
+    private func dispatch(_ read: [(stream: String, entries: [StreamEntry])], reclaimed: Bool = false, glance: FlowGate.Glance? = nil) async throws {
         var gone: [RedisCommand] = []
         var poison: [PoisonEntry] = []
         var deliveries: [Delivery] = []
@@ -260,7 +269,14 @@ final class Consumer: Service, Sendable {
         // The same atomic script as the Reclaimer's: copied, acknowledged and deleted at once, or not at all.
         _ = try await PoisonEntry.deadLetter(poison, redis: redis, keys: keys, agentID: agentID)
         guard !deliveries.isEmpty else { return }
-        let inspection = try await gate.inspect(deliveries)
+        // On the reading connection, idle until the next read: on the shared one this round trip of the
+        // read path would queue behind the Completer's script calls.
+        let inspection: FlowGate.Inspection
+        if let glanced = glance?.inspection(of: deliveries) {
+            inspection = glanced
+        } else {
+            inspection = try await FlowGate.inspect(deliveries, redis: redis, keys: keys)
+        }
         let wholeQueues = inspection.paused.filter { $0.value.contains("*") }.keys
         if !wholeQueues.isEmpty { pausedQueues.withLock { $0.formUnion(wholeQueues) } }
         try await Self.start(deliveries, inspection: inspection, gate: gate, slots: slots, executor: executor, reclaimed: reclaimed)
