@@ -35,13 +35,20 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
         @usableFromInline var consumer: UnsafeContinuation<Void, Never>?
         @usableFromInline var producers: Deque<UnsafeContinuation<Void, Never>> = []
         @usableFromInline var finished = false
+        /// A consumer lingering between batches (``waitForUrgency(orWeight:)``), and the weight that
+        /// ends its linger early.
+        @usableFromInline var lingerer: UnsafeContinuation<Void, Never>?
+        @usableFromInline var lingerEndsAtWeight = Int.max
+        /// An urgent item came since the last batch was taken: a linger must not start.
+        @usableFromInline var urgentWaiting = false
 
         @usableFromInline init() {}
     }
 
     @usableFromInline
     enum EnqueueStep {
-        case added(UnsafeContinuation<Void, Never>?)
+        /// Added; the consumer waiting for an item, and a lingering one to wake, if any.
+        case added(UnsafeContinuation<Void, Never>?, lingerer: UnsafeContinuation<Void, Never>?)
         case wait
         case finished
     }
@@ -56,15 +63,17 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
     }
 
     /// Adds an item. Suspends while the queue is full; throws ``GroupCommitQueueError/finished`` once the
-    /// consumer has stopped.
+    /// consumer has stopped. An `urgent` item ends a consumer's linger (``waitForUrgency(orWeight:)``) at
+    /// once: something waits on its flush.
     @inlinable
-    public func enqueue(_ item: Item, weight: Int = 1) async throws(GroupCommitQueueError) {
+    public func enqueue(_ item: Item, weight: Int = 1, urgent: Bool = false) async throws(GroupCommitQueueError) {
         while true {
-            switch offer(item, weight: weight, behindWaiters: false) {
+            switch offer(item, weight: weight, behindWaiters: false, urgent: urgent) {
             case .finished:
                 throw .finished
-            case .added(let consumer):
+            case .added(let consumer, let lingerer):
                 consumer?.resume()
+                lingerer?.resume()
                 return
             case .wait:
                 await withUnsafeContinuation { continuation in
@@ -86,11 +95,12 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
     /// the consumer has stopped.
     @inlinable
     public func tryEnqueue(_ item: Item, weight: Int = 1) throws(GroupCommitQueueError) -> Bool {
-        switch offer(item, weight: weight, behindWaiters: true) {
+        switch offer(item, weight: weight, behindWaiters: true, urgent: false) {
         case .finished:
             throw .finished
-        case .added(let consumer):
+        case .added(let consumer, let lingerer):
             consumer?.resume()
+            lingerer?.resume()
             return true
         case .wait:
             return false
@@ -100,16 +110,45 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
     /// Appends the item unless the queue is finished or too full for it (or, `behindWaiters`, while
     /// producers wait for room); an item heavier than the capacity is still admitted into an empty queue.
     @inlinable
-    func offer(_ item: Item, weight: Int, behindWaiters: Bool) -> EnqueueStep {
+    func offer(_ item: Item, weight: Int, behindWaiters: Bool, urgent: Bool) -> EnqueueStep {
         state.withLock { state -> EnqueueStep in
             if state.finished { return .finished }
             if behindWaiters, !state.producers.isEmpty { return .wait }
             if state.weight > 0, state.weight + weight > capacity { return .wait }
             state.entries.append(Entry(item: item, weight: weight))
             state.weight += weight
+            if urgent { state.urgentWaiting = true }
             let consumer = state.consumer
             state.consumer = nil
-            return .added(consumer)
+            var lingerer: UnsafeContinuation<Void, Never>?
+            if state.lingerer != nil, urgent || state.weight >= state.lingerEndsAtWeight {
+                lingerer = state.lingerer
+                state.lingerer = nil
+            }
+            return .added(consumer, lingerer: lingerer)
+        }
+    }
+
+    /// Returns once an urgent item is waiting, the queue holds `weight` (a full batch), the queue is
+    /// finished, or the calling task is cancelled: what ends a consumer's linger early. One consumer only.
+    @inlinable
+    public func waitForUrgency(orWeight weight: Int) async {
+        await withTaskCancellationHandler {
+            await withUnsafeContinuation { continuation in
+                let now = state.withLock { state -> Bool in
+                    if state.finished || state.urgentWaiting || state.weight >= weight || Task.isCancelled { return true }
+                    state.lingerer = continuation
+                    state.lingerEndsAtWeight = weight
+                    return false
+                }
+                if now { continuation.resume() }
+            }
+        } onCancel: {
+            let lingerer = state.withLock { state in
+                defer { state.lingerer = nil }
+                return state.lingerer
+            }
+            lingerer?.resume()
         }
     }
 
@@ -153,15 +192,17 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
 
     /// Stops accepting items; items already queued can still be taken with ``nextBatch(maximumWeight:)``.
     public func finish() {
-        let (consumer, producers) = state.withLock { state in
+        let (consumer, lingerer, producers) = state.withLock { state in
             state.finished = true
             defer {
                 state.consumer = nil
+                state.lingerer = nil
                 state.producers.removeAll()
             }
-            return (state.consumer, state.producers)
+            return (state.consumer, state.lingerer, state.producers)
         }
         consumer?.resume()
+        lingerer?.resume()
         for producer in producers { producer.resume() }
     }
 
@@ -180,6 +221,7 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
                 batch.append(first.item)
             }
             state.weight -= taken
+            state.urgentWaiting = false
             let producers = state.producers
             state.producers.removeAll()
             return (batch, producers)

@@ -71,17 +71,20 @@ extension RedisClient {
         return try Self.decodeRead(reply, command: "XREADGROUP")
     }
 
+    /// Whether the commands of one pipeline always run in the order sent, retries included: on one
+    /// connection Redis runs them in order (a blocking read holds back what follows it). Not on a
+    /// cluster: a command redirected (MOVED, ASK) or asked again (TRYAGAIN) is re-sent without the
+    /// ones around it, so a later command of the pipeline may run before it.
+    public var runsPipelinesInOrder: Bool { !(self is RedisClusterClient) }
+
     /// ``readGroup(group:consumer:streams:id:count:block:)`` with `commands` in the same round trip,
-    /// after the read: Redis runs a connection's commands in order, so they run once the read has
-    /// returned (a blocking read holds back what follows it). On a cluster that holds for the commands
-    /// of the read's own slot (each node gets its share in order); a read over several slots is one
-    /// command per slot (see ``RedisClusterClient/readGroupAcrossSlots(group:consumer:streams:id:count:block:)``),
-    /// and then `followers` is nil: the caller sends the commands itself.
+    /// run after the read has returned; `followers` is nil where that order is not certain
+    /// (``runsPipelinesInOrder``), and the caller then sends the commands itself, after the read.
     public func readGroup(
         group: String, consumer: String, streams: [String], id: String = ">", count: Int, block: Duration?,
         followedBy commands: [RedisCommand]
     ) async throws -> (read: [(stream: String, entries: [StreamEntry])], followers: ArraySlice<RedisReply>?) {
-        if self is RedisClusterClient, Set(streams.map(HashSlot.of)).count > 1 {
+        guard runsPipelinesInOrder, !commands.isEmpty else {
             return (try await readGroup(group: group, consumer: consumer, streams: streams, id: id, count: count, block: block), nil)
         }
         let replies = try await send([Self.xreadgroup(group: group, consumer: consumer, streams: streams, id: id, count: count, block: block)] + commands)

@@ -86,6 +86,39 @@ struct GroupCommitQueueLingerTests {
         #expect(clock.pendingWaits == [.milliseconds(10)], "only the batch that emptied the queue is followed by the linger")
     }
 
+    @Test("an urgent item ends a pause at once, and one queued before the pause keeps it from starting")
+    func urgentItemEndsThePause() async throws {
+        let queue = GroupCommitQueue<Int>(capacity: 100)
+        let clock = MockClock()
+        let flushes = Flushes()
+        let consumer = Task { await queue.consume(maximumWeight: 10, linger: linger, clock: clock) { flushes.record($0) } }
+        defer { consumer.cancel() }
+
+        try await queue.enqueue(1)
+        #expect(await flushes.next() == [[1]])
+        await clock.waitForSleepers()
+        try await queue.enqueue(2)
+        try await queue.enqueue(3, urgent: true)
+        #expect(await flushes.next() == [[2, 3]], "flushed without the clock moving")
+        #expect(clock.now.offset == .zero)
+    }
+
+    @Test("a pause ends once a full batch waits")
+    func fullBatchEndsThePause() async throws {
+        let queue = GroupCommitQueue<Int>(capacity: 100)
+        let clock = MockClock()
+        let flushes = Flushes()
+        let consumer = Task { await queue.consume(maximumWeight: 3, linger: linger, clock: clock) { flushes.record($0) } }
+        defer { consumer.cancel() }
+
+        try await queue.enqueue(1)
+        #expect(await flushes.next() == [[1]])
+        await clock.waitForSleepers()
+        for value in 2...4 { try await queue.enqueue(value) }
+        #expect(await flushes.next() == [[2, 3, 4]], "flushed without the clock moving")
+        #expect(clock.now.offset == .zero)
+    }
+
     @Test("without a linger, nothing waits on the clock")
     func noLingerNoPause() async throws {
         let queue = GroupCommitQueue<Int>(capacity: 100)

@@ -13,7 +13,8 @@ import ServiceLifecycle
 /// Wakes on the first completion; a batch is what piled up during the previous flush and, at a light
 /// load, during the ``Linger`` that follows a batch that left nothing behind (`CONVEYOR_COMPLETER_LINGER`):
 /// at most one script call per linger instead of one per task, so Redis, its AOF and the Recorder see a
-/// few batches where they saw every task alone. Slots are freed before a completion is queued, so the
+/// few batches where they saw every task alone. An agent's own slot is freed once the outcome is queued,
+/// and an outcome of a type with a cluster-wide limit (whose slot the flush frees) ends the linger, so the
 /// linger delays only when an outcome reaches Redis, never the next task. A task that
 /// started and finished within one batch gets a single event (its `running` folds into the outcome,
 /// which carries the start time). A failed attempt that may be retried goes, in the same script, to the
@@ -39,12 +40,17 @@ final class Completer: Service, Sendable {
     private let agentID: String
     private let batchSize: Int
     private let linger: Linger
+    /// What the linger is measured on (a test's clock in tests).
+    private let clock: any Clock<Duration>
     private let gate: FlowGate
     private let logger: Logger
 
     static let backoff = Backoff(base: .milliseconds(50), maximum: .seconds(2))
 
-    init(redis: any RedisClient, keys: RedisKeys, registry: TaskTypeRegistry, agentID: String, batchSize: Int, linger: Duration = .zero, gate: FlowGate, logger: Logger) {
+    init(
+        redis: any RedisClient, keys: RedisKeys, registry: TaskTypeRegistry, agentID: String, batchSize: Int, linger: Duration = .zero,
+        clock: any Clock<Duration> = ContinuousClock(), gate: FlowGate, logger: Logger
+    ) {
         self.gate = gate
         self.redis = redis
         self.keys = keys
@@ -52,6 +58,7 @@ final class Completer: Service, Sendable {
         self.agentID = agentID
         self.batchSize = batchSize
         self.linger = Linger(duration: linger)
+        self.clock = clock
         self.queue = GroupCommitQueue(capacity: batchSize * 4)
         self.logger = logger
     }
@@ -70,7 +77,11 @@ final class Completer: Service, Sendable {
     func finished(_ delivery: Delivery, _ outcome: AttemptOutcome, startedAtMillis: Int64, notBeforeMillis: Int64 = .min, reported: Bool = false) async {
         do {
             let at = max(WallClock.nowMillis(), notBeforeMillis)
-            try await queue.enqueue(.finished(delivery, outcome, startedAtMillis: startedAtMillis, atMillis: at, reported: reported))
+            // A limited type's outcome frees a cluster-wide slot in its flush, which another task may
+            // be waiting for: it ends a linger.
+            try await queue.enqueue(
+                .finished(delivery, outcome, startedAtMillis: startedAtMillis, atMillis: at, reported: reported),
+                urgent: gate.limitedTypes.contains(delivery.envelope.type))
         } catch {
             // Only after shutdown: the entry stays pending and is redelivered, so nothing is lost.
             logger.warning("completion arrived after shutdown; the task will be redelivered", metadata: [LogKeys.taskID: "\(delivery.envelope.id)"])
@@ -78,7 +89,7 @@ final class Completer: Service, Sendable {
     }
 
     func run() async throws {
-        await queue.consume(maximumWeight: batchSize, linger: linger, clock: ContinuousClock()) { batch in await flush(batch) }
+        await queue.consume(maximumWeight: batchSize, linger: linger, clock: clock) { batch in await flush(batch) }
     }
 
     /// Retries until Redis takes the batch, unless the task is cancelled (then the unacknowledged tasks

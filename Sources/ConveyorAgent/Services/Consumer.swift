@@ -156,8 +156,9 @@ final class Consumer: Service, Sendable {
         // Non-blocking rounds while some stream is expected to have work (a round that finds nothing
         // marks what it asked idle; a second one asks the rest); then the agent waits on every stream.
         var read: [(stream: String, entries: [StreamEntry])] = []
-        // Asked after every read, in its round trip: what the read's entries need to start.
-        let glanceCommands = FlowGate.Glance.commands(queues, keys: keys)
+        // What the read's entries need to start, asked in its own round trip where the pipeline keeps
+        // its order (FlowGate.Glance), about the queues read.
+        let glancing = redis.runsPipelinesInOrder
         var glance: FlowGate.Glance?
         var rounds = 0
         while read.isEmpty && rounds < 2 && !plan.withLock({ $0.allIdle(excluding: excluded) }) {
@@ -185,15 +186,16 @@ final class Consumer: Service, Sendable {
             } else {
                 wait = readBlock
             }
+            let glanced = glancing ? Self.queues(of: asked.map(\.stream)) : []
             let replies = try await cancelWhenGracefulShutdown {
                 try await self.redis.send(asked.sorted { ($0.stream.key == waiting ? 1 : 0) < ($1.stream.key == waiting ? 1 : 0) }.map { stream, count in
                     RedisConnection.xreadgroup(
                         group: RedisKeys.agentsGroup, consumer: self.agentID, streams: [stream.key], count: count,
                         block: stream.key == waiting ? wait : nil)
-                } + glanceCommands)
+                } + FlowGate.Glance.commands(glanced, keys: self.keys))
             }
             for reply in replies.prefix(asked.count) { read += try RedisConnection.decodeRead(reply, command: "XREADGROUP") }
-            glance = FlowGate.Glance(queues, replies: replies.dropFirst(asked.count))
+            glance = glancing ? FlowGate.Glance(glanced, replies: replies.dropFirst(asked.count)) : nil
             var got: [String: Int] = [:]
             for (stream, entries) in read { got[stream, default: 0] += entries.count }
             plan.withLock { $0.record(asked: asked, got: got) }
@@ -209,13 +211,15 @@ final class Consumer: Service, Sendable {
             // free slots than streams it is 1, and the read returns only what arrived during the wait (one
             // entry, unless several streams got work in the same instant: held and renewed like the rest).
             let streams = waitable.map(\.key)
+            let glanced = glancing ? Self.queues(of: waitable) : []
             let (entries, followers) = try await cancelWhenGracefulShutdown {
                 try await self.redis.readGroup(
                     group: RedisKeys.agentsGroup, consumer: self.agentID, streams: streams,
-                    count: max(1, free / streams.count), block: self.readBlock, followedBy: glanceCommands)
+                    count: max(1, free / streams.count), block: self.readBlock,
+                    followedBy: FlowGate.Glance.commands(glanced, keys: self.keys))
             }
             read = entries
-            glance = followers.map { FlowGate.Glance(queues, replies: $0) }
+            glance = followers.map { FlowGate.Glance(glanced, replies: $0) }
             plan.withLock { $0.markActive(read.map(\.stream)) }
         }
         do {
@@ -225,6 +229,12 @@ final class Consumer: Service, Sendable {
             throw error
         }
         return plan.withLock { $0.hasBusy(excluding: excluded) }
+    }
+
+    /// The queues of these streams, each once, in the order first seen.
+    private static func queues(of streams: [ReadPlan.Stream]) -> [String] {
+        var seen = Set<String>()
+        return streams.map(\.queue).filter { seen.insert($0).inserted }
     }
 
     /// The streams of queues paused as a whole. Only when some queue was seen paused does this cost a
