@@ -60,4 +60,39 @@ struct EventLoopSenderTests {
             if case .malformed = replies.first {} else { Issue.record("not malformed: \(text)") }
         }
     }
+
+    @Test("header names match in any case, values are read without the spaces and tabs around them")
+    func headerSpelling() {
+        let text = "HTTP/1.1 429 Too Many Requests\r\nCONTENT-length:\t 2 \r\nX-Other: a:b\r\nno colon here\r\nRetry-After:1\r\nTransfer-Encoding:  Identity\r\n\r\n{}"
+        let replies = parse([Array(text.utf8)])
+        guard replies.count == 1, case .reply(let status, let retryAfter, let body) = replies[0] else {
+            Issue.record("not one reply: \(replies)")
+            return
+        }
+        #expect(status == 429 && retryAfter)
+        #expect(String(buffer: body) == "{}")
+    }
+
+    @Test("a status that is not a number, or a Content-Length that is not a decimal, is malformed")
+    func badNumbers() {
+        for text in [
+            "HTTP/1.1 20x Created\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/2 200 OK\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 1e3\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length:\r\n\r\n",
+        ] {
+            let replies = parse([Array(text.utf8)])
+            #expect(replies.count == 1, "\(text)")
+            if case .malformed = replies.first {} else { Issue.record("not malformed: \(text)") }
+        }
+    }
+
+    @Test("a head that never ends is malformed once it passes 64 KiB, and waited for before")
+    func endlessHead() {
+        let start = Array("HTTP/1.1 200 OK\r\nX-Long: ".utf8)
+        #expect(parse([start + Array(repeating: UInt8(ascii: "a"), count: 1_000)]).isEmpty)
+        let replies = parse([start + Array(repeating: UInt8(ascii: "a"), count: 70_000)])
+        if case .malformed = replies.first {} else { Issue.record("not malformed: \(replies.count) replies") }
+    }
 }
