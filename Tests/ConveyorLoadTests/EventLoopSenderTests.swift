@@ -54,6 +54,9 @@ struct EventLoopSenderTests {
             "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbody",
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n\r\n",
             "SSH-2.0-OpenSSH\r\n\r\n",
+            "\r\n\r\n",
+            "HTTP/1.1 200 OK\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: x\r\n\r\n{}",
         ] {
             let replies = parse([Array(text.utf8)])
             #expect(replies.count == 1)
@@ -63,7 +66,7 @@ struct EventLoopSenderTests {
 
     @Test("header names match in any case, values are read without the spaces and tabs around them")
     func headerSpelling() {
-        let text = "HTTP/1.1 429 Too Many Requests\r\nCONTENT-length:\t 2 \r\nX-Other: a:b\r\nno colon here\r\nRetry-After:1\r\nTransfer-Encoding:  Identity\r\n\r\n{}"
+        let text = "HTTP/1.1 429 Too Many Requests\r\nCONTENT-length:\t 2 \r\nX-Other: a:b\r\nno colon here\r\nRetry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\nTransfer-Encoding:  Identity\r\n\r\n{}"
         let replies = parse([Array(text.utf8)])
         guard replies.count == 1, case .reply(let status, let retryAfter, let body) = replies[0] else {
             Issue.record("not one reply: \(replies)")
@@ -73,7 +76,7 @@ struct EventLoopSenderTests {
         #expect(String(buffer: body) == "{}")
     }
 
-    @Test("a status that is not a number, or a Content-Length that is not a decimal, is malformed")
+    @Test("a reply that is not HTTP/1.x with a decimal status, or whose Content-Length is not a decimal, is malformed")
     func badNumbers() {
         for text in [
             "HTTP/1.1 20x Created\r\nContent-Length: 0\r\n\r\n",

@@ -77,6 +77,14 @@ struct SlowSecondsTests {
         #expect(slow.summary == "6 with enqueue P99 > 50 ms (4 autovacuum, 2 Redis fork); unexplained: 2 at 1 s (70 ms), 2 s (70 ms)")
     }
 
+    @Test("retention seen opening or dropping a generation explains the second it was seen in and the next")
+    func partitionChange() {
+        let timeline = (1...4).map { Self.second($0, p99: 200) }
+        let slow = SlowSeconds(timeline: timeline, restarts: [], activity: [(5_001_700, .partitionChange)], startedAtMillis: 5_000_000)
+        #expect(slow.entries.map(\.causes) == [[], [.partitionChange], [.partitionChange], []])
+        #expect(slow.summary == "4 with enqueue P99 > 50 ms (2 partition drop or open); unexplained: 2 at 1 s (200 ms), 4 s (200 ms)")
+    }
+
     @Test("INFO's name:value lines are read across sections, headers skipped")
     func infoFields() {
         let fields = BackendActivitySampler.infoFields("# Persistence\r\naof_rewrite_in_progress:1\r\n\n# Stats\r\ntotal_forks:35\r\n")

@@ -5,8 +5,9 @@ import Foundation
 import Synchronization
 
 /// Watches the embedded stack's Redis and PostgreSQL for the background work that has coincided with
-/// slow seconds on this machine (docs/performance.md, "A fifth step"): Redis forking to rewrite its AOF,
-/// and an autovacuum worker at work. Four times a second, because an ANALYZE of a partition takes
+/// slow seconds on this machine (docs/performance.md, "A fifth step" and "A sixteenth step"): Redis
+/// forking to rewrite its AOF, an autovacuum worker at work, and retention opening or dropping a
+/// generation of partitions. Four times a second, because an ANALYZE of a partition takes
 /// 0.1–0.35 s and a once-a-second look would miss most of them. Its queries count in PostgreSQL's CPU,
 /// so it runs for open-loop runs only, never at the ceiling.
 final class BackendActivitySampler: Sendable {
@@ -43,15 +44,25 @@ final class BackendActivitySampler: Sendable {
                 }
                 forks = count
             }
-            let workers = try? await postgres.withSession { session in
-                try session.query(
-                    "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'", name: "autovacuum workers"
-                ).rows.first?[0] ?? nil
+            let counts = try? await postgres.withSession { session in
+                try session.query(Self.backendsQuery, name: "background backends").rows.first
             }
-            if let workers, let count = Int(workers), count > 0 { record(now, .autovacuum) }
+            if let counts, counts.count == 2 {
+                if let workers = counts[0].flatMap({ Int($0) }), workers > 0 { record(now, .autovacuum) }
+                if let changes = counts[1].flatMap({ Int($0) }), changes > 0 { record(now, .partitionChange) }
+            }
             try? await Task.sleep(for: interval)
         }
     }
+
+    /// Autovacuum workers, and backends running (or waiting for the locks of) a generation's open or drop:
+    /// the coordinator's retention calls these functions, each as one statement.
+    static let backendsQuery = """
+        SELECT count(*) FILTER (WHERE backend_type = 'autovacuum worker'),
+               count(*) FILTER (WHERE state = 'active'
+                                  AND (query LIKE 'SELECT conveyor\\_drop\\_generation(%' OR query LIKE 'SELECT conveyor\\_open\\_generation(%'))
+        FROM pg_stat_activity
+        """
 
     private func record(_ at: Int64, _ cause: SlowSeconds.Cause) {
         seen.withLock { $0.append((at, cause)) }

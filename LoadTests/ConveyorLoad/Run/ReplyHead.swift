@@ -1,16 +1,18 @@
 /// The head of an HTTP/1.x reply, read from its bytes where they lie (see
 /// ``EventLoopSender/parseReply(_:)``).
-enum ReplyHead: Equatable {
+enum ReplyHead {
     case incomplete
     case malformed(String)
     /// `headBytes` counts the status line and headers with the blank line after them.
     case complete(status: Int, retryAfter: Bool, headBytes: Int, contentLength: Int)
 
-    static let largestHead = 64 * 1024
+    /// A head this long without its blank line is not a reply the coordinator would send: refused
+    /// rather than buffered without end.
+    private static let largestHead = 64 * 1024
 
     static func parse(_ bytes: UnsafeRawBufferPointer) -> ReplyHead {
         guard let headEnd = endOfHead(in: bytes) else {
-            return bytes.count > largestHead ? .malformed("reply head over 64 KiB") : .incomplete
+            return bytes.count > largestHead ? .malformed("reply head over \(largestHead / 1024) KiB") : .incomplete
         }
         let statusEnd = lineEnd(in: bytes, from: 0, before: headEnd)
         guard let status = status(in: bytes, lineEnd: statusEnd) else { return .malformed("not an HTTP/1.x reply") }
@@ -52,7 +54,7 @@ enum ReplyHead: Equatable {
         return index + 1 < end ? index : end
     }
 
-    /// `HTTP/1.x <three or more digits>[ reason]`.
+    /// `HTTP/1.<anything> <1–18 digits>[ reason]`, spaces between them.
     private static func status(in bytes: UnsafeRawBufferPointer, lineEnd: Int) -> Int? {
         let prefix = "HTTP/1.".utf8
         guard lineEnd >= prefix.count, zip(prefix, bytes[0..<prefix.count]).allSatisfy({ $0 == $1 }) else { return nil }

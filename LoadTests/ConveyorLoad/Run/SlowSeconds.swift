@@ -5,8 +5,11 @@
 /// soak (its tasks go back, a new consumer joins), the hypervisor taking the CPUs away (steal), both
 /// cores busy, a TCP loss waited out (a retransmission timeout, at least Linux' 200 ms: slow seconds of
 /// 203–212 ms kept turning up; or a connection attempt dropped by a full listen queue), an autovacuum
-/// worker at work and Redis forking (an AOF rewrite), the last two as ``BackendActivitySampler`` saw
-/// them. A slow second with none of them is counted as unexplained and listed.
+/// worker at work, Redis forking (an AOF rewrite), and retention opening or dropping a generation of
+/// partitions (it waits for ACCESS EXCLUSIVE locks on the parent tables, up to its 200 ms lock timeout,
+/// and every submission's insert queues behind that wait: the 200 ms slow seconds of the soak), the last
+/// three as ``BackendActivitySampler`` saw them. A slow second with none of them is counted as
+/// unexplained and listed.
 struct SlowSeconds: Sendable, Codable, Equatable {
     struct Entry: Sendable, Codable, Equatable {
         var second: Int
@@ -21,6 +24,7 @@ struct SlowSeconds: Sendable, Codable, Equatable {
         case tcpTimeout = "TCP timeout"
         case autovacuum = "autovacuum"
         case redisFork = "Redis fork"
+        case partitionChange = "partition drop or open"
     }
 
     static let threshold = 50.0
@@ -63,7 +67,7 @@ struct SlowSeconds: Sendable, Codable, Equatable {
             if seen.contains(where: { $0.busyPercent >= Self.busyThreshold }) { causes.append(.cpuBusy) }
             if seen.contains(where: { $0.tcpTimeouts > 0 }) { causes.append(.tcpTimeout) }
             let backends = seenInSecond[point.second] ?? []
-            causes += [Cause.autovacuum, .redisFork].filter(backends.contains)
+            causes += [Cause.autovacuum, .redisFork, .partitionChange].filter(backends.contains)
             return Entry(second: point.second, enqueueP99Milliseconds: point.enqueueP99Milliseconds, causes: causes)
         }
     }
