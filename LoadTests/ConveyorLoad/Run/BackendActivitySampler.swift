@@ -56,7 +56,8 @@ final class BackendActivitySampler: Sendable {
     }
 
     /// Autovacuum workers, and backends running (or waiting for the locks of) a generation's open or drop:
-    /// the coordinator's retention calls these functions, each as one statement.
+    /// the coordinator's retention calls these functions, each as one statement. The patterns are anchored
+    /// at the statement's start: this query names the functions too, and must not count itself.
     static let backendsQuery = """
         SELECT count(*) FILTER (WHERE backend_type = 'autovacuum worker'),
                count(*) FILTER (WHERE state = 'active'

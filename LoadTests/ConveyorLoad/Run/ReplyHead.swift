@@ -22,7 +22,7 @@ enum ReplyHead {
         while lineStart < headEnd {
             let end = lineEnd(in: bytes, from: lineStart, before: headEnd)
             defer { lineStart = end + 2 }
-            guard let colon = index(of: UInt8(ascii: ":"), in: bytes, from: lineStart, before: end) else { continue }
+            guard let colon = bytes[lineStart..<end].firstIndex(of: UInt8(ascii: ":")) else { continue }
             let value = trimmed(bytes, from: colon + 1, to: end)
             if equalsIgnoringCase(bytes, from: lineStart, to: colon, "content-length") {
                 contentLength = decimal(bytes, value)
@@ -58,20 +58,11 @@ enum ReplyHead {
     private static func status(in bytes: UnsafeRawBufferPointer, lineEnd: Int) -> Int? {
         let prefix = "HTTP/1.".utf8
         guard lineEnd >= prefix.count, zip(prefix, bytes[0..<prefix.count]).allSatisfy({ $0 == $1 }) else { return nil }
-        guard var index = Self.index(of: UInt8(ascii: " "), in: bytes, from: prefix.count, before: lineEnd) else { return nil }
+        guard var index = bytes[prefix.count..<lineEnd].firstIndex(of: UInt8(ascii: " ")) else { return nil }
         while index < lineEnd, bytes[index] == UInt8(ascii: " ") { index += 1 }
         var end = index
         while end < lineEnd, bytes[end] != UInt8(ascii: " ") { end += 1 }
         return decimal(bytes, index..<end)
-    }
-
-    private static func index(of byte: UInt8, in bytes: UnsafeRawBufferPointer, from start: Int, before end: Int) -> Int? {
-        var index = start
-        while index < end {
-            if bytes[index] == byte { return index }
-            index += 1
-        }
-        return nil
     }
 
     /// The range without leading and trailing spaces and tabs.
