@@ -5,9 +5,12 @@ import ConveyorCore
 /// millions of rows.
 public struct GenerationStore: Sendable {
     public let client: PostgresClient
+    /// How opens and drops ask for the locks of the partitioned tables.
+    public var patience: LockPatience
 
-    public init(client: PostgresClient) {
+    public init(client: PostgresClient, patience: LockPatience = .standard) {
         self.client = client
+        self.patience = patience
     }
 
     /// One generation as `conveyor_generations` records it.
@@ -29,21 +32,19 @@ public struct GenerationStore: Sendable {
         public var rowsDeleted = 0
         /// Day partitions of the events recorded before migration 4 that were dropped.
         public var legacyPartitionsDropped = 0
+        /// Attempts beyond the first that drops needed to get their locks (see ``LockPatience``).
+        public var lockRetries = 0
 
         public init() {}
     }
 
-    /// Statements that attach or detach partitions wait at most this long for a lock: every statement
-    /// on `tasks` queues behind a waiting lock request, so a long wait would stall submissions. A pass
-    /// that gives up is retried at the next one.
-    static let lockTimeout = "200ms"
-    /// A transaction whose statements give up on a lock after ``lockTimeout``.
-    private static func lockingBriefly<T>(_ session: PostgresSession, _ body: () throws(PostgresError) -> T) throws(PostgresError) -> T {
-        try session.transaction { () throws(PostgresError) -> T in
-            try session.execute("SET LOCAL lock_timeout = '\(lockTimeout)'", name: "lock timeout")
-            return try body()
-        }
-    }
+    /// Opens and detaches commit without waiting for their WAL to reach the disk: they hold the
+    /// partitioned tables' locks until their commit returns, and every submission waits for those. Safe
+    /// because a crash can only lose such a commit whole, with everything after it (a later durable
+    /// commit flushes the WAL before it): an open lost that way was never used (ids move to a new
+    /// generation only in ``advance()``, a durable transaction after it), a detach lost that way leaves
+    /// the generation attached as before, and the pass repeats it.
+    static let quickCommit = "SET LOCAL synchronous_commit = off"
 
     /// Scanning a day-sized generation for tasks to keep may take minutes.
     public static let maintenanceTimeout = Duration.seconds(600)
@@ -86,9 +87,9 @@ public struct GenerationStore: Sendable {
     public func open(_ number: Int64) async throws -> Bool {
         let opened = try await client.withSession { session in
             try session.withStatementTimeout(Self.openTimeout) { () throws(PostgresError) -> Bool in
-                try Self.lockingBriefly(session) { () throws(PostgresError) -> Bool in
+                try patience.run(on: session, settings: Self.quickCommit) { () throws(PostgresError) -> Bool in
                     try session.query("SELECT conveyor_open_generation($1)", [String(number)], name: "open generation").rows.first?[0] == "t"
-                }
+                }.value
             }
         }
         try await advance()
@@ -112,11 +113,13 @@ public struct GenerationStore: Sendable {
     public static let redriveMargin = Duration.seconds(900)
 
     /// Drops every closed generation that has been closed for longer than `retention` plus the age at
-    /// which coordinators give up an id block, then deletes finished rows older than the window from the
+    /// which coordinators give up an id block (detached under the partitioned tables' locks, then
+    /// dropped without them: see ``dropDetached(on:)``), then deletes finished rows older than the window from the
     /// default partitions (tasks kept by earlier drops) and the events recorded before migration 4.
     public func removeExpired(retention: Duration) async throws -> Removal {
         let retentionMillis = String(retention.milliseconds)
         let expiredAfter = String((retention + TaskIDAllocator.maximumBlockAge).milliseconds)
+        let patience = patience
         return try await client.withSession { session in
             var removal = Removal()
             // One coordinator at a time: another's scan of an old partition would hold up this one's drop.
@@ -140,11 +143,13 @@ public struct GenerationStore: Sendable {
                            OR workflow_id IN (SELECT id FROM workflows WHERE status = 'running')
                         """, [retentionMillis], name: "tasks to keep").rows.compactMap { $0[0] }
                 }
-                let moved = try Self.lockingBriefly(session) { () throws(PostgresError) -> Int64 in
+                let (moved, attempts) = try patience.run(on: session, settings: Self.quickCommit) { () throws(PostgresError) -> Int64 in
                     try session.query(
                         "SELECT conveyor_drop_generation($1, $2::bigint[])",
-                        [number, "{" + kept.joined(separator: ",") + "}"], name: "drop generation").rows.first?[0].flatMap { Int64($0) } ?? -1
+                        [number, "{" + kept.joined(separator: ",") + "}"], name: "detach generation").rows.first?[0].flatMap { Int64($0) } ?? -1
                 }
+                removal.lockRetries += attempts - 1
+                try Self.dropDetached(on: session)
                 if moved >= 0 {
                     removal.generationsDropped += 1
                     removal.tasksKept += Int(moved)
@@ -170,10 +175,23 @@ public struct GenerationStore: Sendable {
             removal.rowsDeleted += try session.query("""
                 DELETE FROM task_tags_default g WHERE NOT EXISTS (SELECT 1 FROM tasks_default t WHERE t.id = g.task_id)
                 """, name: "prune kept tags").affected
+            // Tables a crash left detached but not dropped, after a pass that had nothing to drop.
+            if expired.isEmpty { try Self.dropDetached(on: session) }
             try session.withStatementTimeout(Self.maintenanceTimeout) { () throws(PostgresError) in
                 try removeLegacyEvents(retentionMillis: retentionMillis, on: session, into: &removal)
             }
             return removal
+        }
+    }
+
+    /// Drops the tables of generations that `conveyor_drop_generation` detached, in a transaction of
+    /// their own. No statement reads a detached table, so dropping it queues nothing behind it; it may
+    /// wait for an autovacuum of the table, which PostgreSQL cancels for it after `deadlock_timeout`.
+    /// Out of the detach's transaction, the drop's work (the files, the buffers, the durable commit a
+    /// drop forces) no longer happens under the partitioned tables' locks.
+    private static func dropDetached(on session: PostgresSession) throws(PostgresError) {
+        _ = try session.transaction { () throws(PostgresError) in
+            try session.query("SELECT conveyor_drop_detached_generations()", name: "drop detached generations").rows.count
         }
     }
 
@@ -187,7 +205,9 @@ public struct GenerationStore: Sendable {
               AND to_date(substr(c.relname, 13), 'YYYYMMDD') + 1 < now() - $1::bigint * interval '1 millisecond'
             """, [retentionMillis], name: "expired legacy days").rows.compactMap { $0[0] }
         for day in days {
-            try Self.lockingBriefly(session) { () throws(PostgresError) in try session.execute("DROP TABLE \(day)", name: "drop legacy day") }
+            removal.lockRetries += try patience.run(on: session) { () throws(PostgresError) in
+                try session.execute("DROP TABLE \(day)", name: "drop legacy day")
+            }.attempts - 1
             removal.legacyPartitionsDropped += 1
         }
         removal.rowsDeleted += try session.query(
@@ -198,7 +218,9 @@ public struct GenerationStore: Sendable {
               AND inhrelid <> 'task_events_legacy_default'::regclass
             """, name: "legacy days left").rows.first?[0]
         if left == "0", try session.query("SELECT NOT EXISTS (SELECT 1 FROM task_events_legacy)", name: "legacy empty?").rows.first?[0] == "t" {
-            try Self.lockingBriefly(session) { () throws(PostgresError) in try session.execute("DROP TABLE task_events_legacy", name: "drop legacy events") }
+            removal.lockRetries += try patience.run(on: session) { () throws(PostgresError) in
+                try session.execute("DROP TABLE task_events_legacy", name: "drop legacy events")
+            }.attempts - 1
         }
     }
 }

@@ -113,6 +113,7 @@ public enum Migrations {
         Migration(version: 8, name: "workflows", sql: workflowsSQL),
         Migration(version: 9, name: "search", sql: searchSQL),
         Migration(version: 10, name: "events keyed by task", sql: eventKeySQL),
+        Migration(version: 11, name: "detached generations dropped apart", sql: detachedDropSQL),
     ]
 
     /// Migration 7: issue 13's columns and the pause record. Nullable columns without a default (adding

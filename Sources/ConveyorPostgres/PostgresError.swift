@@ -49,6 +49,9 @@ public struct PostgresError: Error, Sendable, Hashable, CustomStringConvertible 
 
     public var isUniqueViolation: Bool { sqlState == "23505" }
 
+    /// True when a statement gave up waiting for a lock (`lock_timeout`, or `NOWAIT`).
+    public var isLockNotAvailable: Bool { sqlState == "55P03" }
+
     /// True when the same statements may well succeed if run again: a deadlock or serialization failure
     /// (one of two transactions is chosen to fail) or a lock not available.
     public var isTransient: Bool {

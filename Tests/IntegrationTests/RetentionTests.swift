@@ -26,6 +26,22 @@ struct RetentionTests {
         try await stack.coordinator.postgres.withSession { session in try session.query(text, parameters).rows }
     }
 
+    /// How many of generation `number`'s four tables exist, attached or not.
+    private func tables(of number: Int64, in stack: Stack) async throws -> Int {
+        let count = try await sql(stack, "SELECT count(*) FROM pg_class WHERE relname ~ $1", ["^(tasks|task_events|task_tags|task_attention)_g\(number)$"])[0][0]
+        return Int(count ?? "") ?? -1
+    }
+
+    /// Opens the next generation and backdates the old one past a one-day window: due for a drop.
+    private func expiredGeneration(in stack: Stack) async throws -> Int64 {
+        let generations = GenerationStore(client: stack.coordinator.postgres)
+        let old = try #require(try await generations.generations().last)
+        #expect(try await generations.open(old.number + 1))
+        _ = try await sql(stack, "UPDATE conveyor_generations SET closed_at = now() - interval '36 hours' WHERE number = $1", [String(old.number)])
+        _ = try await sql(stack, "UPDATE tasks SET finished_at = now() - interval '36 hours' WHERE finished_at IS NOT NULL")
+        return old.number
+    }
+
     @Test("a generation closed for longer than the window is dropped with its events and keys; a task that had not finished is kept with its history, and still finishes")
     func expiredGenerationIsDropped() async throws {
         let stack = try await quietStack()
@@ -59,6 +75,7 @@ struct RetentionTests {
         #expect(try await sql(stack, "SELECT task_id FROM task_tags").map { $0[0] } == [String(waiting)], "tags go with their tasks; the kept task keeps its own")
         #expect(try await stack.get("/v1/tasks/\(waiting)").status == 200)
         #expect(try await generations.generations().map(\.number) == [old.number + 1])
+        #expect(try await tables(of: old.number, in: stack) == 0, "its tables are dropped, not only detached")
 
         // The key went with its task: the same key now makes a new task.
         let again = try await stack.post("/v1/tasks", "{\"type\":\"noop\"}", headers: [("Idempotency-Key", "nightly-report")])
@@ -136,5 +153,71 @@ struct RetentionTests {
         #expect(kept[0][0] == "1")
         #expect(try await sql(stack, "SELECT count(*) FROM tasks_default WHERE id = $1", [String(late)])[0][0] == "1")
         try await stack.stop()
+    }
+
+    @Test("tables a drop detached but did not drop (a crash between the two) go at the next pass, even one with no generation to drop")
+    func detachedTablesAreDroppedLater() async throws {
+        let stack = try await quietStack()
+        let old = try await expiredGeneration(in: stack)
+        // The first half of a drop alone, as a crash after its commit would leave it.
+        #expect(try await sql(stack, "SELECT conveyor_drop_generation($1, '{}'::bigint[])", [String(old)])[0][0] == "0")
+        #expect(try await tables(of: old, in: stack) == 4)
+        #expect(try await sql(stack, "SELECT count(*) FROM pg_inherits WHERE inhrelid = to_regclass($1)", ["tasks_g\(old)"])[0][0] == "0", "detached")
+
+        let removal = try await stack.coordinator.retention.removeExpired()
+        #expect(removal.generationsDropped == 0)
+        #expect(try await tables(of: old, in: stack) == 0)
+        try await stack.stop()
+    }
+
+    @Test("while a transaction holds tasks, a drop asks for its locks in short attempts: statements on tasks do not queue behind it, and the drop lands once the holder ends")
+    func dropWaitsWithoutStallingTraffic() async throws {
+        let stack = try await quietStack()
+        let old = try await expiredGeneration(in: stack)
+        let configuration = stack.coordinator.postgres.configuration
+        let holderClient = PostgresClient(configuration: configuration, logger: TestServers.quietLogger)
+        let dropperClient = PostgresClient(configuration: configuration, logger: TestServers.quietLogger)
+        defer { holderClient.close(); dropperClient.close() }
+
+        // A reader of the old generation that keeps its transaction open for two seconds.
+        let holder = Task {
+            try await holderClient.withSession { session in
+                try session.transaction { () throws(PostgresError) in
+                    _ = try session.query("SELECT count(*) FROM tasks WHERE id = $1", [String(old * Migrations.generationWidth)])
+                    _ = try session.query("SELECT pg_sleep(2)")
+                }
+            }
+        }
+        try await waitUntil(stack, "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(2)' AND state = 'active'")
+        // Attempts of 5 ms, 10 ms apart, for up to six seconds: enough to outlast the holder.
+        let patience = LockPatience(waits: Array(repeating: .milliseconds(5), count: 400), pause: .milliseconds(10))
+        let drop = Task { try await GenerationStore(client: dropperClient, patience: patience).removeExpired(retention: .seconds(86400)) }
+        try await waitUntil(stack, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT conveyor_drop_generation(%'")
+
+        // A single attempt waiting 200 ms, as before, made these wait as long and give up at 100 ms.
+        for _ in 0..<20 {
+            let probe: Void? = try? await stack.coordinator.postgres.withSession { session in
+                try session.transaction(settings: "SET LOCAL lock_timeout = '100ms'") { () throws(PostgresError) in
+                    _ = try session.query("SELECT count(*) FROM tasks WHERE id = $1", [String(old * Migrations.generationWidth)])
+                }
+            }
+            #expect(probe != nil, "a statement on tasks was held up behind the drop")
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        try await holder.value
+        let removal = try await drop.value
+        #expect(removal.generationsDropped == 1)
+        #expect(removal.lockRetries > 0)
+        #expect(try await tables(of: old, in: stack) == 0)
+        try await stack.stop()
+    }
+
+    /// Polls a count until it is positive (a state another connection reaches soon).
+    private func waitUntil(_ stack: Stack, _ countQuery: String) async throws {
+        for _ in 0..<500 {
+            if try await sql(stack, countQuery)[0][0] != "0" { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("never reached: \(countQuery)")
     }
 }

@@ -40,7 +40,7 @@ public struct Retention: Service {
             Counter(label: MetricsCatalog.generationsDropped.name).increment(by: removal.generationsDropped)
             logger.notice("removed expired tasks and events", metadata: [
                 "generations_dropped": "\(removal.generationsDropped)", "tasks_kept": "\(removal.tasksKept)",
-                "rows_deleted": "\(removal.rowsDeleted)", "legacy_partitions_dropped": "\(removal.legacyPartitionsDropped)",
+                "rows_deleted": "\(removal.rowsDeleted)", "legacy_partitions_dropped": "\(removal.legacyPartitionsDropped)", "lock_retries": "\(removal.lockRetries)",
             ])
         }
         return removal
