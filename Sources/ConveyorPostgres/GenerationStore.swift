@@ -34,6 +34,9 @@ public struct GenerationStore: Sendable {
         public var legacyPartitionsDropped = 0
         /// Attempts beyond the first that drops needed to get their locks (see ``LockPatience``).
         public var lockRetries = 0
+        /// The longest detach's transaction, about as long as it held the partitioned tables' locks
+        /// (every submission waits that long).
+        public var longestDetach = Duration.zero
 
         public init() {}
     }
@@ -49,7 +52,7 @@ public struct GenerationStore: Sendable {
     /// Scanning a day-sized generation for tasks to keep may take minutes.
     public static let maintenanceTimeout = Duration.seconds(600)
     /// Opening a generation creates four tables with their indexes and attaches them. Its lock waits
-    /// are bounded by ``lockTimeout``; what is left is catalog work and its fsyncs, which on a starved
+    /// are bounded by ``patience``; what is left is catalog work and its fsyncs, which on a starved
     /// machine (CI with every suite at once) took longer than the default statement deadline. The trade:
     /// once it holds the default partitions' locks, a slow attach keeps the Recorder's merges waiting as
     /// long (they give up at their own deadline and retry, losing nothing); with the default deadline the
@@ -113,9 +116,10 @@ public struct GenerationStore: Sendable {
     public static let redriveMargin = Duration.seconds(900)
 
     /// Drops every closed generation that has been closed for longer than `retention` plus the age at
-    /// which coordinators give up an id block (detached under the partitioned tables' locks, then
-    /// dropped without them: see ``dropDetached(on:)``), then deletes finished rows older than the window from the
-    /// default partitions (tasks kept by earlier drops) and the events recorded before migration 4.
+    /// which coordinators give up an id block (detached under the partitioned tables' locks, dropped at
+    /// the end of the pass without them: see ``dropDetached(on:)``), then deletes finished rows older
+    /// than the window from the default partitions (tasks kept by earlier drops) and the events
+    /// recorded before migration 4.
     public func removeExpired(retention: Duration) async throws -> Removal {
         let retentionMillis = String(retention.milliseconds)
         let expiredAfter = String((retention + TaskIDAllocator.maximumBlockAge).milliseconds)
@@ -132,7 +136,8 @@ public struct GenerationStore: Sendable {
                 WHERE closed_at < now() - $1::bigint * interval '1 millisecond' ORDER BY number
                 """, [expiredAfter], name: "expired generations").rows.compactMap { $0[0] }
             for number in expired {
-                // Without locks: see conveyor_drop_generation for why the list stays right.
+                // Without locks: the detach also keeps, under its lock, every row not dispatched (a late
+                // commit, a redrive): the only ways a row appears or becomes unfinished after this scan.
                 // A day-sized generation: the one statement that may run for minutes.
                 let kept = try session.withStatementTimeout(Self.maintenanceTimeout) { () throws(PostgresError) in
                     try session.query("""
@@ -143,13 +148,13 @@ public struct GenerationStore: Sendable {
                            OR workflow_id IN (SELECT id FROM workflows WHERE status = 'running')
                         """, [retentionMillis], name: "tasks to keep").rows.compactMap { $0[0] }
                 }
-                let (moved, attempts) = try patience.run(on: session, settings: Self.quickCommit) { () throws(PostgresError) -> Int64 in
+                let (moved, attempts, took) = try patience.run(on: session, settings: Self.quickCommit) { () throws(PostgresError) -> Int64 in
                     try session.query(
-                        "SELECT conveyor_drop_generation($1, $2::bigint[])",
+                        "SELECT conveyor_detach_generation($1, $2::bigint[])",
                         [number, "{" + kept.joined(separator: ",") + "}"], name: "detach generation").rows.first?[0].flatMap { Int64($0) } ?? -1
                 }
                 removal.lockRetries += attempts - 1
-                try Self.dropDetached(on: session)
+                removal.longestDetach = max(removal.longestDetach, took)
                 if moved >= 0 {
                     removal.generationsDropped += 1
                     removal.tasksKept += Int(moved)
@@ -175,18 +180,20 @@ public struct GenerationStore: Sendable {
             removal.rowsDeleted += try session.query("""
                 DELETE FROM task_tags_default g WHERE NOT EXISTS (SELECT 1 FROM tasks_default t WHERE t.id = g.task_id)
                 """, name: "prune kept tags").affected
-            // Tables a crash left detached but not dropped, after a pass that had nothing to drop.
-            if expired.isEmpty { try Self.dropDetached(on: session) }
             try session.withStatementTimeout(Self.maintenanceTimeout) { () throws(PostgresError) in
                 try removeLegacyEvents(retentionMillis: retentionMillis, on: session, into: &removal)
+                // Last, so that a drop held up (an autovacuum that will not yield) delays nothing else;
+                // one a crash or a failed pass left recorded goes with them.
+                try Self.dropDetached(on: session)
             }
             return removal
         }
     }
 
-    /// Drops the tables of generations that `conveyor_drop_generation` detached, in a transaction of
+    /// Drops the tables of generations that `conveyor_detach_generation` detached, in a transaction of
     /// their own. No statement reads a detached table, so dropping it queues nothing behind it; it may
-    /// wait for an autovacuum of the table, which PostgreSQL cancels for it after `deadlock_timeout`.
+    /// wait for an autovacuum of the table, which PostgreSQL cancels for it after `deadlock_timeout`
+    /// (one against wraparound it does not cancel: then the pass fails here, and the next one retries).
     /// Out of the detach's transaction, the drop's work (the files, the buffers, the durable commit a
     /// drop forces) no longer happens under the partitioned tables' locks.
     private static func dropDetached(on session: PostgresSession) throws(PostgresError) {

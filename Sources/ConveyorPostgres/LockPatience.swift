@@ -11,7 +11,11 @@ import Glibc
 /// docs/performance.md). So a change makes many attempts whose waits are too short to matter, with a
 /// pause between them in which the holders finish, and waits longer only after those keep failing: a
 /// load that never leaves the tables free cannot starve it, and costs its traffic one long wait at most
-/// per pass, as before. The same approach as `lock_timeout` plus retries in online schema-change tools.
+/// per change, as before. The same approach as `lock_timeout` plus retries in online schema-change tools.
+///
+/// `lock_timeout` bounds each lock an attempt waits for, not the attempt: one that gets the parents and
+/// then waits for a partition or a default partition (an autovacuum of it) holds the traffic through
+/// each such wait in turn.
 public struct LockPatience: Sendable, Hashable {
     /// The `lock_timeout` of each attempt, in order; the last attempt's failure is the pass's failure.
     public var waits: [Duration]
@@ -25,8 +29,8 @@ public struct LockPatience: Sendable, Hashable {
         self.pause = pause
     }
 
-    /// 30 attempts of 5 ms, then 6 of 25 ms, then one of 200 ms, 50 ms apart: at most about 2.3 s of a
-    /// pass, at most 5 ms of delay per attempt for the traffic while the short ones last.
+    /// 30 attempts of 5 ms, then 6 of 25 ms, then one of 200 ms, 50 ms apart: at most about 2.3 s per
+    /// change.
     public static let standard = LockPatience(
         waits: Array(repeating: .milliseconds(5), count: 30) + Array(repeating: .milliseconds(25), count: 6)
             + [.milliseconds(200)],
@@ -44,17 +48,21 @@ public struct LockPatience: Sendable, Hashable {
     ///
     /// The pause blocks the calling thread: `body` runs on a session's worker thread, which has nothing
     /// else to do meanwhile (the maintenance session that runs these changes is its own).
-    /// - Returns: the body's value and how many attempts it took.
     /// - Parameter settings: further `SET LOCAL` statements for each attempt's transaction.
-    func run<T>(on session: PostgresSession, settings: String? = nil, _ body: () throws(PostgresError) -> T) throws(PostgresError) -> (value: T, attempts: Int) {
+    /// - Returns: the body's value, how many attempts it took, and how long the one that succeeded took
+    ///   from its BEGIN to its COMMIT's return (about as long as it held its locks).
+    func run<T>(
+        on session: PostgresSession, settings: String? = nil, _ body: () throws(PostgresError) -> T
+    ) throws(PostgresError) -> (value: T, attempts: Int, took: Duration) {
         var attempt = 0
         while true {
             let wait = waits[attempt]
             attempt += 1
             do {
                 let all = [Self.setting(for: wait), settings].compactMap { $0 }.joined(separator: "; ")
+                let started = ContinuousClock.now
                 let value = try session.transaction(settings: all) { () throws(PostgresError) -> T in try body() }
-                return (value, attempt)
+                return (value, attempt, ContinuousClock.now - started)
             } catch where error.isLockNotAvailable && attempt < waits.count {
                 if pause > .zero { usleep(UInt32(clamping: pause.milliseconds * 1000)) }
             }

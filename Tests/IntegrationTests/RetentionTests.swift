@@ -149,7 +149,7 @@ struct RetentionTests {
             maxAttempts: 3, createdAtMillis: WallClock.nowMillis())])[0].id.rawValue
         #expect(try await generations.open(old.number + 1))
         // As if the scan ran before the insert: an empty list of tasks to keep.
-        let kept = try await sql(stack, "SELECT conveyor_drop_generation($1, '{}'::bigint[])", [String(old.number)])
+        let kept = try await sql(stack, "SELECT conveyor_detach_generation($1, '{}'::bigint[])", [String(old.number)])
         #expect(kept[0][0] == "1")
         #expect(try await sql(stack, "SELECT count(*) FROM tasks_default WHERE id = $1", [String(late)])[0][0] == "1")
         try await stack.stop()
@@ -160,13 +160,15 @@ struct RetentionTests {
         let stack = try await quietStack()
         let old = try await expiredGeneration(in: stack)
         // The first half of a drop alone, as a crash after its commit would leave it.
-        #expect(try await sql(stack, "SELECT conveyor_drop_generation($1, '{}'::bigint[])", [String(old)])[0][0] == "0")
+        #expect(try await sql(stack, "SELECT conveyor_detach_generation($1, '{}'::bigint[])", [String(old)])[0][0] == "0")
         #expect(try await tables(of: old, in: stack) == 4)
         #expect(try await sql(stack, "SELECT count(*) FROM pg_inherits WHERE inhrelid = to_regclass($1)", ["tasks_g\(old)"])[0][0] == "0", "detached")
 
         let removal = try await stack.coordinator.retention.removeExpired()
         #expect(removal.generationsDropped == 0)
         #expect(try await tables(of: old, in: stack) == 0)
+        #expect(try await tables(of: old + 1, in: stack) == 4, "the open generation's tables stay")
+        #expect(try await sql(stack, "SELECT count(*) FROM conveyor_detached_generations")[0][0] == "0")
         try await stack.stop()
     }
 
@@ -179,20 +181,28 @@ struct RetentionTests {
         let dropperClient = PostgresClient(configuration: configuration, logger: TestServers.quietLogger)
         defer { holderClient.close(); dropperClient.close() }
 
-        // A reader of the old generation that keeps its transaction open for two seconds.
+        // A reader of the old generation that keeps its transaction open until the test lets it end: it
+        // waits for an advisory lock the gate holds.
+        var gateConfiguration = configuration
+        gateConfiguration.poolSize = 1
+        let gate = PostgresClient(configuration: gateConfiguration, logger: TestServers.quietLogger)
+        defer { gate.close() }
+        try await gate.withSession { session in _ = try session.query("SELECT pg_advisory_lock(4141)") }
         let holder = Task {
             try await holderClient.withSession { session in
                 try session.transaction { () throws(PostgresError) in
                     _ = try session.query("SELECT count(*) FROM tasks WHERE id = $1", [String(old * Migrations.generationWidth)])
-                    _ = try session.query("SELECT pg_sleep(2)")
+                    _ = try session.query("SELECT pg_advisory_xact_lock(4141)")
                 }
             }
         }
-        try await waitUntil(stack, "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(2)' AND state = 'active'")
-        // Attempts of 5 ms, 10 ms apart, for up to six seconds: enough to outlast the holder.
-        let patience = LockPatience(waits: Array(repeating: .milliseconds(5), count: 400), pause: .milliseconds(10))
+        let here = "datname = current_database()"
+        try await waitUntil(stack, "SELECT count(*) FROM pg_stat_activity WHERE \(here) AND query = 'SELECT pg_advisory_xact_lock(4141)' AND wait_event_type = 'Lock'")
+        // Attempts of 5 ms, 10 ms apart, for up to 30 s: the holder ends long before.
+        let patience = LockPatience(waits: Array(repeating: .milliseconds(5), count: 2000), pause: .milliseconds(10))
         let drop = Task { try await GenerationStore(client: dropperClient, patience: patience).removeExpired(retention: .seconds(86400)) }
-        try await waitUntil(stack, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT conveyor_drop_generation(%'")
+        // Its first attempt has run, and failed: the holder is still there.
+        try await waitUntil(stack, "SELECT count(*) FROM pg_stat_activity WHERE \(here) AND query LIKE 'SELECT conveyor\\_detach\\_generation(%'")
 
         // A single attempt waiting 200 ms, as before, made these wait as long and give up at 100 ms.
         for _ in 0..<20 {
@@ -204,6 +214,7 @@ struct RetentionTests {
             #expect(probe != nil, "a statement on tasks was held up behind the drop")
             try await Task.sleep(for: .milliseconds(20))
         }
+        try await gate.withSession { session in _ = try session.query("SELECT pg_advisory_unlock(4141)") }
         try await holder.value
         let removal = try await drop.value
         #expect(removal.generationsDropped == 1)

@@ -55,13 +55,15 @@ final class BackendActivitySampler: Sendable {
         }
     }
 
-    /// Autovacuum workers, and backends running (or waiting for the locks of) a generation's open or drop:
-    /// the coordinator's retention calls these functions, each as one statement. The patterns are anchored
-    /// at the statement's start: this query names the functions too, and must not count itself.
+    /// Autovacuum workers, and backends running (or waiting for the locks of) a generation's open or drop
+    /// (a detach since migration 11; the drop of an earlier coordinator): the coordinator's retention
+    /// calls these functions, each as one statement. The patterns are anchored at the statement's start:
+    /// this query names the functions too, and must not count itself.
     static let backendsQuery = """
         SELECT count(*) FILTER (WHERE backend_type = 'autovacuum worker'),
                count(*) FILTER (WHERE state = 'active'
-                                  AND (query LIKE 'SELECT conveyor\\_drop\\_generation(%' OR query LIKE 'SELECT conveyor\\_open\\_generation(%'))
+                                  AND (query LIKE 'SELECT conveyor\\_detach\\_generation(%' OR query LIKE 'SELECT conveyor\\_drop\\_generation(%'
+                                       OR query LIKE 'SELECT conveyor\\_open\\_generation(%'))
         FROM pg_stat_activity
         """
 

@@ -46,9 +46,13 @@ public struct PartitionMaintainer: Service {
         }
         let used = try await store.sequencePosition() - current.firstID
         guard current.age >= span || used >= Migrations.generationWidth / 2 else { return false }
+        let started = ContinuousClock.now
         let opened = try await store.open(current.number + 1)
         if opened {
-            logger.notice("opened a generation of partitions", metadata: ["generation": "\(current.number + 1)", "previous_age": "\(current.age)"])
+            logger.notice("opened a generation of partitions", metadata: [
+                "generation": "\(current.number + 1)", "previous_age": "\(current.age)",
+                "open_ms": "\((ContinuousClock.now - started).milliseconds)",
+            ])
         }
         return opened
     }
