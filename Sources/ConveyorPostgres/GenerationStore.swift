@@ -190,16 +190,14 @@ public struct GenerationStore: Sendable {
         }
     }
 
-    /// Drops the tables of generations that `conveyor_detach_generation` detached, in a transaction of
-    /// their own. No statement reads a detached table, so dropping it queues nothing behind it; it may
+    /// Drops the tables of generations that `conveyor_detach_generation` detached, in a statement (and so
+    /// a transaction) of their own. No statement reads a detached table, so dropping it queues nothing behind it; it may
     /// wait for an autovacuum of the table, which PostgreSQL cancels for it after `deadlock_timeout`
     /// (one against wraparound it does not cancel: then the pass fails here, and the next one retries).
     /// Out of the detach's transaction, the drop's work (the files, the buffers, the durable commit a
     /// drop forces) no longer happens under the partitioned tables' locks.
     private static func dropDetached(on session: PostgresSession) throws(PostgresError) {
-        _ = try session.transaction { () throws(PostgresError) in
-            try session.query("SELECT conveyor_drop_detached_generations()", name: "drop detached generations").rows.count
-        }
+        _ = try session.query("SELECT conveyor_drop_detached_generations()", name: "drop detached generations")
     }
 
     /// Drops the day partitions of the events recorded before migration 4 once the whole day is older

@@ -201,7 +201,7 @@ struct RetentionTests {
         // Attempts of 5 ms, 10 ms apart, for up to 30 s: the holder ends long before.
         let patience = LockPatience(waits: Array(repeating: .milliseconds(5), count: 2000), pause: .milliseconds(10))
         let drop = Task { try await GenerationStore(client: dropperClient, patience: patience).removeExpired(retention: .seconds(86400)) }
-        // Its first attempt has run, and failed: the holder is still there.
+        // Its first attempt has started; none can succeed while the holder is there.
         try await waitUntil(stack, "SELECT count(*) FROM pg_stat_activity WHERE \(here) AND query LIKE 'SELECT conveyor\\_detach\\_generation(%'")
 
         // A single attempt waiting 200 ms, as before, made these wait as long and give up at 100 ms.

@@ -6,9 +6,9 @@
 /// cores busy, a TCP loss waited out (a retransmission timeout, at least Linux' 200 ms: slow seconds of
 /// 203–212 ms kept turning up; or a connection attempt dropped by a full listen queue), an autovacuum
 /// worker at work, Redis forking (an AOF rewrite), and retention opening or dropping a generation of
-/// partitions (it waits for ACCESS EXCLUSIVE locks on the parent tables, up to its 200 ms lock timeout,
-/// and every submission's insert queues behind that wait: the 200 ms slow seconds of the soak), the last
-/// three as ``BackendActivitySampler`` saw them. A slow second with none of them is counted as
+/// partitions (every submission's insert queues behind its wait for the parent tables' ACCESS EXCLUSIVE
+/// locks and behind its hold of them: a 200 ms second each time before its waits were cut to 5 ms
+/// attempts, see `LockPatience`), the last three as ``BackendActivitySampler`` saw them. A slow second with none of them is counted as
 /// unexplained and listed.
 struct SlowSeconds: Sendable, Codable, Equatable {
     struct Entry: Sendable, Codable, Equatable {

@@ -40,8 +40,8 @@ public struct Retention: Service {
             Counter(label: MetricsCatalog.generationsDropped.name).increment(by: removal.generationsDropped)
             logger.notice("removed expired tasks and events", metadata: [
                 "generations_dropped": "\(removal.generationsDropped)", "tasks_kept": "\(removal.tasksKept)",
-                "rows_deleted": "\(removal.rowsDeleted)", "legacy_partitions_dropped": "\(removal.legacyPartitionsDropped)", "lock_retries": "\(removal.lockRetries)",
-                "longest_detach_ms": "\(removal.longestDetach.milliseconds)",
+                "rows_deleted": "\(removal.rowsDeleted)", "legacy_partitions_dropped": "\(removal.legacyPartitionsDropped)",
+                "lock_retries": "\(removal.lockRetries)", "longest_detach_ms": "\(removal.longestDetach.milliseconds)",
             ])
         }
         return removal
