@@ -190,16 +190,19 @@ struct RetentionTests {
         try await gate.withSession { session in _ = try session.query("SELECT pg_advisory_lock(4141)") }
         let holder = Task {
             try await holderClient.withSession { session in
-                try session.transaction { () throws(PostgresError) in
-                    _ = try session.query("SELECT count(*) FROM tasks WHERE id = $1", [String(old * Migrations.generationWidth)])
-                    _ = try session.query("SELECT pg_advisory_xact_lock(4141)")
+                // As long as the test needs (the default deadline of 5 s ran out on a loaded CI machine).
+                try session.withStatementTimeout(.seconds(300)) { () throws(PostgresError) in
+                    try session.transaction { () throws(PostgresError) in
+                        _ = try session.query("SELECT count(*) FROM tasks WHERE id = $1", [String(old * Migrations.generationWidth)])
+                        _ = try session.query("SELECT pg_advisory_xact_lock(4141)")
+                    }
                 }
             }
         }
         let here = "datname = current_database()"
         try await waitUntil(stack, "SELECT count(*) FROM pg_stat_activity WHERE \(here) AND query = 'SELECT pg_advisory_xact_lock(4141)' AND wait_event_type = 'Lock'")
-        // Attempts of 5 ms, 10 ms apart, for up to 30 s: the holder ends long before.
-        let patience = LockPatience(waits: Array(repeating: .milliseconds(5), count: 2000), pause: .milliseconds(10))
+        // Attempts of 5 ms, 10 ms apart, for up to two minutes: the holder ends long before.
+        let patience = LockPatience(waits: Array(repeating: .milliseconds(5), count: 8000), pause: .milliseconds(10))
         let drop = Task { try await GenerationStore(client: dropperClient, patience: patience).removeExpired(retention: .seconds(86400)) }
         // Its first attempt has started; none can succeed while the holder is there.
         try await waitUntil(stack, "SELECT count(*) FROM pg_stat_activity WHERE \(here) AND query LIKE 'SELECT conveyor\\_detach\\_generation(%'")
