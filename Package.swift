@@ -228,7 +228,10 @@ let package = Package(
         ),
         .testTarget(
             name: "ConveyorLoadTests",
-            dependencies: ["conveyor-load", "ConveyorEmbedded", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "conveyor-load", "ConveyorEmbedded", .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

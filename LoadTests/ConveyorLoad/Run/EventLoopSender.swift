@@ -129,6 +129,7 @@ final class EventLoopSender: ChannelInboundHandler {
         guard let request = inFlight else { return }
         inFlight = nil
         load.record(tasks: 1, ids: ids, cause: cause, shed: shed, intended: request.intended)
+        if cause == nil, !shed { load.cancelIfDue(index: request.index, ids: ids) }
     }
 
     /// Claims the next request of the load and writes it now or at its intended time; closes the
