@@ -191,8 +191,8 @@ public struct GenerationStore: Sendable {
     }
 
     /// Drops the tables of generations that `conveyor_detach_generation` detached, in a statement (and so
-    /// a transaction) of their own. No statement reads a detached table, so dropping it queues nothing behind it; it may
-    /// wait for an autovacuum of the table, which PostgreSQL cancels for it after `deadlock_timeout`
+    /// a transaction) of their own. No statement reads a detached table, so dropping it queues nothing
+    /// behind it; it may wait for an autovacuum of the table, which PostgreSQL cancels for it after `deadlock_timeout`
     /// (one against wraparound it does not cancel: then the pass fails here, and the next one retries).
     /// Out of the detach's transaction, the drop's work (the files, the buffers, the durable commit a
     /// drop forces) no longer happens under the partitioned tables' locks.

@@ -8,8 +8,8 @@
 /// worker at work, Redis forking (an AOF rewrite), and retention opening or dropping a generation of
 /// partitions (every submission's insert queues behind its wait for the parent tables' ACCESS EXCLUSIVE
 /// locks and behind its hold of them: a 200 ms second each time before its waits were cut to 5 ms
-/// attempts, see `LockPatience`), the last three as ``BackendActivitySampler`` saw them. A slow second with none of them is counted as
-/// unexplained and listed.
+/// attempts, see `LockPatience`), the last three as ``BackendActivitySampler`` saw them. A slow second
+/// with none of them is counted as unexplained and listed.
 struct SlowSeconds: Sendable, Codable, Equatable {
     struct Entry: Sendable, Codable, Equatable {
         var second: Int
