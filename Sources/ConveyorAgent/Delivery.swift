@@ -31,8 +31,17 @@ public struct Delivery: Sendable, Hashable {
     var reclaimed = false
 
     /// When the entry was added to the ready stream (Unix ms, from its id): the attempt's dispatch.
+    /// Read digit by digit: every event of a task asks, and splitting the id allocated an array each time.
     public var dispatchedAtMillis: Int64? {
-        entryID.split(separator: "-", maxSplits: 1).first.flatMap { Int64($0) }
+        var millis: Int64 = 0
+        var digits = 0
+        for byte in entryID.utf8 {
+            if byte == UInt8(ascii: "-") { break }
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), digits < 18 else { return nil }
+            millis = millis * 10 + Int64(byte - UInt8(ascii: "0"))
+            digits += 1
+        }
+        return digits > 0 ? millis : nil
     }
 }
 

@@ -110,6 +110,15 @@ final class RunLimiter: Sendable {
         }
     }
 
+    /// Takes a slot if one is free and nobody waits for one, without suspending.
+    func tryAcquire() -> Bool {
+        state.withLock { state in
+            guard state.available > 0, state.waiters.isEmpty else { return false }
+            state.available -= 1
+            return true
+        }
+    }
+
     func release() {
         let next = state.withLock { state -> CheckedContinuation<Void, Never>? in
             if let next = state.waiters.popFirst() { return next }

@@ -144,6 +144,8 @@ final class Executor: Service, Sendable {
     func run() async throws {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
+                // Entries that hold one of the agent's slots and start together (see `start(_:in:)`).
+                var starting: [Delivery] = []
                 for await deliveries in inbox {
                     for delivery in deliveries {
                         if delivery.cancelled {
@@ -161,13 +163,16 @@ final class Executor: Service, Sendable {
                             }
                         } else {
                             // In the order read: an entry read ahead starts when a slot frees.
-                            await running.acquire()
-                            group.addTask {
-                                await self.startUnlessStopping(delivery)
-                                self.running.release()
+                            if !running.tryAcquire() {
+                                start(starting, in: &group)
+                                starting.removeAll(keepingCapacity: true)
+                                await running.acquire()
                             }
+                            starting.append(delivery)
                         }
                     }
+                    start(starting, in: &group)
+                    starting.removeAll(keepingCapacity: true)
                 }
             }
         } onGracefulShutdown: {
@@ -176,15 +181,43 @@ final class Executor: Service, Sendable {
         await handBackInterrupted()
     }
 
+    /// Starts deliveries that hold one of the agent's slots each, a child task per delivery. The journal
+    /// (a testing aid) gets the lines of those about to run in one write, before any of them starts;
+    /// types with a cluster-wide limit keep a line written by their own attempt, whose time the limit
+    /// proofs read. A line written here may stand for an attempt that a cancel or the shutdown stops in
+    /// the moment before it starts: the journal may count an execution too many, never one too few.
+    private func start(_ deliveries: [Delivery], in group: inout DiscardingTaskGroup) {
+        guard !deliveries.isEmpty else { return }
+        var journaled = false
+        if let journal, accepting.load(ordering: .relaxed), !Task.isCancelled {
+            let runnable = deliveries.lazy.filter { self.startsWithoutItsOwnLine($0) }.map(\.envelope)
+            journal.recordStarts(of: runnable, agent: agentID, atMillis: WallClock.nowMillis())
+            journaled = true
+        }
+        for delivery in deliveries {
+            let ownLine = !journaled || !startsWithoutItsOwnLine(delivery)
+            group.addTask {
+                await self.startUnlessStopping(delivery, journal: ownLine)
+                self.running.release()
+            }
+        }
+    }
+
+    /// Whether a delivery's start is journaled with its batch (``start(_:in:)``) rather than by its attempt.
+    private func startsWithoutItsOwnLine(_ delivery: Delivery) -> Bool {
+        handlers[delivery.envelope.type] != nil && !gate.limitedTypes.contains(delivery.envelope.type)
+    }
+
     /// Runs a delivery that holds its slots, unless shutdown began while it waited for them: then it is
-    /// handed back with the interrupted ones, never started.
-    private func startUnlessStopping(_ delivery: Delivery) async {
+    /// handed back with the interrupted ones, never started. `journal`: whether its attempt writes its own
+    /// journal line (false when its batch's line was written already).
+    private func startUnlessStopping(_ delivery: Delivery, journal: Bool = true) async {
         guard accepting.load(ordering: .relaxed) else {
             interrupted.withLock { $0.append(delivery) }
             finishWithoutRunning(delivery)
             return
         }
-        await execute(delivery)
+        await execute(delivery, journal: journal)
     }
 
     /// Hands the entries of interrupted attempts back to the other agents at once (see the type's doc).
@@ -210,7 +243,7 @@ final class Executor: Service, Sendable {
         slots.release()
     }
 
-    private func execute(_ delivery: Delivery) async {
+    private func execute(_ delivery: Delivery, journal writesLine: Bool = true) async {
         defer { finishWithoutRunning(delivery) }
         let envelope = delivery.envelope
         // Built only for a line actually written (most attempts write none).
@@ -242,7 +275,7 @@ final class Executor: Service, Sendable {
         let startedAt = WallClock.nowMillis()
         executions.add(1, ordering: .relaxed)
         // An attempt started in a task the shutdown deadline already cancelled ends at once: not a run.
-        if !Task.isCancelled { journal?.record(taskID: envelope.id.description, attempt: envelope.attempt, agent: agentID, atMillis: startedAt) }
+        if writesLine && !Task.isCancelled { journal?.record(taskID: envelope.id.description, attempt: envelope.attempt, agent: agentID, atMillis: startedAt) }
         // An instant handler's `running` would fold into its outcome, which carries the start time
         // anyway: it is not queued (one Completer item per task instead of two at the ceiling).
         if !handler.returnsWithoutSuspending { await completer.started(delivery, atMillis: startedAt) }
