@@ -61,6 +61,7 @@ struct ExecutionJournalTests {
         defer { try? FileManager.default.removeItem(atPath: path) }
         let registry = TaskTypeRegistry([
             TaskTypeDefinition(name: "t", maxConcurrent: nil, handler: "test"),
+            TaskTypeDefinition(name: "capped", maxConcurrent: nil, maxConcurrentPerAgent: 100, handler: "test"),
             TaskTypeDefinition(name: "limited", maxConcurrent: 5, handler: "test"),
         ])
         let logger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -74,13 +75,14 @@ struct ExecutionJournalTests {
         let slots = SlotPool(capacity: 50)
         let handler = JournalReadingHandler(path: path, seen: seen, started: startedContinuation)
         let executor = Executor(
-            handlers: ["t": handler, "limited": handler], registry: registry,
+            handlers: ["t": handler, "capped": handler, "limited": handler], registry: registry,
             completer: completer, slots: slots, agentID: "a1", journal: journal, redis: redis, gate: gate, logger: logger)
-        // 40 of a plain type, 5 of a type with a cluster-wide limit (whose lines its attempts write).
+        // 30 of a plain type, 10 of a type capped per agent (as the built-in noop), 5 of a type with a
+        // cluster-wide limit (whose lines its attempts write).
         let deliveries = (1...45).map { id in
             Delivery(
                 queue: "default", stream: "p:{default}:ready", entryID: "\(1_000 + id)-0",
-                envelope: Self.envelope(Int64(id), type: id > 40 ? "limited" : "t"))
+                envelope: Self.envelope(Int64(id), type: id > 40 ? "limited" : id > 30 ? "capped" : "t"))
         }
         let run = Task { try await executor.run() }
         executor.submit(deliveries)
@@ -93,7 +95,7 @@ struct ExecutionJournalTests {
         try await run.value
         #expect(seen.journaled.withLock { $0.count } == 45)
         #expect(seen.journaled.withLock { $0.values.allSatisfy { $0 } }, "every attempt found its line already written")
-        #expect(journal.writes == 1 + 5 + 5, "one write for the plain tasks of the read; a start and an end for each limited one")
+        #expect(journal.writes == 1 + 5 + 5, "one write for the plain and capped tasks of the read; a start and an end for each limited one")
         let lines = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
         #expect(lines.filter { !$0.hasPrefix("end ") }.count == 45)
         #expect(lines.filter { $0.hasPrefix("end ") }.count == 5)

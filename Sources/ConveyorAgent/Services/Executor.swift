@@ -144,14 +144,23 @@ final class Executor: Service, Sendable {
     func run() async throws {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                // Entries that hold one of the agent's slots and start together (see `start(_:in:)`).
-                var starting: [Delivery] = []
+                // Entries that hold one of the agent's slots (and their type's, if capped) and start
+                // together (see `start(_:in:)`).
+                var starting: [(delivery: Delivery, limiter: RunLimiter?)] = []
                 for await deliveries in inbox {
                     for delivery in deliveries {
                         if delivery.cancelled {
                             // Reported at once, without waiting for a slot: it does not run.
                             group.addTask { await self.execute(delivery) }
                         } else if let limiter = limiters[delivery.envelope.type] {
+                            // Both slots free now: it starts with the others of the read.
+                            if limiter.tryAcquire() {
+                                if running.tryAcquire() {
+                                    starting.append((delivery, limiter))
+                                    continue
+                                }
+                                limiter.release()
+                            }
                             // A capped type waits for its own slot before taking one of the agent's, so
                             // that other types' entries in hand do not wait behind it.
                             group.addTask {
@@ -168,7 +177,7 @@ final class Executor: Service, Sendable {
                                 starting.removeAll(keepingCapacity: true)
                                 await running.acquire()
                             }
-                            starting.append(delivery)
+                            starting.append((delivery, nil))
                         }
                     }
                     start(starting, in: &group)
@@ -181,24 +190,26 @@ final class Executor: Service, Sendable {
         await handBackInterrupted()
     }
 
-    /// Starts deliveries that hold one of the agent's slots each, a child task per delivery. The journal
+    /// Starts deliveries that hold one of the agent's slots each (and their type's, if it is capped), a child
+    /// task per delivery. The journal
     /// (a testing aid) gets the lines of those about to run in one write, before any of them starts;
     /// types with a cluster-wide limit keep a line written by their own attempt, whose time the limit
     /// proofs read. A line written here may stand for an attempt that a cancel or the shutdown stops in
     /// the moment before it starts: the journal may count an execution too many, never one too few.
-    private func start(_ deliveries: [Delivery], in group: inout DiscardingTaskGroup) {
+    private func start(_ deliveries: [(delivery: Delivery, limiter: RunLimiter?)], in group: inout DiscardingTaskGroup) {
         guard !deliveries.isEmpty else { return }
         var journaled = false
         if let journal, accepting.load(ordering: .relaxed), !Task.isCancelled {
-            let runnable = deliveries.lazy.filter { self.startsWithoutItsOwnLine($0) }.map(\.envelope)
+            let runnable = deliveries.lazy.map(\.delivery).filter { self.startsWithoutItsOwnLine($0) }.map(\.envelope)
             journal.recordStarts(of: runnable, agent: agentID, atMillis: WallClock.nowMillis())
             journaled = true
         }
-        for delivery in deliveries {
+        for (delivery, limiter) in deliveries {
             let ownLine = !journaled || !startsWithoutItsOwnLine(delivery)
             group.addTask {
                 await self.startUnlessStopping(delivery, journal: ownLine)
                 self.running.release()
+                limiter?.release()
             }
         }
     }
