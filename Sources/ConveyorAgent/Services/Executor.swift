@@ -190,12 +190,13 @@ final class Executor: Service, Sendable {
         await handBackInterrupted()
     }
 
-    /// Starts deliveries that hold one of the agent's slots each (and their type's, if it is capped), a child
-    /// task per delivery. The journal
-    /// (a testing aid) gets the lines of those about to run in one write, before any of them starts;
-    /// types with a cluster-wide limit keep a line written by their own attempt, whose time the limit
-    /// proofs read. A line written here may stand for an attempt that a cancel or the shutdown stops in
-    /// the moment before it starts: the journal may count an execution too many, never one too few.
+    /// Starts deliveries that hold one of the agent's slots each (and their type's, if it is capped), a
+    /// child task per delivery. The journal (a testing aid) gets the lines of those about to run in one
+    /// write, before any of them starts: a `write(2)` per task was a tenth of an agent's CPU at the
+    /// ceiling. Types with a cluster-wide limit keep a line written by their own attempt, whose time the
+    /// limit proofs read. A line written here may stand for an attempt that a kill, a cancel or the
+    /// shutdown stops in the moment before it starts: the journal may count an execution too many, never
+    /// one too few.
     private func start(_ deliveries: [(delivery: Delivery, limiter: RunLimiter?)], in group: inout DiscardingTaskGroup) {
         guard !deliveries.isEmpty else { return }
         var journaled = false
