@@ -158,16 +158,23 @@ enum OutcomeCheck {
         let repeated = executions.filter { $0.value > 1 && ids.contains($0.key) }
         guard !repeated.isEmpty else { return 0 }
         let literal = PostgresArrayLiteral.integers(Array(repeated.keys))
+        // The rows and their retries in one statement: a task whose generation retention dropped after
+        // the check found it finished has lost its `retrying` events too, and is left out rather than
+        // counted as run once per lost event.
         let rows = try await connection.withSession { session in
             try session.query("""
-                SELECT task_id, count(*) FROM task_events WHERE task_id = ANY($1::bigint[]) AND status = 'retrying' GROUP BY task_id
+                SELECT t.id, (SELECT count(*) FROM task_events e WHERE e.task_id = t.id AND e.status = 'retrying')
+                FROM tasks t WHERE t.id = ANY($1::bigint[])
                 """, [literal], name: "load retries").rows
         }
         var retries: [Int64: Int] = [:]
         for row in rows {
             if let id = row[0].flatMap({ Int64($0) }), let count = row[1].flatMap({ Int($0) }) { retries[id] = count }
         }
-        return repeated.reduce(0) { $0 + max(0, $1.value - 1 - (retries[$1.key] ?? 0)) }
+        return repeated.reduce(0) { total, task in
+            guard let retried = retries[task.key] else { return total }
+            return total + max(0, task.value - 1 - retried)
+        }
     }
 }
 
