@@ -94,26 +94,33 @@ extension LifecycleEvent {
     /// spelled-out event. An event that cannot be decoded is a failure in its place; a batch whose framing
     /// breaks ends with one failure for the rest of it.
     public static func events(inEntry fields: [String: String]) -> [Result<LifecycleEvent, EnvelopeError>] {
+        var events: [Result<LifecycleEvent, EnvelopeError>] = []
+        forEachEvent(inEntry: fields) { events.append($0) }
+        return events
+    }
+
+    /// ``events(inEntry:)`` handed to `body` one by one, in order: the Recorder appends them straight to
+    /// its batch instead of growing an array per entry (an event is some 200 bytes).
+    public static func forEachEvent(inEntry fields: [String: String], _ body: (Result<LifecycleEvent, EnvelopeError>) -> Void) {
         guard var batch = fields[batchField] else {
-            do { return [.success(try LifecycleEvent(fields: fields))] } catch { return [.failure(error)] }
+            do { body(.success(try LifecycleEvent(fields: fields))) } catch { body(.failure(error)) }
+            return
         }
-        return batch.withUTF8 { bytes in
-            var events: [Result<LifecycleEvent, EnvelopeError>] = []
+        batch.withUTF8 { bytes in
             var at = 0
             while at < bytes.count {
                 guard let (length, start) = lengthPrefix(in: bytes, at: at) else {
-                    events.append(.failure(EnvelopeError(field: batchField, reason: "not a batch of framed events (<length>:<event>…)")))
+                    body(.failure(EnvelopeError(field: batchField, reason: "not a batch of framed events (<length>:<event>…)")))
                     break
                 }
                 do throws(EnvelopeError) {
                     let text = try LifecycleEventText(compact: UnsafeBufferPointer(rebasing: bytes[start..<start + length]))
-                    events.append(.success(try LifecycleEvent(text: text)))
+                    body(.success(try LifecycleEvent(text: text)))
                 } catch {
-                    events.append(.failure(error))
+                    body(.failure(error))
                 }
                 at = start + length
             }
-            return events
         }
     }
 }

@@ -119,6 +119,28 @@ struct TaskSubmissionParserTests {
         }
     }
 
+    @Test("a body with several bad members gets the same 400 whatever their order: the first of a fixed order")
+    func severalBadMembers() {
+        // The order the members are checked in: type, queue, max_attempts, idempotency_key, run_at,
+        // callback_url, limit_key, tags, delay, priority.
+        let bad = [#""priority":[2]"#, #""delay":true"#, #""tags":[]"#, #""limit_key":7"#, #""max_attempts":"x""#, #""queue":7"#]
+        for rotation in 0..<bad.count {
+            let members = Array(bad[rotation...] + bad[..<rotation])
+            for body in ["{" + (members + [#""type":"noop""#]).joined(separator: ",") + "}",
+                         #"{"tasks":[{"type":"noop"},{"#  + ([#""type":"noop""#] + members).joined(separator: ",") + "}]}"] {
+                do {
+                    _ = body.hasPrefix(#"{"tasks""#)
+                        ? try parser.parseBatch(Data(body.utf8), correlationID: "c", idempotencyKey: nil, now: 1).count
+                        : try parser.parseSingle(Data(body.utf8), correlationID: "c", idempotencyKey: nil, now: 1).maxAttempts
+                    Issue.record("accepted \(body)")
+                } catch {
+                    let expected = body.hasPrefix(#"{"tasks""#) ? "tasks[1].queue: expected a string" : "queue: expected a string"
+                    #expect(error.message == expected, "\(body)")
+                }
+            }
+        }
+    }
+
     @Test("a batch Idempotency-Key gives element i the key <key>:<i>, unless the element has its own")
     func batchKeys() throws {
         let body = #"{"tasks":[{"type":"noop"},{"type":"noop","idempotency_key":"own"}]}"#

@@ -224,6 +224,45 @@ struct EventCoalescingTests {
         #expect(merged.map(\.startedAtMillis) == [2, nil, 1])
     }
 
+    @Test("any batch coalesces as a task-by-task fold of its events in arrival order (500 seeded batches)")
+    func agreesWithAFoldPerTask() {
+        var random = SeededRandom(seed: 17)
+        let statuses: [TaskStatus] = [.running, .succeeded, .failed, .retrying, .dead, .cancelled]
+        for _ in 0..<500 {
+            var batch: [LifecycleEvent] = []
+            for position in 0..<Int.random(in: 1...40, using: &random) {
+                var next = event(
+                    Int64.random(in: 1...12, using: &random), statuses.randomElement(using: &random)!,
+                    attempt: Int.random(in: 1...3, using: &random), at: Int64.random(in: 1...6, using: &random))
+                next.agent = "agent-\(position)"
+                if Bool.random(using: &random) { next.startedAtMillis = Int64.random(in: 1...6, using: &random) }
+                batch.append(next)
+            }
+            #expect(EventStore.coalesce(batch) == Self.foldPerTask(batch))
+        }
+    }
+
+    /// The rule spelled out the slow way: each task's events folded in the order they came, the tasks
+    /// in id order.
+    private static func foldPerTask(_ events: [LifecycleEvent]) -> [LifecycleEvent] {
+        var folded: [TaskID: LifecycleEvent] = [:]
+        for event in events {
+            guard var state = folded[event.taskID] else {
+                var first = event
+                if first.status == .running, first.startedAtMillis == nil { first.startedAtMillis = first.atMillis }
+                folded[event.taskID] = first
+                continue
+            }
+            var starts = [state.startedAtMillis, event.startedAtMillis].compactMap { $0 }
+            if event.status == .running { starts.append(event.atMillis) }
+            let newer = (event.attempt, event.rank, event.atMillis) > (state.attempt, state.rank, state.atMillis)
+            if newer { state = event }
+            state.startedAtMillis = starts.min()
+            folded[event.taskID] = state
+        }
+        return folded.keys.sorted().map { folded[$0]! }
+    }
+
     @Test("a history row holds the event's id, and a detail built afresh for each event")
     func historyRows() throws {
         var first = event(12, .retrying, at: 1_000)
@@ -246,5 +285,18 @@ struct EventCoalescingTests {
         #expect(secondColumns[2] == "progress")
         #expect(secondColumns[6]?.hasPrefix("\u{1}" + #"{"cid":"c","progress":{"#) == true)
         #expect(secondColumns[6]?.contains("result") == false)
+    }
+}
+
+/// A small deterministic generator (SplitMix64): the same batches on every run.
+struct SeededRandom: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

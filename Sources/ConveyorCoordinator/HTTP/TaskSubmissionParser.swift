@@ -97,7 +97,7 @@ package struct TaskSubmissionParser: Sendable {
 
     /// Refuses an empty or overlong idempotency key, or one with control characters (a task's, or a
     /// workflow's `Idempotency-Key`).
-    static func checkIdempotencyKey(_ key: String?, at: String, index: Int?) throws(APIError) {
+    static func checkIdempotencyKey(_ key: String?, at: some CustomStringConvertible, index: Int?) throws(APIError) {
         guard let key else { return }
         guard !key.isEmpty, key.utf8.count <= maxIdempotencyKeyLength, !key.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
             throw .badRequest("\(at)idempotency key: must be 1–\(maxIdempotencyKeyLength) bytes without control characters", code: "invalid_field", index: index)
@@ -141,7 +141,7 @@ package struct TaskSubmissionParser: Sendable {
     func validate(
         _ body: TaskSubmissionBody, index: Int?, label: String? = nil, correlationID: String, idempotencyKey: String?, now: Int64
     ) throws(APIError) -> NewTask {
-        let at = label ?? index.map { "tasks[\($0)]." } ?? ""
+        let at = FieldPrefix(label: label, index: index)
         guard let definition = registry[body.type] else {
             throw .unprocessable("unknown_task_type", "\(at)type: unknown task type '\(body.type)'", index: index)
         }
@@ -194,7 +194,7 @@ package struct TaskSubmissionParser: Sendable {
     }
 
     /// When the task is due (Unix ms), or nil to run now: a time that has passed runs now too.
-    static func runAt(_ body: TaskSubmissionBody, at: String, index: Int?, now: Int64) throws(APIError) -> Int64? {
+    static func runAt(_ body: TaskSubmissionBody, at: some CustomStringConvertible, index: Int?, now: Int64) throws(APIError) -> Int64? {
         let due: Int64
         switch (body.delay, body.runAt) {
         case (nil, nil):
@@ -222,7 +222,7 @@ package struct TaskSubmissionParser: Sendable {
     }
 
     /// The tags as compact JSON (nil for none), or the 400 naming the tag at fault.
-    static func validateTags(_ tags: [String: String]?, at: String, index: Int?) throws(APIError) -> String? {
+    static func validateTags(_ tags: [String: String]?, at: some CustomStringConvertible, index: Int?) throws(APIError) -> String? {
         guard let tags, !tags.isEmpty else { return nil }
         guard tags.count <= maxTags else {
             throw .badRequest("\(at)tags: at most \(maxTags) tags, got \(tags.count)", code: "invalid_tags", index: index)
@@ -314,4 +314,14 @@ package struct TaskSubmissionParser: Sendable {
         default: "an object"
         }
     }
+}
+
+/// How a 400 or 422 names the element it is about: its label, `tasks[i].`, or nothing for a single
+/// task. Written only into an error's message: a batch's elements are almost always valid, and the
+/// text of each one's name cost an allocation per task.
+struct FieldPrefix: CustomStringConvertible {
+    var label: String?
+    var index: Int?
+
+    var description: String { label ?? index.map { "tasks[\($0)]." } ?? "" }
 }

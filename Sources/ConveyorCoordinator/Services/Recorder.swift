@@ -156,11 +156,15 @@ public final class Recorder: Service, Sendable {
     /// Records the events of `read`, then acknowledges its entries.
     private func record(_ read: [(stream: String, entries: [StreamEntry])]) async throws {
         var events: [LifecycleEvent] = []
-        events.reserveCapacity(read.reduce(0) { $0 + $1.entries.count })
+        // An agent's entry holds up to `eventsPerBatchEntry` events (some 200 bytes each): room for a full
+        // read of one stream's batch entries without regrowing, and no more than the batch size beyond the
+        // entries (many streams of single events then grow it instead).
+        let entries = read.reduce(0) { $0 + $1.entries.count }
+        events.reserveCapacity(min(entries * Scripts.eventsPerBatchEntry, max(entries, batchSize)))
         for (stream, entries) in read {
             for entry in entries {
                 guard let fields = entry.fields else { continue }  // deleted meanwhile: nothing to record
-                for result in LifecycleEvent.events(inEntry: fields) {
+                LifecycleEvent.forEachEvent(inEntry: fields) { result in
                     switch result {
                     case .success(let event): events.append(event)
                     case .failure(let error):
