@@ -211,7 +211,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ConveyorAgentTests",
-            dependencies: ["ConveyorAgent", "ConveyorRedis"],
+            dependencies: ["ConveyorAgent", "ConveyorRedis", "ConveyorMetricNames", .product(name: "MetricsTestKit", package: "swift-metrics")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

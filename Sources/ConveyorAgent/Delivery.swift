@@ -16,6 +16,12 @@ public struct Delivery: Sendable, Hashable {
     public struct Key: Hashable, Sendable {
         public var stream: String
         public var entryID: String
+
+        /// The entry id alone: entries of different streams almost never share one (it is a time and a
+        /// sequence), equality still compares both, and the agent hashes a key three times per task.
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(entryID)
+        }
     }
 
     /// The key as text, for the progress book (its throttle is keyed by text; only tasks that report

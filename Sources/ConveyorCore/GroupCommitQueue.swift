@@ -214,11 +214,14 @@ public final class GroupCommitQueue<Item: Sendable>: Sendable {
         let (batch, producers) = state.withLock { state -> ([Item]?, Deque<UnsafeContinuation<Void, Never>>) in
             guard !state.entries.isEmpty else { return (nil, []) }
             var batch: [Item] = []
+            batch.reserveCapacity(min(state.entries.count, maximumWeight))
             var taken = 0
-            while let first = state.entries.first, batch.isEmpty || taken + first.weight <= maximumWeight {
-                state.entries.removeFirst()
-                taken += first.weight
-                batch.append(first.item)
+            // Each entry is moved out of the queue into the batch: reading `first` and then removing it
+            // copied every item (a completion holds a dozen references, each retained and released again).
+            while !state.entries.isEmpty, batch.isEmpty || taken + state.entries[state.entries.startIndex].weight <= maximumWeight {
+                let entry = state.entries.removeFirst()
+                taken += entry.weight
+                batch.append(entry.item)
             }
             state.weight -= taken
             state.urgentWaiting = false

@@ -1,7 +1,9 @@
 @testable import ConveyorAgent
 import ConveyorCore
+import ConveyorMetricNames
 import ConveyorRedis
 import Logging
+import MetricsTestKit
 import Testing
 
 @Suite("Completer: what one batch asks Redis to do")
@@ -151,5 +153,40 @@ struct CompleterTests {
             general.removeFirst(5)
         }
         #expect(steps == ["running@10", "succeeded@12"])
+    }
+}
+
+@Suite("Completer: what a reported batch counts")
+struct CompleterMetricsTests {
+    private func finished(_ type: String, _ outcome: AttemptOutcome, attempt: Int = 1, started: Int64 = 100, at: Int64 = 130) -> Completer.Item {
+        let delivery = Delivery(queue: "default", stream: "p:{default}:ready", entryID: "1-\(started)", envelope: TaskEnvelope(
+            id: TaskID(started), type: type, params: "{}", correlationID: "c", attempt: attempt, maxAttempts: 3, enqueuedAtMillis: 40))
+        return .finished(delivery, outcome, startedAtMillis: started, atMillis: at)
+    }
+
+    @Test("outcomes are counted per type and outcome; every attempt's run time is recorded, end to end only for a final outcome")
+    func countsPerTypeAndOutcome() throws {
+        let metrics = TestMetrics()
+        Completer.recordMetrics([
+            finished("a", .succeeded(result: nil)), finished("b", .succeeded(result: nil)), finished("a", .succeeded(result: nil)),
+            finished("a", .failed(error: "x", retryable: true)), finished("b", .failed(error: "x", retryable: true), attempt: 3),
+            finished("b", .cancelled), finished("a", .failed(error: "x", retryable: false)),
+            .started(Delivery(queue: "default", stream: "s", entryID: "9-0", envelope: TaskEnvelope(
+                id: TaskID(9), type: "a", params: "{}", correlationID: "c", attempt: 1, maxAttempts: 3, enqueuedAtMillis: 0)), atMillis: 1),
+        ], factory: metrics)
+        let completed = MetricsCatalog.tasksCompleted.name
+        #expect(try metrics.expectCounter(completed, [("type", "a"), ("outcome", "succeeded")]).totalValue == 2)
+        #expect(try metrics.expectCounter(completed, [("type", "a"), ("outcome", "retrying")]).totalValue == 1)
+        #expect(try metrics.expectCounter(completed, [("type", "a"), ("outcome", "dead")]).totalValue == 1)
+        #expect(try metrics.expectCounter(completed, [("type", "b"), ("outcome", "succeeded")]).totalValue == 1)
+        #expect(try metrics.expectCounter(completed, [("type", "b"), ("outcome", "dead")]).totalValue == 1, "attempt 3 of 3 does not retry")
+        #expect(try metrics.expectCounter(completed, [("type", "b"), ("outcome", "cancelled")]).totalValue == 1)
+        #expect(throws: (any Error).self) { try metrics.expectCounter(completed, [("type", "b"), ("outcome", "retrying")]) }
+        #expect(try metrics.expectCounter(MetricsCatalog.retries.name, [("type", "a")]).totalValue == 1)
+        #expect(throws: (any Error).self) { try metrics.expectCounter(MetricsCatalog.retries.name, [("type", "b")]) }
+        #expect(try metrics.expectTimer(MetricsCatalog.taskRun.name, [("type", "a")]).values == Array(repeating: 30_000_000, count: 4))
+        #expect(try metrics.expectTimer(MetricsCatalog.taskRun.name, [("type", "b")]).values.count == 3)
+        #expect(try metrics.expectTimer(MetricsCatalog.taskEndToEnd.name, [("type", "a")]).values == Array(repeating: 90_000_000, count: 3))
+        #expect(try metrics.expectTimer(MetricsCatalog.taskEndToEnd.name, [("type", "b")]).values.count == 3)
     }
 }

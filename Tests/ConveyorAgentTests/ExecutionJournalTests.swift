@@ -109,6 +109,15 @@ struct DeliveryEntryIDTests {
             id: TaskID(1), type: "t", params: "{}", correlationID: "c", attempt: 1, maxAttempts: 1, enqueuedAtMillis: 0))
     }
 
+    @Test("a key is its stream and entry id together: the same id in two streams is two keys")
+    func keysOfTwoStreams() {
+        let keys: Set<Delivery.Key> = [
+            Delivery.Key(stream: "a", entryID: "1-0"), Delivery.Key(stream: "b", entryID: "1-0"), Delivery.Key(stream: "a", entryID: "1-0"),
+        ]
+        #expect(keys.count == 2)
+        #expect(keys.contains(Delivery.Key(stream: "b", entryID: "1-0")) && !keys.contains(Delivery.Key(stream: "c", entryID: "1-0")))
+    }
+
     @Test("the dispatch time is the entry id's milliseconds; an id that is not a stream id has none")
     func dispatchTimeFromTheEntryID() {
         #expect(delivery("1764857246123-0").dispatchedAtMillis == 1_764_857_246_123)

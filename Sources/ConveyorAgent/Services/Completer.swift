@@ -81,7 +81,7 @@ final class Completer: Service, Sendable {
             // be waiting for: it ends a linger.
             try await queue.enqueue(
                 .finished(delivery, outcome, startedAtMillis: startedAtMillis, atMillis: at, reported: reported),
-                urgent: gate.limitedTypes.contains(delivery.envelope.type))
+                urgent: !gate.limitedTypes.isEmpty && gate.limitedTypes.contains(delivery.envelope.type))
         } catch {
             // Only after shutdown: the entry stays pending and is redelivered, so nothing is lost.
             logger.warning("completion arrived after shutdown; the task will be redelivered", metadata: [LogKeys.taskID: "\(delivery.envelope.id)"])
@@ -123,34 +123,55 @@ final class Completer: Service, Sendable {
 
     /// Outcomes, run times and end-to-end times of a reported batch, counted per type and outcome so
     /// that a batch costs one counter update per (type, outcome), not one per task.
-    static func recordMetrics(_ batch: [Item]) {
-        var outcomes: [String: [String: Int]] = [:]
-        // Each handle costs a registry lookup under a lock: one per type per batch, not one per task.
-        var runTimers: [String: Timer] = [:]
-        var endToEndTimers: [String: Timer] = [:]
+    /// - Parameter factory: where the metrics go (the process' registry; a test's own).
+    static func recordMetrics(_ batch: [Item], factory: any MetricsFactory = MetricsSystem.factory) {
+        /// One type's share of the batch. A batch holds one type or a few: a short list searched by
+        /// equality costs less per task than hashing the type's name into a dictionary.
+        struct TypeTally {
+            var type: String
+            /// Succeeded, cancelled, retrying, dead.
+            var outcomes = [0, 0, 0, 0]
+            // Each handle costs a registry lookup under a lock: one per type per batch, not one per task.
+            let run: Timer
+            var endToEnd: Timer?
+        }
+        var tallies: [TypeTally] = []
         for case .finished(let delivery, let outcome, let started, let at, _) in batch {
             let envelope = delivery.envelope
-            let status: String
+            let outcomeIndex: Int
             switch outcome {
-            case .succeeded: status = "succeeded"
-            case .cancelled: status = "cancelled"
+            case .succeeded: outcomeIndex = 0
+            case .cancelled: outcomeIndex = 1
             case .failed, .timedOut:
-                status = outcome.failure!.retryable && envelope.attempt < envelope.maxAttempts ? "retrying" : "dead"
+                outcomeIndex = outcome.failure!.retryable && envelope.attempt < envelope.maxAttempts ? 2 : 3
             }
-            outcomes[envelope.type, default: [:]][status, default: 0] += 1
-            let type = envelope.type
-            if runTimers[type] == nil { runTimers[type] = Timer(label: MetricsCatalog.taskRun.name, dimensions: [("type", type)]) }
-            runTimers[type]!.recordMilliseconds(max(0, at - started))
-            if status != "retrying" {
+            let index: Int
+            if let found = tallies.firstIndex(where: { $0.type == envelope.type }) {
+                index = found
+            } else {
+                index = tallies.count
+                tallies.append(TypeTally(
+                    type: envelope.type, run: Timer(label: MetricsCatalog.taskRun.name, dimensions: [("type", envelope.type)], factory: factory)))
+            }
+            tallies[index].outcomes[outcomeIndex] += 1
+            tallies[index].run.recordMilliseconds(max(0, at - started))
+            if outcomeIndex != 2 {
                 // From the submission (retries keep it), or from the redrive for a redriven task.
-                if endToEndTimers[type] == nil { endToEndTimers[type] = Timer(label: MetricsCatalog.taskEndToEnd.name, dimensions: [("type", type)]) }
-                endToEndTimers[type]!.recordMilliseconds(max(0, at - envelope.enqueuedAtMillis))
+                if tallies[index].endToEnd == nil {
+                    tallies[index].endToEnd = Timer(label: MetricsCatalog.taskEndToEnd.name, dimensions: [("type", envelope.type)], factory: factory)
+                }
+                tallies[index].endToEnd!.recordMilliseconds(max(0, at - envelope.enqueuedAtMillis))
             }
         }
-        for (type, counts) in outcomes {
-            for (status, count) in counts {
-                Counter(label: MetricsCatalog.tasksCompleted.name, dimensions: [("type", type), ("outcome", status)]).increment(by: count)
-                if status == "retrying" { Counter(label: MetricsCatalog.retries.name, dimensions: [("type", type)]).increment(by: count) }
+        let outcomeNames = ["succeeded", "cancelled", "retrying", "dead"]
+        for tally in tallies {
+            for (outcomeIndex, count) in tally.outcomes.enumerated() where count > 0 {
+                let status = outcomeNames[outcomeIndex]
+                Counter(label: MetricsCatalog.tasksCompleted.name, dimensions: [("type", tally.type), ("outcome", status)], factory: factory)
+                    .increment(by: count)
+                if status == "retrying" {
+                    Counter(label: MetricsCatalog.retries.name, dimensions: [("type", tally.type)], factory: factory).increment(by: count)
+                }
             }
         }
     }
@@ -175,6 +196,9 @@ final class Completer: Service, Sendable {
     }
 
     func scriptCalls(for batch: [Item]) -> [ScriptCall] {
+        // Only a batch with starts in it asks which entries finished in it (an instant handler's attempt,
+        // the ceiling's, queues no start): no set of every finished entry otherwise.
+        let hasStarts = batch.contains { if case .started = $0 { true } else { false } }
         var finishedEntries = Set<Delivery.Key>()
         // An attempt's last progress report goes before its outcome: such an outcome stays in the general
         // items, behind the report, instead of moving ahead with the plain completions.
@@ -182,7 +206,7 @@ final class Completer: Service, Sendable {
         for item in batch {
             switch item {
             case .finished(let delivery, _, _, _, let didReport):
-                finishedEntries.insert(delivery.key)
+                if hasStarts { finishedEntries.insert(delivery.key) }
                 if didReport { reported.insert(delivery.key) }
             case .progress(let delivery, _, _): reported.insert(delivery.key)
             case .started: break

@@ -297,8 +297,8 @@ final class Executor: Service, Sendable {
             progress: progressBook.sink(for: delivery, startedAtMillis: startedAt))
         // Ends matter only for the limit proofs (how many runs of a limited type overlapped); the load
         // generator's ceiling runs keep one line per task, as before limits existed.
-        if gate.limitedTypes.contains(envelope.type) {
-            journal?.recordEnd(taskID: envelope.id.description, attempt: envelope.attempt, agent: agentID, atMillis: WallClock.nowMillis())
+        if let journal, !gate.limitedTypes.isEmpty, gate.limitedTypes.contains(envelope.type) {
+            journal.recordEnd(taskID: envelope.id.description, attempt: envelope.attempt, agent: agentID, atMillis: WallClock.nowMillis())
         }
         let ending = progressBook.finish(delivery)
         guard let outcome else {
