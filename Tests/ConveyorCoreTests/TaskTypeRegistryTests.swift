@@ -106,6 +106,20 @@ struct ConfigurationValueTests {
         #expect(CorrelationID.make(using: &generator) == "000000000000000100000000000000a0")
     }
 
+    @Test("a request's correlation id is its time in ms (12 hex digits) then 80 random bits, so ids sort by time")
+    func timeOrderedCorrelationIDs() {
+        var generator = Sequence64(values: [0xABCD_0000_0000_0000, 0xFEDC_BA98_7654_3210])
+        #expect(CorrelationID.timeOrdered(atMillis: 1_764_857_246_123, using: &generator) == "019ae9b071ababcdfedcba9876543210")
+        var earlier: String?
+        for millis in stride(from: Int64(1_000), through: 1_764_857_246_123, by: 97_310_021_117) {
+            let id = CorrelationID.timeOrdered(atMillis: millis)
+            #expect(id.count == 32 && id.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
+            if let earlier { #expect(earlier < id, "\(earlier) then \(id)") }
+            earlier = id
+        }
+        #expect(CorrelationID.timeOrdered(atMillis: 5) != CorrelationID.timeOrdered(atMillis: 5))
+    }
+
     @Test("UTC formatting matches known instants")
     func utcTime() {
         #expect(UTCTime.format(millis: 0) == "1970-01-01T00:00:00.000Z")

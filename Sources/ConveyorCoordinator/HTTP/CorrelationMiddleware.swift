@@ -9,7 +9,7 @@ struct CorrelationMiddleware: RouterMiddleware {
         next: (Request, CoordinatorRequestContext) async throws -> Response
     ) async throws -> Response {
         var context = context
-        let correlationID = CorrelationID.sanitize(request.headers.value(of: .correlationID)) ?? CorrelationID.make()
+        let correlationID = CorrelationID.sanitize(request.headers.value(of: .correlationID)) ?? CorrelationID.timeOrdered()
         context.correlationID = correlationID
         var response = try await next(request, context)
         response.headers[.correlationID] = correlationID

@@ -1365,7 +1365,7 @@ components:
       description: |-
         Ties the request to its tasks, log lines and events. Used as given when it is 1–128 bytes of
         printable ASCII without spaces, `"` or `\`; otherwise (or when absent) the coordinator makes
-        one (32 hex digits). Echoed on every response; recorded as the `correlation_id` of the tasks
+        one (32 hex digits: the time in ms, then 80 random bits). Echoed on every response; recorded as the `correlation_id` of the tasks
         and workflows the request submits.
       schema:
         type: string

@@ -111,7 +111,7 @@ public final class Scheduler: Service, Sendable {
         let tasks = ticks.map { tick in
             NewTask(
                 type: definition.name, queue: schedule.queue ?? definition.queue, params: schedule.params,
-                correlationID: CorrelationID.make(), idempotencyKey: schedule.idempotencyKey(tickMillis: tick),
+                correlationID: CorrelationID.timeOrdered(), idempotencyKey: schedule.idempotencyKey(tickMillis: tick),
                 maxAttempts: definition.maxAttempts, createdAtMillis: now, tags: tags, callbackURL: definition.callbackURL)
         }
         let inserted = try await submit(tasks)
