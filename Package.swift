@@ -206,7 +206,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ConveyorPostgresTests",
-            dependencies: ["ConveyorPostgres"],
+            dependencies: ["ConveyorPostgres", "ConveyorTesting"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -1,5 +1,6 @@
 import ConveyorConfiguration
 import ConveyorCore
+import ConveyorTesting
 import Testing
 
 @Suite("Task-type registry (YAML)")
@@ -139,20 +140,6 @@ struct ConfigurationValueTests {
             #expect(String(decoding: bytes, as: UTF8.self) == "A" + UTCTime.format(millis: millis, separator: " ", suffix: "+00"))
         }
     }
-}
-
-/// A deterministic generator (SplitMix64) for reproducible jitter.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
 }
 
 extension TaskTypeRegistryTests {

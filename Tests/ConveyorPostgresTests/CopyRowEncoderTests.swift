@@ -1,5 +1,6 @@
 @testable import ConveyorPostgres
 import ConveyorCore
+import ConveyorTesting
 import Testing
 
 /// Reads a binary COPY stream back: checks its signature, each row's field count and the trailer, and
@@ -226,7 +227,7 @@ struct EventCoalescingTests {
 
     @Test("any batch coalesces as a task-by-task fold of its events in arrival order (500 seeded batches)")
     func agreesWithAFoldPerTask() {
-        var random = SeededRandom(seed: 17)
+        var random = SeededGenerator(seed: 17)
         let statuses: [TaskStatus] = [.running, .succeeded, .failed, .retrying, .dead, .cancelled]
         for _ in 0..<500 {
             var batch: [LifecycleEvent] = []
@@ -285,18 +286,5 @@ struct EventCoalescingTests {
         #expect(secondColumns[2] == "progress")
         #expect(secondColumns[6]?.hasPrefix("\u{1}" + #"{"cid":"c","progress":{"#) == true)
         #expect(secondColumns[6]?.contains("result") == false)
-    }
-}
-
-/// A small deterministic generator (SplitMix64): the same batches on every run.
-struct SeededRandom: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
