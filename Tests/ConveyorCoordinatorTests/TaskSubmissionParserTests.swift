@@ -119,6 +119,20 @@ struct TaskSubmissionParserTests {
         }
     }
 
+    @Test("a batch element that is not an object, or has no type, is named by its index", arguments: [
+        (#"{"tasks":[{"type":"noop"},1]}"#, "tasks[1]: expected an object"),
+        (#"{"tasks":[{"type":"noop"},null]}"#, "tasks[1]: expected an object, got null"),
+        (#"{"tasks":[{}]}"#, "tasks[0].type: required"),
+    ])
+    func batchElementNames(body: String, message: String) {
+        do {
+            _ = try parser.parseBatch(Data(body.utf8), correlationID: "c", idempotencyKey: nil, now: 1)
+            Issue.record("accepted \(body)")
+        } catch {
+            #expect(error.message == message)
+        }
+    }
+
     @Test("a body with several bad members gets the same 400 whatever their order: the first of a fixed order")
     func severalBadMembers() {
         // The order the members are checked in: type, queue, max_attempts, idempotency_key, run_at,
