@@ -127,10 +127,21 @@ final class Completer: Service, Sendable {
     static func recordMetrics(_ batch: [Item], factory: any MetricsFactory = MetricsSystem.factory) {
         /// One type's share of the batch. A batch holds one type or a few: a short list searched by
         /// equality costs less per task than hashing the type's name into a dictionary.
+        enum Tallied: Int, CaseIterable {
+            case succeeded, cancelled, retrying, dead
+            var name: String {
+                switch self {
+                case .succeeded: "succeeded"
+                case .cancelled: "cancelled"
+                case .retrying: "retrying"
+                case .dead: "dead"
+                }
+            }
+        }
         struct TypeTally {
             var type: String
-            /// Succeeded, cancelled, retrying, dead.
-            var outcomes = [0, 0, 0, 0]
+            /// Counts by ``Tallied`` raw value.
+            var outcomes = Array(repeating: 0, count: Tallied.allCases.count)
             // Each handle costs a registry lookup under a lock: one per type per batch, not one per task.
             let run: Timer
             var endToEnd: Timer?
@@ -138,12 +149,12 @@ final class Completer: Service, Sendable {
         var tallies: [TypeTally] = []
         for case .finished(let delivery, let outcome, let started, let at, _) in batch {
             let envelope = delivery.envelope
-            let outcomeIndex: Int
+            let tallied: Tallied
             switch outcome {
-            case .succeeded: outcomeIndex = 0
-            case .cancelled: outcomeIndex = 1
+            case .succeeded: tallied = .succeeded
+            case .cancelled: tallied = .cancelled
             case .failed, .timedOut:
-                outcomeIndex = outcome.failure!.retryable && envelope.attempt < envelope.maxAttempts ? 2 : 3
+                tallied = outcome.failure!.retryable && envelope.attempt < envelope.maxAttempts ? .retrying : .dead
             }
             let index: Int
             if let found = tallies.firstIndex(where: { $0.type == envelope.type }) {
@@ -153,9 +164,9 @@ final class Completer: Service, Sendable {
                 tallies.append(TypeTally(
                     type: envelope.type, run: Timer(label: MetricsCatalog.taskRun.name, dimensions: [("type", envelope.type)], factory: factory)))
             }
-            tallies[index].outcomes[outcomeIndex] += 1
+            tallies[index].outcomes[tallied.rawValue] += 1
             tallies[index].run.recordMilliseconds(max(0, at - started))
-            if outcomeIndex != 2 {
+            if tallied != .retrying {
                 // From the submission (retries keep it), or from the redrive for a redriven task.
                 if tallies[index].endToEnd == nil {
                     tallies[index].endToEnd = Timer(label: MetricsCatalog.taskEndToEnd.name, dimensions: [("type", envelope.type)], factory: factory)
@@ -163,13 +174,12 @@ final class Completer: Service, Sendable {
                 tallies[index].endToEnd!.recordMilliseconds(max(0, at - envelope.enqueuedAtMillis))
             }
         }
-        let outcomeNames = ["succeeded", "cancelled", "retrying", "dead"]
         for tally in tallies {
-            for (outcomeIndex, count) in tally.outcomes.enumerated() where count > 0 {
-                let status = outcomeNames[outcomeIndex]
-                Counter(label: MetricsCatalog.tasksCompleted.name, dimensions: [("type", tally.type), ("outcome", status)], factory: factory)
+            for tallied in Tallied.allCases where tally.outcomes[tallied.rawValue] > 0 {
+                let count = tally.outcomes[tallied.rawValue]
+                Counter(label: MetricsCatalog.tasksCompleted.name, dimensions: [("type", tally.type), ("outcome", tallied.name)], factory: factory)
                     .increment(by: count)
-                if status == "retrying" {
+                if tallied == .retrying {
                     Counter(label: MetricsCatalog.retries.name, dimensions: [("type", tally.type)], factory: factory).increment(by: count)
                 }
             }
