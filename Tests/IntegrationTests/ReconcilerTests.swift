@@ -26,8 +26,9 @@ struct ReconcilerTests {
     private func quietStack(_ configure: @escaping (inout CoordinatorConfiguration) -> Void) async throws -> Stack {
         let clock = MockClock()
         let stack = try await Stack.start(registry: registry, agents: 0, coordinatorClock: clock, configure: configure)
-        // PartitionMaintainer, Retention, RedisJanitor, Forwarder and Reconciler, each after its first pass.
-        await clock.waitForSleepers(6)
+        // PartitionMaintainer, Retention, RedisJanitor, Forwarder, Reconciler, Scheduler and WorkflowSweeper,
+        // each after its first pass (six returned while the Reconciler's first pass could still run).
+        await clock.waitForSleepers(7)
         return stack
     }
 
