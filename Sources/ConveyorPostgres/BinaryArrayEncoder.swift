@@ -60,6 +60,11 @@ public struct BinaryArrayEncoder: Sendable {
         appendElement(.jsonb, value) { $0.appendValue(jsonb: $1) }
     }
 
+    /// A `jsonb` element from JSON text already in bytes.
+    public mutating func append(jsonb value: [UInt8]) {
+        appendElement(.jsonb, value) { $0.appendValue(jsonb: $1) }
+    }
+
     public mutating func append(timestamptzMillis value: Int64?) {
         appendElement(.timestamptz, value) { $0.appendValue(timestamptzMillis: $1) }
     }

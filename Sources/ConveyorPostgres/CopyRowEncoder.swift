@@ -50,6 +50,12 @@ public struct CopyRowEncoder: Sendable {
         bytes.appendValue(jsonb: value)
     }
 
+    /// A `jsonb` column from JSON text already in bytes.
+    public mutating func append(jsonb value: [UInt8]) {
+        openField()
+        bytes.appendValue(jsonb: value)
+    }
+
     /// A `bigint` column.
     public mutating func append(bigint value: Int64?) {
         openField()

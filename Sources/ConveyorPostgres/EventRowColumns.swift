@@ -15,7 +15,7 @@ struct EventRowColumns {
 
     /// One row; `eventID` writes the event id's bytes (never a NUL byte).
     mutating func append(
-        eventID: (inout [UInt8]) -> Void, taskID: Int64, status: String, attempt: Int, agent: String, atMillis: Int64, detail: String
+        eventID: (inout [UInt8]) -> Void, taskID: Int64, status: String, attempt: Int, agent: String, atMillis: Int64, detail: [UInt8]
     ) {
         rows.columns[0].append(textWrittenBy: eventID)
         rows.columns[1].append(bigint: taskID)

@@ -303,42 +303,44 @@ public struct EventStore: Sendable {
         return rows.finish()
     }
 
-    /// Each event with its history row's detail (JSON): one buffer for every row's, since built afresh
-    /// per event it grew (and allocated) several times per event of every batch.
-    private static func forEachHistoryRow(of events: [LifecycleEvent], _ body: (LifecycleEvent, String) -> Void) {
-        var detail = ""
+    /// Each event with its history row's detail (JSON, as bytes): one buffer for every row's, since built
+    /// afresh per event it grew (and allocated) several times per event of every batch. Bytes rather
+    /// than a `String`: it runs for every event, and the history's encoding was 7.7 % of the coordinator's
+    /// samples at the ceiling, a `String`'s appends and its copy into the row among them.
+    private static func forEachHistoryRow(of events: [LifecycleEvent], _ body: (LifecycleEvent, [UInt8]) -> Void) {
+        var detail: [UInt8] = []
         detail.reserveCapacity(256)
         for event in events {
             detail.removeAll(keepingCapacity: true)
-            detail += "{\"cid\":"
+            detail.append(contentsOf: #"{"cid":"#.utf8)
             JSONValue.writeString(event.correlationID, into: &detail)
             if let error = event.error {
-                detail += ",\"error\":"
+                detail.append(contentsOf: #","error":"#.utf8)
                 JSONValue.writeString(error, into: &detail)
             }
             if let result = event.result {
-                detail += ",\"result\":"
-                detail += result
+                detail.append(contentsOf: #","result":"#.utf8)
+                detail.append(contentsOf: result.utf8)
             }
             // What the history shows besides the status: when the attempt was dispatched and started,
             // when a retry is due, and a progress report. Times in Unix ms.
             if let started = event.startedAtMillis, !event.isProgress {
-                detail += ",\"started\":"
-                detail += String(started)
+                detail.append(contentsOf: #","started":"#.utf8)
+                detail.appendDecimal(started)
             }
             if let dispatched = event.dispatchedAtMillis {
-                detail += ",\"dispatched\":"
-                detail += String(dispatched)
+                detail.append(contentsOf: #","dispatched":"#.utf8)
+                detail.appendDecimal(dispatched)
             }
             if let next = event.nextAttemptAtMillis {
-                detail += ",\"next_attempt\":"
-                detail += String(next)
+                detail.append(contentsOf: #","next_attempt":"#.utf8)
+                detail.appendDecimal(next)
             }
             if let progress = event.progress {
-                detail += ",\"progress\":"
-                detail += progress.json(attempt: event.attempt, atMillis: event.atMillis)
+                detail.append(contentsOf: #","progress":"#.utf8)
+                detail.append(contentsOf: progress.json(attempt: event.attempt, atMillis: event.atMillis).utf8)
             }
-            detail += "}"
+            detail.append(UInt8(ascii: "}"))
             body(event, detail)
         }
     }
@@ -362,5 +364,13 @@ public struct EventStore: Sendable {
             rows.endRow()
         }
         return rows.finish()
+    }
+}
+
+extension [UInt8] {
+    /// A signed number's decimal digits (a time in the history's detail).
+    fileprivate mutating func appendDecimal(_ value: Int64) {
+        if value < 0 { append(UInt8(ascii: "-")) }
+        appendDecimalDigits(of: value.magnitude)
     }
 }

@@ -37,6 +37,16 @@ extension [UInt8] {
         }
     }
 
+    /// `jsonb` from JSON text already in bytes (NUL bytes replaced as in ``appendValue(text:)``).
+    mutating func appendValue(jsonb value: [UInt8]) {
+        value.withUnsafeBufferPointer { utf8 in
+            appendValue { bytes in
+                bytes.append(1)
+                bytes.appendReplacingNUL(utf8)
+            }
+        }
+    }
+
     mutating func appendValue(bigint value: Int64) {
         appendBigEndian(Int32(8))
         appendBigEndian(value)

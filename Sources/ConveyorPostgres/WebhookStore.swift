@@ -132,7 +132,7 @@ public struct WebhookStore: Sendable {
             // The delivery id is read back from a text column, so it holds no NUL byte.
             history.append(
                 eventID: { $0.append(contentsOf: "\(delivery.id)-webhook-\(delivery.attempt)".utf8) }, taskID: delivery.taskID.rawValue, status: "webhook",
-                attempt: delivery.taskAttempt, agent: "webhooks", atMillis: now, detail: detail)
+                attempt: delivery.taskAttempt, agent: "webhooks", atMillis: now, detail: Array(detail.utf8))
         }
         let (finished, retries, historyRows) = (done, (ids: retryIDs, at: retryAt, errors: retryErrors), history.finish())
         try await client.withSession { session in

@@ -1,4 +1,5 @@
 import ConveyorCore
+import ConveyorTesting
 import Foundation
 import Testing
 
@@ -17,6 +18,27 @@ struct JSONValueTests {
         let value = JSONValue.string("a\"b\\c\nd\te\u{01}é")
         #expect(value.serialized == #""a\"b\\c\nd\te\u0001é""#)
         #expect(try JSONValue.parse(value.serialized) == value)
+    }
+
+    @Test("a string literal written as bytes is the one written as text, for every kind of character")
+    func bytesMatchText() {
+        let alphabet: [Unicode.Scalar] = ["a", "Z", "0", " ", "\"", "\\", "/", "\n", "\r", "\t", "\u{0}", "\u{01}", "\u{1F}", "\u{7F}", "é", "€", "😀"]
+        var generator = SeededGenerator(seed: 17)
+        var strings = ["", "plain", "a\"b\\c\nd\te\u{01}é", "\u{0}"] + alphabet.map { String(Character($0)) }
+        for _ in 0..<2000 {
+            var string = ""
+            for _ in 0..<Int.random(in: 0...12, using: &generator) {
+                string.unicodeScalars.append(alphabet[Int.random(in: 0..<alphabet.count, using: &generator)])
+            }
+            strings.append(string)
+        }
+        for string in strings {
+            var text = ""
+            JSONValue.writeString(string, into: &text)
+            var bytes: [UInt8] = []
+            JSONValue.writeString(string, into: &bytes)
+            #expect(bytes == Array(text.utf8), "\(string.debugDescription)")
+        }
     }
 
     @Test("a NUL character is written as U+FFFD, since PostgreSQL cannot store it")
