@@ -109,31 +109,21 @@ public enum JSONValue: Sendable, Hashable {
     /// A NUL character is written as U+FFFD: PostgreSQL's jsonb cannot store `\u0000`, and one such value
     /// must not make a whole batch fail.
     public static func writeString(_ value: String, into out: inout String) {
-        out += "\""
-        var needsEscape = false
-        for byte in value.utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-            needsEscape = true
-            break
-        }
-        if !needsEscape {
+        guard needsEscape(value) else {
+            out += "\""
             out += value
-        } else {
-            for scalar in value.unicodeScalars {
-                switch scalar {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                case "\u{0}": out += "\\ufffd"
-                case _ where scalar.value < 0x20:
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                default: out.unicodeScalars.append(scalar)
-                }
-            }
+            out += "\""
+            return
         }
-        out += "\""
+        // Rare (a quote, a backslash or a control character): the byte form holds the one escape table.
+        var bytes: [UInt8] = []
+        writeString(value, into: &bytes)
+        out += String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Whether `value` holds a character a JSON string literal must escape.
+    private static func needsEscape(_ value: String) -> Bool {
+        value.utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
     }
 }
 
@@ -142,12 +132,7 @@ extension JSONValue {
     /// the hot path that build their text as bytes (a history row's detail, once per event).
     public static func writeString(_ value: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        var needsEscape = false
-        for byte in value.utf8 where byte < 0x20 || byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-            needsEscape = true
-            break
-        }
-        guard needsEscape else {
+        guard needsEscape(value) else {
             out.append(contentsOf: value.utf8)
             out.append(UInt8(ascii: "\""))
             return

@@ -29,21 +29,18 @@ extension [UInt8] {
     /// `jsonb`: the version byte, then the JSON text (which PostgreSQL parses, as it did the text).
     mutating func appendValue(jsonb value: String) {
         var value = value
-        value.withUTF8 { utf8 in
-            appendValue { bytes in
-                bytes.append(1)
-                bytes.appendReplacingNUL(utf8)
-            }
-        }
+        value.withUTF8 { appendValue(jsonbUTF8: $0) }
     }
 
     /// `jsonb` from JSON text already in bytes (NUL bytes replaced as in ``appendValue(text:)``).
     mutating func appendValue(jsonb value: [UInt8]) {
-        value.withUnsafeBufferPointer { utf8 in
-            appendValue { bytes in
-                bytes.append(1)
-                bytes.appendReplacingNUL(utf8)
-            }
+        value.withUnsafeBufferPointer { appendValue(jsonbUTF8: $0) }
+    }
+
+    private mutating func appendValue(jsonbUTF8 utf8: UnsafeBufferPointer<UInt8>) {
+        appendValue { bytes in
+            bytes.append(1)
+            bytes.appendReplacingNUL(utf8)
         }
     }
 
