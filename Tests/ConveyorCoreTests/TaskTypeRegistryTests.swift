@@ -121,6 +121,21 @@ struct ConfigurationValueTests {
         #expect(CorrelationID.timeOrdered(atMillis: 5) != CorrelationID.timeOrdered(atMillis: 5))
     }
 
+    @Test("ids made in the same millisecond never repeat, from one thread or many")
+    func timeOrderedIDsAreUniqueWithinAMillisecond() async {
+        var seen = Set<String>()
+        for _ in 0..<100_000 { seen.insert(CorrelationID.timeOrdered(atMillis: 7)) }
+        #expect(seen.count == 100_000)
+        let concurrent = await withTaskGroup(of: [String].self) { group in
+            for _ in 0..<4 { group.addTask { (0..<10_000).map { _ in CorrelationID.timeOrdered(atMillis: 7) } } }
+            return await group.reduce(into: [String]()) { $0 += $1 }
+        }
+        #expect(Set(concurrent).count == 40_000 && seen.isDisjoint(with: concurrent))
+        // The random part uses every bit: no position is stuck over 1,000 ids.
+        let parts = seen.prefix(1_000).map { UInt64($0.suffix(16), radix: 16)! }
+        #expect(parts.reduce(0, |) == .max && parts.reduce(.max, &) == 0)
+    }
+
     @Test("UTC formatting matches known instants")
     func utcTime() {
         #expect(UTCTime.format(millis: 0) == "1970-01-01T00:00:00.000Z")
