@@ -29,8 +29,9 @@ struct MetricsMiddleware: RouterMiddleware {
 /// The metric handles of each (route, method, status) the server has answered, made once.
 ///
 /// `Counter(label:dimensions:)` and `Timer(label:dimensions:)` allocate a handle and its dimensions and
-/// look the metric up in the factory on every call; three per request, on every request. A bounded
-/// set of keys (routes are patterns, statuses a few), so the table never grows past a few dozen.
+/// look the metric up in the factory on every call; three per request, on every request. One entry per
+/// request counter the registry holds anyway (routes are patterns, unknown paths one "unmatched"), so the
+/// table grows only as `/metrics` does.
 final class RequestMetricHandles: Sendable {
     struct Handles: Sendable {
         let requests: Counter
